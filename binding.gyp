@@ -1,0 +1,33 @@
+{
+  "targets": [
+    {
+      "target_name": "goodsrec_native",
+      "sources": [
+        "native/addon.cc",
+        "native/args.cc",
+        "native/tensor_core.cc",
+        "native/ops_math.cc",
+        "native/ops_nn.cc",
+        "native/ops_shape.cc",
+        "native/ops_reduce.cc",
+        "native/ops_extra.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node scripts/find-libtorch.mjs include)"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NODE_ADDON_API_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_CPP_EXCEPTIONS_ALL",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "<!@(node scripts/find-libtorch.mjs defines)"
+      ],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "ldflags": ["<!@(node scripts/find-libtorch.mjs libs)"],
+      "libraries": ["<!@(node scripts/find-libtorch.mjs libs)"]
+    }
+  ]
+}

@@ -1,0 +1,15 @@
+// goodsrec's tensor engine: libtorch through a Node-API addon.
+export { Tensor, type Device, type MemoryFormat, type Scalar, type ValuesIndices } from './tensor.js';
+export { type DType, DTYPES, isFloating, bytesPerElement, type TypedArrayOf } from './dtype.js';
+export {
+  tensor, scalar, empty, zeros, ones, full, rand, randn, randint, randperm, arange, linspace, eye,
+  zerosLike, onesLike, fullLike, emptyLike, randLike, randnLike, type CreateOptions,
+} from './creation.js';
+export { tidy, keep, scopeDepth } from './scope.js';
+export {
+  memory, setNumThreads, getNumThreads, manualSeed, cuda, buildInfo, noGrad, enableGrad, isGradEnabled,
+  type MemoryInfo, type BuildInfo,
+} from './runtime.js';
+export { autocast, GradScaler, allFinite, type AutocastDevice, type GradScalerOptions } from './autocast.js';
+export * as F from './functional.js';
+export { cat, stack, where, einsum } from './functional.js';

@@ -1,0 +1,60 @@
+// Process-wide engine settings and facts: threads, seeds, devices, memory, grad mode.
+import { availableParallelism } from 'node:os';
+import { call } from './native.js';
+
+export interface MemoryInfo {
+  /** Tensor handles alive (not disposed). */
+  tensors: number;
+  /** Bytes of distinct CPU storages those handles keep alive. */
+  bytes: number;
+  /** Same, on CUDA devices. */
+  cudaBytes: number;
+  /** Process resident set size. */
+  rss: number;
+}
+
+export function memory(): MemoryInfo {
+  const m = call('memory') as Omit<MemoryInfo, 'rss'>;
+  return { ...m, rss: process.memoryUsage.rss() };
+}
+
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`Expected a positive integer for threads but received ${n}`);
+  call('setNumThreads', n);
+}
+export function getNumThreads(): number { return call('getNumThreads') as number; }
+
+/** Seeds libtorch's generators (init, dropout, rand*). */
+export function manualSeed(seed: number): void {
+  if (!Number.isInteger(seed) || seed < 0) throw new RangeError(`Expected a non-negative integer seed but received ${seed}`);
+  call('manualSeed', seed);
+}
+
+export const cuda = {
+  isAvailable(): boolean { return call('cudaIsAvailable') as boolean; },
+  deviceCount(): number { return call('cudaDeviceCount') as number; },
+};
+
+export interface BuildInfo { torchVersion: string; parallelInfo: string; cuda: boolean; mkldnn: boolean }
+export function buildInfo(): BuildInfo { return call('buildInfo') as BuildInfo; }
+
+export function isGradEnabled(): boolean { return call('gradEnabled') as boolean; }
+
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  const prev = isGradEnabled();
+  call('setGradEnabled', enabled);
+  try {
+    const r = fn();
+    if (r instanceof Promise) throw new Error('noGrad()/enableGrad(): the function must be synchronous (grad mode is per thread and would leak across awaits)');
+    return r;
+  } finally {
+    call('setGradEnabled', prev);
+  }
+}
+/** Runs fn without recording operations for autograd. */
+export function noGrad<T>(fn: () => T): T { return withGradMode(false, fn); }
+export function enableGrad<T>(fn: () => T): T { return withGradMode(true, fn); }
+
+// Use all cores by default: libtorch's own default is 1 thread on these VMs.
+const envThreads = Number(process.env.GOODSREC_THREADS ?? '');
+setNumThreads(Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism());
