@@ -1,0 +1,126 @@
+/**
+ * Image decoding with sharp into 8-bit RGB (HWC), with bad-file classification.
+ *
+ * EXIF orientation is applied; grayscale, CMYK, palette and 16-bit images are converted to 8-bit sRGB;
+ * alpha is dropped (like PIL's convert('RGB'), which torchvision's ImageFolder uses) or flattened.
+ * The file is only read, never written.
+ */
+import { readFile } from 'node:fs/promises';
+import sharp, { type Sharp } from 'sharp';
+
+/** 8-bit RGB image, rows top to bottom, interleaved channels (HWC). */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+export type BadFileReason = 'empty' | 'unreadable' | 'not-an-image' | 'truncated' | 'too-large' | 'corrupt';
+
+export class BadImageError extends Error {
+  readonly path: string;
+  readonly reason: BadFileReason;
+  constructor(path: string, reason: BadFileReason, detail: string) {
+    super(`${path}: ${reason} (${detail})`);
+    this.name = 'BadImageError';
+    this.path = path;
+    this.reason = reason;
+  }
+}
+
+/** PIL's decompression-bomb error threshold (2 x Image.MAX_IMAGE_PIXELS). */
+export const DEFAULT_MAX_PIXELS = 178_956_970;
+
+export interface DecodeOptions {
+  /** Refuse images with more pixels than this (decompression bombs). */
+  maxPixels?: number;
+  /** What to do with an alpha channel: 'drop' (PIL convert('RGB')), or flatten onto black/white. */
+  alpha?: 'drop' | 'black' | 'white';
+  /**
+   * Reduced-size decoding: resize inside libvips (JPEG shrink-on-load, bilinear) to width x height,
+   * either stretched ('fill') or aspect kept and padded with `background` ('contain', the letterbox).
+   * Faster than decoding at full size, but not bit-equal to PIL.
+   */
+  resize?: { width: number; height: number; fit: 'fill' | 'contain'; background: readonly [number, number, number] };
+}
+
+function classify(path: string, err: unknown): BadImageError {
+  const msg = err instanceof Error ? err.message : String(err);
+  const m = msg.toLowerCase();
+  let reason: BadFileReason = 'corrupt';
+  if (m.includes('unsupported image format') || m.includes('not a known file format') || m.includes('bad seek') && m.includes('header')) reason = 'not-an-image';
+  else if (m.includes('pixel limit')) reason = 'too-large';
+  else if (m.includes('premature end') || m.includes('truncated') || m.includes('unexpected end') || m.includes('not enough data') || m.includes('read error') || m.includes('end of stream')) reason = 'truncated';
+  return new BadImageError(path, reason, msg.split('\n')[0]!);
+}
+
+/** Reads a file, rejecting missing, unreadable and empty ones with a BadImageError. */
+export async function readImageFile(path: string): Promise<Buffer> {
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (e) {
+    throw new BadImageError(path, 'unreadable', (e as NodeJS.ErrnoException).code ?? String(e));
+  }
+  if (buf.length === 0) throw new BadImageError(path, 'empty', '0 bytes');
+  return buf;
+}
+
+/** Builds the sharp pipeline that yields 8-bit sRGB, 3 channels. */
+function rgbPipeline(input: Buffer, opts: DecodeOptions): Sharp {
+  let s = sharp(input, { failOn: 'error', limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS, autoOrient: true, sequentialRead: true });
+  if (opts.alpha === 'black' || opts.alpha === 'white') s = s.flatten({ background: opts.alpha === 'black' ? '#000000' : '#ffffff' });
+  s = s.removeAlpha().toColourspace('srgb');
+  if (opts.resize) {
+    const [r, g, b] = opts.resize.background;
+    s = s.resize(opts.resize.width, opts.resize.height, { fit: opts.resize.fit, kernel: 'linear', background: { r, g, b, alpha: 1 } });
+  }
+  return s;
+}
+
+/** Decodes an encoded image buffer to RGB. `path` is only used in error messages. */
+export async function decodeBuffer(input: Buffer, path: string, opts: DecodeOptions = {}): Promise<RgbImage> {
+  if (input.length === 0) throw new BadImageError(path, 'empty', '0 bytes');
+  try {
+    const { data, info } = await rgbPipeline(input, opts).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+  } catch (e) {
+    if (e instanceof BadImageError) throw e;
+    throw classify(path, e);
+  }
+}
+
+/** Reads and decodes an image file to RGB; throws BadImageError for bad files. */
+export async function decodeImage(path: string, opts: DecodeOptions = {}): Promise<RgbImage> {
+  return decodeBuffer(await readImageFile(path), path, opts);
+}
+
+export interface ImageHeader {
+  width: number;
+  height: number;
+  format: string;
+  /** Size after applying EXIF orientation. */
+  orientedWidth: number;
+  orientedHeight: number;
+  channels: number;
+  space: string;
+  depth: string;
+}
+
+/** Header-only probe (no pixel decode). */
+export async function probeImage(input: Buffer, path: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<ImageHeader> {
+  try {
+    const m = await sharp(input, { limitInputPixels: maxPixels }).metadata();
+    if (!m.width || !m.height || !m.format) throw new Error('unsupported image format');
+    if (m.width * m.height > maxPixels) throw new Error(`Input image exceeds pixel limit (${m.width}x${m.height})`);
+    const swap = (m.orientation ?? 1) >= 5;
+    return {
+      width: m.width, height: m.height, format: m.format,
+      orientedWidth: swap ? m.height : m.width, orientedHeight: swap ? m.width : m.height,
+      channels: m.channels ?? 0, space: m.space ?? 'unknown', depth: m.depth ?? 'unknown',
+    };
+  } catch (e) {
+    throw classify(path, e);
+  }
+}

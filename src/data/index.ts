@@ -1,0 +1,8 @@
+/** goodsrec data layer: datasets, decoding, transforms, loader, analysis. */
+export * from './dataset.js';
+export * from './image.js';
+export * from './resample.js';
+export * from './color.js';
+export * from './autoaugment.js';
+export * from './erasing.js';
+export * from './transforms.js';

@@ -1,0 +1,363 @@
+/**
+ * The transform pipeline: a plain JSON-able config (stored in the run folder), validated once, then
+ * applied per sample with an Rng derived from (seed, epoch, index).
+ *
+ * Ops before `normalize` work on 8-bit RGB; `normalize` produces float32 CHW; `cutout` and
+ * `randomErasing` come after it (as in timm and the recipe). With `output: 'uint8'` the result stays
+ * 8-bit HWC for normalising later on the GPU: `normalize` is then not applied (its mean/std are kept
+ * for the consumer), and erasing fills with the colours that normalise to the same values.
+ */
+import type { RgbImage } from './image.js';
+import { decodeBuffer, readImageFile, DEFAULT_MAX_PIXELS } from './image.js';
+import { Rng } from '../util/rng.js';
+import { centerCrop, hflipInPlace, padToSquare, resizeBilinear, shorterSideSize, type Rgb } from './resample.js';
+import { applyColorJitter, planColorJitter } from './color.js';
+import { applyAugStep, parseRandAugment, planAutoAugment, planRandAugment } from './autoaugment.js';
+import { eraseFloatChw, eraseUint8Hwc, planCutout, planRandomErasing } from './erasing.js';
+
+/** A size: one number (square, or the shorter side for resize 'shorter') or [height, width]. */
+export type Size = number | [number, number];
+/** Padding colour: black, the dataset / normalisation mean, or explicit 8-bit RGB. */
+export type FillSpec = 'black' | 'mean' | [number, number, number];
+export type Triple = [number, number, number];
+
+export type TransformOp =
+  /** Structure-retention resize: pad to a square (image centred), then resize to size x size if given. */
+  | { op: 'letterbox'; size?: number; fill?: FillSpec }
+  /** 'shorter' (torchvision Resize(int)): shorter side to size; 'squash': to size x size ignoring aspect. [h, w] is exact. */
+  | { op: 'resize'; size: Size; mode?: 'shorter' | 'squash' }
+  | { op: 'centerCrop'; size: Size }
+  | { op: 'randomResizedCrop'; size: Size; scale?: [number, number]; ratio?: [number, number] }
+  | { op: 'hflip'; p?: number }
+  | { op: 'colorJitter'; brightness?: number; contrast?: number; saturation?: number; hue?: number }
+  | { op: 'autoAugment'; policy?: 'imagenet'; fill?: FillSpec }
+  | { op: 'randAugment'; config: string; fill?: FillSpec }
+  /** mean/std in 0..1 units; 'dataset' is replaced by statistics of the training split (resolvePipeline). */
+  | { op: 'normalize'; mean: Triple | 'dataset'; std: Triple | 'dataset' }
+  | { op: 'cutout'; length: number; holes?: number }
+  | { op: 'randomErasing'; p?: number; scale?: [number, number]; ratio?: [number, number]; mode?: 'const' | 'rand' | 'pixel'; count?: [number, number] };
+
+export interface PipelineConfig {
+  ops: TransformOp[];
+  /** 'float32': normalised CHW (batched NCHW); 'uint8': 8-bit HWC (batched NHWC). Default float32. */
+  output?: 'float32' | 'uint8';
+  /** Alpha handling at decode (default 'drop', like PIL convert('RGB')). */
+  alpha?: 'drop' | 'black' | 'white';
+  /**
+   * Let libvips do a leading letterbox/squash resize while decoding (JPEG shrink-on-load; no 8-bit copy
+   * of the full image). Faster; within a few levels of PIL instead of bit-exact. Default false.
+   */
+  fastDecode?: boolean;
+  /** Decompression-bomb limit in pixels. */
+  maxPixels?: number;
+}
+
+export interface ChannelStats { mean: Triple; std: Triple }
+
+function invalid(name: string, expected: string, actual: unknown): Error {
+  return new Error(`Expected ${expected} for ${name} but received ${JSON.stringify(actual)} of type ${typeof actual}`);
+}
+const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
+const isTriple = (v: unknown): v is Triple => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+const isRange = (v: unknown): v is [number, number] => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number' && Number.isFinite(x)) && v[0] <= v[1];
+
+function checkSize(name: string, v: unknown): void {
+  if (!(isPosInt(v) || (Array.isArray(v) && v.length === 2 && v.every(isPosInt)))) throw invalid(name, 'a positive integer or [height, width]', v);
+}
+function checkFill(name: string, v: unknown): void {
+  if (v === undefined || v === 'black' || v === 'mean') return;
+  if (!isTriple(v) || v.some((x) => x < 0 || x > 255)) throw invalid(name, "'black', 'mean' or [r, g, b] in 0..255", v);
+}
+function checkProb(name: string, v: unknown): void {
+  if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 1)) throw invalid(name, 'a probability in [0, 1]', v);
+}
+
+/** Validates a config; throws with the op index and field on the first problem. */
+export function validatePipeline(cfg: PipelineConfig): void {
+  if (!cfg || !Array.isArray(cfg.ops)) throw invalid('pipeline.ops', 'an array of ops', cfg?.ops);
+  if (cfg.output !== undefined && cfg.output !== 'float32' && cfg.output !== 'uint8') throw invalid('pipeline.output', "'float32' or 'uint8'", cfg.output);
+  let normalized = false;
+  cfg.ops.forEach((o, i) => {
+    const at = `pipeline.ops[${i}]`;
+    const raw = o as unknown as Record<string, unknown>;
+    if (normalized && o.op !== 'cutout' && o.op !== 'randomErasing') throw new Error(`${at}: '${o.op}' must come before 'normalize' (only cutout and randomErasing may follow it)`);
+    switch (o.op) {
+      case 'letterbox': if (o.size !== undefined && !isPosInt(o.size)) throw invalid(`${at}.size`, 'a positive integer', o.size); checkFill(`${at}.fill`, o.fill); break;
+      case 'resize': checkSize(`${at}.size`, o.size); if (o.mode !== undefined && o.mode !== 'shorter' && o.mode !== 'squash') throw invalid(`${at}.mode`, "'shorter' or 'squash'", o.mode); break;
+      case 'centerCrop': checkSize(`${at}.size`, o.size); break;
+      case 'randomResizedCrop':
+        checkSize(`${at}.size`, o.size);
+        if (o.scale !== undefined && !(isRange(o.scale) && o.scale[0] > 0 && o.scale[1] <= 1)) throw invalid(`${at}.scale`, '[min, max] within (0, 1]', o.scale);
+        if (o.ratio !== undefined && !(isRange(o.ratio) && o.ratio[0] > 0)) throw invalid(`${at}.ratio`, '[min, max] > 0', o.ratio);
+        break;
+      case 'hflip': checkProb(`${at}.p`, o.p); break;
+      case 'colorJitter':
+        for (const k of ['brightness', 'contrast', 'saturation'] as const) if (o[k] !== undefined && !(typeof o[k] === 'number' && o[k]! >= 0)) throw invalid(`${at}.${k}`, 'a number >= 0', o[k]);
+        if (o.hue !== undefined && !(typeof o.hue === 'number' && o.hue >= 0 && o.hue <= 0.5)) throw invalid(`${at}.hue`, 'a number in [0, 0.5]', o.hue);
+        break;
+      case 'autoAugment': if (o.policy !== undefined && o.policy !== 'imagenet') throw invalid(`${at}.policy`, "'imagenet'", o.policy); checkFill(`${at}.fill`, o.fill); break;
+      case 'randAugment': if (typeof o.config !== 'string') throw invalid(`${at}.config`, "a timm string like 'rand-m9-mstd0.5-inc1'", o.config); parseRandAugment(o.config); checkFill(`${at}.fill`, o.fill); break;
+      case 'normalize':
+        if (o.mean !== 'dataset' && !isTriple(o.mean)) throw invalid(`${at}.mean`, "[r, g, b] or 'dataset'", o.mean);
+        if (o.std !== 'dataset' && !(isTriple(o.std) && o.std.every((x) => x > 0))) throw invalid(`${at}.std`, "[r, g, b] > 0 or 'dataset'", o.std);
+        normalized = true;
+        break;
+      case 'cutout': if (!isPosInt(o.length)) throw invalid(`${at}.length`, 'a positive integer', o.length); if (o.holes !== undefined && !isPosInt(o.holes)) throw invalid(`${at}.holes`, 'a positive integer', o.holes); break;
+      case 'randomErasing':
+        checkProb(`${at}.p`, o.p);
+        if (o.scale !== undefined && !(isRange(o.scale) && o.scale[0] > 0 && o.scale[1] <= 1)) throw invalid(`${at}.scale`, '[min, max] within (0, 1]', o.scale);
+        if (o.ratio !== undefined && !(isRange(o.ratio) && o.ratio[0] > 0)) throw invalid(`${at}.ratio`, '[min, max] > 0', o.ratio);
+        if (o.mode !== undefined && !['const', 'rand', 'pixel'].includes(o.mode)) throw invalid(`${at}.mode`, "'const', 'rand' or 'pixel'", o.mode);
+        if (o.count !== undefined && !(isRange(o.count) && o.count[0] >= 1 && o.count.every(Number.isInteger))) throw invalid(`${at}.count`, '[min, max] integers >= 1', o.count);
+        break;
+      default: throw invalid(`${at}.op`, 'a known op (letterbox, resize, centerCrop, randomResizedCrop, hflip, colorJitter, autoAugment, randAugment, normalize, cutout, randomErasing)', raw['op']);
+    }
+  });
+  if (cfg.ops.some((o) => (o.op === 'cutout' || o.op === 'randomErasing')) && !normalized) throw new Error("pipeline: cutout and randomErasing act on normalised data: put a 'normalize' op before them");
+}
+
+/** True when the pipeline needs dataset statistics ('dataset' mean/std or 'mean' fill without numeric mean). */
+export function needsDatasetStats(cfg: PipelineConfig): boolean {
+  return cfg.ops.some((o) => o.op === 'normalize' && (o.mean === 'dataset' || o.std === 'dataset')) ||
+    (cfg.ops.some((o) => 'fill' in o && o.fill === 'mean') && !cfg.ops.some((o) => o.op === 'normalize' && isTriple(o.mean)));
+}
+
+/** Replaces 'dataset' statistics and 'mean' fills with numbers; the result is what a run stores. */
+export function resolvePipeline(cfg: PipelineConfig, stats?: ChannelStats): PipelineConfig {
+  validatePipeline(cfg);
+  const norm = cfg.ops.find((o) => o.op === 'normalize') as Extract<TransformOp, { op: 'normalize' }> | undefined;
+  const need = (what: string) => {
+    if (!stats) throw new Error(`pipeline: ${what} needs dataset statistics (compute them with computeChannelStats on the training split)`);
+    return stats;
+  };
+  const mean: Triple | undefined = norm ? (norm.mean === 'dataset' ? need("normalize mean 'dataset'").mean : norm.mean) : stats?.mean;
+  const fillMean = (): Triple => {
+    const m = mean ?? need("fill 'mean'").mean;
+    return m.map((v) => Math.min(255, Math.max(0, Math.round(v * 255)))) as Triple;
+  };
+  const ops = cfg.ops.map((o): TransformOp => {
+    if (o.op === 'normalize') return { op: 'normalize', mean: o.mean === 'dataset' ? need("normalize mean 'dataset'").mean : o.mean, std: o.std === 'dataset' ? need("normalize std 'dataset'").std : o.std };
+    if ('fill' in o && o.fill === 'mean') return { ...o, fill: fillMean() };
+    return { ...o };
+  });
+  return { ...cfg, ops };
+}
+
+function fillRgb(f: FillSpec | undefined, dflt: Rgb): Rgb {
+  if (f === undefined) return dflt;
+  if (f === 'black') return [0, 0, 0];
+  if (f === 'mean') throw new Error("pipeline: fill 'mean' is unresolved; call resolvePipeline first");
+  return f;
+}
+const hw = (s: Size): [number, number] => (typeof s === 'number' ? [s, s] : s);
+
+export interface CropBox { x: number; y: number; w: number; h: number }
+
+/** torchvision RandomResizedCrop.get_params, with its 10 tries and centre-crop fallback. */
+export function planRandomResizedCrop(rng: Rng, width: number, height: number, scale: [number, number] = [0.08, 1], ratio: [number, number] = [3 / 4, 4 / 3]): CropBox {
+  const area = width * height;
+  const lr0 = Math.log(ratio[0]), lr1 = Math.log(ratio[1]);
+  for (let t = 0; t < 10; t++) {
+    const target = area * rng.uniform(scale[0], scale[1]);
+    const ar = Math.exp(rng.uniform(lr0, lr1));
+    const w = Math.round(Math.sqrt(target * ar));
+    const h = Math.round(Math.sqrt(target / ar));
+    if (w > 0 && w <= width && h > 0 && h <= height) {
+      return { y: rng.int(0, height - h + 1), x: rng.int(0, width - w + 1), w, h };
+    }
+  }
+  const inRatio = width / height;
+  let w: number, h: number;
+  if (inRatio < Math.min(ratio[0], ratio[1])) { w = width; h = Math.round(w / Math.min(ratio[0], ratio[1])); }
+  else if (inRatio > Math.max(ratio[0], ratio[1])) { h = height; w = Math.round(h * Math.max(ratio[0], ratio[1])); }
+  else { w = width; h = height; }
+  return { y: Math.floor((height - h) / 2), x: Math.floor((width - w) / 2), w, h };
+}
+
+/** Structure-retention resize: pad to square (PIL paste offsets), then bilinear resize. */
+export function letterbox(img: RgbImage, size: number | undefined, fill: Rgb = [0, 0, 0]): RgbImage {
+  const sq = padToSquare(img, fill);
+  return size === undefined || size === sq.width ? sq : resizeBilinear(sq, size, size);
+}
+
+export function resize(img: RgbImage, size: Size, mode: 'shorter' | 'squash' = 'shorter'): RgbImage {
+  let w: number, h: number;
+  if (Array.isArray(size)) [h, w] = size;
+  else if (mode === 'squash') w = h = size;
+  else [w, h] = shorterSideSize(img.width, img.height, size);
+  return w === img.width && h === img.height ? img : resizeBilinear(img, w, h);
+}
+
+/** Result of one sample through the pipeline. */
+export interface Processed {
+  /** float32 CHW (normalised) or uint8 HWC. */
+  data: Float32Array | Uint8Array;
+  width: number;
+  height: number;
+}
+
+function toFloatChw(img: RgbImage, mean: readonly number[], std: readonly number[]): Float32Array {
+  const { data, width, height } = img;
+  const plane = width * height;
+  const out = new Float32Array(plane * 3);
+  const lut = new Float32Array(768);
+  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255 - mean[c]!) / std[c]!;
+  for (let i = 0, p = 0; i < plane; i++, p += 3) {
+    out[i] = lut[data[p]!]!;
+    out[plane + i] = lut[256 + data[p + 1]!]!;
+    out[2 * plane + i] = lut[512 + data[p + 2]!]!;
+  }
+  return out;
+}
+
+/** Index of the first op whose output depends on the rng: ops before it form a cacheable prefix. */
+export function deterministicPrefixLength(cfg: PipelineConfig): number {
+  let i = 0;
+  for (; i < cfg.ops.length; i++) {
+    const o = cfg.ops[i]!;
+    if (o.op !== 'letterbox' && o.op !== 'resize' && o.op !== 'centerCrop') break;
+  }
+  return i;
+}
+
+/**
+ * Decodes a file and applies the deterministic prefix ops [0, prefixEnd). With `fastDecode`, a leading
+ * letterbox-with-size or squash resize is done by libvips during decoding.
+ */
+export async function decodeWithPrefix(path: string, cfg: PipelineConfig, prefixEnd = deterministicPrefixLength(cfg)): Promise<RgbImage> {
+  const buf = await readImageFile(path);
+  const dopts = { maxPixels: cfg.maxPixels ?? DEFAULT_MAX_PIXELS, alpha: cfg.alpha ?? 'drop' } as const;
+  let start = 0;
+  let img: RgbImage;
+  const first = cfg.ops[0];
+  if (cfg.fastDecode && prefixEnd > 0 && first && ((first.op === 'letterbox' && first.size !== undefined) || (first.op === 'resize' && (Array.isArray(first.size) || first.mode === 'squash')))) {
+    if (first.op === 'letterbox') {
+      img = await decodeBuffer(buf, path, { ...dopts, resize: { width: first.size!, height: first.size!, fit: 'contain', background: fillRgb(first.fill, [0, 0, 0]) } });
+    } else {
+      const [h, w] = hw(first.size);
+      img = await decodeBuffer(buf, path, { ...dopts, resize: { width: w, height: h, fit: 'fill', background: [0, 0, 0] } });
+    }
+    start = 1;
+  } else {
+    img = await decodeBuffer(buf, path, dopts);
+  }
+  return applyOps(img, cfg, new Rng(0), start, prefixEnd).img;
+}
+
+interface OpsState { img: RgbImage; float: Float32Array | null; mean: Triple | null; std: Triple | null }
+
+/** Applies ops [from, to) to an 8-bit image. */
+function applyOps(input: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, to: number): OpsState {
+  const st: OpsState = { img: input, float: null, mean: null, std: null };
+  const uint8Out = cfg.output === 'uint8';
+  for (let i = from; i < to; i++) {
+    const o = cfg.ops[i]!;
+    let img = st.img;
+    switch (o.op) {
+      case 'letterbox': img = letterbox(img, o.size, fillRgb(o.fill, [0, 0, 0])); break;
+      case 'resize': img = resize(img, o.size, o.mode); break;
+      case 'centerCrop': { const [h, w] = hw(o.size); img = centerCrop(img, w, h); break; }
+      case 'randomResizedCrop': {
+        const [h, w] = hw(o.size);
+        const b = planRandomResizedCrop(rng, img.width, img.height, o.scale, o.ratio);
+        img = resizeBilinear(img, w, h, b);
+        break;
+      }
+      case 'hflip': if (rng.random() < (o.p ?? 0.5)) img = hflipInPlace(img === input ? { ...img, data: new Uint8Array(img.data) } : img); break;
+      case 'colorJitter': {
+        const plan = planColorJitter(rng, o);
+        if (img === input) img = { ...img, data: new Uint8Array(img.data) };
+        img = applyColorJitter(img, plan);
+        break;
+      }
+      case 'autoAugment':
+      case 'randAugment': {
+        const steps = o.op === 'autoAugment' ? planAutoAugment(rng, [img.width, img.height]) : planRandAugment(rng, parseRandAugment(o.config), [img.width, img.height]);
+        const fill = fillRgb(o.fill, [128, 128, 128]);
+        for (const s of steps) {
+          if (s.applied && img === input) img = { ...img, data: new Uint8Array(img.data) };
+          img = applyAugStep(img, s, fill);
+        }
+        break;
+      }
+      case 'normalize': {
+        if (o.mean === 'dataset' || o.std === 'dataset') throw new Error("pipeline: normalize 'dataset' is unresolved; call resolvePipeline first");
+        st.mean = o.mean; st.std = o.std;
+        if (!uint8Out) st.float = toFloatChw(img, o.mean, o.std);
+        break;
+      }
+      case 'cutout':
+      case 'randomErasing': {
+        const rects = o.op === 'cutout' ? { rects: planCutout(rng, o.length, o.holes ?? 1, img.height, img.width), mode: 'const' as const } : planRandomErasing(rng, o, img.height, img.width);
+        if (rects.rects.length === 0) break;
+        if (st.float) eraseFloatChw(st.float, img.height, img.width, rects.rects, rects.mode, rng);
+        else {
+          if (img === input) img = { ...img, data: new Uint8Array(img.data) };
+          eraseUint8Hwc(img.data, img.width, rects.rects, rects.mode, rng, st.mean ?? [0, 0, 0], st.std ?? [1, 1, 1]);
+        }
+        break;
+      }
+    }
+    st.img = img;
+  }
+  return st;
+}
+
+/**
+ * Runs ops [from, end) on an already decoded image (the cacheable prefix output) and produces the final
+ * sample. The input image is never modified.
+ */
+export function finishSample(img: RgbImage, cfg: PipelineConfig, rng: Rng, from: number): Processed {
+  const st = applyOps(img, cfg, rng, from, cfg.ops.length);
+  const out = st.img;
+  if (cfg.output === 'uint8') return { data: out.data === img.data ? new Uint8Array(out.data) : out.data, width: out.width, height: out.height };
+  const data = st.float ?? toFloatChw(out, [0, 0, 0], [1, 1, 1]);
+  return { data, width: out.width, height: out.height };
+}
+
+/** Decodes and transforms one file; `seed` is the per-sample seed (see sampleSeed). */
+export async function processFile(path: string, cfg: PipelineConfig, seed: number): Promise<Processed> {
+  const k = deterministicPrefixLength(cfg);
+  const img = await decodeWithPrefix(path, cfg, k);
+  return finishSample(img, cfg, new Rng(seed), k);
+}
+
+/** mean/std the consumer must apply to uint8 output (null when the pipeline has no normalize op). */
+export function pipelineNormalization(cfg: PipelineConfig): ChannelStats | null {
+  const n = cfg.ops.find((o) => o.op === 'normalize');
+  if (!n || n.op !== 'normalize' || n.mean === 'dataset' || n.std === 'dataset') return null;
+  return { mean: n.mean, std: n.std };
+}
+
+/** The recipe's statistics (RP2K, from the competition code). */
+export const RECIPE_MEAN: Triple = [0.4716, 0.425, 0.354];
+export const RECIPE_STD: Triple = [0.2178, 0.2079, 0.1935];
+
+/** The recipe's training pipeline (code version): letterbox, RRC 224, flip, ColorJitter 0.4, normalize, Cutout. */
+export function recipeTrainPipeline(opts: { size?: number; mean?: Triple | 'dataset'; std?: Triple | 'dataset'; cutout?: number | null; augment?: 'none' | 'autoaugment' | 'randaugment' } = {}): PipelineConfig {
+  const size = opts.size ?? 224;
+  const ops: TransformOp[] = [
+    { op: 'letterbox', fill: 'black' },
+    { op: 'randomResizedCrop', size, scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
+    { op: 'hflip', p: 0.5 },
+  ];
+  if (opts.augment === 'autoaugment') ops.push({ op: 'autoAugment', policy: 'imagenet' });
+  else if (opts.augment === 'randaugment') ops.push({ op: 'randAugment', config: 'rand-m9-mstd0.5-inc1' });
+  ops.push({ op: 'colorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4 });
+  ops.push({ op: 'normalize', mean: opts.mean ?? RECIPE_MEAN, std: opts.std ?? RECIPE_STD });
+  const cut = opts.cutout === undefined ? 14 : opts.cutout;
+  if (cut) ops.push({ op: 'cutout', length: cut });
+  return { ops };
+}
+
+/** The recipe's evaluation pipeline: letterbox to 256 (resize / 0.875 in general), centre crop 224. */
+export function recipeEvalPipeline(opts: { size?: number; resize?: number; mean?: Triple | 'dataset'; std?: Triple | 'dataset' } = {}): PipelineConfig {
+  const size = opts.size ?? 224;
+  return {
+    ops: [
+      { op: 'letterbox', size: opts.resize ?? Math.round(size / 0.875), fill: 'black' },
+      { op: 'centerCrop', size },
+      { op: 'normalize', mean: opts.mean ?? RECIPE_MEAN, std: opts.std ?? RECIPE_STD },
+    ],
+  };
+}

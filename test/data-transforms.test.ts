@@ -1,0 +1,196 @@
+/**
+ * Transforms: deterministic ones against torchvision 0.14 + PIL on real grocery-store images; random
+ * ones for reproducibility and for the statistics of their definitions.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import sharp from 'sharp';
+import {
+  decodeImage, letterbox, resize, centerCrop, hflipInPlace, processFile, recipeEvalPipeline, recipeTrainPipeline,
+  planRandomErasing, planCutout, planRandAugment, parseRandAugment, planRandomResizedCrop, finishSample, validatePipeline,
+  type PipelineConfig, type RgbImage,
+} from '../src/data/index.js';
+import { Rng, deriveSeed } from '../src/util/rng.js';
+import { GROCERY, diffStats, runTransformOracle, tmpDir, groceryAvailable } from './data-helpers.js';
+
+const IMAGES = [
+  'dataset/train/Fruit/Apple/Golden-Delicious/Golden-Delicious_001.jpg', // 348x348
+];
+
+async function pickImages(): Promise<string[]> {
+  assert.ok(groceryAvailable(), `grocery-store dataset not found at ${GROCERY}`);
+  const out = IMAGES.map((p) => join(GROCERY, p));
+  // One portrait and one landscape image (348x464, 464x348) from the train list, found by header.
+  const lines = (await import('node:fs')).readFileSync(join(GROCERY, 'dataset', 'train.txt'), 'utf8').trim().split('\n');
+  let portrait = '', landscape = '';
+  for (const l of lines) {
+    const p = join(GROCERY, 'dataset', l.split(',')[0]!.trim());
+    const m = await sharp(p).metadata();
+    if (!portrait && m.height! > m.width!) portrait = p;
+    if (!landscape && m.width! > m.height!) landscape = p;
+    if (portrait && landscape) break;
+  }
+  assert.ok(portrait && landscape, 'need portrait and landscape images in grocery-store train split');
+  // An odd-sized PNG made here (odd padding offsets, upscaling path).
+  const dir = tmpDir('odd');
+  const odd = join(dir, 'odd.png');
+  await sharp(portrait).extract({ left: 3, top: 5, width: 171, height: 233 }).png().toFile(odd);
+  return [...out, portrait, landscape, odd];
+}
+
+test('deterministic transforms match torchvision + PIL', async (t) => {
+  const images = await pickImages();
+  const oracle = runTransformOracle(images);
+  const get = (i: number, n: string) => {
+    const o = oracle.find((x) => x.index === i && x.name === n);
+    assert.ok(o, `oracle output ${i}.${n} missing`);
+    return o!;
+  };
+  for (let i = 0; i < images.length; i++) {
+    const img = await decodeImage(images[i]!);
+    const dec = get(i, 'decode');
+    assert.deepEqual([img.height, img.width, 3], dec.shape);
+    // Same libjpeg-turbo family, same IDCT: decoding must agree (tolerance 1 level for rounding).
+    const d0 = diffStats(img.data, dec.data, 1);
+    assert.ok(d0.maxAbs <= 1 && d0.meanAbs < 0.01, `decode differs from PIL on ${images[i]}: ${JSON.stringify(d0)}`);
+    // Compare on PIL's decoded pixels so only the transform is tested.
+    const pil: RgbImage = { data: new Uint8Array(dec.data as Uint8Array), width: img.width, height: img.height };
+
+    const lb = letterbox(pil, 256);
+    const lbo = get(i, 'letterbox');
+    assert.deepEqual([lb.height, lb.width, 3], lbo.shape);
+    const dl = diffStats(lb.data, lbo.data);
+    assert.equal(dl.maxAbs, 0, `letterbox not bit-exact vs PIL: ${JSON.stringify(dl)}`);
+
+    const rs = centerCrop(resize(pil, 256), 224, 224);
+    const rso = get(i, 'resize');
+    assert.deepEqual([rs.height, rs.width, 3], rso.shape);
+    assert.equal(diffStats(rs.data, rso.data).maxAbs, 0, 'Resize(256)+CenterCrop(224) not bit-exact vs PIL');
+
+    const sq = resize(pil, [200, 160]);
+    assert.equal(diffStats(sq.data, get(i, 'squash').data).maxAbs, 0, 'squash resize not bit-exact vs PIL');
+
+    const fl = hflipInPlace({ ...pil, data: new Uint8Array(pil.data) });
+    assert.equal(diffStats(fl.data, get(i, 'hflip').data).maxAbs, 0, 'hflip differs');
+
+    // Full eval pipeline from the file (our decoder): float32 after normalize, tolerance 1e-5 plus
+    // whatever decoding differs (<= 1 level = 1/255/std ~ 0.02).
+    const ev = await processFile(images[i]!, recipeEvalPipeline(), 0);
+    const evo = get(i, 'eval');
+    assert.deepEqual([3, ev.height, ev.width], evo.shape);
+    const de = diffStats(ev.data, evo.data, 1e-5);
+    assert.ok(de.maxAbs <= 0.021 && de.meanAbs < 1e-3, `eval pipeline vs torchvision: ${JSON.stringify(de)}`);
+
+    // Fast decode (libvips letterbox while decoding): within a few levels, stated tolerance.
+    const fast = await processFile(images[i]!, { ...recipeEvalPipeline(), fastDecode: true }, 0);
+    const dfst = diffStats(fast.data, evo.data);
+    t.diagnostic(`image ${i}: fastDecode eval vs torchvision meanAbs=${dfst.meanAbs.toFixed(4)} maxAbs=${dfst.maxAbs.toFixed(3)} (normalised units)`);
+    assert.ok(dfst.meanAbs < 0.05, `fastDecode eval too far from torchvision: ${JSON.stringify(dfst)}`);
+  }
+});
+
+test('random transforms: same seed, same output; other seed, other output', async () => {
+  const img = join(GROCERY, IMAGES[0]!);
+  for (const augment of ['none', 'autoaugment', 'randaugment'] as const) {
+    const cfg = recipeTrainPipeline({ augment });
+    const a = await processFile(img, cfg, deriveSeed(7, 0, 3));
+    const b = await processFile(img, cfg, deriveSeed(7, 0, 3));
+    const c = await processFile(img, cfg, deriveSeed(7, 1, 3));
+    assert.deepEqual([a.width, a.height], [224, 224]);
+    assert.equal(diffStats(a.data, b.data).maxAbs, 0, `${augment}: same seed gave different output`);
+    assert.ok(diffStats(a.data, c.data).maxAbs > 0, `${augment}: different seeds gave the same output`);
+  }
+  // uint8 output with erasing: also reproducible and the right layout.
+  const cfg: PipelineConfig = { ops: [{ op: 'letterbox', size: 64 }, { op: 'normalize', mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }, { op: 'randomErasing', p: 1, mode: 'pixel' }], output: 'uint8' };
+  const u1 = await processFile(img, cfg, 11);
+  const u2 = await processFile(img, cfg, 11);
+  assert.ok(u1.data instanceof Uint8Array && u1.data.length === 64 * 64 * 3);
+  assert.equal(diffStats(u1.data, u2.data).maxAbs, 0);
+});
+
+test('RandomResizedCrop boxes follow scale and ratio ranges', () => {
+  const rng = new Rng(1);
+  let minS = 1, maxS = 0, minR = 99, maxR = 0;
+  for (let i = 0; i < 20000; i++) {
+    const b = planRandomResizedCrop(rng, 300, 400);
+    assert.ok(b.x >= 0 && b.y >= 0 && b.x + b.w <= 300 && b.y + b.h <= 400);
+    const s = (b.w * b.h) / (300 * 400), r = b.w / b.h;
+    minS = Math.min(minS, s); maxS = Math.max(maxS, s); minR = Math.min(minR, r); maxR = Math.max(maxR, r);
+  }
+  // Rounding w and h to integers moves the bounds slightly.
+  assert.ok(minS > 0.075 && minS < 0.09, `min area fraction ${minS}`);
+  assert.ok(maxS > 0.95 && maxS <= 1, `max area fraction ${maxS}`);
+  assert.ok(minR > 0.73 && minR < 0.76 && maxR > 1.31 && maxR < 1.36, `ratio range ${minR}..${maxR}`);
+});
+
+test('Random Erasing: probability, area and aspect ranges (timm semantics)', () => {
+  const rng = new Rng(2);
+  const N = 20000, H = 224, W = 224;
+  let erased = 0;
+  const areas: number[] = [];
+  let minR = 99, maxR = 0;
+  for (let i = 0; i < N; i++) {
+    const p = planRandomErasing(rng, { p: 0.25, scale: [0.02, 1 / 3], ratio: [0.3, 1 / 0.3] }, H, W);
+    if (p.rects.length) erased++;
+    for (const r of p.rects) {
+      assert.ok(r.top >= 0 && r.left >= 0 && r.top + r.h <= H && r.left + r.w <= W);
+      areas.push((r.h * r.w) / (H * W));
+      minR = Math.min(minR, r.h / r.w); maxR = Math.max(maxR, r.h / r.w);
+    }
+  }
+  const rate = erased / N;
+  assert.ok(Math.abs(rate - 0.25) < 0.015, `erasing rate ${rate}, expected 0.25`);
+  assert.ok(Math.min(...areas) >= 0.018 && Math.max(...areas) <= 0.34, `area range ${Math.min(...areas)}..${Math.max(...areas)}`);
+  const mean = areas.reduce((a, b) => a + b, 0) / areas.length;
+  // Uniform on [0.02, 1/3] has mean 0.177; large, very elongated draws are rejected, lowering it a bit.
+  assert.ok(mean > 0.15 && mean < 0.18, `mean erased area ${mean}`);
+  assert.ok(minR < 0.35 && maxR > 2.8 && minR >= 0.28 && maxR <= 3.6, `aspect range ${minR}..${maxR}`);
+  // Cutout: squares of side <= length, clipped at the borders, centre uniform.
+  const rects = Array.from({ length: 5000 }, () => planCutout(rng, 14, 1, H, W)[0]!);
+  assert.ok(rects.every((r) => r.h <= 14 && r.w <= 14 && r.top >= 0 && r.left + r.w <= W));
+  const full = rects.filter((r) => r.h === 14 && r.w === 14).length / rects.length;
+  assert.ok(Math.abs(full - ((224 - 14) / 224) ** 2) < 0.03, `fraction of unclipped cutout squares ${full}`);
+});
+
+test('RandAugment rand-m9-mstd0.5-inc1: op probability and magnitude noise', () => {
+  const cfg = parseRandAugment('rand-m9-mstd0.5-inc1');
+  assert.deepEqual(cfg, { magnitude: 9, numLayers: 2, magnitudeStd: 0.5, magnitudeMax: 10, increasing: true });
+  assert.throws(() => parseRandAugment('rand-x9'), /unknown section 'x'/);
+  const rng = new Rng(3);
+  const mags: number[] = [];
+  let ops = 0, applied = 0;
+  const names = new Set<string>();
+  for (let i = 0; i < 20000; i++) {
+    for (const s of planRandAugment(rng, cfg, [224, 224])) {
+      ops++;
+      names.add(s.name);
+      if (s.applied) { applied++; mags.push(s.magnitude); }
+    }
+  }
+  assert.equal(ops, 40000);
+  assert.equal(names.size, 15);
+  assert.ok(names.has('PosterizeIncreasing') && !names.has('Posterize'));
+  assert.ok(Math.abs(applied / ops - 0.5) < 0.01, `apply rate ${applied / ops}`);
+  const mean = mags.reduce((a, b) => a + b, 0) / mags.length;
+  const sd = Math.sqrt(mags.reduce((a, b) => a + (b - mean) ** 2, 0) / mags.length);
+  assert.ok(mags.every((m) => m >= 0 && m <= 10));
+  assert.ok(Math.abs(mean - 9) < 0.02, `magnitude mean ${mean}`);
+  assert.ok(sd > 0.46 && sd < 0.51, `magnitude std ${sd} (0.5, slightly less after clipping at 10)`);
+});
+
+test('pipeline config validation names the op and field', () => {
+  assert.throws(() => validatePipeline({ ops: [{ op: 'hflip', p: 2 }] }), /Expected a probability in \[0, 1\] for pipeline\.ops\[0\]\.p but received 2/);
+  assert.throws(() => validatePipeline({ ops: [{ op: 'cutout', length: 14 }] }), /put a 'normalize' op before them/);
+  assert.throws(() => validatePipeline({ ops: [{ op: 'normalize', mean: [0, 0, 0], std: [1, 1, 1] }, { op: 'hflip' }] }), /must come before 'normalize'/);
+  assert.throws(() => validatePipeline({ ops: [{ op: 'blur' } as never] }), /known op/);
+  // JSON round trip keeps behaviour: the config is plain data.
+  const cfg = recipeTrainPipeline({ augment: 'randaugment' });
+  const back = JSON.parse(JSON.stringify(cfg)) as PipelineConfig;
+  validatePipeline(back);
+  const img: RgbImage = { data: new Uint8Array(300 * 200 * 3).map((_, i) => (i * 7) & 255), width: 300, height: 200 };
+  const a = finishSample(img, cfg, new Rng(5), 0), b = finishSample(img, back, new Rng(5), 0);
+  assert.equal(diffStats(a.data, b.data).maxAbs, 0);
+  writeFileSync(join(tmpDir('cfg'), 'pipeline.json'), JSON.stringify(back));
+});
