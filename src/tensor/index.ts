@@ -13,3 +13,4 @@ export {
 export { autocast, GradScaler, allFinite, type AutocastDevice, type GradScalerOptions } from './autocast.js';
 export * as F from './functional.js';
 export { cat, stack, where, einsum } from './functional.js';
+export { fromRaw, toRaw } from './raw.js';

@@ -1,0 +1,140 @@
+// Classification metrics from per-sample scores: every sample counts exactly
+// once (the original code dropped the last partial batch).
+
+export interface ClassMetrics {
+  name: string;
+  support: number;
+  correct: number;
+  accuracy: number;
+  precision: number;
+  recall: number;
+  f1: number;
+}
+
+export interface EvalMetrics {
+  samples: number;
+  top1: number;
+  top5: number;
+  meanClassAccuracy: number;
+  loss: number | null;
+  perClass: ClassMetrics[];
+  /** confusion[true][predicted] counts. */
+  confusion: number[][];
+}
+
+/** Accumulates predictions batch by batch. */
+export class MetricsAccumulator {
+  private readonly numClasses: number;
+  private readonly confusion: number[][];
+  private seen = 0;
+  private top1 = 0;
+  private top5 = 0;
+  private lossSum = 0;
+  private lossCount = 0;
+  private readonly seenIndices = new Set<number>();
+
+  constructor(private readonly classNames: readonly string[]) {
+    this.numClasses = classNames.length;
+    this.confusion = classNames.map(() => new Array<number>(this.numClasses).fill(0));
+  }
+
+  /**
+   * Adds a batch: scores [n * numClasses] row-major, labels [n], and the
+   * dataset indices of the samples, which must not repeat.
+   */
+  add(scores: Float32Array, labels: ArrayLike<number>, indices?: ArrayLike<number>): void {
+    const n = labels.length;
+    const c = this.numClasses;
+    if (scores.length !== n * c) throw new RangeError(`MetricsAccumulator: ${scores.length} scores for ${n} samples x ${c} classes`);
+    for (let i = 0; i < n; i++) {
+      if (indices) {
+        const idx = indices[i]!;
+        if (this.seenIndices.has(idx)) throw new Error(`MetricsAccumulator: sample ${idx} was counted twice`);
+        this.seenIndices.add(idx);
+      }
+      const y = labels[i]!;
+      if (!(y >= 0 && y < c)) throw new RangeError(`MetricsAccumulator: label ${y} out of range [0, ${c})`);
+      const row = scores.subarray(i * c, (i + 1) * c);
+      const top = topk(row, Math.min(5, c));
+      this.confusion[y]![top[0]!]!++;
+      if (top[0] === y) this.top1++;
+      if (top.includes(y)) this.top5++;
+      this.seen++;
+    }
+  }
+
+  addLoss(sum: number, count: number): void {
+    this.lossSum += sum;
+    this.lossCount += count;
+  }
+
+  get count(): number {
+    return this.seen;
+  }
+
+  result(): EvalMetrics {
+    const perClass: ClassMetrics[] = this.classNames.map((name, k) => {
+      const row = this.confusion[k]!;
+      const support = row.reduce((a, b) => a + b, 0);
+      const correct = row[k]!;
+      const predicted = this.confusion.reduce((a, r) => a + r[k]!, 0);
+      const recall = support ? correct / support : 0;
+      const precision = predicted ? correct / predicted : 0;
+      const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
+      return { name, support, correct, accuracy: recall, precision, recall, f1 };
+    });
+    const withSupport = perClass.filter((p) => p.support > 0);
+    return {
+      samples: this.seen,
+      top1: this.seen ? this.top1 / this.seen : 0,
+      top5: this.seen ? this.top5 / this.seen : 0,
+      meanClassAccuracy: withSupport.length ? withSupport.reduce((a, p) => a + p.accuracy, 0) / withSupport.length : 0,
+      loss: this.lossCount ? this.lossSum / this.lossCount : null,
+      perClass,
+      confusion: this.confusion.map((r) => [...r]),
+    };
+  }
+}
+
+/** Indices of the k largest values, largest first (ties: lower index first). */
+export function topk(row: ArrayLike<number>, k: number): number[] {
+  const idx: number[] = [];
+  for (let j = 0; j < row.length; j++) {
+    let pos = idx.length;
+    while (pos > 0 && row[idx[pos - 1]!]! < row[j]!) pos--;
+    if (pos < k) {
+      idx.splice(pos, 0, j);
+      if (idx.length > k) idx.pop();
+    }
+  }
+  return idx;
+}
+
+/** Softmax of one row of logits (numerically stable). */
+export function softmaxRow(row: ArrayLike<number>): Float64Array {
+  let m = -Infinity;
+  for (let j = 0; j < row.length; j++) m = Math.max(m, row[j]!);
+  const out = new Float64Array(row.length);
+  let s = 0;
+  for (let j = 0; j < row.length; j++) { out[j] = Math.exp(row[j]! - m); s += out[j]!; }
+  for (let j = 0; j < row.length; j++) out[j] = out[j]! / s;
+  return out;
+}
+
+/** Human-readable summary of an evaluation. */
+export function formatMetrics(m: EvalMetrics, worst = 5): string {
+  const pct = (v: number): string => (100 * v).toFixed(2) + '%';
+  const lines = [
+    `samples        ${m.samples}`,
+    `top-1          ${pct(m.top1)}`,
+    `top-5          ${pct(m.top5)}`,
+    `mean class acc ${pct(m.meanClassAccuracy)}`,
+  ];
+  if (m.loss !== null) lines.push(`loss           ${m.loss.toFixed(4)}`);
+  const sorted = m.perClass.filter((p) => p.support > 0).sort((a, b) => a.accuracy - b.accuracy).slice(0, worst);
+  if (sorted.length) {
+    lines.push(`weakest classes:`);
+    for (const p of sorted) lines.push(`  ${pct(p.accuracy).padStart(7)}  ${p.correct}/${p.support}  ${p.name}`);
+  }
+  return lines.join('\n');
+}

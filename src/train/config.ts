@@ -1,0 +1,294 @@
+// Training configuration: the recipe's defaults, a YAML/JSON file, and
+// `key=value` overrides, resolved into one validated object that is stored
+// with the run.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+
+export type AmpMode = 'auto' | 'off' | 'bf16' | 'fp16';
+export type ResizeMode = 'letterbox' | 'squash';
+
+export interface TrainConfig {
+  data: {
+    /** Dataset root: folder layout root/<split>/<class>/<image>, or a manifest dataset. */
+    root: string;
+    trainSplit: string;
+    valSplit: string;
+    /** Train on this fraction of the training split (stratified, from the seed). */
+    fraction: number;
+    /** Bad image files: skip them (reported and counted) or stop. */
+    badFiles: 'skip' | 'fail';
+    /** Parallel decode/augment workers; 0 = automatic. */
+    workers: number;
+  };
+  model: {
+    name: string;
+    /** safetensors / .pth weights of the reference implementation. */
+    pretrained: string | null;
+    dropRate: number;
+    dropPathRate: number;
+    channelsLast: boolean;
+  };
+  input: {
+    size: number;
+    /** letterbox = the recipe's structure-retention resize (pad to square, then resize). */
+    resize: ResizeMode;
+    /** Eval: resize to size / cropPct, then center crop size (256 -> 224). */
+    cropPct: number;
+    /** 'dataset' computes mean/std from the training split; or give [r, g, b]. */
+    mean: number[] | 'dataset';
+    std: number[] | 'dataset';
+  };
+  augment: {
+    scale: [number, number];
+    ratio: [number, number];
+    hflip: number;
+    colorJitter: number;
+    /** Cutout square side in pixels (0 = off). */
+    cutout: number;
+    /** Random erasing probability (0 = off). */
+    randomErasing: number;
+    /** timm notation, e.g. 'rand-m9-mstd0.5-inc1' or 'original' (AutoAugment ImageNet policy); null = off. */
+    autoAugment: string | null;
+  };
+  optim: {
+    name: 'sgd' | 'adamw';
+    /** Learning rate at batch 128, scaled linearly with the batch size. */
+    lr: number;
+    momentum: number;
+    nesterov: boolean;
+    weightDecay: number;
+    /** No weight decay on biases and normalisation weights. */
+    noDecayBiasNorm: boolean;
+  };
+  schedule: {
+    epochs: number;
+    warmupEpochs: number;
+    minLr: number;
+    /** Cosine step per iteration instead of per epoch. */
+    perIteration: boolean;
+  };
+  loss: { labelSmoothing: number };
+  batchSize: number;
+  /** Gradient accumulation: optimizer step every N batches. */
+  accumulate: number;
+  /** EMA decay of the weights (0 = off). */
+  ema: number;
+  classBalanced: boolean;
+  amp: AmpMode;
+  seed: number;
+  device: string;
+  threads: number;
+  validateEvery: number;
+  checkpointEvery: number;
+  /** Also checkpoint every N steps within an epoch (0 = only at epoch ends). */
+  checkpointEverySteps: number;
+  keepCheckpoints: number;
+  out: string;
+}
+
+export const DEFAULT_CONFIG: TrainConfig = {
+  data: { root: '', trainSplit: 'train', valSplit: 'test', fraction: 1, badFiles: 'skip', workers: 0 },
+  model: { name: 'resnet50', pretrained: null, dropRate: 0, dropPathRate: 0, channelsLast: false },
+  input: { size: 224, resize: 'letterbox', cropPct: 0.875, mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935] },
+  augment: { scale: [0.08, 1], ratio: [3 / 4, 4 / 3], hflip: 0.5, colorJitter: 0.4, cutout: 14, randomErasing: 0, autoAugment: null },
+  optim: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 1e-4, noDecayBiasNorm: true },
+  schedule: { epochs: 75, warmupEpochs: 0, minLr: 1e-6, perIteration: false },
+  loss: { labelSmoothing: 0.1 },
+  batchSize: 128,
+  accumulate: 1,
+  ema: 0,
+  classBalanced: false,
+  amp: 'auto',
+  seed: 0,
+  device: 'auto',
+  threads: 0,
+  validateEvery: 1,
+  checkpointEvery: 5,
+  checkpointEverySteps: 0,
+  keepCheckpoints: 3,
+  out: 'runs',
+};
+
+/** One line of documentation per option, shown by `goodsrec train --help`. */
+export const CONFIG_DOCS: Record<string, string> = {
+  'data.root': 'dataset folder (root/<split>/<class>/<img>) or manifest dataset root',
+  'data.trainSplit': 'split to train on',
+  'data.valSplit': "split to validate on ('' = none)",
+  'data.fraction': 'fraction of the training split to use (stratified by class, from the seed)',
+  'data.badFiles': "bad image files: 'skip' (reported, counted) or 'fail'",
+  'data.workers': 'parallel decode/augment workers (0 = automatic)',
+  'model.name': 'registered model (goodsrec models lists them)',
+  'model.pretrained': 'safetensors/.pth weights of the reference implementation',
+  'model.dropRate': 'dropout before the classifier',
+  'model.dropPathRate': 'stochastic depth rate',
+  'model.channelsLast': 'channels_last memory format',
+  'input.size': 'training and evaluation resolution',
+  'input.resize': "'letterbox' (structure-retention: pad to square, then resize) or 'squash'",
+  'input.cropPct': 'eval: resize to size/cropPct, then center crop (0.875: 256 -> 224)',
+  'input.mean': "normalisation mean [r,g,b] or 'dataset'",
+  'input.std': "normalisation std [r,g,b] or 'dataset'",
+  'augment.scale': 'RandomResizedCrop area range',
+  'augment.ratio': 'RandomResizedCrop aspect range',
+  'augment.hflip': 'horizontal flip probability',
+  'augment.colorJitter': 'brightness/contrast/saturation jitter',
+  'augment.cutout': 'Cutout square side in pixels (0 = off)',
+  'augment.randomErasing': 'Random Erasing probability (0 = off)',
+  'augment.autoAugment': "'rand-m9-mstd0.5-inc1' (RandAugment) or 'original' (AutoAugment); null = off",
+  'optim.name': "'sgd' or 'adamw'",
+  'optim.lr': 'learning rate at batch 128 (scaled linearly with the batch size)',
+  'optim.momentum': 'SGD momentum',
+  'optim.nesterov': 'Nesterov momentum',
+  'optim.weightDecay': 'weight decay',
+  'optim.noDecayBiasNorm': 'no weight decay on biases and norm weights',
+  'schedule.epochs': 'epochs',
+  'schedule.warmupEpochs': 'linear warmup epochs',
+  'schedule.minLr': 'cosine annealing floor',
+  'schedule.perIteration': 'update the learning rate every iteration instead of every epoch',
+  'loss.labelSmoothing': 'label smoothing',
+  batchSize: 'batch size',
+  accumulate: 'gradient accumulation steps',
+  ema: 'EMA decay of the weights (0 = off)',
+  classBalanced: 'class-balanced sampling for long-tailed data',
+  amp: "mixed precision: 'auto' (bf16 on CPU where fast, fp16 on CUDA), 'off', 'bf16', 'fp16'",
+  seed: 'seed for shuffling, augmentation and init',
+  device: "'auto', 'cpu', 'cuda', 'cuda:N'",
+  threads: 'compute threads (0 = all cores)',
+  validateEvery: 'validate every N epochs',
+  checkpointEvery: 'checkpoint every N epochs (the last epoch always)',
+  checkpointEverySteps: 'also checkpoint every N steps inside an epoch (0 = off)',
+  keepCheckpoints: 'periodic checkpoints kept (best and last always)',
+  out: 'folder under which the run folder is created',
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge of plain objects; arrays and scalars replace. Unknown keys are errors. */
+function merge(base: unknown, over: unknown, path: string, source: string): unknown {
+  if (!isObject(base) || !isObject(over)) return over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const p = path ? `${path}.${k}` : k;
+    if (!(k in base)) {
+      const known = Object.keys(base).map((x) => (path ? `${path}.${x}` : x)).join(', ');
+      throw new ConfigError(`${source}: unknown option '${p}' (known here: ${known})`);
+    }
+    out[k] = merge(base[k], v, p, source);
+  }
+  return out;
+}
+
+/** Parses a `key=value` override; the value is read as YAML (numbers, booleans, lists, null). */
+export function parseOverride(s: string): Record<string, unknown> {
+  const eq = s.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`override '${s}': expected key=value, e.g. optim.lr=0.05`);
+  const key = s.slice(0, eq).trim();
+  const raw = s.slice(eq + 1);
+  let value: unknown;
+  try { value = parseYaml(raw) as Json; } catch { value = raw; }
+  if (value === undefined) value = raw;
+  const parts = key.split('.');
+  const root: Record<string, unknown> = {};
+  let cur = root;
+  parts.forEach((p, i) => {
+    if (i === parts.length - 1) cur[p] = value;
+    else { const next: Record<string, unknown> = {}; cur[p] = next; cur = next; }
+  });
+  return root;
+}
+
+export function loadConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch (e) {
+    throw new ConfigError(`config file ${path}: ${(e as Error).message}`);
+  }
+  let v: unknown;
+  try { v = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text); } catch (e) {
+    throw new ConfigError(`config file ${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+  }
+  if (v === null || v === undefined) return {};
+  if (!isObject(v)) throw new ConfigError(`config file ${path}: expected a mapping of options at the top level`);
+  return v;
+}
+
+/** Resolves defaults <- file <- overrides (in order) and validates. */
+export function resolveConfig(layers: { source: string; values: Record<string, unknown> }[]): TrainConfig {
+  let cfg: unknown = structuredClone(DEFAULT_CONFIG);
+  for (const l of layers) cfg = merge(cfg, l.values, '', l.source);
+  validateConfig(cfg as TrainConfig);
+  return cfg as TrainConfig;
+}
+
+function check(cond: boolean, key: string, expected: string, actual: unknown): void {
+  if (!cond) throw new ConfigError(`option ${key}: expected ${expected} but received ${JSON.stringify(actual)}`);
+}
+
+export function validateConfig(c: TrainConfig): void {
+  const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  const int = (v: unknown, min: number): boolean => Number.isInteger(v) && (v as number) >= min;
+  check(typeof c.data.root === 'string' && c.data.root.length > 0, 'data.root', 'a dataset path (--data)', c.data.root);
+  check(num(c.data.fraction) && c.data.fraction > 0 && c.data.fraction <= 1, 'data.fraction', 'a number in (0, 1]', c.data.fraction);
+  check(c.data.badFiles === 'skip' || c.data.badFiles === 'fail', 'data.badFiles', "'skip' or 'fail'", c.data.badFiles);
+  check(int(c.data.workers, 0), 'data.workers', 'an integer >= 0', c.data.workers);
+  check(typeof c.model.name === 'string' && c.model.name.length > 0, 'model.name', 'a model name', c.model.name);
+  check(int(c.input.size, 16), 'input.size', 'an integer >= 16', c.input.size);
+  check(c.input.resize === 'letterbox' || c.input.resize === 'squash', 'input.resize', "'letterbox' or 'squash'", c.input.resize);
+  check(num(c.input.cropPct) && c.input.cropPct > 0 && c.input.cropPct <= 1, 'input.cropPct', 'a number in (0, 1]', c.input.cropPct);
+  for (const k of ['mean', 'std'] as const) {
+    const v = c.input[k];
+    check(v === 'dataset' || (Array.isArray(v) && v.length === 3 && v.every(num)), `input.${k}`, "'dataset' or [r, g, b]", v);
+  }
+  check(Array.isArray(c.augment.scale) && c.augment.scale.length === 2 && c.augment.scale.every(num), 'augment.scale', '[min, max]', c.augment.scale);
+  check(Array.isArray(c.augment.ratio) && c.augment.ratio.length === 2 && c.augment.ratio.every(num), 'augment.ratio', '[min, max]', c.augment.ratio);
+  check(num(c.augment.hflip) && c.augment.hflip >= 0 && c.augment.hflip <= 1, 'augment.hflip', 'a probability', c.augment.hflip);
+  check(num(c.augment.colorJitter) && c.augment.colorJitter >= 0, 'augment.colorJitter', 'a number >= 0', c.augment.colorJitter);
+  check(int(c.augment.cutout, 0), 'augment.cutout', 'an integer >= 0', c.augment.cutout);
+  check(num(c.augment.randomErasing) && c.augment.randomErasing >= 0 && c.augment.randomErasing <= 1, 'augment.randomErasing', 'a probability', c.augment.randomErasing);
+  check(c.augment.autoAugment === null || typeof c.augment.autoAugment === 'string', 'augment.autoAugment', 'a policy string or null', c.augment.autoAugment);
+  check(c.optim.name === 'sgd' || c.optim.name === 'adamw', 'optim.name', "'sgd' or 'adamw'", c.optim.name);
+  check(num(c.optim.lr) && c.optim.lr > 0, 'optim.lr', 'a number > 0', c.optim.lr);
+  check(num(c.optim.momentum) && c.optim.momentum >= 0 && c.optim.momentum < 1, 'optim.momentum', 'a number in [0, 1)', c.optim.momentum);
+  check(num(c.optim.weightDecay) && c.optim.weightDecay >= 0, 'optim.weightDecay', 'a number >= 0', c.optim.weightDecay);
+  check(int(c.schedule.epochs, 1), 'schedule.epochs', 'an integer >= 1', c.schedule.epochs);
+  check(num(c.schedule.warmupEpochs) && c.schedule.warmupEpochs >= 0 && c.schedule.warmupEpochs < c.schedule.epochs, 'schedule.warmupEpochs', 'a number in [0, epochs)', c.schedule.warmupEpochs);
+  check(num(c.schedule.minLr) && c.schedule.minLr >= 0, 'schedule.minLr', 'a number >= 0', c.schedule.minLr);
+  check(num(c.loss.labelSmoothing) && c.loss.labelSmoothing >= 0 && c.loss.labelSmoothing < 1, 'loss.labelSmoothing', 'a number in [0, 1)', c.loss.labelSmoothing);
+  check(int(c.batchSize, 1), 'batchSize', 'an integer >= 1', c.batchSize);
+  check(int(c.accumulate, 1), 'accumulate', 'an integer >= 1', c.accumulate);
+  check(num(c.ema) && c.ema >= 0 && c.ema < 1, 'ema', 'a decay in [0, 1)', c.ema);
+  check(['auto', 'off', 'bf16', 'fp16'].includes(c.amp), 'amp', "'auto', 'off', 'bf16' or 'fp16'", c.amp);
+  check(int(c.seed, 0), 'seed', 'an integer >= 0', c.seed);
+  check(typeof c.device === 'string' && /^(auto|cpu|cuda(:\d+)?)$/.test(c.device), 'device', "'auto', 'cpu', 'cuda' or 'cuda:N'", c.device);
+  check(int(c.threads, 0), 'threads', 'an integer >= 0', c.threads);
+  check(int(c.validateEvery, 0), 'validateEvery', 'an integer >= 0', c.validateEvery);
+  check(int(c.checkpointEvery, 1), 'checkpointEvery', 'an integer >= 1', c.checkpointEvery);
+  check(int(c.checkpointEverySteps, 0), 'checkpointEverySteps', 'an integer >= 0', c.checkpointEverySteps);
+  check(int(c.keepCheckpoints, 1), 'keepCheckpoints', 'an integer >= 1', c.keepCheckpoints);
+}
+
+/** The learning rate actually used: the recipe's lr is given for batch 128. */
+export function scaledLr(c: TrainConfig): number {
+  return (c.optim.lr * c.batchSize * c.accumulate) / 128;
+}
+
+/** Text for --help: every option with its default. */
+export function configHelp(): string {
+  const flat: [string, unknown][] = [];
+  const walk = (o: unknown, prefix: string): void => {
+    if (isObject(o)) for (const [k, v] of Object.entries(o)) walk(v, prefix ? `${prefix}.${k}` : k);
+    else flat.push([prefix, o]);
+  };
+  walk(DEFAULT_CONFIG, '');
+  const w = Math.max(...flat.map(([k]) => k.length));
+  return flat.map(([k, v]) => `  ${k.padEnd(w)}  ${CONFIG_DOCS[k] ?? ''} (default ${JSON.stringify(v)})`).join('\n');
+}
