@@ -6,3 +6,4 @@ export * from './color.js';
 export * from './autoaugment.js';
 export * from './erasing.js';
 export * from './transforms.js';
+export * from './loader.js';

@@ -1,0 +1,332 @@
+/**
+ * DataLoader: an async iterable of batches with per-epoch shuffling from a seed, decoding and
+ * augmentation in parallel (worker_threads, each also using libvips' own threads), in-order delivery,
+ * exact resume from (epoch, step), and bad-file accounting.
+ *
+ * Determinism: the order of an epoch comes from (seed, epoch) and each sample's augmentation from
+ * (seed, epoch, position, index), so batches do not depend on worker count or scheduling.
+ */
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { Rng, deriveSeed } from '../util/rng.js';
+import { resolveSamplePath, type Dataset } from './dataset.js';
+import { BadImageError, type BadFileReason, type RgbImage } from './image.js';
+import { decodeWithPrefix, deterministicPrefixLength, finishSample, validatePipeline, type PipelineConfig } from './transforms.js';
+
+export interface Batch {
+  /** float32 NCHW (normalised) or uint8 NHWC, per the pipeline's `output`. */
+  data: Float32Array | Uint8Array;
+  shape: [number, number, number, number];
+  layout: 'NCHW' | 'NHWC';
+  labels: Int32Array;
+  /** Dataset indices of the samples, in batch order. */
+  indices: Int32Array;
+  epoch: number;
+  step: number;
+}
+
+export interface LoaderState { epoch: number; step: number }
+
+export interface BadFileRecord { path: string; reason: BadFileReason; message: string; epoch: number }
+
+export interface DataLoaderOptions {
+  /** The samples to load (select the split first). */
+  dataset: Dataset;
+  /** A resolved pipeline (no 'dataset' placeholders). */
+  pipeline: PipelineConfig;
+  batchSize: number;
+  /** 'train': shuffled (or class-balanced) order; 'eval': dataset order, every sample exactly once. */
+  mode?: 'train' | 'eval';
+  /** Training order: 'shuffle' (default) or 'class-balanced' (each draw: a class uniformly, then an image of it). */
+  sampler?: 'shuffle' | 'class-balanced' | 'sequential';
+  seed?: number;
+  /** Drop the last partial batch (train only; eval always keeps it). */
+  dropLast?: boolean;
+  /** worker_threads to decode/augment in; 0 runs on the main thread. Default: available cores. */
+  workers?: number;
+  /** Samples in flight per worker (overlaps libvips decoding with JS transforms). Default 2. */
+  perWorker?: number;
+  /** Batches prepared ahead of the consumer. Default 2. */
+  prefetch?: number;
+  /** Bad files: 'skip' (report, count, leave out) or 'fail' (throw). Default 'skip'. */
+  onBadFile?: 'skip' | 'fail';
+  /** Keep the deterministic prefix (decode + letterbox/resize/crop) of samples in memory, up to this many bytes. Default 0. */
+  cacheBytes?: number;
+  /** Where to start. Default {epoch: 0, step: 0}. */
+  start?: LoaderState;
+}
+
+/** Messages to and from src/data/worker.ts. */
+export interface WorkerJob { id: number; path: string; seed: number; wantPrefix: boolean; cached?: { buffer: SharedArrayBuffer; width: number; height: number } }
+export interface WorkerResult {
+  id: number;
+  data?: Float32Array | Uint8Array;
+  width?: number;
+  height?: number;
+  prefix?: { buffer: SharedArrayBuffer; width: number; height: number } | undefined;
+  error?: { reason: string; message: string; bad: boolean };
+}
+
+interface Pending { resolve: (r: WorkerResult) => void }
+
+class WorkerPool {
+  private workers: { w: Worker; busy: number }[] = [];
+  private nextId = 1;
+  private pending = new Map<number, Pending & { worker: number }>();
+  private queue: { job: Omit<WorkerJob, 'id'>; resolve: (r: WorkerResult) => void }[] = [];
+  private failure: Error | null = null;
+
+  constructor(n: number, private perWorker: number, pipeline: PipelineConfig) {
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { pipeline } });
+      w.on('message', (r: WorkerResult) => this.onResult(i, r));
+      w.on('error', (e) => this.onFailure(e));
+      w.on('exit', (code) => { if (code !== 0) this.onFailure(new Error(`data worker exited with code ${code}`)); });
+      w.unref();
+      this.workers.push({ w, busy: 0 });
+    }
+  }
+
+  private onFailure(e: Error): void {
+    this.failure = e;
+    for (const [id, p] of this.pending) { this.pending.delete(id); p.resolve({ id, error: { reason: 'error', message: e.message, bad: false } }); }
+    for (const q of this.queue.splice(0)) q.resolve({ id: 0, error: { reason: 'error', message: e.message, bad: false } });
+  }
+
+  private onResult(i: number, r: WorkerResult): void {
+    const p = this.pending.get(r.id);
+    if (!p) return;
+    this.pending.delete(r.id);
+    const wk = this.workers[i]!;
+    wk.busy--;
+    if (wk.busy === 0) wk.w.unref();
+    this.pump();
+    p.resolve(r);
+  }
+
+  private pump(): void {
+    while (this.queue.length) {
+      let best = -1;
+      for (let i = 0; i < this.workers.length; i++) {
+        const b = this.workers[i]!.busy;
+        if (b < this.perWorker && (best < 0 || b < this.workers[best]!.busy)) best = i;
+      }
+      if (best < 0) return;
+      const { job, resolve } = this.queue.shift()!;
+      const id = this.nextId++;
+      const wk = this.workers[best]!;
+      if (wk.busy === 0) wk.w.ref(); // keep the process alive while work is outstanding
+      wk.busy++;
+      this.pending.set(id, { resolve, worker: best });
+      wk.w.postMessage({ ...job, id });
+    }
+  }
+
+  run(job: Omit<WorkerJob, 'id'>): Promise<WorkerResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve) => {
+      this.queue.push({ job, resolve });
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.w.terminate()));
+    this.workers = [];
+  }
+}
+
+interface SampleResult { data: Float32Array | Uint8Array; width: number; height: number }
+
+export class DataLoader implements AsyncIterable<Batch> {
+  readonly dataset: Dataset;
+  readonly pipeline: PipelineConfig;
+  readonly batchSize: number;
+  readonly mode: 'train' | 'eval';
+  readonly seed: number;
+  /** Bad files met so far (each path once per epoch). */
+  readonly badFiles: BadFileRecord[] = [];
+  private readonly opts: Required<Pick<DataLoaderOptions, 'sampler' | 'dropLast' | 'workers' | 'perWorker' | 'prefetch' | 'onBadFile' | 'cacheBytes'>>;
+  private pos: LoaderState;
+  private pool: WorkerPool | null = null;
+  private cache = new Map<number, { buffer: SharedArrayBuffer; width: number; height: number }>();
+  private cacheUsed = 0;
+  private readonly prefixLen: number;
+  private readonly byClass: number[][];
+  private readonly localSem = { active: 0 };
+
+  constructor(o: DataLoaderOptions) {
+    validatePipeline(o.pipeline);
+    if (!(Number.isInteger(o.batchSize) && o.batchSize > 0)) throw new Error(`Expected a positive integer for batchSize but received ${o.batchSize}`);
+    if (o.dataset.samples.length === 0) throw new Error('DataLoader: the dataset has no samples (check the split name)');
+    this.dataset = o.dataset;
+    this.pipeline = o.pipeline;
+    this.batchSize = o.batchSize;
+    this.mode = o.mode ?? 'train';
+    this.seed = o.seed ?? 0;
+    const workers = o.workers ?? availableParallelism();
+    this.opts = {
+      sampler: this.mode === 'eval' ? 'sequential' : (o.sampler ?? 'shuffle'),
+      dropLast: this.mode === 'eval' ? false : (o.dropLast ?? false),
+      workers,
+      perWorker: o.perWorker ?? 2,
+      prefetch: o.prefetch ?? 2,
+      onBadFile: o.onBadFile ?? 'skip',
+      cacheBytes: o.cacheBytes ?? 0,
+    };
+    this.pos = { ...(o.start ?? { epoch: 0, step: 0 }) };
+    this.prefixLen = deterministicPrefixLength(o.pipeline);
+    this.byClass = [];
+    o.dataset.samples.forEach((s, i) => { (this.byClass[s.label] ??= []).push(i); });
+  }
+
+  /** Batches per epoch. */
+  get stepsPerEpoch(): number {
+    const n = this.dataset.samples.length;
+    return this.opts.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+  }
+
+  /** Position of the next batch to be delivered. */
+  state(): LoaderState {
+    return { ...this.pos };
+  }
+
+  /** Moves to a position (e.g. from a checkpoint); the next iteration starts there. */
+  setState(s: LoaderState): void {
+    if (!(Number.isInteger(s.epoch) && s.epoch >= 0 && Number.isInteger(s.step) && s.step >= 0 && s.step <= this.stepsPerEpoch)) {
+      throw new Error(`DataLoader.setState: invalid position ${JSON.stringify(s)} (steps per epoch: ${this.stepsPerEpoch})`);
+    }
+    this.pos = { ...s };
+  }
+
+  /** Dataset indices of an epoch in delivery order (before dropLast). */
+  epochOrder(epoch: number): Int32Array {
+    const n = this.dataset.samples.length;
+    if (this.opts.sampler === 'sequential') return Int32Array.from({ length: n }, (_, i) => i);
+    if (this.opts.sampler === 'shuffle') return new Rng(deriveSeed(this.seed, epoch, 0x5eed)).permutation(n);
+    const rng = new Rng(deriveSeed(this.seed, epoch, 0xba1a));
+    const classes = this.byClass.filter((c) => c && c.length > 0);
+    const out = new Int32Array(n);
+    for (let i = 0; i < n; i++) out[i] = rng.choice(rng.choice(classes));
+    return out;
+  }
+
+  /** Iterates the current epoch from the current step; afterwards the position is the next epoch's start. */
+  [Symbol.asyncIterator](): AsyncIterator<Batch> {
+    return this.iterateEpoch()[Symbol.asyncIterator]();
+  }
+
+  /** Iterates the current epoch from state().step (see setState). */
+  async *iterateEpoch(): AsyncGenerator<Batch> {
+    const { epoch, step: startStep } = this.pos;
+    const order = this.epochOrder(epoch);
+    const steps = this.stepsPerEpoch;
+    const B = this.batchSize;
+    const inflight: Promise<Batch>[] = [];
+    let next = startStep;
+    const ahead = Math.max(1, this.opts.prefetch);
+    try {
+      while (next < steps || inflight.length) {
+        while (next < steps && inflight.length < ahead) {
+          const s = next++;
+          const ids = order.subarray(s * B, Math.min(order.length, (s + 1) * B));
+          const p = this.loadBatch(epoch, s, ids, s * B);
+          p.catch(() => undefined); // handled when awaited in order
+          inflight.push(p);
+        }
+        const b = await inflight.shift()!;
+        this.pos = b.step + 1 >= steps ? { epoch: epoch + 1, step: 0 } : { epoch, step: b.step + 1 };
+        yield b;
+      }
+    } finally {
+      // A consumer that stops early leaves outstanding batches; they finish and are dropped.
+      inflight.length = 0;
+    }
+  }
+
+  private sampleSeed(epoch: number, position: number, index: number): number {
+    return deriveSeed(this.seed, epoch, position, index);
+  }
+
+  private async loadSample(epoch: number, position: number, index: number): Promise<SampleResult | null> {
+    const s = this.dataset.samples[index]!;
+    const path = resolveSamplePath(this.dataset, s);
+    const seed = this.sampleSeed(epoch, position, index);
+    const cached = this.cache.get(index);
+    const wantPrefix = !cached && this.opts.cacheBytes > 0 && this.cacheUsed < this.opts.cacheBytes;
+    if (this.opts.workers > 0) {
+      this.pool ??= new WorkerPool(this.opts.workers, this.opts.perWorker, this.pipeline);
+      const r = await this.pool.run({ path, seed, wantPrefix, ...(cached ? { cached } : {}) });
+      if (r.error) {
+        if (r.error.bad) return this.bad(path, r.error.reason as BadFileReason, r.error.message, epoch);
+        throw new Error(`data worker failed on ${path}: ${r.error.message}`);
+      }
+      if (r.prefix && !this.cache.has(index) && this.cacheUsed + r.prefix.buffer.byteLength <= this.opts.cacheBytes) {
+        this.cache.set(index, r.prefix);
+        this.cacheUsed += r.prefix.buffer.byteLength;
+      }
+      return { data: r.data!, width: r.width!, height: r.height! };
+    }
+    // Main-thread path.
+    try {
+      let img: RgbImage;
+      if (cached) img = { data: new Uint8Array(cached.buffer), width: cached.width, height: cached.height };
+      else {
+        img = await decodeWithPrefix(path, this.pipeline, this.prefixLen);
+        if (wantPrefix && this.cacheUsed + img.data.length <= this.opts.cacheBytes) {
+          const sab = new SharedArrayBuffer(img.data.length);
+          new Uint8Array(sab).set(img.data);
+          this.cache.set(index, { buffer: sab, width: img.width, height: img.height });
+          this.cacheUsed += img.data.length;
+        }
+      }
+      return finishSample(img, this.pipeline, new Rng(seed), this.prefixLen);
+    } catch (e) {
+      if (e instanceof BadImageError) return this.bad(path, e.reason, e.message, epoch);
+      throw e;
+    }
+  }
+
+  private bad(path: string, reason: BadFileReason, message: string, epoch: number): null {
+    if (this.opts.onBadFile === 'fail') throw new BadImageError(path, reason, message);
+    if (!this.badFiles.some((b) => b.path === path && b.epoch === epoch)) this.badFiles.push({ path, reason, message, epoch });
+    return null;
+  }
+
+  private async loadBatch(epoch: number, step: number, ids: Int32Array, firstPos: number): Promise<Batch> {
+    const results = await Promise.all(Array.from(ids, (idx, k) => this.loadSample(epoch, firstPos + k, idx)));
+    const keep: number[] = [];
+    results.forEach((r, k) => { if (r) keep.push(k); });
+    const uint8 = this.pipeline.output === 'uint8';
+    const first = keep.length ? results[keep[0]!]! : null;
+    const w = first?.width ?? 0, h = first?.height ?? 0;
+    const per = w * h * 3;
+    const data = uint8 ? new Uint8Array(keep.length * per) : new Float32Array(keep.length * per);
+    const labels = new Int32Array(keep.length);
+    const indices = new Int32Array(keep.length);
+    keep.forEach((k, j) => {
+      const r = results[k]!;
+      const idx = ids[k]!;
+      if (r.width !== w || r.height !== h) {
+        throw new Error(`pipeline output sizes differ within a batch: ${resolveSamplePath(this.dataset, this.dataset.samples[idx]!)} gave ${r.width}x${r.height}, expected ${w}x${h}; end the pipeline with a fixed-size crop or resize`);
+      }
+      (data as Float32Array).set(r.data as Float32Array, j * per);
+      labels[j] = this.dataset.samples[idx]!.label;
+      indices[j] = idx;
+    });
+    const shape: [number, number, number, number] = uint8 ? [keep.length, h, w, 3] : [keep.length, 3, h, w];
+    return { data, shape, layout: uint8 ? 'NHWC' : 'NCHW', labels, indices, epoch, step };
+  }
+
+  /** Stops the worker threads. The loader can be iterated again afterwards (workers restart). */
+  async close(): Promise<void> {
+    const p = this.pool;
+    this.pool = null;
+    if (p) await p.close();
+  }
+
+  /** Cached prefix images and their bytes. */
+  cacheInfo(): { entries: number; bytes: number } {
+    return { entries: this.cache.size, bytes: this.cacheUsed };
+  }
+}
