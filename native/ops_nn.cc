@@ -44,7 +44,8 @@ GR_OP(bceWithLogits, RET(at::binary_cross_entropy_with_logits(T(0), T(1), OT(2),
 GR_OP(oneHot, RET(at::one_hot(T(0), I(1)));)
 GR_OP(embedding, RET(at::embedding(T(0), T(1)));)
 
-// Resampling with an explicit output size.
-GR_OP(upsampleNearest2d, RET(at::upsample_nearest2d(T(0), IL(1), c10::nullopt, c10::nullopt));)
-GR_OP(upsampleBilinear2d, RET(at::upsample_bilinear2d(T(0), IL(1), B(2), c10::nullopt, c10::nullopt));)
-GR_OP(upsampleBicubic2d, RET(at::upsample_bicubic2d(T(0), IL(1), B(2), c10::nullopt, c10::nullopt));)
+// Resampling: output size plus the optional scale factors the user gave
+// (PyTorch maps coordinates with 1/scale when a scale factor is given).
+GR_OP(upsampleNearest2d, RET(at::upsample_nearest2d(T(0), IL(1), OD(2), OD(3)));)
+GR_OP(upsampleBilinear2d, RET(at::upsample_bilinear2d(T(0), IL(1), B(2), OD(3), OD(4)));)
+GR_OP(upsampleBicubic2d, RET(at::upsample_bicubic2d(T(0), IL(1), B(2), OD(3), OD(4)));)

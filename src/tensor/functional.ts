@@ -29,6 +29,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2
   return op('conv2d', x.handle, weight.handle, bias?.handle ?? null, pair(o.stride ?? 1, 'stride'),
     pair(o.padding ?? 0, 'padding'), pair(o.dilation ?? 1, 'dilation'), o.groups ?? 1);
 }
+export interface ConvTranspose2dOptions extends Conv2dOptions { outputPadding?: number | [number, number] }
+export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvTranspose2dOptions = {}): Tensor {
+  return op('convTranspose2d', x.handle, weight.handle, bias?.handle ?? null, pair(o.stride ?? 1, 'stride'),
+    pair(o.padding ?? 0, 'padding'), pair(o.outputPadding ?? 0, 'outputPadding'), o.groups ?? 1, pair(o.dilation ?? 1, 'dilation'));
+}
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   return op('linear', x.handle, weight.handle, bias?.handle ?? null);
 }
@@ -132,17 +137,34 @@ export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, o: {
 export function oneHot(indices: Tensor, numClasses = -1): Tensor { return op('oneHot', indices.handle, numClasses); }
 export function embedding(indices: Tensor, weight: Tensor): Tensor { return op('embedding', weight.handle, indices.handle); }
 
-export interface InterpolateOptions { size: number | [number, number]; mode?: 'nearest' | 'bilinear' | 'bicubic'; alignCorners?: boolean }
+export interface InterpolateOptions {
+  /** Output size (H, W); give either size or scaleFactor. */
+  size?: number | [number, number];
+  /** Output = floor(input * scaleFactor); coordinates map with 1/scaleFactor, like PyTorch. */
+  scaleFactor?: number | [number, number];
+  mode?: 'nearest' | 'bilinear' | 'bicubic';
+  alignCorners?: boolean;
+}
 export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
   requireRank(x, 4, 'interpolate');
-  const size = pair(o.size, 'size');
+  if ((o.size === undefined) === (o.scaleFactor === undefined)) throw new TypeError('Error in interpolate: give exactly one of size and scaleFactor');
+  let size: number[];
+  let scales: [number | null, number | null] = [null, null];
+  if (o.size !== undefined) {
+    size = pair(o.size, 'size');
+  } else {
+    const sf = typeof o.scaleFactor === 'number' ? [o.scaleFactor, o.scaleFactor] : [...o.scaleFactor!];
+    if (sf.length !== 2 || sf.some((v) => !(v > 0))) throw new RangeError(`Error in interpolate: scaleFactor must be positive but received ${JSON.stringify(o.scaleFactor)}`);
+    size = [Math.floor(x.shape[2]! * sf[0]!), Math.floor(x.shape[3]! * sf[1]!)];
+    scales = [sf[0]!, sf[1]!];
+  }
   const mode = o.mode ?? 'nearest';
   if (mode === 'nearest') {
     if (o.alignCorners !== undefined) throw new TypeError("Error in interpolate: alignCorners only applies to 'bilinear' and 'bicubic'");
-    return op('upsampleNearest2d', x.handle, size);
+    return op('upsampleNearest2d', x.handle, size, ...scales);
   }
-  if (mode === 'bilinear') return op('upsampleBilinear2d', x.handle, size, o.alignCorners ?? false);
-  if (mode === 'bicubic') return op('upsampleBicubic2d', x.handle, size, o.alignCorners ?? false);
+  if (mode === 'bilinear') return op('upsampleBilinear2d', x.handle, size, o.alignCorners ?? false, ...scales);
+  if (mode === 'bicubic') return op('upsampleBicubic2d', x.handle, size, o.alignCorners ?? false, ...scales);
   throw new TypeError(`Expected 'nearest', 'bilinear' or 'bicubic' for mode but received ${String(mode)}`);
 }
 
