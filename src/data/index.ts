@@ -7,3 +7,5 @@ export * from './autoaugment.js';
 export * from './erasing.js';
 export * from './transforms.js';
 export * from './loader.js';
+export * from './stats.js';
+export * from './analyze.js';
