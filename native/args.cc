@@ -30,15 +30,18 @@ void trackFree(TensorBox* box) {
 }
 
 // Counts handles holding a tensor and the bytes of the distinct storages they
-// keep alive (views of one storage count once).
-void liveStats(int64_t& tensors, int64_t& bytes, int64_t& cudaBytes) {
+// keep alive (views of one storage count once); of the calling JS thread only
+// when thisThread is set.
+void liveStats(bool thisThread, int64_t& tensors, int64_t& bytes, int64_t& cudaBytes) {
   std::lock_guard<std::mutex> lock(liveMutex);
   std::unordered_set<const void*> seen;
+  const std::thread::id me = std::this_thread::get_id();
   tensors = 0;
   bytes = 0;
   cudaBytes = 0;
   for (TensorBox* box : liveSet()) {
     if (box->disposed || !box->t.defined()) continue;
+    if (thisThread && box->owner != me) continue;
     tensors++;
     if (!box->t.has_storage()) continue;
     const c10::StorageImpl* impl = box->t.storage().unsafeGetStorageImpl();
@@ -56,7 +59,7 @@ static void finalizeBox(Napi::Env, TensorBox* box) {
 }
 
 Napi::Value wrap(Napi::Env env, at::Tensor t) {
-  auto* box = new TensorBox{std::move(t), false};
+  auto* box = new TensorBox{std::move(t)};
   trackAlloc(box);
   return Napi::External<TensorBox>::New(env, box, finalizeBox);
 }

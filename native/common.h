@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace gr {
@@ -15,6 +16,9 @@ namespace gr {
 struct TensorBox {
   at::Tensor t;
   bool disposed = false;
+  // The JS thread (main or worker) that made the handle: memory() reports
+  // per thread, so a worker's leak check is not disturbed by other threads.
+  std::thread::id owner = std::this_thread::get_id();
 };
 
 using OpFn = Napi::Value (*)(const Napi::CallbackInfo&);

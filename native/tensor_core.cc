@@ -8,7 +8,7 @@
 #include <cstring>
 
 namespace gr {
-void liveStats(int64_t& tensors, int64_t& bytes, int64_t& cudaBytes);
+void liveStats(bool thisThread, int64_t& tensors, int64_t& bytes, int64_t& cudaBytes);
 }
 
 static at::MemoryFormat memoryFormat(int64_t code) {
@@ -167,9 +167,10 @@ GR_OP(cudaDeviceCount, {
   int n = at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0;
   return Napi::Number::New(env, n);
 })
+// memory(processWide): live handles and the bytes of their storages.
 GR_OP(memory, {
   int64_t tensors, bytes, cudaBytes;
-  gr::liveStats(tensors, bytes, cudaBytes);
+  gr::liveStats(!B(0), tensors, bytes, cudaBytes);
   Napi::Object o = Napi::Object::New(env);
   o.Set("tensors", Napi::Number::New(env, static_cast<double>(tensors)));
   o.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes)));

@@ -3,19 +3,31 @@ import { availableParallelism } from 'node:os';
 import { call } from './native.js';
 
 export interface MemoryInfo {
-  /** Tensor handles alive (not disposed). */
+  /** Tensor handles alive (not disposed) made on this JS thread (main thread or worker). */
   tensors: number;
   /** Bytes of distinct CPU storages those handles keep alive. */
   bytes: number;
   /** Same, on CUDA devices. */
   cudaBytes: number;
+  /** Handles alive in the whole process (all threads). */
+  processTensors: number;
+  /** Bytes of distinct CPU storages the whole process's handles keep alive. */
+  processBytes: number;
   /** Process resident set size. */
   rss: number;
 }
 
+interface NativeMemory { tensors: number; bytes: number; cudaBytes: number }
+
+/**
+ * Live tensors and their storage bytes, for leak checks. Counts follow
+ * handles: storage held only by an autograd graph (saved for backward) is not
+ * counted until backward frees it.
+ */
 export function memory(): MemoryInfo {
-  const m = call('memory') as Omit<MemoryInfo, 'rss'>;
-  return { ...m, rss: process.memoryUsage.rss() };
+  const m = call('memory', false) as NativeMemory;
+  const p = call('memory', true) as NativeMemory;
+  return { ...m, processTensors: p.tensors, processBytes: p.bytes, rss: process.memoryUsage.rss() };
 }
 
 export function setNumThreads(n: number): void {
