@@ -1,0 +1,7 @@
+// The model zoo: create models by name. Importing this module registers every family.
+export { ClassifierModel, IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './model.js';
+export {
+  registerModel, createModel, listModels, getModelCfg, getModelEntry, closeModelNames,
+  type CreateModelOptions, type ModelFactory, type ModelEntry, type CheckpointFilter,
+} from './registry.js';
+export { ResNet, BasicBlock, Bottleneck, registerResNet, RESNET_VARIANTS, type ResNetArgs, type ResNetBlock, type BlockArgs } from './resnet.js';

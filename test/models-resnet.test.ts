@@ -1,0 +1,153 @@
+// ResNet-50 against torchvision 1.13 (the oracle): same init for the same seed,
+// same eval logits from safetensors and .pth weights, and the same parameters,
+// running stats and momentum buffers after 3 SGD steps with label smoothing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import * as T from '../src/tensor/index.js';
+import { createModel, listModels, ResNet } from '../src/models/index.js';
+import { SGD, paramGroupsNoDecay } from '../src/optim/index.js';
+import { runOracle, loadTensors, relError, type OracleRun } from './nn-helpers.js';
+
+const TOL = 1e-4;
+let oracle: OracleRun;
+let inputs: Map<string, T.Tensor>;
+let result: Map<string, T.Tensor>;
+
+before(() => {
+  oracle = runOracle('nn_oracle.py', String(T.getNumThreads()), 'sgd');
+  inputs = loadTensors(join(oracle.dir, 'inputs.safetensors'));
+  result = loadTensors(join(oracle.dir, 'result.safetensors'));
+});
+
+after(() => {
+  for (const t of [...(inputs?.values() ?? []), ...(result?.values() ?? [])]) t.dispose();
+  oracle?.cleanup();
+});
+
+test('resnet50 initialisation equals torchvision for the same seed', () => {
+  T.manualSeed(0);
+  const model = createModel('resnet50', { numClasses: 10 });
+  const expected = oracle.json.init_check as Record<string, number[]>;
+  T.tidy(() => {
+    const sd = model.stateDict();
+    for (const [k, values] of Object.entries(expected)) {
+      assert.deepEqual(sd.get(k)!.flatten().slice(0, 0, 6).toArray(), values, k);
+    }
+  });
+  model.dispose();
+});
+
+test('eval-mode logits match torchvision from safetensors and from a wrapped .pth', () => {
+  const logs: string[] = [];
+  for (const file of ['weights.safetensors', 'weights.pth']) {
+    const model = createModel('resnet50', { numClasses: 10, pretrained: join(oracle.dir, file), log: (m) => logs.push(m) });
+    model.eval();
+    const err = T.tidy(() => relError(T.noGrad(() => model.forward(inputs.get('x')!)), result.get('eval.logits')!));
+    assert.ok(err < TOL, `${file}: relative error ${err}`);
+    model.dispose();
+  }
+  assert.equal(logs.length, 2);
+  assert.match(logs[0]!, /loaded 320 tensors/);
+  assert.doesNotMatch(logs[0]!, /skipped/);
+});
+
+test('3 SGD momentum steps with label smoothing: every parameter, running stat and momentum buffer matches', () => {
+  const before = T.memory().tensors;
+  const model = createModel('resnet50', { numClasses: 10, pretrained: join(oracle.dir, 'weights.safetensors'), log: null });
+  model.train();
+  const groups = paramGroupsNoDecay(model, 1e-4);
+  const opt = new SGD(groups, { lr: 0.1, momentum: 0.9 });
+  const x = inputs.get('x')!, y = inputs.get('y')!;
+  const losses: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    opt.zeroGrad();
+    T.tidy(() => {
+      const loss = T.F.crossEntropy(model.forward(x), y, { labelSmoothing: 0.1 });
+      loss.backward();
+      losses.push(loss.item());
+    });
+    opt.step();
+  }
+  const expectedLosses = oracle.json.losses as number[];
+  losses.forEach((l, i) => assert.ok(Math.abs(l - expectedLosses[i]!) <= TOL * Math.abs(expectedLosses[i]!), `loss ${i}: ${l} vs ${expectedLosses[i]}`));
+
+  const worst: [string, number][] = [];
+  T.tidy(() => {
+    const sd = model.stateDict();
+    let compared = 0;
+    for (const [k, t] of sd) {
+      const ref = result.get(`after.${k}`);
+      assert.ok(ref, `oracle lacks ${k}`);
+      const err = k.endsWith('num_batches_tracked') ? (t.equal(ref) ? 0 : Infinity) : relError(t, ref);
+      if (!(err < TOL)) worst.push([k, err]);
+      compared++;
+    }
+    assert.equal(compared, 320);
+    const names = groups.flatMap((g) => g.names);
+    const st = opt.stateDict();
+    assert.equal(st.state.size, names.length);
+    for (const [i, s] of st.state) {
+      const ref = result.get(`opt.${names[i]}.momentum_buffer`)!;
+      const err = relError(s.momentum_buffer as T.Tensor, ref);
+      if (!(err < TOL)) worst.push([`momentum_buffer of ${names[i]}`, err]);
+    }
+  });
+  assert.deepEqual(worst, [], `entries over ${TOL} relative error: ${worst.map(([k, e]) => `${k} ${e}`).join(', ')}`);
+  opt.dispose();
+  model.dispose();
+  assert.equal(T.memory().tensors, before, 'the training loop leaks no tensors');
+});
+
+test('pretrained with another class count re-initialises the classifier and says so', () => {
+  const logs: string[] = [];
+  const model = createModel('resnet50', { numClasses: 7, pretrained: join(oracle.dir, 'weights.safetensors'), log: (m) => logs.push(m) });
+  assert.match(logs[0]!, /loaded 318 tensors .*skipped fc\.weight \[10, 2048\], fc\.bias \[10\]/);
+  T.tidy(() => {
+    const sd = model.stateDict();
+    assert.deepEqual(sd.get('fc.weight')!.shape, [7, 2048]);
+    assert.ok(relError(sd.get('layer4.2.conv3.weight')!, result.get('after.layer4.2.conv3.weight')!) > 0, 'sanity: trained weights differ');
+  });
+  model.dispose();
+});
+
+test('createModel: unknown names list close ones; options override the variant', () => {
+  assert.throws(() => createModel('resnet05'), /Unknown model 'resnet05'; did you mean .*resnet50/);
+  assert.ok(listModels('resnet*').includes('resnet101'));
+  const m = createModel('resnet18', { numClasses: 3, inChans: 1 }) as ResNet;
+  T.tidy(() => {
+    assert.deepEqual(m.stateDict().get('conv1.weight')!.shape, [64, 1, 7, 7]);
+    assert.deepEqual(m.eval().forward(T.randn([1, 1, 32, 32])).shape, [1, 3]);
+  });
+  m.dispose();
+});
+
+// Published parameter counts (torchvision model docs), 1000 classes.
+const PARAMS: Record<string, number> = {
+  resnet18: 11_689_512, resnet34: 21_797_672, resnet50: 25_557_032, resnet101: 44_549_160,
+  resnet152: 60_192_808, resnext50_32x4d: 25_028_904,
+};
+
+test('every registered model: published parameter count, features/head/reset, state-dict round trip', () => {
+  for (const name of listModels()) {
+    T.tidy(() => {
+      const m = createModel(name);
+      if (PARAMS[name] !== undefined) assert.equal(m.numParameters(), PARAMS[name], name);
+      m.resetClassifier(4);
+      m.eval();
+      const x = T.randn([1, 3, 32, 32]);
+      const f = T.noGrad(() => m.forwardFeatures(x));
+      assert.equal(f.shape[1], m.numFeatures, name);
+      assert.deepEqual(T.noGrad(() => m.forwardHead(f, true)).shape, [1, m.numFeatures], name);
+      const logits = T.noGrad(() => m.forward(x));
+      assert.deepEqual(logits.shape, [1, 4], name);
+      if (m.numParameters() < 15e6) {
+        const twin = createModel(name, { numClasses: 4 });
+        twin.loadStateDict(m.stateDict());
+        assert.ok(T.noGrad(() => twin.eval().forward(x)).equal(logits), `${name}: state-dict round trip`);
+        twin.dispose();
+      }
+      m.dispose();
+    });
+  }
+});
