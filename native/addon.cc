@@ -2,7 +2,15 @@
 // No JS values are kept in statics, so the addon loads in worker threads too.
 #include "common.h"
 
+// Frees what this environment's handles still hold when it is torn down.
+static void cleanupEnv(void* arg) {
+  auto* owner = static_cast<std::thread::id*>(arg);
+  gr::releaseThread(*owner);
+  delete owner;
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  napi_add_env_cleanup_hook(env, cleanupEnv, new std::thread::id(std::this_thread::get_id()));
   for (const gr::OpEntry& op : gr::opRegistry()) {
     exports.Set(op.name, Napi::Function::New(env, op.fn, op.name));
   }

@@ -29,6 +29,28 @@ void trackFree(TensorBox* box) {
   liveSet().erase(box);
 }
 
+// Frees the tensors of every handle a JS thread still holds. Runs when that
+// thread's environment is torn down (worker exit or terminate()): N-API does
+// not promise to run the remaining finalizers then. The boxes themselves stay
+// for a finalizer that may still come; only the tensors are released.
+void releaseThread(std::thread::id owner) {
+  std::vector<at::Tensor> doomed;
+  {
+    std::lock_guard<std::mutex> lock(liveMutex);
+    auto& set = liveSet();
+    for (auto it = set.begin(); it != set.end();) {
+      TensorBox* box = *it;
+      if (box->owner != owner) { ++it; continue; }
+      box->disposed = true;
+      doomed.push_back(std::move(box->t));
+      box->t = at::Tensor();
+      it = set.erase(it);
+    }
+  }
+  // Destroyed outside the lock: freeing a tensor may run arbitrary deleters.
+  doomed.clear();
+}
+
 // Counts handles holding a tensor and the bytes of the distinct storages they
 // keep alive (views of one storage count once); of the calling JS thread only
 // when thisThread is set.

@@ -2,6 +2,12 @@
 // conversion and the one macro every op binding goes through.
 #pragma once
 
+// When a worker thread is terminated mid-call, throwing into JS fails; without
+// this, node-addon-api turns that failure into a C++ exception that escapes
+// the callback and aborts the whole process.
+#ifndef NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
+#define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
+#endif
 #include <napi.h>
 #include <ATen/ATen.h>
 
@@ -34,6 +40,7 @@ struct OpRegistrar {
 // Live-handle accounting for leak checks (process-wide; libtorch memory is).
 void trackAlloc(TensorBox* box);
 void trackFree(TensorBox* box);
+void releaseThread(std::thread::id owner);
 
 // Argument readers. Validation of shapes and options happens in TypeScript;
 // these only convert, and throw a TypeError on a wrong JS type.
