@@ -60,11 +60,15 @@ function describe() {
   const cuda = existsSync(join(f.libdir, 'libtorch_cuda.so'));
   const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
   if (cuda) libs.push('-Wl,--no-as-needed', '-ltorch_cuda', '-lc10_cuda', '-Wl,--as-needed');
-  const versionHeader = join(f.include[f.include.length - 1], 'torch', 'version.h');
+  // libtorch 2.x moved the numbers to torch/headeronly/version.h.
   let version = 'unknown';
-  if (existsSync(versionHeader)) {
-    const m = readFileSync(versionHeader, 'utf8').match(/TORCH_VERSION_MAJOR (\d+)[\s\S]*TORCH_VERSION_MINOR (\d+)[\s\S]*TORCH_VERSION_PATCH (\d+)/);
-    if (m) version = `${m[1]}.${m[2]}.${m[3]}`;
+  for (const dir of f.include) {
+    for (const rel of [['torch', 'version.h'], ['torch', 'headeronly', 'version.h']]) {
+      const header = join(dir, ...rel);
+      if (version !== 'unknown' || !existsSync(header)) continue;
+      const m = readFileSync(header, 'utf8').match(/TORCH_VERSION_MAJOR (\d+)[\s\S]*TORCH_VERSION_MINOR (\d+)[\s\S]*TORCH_VERSION_PATCH (\d+)/);
+      if (m) version = `${m[1]}.${m[2]}.${m[3]}`;
+    }
   }
   const abi = f.cxx11abi === false ? 0 : 1;
   return { ...f, cuda, libs, version, defines: [`_GLIBCXX_USE_CXX11_ABI=${abi}`, ...(cuda ? ['GOODSREC_CUDA=1'] : [])] };
