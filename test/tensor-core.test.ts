@@ -137,3 +137,23 @@ test('channels_last memory format', () => {
     assert.equal(cl.equal(x), true);
   });
 });
+
+test('fromRaw/toRaw round-trip bytes exactly, also from non-contiguous tensors', () => {
+  T.tidy(() => {
+    for (const dtype of T.DTYPES) {
+      const t = T.arange(0, 12, 1, { dtype: 'float64' }).sub(5).mul(0.75).to({ dtype }).reshape([3, 4]);
+      const raw = T.toRaw(t);
+      assert.equal(raw.dtype, dtype);
+      assert.deepEqual(raw.shape, [3, 4]);
+      assert.equal(raw.data.byteLength, 12 * T.bytesPerElement(dtype));
+      const back = T.fromRaw(raw);
+      assert.equal(back.dtype, dtype);
+      assert.equal(back.equal(t), true, dtype);
+      // A transposed view comes out row-major in its logical order.
+      const tr = T.toRaw(t.t());
+      assert.deepEqual(tr.shape, [4, 3]);
+      assert.equal(T.fromRaw(tr).equal(t.t()), true, `${dtype} transposed`);
+    }
+    assert.throws(() => T.fromRaw({ dtype: 'float32', shape: [2, 2], data: new Uint8Array(12) }), /12 bytes given, shape needs 16/);
+  });
+});
