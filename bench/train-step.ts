@@ -1,0 +1,104 @@
+/**
+ * `npm run bench -- train-step`: one ResNet-50 training step (batch 32, 3x160x160, 1000 classes,
+ * forward + cross entropy with label smoothing 0.1 + backward + SGD momentum 0.9, wd 1e-4) on all
+ * cores, goodsrec vs PyTorch 1.13 measured in the same run, NCHW and channels_last. Each side runs
+ * in its own process (goodsrec in a child node process) so that each peak RSS is its own.
+ *
+ * Env: GOODSREC_BENCH_STEPS (timed steps per process, default 5), GOODSREC_BENCH_WARMUP (default 2),
+ * GOODSREC_BENCH_ROUNDS (processes per side and format, alternating, default 2).
+ */
+import { execFileSync } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
+import { resolve, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = fileURLToPath(import.meta.url);
+const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+
+type Format = 'nchw' | 'channels_last';
+interface Sample { times_ms: number[]; peak_rss_mb: number; loss: number; minor_faults: number }
+
+/** The goodsrec side, in the child process. */
+async function child(format: Format, steps: number, warmup: number): Promise<void> {
+  const T = await import('../src/tensor/index.js');
+  const { createModel } = await import('../src/models/index.js');
+  const { SGD } = await import('../src/optim/index.js');
+  T.manualSeed(0);
+  const model = createModel('resnet50', { numClasses: 1000 }).train();
+  let x = T.randn([32, 3, 160, 160]).keep();
+  const y = T.randint(0, 1000, [32]).keep();
+  if (format === 'channels_last') {
+    model.to('channelsLast');
+    const cl = x.contiguous('channelsLast').keep();
+    x.dispose();
+    x = cl;
+  }
+  const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
+  const times: number[] = [];
+  let loss = 0;
+  for (let i = 0; i < warmup + steps; i++) {
+    const t = performance.now();
+    opt.zeroGrad();
+    loss = T.tidy(() => {
+      const l = T.F.crossEntropy(model.forward(x), y, { labelSmoothing: 0.1 });
+      l.backward();
+      return l.item();
+    });
+    opt.step();
+    if (i >= warmup) times.push(performance.now() - t);
+  }
+  const ru = process.resourceUsage();
+  const out: Sample = { times_ms: times, peak_rss_mb: ru.maxRSS / 1024, loss, minor_faults: ru.minorPageFault };
+  console.log(JSON.stringify(out));
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function runSide(side: 'goodsrec' | 'pytorch', format: Format, steps: number, warmup: number, threads: number): Sample {
+  const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GOODSREC_THREADS: String(threads) };
+  const out = side === 'pytorch'
+    ? execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'train_step_torch.py'), format, String(steps), String(warmup), String(threads)], { encoding: 'utf8', env })
+    : execFileSync(process.execPath, [HERE, '--child', format, String(steps), String(warmup)], { encoding: 'utf8', env });
+  const line = out.trim().split('\n').pop()!;
+  return JSON.parse(line) as Sample;
+}
+
+export async function run(): Promise<void> {
+  const threads = availableParallelism();
+  const steps = Number(process.env['GOODSREC_BENCH_STEPS'] ?? 5);
+  const warmup = Number(process.env['GOODSREC_BENCH_WARMUP'] ?? 2);
+  const rounds = Number(process.env['GOODSREC_BENCH_ROUNDS'] ?? 2);
+  console.log(`train-step bench: ResNet-50, batch 32, 3x160x160, 1000 classes, SGD momentum, label smoothing; ${threads} threads; ` +
+    `${rounds} x ${steps} timed steps per side and format (after ${warmup} warm-up); load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  for (const format of ['nchw', 'channels_last'] as const) {
+    const acc = { goodsrec: { t: [] as number[], rss: [] as number[] }, pytorch: { t: [] as number[], rss: [] as number[] } };
+    for (let r = 0; r < rounds; r++) {
+      // Alternate which side goes first so that drifting machine load hits both alike.
+      const order = r % 2 === 0 ? (['pytorch', 'goodsrec'] as const) : (['goodsrec', 'pytorch'] as const);
+      for (const side of order) {
+        const s = runSide(side, format, steps, warmup, threads);
+        acc[side].t.push(...s.times_ms);
+        acc[side].rss.push(s.peak_rss_mb);
+        console.log(`  ${format} ${side.padEnd(8)} round ${r}: median ${median(s.times_ms).toFixed(0)} ms/step (${s.times_ms.map((v) => v.toFixed(0)).join(' ')}), ` +
+          `peak RSS ${s.peak_rss_mb.toFixed(0)} MB, ${(s.minor_faults / 1e3).toFixed(0)}k minor page faults, last loss ${s.loss.toFixed(4)}`);
+      }
+    }
+    // Medians over all timed steps, and over the processes' peak RSS (which varies by a few % run to run).
+    const g = median(acc.goodsrec.t), p = median(acc.pytorch.t);
+    const gr = median(acc.goodsrec.rss), pr = median(acc.pytorch.rss);
+    const range = (v: number[]): string => `${Math.min(...v).toFixed(0)}-${Math.max(...v).toFixed(0)}`;
+    console.log(`${format}: goodsrec ${g.toFixed(0)} ms/step, PyTorch ${p.toFixed(0)} ms/step, time ratio ${(g / p).toFixed(3)}; ` +
+      `peak RSS goodsrec ${gr.toFixed(0)} MB (${range(acc.goodsrec.rss)}), PyTorch ${pr.toFixed(0)} MB (${range(acc.pytorch.rss)}), RSS ratio ${(gr / pr).toFixed(3)}`);
+  }
+  console.log(`load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+}
+
+if (process.argv[1] === HERE && process.argv[2] === '--child') {
+  await child(process.argv[3] as Format, Number(process.argv[4]), Number(process.argv[5]));
+} else if (process.argv[1] === HERE) {
+  await run();
+}
