@@ -306,11 +306,15 @@ export class Module {
       ? (MEMORY_FORMATS.includes(target) ? { memoryFormat: target as T.MemoryFormat }
         : target === 'cpu' || target.startsWith('cuda') ? { device: target as T.Device } : { dtype: target as T.DType })
       : target;
+    // Tensors shared by several modules (tied weights) are converted once.
+    const converted = new Map<Tensor, Tensor>();
     T.noGrad(() => {
       for (const m of this.modules()) {
         for (const n of [...m._paramNames, ...m._bufferNames]) {
           const t = m.slot(n);
           if (!t) continue;
+          const done = converted.get(t);
+          if (done) { m.setSlot(n, done); continue; }
           let cur = t;
           const convert = (next: Tensor): void => { if (cur !== t) cur.dispose(); cur = next; };
           if (spec.device !== undefined && cur.device !== spec.device) convert(cur.to({ device: spec.device }));
@@ -323,6 +327,7 @@ export class Module {
           const leaf = cur.detach();
           cur.dispose();
           if (requiresGrad) leaf.setRequiresGrad(true);
+          converted.set(t, leaf);
           m.replaceTensor(n, leaf);
         }
       }

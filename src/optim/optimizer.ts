@@ -63,22 +63,26 @@ export abstract class Optimizer<O extends GroupBase> {
   /** Checks a group's hyper-parameters (throws a RangeError naming the bad one). */
   protected abstract validate(group: ParamGroup<O>): void;
 
-  /** Updates one parameter from its gradient (called under noGrad, inside a tidy scope). */
+  /** Updates one parameter from its gradient (called under noGrad, inside a tidy scope per parameter). */
   protected abstract update(p: Tensor, grad: Tensor, group: ParamGroup<O>, state: ParamState): void;
 
   /** One optimisation step over every parameter that has a gradient. */
   step(): void {
-    T.tidy(() => T.noGrad(() => {
+    T.noGrad(() => {
       for (const g of this.paramGroups) {
         for (const p of g.params) {
-          const grad = p.grad;
-          if (!grad) continue;
-          let st = this.state.get(p);
-          if (!st) { st = {}; this.state.set(p, st); }
-          this.update(p, grad, g, st);
+          // One scope per parameter: temporaries are freed before the next
+          // parameter's, as PyTorch's reference counting does (lower peak memory).
+          T.tidy(() => {
+            const grad = p.grad;
+            if (!grad) return;
+            let st = this.state.get(p);
+            if (!st) { st = {}; this.state.set(p, st); }
+            this.update(p, grad, g, st);
+          }, 'optimizer.step');
         }
       }
-    }), 'optimizer.step');
+    });
   }
 
   /** Drops every parameter's gradient (PyTorch's zero_grad(set_to_none=True): frees the memory). */
