@@ -48,7 +48,12 @@ fi
 addon=build/Release/goodsrec_native.node
 if [[ ! -f $addon ]] || [[ -n $(find native binding.gyp scripts/find-libtorch.mjs -newer "$addon" 2>/dev/null | head -1) ]]; then
   log "building the libtorch addon ($(node scripts/find-libtorch.mjs json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.source+", libtorch "+j.version+(j.cuda?", CUDA":""))})'))"
-  npx node-gyp rebuild -j "$(nproc)" >/tmp/goodsrec-node-gyp.log 2>&1 || { tail -40 /tmp/goodsrec-node-gyp.log >&2; log "addon build failed (full log: /tmp/goodsrec-node-gyp.log)"; exit 1; }
+  # Incremental: configure only when the build files are missing or binding.gyp changed.
+  {
+    if [[ ! -f build/Makefile || binding.gyp -nt build/Makefile || scripts/find-libtorch.mjs -nt build/Makefile ]]; then npx node-gyp configure; fi
+    npx node-gyp build -j "$(nproc)"
+  } >/tmp/goodsrec-node-gyp.log 2>&1 || { tail -40 /tmp/goodsrec-node-gyp.log >&2; log "addon build failed (full log: /tmp/goodsrec-node-gyp.log)"; exit 1; }
+  touch "$addon"
 fi
 
 # --- TypeScript -------------------------------------------------------------------------

@@ -149,7 +149,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   accumulate: 'gradient accumulation steps',
   ema: 'EMA decay of the weights (0 = off)',
   classBalanced: 'class-balanced sampling for long-tailed data',
-  amp: "mixed precision: 'auto' (bf16 on CPU where fast, fp16 on CUDA), 'off', 'bf16', 'fp16'",
+  amp: "mixed precision: 'auto' (fp16 on CUDA, off on CPU), 'off', 'bf16', 'fp16'",
   seed: 'seed for shuffling, augmentation and init',
   device: "'auto', 'cpu', 'cuda', 'cuda:N'",
   threads: 'compute threads (0 = all cores)',

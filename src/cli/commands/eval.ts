@@ -1,0 +1,77 @@
+// goodsrec eval: accuracy of a trained recognizer on a dataset split.
+import { defineCommand } from 'citty';
+import { join, resolve } from 'node:path';
+import { loadDataset, selectSplits, type Dataset } from '../../data/index.js';
+import { loadRecognizer } from '../../eval/predictor.js';
+import { evaluate } from '../../eval/evaluate.js';
+import { formatMetrics } from '../../eval/metrics.js';
+import { evalPipeline } from '../../train/pipelines.js';
+import { writeJsonAtomic } from '../../util/atomic.js';
+import { fail } from '../errors.js';
+import type { Device } from '../../tensor/index.js';
+
+/** Maps the dataset's labels onto the model's class list by name. */
+export function alignClasses(ds: Dataset, modelClasses: readonly string[], source: string): Dataset {
+  const index = new Map(modelClasses.map((c, i) => [c, i]));
+  const unknown = ds.classes.filter((c, i) => !index.has(c) && ds.samples.some((s) => s.label === i));
+  if (unknown.length) {
+    throw new Error(`${source}: ${unknown.length} class(es) the model was not trained on: ${unknown.slice(0, 8).join(', ')}${unknown.length > 8 ? ', ...' : ''}`);
+  }
+  return { root: ds.root, classes: [...modelClasses], samples: ds.samples.map((s) => ({ ...s, label: index.get(ds.classes[s.label]!)! })) };
+}
+
+export default defineCommand({
+  meta: { name: 'eval', description: 'Evaluate a run or checkpoint on a dataset split: top-1, top-5, per-class accuracy, confusion counts.' },
+  args: {
+    model: { type: 'positional', description: 'run folder (its best checkpoint) or checkpoint folder', required: true },
+    data: { type: 'string', description: 'dataset folder (default: the one the run was trained on)' },
+    split: { type: 'string', description: 'split to evaluate', default: 'test' },
+    size: { type: 'string', description: 'test resolution (default: the training resolution)' },
+    resize: { type: 'string', description: "'letterbox' or 'squash' (default: as trained)" },
+    'crop-pct': { type: 'string', description: 'resize to size/cropPct before the center crop (default: as trained)' },
+    tta: { type: 'string', description: "test-time augmentation: 'flip'" },
+    'batch-size': { type: 'string', description: 'batch size', default: '32' },
+    device: { type: 'string', description: "'cpu', 'cuda', 'cuda:N'", default: 'cpu' },
+    out: { type: 'string', description: 'where to write the JSON result (default <run>/eval-<split>.json)' },
+    json: { type: 'boolean', description: 'print the metrics as JSON' },
+  },
+  async run({ args }) {
+    try {
+      const r = loadRecognizer(args.model, { device: args.device as Device });
+      const runCfg = r.runDir ? (await import('node:fs')).readFileSync(join(r.runDir, 'dataset.json'), 'utf8') : '{}';
+      const dataRoot = args.data ?? (JSON.parse(runCfg) as { root?: string }).root;
+      if (!dataRoot) throw new Error('no dataset given (--data) and the run does not record one');
+      const all = loadDataset(dataRoot);
+      const split = selectSplits(all, args.split);
+      if (split.samples.length === 0) throw new Error(`dataset ${dataRoot}: split '${args.split}' has no images`);
+      const ds = alignClasses(split, r.classes, dataRoot);
+      const pre = { ...r.preprocess };
+      if (args.size) pre.size = Number(args.size);
+      if (args.resize) { if (args.resize !== 'letterbox' && args.resize !== 'squash') throw new Error(`--resize: expected 'letterbox' or 'squash' but received '${args.resize}'`); pre.resize = args.resize; }
+      if (args['crop-pct']) pre.cropPct = Number(args['crop-pct']);
+      if (!(Number.isInteger(pre.size) && pre.size >= 16)) throw new Error(`--size: expected an integer >= 16 but received '${args.size}'`);
+      const tta = args.tta ? args.tta.split(',') : [];
+      for (const t of tta) if (t !== 'flip') throw new Error(`--tta: unknown view '${t}' (known: flip)`);
+      const res = await evaluate(r.model, ds, evalPipeline(pre), {
+        batchSize: Number(args['batch-size']), device: r.device, tta: tta as 'flip'[], keepTopK: 5,
+        onBatch: (done, total) => { if (process.stderr.isTTY) process.stderr.write(`\revaluating ${done}/${total}`); },
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      const out = resolve(args.out ?? join(r.runDir ?? '.', `eval-${args.split}.json`));
+      writeJsonAtomic(out, {
+        model: r.modelName, checkpoint: r.checkpointDir, data: resolve(dataRoot), split: args.split, preprocess: pre, tta,
+        classes: r.classes, metrics: res.metrics, predictions: res.predictions, badFiles: res.badFiles, seconds: res.seconds,
+      });
+      if (args.json) console.log(JSON.stringify(res.metrics, null, 2));
+      else {
+        console.log(formatMetrics(res.metrics));
+        if (res.badFiles.length) console.log(`${res.badFiles.length} bad file(s) skipped (listed in the JSON)`);
+        console.log(`written: ${out}`);
+      }
+      r.model.dispose();
+    } catch (e) {
+      if (process.env.GOODSREC_DEBUG) console.error(e);
+      fail((e as Error).message);
+    }
+  },
+});

@@ -1,0 +1,130 @@
+// Loads a trained recognizer (run folder or checkpoint) for evaluation and
+// prediction: model, class names and the run's own pre-processing.
+import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
+import { join, resolve, extname } from 'node:path';
+import * as T from '../tensor/index.js';
+import { createModel, type ClassifierModel } from '../models/index.js';
+import { processFile, BadImageError, isImageFile } from '../data/index.js';
+import { loadCheckpoint, resolveCheckpoint } from '../train/checkpoint.js';
+import type { TrainConfig } from '../train/config.js';
+import { evalPipeline, type PreprocessConfig } from '../train/pipelines.js';
+import { batchLogits } from './evaluate.js';
+import { softmaxRow, topk } from './metrics.js';
+
+export interface LoadedRecognizer {
+  model: ClassifierModel;
+  modelName: string;
+  classes: string[];
+  preprocess: PreprocessConfig;
+  device: T.Device;
+  checkpointDir: string;
+  runDir: string | undefined;
+  /** EMA weights were loaded. */
+  ema: boolean;
+}
+
+export interface LoadOptions {
+  device?: T.Device;
+  /** Use the EMA weights when the checkpoint has them (default true). */
+  ema?: boolean;
+  /** 'best' (default) or 'latest' checkpoint of a run folder. */
+  prefer?: 'best' | 'latest';
+}
+
+function readJson<X>(path: string): X {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as X;
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+}
+
+export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecognizer {
+  const { runDir, checkpointDir } = resolveCheckpoint(path, o.prefer ?? 'best');
+  if (!runDir) throw new Error(`${path}: the checkpoint is not inside a run folder (config.json, classes.json, preprocess.json are needed)`);
+  const config = readJson<TrainConfig>(join(runDir, 'config.json'));
+  const classes = readJson<string[]>(join(runDir, 'classes.json'));
+  const preprocess = readJson<PreprocessConfig>(join(runDir, 'preprocess.json'));
+  const ck = loadCheckpoint(checkpointDir);
+  const device: T.Device = o.device ?? 'cpu';
+  const useEma = (o.ema ?? true) && ck.ema !== undefined;
+  const model = createModel(config.model.name, { numClasses: classes.length, log: null });
+  try {
+    T.tidy(() => {
+      const src = useEma ? ck.ema! : ck.model;
+      model.loadStateDict(new Map([...src].map(([k, r]) => [k, T.fromRaw(r)])));
+    });
+    model.to(device);
+    model.eval();
+  } catch (e) {
+    model.dispose();
+    throw new Error(`${checkpointDir}: cannot load weights into ${config.model.name}: ${(e as Error).message}`);
+  }
+  return { model, modelName: config.model.name, classes, preprocess, device, checkpointDir, runDir, ema: useEma };
+}
+
+export interface Prediction {
+  path: string;
+  top: { class: string; index: number; probability: number }[];
+  error?: string;
+}
+
+/** Expands folders into their image files (sorted), keeps files as given. */
+export function expandImagePaths(inputs: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const p of inputs) {
+    const abs = resolve(p);
+    if (!existsSync(abs)) throw new Error(`${p}: no such file or folder`);
+    if (statSync(abs).isDirectory()) {
+      const walk = (d: string): void => {
+        for (const n of readdirSync(d).sort()) {
+          const f = join(d, n);
+          if (statSync(f).isDirectory()) walk(f); else if (isImageFile(n) || extname(n) === '') out.push(f);
+        }
+      };
+      walk(abs);
+    } else out.push(abs);
+  }
+  return out;
+}
+
+/** Top-k predictions for image files; a bad file yields an entry with `error` instead of stopping. */
+export async function predictFiles(r: LoadedRecognizer, paths: readonly string[], o: { topK?: number; batchSize?: number; tta?: 'flip'[] } = {}): Promise<Prediction[]> {
+  const pipeline = evalPipeline(r.preprocess);
+  const k = Math.min(o.topK ?? 5, r.classes.length);
+  const bs = o.batchSize ?? 16;
+  const out: Prediction[] = [];
+  for (let i = 0; i < paths.length; i += bs) {
+    const chunk = paths.slice(i, i + bs);
+    const done = await Promise.all(chunk.map(async (p) => {
+      try {
+        return { path: p, img: await processFile(p, pipeline, 0) };
+      } catch (e) {
+        if (e instanceof BadImageError) return { path: p, error: e.message };
+        throw e;
+      }
+    }));
+    const good = done.filter((d): d is { path: string; img: { data: Float32Array | Uint8Array; width: number; height: number } } => 'img' in d);
+    let scores: Float32Array = new Float32Array(0);
+    if (good.length) {
+      const s = r.preprocess.size;
+      const data = new Float32Array(good.length * 3 * s * s);
+      good.forEach((g, j) => data.set(g.img.data as Float32Array, j * 3 * s * s));
+      scores = T.tidy(() => {
+        let x = T.tensor(data, [good.length, 3, s, s]);
+        if (r.device !== 'cpu') x = x.to(r.device);
+        return batchLogits(r.model, x, o.tta ?? []).cpu().data<'float32'>();
+      });
+    }
+    let gi = 0;
+    for (const d of done) {
+      if (!('img' in d)) { out.push({ path: d.path, top: [], error: d.error }); continue; }
+      const c = r.classes.length;
+      const row = scores.subarray(gi * c, (gi + 1) * c);
+      gi++;
+      const p = softmaxRow(row);
+      out.push({ path: d.path, top: topk(row, k).map((j) => ({ class: r.classes[j]!, index: j, probability: p[j]! })) });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,376 @@
+// The training loop: the recipe end to end, with a run folder that records
+// config, classes, versions and metrics next to atomic checkpoints, exact
+// resume, and a clean stop on NaN loss or on request.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as T from '../tensor/index.js';
+import { createModel, type ClassifierModel } from '../models/index.js';
+import { SGD, AdamW, CosineWarmupLR, paramGroupsNoDecay, type Optimizer, type GroupBase, type OptimizerStateDict, type SchedulerStateDict } from '../optim/index.js';
+import {
+  DataLoader, loadDataset, selectSplits, subsetDataset, computeChannelStats, type Dataset, type Triple,
+} from '../data/index.js';
+import { deriveSeed } from '../util/rng.js';
+import { writeJsonAtomic, WriteError } from '../util/atomic.js';
+import { goodsrecVersion } from '../util/version.js';
+import { evaluate } from '../eval/evaluate.js';
+import type { EvalMetrics } from '../eval/metrics.js';
+import { type TrainConfig, scaledLr, validateConfig } from './config.js';
+import { saveCheckpoint, loadCheckpoint, writePointer, readPointer, pruneCheckpoints, disposeTensors } from './checkpoint.js';
+import { evalPipeline, trainPipeline, type PreprocessConfig } from './pipelines.js';
+import type { StepProgress } from './progress.js';
+
+export interface EpochRecord {
+  type: 'epoch';
+  epoch: number;
+  trainLoss: number;
+  lr: number;
+  imagesPerSec: number;
+  seconds: number;
+  val?: { top1: number; top5: number; loss: number | null; meanClassAccuracy: number };
+}
+
+export interface TrainEvents {
+  onStep?(p: StepProgress, totalSteps: number, stepsDone: number): void;
+  onLog?(line: string): void;
+  onEpoch?(r: EpochRecord): void;
+  /** Polled after every step: true saves a checkpoint and returns. */
+  shouldStop?(): boolean;
+}
+
+export interface TrainResult {
+  runDir: string;
+  stopped: boolean;
+  epochsDone: number;
+  best: { top1: number; epoch: number; checkpoint: string } | null;
+  lastVal: EvalMetrics | null;
+  seconds: number;
+}
+
+/** What a run folder stores besides checkpoints; enough to rebuild the model and its pre-processing. */
+export interface RunInfo {
+  config: TrainConfig;
+  classes: string[];
+  preprocess: PreprocessConfig;
+}
+
+export class TrainingDivergedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+function resolveDevice(d: string): T.Device {
+  if (d === 'auto') return T.cuda.isAvailable() ? 'cuda' : 'cpu';
+  if (d.startsWith('cuda') && !T.cuda.isAvailable()) throw new Error(`device ${d}: this libtorch has no CUDA (or no GPU is visible); use --device cpu`);
+  return d as T.Device;
+}
+
+function resolveAmp(c: TrainConfig, device: T.Device): 'off' | 'bf16' | 'fp16' {
+  if (c.amp === 'auto') return device.startsWith('cuda') ? 'fp16' : 'off';
+  if (c.amp === 'fp16' && !device.startsWith('cuda')) throw new Error("amp 'fp16' needs a CUDA device; on CPU use 'bf16' or 'off'");
+  return c.amp;
+}
+
+function makeRunName(c: TrainConfig): string {
+  const t = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${c.model.name}-${t}`;
+}
+
+function versions(device: T.Device): Record<string, unknown> {
+  const b = T.buildInfo();
+  return {
+    goodsrec: goodsrecVersion(), node: process.version, libtorch: b.torchVersion, cuda: b.cuda, mkldnn: b.mkldnn,
+    device, threads: T.getNumThreads(), platform: `${process.platform}-${process.arch}`,
+  };
+}
+
+function ckptName(epoch: number, step: number): string {
+  return step === 0 ? `epoch-${String(epoch).padStart(4, '0')}` : `epoch-${String(epoch).padStart(4, '0')}-step-${String(step).padStart(6, '0')}`;
+}
+
+/** Loads and splits the dataset as the config says; the class list covers every split. */
+export function prepareDataset(c: TrainConfig): { all: Dataset; train: Dataset; val: Dataset | null } {
+  const all = loadDataset(c.data.root);
+  let train = selectSplits(all, c.data.trainSplit);
+  if (train.samples.length === 0) {
+    const splits = [...new Set(all.samples.map((s) => s.split))].join(', ') || 'none';
+    throw new Error(`dataset ${c.data.root}: split '${c.data.trainSplit}' has no images (splits found: ${splits})`);
+  }
+  if (c.data.fraction < 1) train = subsetDataset(train, { fraction: c.data.fraction, seed: c.seed });
+  const val = c.data.valSplit ? selectSplits(all, c.data.valSplit) : null;
+  if (val && val.samples.length === 0) throw new Error(`dataset ${c.data.root}: validation split '${c.data.valSplit}' has no images (set data.valSplit='' to train without validation)`);
+  return { all, train, val };
+}
+
+/** EMA of the model's weights (float tensors averaged, integer buffers copied). */
+class WeightEma {
+  constructor(readonly model: ClassifierModel, readonly decay: number) {}
+  update(src: ClassifierModel): void {
+    const mine = this.model.stateTensors();
+    T.tidy(() => T.noGrad(() => {
+      for (const [k, t] of src.stateTensors()) {
+        const e = mine.get(k)!;
+        if (T.isFloating(t.dtype)) e.mul_(this.decay).add_(t.detach(), 1 - this.decay);
+        else e.copy_(t);
+      }
+    }));
+  }
+}
+
+function readRunInfo(runDir: string): RunInfo {
+  const read = <X>(f: string): X => JSON.parse(readFileSync(join(runDir, f), 'utf8')) as X;
+  return { config: read<TrainConfig>('config.json'), classes: read<string[]>('classes.json'), preprocess: read<PreprocessConfig>('preprocess.json') };
+}
+
+export interface TrainOptions {
+  /** Continue this run folder from its latest checkpoint. */
+  resume?: string;
+  /** Name of the new run folder under config.out. */
+  name?: string;
+  events?: TrainEvents;
+}
+
+export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promise<TrainResult> {
+  const started = Date.now();
+  const log = (s: string): void => { o.events?.onLog?.(s); };
+  let c = configIn;
+  let runDir: string;
+  let resumeFrom: string | undefined;
+  if (o.resume) {
+    runDir = resolve(o.resume);
+    if (!existsSync(join(runDir, 'config.json'))) throw new Error(`--resume ${o.resume}: not a run folder (no config.json)`);
+    c = readRunInfo(runDir).config;
+    validateConfig(c);
+    resumeFrom = readPointer(runDir, 'latest');
+    if (!resumeFrom) log(`resume: ${runDir} has no checkpoint yet; starting it from the beginning`);
+  } else {
+    runDir = resolve(c.out, o.name ?? makeRunName(c));
+    if (existsSync(join(runDir, 'config.json'))) throw new Error(`run folder ${runDir} already exists: pick another --name, or continue it with --resume ${runDir}`);
+  }
+  mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
+
+  const device = resolveDevice(c.device);
+  const amp = resolveAmp(c, device);
+  T.setNumThreads(c.threads > 0 ? c.threads : availableParallelism());
+
+  // Data and its statistics (class list over every split; stored with the model).
+  const { all, train: trainDs, val: valDs } = prepareDataset(c);
+  let mean: Triple; let std: Triple;
+  if (c.input.mean === 'dataset' || c.input.std === 'dataset') {
+    const prev = o.resume ? readRunInfo(runDir).preprocess : null;
+    if (prev) { mean = prev.mean; std = prev.std; } else {
+      log('computing mean/std of the training split');
+      const s = await computeChannelStats(trainDs);
+      mean = c.input.mean === 'dataset' ? s.mean : (c.input.mean as Triple);
+      std = c.input.std === 'dataset' ? s.std : (c.input.std as Triple);
+    }
+  } else { mean = c.input.mean as Triple; std = c.input.std as Triple; }
+  const preprocess: PreprocessConfig = { size: c.input.size, resize: c.input.resize, cropPct: c.input.cropPct, mean, std };
+
+  if (!o.resume) {
+    writeJsonAtomic(join(runDir, 'config.json'), c);
+    writeJsonAtomic(join(runDir, 'classes.json'), all.classes);
+    writeJsonAtomic(join(runDir, 'preprocess.json'), preprocess);
+    writeJsonAtomic(join(runDir, 'versions.json'), versions(device));
+    writeJsonAtomic(join(runDir, 'dataset.json'), {
+      root: resolve(c.data.root), classes: all.classes.length, train: trainDs.samples.length, val: valDs?.samples.length ?? 0,
+      trainSplit: c.data.trainSplit, valSplit: c.data.valSplit, fraction: c.data.fraction,
+    });
+  } else {
+    const stored = JSON.parse(readFileSync(join(runDir, 'classes.json'), 'utf8')) as string[];
+    if (JSON.stringify(stored) !== JSON.stringify(all.classes)) {
+      throw new Error(`--resume: the dataset's classes changed since the run started (${stored.length} stored, ${all.classes.length} now)`);
+    }
+  }
+
+  const trainLoader = new DataLoader({
+    dataset: trainDs, pipeline: trainPipeline(c, mean, std), batchSize: c.batchSize, mode: 'train', seed: c.seed,
+    sampler: c.classBalanced ? 'class-balanced' : 'shuffle', dropLast: trainDs.samples.length > c.batchSize,
+    onBadFile: c.data.badFiles, ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
+    cacheBytes: 2 * 1024 ** 3,
+  });
+  const stepsPerEpoch = trainLoader.stepsPerEpoch;
+  const optimizerStepsPerEpoch = Math.ceil(stepsPerEpoch / c.accumulate);
+
+  // Model, optimizer, schedule: init is seeded so runs repeat.
+  T.manualSeed(c.seed);
+  const numClasses = all.classes.length;
+  const model = createModel(c.model.name, {
+    numClasses, dropRate: c.model.dropRate, dropPathRate: c.model.dropPathRate, pretrained: c.model.pretrained ?? undefined, log: (m: string) => log(m),
+  });
+  model.to(device);
+  if (c.model.channelsLast) model.to('channelsLast');
+  const lr = scaledLr(c);
+  const groups = c.optim.noDecayBiasNorm ? paramGroupsNoDecay(model, c.optim.weightDecay) : [{ params: model.parameters(), weightDecay: c.optim.weightDecay }];
+  const optimizer: Optimizer<GroupBase> = c.optim.name === 'sgd'
+    ? new SGD(groups, { lr, momentum: c.optim.momentum, nesterov: c.optim.nesterov, weightDecay: c.optim.weightDecay }) as unknown as Optimizer<GroupBase>
+    : new AdamW(groups, { lr, weightDecay: c.optim.weightDecay }) as unknown as Optimizer<GroupBase>;
+  const scheduler = new CosineWarmupLR(optimizer, {
+    epochs: c.schedule.epochs, warmupEpochs: c.schedule.warmupEpochs, minLr: c.schedule.minLr,
+    ...(c.schedule.perIteration ? { interval: 'iteration' as const, stepsPerEpoch: optimizerStepsPerEpoch } : {}),
+  });
+  let ema: WeightEma | null = null;
+  if (c.ema > 0) {
+    const m = createModel(c.model.name, { numClasses, log: null });
+    m.to(device);
+    m.loadStateDict(model.stateDict());
+    m.eval();
+    ema = new WeightEma(m, c.ema);
+  }
+  const scaler = amp === 'fp16' ? new T.GradScaler() : null;
+
+  // Resume: weights, optimizer, schedule, EMA, scaler, position, best.
+  let pos = { epoch: 0, step: 0 };
+  let globalStep = 0;
+  let best: TrainResult['best'] = null;
+  if (resumeFrom) {
+    const ck = loadCheckpoint(resumeFrom);
+    T.tidy(() => {
+      model.loadStateDict(new Map([...ck.model].map(([k, r]) => [k, T.fromRaw(r, device)])));
+      if (ema && ck.ema) ema.model.loadStateDict(new Map([...ck.ema].map(([k, r]) => [k, T.fromRaw(r, device)])));
+    });
+    const optState = ck.optimizer() as OptimizerStateDict;
+    try { optimizer.loadStateDict(optState); } finally { disposeTensors(optState); }
+    scheduler.loadStateDict(ck.state.scheduler as SchedulerStateDict);
+    if (scaler && ck.state.scaler) scaler.loadState(ck.state.scaler as { scale: number; growthTracker: number });
+    pos = ck.state.position as { epoch: number; step: number };
+    globalStep = ck.state.globalStep as number;
+    best = (ck.state.best as TrainResult['best']) ?? null;
+    log(`resumed from ${resumeFrom} at epoch ${pos.epoch + 1}, step ${pos.step}`);
+  }
+
+  const metricsPath = join(runDir, 'metrics.jsonl');
+  const appendMetric = (rec: Record<string, unknown>): void => { appendFileSync(metricsPath, JSON.stringify(rec) + '\n'); };
+  let saveFailures = 0;
+  const save = async (p: { epoch: number; step: number }, lastVal: EvalMetrics | null): Promise<string | null> => {
+    const name = ckptName(p.epoch, p.step);
+    const content = { model: model.stateDict(), ema: ema?.model.stateDict(), optimizer: optimizer.stateDict() };
+    try {
+      await saveCheckpoint(join(runDir, 'checkpoints'), name, {
+        ...content,
+        state: {
+          position: p, globalStep, scheduler: scheduler.stateDict(), scaler: scaler?.state() ?? null, best,
+          val: lastVal ? { top1: lastVal.top1, top5: lastVal.top5 } : null, model: c.model.name, numClasses,
+        },
+      });
+      writePointer(runDir, 'latest', name, { position: p });
+      saveFailures = 0;
+      return name;
+    } catch (e) {
+      if (!(e instanceof WriteError) && !(e instanceof Error && /ENOSPC|EACCES|EPERM|EROFS|write/i.test(e.message))) throw e;
+      saveFailures++;
+      log(`checkpoint ${name} could not be saved: ${(e as Error).message}; the previous checkpoint is intact`);
+      if (saveFailures >= 2) throw new Error(`two checkpoints in a row could not be saved (last: ${(e as Error).message}); stopping so no more work is lost`);
+      return null;
+    } finally {
+      disposeTensors(content);
+    }
+  };
+
+  const totalSteps = c.schedule.epochs * stepsPerEpoch;
+  let stepsDone = pos.epoch * stepsPerEpoch + pos.step;
+  let lastVal: EvalMetrics | null = null;
+  let stopped = false;
+  const autocastDevice: T.AutocastDevice = device.startsWith('cuda') ? 'cuda' : 'cpu';
+  model.train();
+
+  try {
+    for (let epoch = pos.epoch; epoch < c.schedule.epochs && !stopped; epoch++) {
+      const epochStart = Date.now();
+      trainLoader.setState({ epoch, step: epoch === pos.epoch ? pos.step : 0 });
+      let lossSum = 0; let lossN = 0; let images = 0;
+      let step = epoch === pos.epoch ? pos.step : 0;
+      for await (const batch of trainLoader) {
+        // Seeded per step so dropout/drop-path repeat exactly after a resume.
+        T.manualSeed(deriveSeed(c.seed, epoch, step, 0x7a11));
+        const lossValue = T.tidy(() => {
+          let x = T.tensor(batch.data as Float32Array, batch.shape);
+          if (device !== 'cpu') x = x.to(device);
+          if (c.model.channelsLast) x = x.contiguous('channelsLast');
+          const y = T.tensor(batch.labels, [batch.labels.length]).long().to(device);
+          const forward = (): T.Tensor => {
+            const logits = model.forward(x);
+            return T.F.crossEntropy(logits.float(), y, { labelSmoothing: c.loss.labelSmoothing });
+          };
+          const loss = amp === 'off' ? forward() : T.autocast(autocastDevice, forward, amp === 'bf16' ? 'bfloat16' : 'float16');
+          const v = loss.item();
+          if (!Number.isFinite(v)) return v;
+          const scaled = scaler ? scaler.scaleLoss(loss) : loss;
+          (c.accumulate > 1 ? scaled.div(c.accumulate) : scaled).backward();
+          return v;
+        });
+        if (!Number.isFinite(lossValue)) {
+          const last = readPointer(runDir, 'latest');
+          throw new TrainingDivergedError(`loss became ${lossValue} at epoch ${epoch + 1}, step ${step + 1}: stopping. ` +
+            (last ? `The last good checkpoint is ${last}; lower optim.lr or enable a warmup and resume from it.` : 'No checkpoint was saved yet; lower optim.lr or enable a warmup.'));
+        }
+        step++;
+        stepsDone++;
+        if (step % c.accumulate === 0 || step === stepsPerEpoch) {
+          let doStep = true;
+          if (scaler) doStep = T.tidy(() => scaler.unscaleAndUpdate(model.parameters().map((p) => p.grad).filter((g): g is T.Tensor => g !== undefined)));
+          if (doStep) optimizer.step();
+          optimizer.zeroGrad();
+          globalStep++;
+          ema?.update(model);
+          if (c.schedule.perIteration) scheduler.step();
+        }
+        lossSum += lossValue * batch.labels.length; lossN += batch.labels.length; images += batch.labels.length;
+        const secs = (Date.now() - epochStart) / 1000;
+        const currentLr = optimizer.paramGroups[0]!.lr;
+        o.events?.onStep?.({ epoch, epochs: c.schedule.epochs, step, steps: stepsPerEpoch, loss: lossValue, lr: currentLr, imagesPerSec: images / Math.max(secs, 1e-9) }, totalSteps, stepsDone);
+        if (globalStep % 50 === 0 && step % c.accumulate === 0) appendMetric({ type: 'step', epoch, step, globalStep, loss: lossValue, lr: currentLr });
+        if (c.checkpointEverySteps > 0 && step % c.checkpointEverySteps === 0 && step < stepsPerEpoch) await save({ epoch, step }, lastVal);
+        if (o.events?.shouldStop?.()) {
+          if (step < stepsPerEpoch) {
+            const n = await save({ epoch, step }, lastVal);
+            log(n ? `stopped: checkpoint ${n} saved; continue with --resume ${runDir}` : 'stopped');
+            stopped = true;
+            break;
+          }
+        }
+      }
+      if (stopped) break;
+      if (!c.schedule.perIteration) scheduler.step();
+      const seconds = (Date.now() - epochStart) / 1000;
+      const rec: EpochRecord = { type: 'epoch', epoch: epoch + 1, trainLoss: lossN ? lossSum / lossN : NaN, lr: optimizer.paramGroups[0]!.lr, imagesPerSec: images / Math.max(seconds, 1e-9), seconds };
+      const isLast = epoch + 1 === c.schedule.epochs;
+      if (valDs && c.validateEvery > 0 && ((epoch + 1) % c.validateEvery === 0 || isLast)) {
+        const r = await evaluate(ema ? ema.model : model, valDs, evalPipeline(preprocess), {
+          batchSize: Math.max(c.batchSize, 32), device, channelsLast: c.model.channelsLast, keepTopK: 0,
+          ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
+        });
+        model.train();
+        lastVal = r.metrics;
+        rec.val = { top1: r.metrics.top1, top5: r.metrics.top5, loss: r.metrics.loss, meanClassAccuracy: r.metrics.meanClassAccuracy };
+      }
+      appendMetric(rec as unknown as Record<string, unknown>);
+      o.events?.onEpoch?.(rec);
+      const improved = rec.val !== undefined && (best === null || rec.val.top1 > best.top1);
+      if (improved || isLast || (epoch + 1) % c.checkpointEvery === 0 || o.events?.shouldStop?.()) {
+        const name = ckptName(epoch + 1, 0);
+        if (improved) best = { top1: rec.val!.top1, epoch: epoch + 1, checkpoint: name };
+        const saved = await save({ epoch: epoch + 1, step: 0 }, lastVal);
+        if (saved && improved) writePointer(runDir, 'best', saved, { top1: best!.top1, epoch: epoch + 1 });
+        if (saved && !valDs && isLast) writePointer(runDir, 'best', saved, { epoch: epoch + 1 });
+        const protect = [readPointer(runDir, 'best'), readPointer(runDir, 'latest')].filter((p): p is string => !!p).map((p) => p.split('/').pop()!);
+        pruneCheckpoints(join(runDir, 'checkpoints'), c.keepCheckpoints, protect);
+      }
+      if (o.events?.shouldStop?.() && !isLast) { stopped = true; log(`stopped after epoch ${epoch + 1}; continue with --resume ${runDir}`); }
+    }
+  } finally {
+    await trainLoader.close();
+    if (trainLoader.badFiles.length) {
+      writeJsonAtomic(join(runDir, 'bad-files.json'), trainLoader.badFiles);
+      log(`${trainLoader.badFiles.length} bad image file(s) were skipped; see ${join(runDir, 'bad-files.json')}`);
+    }
+  }
+  const epochsDone = Math.min(c.schedule.epochs, stepsDone / stepsPerEpoch);
+  model.dispose();
+  ema?.model.dispose();
+  return { runDir, stopped, epochsDone, best, lastVal, seconds: (Date.now() - started) / 1000 };
+}
+
+export { readRunInfo };
