@@ -194,3 +194,32 @@ test('pipeline config validation names the op and field', () => {
   assert.equal(diffStats(a.data, b.data).maxAbs, 0);
   writeFileSync(join(tmpDir('cfg'), 'pipeline.json'), JSON.stringify(back));
 });
+
+test('fused letterbox + RandomResizedCrop stays close to the literal two-step path', async () => {
+  const images = await pickImages();
+  for (const p of images.slice(1)) { // portrait, landscape, odd: the crop often covers padding
+    const img = await decodeImage(p);
+    const base: PipelineConfig = { ops: [{ op: 'letterbox', size: 224 }, { op: 'randomResizedCrop', size: 224, scale: [0.08, 1] }] , output: 'uint8' };
+    let meanSum = 0;
+    for (let s = 0; s < 12; s++) {
+      const fused = finishSample(img, base, new Rng(s), 0);
+      const exact = finishSample(img, { ...base, exact: true }, new Rng(s), 0);
+      assert.deepEqual([fused.width, fused.height], [224, 224]);
+      meanSum += diffStats(fused.data, exact.data).meanAbs;
+    }
+    // Same crop box; one interpolation instead of two differs by a few levels on average.
+    assert.ok(meanSum / 12 < 4, `fused vs two-step mean abs diff ${meanSum / 12} levels on ${p}`);
+  }
+});
+
+test('a flip deferred into normalisation equals flipping first', () => {
+  const img: RgbImage = { data: new Uint8Array(37 * 23 * 3).map((_, i) => (i * 31 + (i >> 5)) & 255), width: 37, height: 23 };
+  const norm = { op: 'normalize', mean: [0.4, 0.5, 0.6], std: [0.2, 0.3, 0.25] } as const;
+  const jitter = { op: 'colorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4 } as const;
+  const deferred = finishSample(img, { ops: [{ op: 'hflip', p: 1 }, jitter, { ...norm, mean: [...norm.mean], std: [...norm.std] }] }, new Rng(9), 0);
+  const flipped = hflipInPlace({ ...img, data: new Uint8Array(img.data) });
+  const rng = new Rng(9);
+  rng.random(); // the flip's draw
+  const direct = finishSample(flipped, { ops: [jitter, { ...norm, mean: [...norm.mean], std: [...norm.std] }] }, rng, 0);
+  assert.equal(diffStats(deferred.data, direct.data).maxAbs, 0);
+});

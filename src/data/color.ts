@@ -17,9 +17,17 @@ export function luma(r: number, g: number, b: number): number {
   return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >>> 16;
 }
 
+/** lut[v] = PIL blend(a, v, alpha). */
+function blendLut(a: number, alpha: number): Uint8Array {
+  const lut = new Uint8Array(256);
+  for (let v = 0; v < 256; v++) blendTo(lut, v, a, v, alpha);
+  return lut;
+}
+
 export function adjustBrightness(img: RgbImage, f: number): RgbImage {
   const d = img.data;
-  for (let i = 0; i < d.length; i++) blendTo(d, i, 0, d[i]!, f);
+  const lut = blendLut(0, f);
+  for (let i = 0; i < d.length; i++) d[i] = lut[d[i]!]!;
   return img;
 }
 
@@ -28,17 +36,22 @@ export function adjustContrast(img: RgbImage, f: number): RgbImage {
   let sum = 0;
   for (let i = 0; i < d.length; i += 3) sum += luma(d[i]!, d[i + 1]!, d[i + 2]!);
   const mean = Math.trunc(sum / (d.length / 3) + 0.5);
-  for (let i = 0; i < d.length; i++) blendTo(d, i, mean, d[i]!, f);
+  const lut = blendLut(mean, f);
+  for (let i = 0; i < d.length; i++) d[i] = lut[d[i]!]!;
   return img;
 }
 
 export function adjustSaturation(img: RgbImage, f: number): RgbImage {
   const d = img.data;
+  const g = 1 - f;
   for (let i = 0; i < d.length; i += 3) {
-    const l = luma(d[i]!, d[i + 1]!, d[i + 2]!);
-    blendTo(d, i, l, d[i]!, f);
-    blendTo(d, i + 1, l, d[i + 1]!, f);
-    blendTo(d, i + 2, l, d[i + 2]!, f);
+    const r = d[i]!, gr = d[i + 1]!, b = d[i + 2]!;
+    const l = ((r * 19595 + gr * 38470 + b * 7471 + 0x8000) >>> 16) * g;
+    // PIL blend: trunc(l + f (v - l)), clipped; Uint8Array stores truncate after the clamp below.
+    const x = l + f * r, y = l + f * gr, z = l + f * b;
+    d[i] = x <= 0 ? 0 : x >= 255 ? 255 : x;
+    d[i + 1] = y <= 0 ? 0 : y >= 255 ? 255 : y;
+    d[i + 2] = z <= 0 ? 0 : z >= 255 ? 255 : z;
   }
   return img;
 }

@@ -108,6 +108,31 @@ export interface ImageHeader {
   depth: string;
 }
 
+/**
+ * Stored width/height from a JPEG (SOF marker) or PNG (IHDR) header without libvips; null for other
+ * formats or malformed headers. EXIF orientation is not applied.
+ */
+export function imageSizeFromHeader(b: Uint8Array): { width: number; height: number } | null {
+  if (b.length > 24 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    return { width: v.getUint32(16), height: v.getUint32(20) };
+  }
+  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
+  let p = 2;
+  while (p + 9 < b.length) {
+    if (b[p] !== 0xff) return null;
+    const m = b[p + 1]!;
+    if (m === 0xff) { p++; continue; }
+    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) { p += 2; continue; }
+    const len = (b[p + 2]! << 8) | b[p + 3]!;
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+      return { height: (b[p + 5]! << 8) | b[p + 6]!, width: (b[p + 7]! << 8) | b[p + 8]! };
+    }
+    p += 2 + len;
+  }
+  return null;
+}
+
 /** Header-only probe (no pixel decode). */
 export async function probeImage(input: Buffer, path: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<ImageHeader> {
   try {

@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { resolveSamplePath, type Dataset } from './dataset.js';
 import { BadImageError, type BadFileReason, type RgbImage } from './image.js';
-import { decodeWithPrefix, deterministicPrefixLength, finishSample, validatePipeline, type PipelineConfig } from './transforms.js';
+import { decodePrefixLength, decodeWithPrefix, deterministicPrefixLength, finishSample, validatePipeline, type PipelineConfig } from './transforms.js';
 
 export interface Batch {
   /** float32 NCHW (normalised) or uint8 NHWC, per the pipeline's `output`. */
@@ -76,9 +76,9 @@ class WorkerPool {
   private queue: { job: Omit<WorkerJob, 'id'>; resolve: (r: WorkerResult) => void }[] = [];
   private failure: Error | null = null;
 
-  constructor(n: number, private perWorker: number, pipeline: PipelineConfig) {
+  constructor(n: number, private perWorker: number, pipeline: PipelineConfig, prefixLen: number) {
     for (let i = 0; i < n; i++) {
-      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { pipeline } });
+      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { pipeline, prefixLen } });
       w.on('message', (r: WorkerResult) => this.onResult(i, r));
       w.on('error', (e) => this.onFailure(e));
       w.on('exit', (code) => { if (code !== 0) this.onFailure(new Error(`data worker exited with code ${code}`)); });
@@ -175,7 +175,9 @@ export class DataLoader implements AsyncIterable<Batch> {
       cacheBytes: o.cacheBytes ?? 0,
     };
     this.pos = { ...(o.start ?? { epoch: 0, step: 0 }) };
-    this.prefixLen = deterministicPrefixLength(o.pipeline);
+    // With a cache, keep the whole deterministic prefix (decode + letterbox...) so epochs after the first
+    // skip it; without one, stop before a letterbox that fuses with the random crop after it.
+    this.prefixLen = this.opts.cacheBytes > 0 ? deterministicPrefixLength(o.pipeline) : decodePrefixLength(o.pipeline);
     this.byClass = [];
     o.dataset.samples.forEach((s, i) => { (this.byClass[s.label] ??= []).push(i); });
   }
@@ -255,7 +257,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     const cached = this.cache.get(index);
     const wantPrefix = !cached && this.opts.cacheBytes > 0 && this.cacheUsed < this.opts.cacheBytes;
     if (this.opts.workers > 0) {
-      this.pool ??= new WorkerPool(this.opts.workers, this.opts.perWorker, this.pipeline);
+      this.pool ??= new WorkerPool(this.opts.workers, this.opts.perWorker, this.pipeline, this.prefixLen);
       const r = await this.pool.run({ path, seed, wantPrefix, ...(cached ? { cached } : {}) });
       if (r.error) {
         if (r.error.bad) return this.bad(path, r.error.reason as BadFileReason, r.error.message, epoch);

@@ -15,26 +15,30 @@ const ONE = 1 << PRECISION_BITS;
 interface Coeffs {
   ksize: number;
   bounds: Int32Array; // [xmin, count] per output pixel
-  k: Float64Array; // integer fixed-point coefficients (exact in float64)
+  k: Int32Array; // fixed-point coefficients, sum 2^22
 }
 
-/** PIL precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter over input window [in0, in1). */
-function precompute(inSize: number, in0: number, in1: number, outSize: number): Coeffs {
+/**
+ * PIL precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter: output pixel xx covers input
+ * [in0, in1) scaled; the filter support is clipped to the valid input range [lo, hi).
+ */
+function precompute(lo: number, hi: number, in0: number, in1: number, outSize: number): Coeffs {
   const scale = (in1 - in0) / outSize;
   const filterscale = Math.max(scale, 1);
   const support = 1.0 * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const bounds = new Int32Array(outSize * 2);
-  const k = new Float64Array(outSize * ksize);
+  const k = new Int32Array(outSize * ksize);
   const ss = 1 / filterscale;
-  const w = new Float64Array(ksize);
+  const w = new Float64Array(ksize + 2);
   for (let xx = 0; xx < outSize; xx++) {
     const center = in0 + (xx + 0.5) * scale;
     let xmin = Math.trunc(center - support + 0.5);
-    if (xmin < 0) xmin = 0;
+    if (xmin < lo) xmin = lo;
     let xmax = Math.trunc(center + support + 0.5);
-    if (xmax > inSize) xmax = inSize;
+    if (xmax > hi) xmax = hi;
     xmax -= xmin;
+    if (xmax > ksize) xmax = ksize;
     let ww = 0;
     for (let x = 0; x < xmax; x++) {
       let t = (x + xmin - center + 0.5) * ss;
@@ -48,19 +52,87 @@ function precompute(inSize: number, in0: number, in1: number, outSize: number): 
       k[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * ONE) : Math.trunc(0.5 + v * ONE);
     }
     bounds[xx * 2] = xmin;
-    bounds[xx * 2 + 1] = xmax;
+    bounds[xx * 2 + 1] = Math.max(0, xmax);
   }
   return { ksize, bounds, k };
 }
 
-function clip8(v: number): number {
-  const r = Math.floor(v / ONE);
-  return r < 0 ? 0 : r > 255 ? 255 : r;
+interface Axis { lo: number; hi: number; in0: number; in1: number }
+
+/** Two-pass PIL resample of `img` over per-axis boxes (see precompute); 8-bit intermediate like PIL. */
+function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: Axis): RgbImage {
+  const src = img.data;
+  const sw = img.width;
+  const needH = !(ax.in0 === ax.lo && ax.in1 === ax.hi && ax.hi - ax.lo === outW);
+  const needV = !(ay.in0 === ay.lo && ay.in1 === ay.hi && ay.hi - ay.lo === outH);
+  const cv = precompute(ay.lo, ay.hi, ay.in0, ay.in1, outH);
+  // Rows the vertical pass reads (PIL's ybox_first / ybox_last).
+  let yFirst = needV ? cv.bounds[0]! : ay.lo;
+  let yLast = needV ? cv.bounds[(outH - 1) * 2]! + cv.bounds[(outH - 1) * 2 + 1]! : ay.hi;
+  if (yLast <= yFirst) { yFirst = ay.lo; yLast = ay.lo + 1; }
+  const rows = yLast - yFirst;
+  let tmp: Uint8Array;
+  let tw: number;
+  if (needH) {
+    const { ksize, bounds, k } = precompute(ax.lo, ax.hi, ax.in0, ax.in1, outW);
+    tw = outW;
+    tmp = new Uint8Array(outW * rows * 3);
+    for (let y = 0; y < rows; y++) {
+      const rowBase = (yFirst + y) * sw * 3;
+      const outBase = y * outW * 3;
+      for (let xx = 0; xx < outW; xx++) {
+        const xmin = bounds[xx * 2]!;
+        const n = bounds[xx * 2 + 1]!;
+        const kb = xx * ksize;
+        let s0 = HALF, s1 = HALF, s2 = HALF;
+        let p = rowBase + xmin * 3;
+        for (let x = 0; x < n; x++, p += 3) {
+          const c = k[kb + x]!;
+          s0 = (s0 + src[p]! * c) | 0;
+          s1 = (s1 + src[p + 1]! * c) | 0;
+          s2 = (s2 + src[p + 2]! * c) | 0;
+        }
+        const o = outBase + xx * 3;
+        s0 >>= PRECISION_BITS; s1 >>= PRECISION_BITS; s2 >>= PRECISION_BITS;
+        tmp[o] = s0 < 0 ? 0 : s0 > 255 ? 255 : s0;
+        tmp[o + 1] = s1 < 0 ? 0 : s1 > 255 ? 255 : s1;
+        tmp[o + 2] = s2 < 0 ? 0 : s2 > 255 ? 255 : s2;
+      }
+    }
+  } else {
+    tw = ax.hi - ax.lo;
+    tmp = new Uint8Array(tw * rows * 3);
+    for (let y = 0; y < rows; y++) tmp.set(src.subarray(((yFirst + y) * sw + ax.lo) * 3, ((yFirst + y) * sw + ax.hi) * 3), y * tw * 3);
+  }
+  if (!needV) return { data: tmp, width: tw, height: rows };
+  const { ksize, bounds, k } = cv;
+  const out = new Uint8Array(tw * outH * 3);
+  const rowLen = tw * 3;
+  // Row-wise accumulation: sequential memory access over each source row.
+  const acc = new Int32Array(rowLen);
+  for (let yy = 0; yy < outH; yy++) {
+    const ymin = bounds[yy * 2]! - yFirst;
+    const n = bounds[yy * 2 + 1]!;
+    const kb = yy * ksize;
+    const ob = yy * rowLen;
+    acc.fill(HALF);
+    for (let y = 0; y < n; y++) {
+      const c = k[kb + y]!;
+      if (c === 0) continue;
+      const rb = (ymin + y) * rowLen;
+      for (let xi = 0; xi < rowLen; xi++) acc[xi] = (acc[xi]! + tmp[rb + xi]! * c) | 0;
+    }
+    for (let xi = 0; xi < rowLen; xi++) {
+      const s = acc[xi]! >> PRECISION_BITS;
+      out[ob + xi] = s < 0 ? 0 : s > 255 ? 255 : s;
+    }
+  }
+  return { data: out, width: tw, height: outH };
 }
 
 /**
- * Crops the window (x0, y0, w, h) of `img` (all inside the image) and resizes it to outW x outH with
- * PIL's bilinear filter. Equivalent to PIL `img.crop(box).resize((outW, outH), BILINEAR)`.
+ * Crops the window (x, y, w, h) of `img` (inside the image) and resizes it to outW x outH with PIL's
+ * bilinear filter: equivalent to PIL `img.crop(box).resize((outW, outH), BILINEAR)`, without the copy.
  */
 export function resizeBilinear(img: RgbImage, outW: number, outH: number, win?: { x: number; y: number; w: number; h: number }): RgbImage {
   const x0 = win?.x ?? 0;
@@ -71,63 +143,32 @@ export function resizeBilinear(img: RgbImage, outW: number, outH: number, win?: 
   if (x0 < 0 || y0 < 0 || x0 + cw > img.width || y0 + ch > img.height || cw <= 0 || ch <= 0) {
     throw new Error(`resize: window ${x0},${y0} ${cw}x${ch} outside image ${img.width}x${img.height}`);
   }
-  const src = img.data;
-  const sw = img.width;
-  // Horizontal pass (over the rows of the window) into an 8-bit intermediate of outW x ch.
-  let tmp: Uint8Array;
-  let tw: number;
-  if (cw !== outW) {
-    const { ksize, bounds, k } = precompute(cw, 0, cw, outW);
-    tmp = new Uint8Array(outW * ch * 3);
-    tw = outW;
-    for (let y = 0; y < ch; y++) {
-      const rowBase = ((y0 + y) * sw + x0) * 3;
-      const outBase = y * outW * 3;
-      for (let xx = 0; xx < outW; xx++) {
-        const xmin = bounds[xx * 2]!;
-        const n = bounds[xx * 2 + 1]!;
-        const kb = xx * ksize;
-        let s0 = HALF, s1 = HALF, s2 = HALF;
-        let p = rowBase + xmin * 3;
-        for (let x = 0; x < n; x++, p += 3) {
-          const c = k[kb + x]!;
-          s0 += src[p]! * c;
-          s1 += src[p + 1]! * c;
-          s2 += src[p + 2]! * c;
-        }
-        const o = outBase + xx * 3;
-        tmp[o] = clip8(s0);
-        tmp[o + 1] = clip8(s1);
-        tmp[o + 2] = clip8(s2);
-      }
-    }
-  } else {
-    // No horizontal resampling: the window rows as they are.
-    tw = cw;
-    if (x0 === 0 && cw === sw && y0 === 0 && ch === img.height) tmp = src;
-    else {
-      tmp = new Uint8Array(cw * ch * 3);
-      for (let y = 0; y < ch; y++) tmp.set(src.subarray(((y0 + y) * sw + x0) * 3, ((y0 + y) * sw + x0 + cw) * 3), y * cw * 3);
-    }
+  return resampleCore(img, outW, outH, { lo: x0, hi: x0 + cw, in0: x0, in1: x0 + cw }, { lo: y0, hi: y0 + ch, in0: y0, in1: y0 + ch });
+}
+
+/**
+ * Resamples the fractional box [bx0, bx1) x [by0, by1) of a virtual canvas to outW x outH in one pass.
+ * The canvas is `img` placed at (offX, offY) inside a canvasW x canvasH area of colour `fill`; the
+ * filter support is clipped at the canvas edges (PIL `resize(size, box=...)` on the padded canvas).
+ * Used to fuse letterbox + RandomResizedCrop into a single resampling.
+ */
+export function resampleCanvasBox(img: RgbImage, canvasW: number, canvasH: number, offX: number, offY: number, box: { x0: number; y0: number; x1: number; y1: number }, outW: number, outH: number, fill: Rgb = [0, 0, 0]): RgbImage {
+  const mx = Math.ceil(Math.max((box.x1 - box.x0) / outW, 1)) + 1;
+  const my = Math.ceil(Math.max((box.y1 - box.y0) / outH, 1)) + 1;
+  const rx0 = Math.max(0, Math.floor(box.x0) - mx), rx1 = Math.min(canvasW, Math.ceil(box.x1) + mx);
+  const ry0 = Math.max(0, Math.floor(box.y0) - my), ry1 = Math.min(canvasH, Math.ceil(box.y1) + my);
+  // Region of the canvas the filter can touch, in image coordinates.
+  const ix0 = rx0 - offX, iy0 = ry0 - offY;
+  const inside = ix0 >= 0 && iy0 >= 0 && ix0 + (rx1 - rx0) <= img.width && iy0 + (ry1 - ry0) <= img.height;
+  if (inside) {
+    return resampleCore(img, outW, outH,
+      { lo: ix0, hi: ix0 + rx1 - rx0, in0: box.x0 - offX, in1: box.x1 - offX },
+      { lo: iy0, hi: iy0 + ry1 - ry0, in0: box.y0 - offY, in1: box.y1 - offY });
   }
-  if (ch === outH) return { data: tmp === src ? new Uint8Array(src) : tmp, width: tw, height: outH };
-  // Vertical pass.
-  const { ksize, bounds, k } = precompute(ch, 0, ch, outH);
-  const out = new Uint8Array(outW * outH * 3);
-  const rowLen = tw * 3;
-  for (let yy = 0; yy < outH; yy++) {
-    const ymin = bounds[yy * 2]!;
-    const n = bounds[yy * 2 + 1]!;
-    const kb = yy * ksize;
-    const ob = yy * rowLen;
-    for (let xi = 0; xi < rowLen; xi++) {
-      let s = HALF;
-      let p = ymin * rowLen + xi;
-      for (let y = 0; y < n; y++, p += rowLen) s += tmp[p]! * k[kb + y]!;
-      out[ob + xi] = clip8(s);
-    }
-  }
-  return { data: out, width: outW, height: outH };
+  const region = crop(img, ix0, iy0, rx1 - rx0, ry1 - ry0, fill);
+  return resampleCore(region, outW, outH,
+    { lo: 0, hi: rx1 - rx0, in0: box.x0 - rx0, in1: box.x1 - rx0 },
+    { lo: 0, hi: ry1 - ry0, in0: box.y0 - ry0, in1: box.y1 - ry0 });
 }
 
 /** Integer crop; parts outside the image are filled with `fill` (torchvision pads a too-small image). */

@@ -6,12 +6,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 import { BadImageError, type RgbImage } from './image.js';
-import { decodeWithPrefix, deterministicPrefixLength, finishSample, type PipelineConfig } from './transforms.js';
+import { decodeWithPrefix, finishSample, type PipelineConfig } from './transforms.js';
 import { Rng } from '../util/rng.js';
 import type { WorkerJob, WorkerResult } from './loader.js';
 
-const cfg = (workerData as { pipeline: PipelineConfig }).pipeline;
-const k = deterministicPrefixLength(cfg);
+const { pipeline: cfg, prefixLen: k } = workerData as { pipeline: PipelineConfig; prefixLen: number };
 sharp.cache(false); // every file is read once per epoch; libvips' operation cache only costs memory here
 
 async function run(job: WorkerJob): Promise<void> {

@@ -1,0 +1,80 @@
+/**
+ * `npm run bench -- data`: loader throughput on the grocery-store train split, goodsrec vs torchvision
+ * (ImageFolder-equivalent + DataLoader(num_workers = cores)) measured in the same run.
+ * Pipeline: decode -> structure-retention resize 224 -> RandomResizedCrop 224 -> flip ->
+ * ColorJitter(0.4, 0.4, 0.4) -> normalize -> float32 NCHW batches of 64.
+ *
+ * Env: GOODSREC_BENCH_EPOCHS (default 2), GOODSREC_BENCH_WORKERS (goodsrec worker threads, default cores),
+ * GOODSREC_BENCH_SWEEP=1 (also time worker/in-flight settings on the first 800 images).
+ */
+import { execFileSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { resolve, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DataLoader, readManifestDataset, selectSplits, RECIPE_MEAN, RECIPE_STD, type PipelineConfig } from '../src/data/index.js';
+
+const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+const DATASET = resolve(REPO, '..', 'shared', 'datasets', 'grocery-store');
+
+function pipeline(fastDecode: boolean): PipelineConfig {
+  return {
+    ops: [
+      { op: 'letterbox', size: 224, fill: 'black' },
+      { op: 'randomResizedCrop', size: 224, scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
+      { op: 'hflip', p: 0.5 },
+      { op: 'colorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4 },
+      { op: 'normalize', mean: RECIPE_MEAN, std: RECIPE_STD },
+    ],
+    fastDecode,
+  };
+}
+
+async function goodsrec(label: string, opts: { fastDecode: boolean; workers: number; perWorker: number; cacheBytes: number; limit?: number; exactOps?: boolean }, epochs: number): Promise<number[]> {
+  const all = selectSplits(readManifestDataset(DATASET), 'train');
+  const ds = opts.limit ? { ...all, samples: all.samples.slice(0, opts.limit) } : all;
+  const loader = new DataLoader({ dataset: ds, pipeline: { ...pipeline(opts.fastDecode), exact: opts.exactOps ?? false }, batchSize: 64, seed: 0, workers: opts.workers, perWorker: opts.perWorker, prefetch: 3, cacheBytes: opts.cacheBytes });
+  const rates: number[] = [];
+  for (let e = 0; e < epochs; e++) {
+    const t = performance.now();
+    let n = 0;
+    for await (const b of loader) n += b.shape[0];
+    const s = (performance.now() - t) / 1000;
+    rates.push(n / s);
+    console.log(`  goodsrec ${label} epoch ${e}: ${n} images in ${s.toFixed(2)} s = ${(n / s).toFixed(0)} img/s`);
+  }
+  await loader.close();
+  return rates;
+}
+
+function torchvision(epochs: number, workers: number): number[] {
+  const out = execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'data_torchvision.py'), DATASET, String(epochs), String(workers)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  return out.trim().split('\n').map((l) => {
+    const r = JSON.parse(l) as { epoch: number; images: number; seconds: number };
+    console.log(`  torchvision epoch ${r.epoch}: ${r.images} images in ${r.seconds.toFixed(2)} s = ${(r.images / r.seconds).toFixed(0)} img/s`);
+    return r.images / r.seconds;
+  });
+}
+
+export async function run(): Promise<void> {
+  const cores = availableParallelism();
+  const epochs = Number(process.env['GOODSREC_BENCH_EPOCHS'] ?? 2);
+  const workers = Number(process.env['GOODSREC_BENCH_WORKERS'] ?? cores);
+  console.log(`data loader bench: grocery-store train split, ${cores} cores, batch 64, letterbox 224 + RRC 224 + flip + ColorJitter + normalize -> float32 NCHW`);
+  const tv = torchvision(epochs, cores);
+  const tvRate = Math.max(...tv.slice(epochs > 1 ? 1 : 0));
+  if (process.env['GOODSREC_BENCH_SWEEP'] === '1') {
+    for (const [w, pw] of [[0, 4], [1, 2], [2, 1], [2, 2], [2, 4], [3, 2], [4, 1]] as const) {
+      await goodsrec(`(sweep: ${w} workers x ${pw} in flight, 800 images)`, { fastDecode: true, workers: w, perWorker: pw, cacheBytes: 0, limit: 800 }, 1);
+    }
+  }
+  const dflt = await goodsrec('(default: decode + fused letterbox/RRC)', { fastDecode: true, workers, perWorker: 2, cacheBytes: 0 }, epochs);
+  const exact = await goodsrec('(exact: literal torchvision op order)', { fastDecode: false, workers, perWorker: 2, cacheBytes: 0, exactOps: true }, 1);
+  const cached = await goodsrec('(prefix cache 1 GiB: decode + letterbox kept in memory)', { fastDecode: true, workers, perWorker: 2, cacheBytes: 1 << 30 }, Math.max(2, epochs));
+  const best = (r: number[]) => Math.max(...r.slice(r.length > 1 ? 1 : 0));
+  console.log(`torchvision (num_workers=${cores}, persistent): ${tvRate.toFixed(0)} img/s`);
+  console.log(`goodsrec default:           ${best(dflt).toFixed(0)} img/s  ratio ${(best(dflt) / tvRate).toFixed(2)}x`);
+  console.log(`goodsrec exact op order:    ${best(exact).toFixed(0)} img/s  ratio ${(best(exact) / tvRate).toFixed(2)}x`);
+  console.log(`goodsrec cached (epoch>=1): ${best(cached).toFixed(0)} img/s  ratio ${(best(cached) / tvRate).toFixed(2)}x  (first epoch ${cached[0]!.toFixed(0)} img/s)`);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await run();
