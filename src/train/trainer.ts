@@ -367,6 +367,10 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
       log(`${trainLoader.badFiles.length} bad image file(s) were skipped; see ${join(runDir, 'bad-files.json')}`);
     }
   }
+  if (saveFailures > 0) {
+    const last = readPointer(runDir, 'latest');
+    throw new Error(`the final checkpoint could not be saved (see above); ${last ? `the last saved checkpoint is ${last}` : 'no checkpoint was saved'}`);
+  }
   const epochsDone = Math.min(c.schedule.epochs, stepsDone / stepsPerEpoch);
   model.dispose();
   ema?.model.dispose();

@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+"""The same recipe as `goodsrec train`, written with PyTorch + torchvision, for
+the side-by-side result in the train/eval issue. Runs with Debian's
+python3-torch/torchvision (1.13 / 0.14): /usr/bin/python3 bench/train_torchvision.py
+
+Recipe (../shared/reference/recipe.md, as goodsrec's defaults): structure-
+retention resize (pad to a black square), RandomResizedCrop(size, 0.08-1,
+3/4-4/3), horizontal flip, ColorJitter(0.4, 0.4, 0.4), normalise with the
+recipe's mean/std, Cutout; SGD momentum 0.9, lr 0.1 x batch/128, weight decay
+1e-4 not on biases or norm weights, label smoothing 0.1, linear warmup then
+cosine to 1e-6 per iteration. Eval: pad to square, resize size/0.875, center
+crop size; every test image counted once.
+"""
+import argparse
+import json
+import math
+import os
+import time
+
+import torch
+import torch.nn as nn
+import torchvision
+import torchvision.transforms as T
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+MEAN = [0.4716, 0.4250, 0.3540]
+STD = [0.2178, 0.2079, 0.1935]
+
+
+def letterbox(img):
+    w, h = img.size
+    s = max(w, h)
+    out = Image.new("RGB", (s, s), (0, 0, 0))
+    out.paste(img, ((s - w) // 2, (s - h) // 2))
+    return out
+
+
+class Cutout:
+    """DeVries & Taylor: one square of side `length` zeroed at a random centre (clipped)."""
+
+    def __init__(self, length):
+        self.length = length
+
+    def __call__(self, x):
+        if self.length <= 0:
+            return x
+        _, h, w = x.shape
+        cy, cx = torch.randint(h, ()).item(), torch.randint(w, ()).item()
+        y0, y1 = max(cy - self.length // 2, 0), min(cy + self.length // 2, h)
+        x0, x1 = max(cx - self.length // 2, 0), min(cx + self.length // 2, w)
+        x[:, y0:y1, x0:x1] = 0
+        return x
+
+
+class Manifest(torch.utils.data.Dataset):
+    def __init__(self, root, split, transform):
+        self.root = root
+        self.transform = transform
+        with open(os.path.join(root, "dataset", f"{split}.txt")) as f:
+            rows = [line.strip().split(", ") for line in f if line.strip()]
+        self.items = [(os.path.join(root, "dataset", r[0]), int(r[1])) for r in rows]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        path, label = self.items[i]
+        with Image.open(path) as im:
+            img = im.convert("RGB")
+        return self.transform(letterbox(img)), label
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="../shared/datasets/grocery-store")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--warmup-epochs", type=float, default=1)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--cutout", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke tests)")
+    a = ap.parse_args()
+
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    train_tf = T.Compose([
+        T.RandomResizedCrop(a.size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)),
+        T.RandomHorizontalFlip(),
+        T.ColorJitter(0.4, 0.4, 0.4),
+        T.ToTensor(),
+        T.Normalize(MEAN, STD),
+        Cutout(a.cutout),
+    ])
+    eval_tf = T.Compose([T.Resize(round(a.size / 0.875)), T.CenterCrop(a.size), T.ToTensor(), T.Normalize(MEAN, STD)])
+    train_ds = Manifest(a.data, "train", train_tf)
+    test_ds = Manifest(a.data, "test", eval_tf)
+    num_classes = 1 + max(l for _, l in train_ds.items + test_ds.items)
+    if a.limit:
+        train_ds.items, test_ds.items = train_ds.items[::max(1, len(train_ds.items) // a.limit)][:a.limit], test_ds.items[:a.limit]
+    train_dl = torch.utils.data.DataLoader(train_ds, batch_size=a.batch_size, shuffle=True, drop_last=True,
+                                           num_workers=a.workers, persistent_workers=a.workers > 0)
+    test_dl = torch.utils.data.DataLoader(test_ds, batch_size=64, shuffle=False, num_workers=a.workers)
+
+    model = torchvision.models.resnet50(num_classes=num_classes)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    lr = a.lr * a.batch_size / 128
+    opt = torch.optim.SGD([{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": 1e-4}],
+                          lr=lr, momentum=0.9)
+    steps_per_epoch = len(train_dl)
+    total = a.epochs * steps_per_epoch
+    warm = a.warmup_epochs * steps_per_epoch
+    min_lr = 1e-6
+
+    def lr_at(it):  # same formula as goodsrec's CosineWarmupLR (start factor 0.001), per iteration
+        if it < warm:
+            return lr * (0.001 + (1 - 0.001) * it / warm)
+        t = min(it - warm, total - warm)
+        return min_lr + (lr - min_lr) * (1 + math.cos(math.pi * t / (total - warm))) / 2
+
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
+    t0 = time.time()
+    it = 0
+    history = []
+    for epoch in range(a.epochs):
+        model.train()
+        e0 = time.time()
+        loss_sum, n = 0.0, 0
+        for x, y in train_dl:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(it)
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            it += 1
+            loss_sum += loss.item() * len(y)
+            n += len(y)
+        rec = {"epoch": epoch + 1, "trainLoss": loss_sum / n, "seconds": time.time() - e0, "imagesPerSec": n / (time.time() - e0)}
+        history.append(rec)
+        print(json.dumps(rec), flush=True)
+    train_seconds = time.time() - t0
+    model.eval()
+    correct = top5 = total_n = 0
+    with torch.no_grad():
+        for x, y in test_dl:
+            out = model(x)
+            correct += (out.argmax(1) == y).sum().item()
+            top5 += (out.topk(5, 1).indices == y[:, None]).any(1).sum().item()
+            total_n += len(y)
+    result = {"framework": f"torch {torch.__version__} torchvision {torchvision.__version__}", "top1": correct / total_n,
+              "top5": top5 / total_n, "testSamples": total_n, "trainSeconds": train_seconds,
+              "wallSeconds": time.time() - t0, "epochs": a.epochs, "history": history}
+    print(json.dumps(result), flush=True)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

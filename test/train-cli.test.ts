@@ -1,0 +1,164 @@
+// End to end through the CLI on the embedded sample: train, eval, predict;
+// exact resume after SIGKILL; a failed checkpoint write keeps the previous
+// one; a diverging loss stops the run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { readSafetensorsSync } from '../src/io/index.js';
+import { loadCheckpoint } from '../src/train/checkpoint.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+const sample = join(root, 'examples', 'grocery-sample');
+const work = mkdtempSync(join(tmpdir(), 'goodsrec-train-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+
+// Small and quick: resnet18 at 32 px on half the sample (72 images, 9 steps of 8).
+const tiny = [
+  '--data', sample, '--model', 'resnet18', '--size', '32', '--batch-size', '8', '--epochs', '2',
+  '--set', 'data.fraction=0.5', '--set', 'augment.cutout=4', '--set', 'threads=2', '--set', 'data.workers=1',
+];
+
+function run(args: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1', ...env }, timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function tensorsOf(file: string): Map<string, Buffer> {
+  const m = readSafetensorsSync(file);
+  return new Map([...m].map(([k, t]) => [k, Buffer.from(t.data)]));
+}
+
+test('train 2 epochs, then eval and predict the run', () => {
+  const r = run(['train', ...tiny, '--out', work, '--name', 'basic']);
+  assert.equal(r.code, 0, r.stderr);
+  const dir = join(work, 'basic');
+  for (const f of ['config.json', 'classes.json', 'preprocess.json', 'versions.json', 'metrics.jsonl', 'latest.json', 'best.json']) {
+    assert.ok(existsSync(join(dir, f)), `${f} written`);
+  }
+  const epochs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; val?: { top1: number } })
+    .filter((m) => m.type === 'epoch');
+  assert.equal(epochs.length, 2);
+  assert.ok(epochs.every((e) => e.val && e.val.top1 >= 0 && e.val.top1 <= 1));
+  const classes = JSON.parse(readFileSync(join(dir, 'classes.json'), 'utf8')) as string[];
+  assert.equal(classes.length, 6);
+
+  const ev = run(['eval', dir, '--split', 'test', '--out', join(work, 'eval.json')]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const e = JSON.parse(readFileSync(join(work, 'eval.json'), 'utf8')) as {
+    metrics: { samples: number; top1: number; perClass: { support: number }[]; confusion: number[][] }; predictions: { index: number }[];
+  };
+  // Every test image exactly once: 6 classes x 10, no partial batch dropped (batch 32 does not divide 60).
+  assert.equal(e.metrics.samples, 60);
+  assert.deepEqual(e.metrics.perClass.map((p) => p.support), [10, 10, 10, 10, 10, 10]);
+  assert.equal(new Set(e.predictions.map((p) => p.index)).size, 60);
+  assert.equal(e.metrics.confusion.flat().reduce((a, b) => a + b, 0), 60);
+  assert.match(ev.stdout, /top-1\s+\d+\.\d+%/);
+
+  const img = join(sample, 'test', 'Oatly-Oat-Milk');
+  const pr = run(['predict', dir, img, '--top', '3', '--json']);
+  assert.equal(pr.code, 0, pr.stderr);
+  const preds = JSON.parse(pr.stdout) as { path: string; top: { class: string; probability: number }[] }[];
+  assert.equal(preds.length, readdirSync(img).length);
+  for (const p of preds) {
+    assert.equal(p.top.length, 3);
+    assert.ok(p.top.every((t) => classes.includes(t.class)));
+    assert.ok(p.top[0]!.probability >= p.top[1]!.probability && p.top[1]!.probability >= p.top[2]!.probability);
+    assert.ok(p.top.reduce((a, t) => a + t.probability, 0) <= 1 + 1e-6);
+  }
+  const bad = run(['predict', dir, join(work, 'missing.jpg')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /missing\.jpg: no such file or folder/);
+});
+
+test('bad options give clear errors', () => {
+  const r = run(['train', '--data', sample, '--set', 'optim.lrr=0.1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /unknown option 'optim\.lrr'/);
+  const r2 = run(['train', '--data', sample, '--epochs', '0']);
+  assert.equal(r2.code, 1);
+  assert.match(r2.stderr, /schedule\.epochs: expected an integer >= 1/);
+  const r3 = run(['train', '--data', join(work, 'nope')]);
+  assert.equal(r3.code, 1);
+  assert.match(r3.stderr, /not found/);
+});
+
+function waitFor(cond: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const t0 = Date.now();
+    const timer = setInterval(() => {
+      if (cond()) { clearInterval(timer); resolvePromise(); }
+      else if (Date.now() - t0 > timeoutMs || child.exitCode !== null) { clearInterval(timer); reject(new Error('condition not reached')); }
+    }, 50);
+  });
+}
+
+test('a run killed with SIGKILL mid-epoch resumes to the same weights', async () => {
+  const common = [...tiny, '--out', work, '--set', 'checkpointEverySteps=2', '--seed', '3'];
+  const a = run(['train', ...common, '--name', 'straight']);
+  assert.equal(a.code, 0, a.stderr);
+
+  const child = spawn(process.execPath, [cli, 'train', ...common, '--name', 'killed'], { env: { ...process.env, CI: '1' }, stdio: 'ignore' });
+  const latest = join(work, 'killed', 'latest.json');
+  // Kill once a mid-epoch checkpoint of the second epoch exists.
+  await waitFor(() => {
+    if (!existsSync(latest)) return false;
+    const p = (JSON.parse(readFileSync(latest, 'utf8')) as { position: { epoch: number; step: number } }).position;
+    return p.epoch === 1 && p.step >= 2;
+  }, child, 240_000);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  const killedAt = (JSON.parse(readFileSync(latest, 'utf8')) as { checkpoint: string }).checkpoint;
+  assert.match(killedAt, /^epoch-0001-step-\d+$/);
+
+  const b = run(['train', '--resume', join(work, 'killed')]);
+  assert.equal(b.code, 0, b.stderr);
+  assert.match(b.stderr + b.stdout, /resumed from .* at epoch 2, step \d+/);
+
+  const wa = tensorsOf(join(work, 'straight', 'checkpoints', 'epoch-0002', 'model.safetensors'));
+  const wb = tensorsOf(join(work, 'killed', 'checkpoints', 'epoch-0002', 'model.safetensors'));
+  assert.deepEqual([...wa.keys()], [...wb.keys()]);
+  for (const [k, v] of wa) assert.ok(v.equals(wb.get(k)!), `${k} differs after resume`);
+  const oa = tensorsOf(join(work, 'straight', 'checkpoints', 'epoch-0002', 'optimizer.safetensors'));
+  const ob = tensorsOf(join(work, 'killed', 'checkpoints', 'epoch-0002', 'optimizer.safetensors'));
+  for (const [k, v] of oa) assert.ok(v.equals(ob.get(k)!), `optimizer ${k} differs after resume`);
+});
+
+test('a checkpoint that cannot be written (disk full) keeps the previous one', (t) => {
+  const mnt = join(work, 'small-disk');
+  mkdirSync(mnt, { recursive: true });
+  // A real full disk: a tmpfs with room for one checkpoint (~90 MB for resnet18) but not two.
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=150m', 'tmpfs', mnt]);
+  if (m.status !== 0) { t.skip('cannot mount a tmpfs here (needs root): not checked'); return; }
+  try {
+    const r = run(['train', ...tiny, '--out', mnt, '--name', 'full', '--set', 'checkpointEvery=1']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /checkpoint epoch-0002 could not be saved: .*disk full/);
+    assert.match(r.stderr, /the last saved checkpoint is .*epoch-0001/);
+    const dir = join(mnt, 'full');
+    const pointer = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as { checkpoint: string };
+    assert.equal(pointer.checkpoint, 'epoch-0001');
+    const ck = loadCheckpoint(join(dir, 'checkpoints', 'epoch-0001'));
+    assert.ok(ck.model.size > 0);
+    assert.deepEqual(readdirSync(join(dir, 'checkpoints')), ['epoch-0001']);
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
+});
+
+test('a diverging loss stops the run and names the last good checkpoint', () => {
+  const r = run(['train', ...tiny, '--out', work, '--name', 'nan', '--lr', '1e12', '--set', 'checkpointEverySteps=1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /loss became (NaN|Infinity|-Infinity) at epoch \d+, step \d+: stopping/);
+  assert.match(r.stderr, /last good checkpoint is .*nan\/checkpoints\/epoch-/);
+  const latest = JSON.parse(readFileSync(join(work, 'nan', 'latest.json'), 'utf8')) as { checkpoint: string };
+  const w = readSafetensorsSync(join(work, 'nan', 'checkpoints', latest.checkpoint, 'model.safetensors'));
+  for (const [k, t] of w) {
+    if (t.dtype !== 'float32') continue;
+    const f = new Float32Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength));
+    assert.ok(f.every(Number.isFinite), `${k} of the kept checkpoint is finite`);
+  }
+});
