@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync, readFileSync, copyFileSync, existsSync } from
 import { join } from 'node:path';
 import { runCommand } from 'citty';
 import sharp from 'sharp';
-import { analyzeDataset, computeChannelStats, readFolderDataset, selectSplits } from '../src/data/index.js';
+import { analyzeDataset, computeChannelStats, readFolderDataset, selectSplits, resolvePipeline, needsDatasetStats, type PipelineConfig } from '../src/data/index.js';
 import { renderAnalysisHtml } from '../src/report/analyze-html.js';
 import analyzeCommand from '../src/cli/commands/analyze.js';
 import { tmpDir } from './data-helpers.js';
@@ -62,6 +62,13 @@ test('computeChannelStats: per-channel mean and std over all pixels', async () =
   assert.equal(s.images, 2);
   assert.ok(Math.abs(s.mean[0] - 0.25) < 1e-9 && Math.abs(s.std[0] - Math.sqrt(0.1875)) < 1e-9, JSON.stringify(s));
   assert.ok(Math.abs(s.mean[2] - 0.2) < 1e-9 && s.std[2] < 1e-6 && s.mean[1] === 0);
+  // 'dataset' statistics and the 'mean' padding colour resolve to numbers stored with the run.
+  const cfg: PipelineConfig = { ops: [{ op: 'letterbox', size: 8, fill: 'mean' }, { op: 'normalize', mean: 'dataset', std: 'dataset' }] };
+  assert.ok(needsDatasetStats(cfg));
+  assert.throws(() => resolvePipeline(cfg), /needs dataset statistics/);
+  const r = resolvePipeline(cfg, s);
+  assert.deepEqual(r.ops[0], { op: 'letterbox', size: 8, fill: [64, 0, 51] });
+  assert.deepEqual(r.ops[1], { op: 'normalize', mean: s.mean, std: s.std });
 });
 
 test('goodsrec analyze writes JSON and HTML, never into the dataset', async () => {
