@@ -12,7 +12,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- system packages -------------------------------------------------------------
 pkgs=(libtorch-dev libopenblas0-pthread g++ make python3)
-if (( want_test )); then pkgs+=(python3-torch python3-torchvision python3-pil); fi
+# Test-only: the PyTorch oracle, and Chromium for the browser tests of the HTML pages.
+if (( want_test )); then pkgs+=(python3-torch python3-torchvision python3-pil chromium); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
