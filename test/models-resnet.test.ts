@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
+import * as nn from '../src/nn/index.js';
 import { createModel, listModels, ResNet } from '../src/models/index.js';
 import { SGD, paramGroupsNoDecay } from '../src/optim/index.js';
 import { runOracle, loadTensors, relError, type OracleRun } from './nn-helpers.js';
@@ -150,4 +151,23 @@ test('every registered model: published parameter count, features/head/reset, st
       m.dispose();
     });
   }
+});
+
+test('headless weights load with a fresh classifier; a mis-shaped trunk is refused with every key listed in one error', () => {
+  const dir = oracle.dir;
+  const logs: string[] = [];
+  T.tidy(() => {
+    const sd = new Map([...result].filter(([k]) => k.startsWith('after.') && !k.startsWith('after.fc.')).map(([k, t]) => [k.slice(6), t]));
+    const src = createModel('resnet50', { numClasses: 0 });
+    src.loadStateDict(sd);
+    nn.saveWeights(src, join(dir, 'trained.safetensors'));
+    src.dispose();
+  });
+  const model = createModel('resnet50', { numClasses: 3, pretrained: join(dir, 'trained.safetensors'), log: (m) => logs.push(m) });
+  assert.match(logs[0]!, /loaded 318 tensors .*the file has no classifier \(fc\): classifier initialised fresh/);
+  T.tidy(() => assert.ok(model.stateDict().get('layer1.0.bn1.running_var')!.equal(result.get('after.layer1.0.bn1.running_var')!)));
+  model.dispose();
+  // The same weights into ResNeXt: every mis-shaped conv is named in one error.
+  assert.throws(() => createModel('resnext50_32x4d', { numClasses: 10, pretrained: join(dir, 'weights.safetensors'), log: null }),
+    (e: unknown) => e instanceof nn.StateDictError && e.shapeMismatches.length === 176 && /layer4\.2\.conv2\.weight: checkpoint \[512, 512, 3, 3\], model \[1024, 32, 3, 3\]/.test(e.message));
 });

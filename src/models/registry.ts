@@ -121,12 +121,13 @@ function loadPretrained(model: ClassifierModel, entry: ModelEntry, path: string,
       const same = mine !== undefined && mine.shape.length === t.shape.length && mine.shape.every((d, i) => d === t.shape[i]);
       if (!same) { skipped.push(`${k} [${t.shape.join(', ')}]`); sd.delete(k); }
     }
-    // A skipped classifier is expected missing: it keeps its fresh initialisation.
-    const r = model.loadStateDict(sd, skipped.length ? { strict: true, allowMissing: entry.cfg.classifier } : { strict: true });
-    const loaded = r.loaded;
+    // A skipped or absent classifier (headless weights) keeps its fresh initialisation.
+    const headless = ![...sd.keys()].some((k) => k.startsWith(prefix));
+    const r = model.loadStateDict(sd, skipped.length || headless ? { strict: true, allowMissing: entry.cfg.classifier } : { strict: true });
     if (log) {
-      log(`${entry.name}: loaded ${loaded.length} tensors from ${path}` +
-        (skipped.length ? `; skipped ${skipped.join(', ')} (model has ${model.numClasses} classes): classifier re-initialised` : ''));
+      const note = skipped.length ? `; skipped ${skipped.join(', ')} (model has ${model.numClasses} classes): classifier re-initialised`
+        : headless && r.missingKeys.length ? `; the file has no classifier (${entry.cfg.classifier}): classifier initialised fresh` : '';
+      log(`${entry.name}: loaded ${r.loaded.length} tensors from ${path}${note}`);
     }
   });
 }
