@@ -1,0 +1,76 @@
+// FixRes: only the classifier may change; the trunk's weights and every
+// BatchNorm statistic stay bit-identical; the saved run evaluates as reported.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as T from '../src/tensor/index.js';
+import { readSafetensorsSync } from '../src/io/index.js';
+import { loadDataset, selectSplits } from '../src/data/index.js';
+import { fixres } from '../src/train/fixres.js';
+import { loadRecognizer } from '../src/eval/predictor.js';
+import { evaluate } from '../src/eval/evaluate.js';
+import { evalPipeline } from '../src/train/pipelines.js';
+import { makeRun, sample } from './fixres-helpers.js';
+
+const work = mkdtempSync(join(tmpdir(), 'goodsrec-fixres-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+T.setNumThreads(1);
+
+const bytes = (file: string): Map<string, Buffer> => new Map([...readSafetensorsSync(file)].map(([k, t]) => [k, Buffer.from(t.data)]));
+
+test('fixres sweep: trunk and BN statistics bit-identical, classifier trained, best size saved and reproducible', async () => {
+  const run = join(work, 'src');
+  await makeRun(run, { size: 32 });
+  const out = join(work, 'fx');
+  const res = await fixres({ run, sizes: [32, 40], epochs: 3, lr: 0.01, batchSize: 32, workers: 1, flip: true, out });
+  assert.deepEqual(res.trained, ['fc.weight', 'fc.bias']);
+  assert.equal(res.sizes.length, 2);
+  const tops = res.sizes.map((s) => s.after!.top1);
+  assert.equal(res.best.top1, Math.max(...tops));
+  assert.equal(res.best.size, res.sizes[tops.indexOf(Math.max(...tops))]!.size);
+
+  const before = bytes(join(run, 'checkpoints', 'epoch-0001', 'model.safetensors'));
+  const after = bytes(join(res.checkpointDir, 'model.safetensors'));
+  assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort());
+  let bnStats = 0;
+  for (const [k, b] of before) {
+    if (k.startsWith('fc.')) continue;
+    assert.ok(b.equals(after.get(k)!), `${k} changed`);
+    if (/running_(mean|var)|num_batches_tracked/.test(k)) bnStats++;
+  }
+  assert.ok(bnStats >= 40, `BN statistics compared: ${bnStats}`);
+  // The classifier changed for real, not by a rounding error.
+  const w0 = new Float32Array(new Uint8Array(before.get('fc.weight')!).buffer);
+  const w1 = new Float32Array(new Uint8Array(after.get('fc.weight')!).buffer);
+  let maxDiff = 0;
+  for (let i = 0; i < w0.length; i++) maxDiff = Math.max(maxDiff, Math.abs(w0[i]! - w1[i]!));
+  assert.ok(maxDiff > 1e-4, `fc.weight max change ${maxDiff}`);
+
+  // A run folder like a training run's: the new size in preprocess.json, and eval reproduces the reported top-1.
+  const pre = JSON.parse(readFileSync(join(out, 'preprocess.json'), 'utf8')) as { size: number };
+  assert.equal(pre.size, res.best.size);
+  const r = loadRecognizer(out);
+  const ds = selectSplits(loadDataset(sample), 'test');
+  const ev = await evaluate(r.model, ds, evalPipeline(r.preprocess), { workers: 1, keepTopK: 0 });
+  r.model.dispose();
+  assert.equal(ev.metrics.samples, 60);
+  assert.equal(ev.metrics.top1, res.best.top1);
+  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+  assert.equal(lines.filter((l) => l.type === 'fixres-size').length, 2);
+  assert.equal(lines.filter((l) => l.type === 'epoch').length, 3);
+});
+
+test('fixres: class-balanced re-training changes only the classifier; bad input gets clear errors', async () => {
+  const run = join(work, 'src2');
+  await makeRun(run, { size: 32, seed: 3 });
+  const res = await fixres({ run, sizes: [36], epochs: 1, lr: 0.01, batchSize: 32, workers: 1, classBalanced: true, out: join(work, 'cb') });
+  const before = bytes(join(run, 'checkpoints', 'epoch-0001', 'model.safetensors'));
+  const after = bytes(join(res.checkpointDir, 'model.safetensors'));
+  const changed = [...before].filter(([k, b]) => !b.equals(after.get(k)!)).map(([k]) => k);
+  assert.deepEqual(changed.sort(), ['fc.bias', 'fc.weight']);
+  await assert.rejects(fixres({ run, sizes: [36], epochs: 1, out: join(work, 'cb') }), /already holds a run/);
+  await assert.rejects(fixres({ run, sizes: [8], epochs: 1, out: join(work, 'x') }), /integers >= 16/);
+  await assert.rejects(fixres({ run, sizes: [36], epochs: 1, valSplit: 'nope', out: join(work, 'y') }), /validation split 'nope' has no images/);
+});
