@@ -30,7 +30,7 @@ class Net extends nn.Module {
     super();
     this.registerParameter('scale', T.ones([1]));
     this.registerBuffer('steps', T.zeros([], { dtype: 'int64' }));
-    this.registerBuffer('cache', T.zeros([2]), false);
+    this.registerBuffer('cache', T.zeros([2]), { persistent: false });
     this.stem = new nn.Conv2d(3, 4, 3, { bias: false });
     this.blocks = new nn.Sequential(new Block(4), new Block(4));
     this.head = new nn.Linear(4, 2);
@@ -101,7 +101,14 @@ test('loadStateDict: strict lists every missing, unexpected and mis-shaped key i
     assert.deepEqual(r.missingKeys, ['stem.weight', 'head.bias']);
     assert.deepEqual(r.unexpectedKeys, ['head.extra']);
     assert.ok(b.stateDict().get('head.weight')!.equal(a.stateDict().get('head.weight')!));
-    assert.doesNotThrow(() => b.loadStateDict(sd, { allowMissing: /^(stem|head)\./, strict: false }));
+    sd.delete('head.extra');
+    assert.doesNotThrow(() => b.loadStateDict(sd, { allowMissing: /^(stem|head)\./ }));
+    assert.throws(() => b.loadStateDict(sd, { allowMissing: 'head' }), /missing key\(s\) \(1\): stem\.weight$/);
+    // Checkpoints from before PyTorch 0.4.1 have no num_batches_tracked: accepted, as PyTorch does.
+    sd.set('stem.weight', a.stateDict().get('stem.weight')!);
+    sd.set('head.bias', a.stateDict().get('head.bias')!);
+    for (const k of [...sd.keys()]) if (k.endsWith('num_batches_tracked')) sd.delete(k);
+    assert.deepEqual(b.loadStateDict(sd).missingKeys, []);
   });
   for (const m of [a, b]) { m.dispose(); m._notAChild.dispose(); }
 });

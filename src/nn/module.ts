@@ -62,6 +62,7 @@ export class Module {
   private readonly _paramNames: string[] = [];
   private readonly _bufferNames: string[] = [];
   private readonly _nonPersistent = new Set<string>();
+  private readonly _optional = new Set<string>();
   private readonly _modules = new Map<string, Module>();
   private _hooks: ForwardHook[] = [];
   private _disposed = false;
@@ -86,11 +87,17 @@ export class Module {
     return t;
   }
 
-  /** Registers a buffer (running statistics...). Non-persistent buffers stay out of the state dict. */
-  protected registerBuffer<B extends Tensor | null>(name: string, t: B, persistent = true): B {
+  /**
+   * Registers a buffer (running statistics...). Non-persistent buffers stay
+   * out of the state dict; optional ones may be absent from a loaded state
+   * dict even when strict (BatchNorm's num_batches_tracked, which checkpoints
+   * older than PyTorch 0.4.1 lack; PyTorch accepts those too).
+   */
+  protected registerBuffer<B extends Tensor | null>(name: string, t: B, options: { persistent?: boolean; optional?: boolean } = {}): B {
     this.checkName(name, this._bufferNames);
     if (t !== null) t.keep();
-    if (!persistent) this._nonPersistent.add(name);
+    if (options.persistent === false) this._nonPersistent.add(name);
+    if (options.optional) this._optional.add(name);
     this.setSlot(name, t);
     return t;
   }
@@ -251,7 +258,8 @@ export class Module {
     const entries = sd instanceof Map ? sd : new Map(Object.entries(sd));
     const own = this.stateTensors();
     const allowed = options.allowMissing === undefined ? () => false : matcher(options.allowMissing);
-    const missingKeys = [...own.keys()].filter((k) => !entries.has(k));
+    const optional = this.optionalKeys();
+    const missingKeys = [...own.keys()].filter((k) => !entries.has(k) && !optional.has(k));
     const reportedMissing = missingKeys.filter((k) => !allowed(k));
     const unexpectedKeys = [...entries.keys()].filter((k) => !own.has(k));
     const shapeMismatches: string[] = [];
@@ -282,6 +290,12 @@ export class Module {
       }
     });
     return { missingKeys, unexpectedKeys, loaded };
+  }
+
+  private optionalKeys(): Set<string> {
+    const out = new Set<string>();
+    for (const [prefix, m] of this.namedModules()) for (const n of m._optional) out.add(prefix === '' ? n : `${prefix}.${n}`);
+    return out;
   }
 
   // --- modes and placement -----------------------------------------------------------

@@ -30,7 +30,7 @@ export class BatchNorm2d extends Module {
     const track = o.trackRunningStats ?? true;
     this.registerBuffer('running_mean', track ? T.zeros([numFeatures]) : null);
     this.registerBuffer('running_var', track ? T.ones([numFeatures]) : null);
-    this.registerBuffer('num_batches_tracked', track ? T.zeros([], { dtype: 'int64' }) : null);
+    this.registerBuffer('num_batches_tracked', track ? T.zeros([], { dtype: 'int64' }) : null, { optional: true });
   }
 
   override forward(x: T.Tensor): T.Tensor {
