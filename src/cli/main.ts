@@ -19,6 +19,7 @@ const main = defineCommand({
     eval: () => load(import('./commands/eval.js')),
     predict: () => load(import('./commands/predict.js')),
     models: () => load(import('./commands/models.js')),
+    export: () => load(import('./commands/export.js')),
     fixres: () => load(import('./commands/fixres.js')),
   },
 });

@@ -56,9 +56,22 @@ export const native: NativeBinding = load();
 
 type NativeFn = (...args: NativeArg[]) => unknown;
 
+/** Observer of every native call (the ONNX exporter's tracer); sees the op, its arguments and its result. */
+export type CallHook = (op: string, args: readonly NativeArg[], result: unknown) => void;
+let callHook: CallHook | null = null;
+
+/** Installs (or with null removes) the call observer; returns the previous one. Costs one null check when off. */
+export function setCallHook(hook: CallHook | null): CallHook | null {
+  const prev = callHook;
+  callHook = hook;
+  return prev;
+}
+
 /** Calls one native op by name. Internal to src/tensor. */
 export function call(op: string, ...args: NativeArg[]): unknown {
   const fn = native[op] as NativeFn | undefined;
   if (typeof fn !== 'function') throw new Error(`goodsrec: native op '${op}' is missing from the addon (rebuild it)`);
-  return fn(...args);
+  const result = fn(...args);
+  if (callHook !== null) callHook(op, args, result);
+  return result;
 }

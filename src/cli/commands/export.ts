@@ -1,0 +1,37 @@
+// goodsrec export: a run or checkpoint -> model.onnx + model.json sidecar.
+import { defineCommand } from 'citty';
+import { join } from 'node:path';
+import { fail } from '../errors.js';
+
+export default defineCommand({
+  meta: { name: 'export', description: 'Export a trained recognizer to ONNX (model.onnx + model.json with classes and pre-processing).' },
+  args: {
+    model: { type: 'positional', description: 'run folder (its best checkpoint) or checkpoint folder', required: true },
+    format: { type: 'string', description: "export format: 'onnx'", default: 'onnx' },
+    out: { type: 'string', description: 'output folder (default <run>/export-onnx)' },
+    tta: { type: 'string', description: "test-time augmentation the server applies: 'flip'" },
+    latest: { type: 'boolean', description: 'export the latest checkpoint instead of the best' },
+    'no-ema': { type: 'boolean', description: 'use the raw weights even when the checkpoint has EMA weights' },
+  },
+  async run({ args }) {
+    try {
+      if (args.format !== 'onnx') throw new Error(`--format: unknown format '${args.format}' (known: onnx)`);
+      const tta = args.tta ? args.tta.split(',') : [];
+      for (const t of tta) if (t !== 'flip') throw new Error(`--tta: unknown view '${t}' (known: flip)`);
+      const { exportRecognizer } = await import('../../serve/onnx/export.js');
+      const { resolveCheckpoint } = await import('../../train/checkpoint.js');
+      const { runDir, checkpointDir } = resolveCheckpoint(args.model, args.latest ? 'latest' : 'best');
+      const outDir = args.out ?? join(runDir ?? checkpointDir, 'export-onnx');
+      const r = exportRecognizer(args.model, {
+        outDir, tta: tta as 'flip'[], prefer: args.latest ? 'latest' : 'best', ...(args['no-ema'] ? { ema: false } : {}),
+      });
+      const nodes = Object.values(r.ops).reduce((a, b) => a + b, 0);
+      console.log(`${r.sidecar.model}: ${nodes} ONNX nodes (opset ${r.sidecar.opset}), ${r.sidecar.classes.length} classes, input [batch, ${r.sidecar.input.dims.join(', ')}]`);
+      console.log(`wrote ${r.onnxPath}`);
+      console.log(`wrote ${r.sidecarPath}`);
+    } catch (e) {
+      if (process.env.GOODSREC_DEBUG) console.error(e);
+      fail((e as Error).message);
+    }
+  },
+});

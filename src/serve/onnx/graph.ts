@@ -1,0 +1,107 @@
+// An ONNX graph under construction (nodes, initializers, inputs/outputs) and
+// its serialisation through onnx-proto's protobufjs classes.
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+
+/** ONNX opset the exporter writes (LayerNormalization exists; Reduce* take `axes` as an attribute). */
+export const OPSET = 17;
+/** IR version of onnx-proto's schema (ONNX 1.10). */
+export const IR_VERSION = 8;
+
+export type AttrValue = number | number[] | string | { floats: number[] } | { float: number };
+
+/** Attribute values: integers (and integer lists) become INT(S); use {float} / {floats} for floats. */
+export type Attrs = Record<string, AttrValue>;
+
+interface PendingInit { name: string; dims: number[]; data: Float32Array | BigInt64Array; type: 'float32' | 'int64' }
+
+export class GraphBuilder {
+  private readonly nodes: import('onnx-proto').onnx.INodeProto[] = [];
+  private readonly inits: PendingInit[] = [];
+  private readonly initNames = new Set<string>();
+  private counter = 0;
+
+  /** A fresh value name. */
+  fresh(hint: string): string {
+    return `${hint}_${this.counter++}`;
+  }
+
+  hasInitializer(name: string): boolean { return this.initNames.has(name); }
+
+  /** Adds a float32 or int64 initializer (once per name). */
+  initializer(name: string, dims: readonly number[], data: Float32Array | BigInt64Array): string {
+    if (this.initNames.has(name)) return name;
+    this.initNames.add(name);
+    this.inits.push({ name, dims: [...dims], data, type: data instanceof BigInt64Array ? 'int64' : 'float32' });
+    return name;
+  }
+
+  /** A constant int64 vector (shapes, axes, pads). */
+  ints(values: readonly number[], hint = 'const'): string {
+    return this.initializer(this.fresh(hint), [values.length], BigInt64Array.from(values.map((v) => BigInt(v))));
+  }
+
+  /** A constant float32 scalar (broadcasts in elementwise ops). */
+  scalar(value: number, hint = 'scalar'): string {
+    return this.initializer(this.fresh(hint), [], Float32Array.of(value));
+  }
+
+  /** Appends a node; returns its (first) output name. */
+  node(opType: string, inputs: readonly string[], attrs: Attrs = {}, outputs: readonly string[] = [this.fresh(opType.toLowerCase())], name?: string): string {
+    const attribute = Object.entries(attrs).map(([k, v]) => attribute_(k, v));
+    this.nodes.push({ opType, input: [...inputs], output: [...outputs], attribute, name: name ?? this.fresh(`n_${opType}`) });
+    return outputs[0]!;
+  }
+
+  /** Serialises the model: one float32 input [batch, ...inputDims] and one float32 output [batch, ...outputDims]. */
+  encode(o: { input: string; inputDims: readonly number[]; output: string; outputDims: readonly number[]; producer: string; producerVersion: string; docString?: string; metadata?: Record<string, string> }): Uint8Array {
+    const valueInfo = (name: string, dims: readonly number[]) => ({
+      name,
+      type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, ...dims.map((d) => ({ dimValue: d }))] } } },
+    });
+    const initializer = this.inits.map((t) => ({
+      name: t.name,
+      dims: t.dims,
+      dataType: t.type === 'int64' ? onnx.TensorProto.DataType.INT64 : onnx.TensorProto.DataType.FLOAT,
+      // Little-endian raw bytes, as ONNX requires (this machine and every Node platform we run on are LE).
+      rawData: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+    }));
+    const model = onnx.ModelProto.create({
+      irVersion: IR_VERSION,
+      opsetImport: [{ domain: '', version: OPSET }],
+      producerName: o.producer,
+      producerVersion: o.producerVersion,
+      docString: o.docString ?? '',
+      metadataProps: Object.entries(o.metadata ?? {}).map(([key, value]) => ({ key, value })),
+      graph: {
+        name: 'goodsrec',
+        node: this.nodes,
+        initializer,
+        input: [valueInfo(o.input, o.inputDims)],
+        output: [valueInfo(o.output, o.outputDims)],
+      },
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+
+  get nodeCount(): number { return this.nodes.length; }
+  /** Op types used, with counts (for reports and tests). */
+  opCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const n of this.nodes) out[n.opType!] = (out[n.opType!] ?? 0) + 1;
+    return out;
+  }
+}
+
+function attribute_(name: string, v: AttrValue): import('onnx-proto').onnx.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) throw new TypeError(`ONNX attribute ${name}: ${v} is not an integer (use {float})`);
+    return { name, type: T.INT, i: v };
+  }
+  if (typeof v === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
+  if ('floats' in v) return { name, type: T.FLOATS, floats: v.floats };
+  return { name, type: T.FLOAT, f: v.float };
+}

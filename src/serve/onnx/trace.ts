@@ -1,0 +1,166 @@
+// Records a model's real forward pass as an ONNX graph: every native call is
+// observed (setCallHook in src/tensor/native.ts) and mapped to ONNX nodes by
+// the table in ops.ts. Parameters and buffers become initializers named by
+// their state-dict keys; dimension 0 stays symbolic ('batch').
+import { call, setCallHook, type NativeArg } from '../../tensor/native.js';
+import * as T from '../../tensor/index.js';
+import { dtypeCode, dtypeFromCode } from '../../tensor/dtype.js';
+import type { Module } from '../../nn/module.js';
+import { GraphBuilder } from './graph.js';
+import { OPS, type OpContext, type Value } from './ops.js';
+
+/** An op the exporter cannot express, with the module whose forward called it. */
+export class UnsupportedOpError extends Error {
+  readonly op: string;
+  readonly module: string;
+  constructor(op: string, module: string, detail: string) {
+    super(`ONNX export: native op '${op}' in module ${module} ${detail}`);
+    this.name = 'UnsupportedOpError';
+    this.op = op;
+    this.module = module;
+  }
+}
+
+export interface TraceResult {
+  graph: GraphBuilder;
+  input: string;
+  output: string;
+  /** Input dims without the batch dimension, e.g. [3, 224, 224]. */
+  inputDims: number[];
+  /** Output dims without the batch dimension, e.g. [numClasses]. */
+  outputDims: number[];
+}
+
+type HandleObj = object;
+
+function isHandle(v: unknown): v is HandleObj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer);
+}
+
+/** Ops whose result reads a tensor's values: fine on constants, impossible on traced activations. */
+const READS_VALUES = new Set(['item', 'toBuffer', 'equal', 'allclose', 'nonzero', 'maskedSelect']);
+
+/**
+ * Runs model.forward(example) in eval mode under noGrad and returns the graph it
+ * recorded. `example` must be [B, C, H, W] with B >= 2 so the batch dimension
+ * can be told apart from the others.
+ */
+export function traceModel(model: Module, example: T.Tensor): TraceResult {
+  if (example.ndim < 1 || example.shape[0]! < 2) throw new RangeError(`traceModel: the example input needs a batch of at least 2, got [${example.shape.join(', ')}]`);
+  if (model.training) throw new Error('traceModel: put the model in eval mode first (model.eval())');
+  const batch = example.shape[0]!;
+  const g = new GraphBuilder();
+  const values = new Map<HandleObj, Value>();
+  const stateByHandle = new Map<HandleObj, { name: string; tensor: T.Tensor }>();
+  for (const [name, t] of (model as Module & { stateTensors(): Map<string, T.Tensor> }).stateTensors()) stateByHandle.set(t.handle as unknown as HandleObj, { name, tensor: t });
+  const stack: string[] = [];
+  let busy = false;
+  let constCount = 0;
+
+  const internal = <R>(fn: () => R): R => {
+    const was = busy;
+    busy = true;
+    try { return fn(); } finally { busy = was; }
+  };
+  const shapeOf = (h: HandleObj): number[] => internal(() => call('shape', h as NativeArg) as number[]);
+  const where = (): string => (stack.length ? stack[stack.length - 1]! : '<model>');
+
+  // A tensor not computed from the input (parameter, buffer, constant made in forward) becomes an initializer.
+  const constantOf = (h: HandleObj): Value => internal(() => {
+    const state = stateByHandle.get(h);
+    const shape = shapeOf(h);
+    const dtype = dtypeFromCode(call('dtype', h as NativeArg) as number);
+    let data: Float32Array | BigInt64Array;
+    if (dtype === 'float32') data = new Float32Array(call('toBuffer', h as NativeArg) as ArrayBuffer);
+    else if (dtype === 'int64') data = new BigInt64Array(call('toBuffer', h as NativeArg) as ArrayBuffer);
+    else if (dtype === 'float16' || dtype === 'bfloat16' || dtype === 'float64') {
+      const f = call('to', h as NativeArg, dtypeCode('float32'), null, true) as NativeArg;
+      data = new Float32Array(call('toBuffer', f) as ArrayBuffer);
+      call('dispose', f);
+    } else throw new UnsupportedOpError('constant', where(), `uses a ${dtype} tensor (only float and int64 tensors export)`);
+    const name = g.initializer(state?.name ?? `const_${constCount++}`, shape, data);
+    const v: Value = { name, shape, batched: false };
+    values.set(h, v);
+    return v;
+  });
+
+  const ctx: OpContext = {
+    g,
+    batch,
+    value(a: NativeArg): Value {
+      if (!isHandle(a)) throw new TypeError('expected a tensor argument');
+      return values.get(a) ?? constantOf(a);
+    },
+    where,
+  };
+
+  const hook = (op: string, args: readonly NativeArg[], result: unknown): void => {
+    if (busy) return;
+    const tensorArgs: HandleObj[] = [];
+    for (const a of args) {
+      if (isHandle(a)) tensorArgs.push(a);
+      else if (Array.isArray(a)) for (const x of a) if (isHandle(x)) tensorArgs.push(x);
+    }
+    const traced = tensorArgs.some((h) => values.has(h) && !stateByHandle.has(h));
+    if (!traced) {
+      // Computation on constants only (creation ops, metadata, frees): folded at export time.
+      return;
+    }
+    if (READS_VALUES.has(op)) throw new UnsupportedOpError(op, where(), 'reads the values of an activation (data-dependent control flow cannot be exported)');
+    const inPlace = op.endsWith('_') && isHandle(args[0]);
+    const resultHandles: HandleObj[] = isHandle(result) ? [result] : Array.isArray(result) && result.every(isHandle) && result.length > 0 ? result as HandleObj[] : [];
+    if (!inPlace && resultHandles.length === 0) return; // metadata (shape, dtype, ...), dispose
+    if (inPlace && !values.has(args[0] as HandleObj)) throw new UnsupportedOpError(op, where(), 'writes into a tensor that was not computed from the input (cannot be exported)');
+    const base = inPlace ? op.slice(0, -1) : op;
+    const handler = OPS[op] ?? OPS[base];
+    if (!handler) throw new UnsupportedOpError(op, where(), 'has no ONNX mapping (add one in src/serve/onnx/ops.ts)');
+    const outShapes = (inPlace ? [args[0] as HandleObj] : resultHandles).map(shapeOf);
+    let out: Value[];
+    try {
+      out = internal(() => handler(ctx, args, outShapes));
+    } catch (e) {
+      if (e instanceof UnsupportedOpError) throw e;
+      throw new UnsupportedOpError(op, where(), `cannot be exported: ${(e as Error).message}`);
+    }
+    if (inPlace) values.set(args[0] as HandleObj, out[0]!);
+    else resultHandles.forEach((h, i) => values.set(h, out[i]!));
+  };
+
+  // Each module's forward pushes its state-dict path, so errors name the module.
+  const restore: (() => void)[] = [];
+  for (const [name, m] of model.namedModules()) {
+    const own = Object.prototype.hasOwnProperty.call(m, 'forward');
+    const prev = m.forward;
+    const label = `'${name || '<root>'}' (${m.constructor.name})`;
+    Object.defineProperty(m, 'forward', {
+      configurable: true, writable: true,
+      value: function traced(x: T.Tensor): T.Tensor {
+        stack.push(label);
+        try { return prev.call(m, x); } finally { stack.pop(); }
+      },
+    });
+    restore.push(() => {
+      if (own) Object.defineProperty(m, 'forward', { configurable: true, writable: true, value: prev });
+      else delete (m as unknown as Record<string, unknown>).forward;
+    });
+  }
+
+  const input = 'input';
+  values.set(example.handle as unknown as HandleObj, { name: input, shape: [...example.shape], batched: true });
+  const prevHook = setCallHook(hook);
+  let outName: string;
+  let outShape: number[];
+  try {
+    const y = T.tidy(() => T.noGrad(() => model.forward(example)));
+    const v = values.get(y.handle as unknown as HandleObj);
+    if (!v) { y.dispose(); throw new Error('traceModel: the output does not depend on the input'); }
+    if (!v.batched) { y.dispose(); throw new Error('traceModel: the output lost the batch dimension'); }
+    outShape = v.shape;
+    outName = g.node('Identity', [v.name], {}, ['logits']);
+    y.dispose();
+  } finally {
+    setCallHook(prevHook);
+    for (const r of restore.reverse()) r();
+  }
+  return { graph: g, input, output: outName, inputDims: example.shape.slice(1), outputDims: outShape.slice(1) };
+}

@@ -1,0 +1,127 @@
+// ONNX export: every registered model, traced from its own forward, gives the
+// engine's logits under onnxruntime-node on real photos, with a dynamic batch.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import ort from 'onnxruntime-node';
+import * as T from '../src/tensor/index.js';
+import { setCallHook } from '../src/tensor/native.js';
+import { createModel, listModels } from '../src/models/index.js';
+import { Module } from '../src/nn/module.js';
+import { Conv2d } from '../src/nn/layers/conv.js';
+import { BatchNorm2d } from '../src/nn/layers/norm.js';
+import { processFile } from '../src/data/index.js';
+import { evalPipeline } from '../src/train/pipelines.js';
+import { exportModel } from '../src/serve/onnx/export.js';
+import { UnsupportedOpError } from '../src/serve/onnx/trace.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const sampleTest = join(root, 'examples', 'grocery-sample', 'test');
+const SIZE = 64;
+
+/** Three real photos from different classes, through the evaluation pipeline. */
+async function photos(): Promise<{ data: Float32Array; n: number }> {
+  const classes = readdirSync(sampleTest).sort().slice(0, 3);
+  const files = classes.map((c) => join(sampleTest, c, readdirSync(join(sampleTest, c)).sort()[0]!));
+  const pipe = evalPipeline({ size: SIZE, resize: 'letterbox', cropPct: 0.875, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+  const imgs = await Promise.all(files.map((f) => processFile(f, pipe, 0)));
+  const data = new Float32Array(imgs.length * 3 * SIZE * SIZE);
+  imgs.forEach((im, i) => data.set(im.data as Float32Array, i * 3 * SIZE * SIZE));
+  return { data, n: imgs.length };
+}
+
+/** Non-trivial BN statistics and affine terms, so a wrong BN mapping cannot pass. */
+function randomizeNorms(m: Module, seed: number): void {
+  T.manualSeed(seed);
+  T.noGrad(() => {
+    for (const mod of m.modules()) {
+      if (!(mod instanceof BatchNorm2d)) continue;
+      mod.running_mean?.copy_(T.tidy(() => T.randn(mod.running_mean!.shape).mul(0.1)));
+      mod.running_var?.copy_(T.tidy(() => T.rand(mod.running_var!.shape).add(0.5)));
+      mod.weight?.copy_(T.tidy(() => T.rand(mod.weight!.shape).mul(0.5).add(0.5)));
+      mod.bias?.copy_(T.tidy(() => T.randn(mod.bias!.shape).mul(0.1)));
+    }
+  });
+}
+
+function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0, m = 0;
+  for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i]! - b[i]!)); m = Math.max(m, Math.abs(b[i]!)); }
+  return d / m;
+}
+
+const models = listModels();
+
+test('the zoo is not empty (every registered model is checked below)', () => {
+  assert.ok(models.length >= 6, `registered: ${models.join(', ')}`);
+});
+
+for (const name of models) {
+  test(`${name}: onnxruntime logits match the engine within 1e-4 relative on photos, batch 3 and 1`, async () => {
+    const { data, n } = await photos();
+    const model = createModel(name, { numClasses: 6, log: null });
+    try {
+      randomizeNorms(model, 1);
+      model.eval();
+      const e = exportModel(model, { size: SIZE });
+      assert.deepEqual(e.input.dims, [3, SIZE, SIZE]);
+      assert.deepEqual(e.output.dims, [6]);
+      const ref = T.tidy(() => T.noGrad(() => model.forward(T.tensor(data, [n, 3, SIZE, SIZE])).data<'float32'>()));
+      const session = await ort.InferenceSession.create(e.bytes);
+      try {
+        // Traced with batch 2: batch 3 and batch 1 exercise the symbolic batch dimension.
+        const r3 = await session.run({ [e.input.name]: new ort.Tensor('float32', data, [n, 3, SIZE, SIZE]) });
+        const got = r3[e.output.name]!;
+        assert.deepEqual(got.dims, [n, 6]);
+        const rel = maxRelDiff(got.data as Float32Array, ref);
+        assert.ok(rel < 1e-4, `${name}: max relative difference ${rel}`);
+        const one = data.subarray(0, 3 * SIZE * SIZE);
+        const r1 = await session.run({ [e.input.name]: new ort.Tensor('float32', one, [1, 3, SIZE, SIZE]) });
+        assert.ok(maxRelDiff(r1[e.output.name]!.data as Float32Array, ref.subarray(0, 6)) < 1e-4);
+      } finally {
+        await session.release();
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+}
+
+class Unmapped extends Module {
+  readonly conv = new Conv2d(3, 4, 3);
+  override forward(x: T.Tensor): T.Tensor {
+    const y = this.conv.forward(x);
+    const z = y.cumsum(1); // no ONNX mapping
+    y.dispose();
+    return z;
+  }
+}
+
+test('an op without an ONNX mapping is named with its module; the hook and forwards are restored', () => {
+  const m = new Unmapped();
+  m.eval();
+  assert.throws(() => exportModel(m, { size: 8 }), (e: unknown) => {
+    assert.ok(e instanceof UnsupportedOpError);
+    assert.equal(e.op, 'cumsum');
+    assert.match(e.message, /'cumsum'.*'<root>' \(Unmapped\)/);
+    return true;
+  });
+  assert.equal(setCallHook(null), null, 'no hook left installed');
+  assert.ok(!Object.prototype.hasOwnProperty.call(m.conv, 'forward'), 'forward wrappers removed');
+  m.dispose();
+});
+
+test('a model in training mode exports its eval graph (BN running stats) and stays in training mode', () => {
+  const m = new BatchNormOnly();
+  m.train();
+  const e = exportModel(m, { size: 4 });
+  assert.ok(m.training);
+  assert.equal(e.ops.BatchNormalization, 1);
+  m.dispose();
+});
+
+class BatchNormOnly extends Module {
+  readonly bn = new BatchNorm2d(3);
+  override forward(x: T.Tensor): T.Tensor { return this.bn.forward(x).flatten(1); }
+}
