@@ -21,6 +21,8 @@ const main = defineCommand({
     models: () => load(import('./commands/models.js')),
     export: () => load(import('./commands/export.js')),
     fixres: () => load(import('./commands/fixres.js')),
+    ensemble: () => load(import('./commands/ensemble.js')),
+    average: () => load(import('./commands/average.js')),
   },
 });
 

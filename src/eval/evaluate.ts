@@ -19,8 +19,12 @@ export interface EvaluateOptions {
   device?: T.Device;
   channelsLast?: boolean;
   workers?: number;
-  /** Views whose logits are averaged (test-time augmentation): 'flip' adds a horizontal flip. */
-  tta?: ('flip')[];
+  /** Extra views averaged with the plain one (test-time augmentation); see TTA_VIEWS. */
+  tta?: TtaView[];
+  /** Average the views' logits (default) or their probabilities. */
+  ttaMean?: TtaMean;
+  /** Also return every sample's scores (rows by dataset index), e.g. for ensembles. */
+  keepLogits?: boolean;
   /** Keep top-k per sample (0 = none). */
   keepTopK?: number;
   onBatch?: (done: number, total: number) => void;
@@ -31,17 +35,56 @@ export interface EvaluateResult {
   predictions: SamplePrediction[];
   badFiles: { path: string; reason: string; message: string }[];
   seconds: number;
+  /** With keepLogits: [samples * classes] scores, row = dataset index (NaN rows: bad files). */
+  logits?: Float32Array;
 }
 
-/** Logits of a batch under eval mode, no grad, with optional flip TTA (mean of logits). */
-export function batchLogits(model: Module, x: T.Tensor, tta: readonly string[] = []): T.Tensor {
+/**
+ * Test-time views besides the plain image: 'flip' (horizontal), 'zoom' (the
+ * central 7/8 enlarged back to full size: a center crop at a second scale),
+ * 'zoomflip' (both). Tensor-level, so one decoded batch serves every view.
+ */
+export const TTA_VIEWS = ['flip', 'zoom', 'zoomflip'] as const;
+export type TtaView = (typeof TTA_VIEWS)[number];
+export type TtaMean = 'logits' | 'probs';
+
+/** Parses '--tta flip,zoom' (undefined or '' = none) and '--tta-mean'; clear errors. */
+export function parseTta(views: string | undefined, mean?: string): { tta: TtaView[]; ttaMean: TtaMean } {
+  const tta = views ? views.split(',').map((v) => v.trim()).filter(Boolean) : [];
+  for (const t of tta) if (!(TTA_VIEWS as readonly string[]).includes(t)) throw new Error(`--tta: unknown view '${t}' (known: ${TTA_VIEWS.join(', ')})`);
+  if (mean !== undefined && mean !== 'logits' && mean !== 'probs') throw new Error(`--tta-mean: expected 'logits' or 'probs' but received '${mean}'`);
+  return { tta: tta as TtaView[], ttaMean: (mean ?? 'logits') as TtaMean };
+}
+
+function zoom(x: T.Tensor): T.Tensor {
+  const [h, w] = [x.shape[2]!, x.shape[3]!];
+  const ch = Math.round((h * 7) / 8); const cw = Math.round((w * 7) / 8);
+  const crop = x.narrow(2, Math.floor((h - ch) / 2), ch).narrow(3, Math.floor((w - cw) / 2), cw);
+  return T.F.interpolate(crop, { size: [h, w], mode: 'bilinear', alignCorners: false });
+}
+
+/**
+ * Scores of a batch under eval mode, no grad, averaged over the plain view and
+ * the TTA views: the mean of logits, or with mean 'probs' the log of the mean
+ * probability (so a softmax of the result gives the mean probabilities).
+ */
+export function batchLogits(model: Module, x: T.Tensor, tta: readonly string[] = [], mean: TtaMean = 'logits'): T.Tensor {
   return T.tidy(() => T.noGrad(() => {
-    let logits = model.forward(x);
-    if (tta.includes('flip')) {
-      const flipped = model.forward(x.flip(3));
-      logits = logits.add(flipped).div(2);
+    const views = [x];
+    for (const t of tta) {
+      if (t === 'flip') views.push(x.flip(3));
+      else if (t === 'zoom') views.push(zoom(x));
+      else if (t === 'zoomflip') views.push(zoom(x).flip(3));
+      else throw new Error(`unknown test-time view '${t}' (known: ${TTA_VIEWS.join(', ')})`);
     }
-    return logits.float();
+    let sum: T.Tensor | null = null;
+    for (const v of views) {
+      const logits = model.forward(v).float();
+      const s = mean === 'probs' ? T.F.softmax(logits, 1) : logits;
+      sum = sum ? sum.add(s) : s;
+    }
+    const avg = views.length > 1 ? sum!.div(views.length) : sum!;
+    return mean === 'probs' ? avg.log() : avg;
   }));
 }
 
@@ -56,13 +99,15 @@ export async function evaluate(model: Module, ds: Dataset, pipeline: PipelineCon
   const wasTraining = model.training;
   model.eval();
   let done = 0;
+  const c = ds.classes.length;
+  const all = o.keepLogits ? new Float32Array(ds.samples.length * c).fill(NaN) : undefined;
   try {
     for await (const batch of loader) {
       const scores = T.tidy(() => {
         let x = T.tensor(batch.data as Float32Array, batch.shape);
         if (o.device && o.device !== 'cpu') x = x.to(o.device);
         if (o.channelsLast) x = x.contiguous('channelsLast');
-        const logits = batchLogits(model, x, o.tta ?? []);
+        const logits = batchLogits(model, x, o.tta ?? [], o.ttaMean ?? 'logits');
         const y = T.tensor(batch.labels, [batch.labels.length]).long().to((o.device ?? 'cpu') as T.Device);
         const loss = T.F.crossEntropy(logits, y, { reduction: 'sum' });
         acc.addLoss(loss.item(), batch.labels.length);
@@ -70,7 +115,7 @@ export async function evaluate(model: Module, ds: Dataset, pipeline: PipelineCon
       });
       // Samples skipped as bad files are missing from the batch; the rest count once each.
       acc.add(scores, batch.labels, batch.indices);
-      const c = ds.classes.length;
+      if (all) batch.indices.forEach((idx, i) => all.set(scores.subarray(i * c, (i + 1) * c), idx * c));
       if (k > 0) {
         for (let i = 0; i < batch.labels.length; i++) {
           const row = scores.subarray(i * c, (i + 1) * c);
@@ -92,5 +137,6 @@ export async function evaluate(model: Module, ds: Dataset, pipeline: PipelineCon
     predictions,
     badFiles: loader.badFiles.map((b) => ({ path: b.path, reason: b.reason, message: b.message })),
     seconds: (Date.now() - started) / 1000,
+    ...(all ? { logits: all } : {}),
   };
 }

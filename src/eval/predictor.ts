@@ -8,7 +8,8 @@ import { processFile, BadImageError, isImageFile } from '../data/index.js';
 import { loadCheckpoint, resolveCheckpoint } from '../train/checkpoint.js';
 import type { TrainConfig } from '../train/config.js';
 import { evalPipeline, type PreprocessConfig } from '../train/pipelines.js';
-import { batchLogits } from './evaluate.js';
+import { batchLogits, type TtaMean, type TtaView } from './evaluate.js';
+import { combineScores, isEnsembleFile, normaliseWeights, readEnsemble } from './ensemble.js';
 import { softmaxRow, topk } from './metrics.js';
 
 export interface LoadedRecognizer {
@@ -21,6 +22,14 @@ export interface LoadedRecognizer {
   runDir: string | undefined;
   /** EMA weights were loaded. */
   ema: boolean;
+  /** An ensemble file was loaded: its members (model/preprocess above are the first member's) and how they combine. */
+  ensemble?: { path: string; members: LoadedRecognizer[]; weights: number[]; mean: TtaMean; tta: TtaView[]; ttaMean: TtaMean };
+}
+
+/** Frees the model(s) of a recognizer. */
+export function disposeRecognizer(r: LoadedRecognizer): void {
+  if (r.ensemble) for (const m of r.ensemble.members) m.model.dispose();
+  else r.model.dispose();
 }
 
 export interface LoadOptions {
@@ -40,6 +49,23 @@ function readJson<X>(path: string): X {
 }
 
 export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecognizer {
+  if (isEnsembleFile(path)) {
+    const spec = readEnsemble(path);
+    const members: LoadedRecognizer[] = [];
+    try {
+      for (const m of spec.members) members.push(loadRecognizer(m.checkpoint, o));
+    } catch (e) {
+      for (const m of members) m.model.dispose();
+      throw new Error(`${path}: ${(e as Error).message}`);
+    }
+    const first = members[0]!;
+    const bad = members.find((m) => JSON.stringify(m.classes) !== JSON.stringify(first.classes));
+    if (bad) { for (const m of members) m.model.dispose(); throw new Error(`${path}: members ${first.checkpointDir} and ${bad.checkpointDir} have different classes`); }
+    return {
+      ...first, modelName: `ensemble(${members.map((m) => m.modelName).join(', ')})`, checkpointDir: resolve(path), runDir: undefined,
+      ensemble: { path: resolve(path), members, weights: normaliseWeights(spec.members.map((m) => m.weight), members.length), mean: spec.mean, tta: spec.tta ?? [], ttaMean: spec.ttaMean ?? 'logits' },
+    };
+  }
   const { runDir, checkpointDir } = resolveCheckpoint(path, o.prefer ?? 'best');
   if (!runDir) throw new Error(`${path}: the checkpoint is not inside a run folder (config.json, classes.json, preprocess.json are needed)`);
   const config = readJson<TrainConfig>(join(runDir, 'config.json'));
@@ -88,12 +114,14 @@ export function expandImagePaths(inputs: readonly string[]): string[] {
   return out;
 }
 
-/** Top-k predictions for image files; a bad file yields an entry with `error` instead of stopping. */
-export async function predictFiles(r: LoadedRecognizer, paths: readonly string[], o: { topK?: number; batchSize?: number; tta?: 'flip'[] } = {}): Promise<Prediction[]> {
+export interface PredictOptions { topK?: number; batchSize?: number; tta?: TtaView[]; ttaMean?: TtaMean }
+
+/** Scores (logits, or log-probabilities with ttaMean 'probs') per file of one model; a bad file gets an error. */
+async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], o: PredictOptions): Promise<{ path: string; scores?: Float32Array; error?: string }[]> {
   const pipeline = evalPipeline(r.preprocess);
-  const k = Math.min(o.topK ?? 5, r.classes.length);
   const bs = o.batchSize ?? 16;
-  const out: Prediction[] = [];
+  const c = r.classes.length;
+  const out: { path: string; scores?: Float32Array; error?: string }[] = [];
   for (let i = 0; i < paths.length; i += bs) {
     const chunk = paths.slice(i, i + bs);
     const done = await Promise.all(chunk.map(async (p) => {
@@ -113,18 +141,37 @@ export async function predictFiles(r: LoadedRecognizer, paths: readonly string[]
       scores = T.tidy(() => {
         let x = T.tensor(data, [good.length, 3, s, s]);
         if (r.device !== 'cpu') x = x.to(r.device);
-        return batchLogits(r.model, x, o.tta ?? []).cpu().data<'float32'>();
+        return batchLogits(r.model, x, o.tta ?? [], o.ttaMean ?? 'logits').cpu().data<'float32'>();
       });
     }
     let gi = 0;
     for (const d of done) {
-      if (!('img' in d)) { out.push({ path: d.path, top: [], error: d.error }); continue; }
-      const c = r.classes.length;
-      const row = scores.subarray(gi * c, (gi + 1) * c);
+      if (!('img' in d)) { out.push({ path: d.path, error: d.error }); continue; }
+      out.push({ path: d.path, scores: scores.slice(gi * c, (gi + 1) * c) });
       gi++;
-      const p = softmaxRow(row);
-      out.push({ path: d.path, top: topk(row, k).map((j) => ({ class: r.classes[j]!, index: j, probability: p[j]! })) });
     }
   }
   return out;
+}
+
+/** Top-k predictions for image files (an ensemble averages its members); a bad file yields an entry with `error` instead of stopping. */
+export async function predictFiles(r: LoadedRecognizer, paths: readonly string[], o: PredictOptions = {}): Promise<Prediction[]> {
+  const k = Math.min(o.topK ?? 5, r.classes.length);
+  const c = r.classes.length;
+  let scored: { path: string; scores?: Float32Array; error?: string }[];
+  if (r.ensemble) {
+    const e = r.ensemble;
+    const opts = { ...o, tta: o.tta?.length ? o.tta : e.tta, ttaMean: o.ttaMean ?? e.ttaMean };
+    const per: Awaited<ReturnType<typeof scoreFiles>>[] = [];
+    for (const m of e.members) per.push(await scoreFiles(m, paths, opts));
+    scored = paths.map((p, i) => {
+      const err = per.find((m) => m[i]!.error)?.[i]!.error;
+      return err !== undefined ? { path: p, error: err } : { path: p, scores: combineScores(per.map((m) => m[i]!.scores!), e.weights, c, e.mean) };
+    });
+  } else scored = await scoreFiles(r, paths, o);
+  return scored.map((d) => {
+    if (!d.scores) return { path: d.path, top: [], error: d.error ?? 'unreadable' };
+    const p = softmaxRow(d.scores);
+    return { path: d.path, top: topk(d.scores, k).map((j) => ({ class: r.classes[j]!, index: j, probability: p[j]! })) };
+  });
 }

@@ -2,8 +2,9 @@
 import { defineCommand } from 'citty';
 import { join, resolve } from 'node:path';
 import { loadDataset, selectSplits, type Dataset } from '../../data/index.js';
-import { loadRecognizer } from '../../eval/predictor.js';
-import { evaluate } from '../../eval/evaluate.js';
+import { loadRecognizer, disposeRecognizer } from '../../eval/predictor.js';
+import { evaluate, parseTta } from '../../eval/evaluate.js';
+import { evaluateEnsemble } from '../../eval/ensemble.js';
 import { formatMetrics } from '../../eval/metrics.js';
 import { evalPipeline } from '../../train/pipelines.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
@@ -29,7 +30,8 @@ export default defineCommand({
     size: { type: 'string', description: 'test resolution (default: the training resolution)' },
     resize: { type: 'string', description: "'letterbox' or 'squash' (default: as trained)" },
     'crop-pct': { type: 'string', description: 'resize to size/cropPct before the center crop (default: as trained)' },
-    tta: { type: 'string', description: "test-time augmentation: 'flip'" },
+    tta: { type: 'string', description: "test-time views, comma-separated: flip, zoom, zoomflip" },
+    'tta-mean': { type: 'string', description: "average the views' 'logits' (default) or 'probs'" },
     'batch-size': { type: 'string', description: 'batch size', default: '32' },
     device: { type: 'string', description: "'cpu', 'cuda', 'cuda:N'", default: 'cpu' },
     out: { type: 'string', description: 'where to write the JSON result (default <run>/eval-<split>.json)' },
@@ -38,7 +40,8 @@ export default defineCommand({
   async run({ args }) {
     try {
       const r = loadRecognizer(args.model, { device: args.device as Device });
-      const runCfg = r.runDir ? (await import('node:fs')).readFileSync(join(r.runDir, 'dataset.json'), 'utf8') : '{}';
+      const infoDir = r.runDir ?? r.ensemble?.members[0]!.runDir;
+      const runCfg = infoDir ? (await import('node:fs')).readFileSync(join(infoDir, 'dataset.json'), 'utf8') : '{}';
       const dataRoot = args.data ?? (JSON.parse(runCfg) as { root?: string }).root;
       if (!dataRoot) throw new Error('no dataset given (--data) and the run does not record one');
       const all = loadDataset(dataRoot);
@@ -50,12 +53,15 @@ export default defineCommand({
       if (args.resize) { if (args.resize !== 'letterbox' && args.resize !== 'squash') throw new Error(`--resize: expected 'letterbox' or 'squash' but received '${args.resize}'`); pre.resize = args.resize; }
       if (args['crop-pct']) pre.cropPct = Number(args['crop-pct']);
       if (!(Number.isInteger(pre.size) && pre.size >= 16)) throw new Error(`--size: expected an integer >= 16 but received '${args.size}'`);
-      const tta = args.tta ? args.tta.split(',') : [];
-      for (const t of tta) if (t !== 'flip') throw new Error(`--tta: unknown view '${t}' (known: flip)`);
-      const res = await evaluate(r.model, ds, evalPipeline(pre), {
-        batchSize: Number(args['batch-size']), device: r.device, tta: tta as 'flip'[], keepTopK: 5,
-        onBatch: (done, total) => { if (process.stderr.isTTY) process.stderr.write(`\revaluating ${done}/${total}`); },
-      });
+      const { tta, ttaMean } = parseTta(args.tta, args['tta-mean']);
+      const common = {
+        batchSize: Number(args['batch-size']), tta, ttaMean, keepTopK: 5,
+        onBatch: (done: number, total: number) => { if (process.stderr.isTTY) process.stderr.write(`\revaluating ${done}/${total}`); },
+      };
+      // An ensemble file: each member with its own pre-processing (size/resize/crop options do not apply).
+      const res = r.ensemble
+        ? { ...(await evaluateEnsemble(r.ensemble.members, ds, { ...common, weights: r.ensemble.weights, mean: r.ensemble.mean, tta: tta.length ? tta : r.ensemble.tta })).ensemble, badFiles: [], seconds: 0 }
+        : await evaluate(r.model, ds, evalPipeline(pre), { ...common, device: r.device });
       if (process.stderr.isTTY) process.stderr.write('\n');
       const out = resolve(args.out ?? join(r.runDir ?? '.', `eval-${args.split}.json`));
       writeJsonAtomic(out, {
@@ -68,7 +74,7 @@ export default defineCommand({
         if (res.badFiles.length) console.log(`${res.badFiles.length} bad file(s) skipped (listed in the JSON)`);
         console.log(`written: ${out}`);
       }
-      r.model.dispose();
+      disposeRecognizer(r);
     } catch (e) {
       if (process.env.GOODSREC_DEBUG) console.error(e);
       fail((e as Error).message);

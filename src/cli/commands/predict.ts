@@ -1,15 +1,17 @@
 // goodsrec predict: top-k products for photos.
 import { defineCommand } from 'citty';
-import { loadRecognizer, expandImagePaths, predictFiles } from '../../eval/predictor.js';
+import { loadRecognizer, expandImagePaths, predictFiles, disposeRecognizer } from '../../eval/predictor.js';
+import { parseTta } from '../../eval/evaluate.js';
 import { fail } from '../errors.js';
 import type { Device } from '../../tensor/index.js';
 
 export default defineCommand({
   meta: { name: 'predict', description: 'Top-k classes with probabilities for images or folders of images.' },
   args: {
-    model: { type: 'positional', description: 'run folder (its best checkpoint) or checkpoint folder', required: true },
+    model: { type: 'positional', description: 'run folder (its best checkpoint), checkpoint folder, or ensemble file (goodsrec ensemble --save)', required: true },
     top: { type: 'string', description: 'how many classes per image', default: '5' },
-    tta: { type: 'string', description: "test-time augmentation: 'flip'" },
+    tta: { type: 'string', description: "test-time views, comma-separated: flip, zoom, zoomflip" },
+    'tta-mean': { type: 'string', description: "average the views' 'logits' (default) or 'probs'" },
     device: { type: 'string', description: "'cpu', 'cuda', 'cuda:N'", default: 'cpu' },
     json: { type: 'boolean', description: 'print JSON instead of a table' },
   },
@@ -19,9 +21,8 @@ export default defineCommand({
       if (images.length === 0) throw new Error('no images given: goodsrec predict <run> <image|folder...>');
       const paths = expandImagePaths(images);
       const r = loadRecognizer(args.model, { device: args.device as Device });
-      const tta = args.tta ? args.tta.split(',') : [];
-      for (const t of tta) if (t !== 'flip') throw new Error(`--tta: unknown view '${t}' (known: flip)`);
-      const preds = await predictFiles(r, paths, { topK: Number(args.top), tta: tta as 'flip'[] });
+      const { tta, ttaMean } = parseTta(args.tta, args['tta-mean']);
+      const preds = await predictFiles(r, paths, { topK: Number(args.top), tta, ...(args['tta-mean'] ? { ttaMean } : {}) });
       if (args.json) console.log(JSON.stringify(preds, null, 2));
       else {
         for (const p of preds) {
@@ -31,7 +32,7 @@ export default defineCommand({
         }
       }
       if (preds.some((p) => p.error)) process.exitCode = 2;
-      r.model.dispose();
+      disposeRecognizer(r);
     } catch (e) {
       if (process.env.GOODSREC_DEBUG) console.error(e);
       fail((e as Error).message);
