@@ -20,9 +20,11 @@ const main = defineCommand({
     predict: () => load(import('./commands/predict.js')),
     models: () => load(import('./commands/models.js')),
     export: () => load(import('./commands/export.js')),
+    serve: () => load(import('./commands/serve.js')),
     fixres: () => load(import('./commands/fixres.js')),
     ensemble: () => load(import('./commands/ensemble.js')),
     average: () => load(import('./commands/average.js')),
+    report: () => load(import('./commands/report.js')),
   },
 });
 
