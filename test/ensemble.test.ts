@@ -71,7 +71,8 @@ test('a saved ensemble predicts the weighted mean; the CLI evaluates, saves and 
   writeEnsemble(ens, { members: [{ run: 'a', checkpoint: 'a/checkpoints/epoch-0001', weight: 2 }, { run: 'b', checkpoint: 'b/checkpoints/epoch-0001', weight: 1 }], mean: 'logits' });
   const dir = join(sample, 'test', 'Arla-Standard-Milk');
   const files = readdirSync(dir).slice(0, 4).map((f) => join(dir, f));
-  const e = loadRecognizer(ens); const a = loadRecognizer(runA); const b = loadRecognizer(runB);
+  assert.throws(() => loadRecognizer(ens), /an ensemble file; this command takes a single run/);
+  const e = loadRecognizer(ens, { allowEnsemble: true }); const a = loadRecognizer(runA); const b = loadRecognizer(runB);
   try {
     assert.equal(e.ensemble!.members.length, 2);
     const [pe, pa, pb] = [await predictFiles(e, files, { topK: 6 }), await predictFiles(a, files, { topK: 6 }), await predictFiles(b, files, { topK: 6 })];

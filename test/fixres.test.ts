@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { readSafetensorsSync } from '../src/io/index.js';
 import { loadDataset, selectSplits } from '../src/data/index.js';
-import { fixres } from '../src/train/fixres.js';
+import { fixres, freezeTrunk } from '../src/train/fixres.js';
+import { createModel } from '../src/models/index.js';
 import { loadRecognizer } from '../src/eval/predictor.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import { evalPipeline } from '../src/train/pipelines.js';
@@ -60,6 +61,20 @@ test('fixres sweep: trunk and BN statistics bit-identical, classifier trained, b
   const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
   assert.equal(lines.filter((l) => l.type === 'fixres-size').length, 2);
   assert.equal(lines.filter((l) => l.type === 'epoch').length, 3);
+});
+
+test('freezeTrunk: only the classifier keeps requiresGrad; every module (BatchNorm too) in eval mode', () => {
+  const m = createModel('resnet18', { numClasses: 6, log: null });
+  try {
+    m.train();
+    assert.deepEqual(freezeTrunk(m), ['fc.weight', 'fc.bias']);
+    const trainable = m.namedParameters().filter(([, p]) => p.requiresGrad).map(([n]) => n);
+    assert.deepEqual(trainable, ['fc.weight', 'fc.bias']);
+    assert.ok(m.namedParameters().length > 50);
+    assert.ok(m.modules().every((x) => !x.training));
+  } finally {
+    m.dispose();
+  }
 });
 
 test('fixres: class-balanced re-training changes only the classifier; bad input gets clear errors', async () => {

@@ -38,6 +38,8 @@ export interface LoadOptions {
   ema?: boolean;
   /** 'best' (default) or 'latest' checkpoint of a run folder. */
   prefer?: 'best' | 'latest';
+  /** Accept an ensemble file (callers that handle `ensemble`: predictFiles, eval); others get a clear error. */
+  allowEnsemble?: boolean;
 }
 
 function readJson<X>(path: string): X {
@@ -50,10 +52,11 @@ function readJson<X>(path: string): X {
 
 export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecognizer {
   if (isEnsembleFile(path)) {
+    if (!o.allowEnsemble) throw new Error(`${path}: an ensemble file; this command takes a single run or checkpoint (eval and predict take ensembles)`);
     const spec = readEnsemble(path);
     const members: LoadedRecognizer[] = [];
     try {
-      for (const m of spec.members) members.push(loadRecognizer(m.checkpoint, o));
+      for (const m of spec.members) members.push(loadRecognizer(m.checkpoint, { ...o, allowEnsemble: false }));
     } catch (e) {
       for (const m of members) m.model.dispose();
       throw new Error(`${path}: ${(e as Error).message}`);

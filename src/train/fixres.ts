@@ -67,6 +67,20 @@ export interface FixResResult {
   seconds: number;
 }
 
+/**
+ * The FixRes set-up: requiresGrad false on everything but the classifier
+ * (pretrainedCfg.classifier, e.g. 'fc'), every module (BatchNorm included) in
+ * eval mode. Returns the names of the parameters left trainable.
+ */
+export function freezeTrunk(model: ClassifierModel): string[] {
+  const prefix = model.pretrainedCfg?.classifier ?? 'fc';
+  model.freeze();
+  const trained = model.unfreeze(prefix);
+  if (trained.length === 0) throw new Error(`fixres: the model has no parameters under the classifier prefix '${prefix}'`);
+  model.eval();
+  return trained;
+}
+
 /** Pooled features of a split under the eval pre-processing at one size (and of its flipped view). */
 export interface FeatureSet {
   dim: number;
@@ -220,12 +234,7 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
     if (o.epochs > 0 && trainDs.samples.length === 0) throw new Error(`dataset ${dataRoot}: split '${trainSplit}' has no images`);
     if (!valDs || valDs.samples.length === 0) throw new Error(`dataset ${dataRoot}: validation split '${valSplit}' has no images; FixRes picks the size on it (--val-split)`);
 
-    // Frozen trunk: only the classifier's parameters keep requiresGrad; BN (every module) in eval mode throughout.
-    const prefix = model.pretrainedCfg?.classifier ?? 'fc';
-    model.freeze();
-    const trained = model.unfreeze(prefix);
-    if (trained.length === 0) throw new Error(`fixres: ${r.modelName} has no parameters under the classifier prefix '${prefix}'`);
-    model.eval();
+    const trained = freezeTrunk(model);
     const cls = model.getClassifier();
     const original = snapshot(cls);
 

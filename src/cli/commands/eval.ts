@@ -39,7 +39,7 @@ export default defineCommand({
   },
   async run({ args }) {
     try {
-      const r = loadRecognizer(args.model, { device: args.device as Device });
+      const r = loadRecognizer(args.model, { device: args.device as Device, allowEnsemble: true });
       const infoDir = r.runDir ?? r.ensemble?.members[0]!.runDir;
       const runCfg = infoDir ? (await import('node:fs')).readFileSync(join(infoDir, 'dataset.json'), 'utf8') : '{}';
       const dataRoot = args.data ?? (JSON.parse(runCfg) as { root?: string }).root;

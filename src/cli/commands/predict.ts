@@ -20,7 +20,7 @@ export default defineCommand({
       const images = args._.slice(1);
       if (images.length === 0) throw new Error('no images given: goodsrec predict <run> <image|folder...>');
       const paths = expandImagePaths(images);
-      const r = loadRecognizer(args.model, { device: args.device as Device });
+      const r = loadRecognizer(args.model, { device: args.device as Device, allowEnsemble: true });
       const { tta, ttaMean } = parseTta(args.tta, args['tta-mean']);
       const preds = await predictFiles(r, paths, { topK: Number(args.top), tta, ...(args['tta-mean'] ? { ttaMean } : {}) });
       if (args.json) console.log(JSON.stringify(preds, null, 2));
