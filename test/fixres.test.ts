@@ -2,7 +2,8 @@
 // BatchNorm statistic stay bit-identical; the saved run evaluates as reported.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
@@ -13,7 +14,7 @@ import { createModel } from '../src/models/index.js';
 import { loadRecognizer } from '../src/eval/predictor.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import { evalPipeline } from '../src/train/pipelines.js';
-import { makeRun, sample } from './fixres-helpers.js';
+import { makeRun, sample, repoRoot } from './fixres-helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-fixres-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -88,4 +89,27 @@ test('fixres: class-balanced re-training changes only the classifier; bad input 
   await assert.rejects(fixres({ run, sizes: [36], epochs: 1, out: join(work, 'cb') }), /already holds a run/);
   await assert.rejects(fixres({ run, sizes: [8], epochs: 1, out: join(work, 'x') }), /integers >= 16/);
   await assert.rejects(fixres({ run, sizes: [36], epochs: 1, valSplit: 'nope', out: join(work, 'y') }), /validation split 'nope' has no images/);
+});
+
+test('goodsrec fixres CLI: --sizes sweep with --epochs 0 evaluates only and writes a run eval accepts', async () => {
+  const run = join(work, 'cli-src');
+  await makeRun(run, { size: 32, seed: 4 });
+  const cli = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+  const out = join(work, 'cli-fx');
+  const r = spawnSync(process.execPath, [cli, 'fixres', run, '--sizes', '32,40', '--epochs', '0', '--threads', '1', '--workers', '1', '--out', out, '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const res = JSON.parse(r.stdout) as { sizes: { size: number; before: { top1: number }; after: null }[]; best: { size: number; top1: number; fineTuned: boolean } };
+  assert.deepEqual(res.sizes.map((s) => s.size), [32, 40]);
+  assert.ok(res.sizes.every((s) => s.after === null));
+  assert.equal(res.best.fineTuned, false);
+  assert.equal(res.best.top1, Math.max(...res.sizes.map((s) => s.before.top1)));
+  // Without fine-tuning the weights are the source's, byte for byte.
+  const changed = [...bytes(join(run, 'checkpoints', 'epoch-0001', 'model.safetensors'))].filter(([k, b]) => !b.equals(bytes(join(out, 'checkpoints', `fixres-${res.best.size}`, 'model.safetensors')).get(k)!));
+  assert.deepEqual(changed, []);
+  const ev = spawnSync(process.execPath, [cli, 'eval', out, '--out', join(work, 'cli-eval.json')], { encoding: 'utf8' });
+  assert.equal(ev.status, 0, ev.stderr);
+  assert.ok(existsSync(join(work, 'cli-eval.json')));
+  const bad = spawnSync(process.execPath, [cli, 'fixres', run, '--epochs', '1'], { encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /give the test resolution: --size 280/);
 });

@@ -3,7 +3,8 @@
 // rendered, thumbnails loaded, no console errors, a screenshot each.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -61,7 +62,16 @@ test('the error report names the most confused pair first and embeds thumbnails'
   const thumbs = html.match(/src="data:image\/jpeg;base64,/g) ?? [];
   assert.ok(thumbs.length >= 6 + 4, `${thumbs.length} thumbnails`);
   assert.equal((html.match(/<tr><td>/g) ?? []).length, ev.classes.length);
-  writeFileSync(join(work, 'errors.html'), html);
+  // The command: eval JSON in, HTML next to it.
+  const evalJson = join(work, 'eval-test.json');
+  writeFileSync(evalJson, JSON.stringify(ev));
+  const r = spawnSync(process.execPath, [join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'report', evalJson, '--pairs', '4'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(readFileSync(join(work, 'eval-test.html'), 'utf8').includes('Most confused pairs (4)'));
+  writeFileSync(join(work, 'bad.json'), '{"metrics":{}}');
+  const bad = spawnSync(process.execPath, [join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'report', join(work, 'bad.json')], { encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /bad\.json: not an evaluation written by goodsrec eval/);
 });
 
 const chromium = '/usr/bin/chromium';
