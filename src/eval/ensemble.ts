@@ -115,7 +115,7 @@ export async function evaluateEnsemble(
   const results: EnsembleEvalResult['members'] = [];
   for (let i = 0; i < members.length; i++) {
     const m = members[i]!;
-    const r = await evaluate(m.model, ds, evalPipeline(m.preprocess), { ...o, device: m.device, keepLogits: true });
+    const r = await evaluate(m.model, ds, evalPipeline(m.preprocess), { ...o, device: m.device, keepLogits: true, keepTopK: 0 });
     results.push({ ...r, name: m.modelName, checkpoint: m.checkpointDir, weight: weights[i]! });
   }
   const c = classes.length;
