@@ -270,7 +270,11 @@ export function decodePrefixLength(cfg: PipelineConfig): number {
  * letterbox-with-size or squash resize is done by libvips during decoding.
  */
 export async function decodeWithPrefix(path: string, cfg: PipelineConfig, prefixEnd = deterministicPrefixLength(cfg)): Promise<RgbImage> {
-  const buf = await readImageFile(path);
+  return decodeBufferWithPrefix(await readImageFile(path), path, cfg, prefixEnd);
+}
+
+/** decodeWithPrefix for an image already in memory (an upload); `path` only names it in errors. */
+export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: PipelineConfig, prefixEnd = deterministicPrefixLength(cfg)): Promise<RgbImage> {
   const dopts = { maxPixels: cfg.maxPixels ?? DEFAULT_MAX_PIXELS, alpha: cfg.alpha ?? 'drop' } as const;
   let start = 0;
   let img: RgbImage;
@@ -392,6 +396,13 @@ export function finishSample(img: RgbImage, cfg: PipelineConfig, rng: Rng, from:
 export async function processFile(path: string, cfg: PipelineConfig, seed: number): Promise<Processed> {
   const k = decodePrefixLength(cfg);
   const img = await decodeWithPrefix(path, cfg, k);
+  return finishSample(img, cfg, new Rng(seed), k);
+}
+
+/** processFile for an encoded image in memory (the server's uploads): same decode, same ops. */
+export async function processBuffer(buf: Buffer, path: string, cfg: PipelineConfig, seed: number): Promise<Processed> {
+  const k = decodePrefixLength(cfg);
+  const img = await decodeBufferWithPrefix(buf, path, cfg, k);
   return finishSample(img, cfg, new Rng(seed), k);
 }
 

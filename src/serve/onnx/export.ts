@@ -72,31 +72,48 @@ export interface ExportRecognizerOptions {
 
 export interface ExportResult { onnxPath: string; sidecarPath: string; sidecar: OnnxSidecar; ops: Record<string, number> }
 
+/** What exportRecognizer needs of a loaded recognizer (loadRecognizer's result has it). */
+export interface ExportableRecognizer {
+  model: Module;
+  modelName: string;
+  classes: string[];
+  preprocess: PreprocessConfig;
+  checkpointDir?: string;
+  runDir?: string | undefined;
+  ema?: boolean;
+}
+
 /** Exports a run or checkpoint folder to outDir/model.onnx + outDir/model.json (written atomically). */
 export function exportRecognizer(path: string, o: ExportRecognizerOptions): ExportResult {
   const r = loadRecognizer(path, { ...(o.prefer ? { prefer: o.prefer } : {}), ...(o.ema !== undefined ? { ema: o.ema } : {}) });
   try {
-    const { bytes, input, output, ops } = exportModel(r.model, {
-      size: r.preprocess.size,
-      metadata: { model: r.modelName, classes: String(r.classes.length) },
-    });
-    const outDir = resolve(o.outDir);
-    mkdirSync(outDir, { recursive: true });
-    const onnxPath = join(outDir, 'model.onnx');
-    const sidecarPath = join(outDir, 'model.json');
-    const sidecar: OnnxSidecar = {
-      format: 'goodsrec-onnx', formatVersion: 1, model: r.modelName, goodsrecVersion: goodsrecVersion(),
-      opset: OPSET, irVersion: IR_VERSION, input, output, classes: r.classes, preprocess: r.preprocess,
-      tta: o.tta ?? [], source: { checkpoint: r.checkpointDir, run: r.runDir ?? null, ema: r.ema },
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-    };
-    // Graph first, sidecar last: a reader that finds the sidecar finds a complete graph.
-    writeFileSync(onnxPath + '.tmp', bytes);
-    renameSync(onnxPath + '.tmp', onnxPath);
-    writeFileSync(sidecarPath + '.tmp', JSON.stringify(sidecar, null, 2) + '\n');
-    renameSync(sidecarPath + '.tmp', sidecarPath);
-    return { onnxPath, sidecarPath, sidecar, ops };
+    return exportLoaded(r, o);
   } finally {
     r.model.dispose();
   }
+}
+
+/** Exports a recognizer already in memory. */
+export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOptions, 'outDir' | 'tta'>): ExportResult {
+  const { bytes, input, output, ops } = exportModel(r.model, {
+    size: r.preprocess.size,
+    metadata: { model: r.modelName, classes: String(r.classes.length) },
+  });
+  if (output.dims[0] !== r.classes.length) throw new Error(`export: the model gives ${output.dims.join('x')} outputs for ${r.classes.length} classes`);
+  const outDir = resolve(o.outDir);
+  mkdirSync(outDir, { recursive: true });
+  const onnxPath = join(outDir, 'model.onnx');
+  const sidecarPath = join(outDir, 'model.json');
+  const sidecar: OnnxSidecar = {
+    format: 'goodsrec-onnx', formatVersion: 1, model: r.modelName, goodsrecVersion: goodsrecVersion(),
+    opset: OPSET, irVersion: IR_VERSION, input, output, classes: r.classes, preprocess: r.preprocess,
+    tta: o.tta ?? [], source: { checkpoint: r.checkpointDir ?? null, run: r.runDir ?? null, ema: r.ema ?? false },
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+  };
+  // Graph first, sidecar last: a reader that finds the sidecar finds a complete graph.
+  writeFileSync(onnxPath + '.tmp', bytes);
+  renameSync(onnxPath + '.tmp', onnxPath);
+  writeFileSync(sidecarPath + '.tmp', JSON.stringify(sidecar, null, 2) + '\n');
+  renameSync(sidecarPath + '.tmp', sidecarPath);
+  return { onnxPath, sidecarPath, sidecar, ops };
 }

@@ -1,0 +1,282 @@
+// The inference server: fastify + onnxruntime-node. Uploads are decoded and
+// pre-processed by the data layer with the run's evalPipeline (the code that
+// evaluation and `goodsrec predict` use), micro-batched into onnxruntime, and
+// answered with top-k labels. Every error is {error: {code, message}}.
+import { readFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, extname } from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import multipart from '@fastify/multipart';
+import { processBuffer } from '../data/transforms.js';
+import { BadImageError, type BadFileReason } from '../data/image.js';
+import { evalPipeline } from '../train/pipelines.js';
+import { softmaxRow, topk } from '../eval/metrics.js';
+import { packageRoot, goodsrecVersion } from '../util/version.js';
+import { MicroBatcher } from './batcher.js';
+import { ServeError, errorBody, fromFrameworkError, type ServeErrorCode } from './errors.js';
+import { ServeMetrics } from './metrics.js';
+import type { ServedModel } from './model.js';
+
+export interface ServerLimits {
+  /** Bytes per image (raw body, or each multipart file). */
+  maxBodyBytes: number;
+  /** Images per request. */
+  maxImages: number;
+  /** Pixels per image before decoding (decompression bombs). */
+  maxPixels: number;
+  /** A request gets INFERENCE_TIMEOUT when its predictions take longer (ms); bodies must arrive within it too. */
+  requestTimeoutMs: number;
+  /** Images waiting for inference at most. */
+  maxQueue: number;
+}
+
+export interface ServerOptions extends Partial<ServerLimits> {
+  model: ServedModel;
+  /** Images per onnxruntime run at most (default 16). */
+  maxBatch?: number;
+  /** Micro-batching window (ms, default 4). */
+  maxDelayMs?: number;
+  /** Class name -> reference photo file (e.g. grocery-store's iconic images). */
+  references?: ReadonlyMap<string, string>;
+  /** fastify's logger (default off). */
+  logger?: boolean;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxBodyBytes: 10 * 1024 * 1024,
+  maxImages: 16,
+  maxPixels: 40_000_000,
+  requestTimeoutMs: 30_000,
+  maxQueue: 256,
+};
+
+export interface PredictResponse {
+  model: string;
+  predictions: { name: string; top: { label: string; index: number; probability: number }[] }[];
+  timing: { preprocessMs: number; inferenceMs: number; totalMs: number };
+}
+
+const BAD_IMAGE: Record<BadFileReason, ServeErrorCode> = {
+  'empty': 'EMPTY_BODY',
+  'unreadable': 'CORRUPT_IMAGE',
+  'not-an-image': 'NOT_AN_IMAGE',
+  'truncated': 'TRUNCATED_IMAGE',
+  'too-large': 'TOO_MANY_PIXELS',
+  'corrupt': 'CORRUPT_IMAGE',
+};
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8', '.wasm': 'application/wasm', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png',
+};
+
+/** The browser page's files (src/serve/web: tsc does not copy them, so they are read from the source tree). */
+function webDir(): string { return join(packageRoot(), 'src', 'serve', 'web'); }
+/** onnxruntime-web's dist folder, for in-browser inference. */
+function ortWebDir(): string {
+  const require = createRequire(import.meta.url);
+  return dirname(require.resolve('onnxruntime-web'));
+}
+
+/** Mirrors a CHW image left-right (the 'flip' TTA view). */
+function hflipChw(x: Float32Array, c: number, h: number, w: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let p = 0; p < c * h; p++) {
+    const row = p * w;
+    for (let i = 0; i < w; i++) out[row + i] = x[row + w - 1 - i]!;
+  }
+  return out;
+}
+
+interface Upload { name: string; bytes: Buffer }
+
+export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
+  const limits: ServerLimits = { ...DEFAULT_LIMITS, ...Object.fromEntries(Object.entries(o).filter(([k, v]) => k in DEFAULT_LIMITS && v !== undefined)) };
+  const model = o.model;
+  const sc = model.sidecar;
+  const [ch, h, w] = sc.input.dims as [number, number, number];
+  // The same pre-processing as evaluation; only the decoder's pixel limit is the server's.
+  const pipeline = { ...evalPipeline(sc.preprocess), maxPixels: limits.maxPixels };
+  const flip = sc.tta.includes('flip');
+  let closing = false;
+
+  const metrics = new ServeMetrics(() => batcher.queueLength);
+  const batcher = new MicroBatcher({
+    maxBatch: o.maxBatch ?? 16, maxDelayMs: o.maxDelayMs ?? 4, maxQueue: limits.maxQueue, itemSize: model.itemSize,
+    run: (x, n) => model.run(x, n),
+    onBatch: (n, s) => { metrics.batchSize.observe(n); metrics.inferenceSeconds.observe(s); },
+  });
+
+  const app = Fastify({
+    logger: o.logger ?? false,
+    bodyLimit: limits.maxBodyBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    return503OnClosing: false,
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(/^image\/[\w.+-]+$/i, { parseAs: 'buffer', bodyLimit: limits.maxBodyBytes }, (_req, body, done) => done(null, body));
+  await app.register(multipart, {
+    limits: { fileSize: limits.maxBodyBytes, files: limits.maxImages, fields: 8, parts: limits.maxImages + 8, fieldSize: 1024 },
+    throwFileSizeLimit: true,
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    let e = err instanceof ServeError ? err : fromFrameworkError(err as { code?: string; statusCode?: number; message: string }, { bodyBytes: limits.maxBodyBytes, images: limits.maxImages });
+    if (e.code === 'UNSUPPORTED_MEDIA_TYPE' && !(err instanceof ServeError)) {
+      e = new ServeError(e.code, `content type '${req.headers['content-type'] ?? '(none)'}' is not accepted: send an image with Content-Type image/*, or multipart/form-data with image files`);
+    }
+    if (e.code === 'INTERNAL') req.log.error(err);
+    metrics.errors.inc({ code: e.code });
+    void reply.status(e.statusCode).type('application/json').send(errorBody(e));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    metrics.errors.inc({ code: 'NOT_FOUND' });
+    void reply.status(404).send(errorBody(new ServeError('NOT_FOUND', `no route ${req.method} ${req.url}`)));
+  });
+  let inflight = 0;
+  app.addHook('onRequest', async () => {
+    if (closing) throw new ServeError('SHUTTING_DOWN', 'the server is shutting down');
+    inflight++;
+  });
+  // A client that hangs up gets no response: count it out here.
+  app.addHook('onRequestAbort', async (_req) => { inflight = Math.max(0, inflight - 1); });
+  app.addHook('onResponse', async (req, reply) => {
+    // Requests refused while closing were never counted.
+    if (reply.statusCode !== 503 || !closing) inflight = Math.max(0, inflight - 1);
+    metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+  });
+  app.addHook('preClose', async () => { closing = true; });
+  // Runs after in-flight requests have been answered (fastify's close order).
+  app.addHook('onClose', async () => {
+    await batcher.drain();
+    await model.release();
+  });
+
+  async function uploads(req: FastifyRequest): Promise<Upload[]> {
+    if (req.isMultipart()) {
+      const out: Upload[] = [];
+      for await (const part of req.parts()) {
+        if (part.type !== 'file') continue;
+        const bytes = await part.toBuffer();
+        out.push({ name: part.filename || `image-${out.length + 1}`, bytes });
+      }
+      if (out.length === 0) throw new ServeError('EMPTY_BODY', 'the multipart body has no image file');
+      return out;
+    }
+    const body = req.body;
+    if (Buffer.isBuffer(body)) {
+      if (body.length === 0) throw new ServeError('EMPTY_BODY', 'the request body is empty');
+      return [{ name: 'image', bytes: body }];
+    }
+    if (!req.headers['content-type']) {
+      throw new ServeError(Number(req.headers['content-length'] ?? 0) > 0 ? 'UNSUPPORTED_MEDIA_TYPE' : 'EMPTY_BODY',
+        'send an image with Content-Type image/*, or multipart/form-data with image files');
+    }
+    throw new ServeError('EMPTY_BODY', 'the request body is empty');
+  }
+
+  async function preprocess(u: Upload): Promise<Float32Array> {
+    try {
+      const t0 = performance.now();
+      const p = await processBuffer(u.bytes, u.name, pipeline, 0);
+      metrics.preprocessSeconds.observe((performance.now() - t0) / 1000);
+      return p.data as Float32Array;
+    } catch (e) {
+      if (e instanceof BadImageError) {
+        const detail = e.message.slice(e.message.indexOf(':') + 1).trim();
+        const hint = e.reason === 'too-large' ? ` (limit ${limits.maxPixels} pixels)` : '';
+        throw new ServeError(BAD_IMAGE[e.reason], `${u.name}: ${detail}${hint}`);
+      }
+      throw e;
+    }
+  }
+
+  function withDeadline<X>(p: Promise<X>, ms: number): Promise<X> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ServeError('INFERENCE_TIMEOUT', `no prediction within ${limits.requestTimeoutMs} ms`)), Math.max(0, ms));
+    });
+    return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  app.post<{ Querystring: { top?: number } }>('/v1/predict', {
+    schema: { querystring: { type: 'object', properties: { top: { type: 'integer', minimum: 1, maximum: sc.classes.length } }, additionalProperties: false } },
+  }, async (req) => {
+    const t0 = performance.now();
+    const k = req.query.top ?? Math.min(5, sc.classes.length);
+    const ups = await uploads(req);
+    const inputs = await Promise.all(ups.map(preprocess));
+    const t1 = performance.now();
+    const views = flip ? inputs.flatMap((x) => [x, hflipChw(x, ch, h, w)]) : inputs;
+    const rows = await withDeadline(batcher.predictMany(views), limits.requestTimeoutMs - (t1 - t0));
+    const t2 = performance.now();
+    const predictions = ups.map((u, i) => {
+      let logits = rows[flip ? 2 * i : i]!;
+      if (flip) { const b = rows[2 * i + 1]!; logits = logits.map((v, j) => (v + b[j]!) / 2); }
+      const p = softmaxRow(logits);
+      return { name: u.name, top: topk(logits, k).map((j) => ({ label: sc.classes[j]!, index: j, probability: p[j]! })) };
+    });
+    metrics.images.inc({}, ups.length);
+    metrics.requestSeconds.observe((performance.now() - t0) / 1000);
+    const r: PredictResponse = {
+      model: sc.model, predictions,
+      timing: { preprocessMs: +(t1 - t0).toFixed(2), inferenceMs: +(t2 - t1).toFixed(2), totalMs: +(performance.now() - t0).toFixed(2) },
+    };
+    return r;
+  });
+
+  app.get('/v1/model', async () => ({
+    model: sc.model, classes: sc.classes, preprocess: sc.preprocess, tta: sc.tta, input: sc.input, output: sc.output,
+    opset: sc.opset, exportedBy: sc.goodsrecVersion, server: goodsrecVersion(), sha256: sc.sha256,
+    references: o.references ? sc.classes.map((c) => o.references!.has(c)) : sc.classes.map(() => false),
+    limits: { ...limits, maxBatch: o.maxBatch ?? 16 },
+  }));
+  app.get('/v1/model.onnx', async (_req, reply) => reply.type('application/octet-stream').send(readFileSync(model.onnxPath)));
+  app.get<{ Params: { index: string } }>('/v1/classes/:index/image', async (req, reply) => {
+    const i = Number(req.params.index);
+    const file = Number.isInteger(i) ? o.references?.get(sc.classes[i] ?? '') : undefined;
+    if (!file || !existsSync(file)) throw new ServeError('NOT_FOUND', `no reference photo for class ${req.params.index}`);
+    return reply.type(MIME[extname(file).toLowerCase()] ?? 'application/octet-stream').header('cache-control', 'max-age=3600').send(readFileSync(file));
+  });
+  // inflight counts this request too.
+  app.get('/healthz', async () => ({ status: closing ? 'closing' : 'ok', inflight, queue: batcher.queueLength }));
+  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.text()));
+
+  // The browser page and onnxruntime-web's files (self-contained: no CDN).
+  const sendFile = (dir: string, name: string, reply: import('fastify').FastifyReply) => {
+    const file = join(dir, name);
+    if (!existsSync(file)) throw new ServeError('NOT_FOUND', `no file ${name}`);
+    return reply.type(MIME[extname(name)] ?? 'application/octet-stream').send(readFileSync(file));
+  };
+  app.get('/', async (_req, reply) => sendFile(webDir(), 'index.html', reply));
+  app.get<{ Params: { file: string } }>('/web/:file', async (req, reply) => {
+    if (!/^[\w-]+\.(js|css)$/.test(req.params.file)) throw new ServeError('NOT_FOUND', `no file ${req.params.file}`);
+    return sendFile(webDir(), req.params.file, reply);
+  });
+  app.get<{ Params: { file: string } }>('/ort/:file', async (req, reply) => {
+    if (!/^ort[\w.-]*\.(mjs|wasm)$/.test(req.params.file)) throw new ServeError('NOT_FOUND', `no file ${req.params.file}`);
+    return sendFile(ortWebDir(), req.params.file, reply);
+  });
+
+  return app;
+}
+
+/** Reference photos by class name from a grocery-store style dataset (dataset/classes.csv, 'Iconic Image Path' column). */
+export function readReferencePhotos(datasetDir: string): Map<string, string> {
+  const base = existsSync(join(datasetDir, 'dataset', 'classes.csv')) ? join(datasetDir, 'dataset') : datasetDir;
+  const csv = join(base, 'classes.csv');
+  if (!existsSync(csv)) throw new Error(`${datasetDir}: no classes.csv with reference photos (expected ${csv})`);
+  const lines = readFileSync(csv, 'utf8').trim().split(/\r?\n/);
+  const header = lines[0]!.split(',');
+  const nameCol = header.findIndex((c) => c.startsWith('Class Name'));
+  const iconCol = header.findIndex((c) => c.startsWith('Iconic Image Path'));
+  if (nameCol < 0 || iconCol < 0) throw new Error(`${csv}: expected 'Class Name' and 'Iconic Image Path' columns`);
+  const out = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    const cols = line.split(',');
+    const name = cols[nameCol];
+    const icon = cols[iconCol];
+    if (name && icon) out.set(name, join(base, icon.replace(/^\/+/, '')));
+  }
+  return out;
+}

@@ -1,0 +1,288 @@
+// The inference server: answers through inject() (bad inputs, metadata,
+// metrics, parity with `goodsrec predict`'s predictFiles), then a bounded
+// loopback load test on a real socket and a graceful shutdown.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import sharp from 'sharp';
+import autocannon from 'autocannon';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import * as T from '../src/tensor/index.js';
+import { createModel, type ResNet } from '../src/models/index.js';
+import type { Linear } from '../src/nn/layers/linear.js';
+import { processFile } from '../src/data/index.js';
+import { BatchNorm2d } from '../src/nn/layers/norm.js';
+import { predictFiles, type LoadedRecognizer } from '../src/eval/predictor.js';
+import { evalPipeline, type PreprocessConfig } from '../src/train/pipelines.js';
+import { exportLoaded } from '../src/serve/onnx/export.js';
+import { openServedModel } from '../src/serve/model.js';
+import { buildServer, type PredictResponse, type ServerOptions } from '../src/serve/server.js';
+import { SERVE_ERRORS, type ErrorBody } from '../src/serve/errors.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const sampleTest = join(root, 'examples', 'grocery-sample', 'test');
+const work = mkdtempSync(join(tmpdir(), 'goodsrec-serve-'));
+const classes = readdirSync(sampleTest).sort();
+const photos = classes.flatMap((c) => readdirSync(join(sampleTest, c)).sort().map((f) => join(sampleTest, c, f)));
+const preprocess: PreprocessConfig = { size: 64, resize: 'letterbox', cropPct: 0.875, mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935] };
+let recognizer: LoadedRecognizer;
+let exportDir: string;
+
+before(async () => {
+  // A seeded resnet18 with non-trivial BN statistics stands in for a trained run (training takes minutes).
+  T.manualSeed(7);
+  const model = createModel('resnet18', { numClasses: classes.length, log: null });
+  T.noGrad(() => {
+    for (const m of model.modules()) {
+      if (!(m instanceof BatchNorm2d)) continue;
+      m.running_mean!.copy_(T.tidy(() => T.randn(m.running_mean!.shape).mul(0.2)));
+      m.running_var!.copy_(T.tidy(() => T.rand(m.running_var!.shape).add(0.5)));
+    }
+  });
+  model.eval();
+  await nearestMeanClassifier(model as ResNet);
+  recognizer = { model, modelName: 'resnet18', classes, preprocess, device: 'cpu', checkpointDir: 'test', runDir: undefined, ema: false };
+  exportDir = join(work, 'export');
+  exportLoaded(recognizer, { outDir: exportDir });
+});
+
+/**
+ * Sets the classifier to nearest class mean (score = f.mu_c - |mu_c|^2 / 2) over pooled features of
+ * 4 training photos per class, so the stand-in model predicts different classes for different photos.
+ */
+async function nearestMeanClassifier(model: ResNet): Promise<void> {
+  const trainDir = join(root, 'examples', 'grocery-sample', 'train');
+  const pipe = evalPipeline(preprocess);
+  const n = 3 * preprocess.size * preprocess.size;
+  const rows: number[][] = [];
+  for (const c of classes) {
+    const files = readdirSync(join(trainDir, c)).sort().slice(0, 4).map((f) => join(trainDir, c, f));
+    const imgs = await Promise.all(files.map((f) => processFile(f, pipe, 0)));
+    const x = new Float32Array(imgs.length * n);
+    imgs.forEach((im, i) => x.set(im.data as Float32Array, i * n));
+    rows.push(T.tidy(() => T.noGrad(() => {
+      const f = model.forwardHead(model.forwardFeatures(T.tensor(x, [imgs.length, 3, preprocess.size, preprocess.size])), true);
+      return Array.from(f.mean(0).data<'float32'>());
+    })));
+  }
+  const bias = rows.map((r) => -0.5 * r.reduce((a, v) => a + v * v, 0));
+  // Logits of order 10 (not hundreds), so float rounding stays far below the probability tolerance.
+  const scale = 10 / Math.max(...bias.map(Math.abs));
+  const fc = model.fc as Linear;
+  T.noGrad(() => {
+    fc.weight.copy_(T.tidy(() => T.tensor(Float32Array.from(rows.flat(), (v) => v * scale), [classes.length, rows[0]!.length])));
+    fc.bias!.copy_(T.tidy(() => T.tensor(Float32Array.from(bias, (v) => v * scale), [classes.length])));
+  });
+}
+
+after(() => {
+  recognizer?.model.dispose();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function server(o: Partial<ServerOptions> = {}): Promise<FastifyInstance> {
+  const model = await openServedModel(exportDir, { threads: 2 });
+  return buildServer({ model, maxDelayMs: 2, ...o });
+}
+
+function multipart(files: { name: string; bytes: Buffer; type?: string }[]): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = '----goodsrec' + Math.random().toString(16).slice(2);
+  const parts: Buffer[] = [];
+  for (const f of files) {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${f.name}"\r\nContent-Type: ${f.type ?? 'image/jpeg'}\r\n\r\n`));
+    parts.push(f.bytes, Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
+const jpeg = readFileSync(photos[0]!);
+
+test('served top-1 equals predictFiles (goodsrec predict) on every sample test photo; probabilities agree', async () => {
+  const app = await server();
+  try {
+    const expected = await predictFiles(recognizer, photos, { topK: 3 });
+    const served: PredictResponse['predictions'] = [];
+    for (let i = 0; i < photos.length; i += 16) {
+      const chunk = photos.slice(i, i + 16);
+      const m = multipart(chunk.map((p) => ({ name: p, bytes: readFileSync(p) })));
+      const r = await app.inject({ method: 'POST', url: '/v1/predict?top=3', ...m });
+      assert.equal(r.statusCode, 200, r.body);
+      served.push(...(r.json() as PredictResponse).predictions);
+    }
+    assert.equal(served.length, photos.length);
+    for (let i = 0; i < photos.length; i++) {
+      const e = expected[i]!;
+      const s = served[i]!;
+      assert.equal(s.name, basename(photos[i]!));
+      assert.equal(s.top[0]!.label, e.top[0]!.class, `${photos[i]}: top-1`);
+      assert.ok(Math.abs(s.top[0]!.probability - e.top[0]!.probability) < 1e-4, `${photos[i]}: ${s.top[0]!.probability} vs ${e.top[0]!.probability}`);
+    }
+    // The two paths must not agree by being constant: several classes appear across the photos.
+    const distinct = new Set(served.map((s) => s.top[0]!.label)).size;
+    assert.ok(distinct >= 2, `top-1 labels are all the same (${distinct})`);
+  } finally {
+    await app.close();
+  }
+});
+
+test('bad inputs get the catalogued status and message; the server still answers afterwards', async () => {
+  const app = await server({ maxBodyBytes: 200_000, maxPixels: 1_000_000, maxImages: 3, maxQueue: 4 });
+  try {
+    const big = await sharp({ create: { width: 1200, height: 1000, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toBuffer();
+    const cases: { what: string; req: InjectOptions; status: number; code: string; message: RegExp }[] = [
+      { what: 'not an image', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: Buffer.from('hello, this is text') }, status: 422, code: 'NOT_AN_IMAGE', message: /unsupported image format/i },
+      { what: 'truncated', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: jpeg.subarray(0, Math.floor(jpeg.length / 3)) }, status: 422, code: 'TRUNCATED_IMAGE', message: /premature end|truncated/i },
+      { what: 'too large (bytes)', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: Buffer.alloc(300_000, 1) }, status: 413, code: 'BODY_TOO_LARGE', message: /200000 bytes/ },
+      { what: 'too many pixels', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/png' }, payload: big }, status: 413, code: 'TOO_MANY_PIXELS', message: /pixel limit.*1000000 pixels/i },
+      { what: 'wrong content type', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'text/plain' }, payload: 'hello' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: /'text\/plain' is not accepted/ },
+      { what: 'json', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'application/json' }, payload: '{"a":1}' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: /application\/json/ },
+      { what: 'empty', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: Buffer.alloc(0) }, status: 400, code: 'EMPTY_BODY', message: /empty/ },
+      { what: 'no body', req: { method: 'POST', url: '/v1/predict' }, status: 400, code: 'EMPTY_BODY', message: /send an image/ },
+      { what: 'multipart without files', req: { method: 'POST', url: '/v1/predict', ...multipart([]) }, status: 400, code: 'EMPTY_BODY', message: /no image file/ },
+      { what: 'too many images', req: { method: 'POST', url: '/v1/predict', ...multipart([1, 2, 3, 4].map((i) => ({ name: `${i}.jpg`, bytes: jpeg }))) }, status: 413, code: 'TOO_MANY_IMAGES', message: /at most 3 images/ },
+      { what: 'bad top', req: { method: 'POST', url: '/v1/predict?top=0', headers: { 'content-type': 'image/jpeg' }, payload: jpeg }, status: 400, code: 'BAD_REQUEST', message: /top/ },
+      { what: 'unknown route', req: { method: 'GET', url: '/v2/nothing' }, status: 404, code: 'NOT_FOUND', message: /GET \/v2\/nothing/ },
+      { what: 'one bad file among good ones', req: { method: 'POST', url: '/v1/predict', ...multipart([{ name: 'ok.jpg', bytes: jpeg }, { name: 'bad.jpg', bytes: Buffer.from('nope') }]) }, status: 422, code: 'NOT_AN_IMAGE', message: /^bad\.jpg:/ },
+    ];
+    for (const c of cases) {
+      const r = await app.inject(c.req);
+      assert.equal(r.statusCode, c.status, `${c.what}: ${r.body}`);
+      const body = r.json() as ErrorBody;
+      assert.equal(body.error.code, c.code, c.what);
+      assert.equal(SERVE_ERRORS[body.error.code].status, c.status, `${c.what}: catalogue status`);
+      assert.match(body.error.message, c.message, c.what);
+      // Still serving correctly after each bad request.
+      const ok = await app.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: jpeg });
+      assert.equal(ok.statusCode, 200, `after ${c.what}: ${ok.body}`);
+      assert.equal((ok.json() as PredictResponse).predictions[0]!.top.length, 5);
+    }
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    assert.match(metrics, /goodsrec_errors_total\{code="NOT_AN_IMAGE"\} 2/);
+    assert.match(metrics, new RegExp(`goodsrec_images_predicted_total ${cases.length}\\b`));
+  } finally {
+    await app.close();
+  }
+});
+
+test('a full queue answers 503 QUEUE_FULL; a slow prediction answers 503 INFERENCE_TIMEOUT', async () => {
+  const small = await server({ maxQueue: 2, maxImages: 8 });
+  try {
+    const r = await small.inject({ method: 'POST', url: '/v1/predict', ...multipart([1, 2, 3].map((i) => ({ name: `${i}.jpg`, bytes: jpeg }))) });
+    assert.equal(r.statusCode, 503);
+    assert.equal((r.json() as ErrorBody).error.code, 'QUEUE_FULL');
+    const ok = await small.inject({ method: 'POST', url: '/v1/predict', ...multipart([1, 2].map((i) => ({ name: `${i}.jpg`, bytes: jpeg }))) });
+    assert.equal(ok.statusCode, 200);
+  } finally {
+    await small.close();
+  }
+  const model = await openServedModel(exportDir, { threads: 1 });
+  const slowRun = model.run.bind(model);
+  model.run = async (x, n) => { await new Promise((res) => setTimeout(res, 300)); return slowRun(x, n); };
+  const slow = await buildServer({ model, requestTimeoutMs: 150 });
+  try {
+    const r = await slow.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: jpeg });
+    assert.equal(r.statusCode, 503, r.body);
+    assert.equal((r.json() as ErrorBody).error.code, 'INFERENCE_TIMEOUT');
+  } finally {
+    await slow.close();
+  }
+});
+
+test('GET /v1/model, /healthz, /metrics, the page and onnxruntime-web files', async () => {
+  const app = await server();
+  try {
+    const m = (await app.inject({ method: 'GET', url: '/v1/model' })).json() as { model: string; classes: string[]; preprocess: PreprocessConfig; input: { dims: number[] } };
+    assert.equal(m.model, 'resnet18');
+    assert.deepEqual(m.classes, classes);
+    assert.deepEqual(m.preprocess, preprocess);
+    assert.deepEqual(m.input.dims, [3, 64, 64]);
+    assert.deepEqual((await app.inject({ method: 'GET', url: '/healthz' })).json(), { status: 'ok', inflight: 1, queue: 0 });
+    const page = await app.inject({ method: 'GET', url: '/' });
+    assert.equal(page.statusCode, 200);
+    assert.match(page.headers['content-type'] as string, /text\/html/);
+    assert.doesNotMatch(page.body, /https?:\/\/(?!127\.0\.0\.1)/, 'no external URLs (no CDN)');
+    const wasm = await app.inject({ method: 'GET', url: '/ort/ort-wasm-simd-threaded.wasm' });
+    assert.equal(wasm.statusCode, 200);
+    assert.equal(wasm.headers['content-type'], 'application/wasm');
+    assert.equal((await app.inject({ method: 'GET', url: '/ort/..%2Fpackage.json' })).statusCode, 404);
+    const onnx = await app.inject({ method: 'GET', url: '/v1/model.onnx' });
+    assert.equal(onnx.statusCode, 200);
+    assert.deepEqual(onnx.rawPayload, readFileSync(join(exportDir, 'model.onnx')));
+    await app.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: jpeg });
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    assert.match(metrics, /# TYPE goodsrec_request_duration_seconds histogram/);
+    assert.match(metrics, /goodsrec_http_requests_total\{route="\/v1\/predict",status="200"\} 1/);
+    assert.match(metrics, /goodsrec_inference_batch_size_count 1/);
+  } finally {
+    await app.close();
+  }
+});
+
+test('loopback load at concurrency 1, 8, 32: zero errors, micro-batching, RSS flat', async () => {
+  const app = await server({ maxBatch: 16, maxDelayMs: 4 });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  const photo = readFileSync(photos[5]!);
+  const rss: number[] = [];
+  const sampler = setInterval(() => rss.push(process.memoryUsage.rss()), 50);
+  const report: string[] = [];
+  try {
+    for (const connections of [1, 8, 32]) {
+      // Bounded in time (2 s each, 20 s per request at most) and so in count.
+      const r = await autocannon({
+        url: `${url}/v1/predict`, method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo,
+        connections, duration: 2, timeout: 20,
+      });
+      report.push(`c=${connections}: ${r.requests.average.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${r.requests.total} requests`);
+      assert.equal(r.errors, 0, `c=${connections}: errors`);
+      assert.equal(r.non2xx, 0, `c=${connections}: non-2xx answers`);
+      assert.equal(r.timeouts, 0, `c=${connections}: timeouts`);
+      assert.ok(r['2xx'] > 0, `c=${connections}: no answers`);
+    }
+  } finally {
+    clearInterval(sampler);
+  }
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  const batches = Number(/goodsrec_inference_batch_size_count (\d+)/.exec(metrics)![1]);
+  const images = Number(/goodsrec_images_predicted_total (\d+)/.exec(metrics)![1]);
+  report.push(`${images} images in ${batches} onnxruntime runs`);
+  assert.ok(batches < images, 'concurrent requests shared onnxruntime runs');
+  // RSS bound: the mean of the last third of samples is within 10% + 32 MiB of the first third's.
+  const third = Math.floor(rss.length / 3);
+  const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
+  const first = mean(rss.slice(0, third));
+  const last = mean(rss.slice(-third));
+  report.push(`RSS first third ${(first / 2 ** 20).toFixed(0)} MiB, last third ${(last / 2 ** 20).toFixed(0)} MiB`);
+  console.log(report.join('\n'));
+  assert.ok(last <= first * 1.1 + 32 * 2 ** 20, report.join('; '));
+
+  await app.close();
+});
+
+test('graceful shutdown: requests in flight when close() starts are answered, later ones are refused', async () => {
+  // A slow model keeps the requests in flight long enough to close under them.
+  const model = await openServedModel(exportDir, { threads: 1 });
+  const run = model.run.bind(model);
+  model.run = async (x, n) => { await new Promise((res) => setTimeout(res, 300)); return run(x, n); };
+  let released = false;
+  const release = model.release.bind(model);
+  model.release = async () => { released = true; await release(); };
+  const app = await buildServer({ model, maxBatch: 2 });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  const photo = readFileSync(photos[5]!);
+  const inflight = Array.from({ length: 6 }, () => fetch(`${url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo }));
+  let seen = 0;
+  for (let i = 0; i < 400 && seen < 7; i++) {
+    seen = ((await (await fetch(`${url}/healthz`)).json()) as { inflight: number }).inflight; // the six + this check
+    if (seen < 7) await new Promise((res) => setTimeout(res, 5));
+  }
+  assert.equal(seen, 7, 'all six predictions in flight');
+  const closed = app.close();
+  const answers = await Promise.all(inflight);
+  assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200]);
+  await closed;
+  assert.ok(released, 'the onnxruntime session was released on close');
+  await assert.rejects(fetch(`${url}/healthz`));
+});
