@@ -162,3 +162,24 @@ test('a diverging loss stops the run and names the last good checkpoint', () => 
     assert.ok(f.every(Number.isFinite), `${k} of the kept checkpoint is finite`);
   }
 });
+
+test('EMA, gradient accumulation, class-balanced sampling and bf16 autocast run end to end', () => {
+  const oneEpoch = tiny.map((a, i) => (tiny[i - 1] === '--epochs' ? '1' : a));
+  const r = run(['train', ...oneEpoch, '--out', work, '--name', 'options', '--amp', 'bf16',
+    '--set', 'ema=0.9', '--set', 'accumulate=2', '--set', 'classBalanced=true']);
+  assert.equal(r.code, 0, r.stderr);
+  const dir = join(work, 'options');
+  const latest = (JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as { checkpoint: string }).checkpoint;
+  const ck = loadCheckpoint(join(dir, 'checkpoints', latest));
+  assert.ok(ck.ema, 'EMA weights saved');
+  // EMA weights are a running average, so they differ from the trained weights.
+  const w = ck.model.get('conv1.weight')!.data;
+  const e = ck.ema!.get('conv1.weight')!.data;
+  assert.equal(w.length, e.length);
+  assert.ok(!Buffer.from(w).equals(Buffer.from(e)));
+  // 9 batches with accumulation 2: 5 optimizer steps (the last one on a single batch).
+  const state = ck.state as { globalStep: number };
+  assert.equal(state.globalStep, 5);
+  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { amp: string; ema: number; accumulate: number; classBalanced: boolean };
+  assert.deepEqual([cfg.amp, cfg.ema, cfg.accumulate, cfg.classBalanced], ['bf16', 0.9, 2, true]);
+});
