@@ -1,6 +1,6 @@
 /** Shared helpers for the data tests: fixture paths, the PyTorch oracle, small image builders. */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,8 +10,14 @@ export const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', 
 export const GROCERY = resolve(REPO, '..', 'shared', 'datasets', 'grocery-store');
 export const ORACLE_PY = '/usr/bin/python3';
 
+const created: string[] = [];
+process.on('exit', () => { for (const d of created) rmSync(d, { recursive: true, force: true }); });
+
+/** A fresh temp folder, removed when the test process exits. */
 export function tmpDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `goodsrec-${prefix}-`));
+  const d = mkdtempSync(join(tmpdir(), `goodsrec-${prefix}-`));
+  created.push(d);
+  return d;
 }
 
 export function groceryAvailable(): boolean {
