@@ -3,79 +3,27 @@
 // loopback load test on a real socket and a graceful shutdown.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import autocannon from 'autocannon';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import * as T from '../src/tensor/index.js';
-import { createModel, type ResNet } from '../src/models/index.js';
-import type { Linear } from '../src/nn/layers/linear.js';
-import { processFile } from '../src/data/index.js';
-import { BatchNorm2d } from '../src/nn/layers/norm.js';
 import { predictFiles, type LoadedRecognizer } from '../src/eval/predictor.js';
-import { evalPipeline, type PreprocessConfig } from '../src/train/pipelines.js';
-import { exportLoaded } from '../src/serve/onnx/export.js';
+import type { PreprocessConfig } from '../src/train/pipelines.js';
+import { SAMPLE, standInRecognizer } from './serve-helpers.js';
 import { openServedModel } from '../src/serve/model.js';
 import { buildServer, type PredictResponse, type ServerOptions } from '../src/serve/server.js';
 import { SERVE_ERRORS, type ErrorBody } from '../src/serve/errors.js';
 
-const root = resolve(import.meta.dirname, '..', '..');
-const sampleTest = join(root, 'examples', 'grocery-sample', 'test');
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-serve-'));
-const classes = readdirSync(sampleTest).sort();
-const photos = classes.flatMap((c) => readdirSync(join(sampleTest, c)).sort().map((f) => join(sampleTest, c, f)));
-const preprocess: PreprocessConfig = { size: 64, resize: 'letterbox', cropPct: 0.875, mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935] };
+const { classes, photos, preprocess } = SAMPLE;
 let recognizer: LoadedRecognizer;
 let exportDir: string;
 
 before(async () => {
-  // A seeded resnet18 with non-trivial BN statistics stands in for a trained run (training takes minutes).
-  T.manualSeed(7);
-  const model = createModel('resnet18', { numClasses: classes.length, log: null });
-  T.noGrad(() => {
-    for (const m of model.modules()) {
-      if (!(m instanceof BatchNorm2d)) continue;
-      m.running_mean!.copy_(T.tidy(() => T.randn(m.running_mean!.shape).mul(0.2)));
-      m.running_var!.copy_(T.tidy(() => T.rand(m.running_var!.shape).add(0.5)));
-    }
-  });
-  model.eval();
-  await nearestMeanClassifier(model as ResNet);
-  recognizer = { model, modelName: 'resnet18', classes, preprocess, device: 'cpu', checkpointDir: 'test', runDir: undefined, ema: false };
-  exportDir = join(work, 'export');
-  exportLoaded(recognizer, { outDir: exportDir });
+  ({ recognizer, exportDir } = await standInRecognizer(work));
 });
-
-/**
- * Sets the classifier to nearest class mean (score = f.mu_c - |mu_c|^2 / 2) over pooled features of
- * 4 training photos per class, so the stand-in model predicts different classes for different photos.
- */
-async function nearestMeanClassifier(model: ResNet): Promise<void> {
-  const trainDir = join(root, 'examples', 'grocery-sample', 'train');
-  const pipe = evalPipeline(preprocess);
-  const n = 3 * preprocess.size * preprocess.size;
-  const rows: number[][] = [];
-  for (const c of classes) {
-    const files = readdirSync(join(trainDir, c)).sort().slice(0, 4).map((f) => join(trainDir, c, f));
-    const imgs = await Promise.all(files.map((f) => processFile(f, pipe, 0)));
-    const x = new Float32Array(imgs.length * n);
-    imgs.forEach((im, i) => x.set(im.data as Float32Array, i * n));
-    rows.push(T.tidy(() => T.noGrad(() => {
-      const f = model.forwardHead(model.forwardFeatures(T.tensor(x, [imgs.length, 3, preprocess.size, preprocess.size])), true);
-      return Array.from(f.mean(0).data<'float32'>());
-    })));
-  }
-  const bias = rows.map((r) => -0.5 * r.reduce((a, v) => a + v * v, 0));
-  // Logits of order 10 (not hundreds), so float rounding stays far below the probability tolerance.
-  const scale = 10 / Math.max(...bias.map(Math.abs));
-  const fc = model.fc as Linear;
-  T.noGrad(() => {
-    fc.weight.copy_(T.tidy(() => T.tensor(Float32Array.from(rows.flat(), (v) => v * scale), [classes.length, rows[0]!.length])));
-    fc.bias!.copy_(T.tidy(() => T.tensor(Float32Array.from(bias, (v) => v * scale), [classes.length])));
-  });
-}
 
 after(() => {
   recognizer?.model.dispose();
@@ -279,10 +227,12 @@ test('graceful shutdown: requests in flight when close() starts are answered, la
     if (seen < 7) await new Promise((res) => setTimeout(res, 5));
   }
   assert.equal(seen, 7, 'all six predictions in flight');
+  const t0 = Date.now();
   const closed = app.close();
   const answers = await Promise.all(inflight);
   assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200]);
   await closed;
+  assert.ok(Date.now() - t0 < 10_000, `close() took ${Date.now() - t0} ms (keep-alive connections left open?)`);
   assert.ok(released, 'the onnxruntime session was released on close');
   await assert.rejects(fetch(`${url}/healthz`));
 });

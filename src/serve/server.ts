@@ -146,6 +146,11 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
   app.addHook('preClose', async () => { closing = true; });
+  // Keep-alive connections busy when close() began would otherwise stay open until keepAliveTimeout.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) void reply.header('connection', 'close');
+    return payload;
+  });
   // Runs after in-flight requests have been answered (fastify's close order).
   app.addHook('onClose', async () => {
     await batcher.drain();
