@@ -5,3 +5,5 @@ export {
   type CreateModelOptions, type ModelFactory, type ModelEntry, type CheckpointFilter,
 } from './registry.js';
 export { ResNet, BasicBlock, Bottleneck, registerResNet, RESNET_VARIANTS, type ResNetArgs, type ResNetBlock, type BlockArgs } from './resnet.js';
+import './resnet-attn.js';
+import './inception-resnet-v2.js';

@@ -6,7 +6,6 @@ import * as T from '../tensor/index.js';
 import { Module, pipe } from '../nn/module.js';
 import { Conv2d } from '../nn/layers/conv.js';
 import { BatchNorm2d } from '../nn/layers/norm.js';
-import { Linear, Identity } from '../nn/layers/linear.js';
 import { MaxPool2d, AdaptiveAvgPool2d } from '../nn/layers/pooling.js';
 import { DropPath } from '../nn/layers/dropout.js';
 import { Sequential } from '../nn/layers/containers.js';
@@ -14,6 +13,7 @@ import { createAttn } from '../nn/layers/create-attn.js';
 import { constant_, kaimingNormal_, ones_, zeros_ } from '../nn/init.js';
 import { ClassifierModel, IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './model.js';
 import { registerModel, type CreateModelOptions } from './registry.js';
+import { createClassifier, checkHead, type HeadType } from './head.js';
 
 const reluInPlace = (x: T.Tensor): T.Tensor => x.relu_();
 
@@ -27,8 +27,12 @@ export interface BlockArgs {
   cardinality: number;
   baseWidth: number;
   attnLayer: string | null;
+  /** Options for the attention module (e.g. CBAM's mlpBias). */
+  attnArgs?: AttnArgs;
   dropPath: number;
 }
+
+type AttnArgs = Readonly<Record<string, number | string | boolean>>;
 
 /** Two 3x3 convs (ResNet-18/34). */
 export class BasicBlock extends Module {
@@ -48,7 +52,7 @@ export class BasicBlock extends Module {
     this.bn1 = new BatchNorm2d(a.planes);
     this.conv2 = new Conv2d(a.planes, a.planes, 3, { padding: 1, bias: false });
     this.bn2 = new BatchNorm2d(a.planes);
-    this.se = createAttn(a.attnLayer, a.planes);
+    this.se = createAttn(a.attnLayer, a.planes, a.attnArgs);
     this.downsample = a.downsample;
     this.drop_path = a.dropPath > 0 ? new DropPath(a.dropPath) : null;
   }
@@ -85,7 +89,7 @@ export class Bottleneck extends Module {
     this.bn2 = new BatchNorm2d(width);
     this.conv3 = new Conv2d(width, outplanes, 1, { bias: false });
     this.bn3 = new BatchNorm2d(outplanes);
-    this.se = createAttn(a.attnLayer, outplanes);
+    this.se = createAttn(a.attnLayer, outplanes, a.attnArgs);
     this.downsample = a.downsample;
     this.drop_path = a.dropPath > 0 ? new DropPath(a.dropPath) : null;
   }
@@ -159,6 +163,14 @@ export interface ResNetArgs {
   baseWidth?: number;
   /** Attention in every block's `se` slot, by createAttn name ('se', 'cbam', ...). */
   attnLayer?: string | null;
+  /** Options of the block attention (createAttn's third argument). */
+  attnArgs?: AttnArgs;
+  /** Attention between stages (after layer1-3) in slots bam1..bam3, by createAttn name ('bam'). */
+  stageAttn?: string | null;
+  /** Classifier head: 'linear' (default) or the write-up's 'wide' (numFeatures -> 4096 -> classes). */
+  head?: HeadType;
+  /** Hidden width of the wide head (default 4096). */
+  headHidden?: number;
   /** Zero the last BN of each residual branch (torchvision's zero_init_residual; timm's zero_init_last). */
   zeroInitLast?: boolean;
   /** Dropout before the classifier. */
@@ -177,11 +189,15 @@ export class ResNet extends ClassifierModel {
   readonly layer2: Sequential;
   readonly layer3: Sequential;
   readonly layer4: Sequential;
+  readonly bam1: Module | null;
+  readonly bam2: Module | null;
+  readonly bam3: Module | null;
   readonly avgpool: AdaptiveAvgPool2d;
   fc: Module;
   readonly numFeatures: number;
   readonly dropRate: number;
   private readonly fcBias: boolean;
+  private readonly head: { head: HeadType; headHidden: number | undefined };
   private _numClasses: number;
 
   constructor(args: ResNetArgs) {
@@ -191,7 +207,7 @@ export class ResNet extends ClassifierModel {
     const planes = args.planes ?? [64, 128, 256, 512];
     const numClasses = args.numClasses ?? 1000;
     if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
-    const blockArgs = { cardinality: args.cardinality ?? 1, baseWidth: args.baseWidth ?? 64, attnLayer: args.attnLayer ?? null };
+    const blockArgs = { cardinality: args.cardinality ?? 1, baseWidth: args.baseWidth ?? 64, attnLayer: args.attnLayer ?? null, attnArgs: args.attnArgs };
     const total = args.layers.reduce((a, b) => a + b, 0);
     const dpr = args.dropPathRate ?? 0;
     const rates = Array.from({ length: total }, (_, i) => (total > 1 ? (dpr * i) / (total - 1) : 0));
@@ -209,12 +225,17 @@ export class ResNet extends ClassifierModel {
       done += spec.blocks;
     }
     [this.layer1, this.layer2, this.layer3, this.layer4] = stages as [Sequential, Sequential, Sequential, Sequential];
+    const stageOut = (i: number): number => planes[i]! * block.expansion;
+    this.bam1 = createAttn(args.stageAttn, stageOut(0));
+    this.bam2 = createAttn(args.stageAttn, stageOut(1));
+    this.bam3 = createAttn(args.stageAttn, stageOut(2));
     this.avgpool = new AdaptiveAvgPool2d(1);
     this.numFeatures = inplanes;
     this.dropRate = args.dropRate ?? 0;
     this.fcBias = args.fcBias ?? true;
     this._numClasses = numClasses;
-    this.fc = numClasses > 0 ? new Linear(inplanes, numClasses, { bias: this.fcBias }) : new Identity();
+    this.head = { head: checkHead(args.head), headHidden: args.headHidden };
+    this.fc = createClassifier(inplanes, numClasses, { ...this.head, bias: this.fcBias });
     this.initWeights(args.zeroInitLast ?? false);
   }
 
@@ -235,7 +256,8 @@ export class ResNet extends ClassifierModel {
 
   override forwardFeatures(x: T.Tensor): T.Tensor {
     if (x.ndim !== 4) throw new RangeError(`Error in ResNet: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`);
-    return pipe(x, this.conv1, this.bn1, reluInPlace, this.maxpool, this.layer1, this.layer2, this.layer3, this.layer4);
+    const stages = [this.layer1, this.bam1, this.layer2, this.bam2, this.layer3, this.bam3, this.layer4].filter((m): m is Module => m !== null);
+    return pipe(x, this.conv1, this.bn1, reluInPlace, this.maxpool, ...stages);
   }
 
   override forwardHead(features: T.Tensor, preLogits = false): T.Tensor {
@@ -247,7 +269,7 @@ export class ResNet extends ClassifierModel {
   override resetClassifier(numClasses: number): void {
     if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
     const old = this.fc;
-    this.fc = numClasses > 0 ? new Linear(this.numFeatures, numClasses, { bias: this.fcBias }) : new Identity();
+    this.fc = createClassifier(this.numFeatures, numClasses, { ...this.head, bias: this.fcBias });
     old.dispose();
     this._numClasses = numClasses;
     if (this.pretrainedCfg) this.pretrainedCfg = { ...this.pretrainedCfg, numClasses };
@@ -271,6 +293,8 @@ function createResNet(variant: ResNetArgs, o: CreateModelOptions): ResNet {
     attnLayer: pick('attnLayer'),
     planes: pick('planes'),
     fcBias: pick('fcBias'),
+    head: pick('head'),
+    headHidden: pick('headHidden'),
   });
 }
 
