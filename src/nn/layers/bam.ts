@@ -80,8 +80,9 @@ export class BAM extends Module {
   }
   override forward(x: T.Tensor): T.Tensor {
     return T.tidy(() => {
-      const att = T.F.sigmoid(this.channel_att.forward(x).add(this.spatial_att.forward(x))).add_(1);
-      return x.mul(att);
+      // x * (1 + att) as x * att + x: the sigmoid's output stays intact for its backward.
+      const att = T.F.sigmoid(this.channel_att.forward(x).add(this.spatial_att.forward(x)));
+      return x.mul(att).add_(x);
     });
   }
 }
