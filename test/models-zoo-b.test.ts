@@ -159,3 +159,15 @@ test('pretrained torchvision weights with another class count keep a fresh class
   assert.match(logs[0]!, /skipped classifier\.1\.weight \[10, 1280\], classifier\.1\.bias \[10\].*classifier re-initialised/);
   m.dispose();
 });
+
+test("swin: a fresh model's relative_position_index buffers equal torchvision's (pretrained loading overwrites them)", () => {
+  const tv = loadTensors(join(oracle.dir, 'swin_t.safetensors'));
+  const m = createModel('swin_tiny_patch4_window7_224', { numClasses: 10 });
+  T.tidy(() => {
+    const mine = [...m.stateDict()].filter(([k]) => k.endsWith('relative_position_index'));
+    assert.equal(mine.length, 12);
+    for (const [k, t] of mine) assert.ok(t.equal(tv.get(k)!), k);
+  });
+  m.dispose();
+  for (const t of tv.values()) t.dispose();
+});
