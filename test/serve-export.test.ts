@@ -2,7 +2,8 @@
 // engine's logits under onnxruntime-node on real photos, with a dynamic batch.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import * as T from '../src/tensor/index.js';
@@ -11,9 +12,10 @@ import { createModel, listModels } from '../src/models/index.js';
 import { Module } from '../src/nn/module.js';
 import { Conv2d } from '../src/nn/layers/conv.js';
 import { BatchNorm2d } from '../src/nn/layers/norm.js';
-import { processFile } from '../src/data/index.js';
+import { processFile, type Triple } from '../src/data/index.js';
+import { predictFiles, type LoadedRecognizer } from '../src/eval/predictor.js';
 import { evalPipeline } from '../src/train/pipelines.js';
-import { exportModel } from '../src/serve/onnx/export.js';
+import { exportLoaded, exportModel } from '../src/serve/onnx/export.js';
 import { UnsupportedOpError } from '../src/serve/onnx/trace.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -141,3 +143,51 @@ class BatchNormOnly extends Module {
   readonly bn = new BatchNorm2d(3);
   override forward(x: T.Tensor): T.Tensor { return this.bn.forward(x).flatten(1); }
 }
+
+test('test-time views and an ensemble are traced into one graph that scores like predictFiles', async () => {
+  const preprocess = { size: 64, resize: 'letterbox' as const, cropPct: 0.875, mean: [0.485, 0.456, 0.406] as Triple, std: [0.229, 0.224, 0.225] as Triple };
+  const classes = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const member = (name: string, seed: number): LoadedRecognizer => {
+    T.manualSeed(seed);
+    const model = createModel(name, { numClasses: 6, log: null });
+    randomizeNorms(model, seed);
+    model.eval();
+    return { model, modelName: name, classes, preprocess, device: 'cpu', checkpointDir: `m${seed}`, runDir: undefined, ema: false };
+  };
+  const members = [member('resnet18', 3), member('resnet34', 4)];
+  const r: LoadedRecognizer = {
+    ...members[0]!, modelName: 'ensemble', checkpointDir: 'ensemble.json',
+    ensemble: { path: 'ensemble.json', members, weights: [0.25, 0.75], mean: 'probs', tta: ['flip', 'zoom'], ttaMean: 'logits' },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'goodsrec-export-ens-'));
+  try {
+    const out = exportLoaded(r, { outDir: dir });
+    assert.deepEqual(out.sidecar.tta, ['flip', 'zoom']);
+    assert.deepEqual(out.sidecar.members.map((m) => m.weight), [0.25, 0.75]);
+    assert.ok(out.ops.Resize && out.ops.Slice, 'zoom (Resize) and flip (Slice) are in the graph');
+    const files = readdirSync(sampleTest).sort().map((c) => join(sampleTest, c, readdirSync(join(sampleTest, c)).sort()[1]!));
+    const expected = await predictFiles(r, files, { topK: 6 });
+    const pipe = evalPipeline(preprocess);
+    const imgs = await Promise.all(files.map((f) => processFile(f, pipe, 0)));
+    const x = new Float32Array(files.length * 3 * 64 * 64);
+    imgs.forEach((im, i) => x.set(im.data as Float32Array, i * 3 * 64 * 64));
+    const session = await ort.InferenceSession.create(readFileSync(out.onnxPath), { graphOptimizationLevel: 'disabled' });
+    try {
+      const y = (await session.run({ input: new ort.Tensor('float32', x, [files.length, 3, 64, 64]) })).logits!.data as Float32Array;
+      files.forEach((f, i) => {
+        const row = y.subarray(i * 6, (i + 1) * 6);
+        const m = Math.max(...row);
+        const z = row.reduce((a, v) => a + Math.exp(v - m), 0);
+        for (const t of expected[i]!.top) {
+          const p = Math.exp(row[t.index]! - m) / z;
+          assert.ok(Math.abs(p - t.probability) < 1e-4, `${f} class ${t.class}: onnx ${p} vs predictFiles ${t.probability}`);
+        }
+      });
+    } finally {
+      await session.release();
+    }
+  } finally {
+    for (const m of members) m.model.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

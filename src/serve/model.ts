@@ -49,15 +49,22 @@ export function readSidecar(path: string): OnnxSidecar {
 export async function resolveServable(path: string, o: OpenOptions = {}): Promise<string> {
   const p = resolve(path);
   if (!existsSync(p)) throw new Error(`${path}: no such file or folder`);
+  if (statSync(p).isFile() && p.endsWith('.onnx')) return p;
+  if (statSync(p).isDirectory() && existsSync(join(p, 'model.onnx')) && existsSync(join(p, 'model.json'))) return join(p, 'model.onnx');
+  // A run, checkpoint or ensemble file: libtorch is only loaded on this path.
+  let outDir: string;
+  let checkpointDir: string;
   if (statSync(p).isFile()) {
-    if (!p.endsWith('.onnx')) throw new Error(`${path}: expected a .onnx file, an export folder, or a run/checkpoint folder`);
-    return p;
+    const { isEnsembleFile } = await import('../eval/ensemble.js');
+    if (!isEnsembleFile(p)) throw new Error(`${path}: expected a .onnx file, an export folder, a run/checkpoint folder, or an ensemble file`);
+    checkpointDir = p;
+    outDir = o.exportDir ?? p.replace(/\.[^./]+$/, '') + '-onnx';
+  } else {
+    const { resolveCheckpoint } = await import('../train/checkpoint.js');
+    const r = resolveCheckpoint(p, 'best');
+    checkpointDir = r.checkpointDir;
+    outDir = o.exportDir ?? join(r.runDir ?? r.checkpointDir, 'export-onnx');
   }
-  if (existsSync(join(p, 'model.onnx')) && existsSync(join(p, 'model.json'))) return join(p, 'model.onnx');
-  // A run or checkpoint: libtorch is only loaded on this path.
-  const { resolveCheckpoint } = await import('../train/checkpoint.js');
-  const { runDir, checkpointDir } = resolveCheckpoint(p, 'best');
-  const outDir = o.exportDir ?? join(runDir ?? checkpointDir, 'export-onnx');
   const cached = join(outDir, 'model.onnx');
   if (existsSync(cached) && existsSync(join(outDir, 'model.json'))) {
     const s = readSidecar(join(outDir, 'model.json'));

@@ -78,26 +78,14 @@ function ortWebDir(): string {
   return dirname(require.resolve('onnxruntime-web'));
 }
 
-/** Mirrors a CHW image left-right (the 'flip' TTA view). */
-function hflipChw(x: Float32Array, c: number, h: number, w: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let p = 0; p < c * h; p++) {
-    const row = p * w;
-    for (let i = 0; i < w; i++) out[row + i] = x[row + w - 1 - i]!;
-  }
-  return out;
-}
-
 interface Upload { name: string; bytes: Buffer }
 
 export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...Object.fromEntries(Object.entries(o).filter(([k, v]) => k in DEFAULT_LIMITS && v !== undefined)) };
   const model = o.model;
   const sc = model.sidecar;
-  const [ch, h, w] = sc.input.dims as [number, number, number];
   // The same pre-processing as evaluation; only the decoder's pixel limit is the server's.
   const pipeline = { ...evalPipeline(sc.preprocess), maxPixels: limits.maxPixels };
-  const flip = sc.tta.includes('flip');
   let closing = false;
 
   const metrics = new ServeMetrics(() => batcher.queueLength);
@@ -212,12 +200,11 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     const ups = await uploads(req);
     const inputs = await Promise.all(ups.map(preprocess));
     const t1 = performance.now();
-    const views = flip ? inputs.flatMap((x) => [x, hflipChw(x, ch, h, w)]) : inputs;
-    const rows = await withDeadline(batcher.predictMany(views), limits.requestTimeoutMs - (t1 - t0));
+    // Test-time views and ensembles are inside the graph: one row of scores per image.
+    const rows = await withDeadline(batcher.predictMany(inputs), limits.requestTimeoutMs - (t1 - t0));
     const t2 = performance.now();
     const predictions = ups.map((u, i) => {
-      let logits = rows[flip ? 2 * i : i]!;
-      if (flip) { const b = rows[2 * i + 1]!; logits = logits.map((v, j) => (v + b[j]!) / 2); }
+      const logits = rows[i]!;
       const p = softmaxRow(logits);
       return { name: u.name, top: topk(logits, k).map((j) => ({ label: sc.classes[j]!, index: j, probability: p[j]! })) };
     });
@@ -231,7 +218,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   });
 
   app.get('/v1/model', async () => ({
-    model: sc.model, classes: sc.classes, preprocess: sc.preprocess, tta: sc.tta, input: sc.input, output: sc.output,
+    model: sc.model, classes: sc.classes, preprocess: sc.preprocess, tta: sc.tta, ttaMean: sc.ttaMean, members: sc.members?.map((m) => ({ model: m.model, weight: m.weight })) ?? [], input: sc.input, output: sc.output,
     opset: sc.opset, exportedBy: sc.goodsrecVersion, server: goodsrecVersion(), sha256: sc.sha256,
     references: o.references ? sc.classes.map((c) => o.references!.has(c)) : sc.classes.map(() => false),
     limits: { ...limits, maxBatch: o.maxBatch ?? 16 },

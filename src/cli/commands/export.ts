@@ -6,24 +6,32 @@ import { fail } from '../errors.js';
 export default defineCommand({
   meta: { name: 'export', description: 'Export a trained recognizer to ONNX (model.onnx + model.json with classes and pre-processing).' },
   args: {
-    model: { type: 'positional', description: 'run folder (its best checkpoint) or checkpoint folder', required: true },
+    model: { type: 'positional', description: 'run folder (its best checkpoint), checkpoint folder, or ensemble file', required: true },
     format: { type: 'string', description: "export format: 'onnx'", default: 'onnx' },
     out: { type: 'string', description: 'output folder (default <run>/export-onnx)' },
-    tta: { type: 'string', description: "test-time augmentation the server applies: 'flip'" },
+    tta: { type: 'string', description: "test-time views traced into the graph: 'flip', 'zoom', 'zoomflip' (comma-separated; default: an ensemble's own)" },
+    'tta-mean': { type: 'string', description: "average the views' 'logits' (default) or 'probs'" },
     latest: { type: 'boolean', description: 'export the latest checkpoint instead of the best' },
     'no-ema': { type: 'boolean', description: 'use the raw weights even when the checkpoint has EMA weights' },
   },
   async run({ args }) {
     try {
       if (args.format !== 'onnx') throw new Error(`--format: unknown format '${args.format}' (known: onnx)`);
-      const tta = args.tta ? args.tta.split(',') : [];
-      for (const t of tta) if (t !== 'flip') throw new Error(`--tta: unknown view '${t}' (known: flip)`);
+      const { parseTta } = await import('../../eval/evaluate.js');
+      const { tta, ttaMean } = parseTta(args.tta, args['tta-mean']);
       const { exportRecognizer } = await import('../../serve/onnx/export.js');
       const { resolveCheckpoint } = await import('../../train/checkpoint.js');
-      const { runDir, checkpointDir } = resolveCheckpoint(args.model, args.latest ? 'latest' : 'best');
-      const outDir = args.out ?? join(runDir ?? checkpointDir, 'export-onnx');
+      const { isEnsembleFile } = await import('../../eval/ensemble.js');
+      let outDir = args.out;
+      if (!outDir) {
+        if (isEnsembleFile(args.model)) outDir = args.model.replace(/\.[^./]+$/, '') + '-onnx';
+        else {
+          const { runDir, checkpointDir } = resolveCheckpoint(args.model, args.latest ? 'latest' : 'best');
+          outDir = join(runDir ?? checkpointDir, 'export-onnx');
+        }
+      }
       const r = exportRecognizer(args.model, {
-        outDir, tta: tta as 'flip'[], prefer: args.latest ? 'latest' : 'best', ...(args['no-ema'] ? { ema: false } : {}),
+        outDir, ...(args.tta ? { tta } : {}), ...(args['tta-mean'] ? { ttaMean } : {}), prefer: args.latest ? 'latest' : 'best', ...(args['no-ema'] ? { ema: false } : {}),
       });
       const nodes = Object.values(r.ops).reduce((a, b) => a + b, 0);
       console.log(`${r.sidecar.model}: ${nodes} ONNX nodes (opset ${r.sidecar.opset}), ${r.sidecar.classes.length} classes, input [batch, ${r.sidecar.input.dims.join(', ')}]`);

@@ -1,18 +1,18 @@
-// goodsrec export: a trained recognizer (run or checkpoint) -> model.onnx +
-// model.json (everything needed to use it: classes, pre-processing, TTA).
+// goodsrec export: a trained recognizer (run, checkpoint or ensemble file) ->
+// model.onnx + model.json (classes, pre-processing). Test-time views and
+// ensemble averaging are traced into the graph through the evaluation code
+// (batchLogits), so a served graph scores exactly as `goodsrec predict`.
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as T from '../../tensor/index.js';
-import type { Module } from '../../nn/module.js';
-import { loadRecognizer } from '../../eval/predictor.js';
+import { Module } from '../../nn/module.js';
+import { loadRecognizer, disposeRecognizer, type LoadedRecognizer } from '../../eval/predictor.js';
+import { batchLogits, type TtaMean, type TtaView } from '../../eval/evaluate.js';
 import { goodsrecVersion } from '../../util/version.js';
 import { IR_VERSION, OPSET } from './graph.js';
 import { traceModel } from './trace.js';
 import type { PreprocessConfig } from '../../train/pipelines.js';
-
-/** Views whose logits are averaged at inference ('flip': horizontal mirror), as `goodsrec predict --tta`. */
-export type TtaView = 'flip';
 
 /** The JSON sidecar next to model.onnx. */
 export interface OnnxSidecar {
@@ -28,7 +28,11 @@ export interface OnnxSidecar {
   output: { name: string; dims: number[] };
   classes: string[];
   preprocess: PreprocessConfig;
+  /** Test-time views computed inside the graph (averaged as ttaMean); nothing for the caller to do. */
   tta: TtaView[];
+  ttaMean: TtaMean;
+  /** Members of an ensemble exported as one graph (empty for a single model). */
+  members: { model: string; checkpoint: string; weight: number }[];
   source: { checkpoint: string | null; run: string | null; ema: boolean };
   /** sha256 of model.onnx, so a sidecar is never paired with another graph. */
   sha256: string;
@@ -42,14 +46,54 @@ export interface ExportModelOptions {
   metadata?: Record<string, string>;
 }
 
+/**
+ * What the graph computes: the members' scores under the test-time views (batchLogits, the
+ * evaluation code), combined like the ensemble's combineScores: weighted mean of logits, or with
+ * mean 'probs' the log of the weighted mean probability.
+ */
+class Scorer extends Module {
+  // '_' fields are not registered children: initializer names come from the members' own state dicts.
+  constructor(private readonly _members: readonly Module[], private readonly _weights: readonly number[], private readonly _tta: readonly TtaView[], private readonly _ttaMean: TtaMean, private readonly _mean: TtaMean) {
+    super();
+  }
+
+  override forward(x: T.Tensor): T.Tensor {
+    if (this._members.length === 1) return batchLogits(this._members[0]!, x, this._tta, this._ttaMean);
+    return T.tidy(() => {
+      let acc: T.Tensor | null = null;
+      this._members.forEach((m, i) => {
+        const s = batchLogits(m, x, this._tta, this._ttaMean);
+        const v = (this._mean === 'probs' ? T.F.softmax(s, 1) : s).mul(this._weights[i]!);
+        acc = acc ? acc.add(v) : v;
+      });
+      return this._mean === 'probs' ? acc!.log() : acc!;
+    });
+  }
+}
+
+/** State tensors of the members, named by their state-dict keys (prefixed 'members.<i>.' for an ensemble). */
+function memberNames(members: readonly Module[]): Map<string, T.Tensor> {
+  const out = new Map<string, T.Tensor>();
+  members.forEach((m, i) => {
+    for (const [k, t] of m.stateTensors()) out.set(members.length > 1 ? `members.${i}.${k}` : k, t);
+  });
+  return out;
+}
+
 /** Traces a model in eval mode and returns the serialised ONNX graph plus its input/output description. */
-export function exportModel(model: Module, o: ExportModelOptions): { bytes: Uint8Array; input: { name: string; dims: number[] }; output: { name: string; dims: number[] }; ops: Record<string, number> } {
-  const wasTraining = model.training;
-  model.eval();
+export function exportModel(model: Module, o: ExportModelOptions & { tta?: readonly TtaView[]; ttaMean?: TtaMean }): ReturnType<typeof exportScorer> {
+  return exportScorer([model], [1], { ...o, mean: 'logits' });
+}
+
+function exportScorer(members: readonly Module[], weights: readonly number[], o: ExportModelOptions & { tta?: readonly TtaView[]; ttaMean?: TtaMean; mean: TtaMean }): { bytes: Uint8Array; input: { name: string; dims: number[] }; output: { name: string; dims: number[] }; ops: Record<string, number> } {
+  const training = members.map((m) => m.training);
+  for (const m of members) m.eval();
   try {
     const example = T.randn([2, o.inChans ?? 3, o.size, o.size]).keep();
     try {
-      const tr = traceModel(model, example);
+      const plain = members.length === 1 && !o.tta?.length;
+      const root = plain ? members[0]! : new Scorer(members, weights, o.tta ?? [], o.ttaMean ?? 'logits', o.mean).eval();
+      const tr = traceModel(root, example, memberNames(members));
       const bytes = tr.graph.encode({
         input: tr.input, inputDims: tr.inputDims, output: tr.output, outputDims: tr.outputDims,
         producer: 'goodsrec', producerVersion: goodsrecVersion(), ...(o.metadata ? { metadata: o.metadata } : {}),
@@ -59,20 +103,22 @@ export function exportModel(model: Module, o: ExportModelOptions): { bytes: Uint
       example.dispose();
     }
   } finally {
-    if (wasTraining) model.train();
+    members.forEach((m, i) => { if (training[i]) m.train(); });
   }
 }
 
 export interface ExportRecognizerOptions {
   outDir: string;
+  /** Test-time views to trace into the graph (default: an ensemble file's own, else none). */
   tta?: TtaView[];
+  ttaMean?: TtaMean;
   prefer?: 'best' | 'latest';
   ema?: boolean;
 }
 
 export interface ExportResult { onnxPath: string; sidecarPath: string; sidecar: OnnxSidecar; ops: Record<string, number> }
 
-/** What exportRecognizer needs of a loaded recognizer (loadRecognizer's result has it). */
+/** What exportLoaded needs of a loaded recognizer (loadRecognizer's result has it). */
 export interface ExportableRecognizer {
   model: Module;
   modelName: string;
@@ -81,22 +127,35 @@ export interface ExportableRecognizer {
   checkpointDir?: string;
   runDir?: string | undefined;
   ema?: boolean;
+  ensemble?: LoadedRecognizer['ensemble'];
 }
 
-/** Exports a run or checkpoint folder to outDir/model.onnx + outDir/model.json (written atomically). */
+/** Exports a run, checkpoint or ensemble file to outDir/model.onnx + outDir/model.json (written atomically). */
 export function exportRecognizer(path: string, o: ExportRecognizerOptions): ExportResult {
-  const r = loadRecognizer(path, { ...(o.prefer ? { prefer: o.prefer } : {}), ...(o.ema !== undefined ? { ema: o.ema } : {}) });
+  const r = loadRecognizer(path, { allowEnsemble: true, ...(o.prefer ? { prefer: o.prefer } : {}), ...(o.ema !== undefined ? { ema: o.ema } : {}) });
   try {
     return exportLoaded(r, o);
   } finally {
-    r.model.dispose();
+    disposeRecognizer(r);
   }
 }
 
-/** Exports a recognizer already in memory. */
-export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOptions, 'outDir' | 'tta'>): ExportResult {
-  const { bytes, input, output, ops } = exportModel(r.model, {
-    size: r.preprocess.size,
+const samePreprocess = (a: PreprocessConfig, b: PreprocessConfig): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** Exports a recognizer already in memory (an ensemble becomes one graph when its members share pre-processing). */
+export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOptions, 'outDir' | 'tta' | 'ttaMean'>): ExportResult {
+  const e = r.ensemble;
+  const members = e ? e.members : [r];
+  for (const m of members) {
+    if (!samePreprocess(m.preprocess, members[0]!.preprocess)) {
+      throw new Error(`export: ensemble members use different pre-processing (${members.map((x) => `${x.modelName}: ${JSON.stringify(x.preprocess)}`).join('; ')}); one graph needs one input, export the members separately`);
+    }
+  }
+  const tta = o.tta ?? e?.tta ?? [];
+  const ttaMean = o.ttaMean ?? e?.ttaMean ?? 'logits';
+  const preprocess = members[0]!.preprocess;
+  const { bytes, input, output, ops } = exportScorer(members.map((m) => m.model), e ? e.weights : [1], {
+    size: preprocess.size, tta, ttaMean, mean: e?.mean ?? 'logits',
     metadata: { model: r.modelName, classes: String(r.classes.length) },
   });
   if (output.dims[0] !== r.classes.length) throw new Error(`export: the model gives ${output.dims.join('x')} outputs for ${r.classes.length} classes`);
@@ -106,8 +165,9 @@ export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOp
   const sidecarPath = join(outDir, 'model.json');
   const sidecar: OnnxSidecar = {
     format: 'goodsrec-onnx', formatVersion: 1, model: r.modelName, goodsrecVersion: goodsrecVersion(),
-    opset: OPSET, irVersion: IR_VERSION, input, output, classes: r.classes, preprocess: r.preprocess,
-    tta: o.tta ?? [], source: { checkpoint: r.checkpointDir ?? null, run: r.runDir ?? null, ema: r.ema ?? false },
+    opset: OPSET, irVersion: IR_VERSION, input, output, classes: r.classes, preprocess,
+    tta, ttaMean, members: e ? e.members.map((m, i) => ({ model: m.modelName, checkpoint: m.checkpointDir, weight: e.weights[i]! })) : [],
+    source: { checkpoint: r.checkpointDir ?? null, run: r.runDir ?? null, ema: r.ema ?? false },
     sha256: createHash('sha256').update(bytes).digest('hex'),
   };
   // Graph first, sidecar last: a reader that finds the sidecar finds a complete graph.

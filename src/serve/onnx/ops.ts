@@ -464,6 +464,15 @@ export const OPS: Readonly<Record<string, OpHandler>> = {
     const idx = c.g.initializer(c.g.fresh('index'), [], BigInt64Array.of(BigInt(num(a[2]!, 'index'))));
     return [out(c.g.node('Gather', [x.name, idx], { axis: d }), s[0]!, x)];
   },
+  flip: (c, a, s) => {
+    // Slice with step -1 over each flipped axis.
+    const x = c.value(a[0]!);
+    const axes = nums(a[1]!, 'dims').map((d) => normDim(d, x.shape.length));
+    noBatchAxis(x, axes, 'flip');
+    const g = c.g;
+    const name = g.node('Slice', [x.name, g.ints(axes.map(() => -1), 'starts'), g.ints(axes.map(() => Number.MIN_SAFE_INTEGER), 'ends'), g.ints(axes, 'axes'), g.ints(axes.map(() => -1), 'steps')]);
+    return [out(name, s[0]!, x)];
+  },
   split: splitOp,
   splitWithSizes: splitOp,
   chunk: splitOp,

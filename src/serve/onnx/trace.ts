@@ -43,16 +43,17 @@ const READS_VALUES = new Set(['item', 'toBuffer', 'equal', 'allclose', 'nonzero'
 /**
  * Runs model.forward(example) in eval mode under noGrad and returns the graph it
  * recorded. `example` must be [B, C, H, W] with B >= 2 so the batch dimension
- * can be told apart from the others.
+ * can be told apart from the others. Initializers take their names from `names`
+ * (default: the model's state dict).
  */
-export function traceModel(model: Module, example: T.Tensor): TraceResult {
+export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<string, T.Tensor> = model.stateTensors()): TraceResult {
   if (example.ndim < 1 || example.shape[0]! < 2) throw new RangeError(`traceModel: the example input needs a batch of at least 2, got [${example.shape.join(', ')}]`);
   if (model.training) throw new Error('traceModel: put the model in eval mode first (model.eval())');
   const batch = example.shape[0]!;
   const g = new GraphBuilder();
   const values = new Map<HandleObj, Value>();
   const stateByHandle = new Map<HandleObj, { name: string; tensor: T.Tensor }>();
-  for (const [name, t] of (model as Module & { stateTensors(): Map<string, T.Tensor> }).stateTensors()) stateByHandle.set(t.handle as unknown as HandleObj, { name, tensor: t });
+  for (const [name, t] of names) stateByHandle.set(t.handle as unknown as HandleObj, { name, tensor: t });
   const stack: string[] = [];
   let busy = false;
   let constCount = 0;

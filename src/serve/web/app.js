@@ -103,24 +103,13 @@ async function preprocess(blob) {
   return out;
 }
 
-function flipChw(x, size) {
-  const out = new Float32Array(x.length);
-  for (let r = 0; r < 3 * size; r++) for (let i = 0; i < size; i++) out[r * size + i] = x[r * size + size - 1 - i];
-  return out;
-}
-
 async function predictInBrowser(blob) {
   const { ort, s } = await session();
   const t0 = performance.now();
   const x = await preprocess(blob);
-  const size = meta.preprocess.size;
-  const views = meta.tta.includes('flip') ? [x, flipChw(x, size)] : [x];
-  const input = new Float32Array(views.length * x.length);
-  views.forEach((v, i) => input.set(v, i * x.length));
-  const out = await s.run({ [meta.input.name]: new ort.Tensor('float32', input, [views.length, ...meta.input.dims]) });
-  const y = out[meta.output.name].data;
-  const n = meta.classes.length;
-  const logits = Array.from({ length: n }, (_, j) => views.reduce((a, _v, i) => a + y[i * n + j], 0) / views.length);
+  // Test-time views and ensembles are inside the graph: one image in, one row of scores out.
+  const out = await s.run({ [meta.input.name]: new ort.Tensor('float32', x, [1, ...meta.input.dims]) });
+  const logits = Array.from(out[meta.output.name].data);
   const m = Math.max(...logits);
   const e = logits.map((v) => Math.exp(v - m));
   const z = e.reduce((a, b) => a + b, 0);
