@@ -11,7 +11,7 @@ import autocannon from 'autocannon';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { predictFiles, type LoadedRecognizer } from '../src/eval/predictor.js';
 import type { PreprocessConfig } from '../src/train/pipelines.js';
-import { SAMPLE, standInRecognizer } from './serve-helpers.js';
+import { SAMPLE, repoRoot, standInRecognizer } from './serve-helpers.js';
 import { openServedModel } from '../src/serve/model.js';
 import { buildServer, type PredictResponse, type ServerOptions } from '../src/serve/server.js';
 import { SERVE_ERRORS, type ErrorBody } from '../src/serve/errors.js';
@@ -235,4 +235,11 @@ test('graceful shutdown: requests in flight when close() starts are answered, la
   assert.ok(Date.now() - t0 < 10_000, `close() took ${Date.now() - t0} ms (keep-alive connections left open?)`);
   assert.ok(released, 'the onnxruntime session was released on close');
   await assert.rejects(fetch(`${url}/healthz`));
+});
+
+test('the error catalogue and its documentation (src/serve/README.md) list the same codes and statuses', () => {
+  const doc = readFileSync(join(repoRoot, 'src', 'serve', 'README.md'), 'utf8');
+  const rows = new Map([...doc.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1]!, Number(m[2])]));
+  const catalogue = new Map(Object.entries(SERVE_ERRORS).map(([k, v]) => [k, v.status]));
+  assert.deepEqual(rows, catalogue);
 });
