@@ -26,7 +26,7 @@ test('fixres sweep: trunk and BN statistics bit-identical, classifier trained, b
   const run = join(work, 'src');
   await makeRun(run, { size: 32 });
   const out = join(work, 'fx');
-  const res = await fixres({ run, sizes: [32, 40], epochs: 3, lr: 0.01, batchSize: 32, workers: 1, flip: true, out });
+  const res = await fixres({ run, sizes: [32, 40], epochs: 3, lr: 0.01, batchSize: 32, workers: 1, flip: true, candidates: 'fine-tuned', out });
   assert.deepEqual(res.trained, ['fc.weight', 'fc.bias']);
   assert.equal(res.sizes.length, 2);
   const tops = res.sizes.map((s) => s.after!.top1);
@@ -81,11 +81,15 @@ test('freezeTrunk: only the classifier keeps requiresGrad; every module (BatchNo
 test('fixres: class-balanced re-training changes only the classifier; bad input gets clear errors', async () => {
   const run = join(work, 'src2');
   await makeRun(run, { size: 32, seed: 3 });
-  const res = await fixres({ run, sizes: [36], epochs: 1, lr: 0.01, batchSize: 32, workers: 1, classBalanced: true, out: join(work, 'cb') });
+  const res = await fixres({ run, sizes: [36], epochs: 1, lr: 0.01, batchSize: 32, workers: 1, classBalanced: true, candidates: 'fine-tuned', out: join(work, 'cb') });
   const before = bytes(join(run, 'checkpoints', 'epoch-0001', 'model.safetensors'));
   const after = bytes(join(res.checkpointDir, 'model.safetensors'));
   const changed = [...before].filter(([k, b]) => !b.equals(after.get(k)!)).map(([k]) => k);
   assert.deepEqual(changed.sort(), ['fc.bias', 'fc.weight']);
+  // By default the validation split chooses among every size as it is and fine-tuned.
+  const res2 = await fixres({ run, sizes: [36, 40], epochs: 1, lr: 0.01, batchSize: 32, workers: 1, out: join(work, 'cb2') });
+  const all = res2.sizes.flatMap((s) => [s.before.top1, s.after!.top1]);
+  assert.equal(res2.best.top1, Math.max(...all));
   await assert.rejects(fixres({ run, sizes: [36], epochs: 1, out: join(work, 'cb') }), /already holds a run/);
   await assert.rejects(fixres({ run, sizes: [8], epochs: 1, out: join(work, 'x') }), /integers >= 16/);
   await assert.rejects(fixres({ run, sizes: [36], epochs: 1, valSplit: 'nope', out: join(work, 'y') }), /validation split 'nope' has no images/);

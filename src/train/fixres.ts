@@ -46,6 +46,8 @@ export interface FixResOptions {
   valSplit?: string;
   /** Decode workers (default: automatic). */
   workers?: number;
+  /** Which classifiers the validation split chooses from: each size as it is and fine-tuned ('all', default), or only fine-tuned ones. */
+  candidates?: 'all' | 'fine-tuned';
   /** Output run folder (default <run>/fixres-<size>). */
   out?: string;
   onLog?: (line: string) => void;
@@ -252,9 +254,16 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
       const valFs = await extractFeatures(model, valDs, pre, { device, ...(o.workers !== undefined ? { workers: o.workers } : {}) });
       const before = evaluateFeatures(model, valFs, r.classes, device);
       log(`size ${size}: before fine-tuning top-1 ${(100 * before.top1).toFixed(2)}%`);
+      // Candidates: every size as it is and, with --epochs, fine-tuned; the validation split picks (ties: the earlier).
+      const consider = (top1: number, fineTuned: boolean, epochs: Record<string, unknown>[]): void => {
+        if (best && !(top1 > best.top1)) return;
+        for (const t of best?.weights.values() ?? []) t.dispose();
+        best = { size, top1, fineTuned, weights: snapshot(cls), epochs };
+      };
+      if (o.epochs === 0 || o.candidates !== 'fine-tuned') consider(before.top1, false, []);
       let after: SizeResult['after'] = null;
-      const epochs: Record<string, unknown>[] = [];
       if (o.epochs > 0) {
+        const epochs: Record<string, unknown>[] = [];
         const trainFs = await extractFeatures(model, trainDs, pre, { flip: o.flip ?? false, device, ...(o.workers !== undefined ? { workers: o.workers } : {}) });
         const losses = fitClassifier(model, trainFs, trainDs, {
           ...fit, onEpoch: (e, loss, lrNow) => { epochs.push({ type: 'epoch', size, epoch: e, trainLoss: loss, lr: lrNow }); },
@@ -263,13 +272,9 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
         after = { ...brief(m), trainLoss: losses[losses.length - 1]! };
         epochs[epochs.length - 1]!.val = brief(m);
         log(`size ${size}: after ${o.epochs} epoch(s) of classifier training top-1 ${(100 * m.top1).toFixed(2)}% (train loss ${after.trainLoss.toFixed(4)})`);
+        consider(m.top1, true, epochs);
       }
       results.push({ size, before: brief(before), after });
-      const top1 = after ? after.top1 : before.top1;
-      if (!best || top1 > best.top1) {
-        for (const t of best?.weights.values() ?? []) t.dispose();
-        best = { size, top1, fineTuned: after !== null, weights: snapshot(cls), epochs };
-      }
     }
     const b = best!;
     cls.loadStateDict(b.weights);

@@ -27,6 +27,7 @@ export default defineCommand({
     'weight-decay': { type: 'string', description: "weight decay (default: the run's)" },
     'class-balanced': { type: 'boolean', description: 'class-balanced sampling (decoupled classifier re-training for the long tail)' },
     flip: { type: 'boolean', description: 'also train on horizontally flipped images' },
+    'only-fine-tuned': { type: 'boolean', description: 'pick among fine-tuned classifiers only (default: also each size without fine-tuning)' },
     data: { type: 'string', description: "dataset folder (default: the run's)" },
     'train-split': { type: 'string', description: "split to train the classifier on (default: the run's)" },
     'val-split': { type: 'string', description: "split that picks the size (default: the run's validation split)" },
@@ -48,7 +49,7 @@ export default defineCommand({
       const workers = num('workers', args.workers, true);
       const res = await fixres({
         run: args.run, sizes, epochs: num('epochs', args.epochs, true)!, lr: num('lr', args.lr)!, batchSize: num('batch-size', args['batch-size'], true)!,
-        classBalanced: !!args['class-balanced'], flip: !!args.flip, device: args.device as T.Device,
+        classBalanced: !!args['class-balanced'], flip: !!args.flip, candidates: args['only-fine-tuned'] ? 'fine-tuned' : 'all', device: args.device as T.Device,
         ...(wd !== undefined ? { weightDecay: wd } : {}), ...(seed !== undefined ? { seed } : {}), ...(workers !== undefined ? { workers } : {}),
         ...(args.data ? { data: args.data } : {}), ...(args['train-split'] ? { trainSplit: args['train-split'] } : {}),
         ...(args['val-split'] !== undefined ? { valSplit: args['val-split'] } : {}), ...(args.out ? { out: args.out } : {}),
