@@ -5,13 +5,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import ort from 'onnxruntime-node';
+import { Worker } from 'node:worker_threads';
 import type { OnnxSidecar } from './onnx/export.js';
+import type { OrtReply, OrtRequest, OrtWorkerData } from './ort-worker.js';
 
 export interface ServedModel {
   onnxPath: string;
   sidecar: OnnxSidecar;
-  session: ort.InferenceSession;
   /** Floats per image: C*H*W. */
   itemSize: number;
   /** Runs [n, C, H, W] -> logits [n, classes]. */
@@ -82,21 +82,51 @@ export async function openServedModel(path: string, o: OpenOptions = {}): Promis
   const bytes = readFileSync(onnxPath);
   const sha = createHash('sha256').update(bytes).digest('hex');
   if (sidecar.sha256 && sidecar.sha256 !== sha) throw new Error(`${sidecarPath}: describes another graph than ${onnxPath} (sha256 differs); export again`);
-  const session = await ort.InferenceSession.create(bytes, {
-    intraOpNumThreads: o.threads ?? availableParallelism(),
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-  });
   const dims = sidecar.input.dims;
   const itemSize = dims.reduce((a, b) => a * b, 1);
+  const workerData: OrtWorkerData = {
+    onnxPath, inputName: sidecar.input.name, outputName: sidecar.output.name, dims,
+    options: { intraOpNumThreads: o.threads ?? availableParallelism(), interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' },
+  };
+  const worker = new Worker(new URL('./ort-worker.js', import.meta.url), { workerData });
+  const pending = new Map<number, { resolve: (x: Float32Array) => void; reject: (e: Error) => void }>();
+  let nextId = 0;
+  let onReleased: (() => void) | null = null;
+  await new Promise<void>((resolveReady, rejectReady) => {
+    worker.on('message', (m: OrtReply) => {
+      if (m.type === 'ready') resolveReady();
+      else if (m.type === 'fatal') rejectReady(new Error(`${onnxPath}: onnxruntime cannot load the graph: ${m.message}`));
+      else if (m.type === 'released') onReleased?.();
+      else {
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        if (m.type === 'result') p?.resolve(m.output); else p?.reject(new Error(`onnxruntime: ${m.message}`));
+      }
+    });
+    worker.on('error', (e) => {
+      rejectReady(e);
+      for (const p of pending.values()) p.reject(e);
+      pending.clear();
+    });
+  });
+  let released: Promise<void> | null = null;
   return {
-    onnxPath, sidecar, session, itemSize,
-    async run(input: Float32Array, n: number): Promise<Float32Array> {
-      const r = await session.run({ [sidecar.input.name]: new ort.Tensor('float32', input, [n, ...dims]) });
-      const out = r[sidecar.output.name]!;
-      return out.data as Float32Array;
+    onnxPath, sidecar, itemSize,
+    run(input: Float32Array, n: number): Promise<Float32Array> {
+      if (released) return Promise.reject(new Error('onnxruntime session released'));
+      return new Promise((resolve, reject) => {
+        const id = nextId++;
+        pending.set(id, { resolve, reject });
+        // The batch buffer is the batcher's own copy: hand it over instead of copying.
+        worker.postMessage({ type: 'run', id, input, n } satisfies OrtRequest, [input.buffer as ArrayBuffer]);
+      });
     },
-    release: () => session.release(),
+    release(): Promise<void> {
+      released ??= new Promise<void>((res) => {
+        onReleased = () => { void worker.terminate().then(() => res()); };
+        worker.postMessage({ type: 'release' } satisfies OrtRequest);
+      });
+      return released;
+    },
   };
 }
