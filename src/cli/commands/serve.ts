@@ -42,8 +42,6 @@ export default defineCommand({
         logger: Boolean(args.log),
       });
       const address = await app.listen({ port: int(args.port, 'port', 0)!, host: args.host });
-      console.log(`${model.sidecar.model} (${model.sidecar.classes.length} classes) from ${model.onnxPath}`);
-      console.log(`listening on ${address}  (page: ${address}/, API: POST ${address}/v1/predict)`);
       let stopping = false;
       const stop = (sig: string): void => {
         if (stopping) return;
@@ -53,6 +51,9 @@ export default defineCommand({
       };
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));
+      // Announced only once the signal handlers are in place (a supervisor may stop us right away).
+      console.log(`${model.sidecar.model} (${model.sidecar.classes.length} classes) from ${model.onnxPath}`);
+      console.log(`listening on ${address}  (page: ${address}/, API: POST ${address}/v1/predict)`);
     } catch (e) {
       if (process.env.GOODSREC_DEBUG) console.error(e);
       fail((e as Error).message);
