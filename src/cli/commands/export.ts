@@ -12,7 +12,7 @@ export default defineCommand({
     tta: { type: 'string', description: "test-time views traced into the graph: 'flip', 'zoom', 'zoomflip' (comma-separated; default: an ensemble's own)" },
     'tta-mean': { type: 'string', description: "average the views' 'logits' (default) or 'probs'" },
     latest: { type: 'boolean', description: 'export the latest checkpoint instead of the best' },
-    'no-ema': { type: 'boolean', description: 'use the raw weights even when the checkpoint has EMA weights' },
+    ema: { type: 'boolean', description: 'use the EMA weights when the checkpoint has them (--no-ema: the raw weights)', default: true },
   },
   async run({ args }) {
     try {
@@ -31,7 +31,7 @@ export default defineCommand({
         }
       }
       const r = exportRecognizer(args.model, {
-        outDir, ...(args.tta ? { tta } : {}), ...(args['tta-mean'] ? { ttaMean } : {}), prefer: args.latest ? 'latest' : 'best', ...(args['no-ema'] ? { ema: false } : {}),
+        outDir, ...(args.tta ? { tta } : {}), ...(args['tta-mean'] ? { ttaMean } : {}), prefer: args.latest ? 'latest' : 'best', ...(args.ema === false ? { ema: false } : {}),
       });
       const nodes = Object.values(r.ops).reduce((a, b) => a + b, 0);
       console.log(`${r.sidecar.model}: ${nodes} ONNX nodes (opset ${r.sidecar.opset}), ${r.sidecar.classes.length} classes, input [batch, ${r.sidecar.input.dims.join(', ')}]`);
