@@ -93,7 +93,8 @@ function exportScorer(members: readonly Module[], weights: readonly number[], o:
     try {
       const plain = members.length === 1 && !o.tta?.length;
       const root = plain ? members[0]! : new Scorer(members, weights, o.tta ?? [], o.ttaMean ?? 'logits', o.mean).eval();
-      const tr = traceModel(root, example, memberNames(members));
+      const labels = new Map(members.map((m, i) => [members.length > 1 ? `members.${i}` : '', m]));
+      const tr = traceModel(root, example, memberNames(members), labels);
       const bytes = tr.graph.encode({
         input: tr.input, inputDims: tr.inputDims, output: tr.output, outputDims: tr.outputDims,
         producer: 'goodsrec', producerVersion: goodsrecVersion(), ...(o.metadata ? { metadata: o.metadata } : {}),

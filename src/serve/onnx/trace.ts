@@ -44,9 +44,10 @@ const READS_VALUES = new Set(['item', 'toBuffer', 'equal', 'allclose', 'nonzero'
  * Runs model.forward(example) in eval mode under noGrad and returns the graph it
  * recorded. `example` must be [B, C, H, W] with B >= 2 so the batch dimension
  * can be told apart from the others. Initializers take their names from `names`
- * (default: the model's state dict).
+ * (default: the model's state dict); error messages name modules by their paths
+ * under `labelled` (prefix -> module; default: the model itself).
  */
-export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<string, T.Tensor> = model.stateTensors()): TraceResult {
+export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<string, T.Tensor> = model.stateTensors(), labelled: ReadonlyMap<string, Module> = new Map([['', model]])): TraceResult {
   if (example.ndim < 1 || example.shape[0]! < 2) throw new RangeError(`traceModel: the example input needs a batch of at least 2, got [${example.shape.join(', ')}]`);
   if (model.training) throw new Error('traceModel: put the model in eval mode first (model.eval())');
   const batch = example.shape[0]!;
@@ -129,7 +130,9 @@ export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<
 
   // Each module's forward pushes its state-dict path, so errors name the module.
   const restore: (() => void)[] = [];
-  for (const [name, m] of model.namedModules()) {
+  const modules = new Map<Module, string>([...labelled].flatMap(([prefix, root]) => root.namedModules().map(([n, m]): [Module, string] => [m, prefix && n ? `${prefix}.${n}` : prefix || n])));
+  if (!modules.has(model)) modules.set(model, '');
+  for (const [m, name] of modules) {
     const own = Object.prototype.hasOwnProperty.call(m, 'forward');
     const prev = m.forward;
     const label = `'${name || '<root>'}' (${m.constructor.name})`;
