@@ -113,7 +113,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     if (e.code === 'UNSUPPORTED_MEDIA_TYPE' && !(err instanceof ServeError)) {
       e = new ServeError(e.code, `content type '${req.headers['content-type'] ?? '(none)'}' is not accepted: send an image with Content-Type image/*, or multipart/form-data with image files`);
     }
-    if (e.code === 'INTERNAL') req.log.error(err);
+    if (e.code === 'INTERNAL') { if (o.logger) req.log.error(err); else console.error(err); }
     metrics.errors.inc({ code: e.code });
     void reply.status(e.statusCode).type('application/json').send(errorBody(e));
   });
@@ -121,16 +121,18 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     metrics.errors.inc({ code: 'NOT_FOUND' });
     void reply.status(404).send(errorBody(new ServeError('NOT_FOUND', `no route ${req.method} ${req.url}`)));
   });
+  // Requests being handled (refused ones are never counted; a client that hangs up is counted out).
+  const counted = new WeakSet<FastifyRequest>();
+  const countOut = (req: FastifyRequest): void => { if (counted.delete(req)) inflight--; };
   let inflight = 0;
-  app.addHook('onRequest', async () => {
+  app.addHook('onRequest', async (req) => {
     if (closing) throw new ServeError('SHUTTING_DOWN', 'the server is shutting down');
+    counted.add(req);
     inflight++;
   });
-  // A client that hangs up gets no response: count it out here.
-  app.addHook('onRequestAbort', async (_req) => { inflight = Math.max(0, inflight - 1); });
+  app.addHook('onRequestAbort', async (req) => { countOut(req); });
   app.addHook('onResponse', async (req, reply) => {
-    // Requests refused while closing were never counted.
-    if (reply.statusCode !== 503 || !closing) inflight = Math.max(0, inflight - 1);
+    countOut(req);
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
   app.addHook('preClose', async () => { closing = true; });
