@@ -12,7 +12,7 @@ import { Sequential } from '../nn/layers/containers.js';
 import { createAttn } from '../nn/layers/create-attn.js';
 import { constant_, kaimingNormal_, ones_, zeros_ } from '../nn/init.js';
 import { ClassifierModel, IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './model.js';
-import { registerModel, type CreateModelOptions } from './registry.js';
+import { registerModel, type CreateModelOptions, type CheckpointFilter } from './registry.js';
 import { createClassifier, checkHead, type HeadType } from './head.js';
 
 const reluInPlace = (x: T.Tensor): T.Tensor => x.relu_();
@@ -167,6 +167,8 @@ export interface ResNetArgs {
   attnArgs?: AttnArgs;
   /** Attention between stages (after layer1-3) in slots bam1..bam3, by createAttn name ('bam'). */
   stageAttn?: string | null;
+  /** Options of the stage attention (e.g. BAM's combine). */
+  stageAttnArgs?: AttnArgs;
   /** Classifier head: 'linear' (default) or the write-up's 'wide' (numFeatures -> 4096 -> classes). */
   head?: HeadType;
   /** Hidden width of the wide head (default 4096). */
@@ -226,9 +228,9 @@ export class ResNet extends ClassifierModel {
     }
     [this.layer1, this.layer2, this.layer3, this.layer4] = stages as [Sequential, Sequential, Sequential, Sequential];
     const stageOut = (i: number): number => planes[i]! * block.expansion;
-    this.bam1 = createAttn(args.stageAttn, stageOut(0));
-    this.bam2 = createAttn(args.stageAttn, stageOut(1));
-    this.bam3 = createAttn(args.stageAttn, stageOut(2));
+    this.bam1 = createAttn(args.stageAttn, stageOut(0), args.stageAttnArgs);
+    this.bam2 = createAttn(args.stageAttn, stageOut(1), args.stageAttnArgs);
+    this.bam3 = createAttn(args.stageAttn, stageOut(2), args.stageAttnArgs);
     this.avgpool = new AdaptiveAvgPool2d(1);
     this.numFeatures = inplanes;
     this.dropRate = args.dropRate ?? 0;
@@ -293,6 +295,8 @@ function createResNet(variant: ResNetArgs, o: CreateModelOptions): ResNet {
     attnLayer: pick('attnLayer'),
     planes: pick('planes'),
     fcBias: pick('fcBias'),
+    attnArgs: o.attnArgs !== undefined ? { ...variant.attnArgs, ...(o.attnArgs as AttnArgs) } : variant.attnArgs,
+    stageAttnArgs: o.stageAttnArgs !== undefined ? { ...variant.stageAttnArgs, ...(o.stageAttnArgs as AttnArgs) } : variant.stageAttnArgs,
     head: pick('head'),
     headHidden: pick('headHidden'),
   });
@@ -320,8 +324,8 @@ export const RESNET_VARIANTS: Readonly<Record<string, ResNetArgs>> = {
 };
 
 /** Registers one ResNet-family variant (used here and by the model zoo for attention/wider variants). */
-export function registerResNet(name: string, args: ResNetArgs, config: ModelCfg = cfg('torchvision')): void {
-  registerModel(name, (o) => createResNet(args, o), config, { family: 'resnet' });
+export function registerResNet(name: string, args: ResNetArgs, config: ModelCfg = cfg('torchvision'), filter?: CheckpointFilter): void {
+  registerModel(name, (o) => createResNet(args, o), config, filter ? { family: 'resnet', filter } : { family: 'resnet' });
 }
 
 for (const [name, args] of Object.entries(RESNET_VARIANTS)) registerResNet(name, args);

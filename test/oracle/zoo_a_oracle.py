@@ -8,7 +8,10 @@ Twins: resnet101 and resnext50_32x4d (torchvision 1.13 as is); seresnext50_32x4d
 resnext50_32x4d with torchvision.ops.SqueezeExcitation - fc1/fc2 1x1 convs with bias, ReLU,
 sigmoid, the same computation and names as timm's SEModule - after bn3 of every bottleneck, as
 timm's resnet.py places `se`); inception_resnet_v2 (timm's InceptionResnetV2 written out below
-with its module names, since timm is not installed).
+with its module names, since timm is not installed); resnet50_cbam_authors and resnet50_bam_authors
+(torchvision's resnet50 with the CBAM/BAM authors' modules and names, Jongchan/attention-module:
+CBAM `cbam` after bn3 of every bottleneck, BAM `bam1..3` after layer1-3 with their product
+combination) - goodsrec loads the first through its checkpoint filter, the second with combine 'product'.
 For each NAME writes NAME.weights.safetensors (random init, perturbed BN affine and statistics)
 and NAME.result.safetensors: x, y, eval.logits, loss (train mode, cross entropy) and grad.<param>.
 result.json lists the twins, their input shapes and losses.
@@ -47,6 +50,115 @@ def seresnext50_32x4d(num_classes):
             c = m.bn3.num_features
             m.se = torchvision.ops.SqueezeExcitation(c, c // 16)
             m.forward = se_bottleneck_forward.__get__(m)
+    return model
+
+
+# --- CBAM and BAM as the authors wrote them ---------------------------------------------
+class AuthorsChannelGate(nn.Module):
+    def __init__(self, c, r=16):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(c, c // r), nn.ReLU(), nn.Linear(c // r, c))
+
+    def forward(self, x):
+        k = (x.size(2), x.size(3))
+        att = self.mlp(nn.functional.avg_pool2d(x, k, stride=k)) + self.mlp(nn.functional.max_pool2d(x, k, stride=k))
+        return x * torch.sigmoid(att).unsqueeze(2).unsqueeze(3).expand_as(x)
+
+
+class AuthorsBasicConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, 7, padding=3, bias=False)
+        self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class AuthorsSpatialGate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.spatial = AuthorsBasicConv()
+
+    def forward(self, x):
+        pooled = torch.cat((torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)), dim=1)
+        return x * torch.sigmoid(self.spatial(pooled))
+
+
+class AuthorsCBAM(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.ChannelGate = AuthorsChannelGate(c)
+        self.SpatialGate = AuthorsSpatialGate()
+
+    def forward(self, x):
+        return self.SpatialGate(self.ChannelGate(x))
+
+
+def cbam_bottleneck_forward(self, x):
+    identity = x
+    out = self.relu(self.bn1(self.conv1(x)))
+    out = self.relu(self.bn2(self.conv2(out)))
+    out = self.bn3(self.conv3(out))
+    if self.downsample is not None:
+        identity = self.downsample(x)
+    out = self.cbam(out)
+    out += identity
+    return self.relu(out)
+
+
+def resnet50_cbam_authors(num_classes):
+    model = torchvision.models.resnet50(num_classes=num_classes)
+    for m in model.modules():
+        if isinstance(m, Bottleneck):
+            m.cbam = AuthorsCBAM(m.bn3.num_features)
+            m.forward = cbam_bottleneck_forward.__get__(m)
+    return model
+
+
+class AuthorsBAM(nn.Module):
+    def __init__(self, c, r=16, d=4):
+        super().__init__()
+        self.channel_att = nn.Module()
+        gc = nn.Sequential()
+        gc.add_module("flatten", nn.Flatten())
+        gc.add_module("gate_c_fc_0", nn.Linear(c, c // r))
+        gc.add_module("gate_c_bn_1", nn.BatchNorm1d(c // r))
+        gc.add_module("gate_c_relu_1", nn.ReLU())
+        gc.add_module("gate_c_fc_final", nn.Linear(c // r, c))
+        self.channel_att.gate_c = gc
+        self.spatial_att = nn.Module()
+        gs = nn.Sequential()
+        gs.add_module("gate_s_conv_reduce0", nn.Conv2d(c, c // r, 1))
+        gs.add_module("gate_s_bn_reduce0", nn.BatchNorm2d(c // r))
+        gs.add_module("gate_s_relu_reduce0", nn.ReLU())
+        for i in range(2):
+            gs.add_module("gate_s_conv_di_%d" % i, nn.Conv2d(c // r, c // r, 3, padding=d, dilation=d))
+            gs.add_module("gate_s_bn_di_%d" % i, nn.BatchNorm2d(c // r))
+            gs.add_module("gate_s_relu_di_%d" % i, nn.ReLU())
+        gs.add_module("gate_s_conv_final", nn.Conv2d(c // r, 1, 1))
+        self.spatial_att.gate_s = gs
+
+    def forward(self, x):
+        k = x.size(2)
+        ch = self.channel_att.gate_c(nn.functional.avg_pool2d(x, k, stride=k)).unsqueeze(2).unsqueeze(3).expand_as(x)
+        sp = self.spatial_att.gate_s(x).expand_as(x)
+        return (1 + torch.sigmoid(ch * sp)) * x
+
+
+def resnet50_bam_authors(num_classes):
+    model = torchvision.models.resnet50(num_classes=num_classes)
+    model.bam1, model.bam2, model.bam3 = AuthorsBAM(256), AuthorsBAM(512), AuthorsBAM(1024)
+
+    def forward(x):
+        x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        x = model.bam1(model.layer1(x))
+        x = model.bam2(model.layer2(x))
+        x = model.bam3(model.layer3(x))
+        x = model.layer4(x)
+        return model.fc(torch.flatten(model.avgpool(x), 1))
+
+    model.forward = forward
     return model
 
 
@@ -170,6 +282,8 @@ TWINS = {
     "resnext50_32x4d": (lambda: torchvision.models.resnext50_32x4d(num_classes=10), 64),
     "seresnext50_32x4d": (lambda: seresnext50_32x4d(10), 64),
     "inception_resnet_v2": (lambda: InceptionResnetV2(10), 139),
+    "resnet50_cbam_authors": (lambda: resnet50_cbam_authors(10), 64),
+    "resnet50_bam_authors": (lambda: resnet50_bam_authors(10), 64),
 }
 
 
@@ -185,7 +299,7 @@ def main():
         g = torch.Generator().manual_seed(100 + i)
         with torch.no_grad():
             for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     c = m.num_features
                     m.weight.copy_(torch.rand(c, generator=g) + 0.5)
                     m.bias.copy_(torch.randn(c, generator=g) * 0.1)

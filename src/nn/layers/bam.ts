@@ -2,7 +2,8 @@
 // names of the authors' code (Jongchan/attention-module MODELS/bam.py):
 //   channel_att.gate_c.{gate_c_fc_0, gate_c_bn_1, gate_c_fc_final}
 //   spatial_att.gate_s.{gate_s_conv_reduce0, gate_s_bn_reduce0, gate_s_conv_di_<i>, gate_s_bn_di_<i>, gate_s_conv_final}
-// out = x * (1 + sigmoid(Mc(x) + Ms(x))), the paper's sum (the authors' code multiplies).
+// out = x * (1 + sigmoid(Mc(x) + Ms(x))), the paper's sum; combine: 'product' gives
+// the authors' code (sigmoid(Mc * Ms)), for their released weights.
 // Unlike that code (avg_pool2d with a kernel of the input height, which needs
 // square inputs) the channel gate pools globally, so any input size works.
 // Registered as attention 'bam' (the ResNet family places it between stages).
@@ -15,7 +16,8 @@ import { BatchNorm1d } from './batchnorm1d.js';
 import { ModuleDict } from './containers.js';
 import { registerAttn } from './create-attn.js';
 
-export interface BamOptions { reductionRatio?: number; dilationConvNum?: number; dilation?: number }
+export type BamCombine = 'sum' | 'product';
+export interface BamOptions { reductionRatio?: number; dilationConvNum?: number; dilation?: number; combine?: BamCombine }
 
 /** Children run in insertion order under their own names (PyTorch's Sequential with add_module); ReLU after each BN. */
 class GateChain extends ModuleDict {
@@ -71,8 +73,11 @@ export class SpatialGate extends Module {
 export class BAM extends Module {
   readonly channel_att: ChannelGate;
   readonly spatial_att: SpatialGate;
+  readonly combine: BamCombine;
   constructor(readonly channels: number, o: BamOptions = {}) {
     super();
+    this.combine = o.combine ?? 'sum';
+    if (this.combine !== 'sum' && this.combine !== 'product') throw new TypeError(`Expected 'sum' or 'product' for BAM combine but received ${JSON.stringify(o.combine)}`);
     const r = o.reductionRatio ?? 16;
     if (!Number.isInteger(channels) || channels < r) throw new RangeError(`Error in BAM: channels (${channels}) must be an integer of at least the reduction ratio (${r})`);
     this.channel_att = new ChannelGate(channels, r);
@@ -81,7 +86,8 @@ export class BAM extends Module {
   override forward(x: T.Tensor): T.Tensor {
     return T.tidy(() => {
       // x * (1 + att) as x * att + x: the sigmoid's output stays intact for its backward.
-      const att = T.F.sigmoid(this.channel_att.forward(x).add(this.spatial_att.forward(x)));
+      const c = this.channel_att.forward(x), s = this.spatial_att.forward(x);
+      const att = T.F.sigmoid(this.combine === 'sum' ? c.add(s) : c.mul(s));
       return x.mul(att).add_(x);
     });
   }
@@ -91,4 +97,5 @@ registerAttn('bam', (channels, o) => new BAM(channels, {
   reductionRatio: typeof o?.reductionRatio === 'number' ? o.reductionRatio : undefined,
   dilationConvNum: typeof o?.dilationConvNum === 'number' ? o.dilationConvNum : undefined,
   dilation: typeof o?.dilation === 'number' ? o.dilation : undefined,
+  combine: o?.combine as BamCombine | undefined,
 }));
