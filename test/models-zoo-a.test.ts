@@ -236,7 +236,7 @@ test("head: 'wide' gives numFeatures -> 4096 -> classes under the classifier's n
   for (const x of [m, p, inc]) x.dispose();
 });
 
-test('FLOPs at 224 (multiply-adds) agree with torchvision\'s published GFLOPS', () => {
+test('FLOPs (multiply-adds) agree with torchvision\'s and timm\'s published numbers', () => {
   // torchvision 0.14 model docs: resnet50 4.09, resnext50_32x4d 4.23.
   for (const [name, g] of [['resnet50', 4.09], ['resnext50_32x4d', 4.23]] as const) {
     const m = createModel(name, { log: null });
@@ -246,5 +246,10 @@ test('FLOPs at 224 (multiply-adds) agree with torchvision\'s published GFLOPS', 
     assert.equal(m.training, true, 'the mode is restored');
     m.dispose();
   }
+  // timm's results tables: inception_resnet_v2 13.16 GMACs at 299.
+  const inc = createModel('inception_resnet_v2', { log: null });
+  const g = countFlops(inc, [3, 299, 299]).macs / 1e9;
+  assert.ok(Math.abs(g - 13.16) < 0.005, `inception_resnet_v2 at 299: ${g} GMACs vs 13.16`);
+  inc.dispose();
   assert.equal(getModelEntry('resnet50_bam').family, 'resnet');
 });
