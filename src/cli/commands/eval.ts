@@ -58,7 +58,8 @@ export default defineCommand({
         batchSize: Number(args['batch-size']), tta, ttaMean, keepTopK: 5,
         onBatch: (done: number, total: number) => { if (process.stderr.isTTY) process.stderr.write(`\revaluating ${done}/${total}`); },
       };
-      // An ensemble file: each member with its own pre-processing (size/resize/crop options do not apply).
+      // An ensemble file: each member with its own pre-processing.
+      if (r.ensemble && (args.size || args.resize || args['crop-pct'])) throw new Error('--size, --resize and --crop-pct do not apply to an ensemble: each member keeps its own pre-processing');
       const res = r.ensemble
         ? { ...(await evaluateEnsemble(r.ensemble.members, ds, { ...common, weights: r.ensemble.weights, mean: r.ensemble.mean, tta: tta.length ? tta : r.ensemble.tta })).ensemble, badFiles: [], seconds: 0 }
         : await evaluate(r.model, ds, evalPipeline(pre), { ...common, device: r.device });
