@@ -8,7 +8,8 @@
 // state-dict round trip; the wide head option; FLOPs against torchvision's docs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import * as T from '../src/tensor/index.js';
 import * as nn from '../src/nn/index.js';
 import { createModel, listModels, getModelEntry, type ClassifierModel } from '../src/models/index.js';
@@ -252,4 +253,17 @@ test('FLOPs (multiply-adds) agree with torchvision\'s and timm\'s published numb
   assert.ok(Math.abs(g - 13.16) < 0.005, `inception_resnet_v2 at 299: ${g} GMACs vs 13.16`);
   inc.dispose();
   assert.equal(getModelEntry('resnet50_bam').family, 'resnet');
+});
+
+test('goodsrec models prints parameters and GFLOPs at 224 (--json, --filter)', () => {
+  const cli = resolve(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+  const r = spawnSync(process.execPath, [cli, 'models', '--filter', 'resnet50*', '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as { name: string; params: number; gflops224: number }[];
+  assert.deepEqual(rows.map((x) => x.name), listModels('resnet50*'));
+  const r50 = rows.find((x) => x.name === 'resnet50')!;
+  assert.equal(r50.params, 25_557_032);
+  assert.ok(Math.abs(r50.gflops224 - 4.09) < 0.005, `resnet50: ${r50.gflops224}`);
+  const bam = rows.find((x) => x.name === 'resnet50_bam')!;
+  assert.ok(bam.gflops224 > r50.gflops224, 'BAM adds FLOPs');
 });
