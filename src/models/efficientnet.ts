@@ -15,6 +15,7 @@ import { Sequential } from '../nn/layers/containers.js';
 import { kaimingNormal_, ones_, uniform_, zeros_ } from '../nn/init.js';
 import { ClassifierModel, IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './model.js';
 import { registerModel, type CreateModelOptions } from './registry.js';
+import { checkHead, createClassifier, type HeadType } from './head.js';
 
 // --- helpers ---------------------------------------------------------------------------
 
@@ -117,6 +118,8 @@ export const EFFICIENTNET_B0_STAGES: readonly StageSpec[] = [
 
 /** Everything an EfficientNet variant is made of. */
 export interface EfficientNetArgs {
+  /** 'wide': the write-up's wider head (numFeatures -> 4096 -> classes) in the classifier slot. */
+  head?: HeadType;
   widthMult: number;
   depthMult: number;
   /** Dropout before the classifier (torchvision: 0.2 for B0/B1 up to 0.5 for B6/B7). */
@@ -137,8 +140,11 @@ export class EfficientNet extends ClassifierModel {
   readonly numFeatures: number;
   private _numClasses: number;
 
+  private readonly headType: HeadType;
+
   constructor(args: EfficientNetArgs) {
     super();
+    this.headType = checkHead(args.head);
     const numClasses = args.numClasses ?? 1000;
     if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
     const norm: NormArgs = { eps: args.bnEps ?? 1e-5, momentum: args.bnMomentum ?? 0.1 };
@@ -177,6 +183,7 @@ export class EfficientNet extends ClassifierModel {
 
   private makeHead(numClasses: number): Module {
     if (numClasses === 0) return new Identity();
+    if (this.headType === 'wide') return createClassifier(this.numFeatures, numClasses, { head: 'wide' });
     const fc = new Linear(this.numFeatures, numClasses);
     const r = 1 / Math.sqrt(numClasses);
     uniform_(fc.weight, -r, r);
@@ -228,6 +235,7 @@ function createEfficientNet(variant: EfficientNetArgs, o: CreateModelOptions): E
     inChans: pick('inChans'),
     dropRate: pick('dropRate'),
     dropPathRate: pick('dropPathRate'),
+    head: checkHead(o.head),
   });
 }
 

@@ -17,6 +17,7 @@ import { Sequential } from '../nn/layers/containers.js';
 import { normal_, zeros_ } from '../nn/init.js';
 import { ClassifierModel, IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './model.js';
 import { registerModel, type CreateModelOptions } from './registry.js';
+import { checkHead, createClassifier, type HeadType } from './head.js';
 
 // --- helpers ---------------------------------------------------------------------------
 
@@ -214,6 +215,8 @@ export class PatchMerging extends Module {
 
 /** Everything a Swin variant is made of. */
 export interface SwinArgs {
+  /** 'wide': the write-up's wider head (numFeatures -> 4096 -> classes) in the classifier slot. */
+  head?: HeadType;
   patchSize: number;
   embedDim: number;
   depths: readonly number[];
@@ -240,8 +243,11 @@ export class SwinTransformer extends ClassifierModel {
   readonly dropRate: number;
   private _numClasses: number;
 
+  private readonly headType: HeadType;
+
   constructor(args: SwinArgs) {
     super();
+    this.headType = checkHead(args.head);
     const numClasses = args.numClasses ?? 1000;
     if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
     if (args.depths.length !== args.numHeads.length) throw new RangeError(`Error in SwinTransformer: ${args.depths.length} depths but ${args.numHeads.length} head counts`);
@@ -280,6 +286,7 @@ export class SwinTransformer extends ClassifierModel {
 
   private makeHead(numClasses: number): Module {
     if (numClasses === 0) return new Identity();
+    if (this.headType === 'wide') return createClassifier(this.numFeatures, numClasses, { head: 'wide' });
     const fc = new Linear(this.numFeatures, numClasses);
     truncNormal_(fc.weight, 0.02);
     zeros_(fc.bias!);
@@ -322,6 +329,7 @@ function createSwin(variant: SwinArgs, o: CreateModelOptions): SwinTransformer {
     inChans: pick('inChans'),
     dropRate: pick('dropRate'),
     dropPathRate: pick('dropPathRate'),
+    head: checkHead(o.head),
     dropout: pick('dropout'),
     attentionDropout: pick('attentionDropout'),
   });
