@@ -171,3 +171,18 @@ test("swin: a fresh model's relative_position_index buffers equal torchvision's 
   m.dispose();
   for (const t of tv.values()) t.dispose();
 });
+
+test("head 'wide' puts numFeatures -> 4096 -> classes in the classifier slot of EfficientNet and Swin", () => {
+  for (const [name, size, prefix] of [['efficientnet_b0', 64, 'classifier.1'], ['swin_tiny_patch4_window7_224', 96, 'head']] as const) {
+    const m = createModel(name, { numClasses: 7, head: 'wide', log: null });
+    try {
+      const sd = m.stateTensors();
+      assert.deepEqual(sd.get(`${prefix}.0.weight`)?.shape, [4096, m.numFeatures]);
+      assert.deepEqual(sd.get(`${prefix}.3.weight`)?.shape, [7, 4096]);
+      const out = T.tidy(() => T.noGrad(() => m.eval().forward(T.randn([2, 3, size, size])).shape));
+      assert.deepEqual(out, [2, 7]);
+    } finally {
+      m.dispose();
+    }
+  }
+});
