@@ -77,7 +77,7 @@ export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecogni
   const ck = loadCheckpoint(checkpointDir);
   const device: T.Device = o.device ?? 'cpu';
   const useEma = (o.ema ?? true) && ck.ema !== undefined;
-  const model = createModel(config.model.name, { numClasses: classes.length, log: null });
+  const model = createModel(config.model.name, { numClasses: classes.length, head: config.model.head ?? 'linear', log: null });
   try {
     T.tidy(() => {
       const src = useEma ? ck.ema! : ck.model;

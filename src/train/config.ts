@@ -26,6 +26,8 @@ export interface TrainConfig {
     pretrained: string | null;
     dropRate: number;
     dropPathRate: number;
+    /** 'wide': the write-up's wider classifier head (features -> 4096 -> classes). */
+    head: 'linear' | 'wide';
     channelsLast: boolean;
   };
   input: {
@@ -88,7 +90,7 @@ export interface TrainConfig {
 
 export const DEFAULT_CONFIG: TrainConfig = {
   data: { root: '', trainSplit: 'train', valSplit: 'test', fraction: 1, badFiles: 'skip', workers: 0 },
-  model: { name: 'resnet50', pretrained: null, dropRate: 0, dropPathRate: 0, channelsLast: false },
+  model: { name: 'resnet50', pretrained: null, dropRate: 0, dropPathRate: 0, head: 'linear', channelsLast: false },
   input: { size: 224, resize: 'letterbox', cropPct: 0.875, mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935] },
   augment: { scale: [0.08, 1], ratio: [3 / 4, 4 / 3], hflip: 0.5, colorJitter: 0.4, cutout: 14, randomErasing: 0, autoAugment: null },
   optim: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 1e-4, noDecayBiasNorm: true },
@@ -121,6 +123,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   'model.pretrained': 'safetensors/.pth weights of the reference implementation',
   'model.dropRate': 'dropout before the classifier',
   'model.dropPathRate': 'stochastic depth rate',
+  'model.head': "classifier head: 'linear', or 'wide' (features -> 4096 -> classes, the write-up's wider head)",
   'model.channelsLast': 'channels_last memory format',
   'input.size': 'training and evaluation resolution',
   'input.resize': "'letterbox' (structure-retention: pad to square, then resize) or 'squash'",
@@ -241,6 +244,9 @@ export function validateConfig(c: TrainConfig): void {
   check(c.data.badFiles === 'skip' || c.data.badFiles === 'fail', 'data.badFiles', "'skip' or 'fail'", c.data.badFiles);
   check(int(c.data.workers, 0), 'data.workers', 'an integer >= 0', c.data.workers);
   check(typeof c.model.name === 'string' && c.model.name.length > 0, 'model.name', 'a model name', c.model.name);
+  // Run folders written before model.head existed have none: the linear head.
+  c.model.head ??= 'linear';
+  check(c.model.head === 'linear' || c.model.head === 'wide', 'model.head', "'linear' or 'wide'", c.model.head);
   check(int(c.input.size, 16), 'input.size', 'an integer >= 16', c.input.size);
   check(c.input.resize === 'letterbox' || c.input.resize === 'squash', 'input.resize', "'letterbox' or 'squash'", c.input.resize);
   check(num(c.input.cropPct) && c.input.cropPct > 0 && c.input.cropPct <= 1, 'input.cropPct', 'a number in (0, 1]', c.input.cropPct);

@@ -198,7 +198,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   T.manualSeed(c.seed);
   const numClasses = all.classes.length;
   const model = createModel(c.model.name, {
-    numClasses, dropRate: c.model.dropRate, dropPathRate: c.model.dropPathRate, pretrained: c.model.pretrained ?? undefined, log: (m: string) => log(m),
+    numClasses, dropRate: c.model.dropRate, dropPathRate: c.model.dropPathRate, head: c.model.head, pretrained: c.model.pretrained ?? undefined, log: (m: string) => log(m),
   });
   model.to(device);
   if (c.model.channelsLast) model.to('channelsLast');
@@ -213,7 +213,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   });
   let ema: WeightEma | null = null;
   if (c.ema > 0) {
-    const m = createModel(c.model.name, { numClasses, log: null });
+    const m = createModel(c.model.name, { numClasses, head: c.model.head, log: null });
     m.to(device);
     m.loadStateDict(model.stateDict());
     m.eval();
