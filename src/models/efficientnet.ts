@@ -15,7 +15,7 @@ import { Sequential } from '../nn/layers/containers.js';
 import { kaimingNormal_, ones_, uniform_, zeros_ } from '../nn/init.js';
 import { ClassifierModel, IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './model.js';
 import { registerModel, type CreateModelOptions } from './registry.js';
-import { checkHead, createClassifier, type HeadType } from './head.js';
+import { checkHead, checkNumClasses, createClassifier, type HeadType } from './head.js';
 
 // --- helpers ---------------------------------------------------------------------------
 
@@ -146,7 +146,7 @@ export class EfficientNet extends ClassifierModel {
     super();
     this.headType = checkHead(args.head);
     const numClasses = args.numClasses ?? 1000;
-    if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
+    checkNumClasses(numClasses);
     const norm: NormArgs = { eps: args.bnEps ?? 1e-5, momentum: args.bnMomentum ?? 0.1 };
     const stages = EFFICIENTNET_B0_STAGES.map((s) => ({
       ...s,
@@ -214,7 +214,7 @@ export class EfficientNet extends ClassifierModel {
   }
 
   override resetClassifier(numClasses: number): void {
-    if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
+    checkNumClasses(numClasses);
     const old = this.classifier.at(1);
     this.classifier = new Sequential(this.classifier.at(0), this.makeHead(numClasses));
     old.dispose();

@@ -21,6 +21,11 @@ export interface HeadOptions {
   bias?: boolean;
 }
 
+/** Throws the usual message unless numClasses is a non-negative integer (0: no classifier). */
+export function checkNumClasses(numClasses: number): void {
+  if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
+}
+
 /** Throws the usual message when a head option is not one of HEAD_TYPES. */
 export function checkHead(head: unknown): HeadType {
   if (head === undefined) return 'linear';
@@ -36,7 +41,7 @@ export function checkHead(head: unknown): HeadType {
  * 0 Linear, 1 BatchNorm1d, 2 ReLU, 3 Linear (state-dict keys fc.0.weight ...).
  */
 export function createClassifier(numFeatures: number, numClasses: number, o: HeadOptions = {}): Module {
-  if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
+  checkNumClasses(numClasses);
   if (numClasses === 0) return new Identity();
   const head = checkHead(o.head);
   const bias = o.bias ?? true;

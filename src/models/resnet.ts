@@ -13,7 +13,7 @@ import { createAttn } from '../nn/layers/create-attn.js';
 import { constant_, kaimingNormal_, ones_, zeros_ } from '../nn/init.js';
 import { ClassifierModel, IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './model.js';
 import { registerModel, type CreateModelOptions, type CheckpointFilter } from './registry.js';
-import { createClassifier, checkHead, type HeadType } from './head.js';
+import { createClassifier, checkHead, checkNumClasses, type HeadType } from './head.js';
 
 const reluInPlace = (x: T.Tensor): T.Tensor => x.relu_();
 
@@ -208,7 +208,7 @@ export class ResNet extends ClassifierModel {
     if (!block) throw new TypeError(`Expected 'basic' or 'bottleneck' for ResNet block but received ${String(args.block)}`);
     const planes = args.planes ?? [64, 128, 256, 512];
     const numClasses = args.numClasses ?? 1000;
-    if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
+    checkNumClasses(numClasses);
     const blockArgs = { cardinality: args.cardinality ?? 1, baseWidth: args.baseWidth ?? 64, attnLayer: args.attnLayer ?? null, attnArgs: args.attnArgs };
     const total = args.layers.reduce((a, b) => a + b, 0);
     const dpr = args.dropPathRate ?? 0;
@@ -269,7 +269,7 @@ export class ResNet extends ClassifierModel {
   }
 
   override resetClassifier(numClasses: number): void {
-    if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
+    checkNumClasses(numClasses);
     const old = this.fc;
     this.fc = createClassifier(this.numFeatures, numClasses, { ...this.head, bias: this.fcBias });
     old.dispose();

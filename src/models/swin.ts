@@ -17,7 +17,7 @@ import { Sequential } from '../nn/layers/containers.js';
 import { normal_, zeros_ } from '../nn/init.js';
 import { ClassifierModel, IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './model.js';
 import { registerModel, type CreateModelOptions } from './registry.js';
-import { checkHead, createClassifier, type HeadType } from './head.js';
+import { checkHead, checkNumClasses, createClassifier, type HeadType } from './head.js';
 
 // --- helpers ---------------------------------------------------------------------------
 
@@ -249,7 +249,7 @@ export class SwinTransformer extends ClassifierModel {
     super();
     this.headType = checkHead(args.head);
     const numClasses = args.numClasses ?? 1000;
-    if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
+    checkNumClasses(numClasses);
     if (args.depths.length !== args.numHeads.length) throw new RangeError(`Error in SwinTransformer: ${args.depths.length} depths but ${args.numHeads.length} head counts`);
     const ps = args.patchSize, ws: [number, number] = [args.windowSize, args.windowSize];
     this.features = new Sequential(new Sequential(
@@ -308,7 +308,7 @@ export class SwinTransformer extends ClassifierModel {
   }
 
   override resetClassifier(numClasses: number): void {
-    if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
+    checkNumClasses(numClasses);
     const old = this.head;
     this.head = this.makeHead(numClasses);
     old.dispose();
