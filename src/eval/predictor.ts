@@ -1,12 +1,12 @@
 // Loads a trained recognizer (run folder or checkpoint) for evaluation and
 // prediction: model, class names and the run's own pre-processing.
-import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, statSync, readdirSync } from 'node:fs';
 import { join, resolve, extname } from 'node:path';
 import * as T from '../tensor/index.js';
 import { createModel, type ClassifierModel } from '../models/index.js';
 import { processFile, BadImageError, isImageFile } from '../data/index.js';
 import { loadCheckpoint, resolveCheckpoint } from '../train/checkpoint.js';
-import type { TrainConfig } from '../train/config.js';
+import { readRunInfo } from '../train/run-folder.js';
 import { evalPipeline, type PreprocessConfig } from '../train/pipelines.js';
 import { batchLogits, type TtaMean, type TtaView } from './evaluate.js';
 import { combineScores, isEnsembleFile, normaliseWeights, readEnsemble } from './ensemble.js';
@@ -42,14 +42,6 @@ export interface LoadOptions {
   allowEnsemble?: boolean;
 }
 
-function readJson<X>(path: string): X {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as X;
-  } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
-  }
-}
-
 export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecognizer {
   if (isEnsembleFile(path)) {
     if (!o.allowEnsemble) throw new Error(`${path}: an ensemble file; this command takes a single run or checkpoint (eval and predict take ensembles)`);
@@ -71,9 +63,7 @@ export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecogni
   }
   const { runDir, checkpointDir } = resolveCheckpoint(path, o.prefer ?? 'best');
   if (!runDir) throw new Error(`${path}: the checkpoint is not inside a run folder (config.json, classes.json, preprocess.json are needed)`);
-  const config = readJson<TrainConfig>(join(runDir, 'config.json'));
-  const classes = readJson<string[]>(join(runDir, 'classes.json'));
-  const preprocess = readJson<PreprocessConfig>(join(runDir, 'preprocess.json'));
+  const { config, classes, preprocess } = readRunInfo(runDir);
   const ck = loadCheckpoint(checkpointDir);
   const device: T.Device = o.device ?? 'cpu';
   const useEma = (o.ema ?? true) && ck.ema !== undefined;

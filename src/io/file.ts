@@ -112,7 +112,8 @@ function tempPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
-function syncDirQuietly(dir: string): void {
+/** fsyncs a folder so a rename in it is durable; best effort. */
+export function syncDirQuietly(dir: string): void {
   // Makes the rename itself durable; not possible on every platform/file system, hence best effort.
   try {
     const fd = fs.openSync(dir, 'r');
@@ -134,8 +135,8 @@ function writeFailed(target: string, err: unknown): unknown {
   return new WeightFileError('WEIGHTS_IO', target, `could not write: ${why}`, { cause: err });
 }
 
-// src/util/atomic.ts does the same for data already in memory; these stream, so a large
-// checkpoint is written tensor by tensor without assembling it first.
+// These stream, so a large checkpoint is written tensor by tensor without
+// assembling it first; src/util/atomic.ts builds on them for in-memory data.
 
 /** Writes through `write(fd)` into a temp file, fsyncs and renames it over `target`; never leaves a partial target. */
 export function writeAtomicSync(target: string, write: (fd: number) => void): void {

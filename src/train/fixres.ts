@@ -6,7 +6,7 @@
 // are computed once per size and the classifier trains on them: the same
 // optimisation as running the whole network every step, at a fraction of the
 // cost. A resolution sweep evaluates each size before and after.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import { DataLoader, loadDataset, selectSplits, type Dataset } from '../data/index.js';
@@ -19,6 +19,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { goodsrecVersion } from '../util/version.js';
 import type { TrainConfig } from './config.js';
 import { saveCheckpoint, writePointer } from './checkpoint.js';
+import { readRunJson } from './run-folder.js';
 import { evalPipeline, type PreprocessConfig } from './pipelines.js';
 
 export interface FixResOptions {
@@ -216,9 +217,8 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
   const device = o.device ?? 'cpu';
   const r = loadRecognizer(o.run, { device });
   const runDir = r.runDir!;
-  const readJson = <X>(f: string): X => JSON.parse(readFileSync(join(runDir, f), 'utf8')) as X;
-  const config = readJson<TrainConfig>('config.json');
-  const dsInfo = existsSync(join(runDir, 'dataset.json')) ? readJson<{ root?: string; trainSplit?: string; valSplit?: string }>('dataset.json') : {};
+  const config = readRunJson<TrainConfig>(runDir, 'config.json');
+  const dsInfo = existsSync(join(runDir, 'dataset.json')) ? readRunJson<{ root?: string; trainSplit?: string; valSplit?: string }>(runDir, 'dataset.json') : {};
   const dataRoot = o.data ?? dsInfo.root ?? config.data.root;
   const trainSplit = o.trainSplit ?? dsInfo.trainSplit ?? config.data.trainSplit;
   const valSplit = o.valSplit ?? dsInfo.valSplit ?? config.data.valSplit;

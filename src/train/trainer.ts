@@ -1,7 +1,7 @@
 // The training loop: the recipe end to end, with a run folder that records
 // config, classes, versions and metrics next to atomic checkpoints, exact
 // resume, and a clean stop on NaN loss or on request.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
@@ -18,6 +18,7 @@ import type { EvalMetrics } from '../eval/metrics.js';
 import { type TrainConfig, scaledLr, validateConfig } from './config.js';
 import { saveCheckpoint, loadCheckpoint, writePointer, readPointer, pruneCheckpoints, disposeTensors } from './checkpoint.js';
 import { evalPipeline, trainPipeline, type PreprocessConfig } from './pipelines.js';
+import { readRunInfo, type RunInfo } from './run-folder.js';
 import type { StepProgress } from './progress.js';
 
 export interface EpochRecord {
@@ -45,13 +46,6 @@ export interface TrainResult {
   best: { top1: number; epoch: number; checkpoint: string } | null;
   lastVal: EvalMetrics | null;
   seconds: number;
-}
-
-/** What a run folder stores besides checkpoints; enough to rebuild the model and its pre-processing. */
-export interface RunInfo {
-  config: TrainConfig;
-  classes: string[];
-  preprocess: PreprocessConfig;
 }
 
 export class TrainingDivergedError extends Error {
@@ -119,11 +113,6 @@ class WeightEma {
   }
 }
 
-function readRunInfo(runDir: string): RunInfo {
-  const read = <X>(f: string): X => JSON.parse(readFileSync(join(runDir, f), 'utf8')) as X;
-  return { config: read<TrainConfig>('config.json'), classes: read<string[]>('classes.json'), preprocess: read<PreprocessConfig>('preprocess.json') };
-}
-
 export interface TrainOptions {
   /** Continue this run folder from its latest checkpoint. */
   resume?: string;
@@ -138,10 +127,13 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   let c = configIn;
   let runDir: string;
   let resumeFrom: string | undefined;
+  // On resume, the run folder's own config, classes and pre-processing rule.
+  let stored: RunInfo | null = null;
   if (o.resume) {
     runDir = resolve(o.resume);
     if (!existsSync(join(runDir, 'config.json'))) throw new Error(`--resume ${o.resume}: not a run folder (no config.json)`);
-    c = readRunInfo(runDir).config;
+    stored = readRunInfo(runDir);
+    c = stored.config;
     validateConfig(c);
     resumeFrom = readPointer(runDir, 'latest');
     if (!resumeFrom) log(`resume: ${runDir} has no checkpoint yet; starting it from the beginning`);
@@ -159,8 +151,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   const { all, train: trainDs, val: valDs } = prepareDataset(c);
   let mean: Triple; let std: Triple;
   if (c.input.mean === 'dataset' || c.input.std === 'dataset') {
-    const prev = o.resume ? readRunInfo(runDir).preprocess : null;
-    if (prev) { mean = prev.mean; std = prev.std; } else {
+    if (stored) { mean = stored.preprocess.mean; std = stored.preprocess.std; } else {
       log('computing mean/std of the training split');
       const s = await computeChannelStats(trainDs);
       mean = c.input.mean === 'dataset' ? s.mean : (c.input.mean as Triple);
@@ -169,7 +160,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   } else { mean = c.input.mean as Triple; std = c.input.std as Triple; }
   const preprocess: PreprocessConfig = { size: c.input.size, resize: c.input.resize, cropPct: c.input.cropPct, mean, std };
 
-  if (!o.resume) {
+  if (!stored) {
     writeJsonAtomic(join(runDir, 'config.json'), c);
     writeJsonAtomic(join(runDir, 'classes.json'), all.classes);
     writeJsonAtomic(join(runDir, 'preprocess.json'), preprocess);
@@ -178,11 +169,8 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
       root: resolve(c.data.root), classes: all.classes.length, train: trainDs.samples.length, val: valDs?.samples.length ?? 0,
       trainSplit: c.data.trainSplit, valSplit: c.data.valSplit, fraction: c.data.fraction,
     });
-  } else {
-    const stored = JSON.parse(readFileSync(join(runDir, 'classes.json'), 'utf8')) as string[];
-    if (JSON.stringify(stored) !== JSON.stringify(all.classes)) {
-      throw new Error(`--resume: the dataset's classes changed since the run started (${stored.length} stored, ${all.classes.length} now)`);
-    }
+  } else if (JSON.stringify(stored.classes) !== JSON.stringify(all.classes)) {
+    throw new Error(`--resume: the dataset's classes changed since the run started (${stored.classes.length} stored, ${all.classes.length} now)`);
   }
 
   const trainLoader = new DataLoader({
@@ -259,7 +247,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
       saveFailures = 0;
       return name;
     } catch (e) {
-      if (!(e instanceof WriteError) && !(e instanceof Error && /ENOSPC|EACCES|EPERM|EROFS|write/i.test(e.message))) throw e;
+      if (!(e instanceof WriteError)) throw e;
       saveFailures++;
       log(`checkpoint ${name} could not be saved: ${(e as Error).message}; the previous checkpoint is intact`);
       if (saveFailures >= 2) throw new Error(`two checkpoints in a row could not be saved (last: ${(e as Error).message}); stopping so no more work is lost`);
@@ -377,4 +365,4 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   return { runDir, stopped, epochsDone, best, lastVal, seconds: (Date.now() - started) / 1000 };
 }
 
-export { readRunInfo };
+export { readRunInfo, type RunInfo };

@@ -1,19 +1,10 @@
 // Crash-safe writes: a file or folder appears complete under its final name
 // or not at all (temp name in the same folder, fsync, rename, fsync folder).
-import { openSync, writeSync, fsyncSync, closeSync, renameSync, rmSync, mkdirSync, existsSync } from 'node:fs';
+// Files go through src/io's streaming writer; this adds folders and the
+// user-facing error.
+import { mkdirSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Some filesystems refuse fsync on folders; the rename is still atomic.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
+import { writeAtomicSync, writeAllSync, syncDirQuietly } from '../io/file.js';
 
 export class WriteError extends Error {
   constructor(readonly path: string, cause: unknown) {
@@ -27,23 +18,13 @@ export class WriteError extends Error {
 
 /** Writes data to path atomically; on failure the previous file is untouched. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
-  let fd: number | undefined;
+  const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   try {
     mkdirSync(dirname(path), { recursive: true });
-    fd = openSync(tmp, 'w');
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let off = 0;
-    while (off < buf.byteLength) off += writeSync(fd, buf, off, buf.byteLength - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-    fsyncDir(dirname(path));
+    writeAtomicSync(path, (fd) => writeAllSync(fd, buf));
   } catch (e) {
-    if (fd !== undefined) try { closeSync(fd); } catch { /* already failing */ }
-    rmSync(tmp, { force: true });
-    throw new WriteError(path, e);
+    // src/io wraps file-system failures; report the underlying errno.
+    throw new WriteError(path, (e as { cause?: unknown }).cause ?? e);
   }
 }
 
@@ -69,7 +50,7 @@ export async function writeDirAtomic(finalDir: string, fill: (tmpDir: string) =>
     } else {
       renameSync(tmp, finalDir);
     }
-    fsyncDir(parent);
+    syncDirQuietly(parent);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e instanceof WriteError ? e : new WriteError(finalDir, e);

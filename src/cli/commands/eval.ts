@@ -1,5 +1,6 @@
 // goodsrec eval: accuracy of a trained recognizer on a dataset split.
 import { defineCommand } from 'citty';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadDataset, selectSplits, type Dataset } from '../../data/index.js';
 import { loadRecognizer, disposeRecognizer } from '../../eval/predictor.js';
@@ -41,7 +42,7 @@ export default defineCommand({
     try {
       const r = loadRecognizer(args.model, { device: args.device as Device, allowEnsemble: true });
       const infoDir = r.runDir ?? r.ensemble?.members[0]!.runDir;
-      const runCfg = infoDir ? (await import('node:fs')).readFileSync(join(infoDir, 'dataset.json'), 'utf8') : '{}';
+      const runCfg = infoDir ? readFileSync(join(infoDir, 'dataset.json'), 'utf8') : '{}';
       const dataRoot = args.data ?? (JSON.parse(runCfg) as { root?: string }).root;
       if (!dataRoot) throw new Error('no dataset given (--data) and the run does not record one');
       const all = loadDataset(dataRoot);
