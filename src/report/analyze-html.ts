@@ -2,19 +2,8 @@
  * Self-contained HTML page for a dataset analysis: ECharts is inlined (opens from disk, no server),
  * the analysis JSON is embedded, tables list duplicates and bad files.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { DatasetAnalysis } from '../data/analyze.js';
-
-const require = createRequire(import.meta.url);
-
-function echartsSource(): string {
-  return readFileSync(require.resolve('echarts/dist/echarts.min.js'), 'utf8');
-}
-
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-/** JSON safe inside a <script> element. */
-const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+import { echartsSource, esc, scriptJson } from './html.js';
 
 const binLabel = (b: { lo: number; hi: number }) => (b.hi === Infinity ? `≥${b.lo}` : `${b.lo}–${b.hi}`);
 

@@ -8,14 +8,12 @@
  * inlined, so it opens from disk without a server.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { isAbsolute, join } from 'node:path';
 import sharp from 'sharp';
 import { loadDataset, selectSplits, type Dataset } from '../data/index.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import type { SamplePrediction } from '../eval/evaluate.js';
-
-const require = createRequire(import.meta.url);
+import { echartsSource, esc, scriptJson } from './html.js';
 
 /** What the report reads from an eval JSON. */
 export interface EvalFile {
@@ -84,8 +82,6 @@ export function readEvalFile(path: string): EvalFile {
   return v;
 }
 
-const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-const json = (v: unknown): string => JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 const pct = (v: number): string => `${(100 * v).toFixed(1)}%`;
 
 /** Small JPEG thumbnail as a data URL; null when the file cannot be read. */
@@ -203,9 +199,9 @@ ${pairHtml.join('\n') || '<p>no confusions</p>'}
 <h2>Per-class precision and recall</h2>
 <table id="classes"><thead><tr><th>class</th><th>frequency</th><th>support</th><th>correct</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th></tr></thead>
 <tbody>${rows}</tbody></table>
-<script>${readFileSync(require.resolve('echarts/dist/echarts.min.js'), 'utf8')}</script>
+<script>${echartsSource()}</script>
 <script>
-const D = ${json(data)};
+const D = ${scriptJson(data)};
 const chart = (id, opt) => { const c = echarts.init(document.getElementById(id)); c.setOption(opt); window.addEventListener('resize', () => c.resize()); };
 chart('perclass', { tooltip: { trigger: 'axis' }, grid: { bottom: 80 }, dataZoom: [{ type: 'inside' }, { type: 'slider' }],
   xAxis: { type: 'category', data: D.perClass.map((p) => p.name), axisLabel: { show: D.perClass.length <= 60, rotate: 60, fontSize: 9 } },
