@@ -28,6 +28,20 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
       "ldflags": ["<!@(node scripts/find-libtorch.mjs libs)"],
       "libraries": ["<!@(node scripts/find-libtorch.mjs libs)"]
+    },
+    {
+      "target_name": "goodsrec_image",
+      "sources": [
+        "native/image/addon.cc",
+        "native/image/jpeg.cc",
+        "native/image/kernels.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++14"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-ffp-contract=off", "-Wno-unused-parameter"],
+      "libraries": ["-ljpeg"]
     }
   ]
 }

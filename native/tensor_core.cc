@@ -26,9 +26,14 @@ GR_OP(fromBuffer, {
   const uint8_t* src = nullptr;
   size_t len = 0;
   if (info[0].IsTypedArray()) {
-    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
-    src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    len = ta.ByteLength();
+    // napi_get_typedarray_info's data pointer also works for views of a SharedArrayBuffer (the data
+    // loader's batches), where TypedArray::ArrayBuffer() throws.
+    napi_typedarray_type type;
+    size_t count = 0;
+    void* data = nullptr;
+    NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, info[0], &type, &count, &data, nullptr, nullptr), Napi::Value());
+    src = static_cast<const uint8_t*>(data);
+    len = info[0].As<Napi::TypedArray>().ByteLength();
   } else if (info[0].IsDataView()) {
     Napi::DataView dv = info[0].As<Napi::DataView>();
     src = static_cast<const uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();

@@ -11,7 +11,7 @@ for a in "$@"; do [[ "$a" == --test ]] && want_test=1; done
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- system packages -------------------------------------------------------------
-pkgs=(libtorch-dev libopenblas0-pthread g++ make python3)
+pkgs=(libtorch-dev libopenblas0-pthread libjpeg-dev g++ make python3)
 # Test-only: the PyTorch oracle, and Chromium for the browser tests of the HTML pages.
 if (( want_test )); then pkgs+=(python3-torch python3-torchvision python3-pil chromium); fi
 
@@ -46,15 +46,20 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
 fi
 
 # --- native addon ---------------------------------------------------------------------
+# Two addons: goodsrec_native (libtorch) and goodsrec_image (libjpeg-turbo kernels of the data loader).
 addon=build/Release/goodsrec_native.node
-if [[ ! -f $addon ]] || [[ -n $(find native binding.gyp scripts/find-libtorch.mjs -newer "$addon" 2>/dev/null | head -1) ]]; then
-  log "building the libtorch addon ($(node scripts/find-libtorch.mjs json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.source+", libtorch "+j.version+(j.cuda?", CUDA":""))})'))"
+stale=0
+for a in "$addon" build/Release/goodsrec_image.node; do
+  if [[ ! -f $a ]] || [[ -n $(find native binding.gyp scripts/find-libtorch.mjs -newer "$a" 2>/dev/null | head -1) ]]; then stale=1; fi
+done
+if (( stale )); then
+  log "building the addons ($(node scripts/find-libtorch.mjs json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.source+", libtorch "+j.version+(j.cuda?", CUDA":""))})'))"
   # Incremental: configure only when the build files are missing or binding.gyp changed.
   {
     if [[ ! -f build/Makefile || binding.gyp -nt build/Makefile || scripts/find-libtorch.mjs -nt build/Makefile ]]; then npx node-gyp configure; fi
     npx node-gyp build -j "$(nproc)"
   } >/tmp/goodsrec-node-gyp.log 2>&1 || { tail -40 /tmp/goodsrec-node-gyp.log >&2; log "addon build failed (full log: /tmp/goodsrec-node-gyp.log)"; exit 1; }
-  touch "$addon"
+  touch "$addon" build/Release/goodsrec_image.node
 fi
 
 # --- TypeScript -------------------------------------------------------------------------

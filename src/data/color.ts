@@ -5,6 +5,7 @@
  */
 import type { RgbImage } from './image.js';
 import type { Rng } from '../util/rng.js';
+import { nativeImage } from './native-image.js';
 
 /** PIL Image.blend for 8-bit: out = trunc(a + alpha (b - a)), clipped. */
 function blendTo(out: Uint8Array, i: number, a: number, b: number, alpha: number): void {
@@ -221,6 +222,11 @@ export function planColorJitter(rng: Rng, o: ColorJitterOptions): ColorJitterPla
 }
 
 export function applyColorJitter(img: RgbImage, p: ColorJitterPlan): RgbImage {
+  const nat = nativeImage();
+  if (nat) {
+    nat.colorJitter(img.data, p.order, p.brightness ?? NaN, p.contrast ?? NaN, p.saturation ?? NaN, p.hue ?? NaN);
+    return img;
+  }
   for (const k of p.order) {
     if (k === 0 && p.brightness !== null) adjustBrightness(img, p.brightness);
     else if (k === 1 && p.contrast !== null) adjustContrast(img, p.contrast);

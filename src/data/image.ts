@@ -6,7 +6,10 @@
  * The file is only read, never written.
  */
 import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 import sharp, { type Sharp } from 'sharp';
+import { looksLikeJpeg, nativeImage } from './native-image.js';
 
 /** 8-bit RGB image, rows top to bottom, interleaved channels (HWC). */
 export interface RgbImage {
@@ -54,11 +57,14 @@ function classify(path: string, err: unknown): BadImageError {
   return new BadImageError(path, reason, msg.split('\n')[0]!);
 }
 
-/** Reads a file, rejecting missing, unreadable and empty ones with a BadImageError. */
+/**
+ * Reads a file, rejecting missing, unreadable and empty ones with a BadImageError. In a worker thread the
+ * read blocks: it is cheaper than the round trip through libuv's thread pool, and nothing else waits.
+ */
 export async function readImageFile(path: string): Promise<Buffer> {
   let buf: Buffer;
   try {
-    buf = await readFile(path);
+    buf = isMainThread ? await readFile(path) : readFileSync(path);
   } catch (e) {
     throw new BadImageError(path, 'unreadable', (e as NodeJS.ErrnoException).code ?? String(e));
   }
@@ -81,6 +87,10 @@ function rgbPipeline(input: Buffer, opts: DecodeOptions): Sharp {
 /** Decodes an encoded image buffer to RGB. `path` is only used in error messages. */
 export async function decodeBuffer(input: Buffer, path: string, opts: DecodeOptions = {}): Promise<RgbImage> {
   if (input.length === 0) throw new BadImageError(path, 'empty', '0 bytes');
+  if (!opts.resize) {
+    const fast = decodeJpegNative(input, 1, opts.maxPixels);
+    if (fast) return fast;
+  }
   try {
     const { data, info } = await rgbPipeline(input, opts).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
@@ -89,6 +99,18 @@ export async function decodeBuffer(input: Buffer, path: string, opts: DecodeOpti
     if (e instanceof BadImageError) throw e;
     throw classify(path, e);
   }
+}
+
+/**
+ * JPEG through the native libjpeg-turbo decoder (PIL's settings, so the same pixels as PIL), at
+ * 1/scaleDenom. Null when the addon is unavailable, the data is not a plain 8-bit JPEG, or libjpeg
+ * complains in any way: the caller then uses sharp, which classifies bad files.
+ */
+export function decodeJpegNative(input: Uint8Array, scaleDenom: 1 | 2 | 4 | 8, maxPixels = DEFAULT_MAX_PIXELS): RgbImage | null {
+  const nat = nativeImage();
+  if (!nat || !looksLikeJpeg(input)) return null;
+  const r = nat.decodeJpeg(input, scaleDenom, maxPixels);
+  return r.status === 'ok' ? { data: r.data, width: r.width, height: r.height } : null;
 }
 
 /** Reads and decodes an image file to RGB; throws BadImageError for bad files. */

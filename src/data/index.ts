@@ -9,3 +9,4 @@ export * from './transforms.js';
 export * from './loader.js';
 export * from './stats.js';
 export * from './analyze.js';
+export * from './native-image.js';

@@ -11,10 +11,13 @@ import { availableParallelism } from 'node:os';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { resolveSamplePath, type Dataset } from './dataset.js';
 import { BadImageError, type BadFileReason, type RgbImage } from './image.js';
-import { decodePrefixLength, decodeWithPrefix, deterministicPrefixLength, finishSample, validatePipeline, type PipelineConfig } from './transforms.js';
+import { decodePrefixLength, decodeWithPrefix, deterministicPrefixLength, finishSample, pipelineOutputSize, processFile, validatePipeline, type PipelineConfig, type Processed } from './transforms.js';
 
 export interface Batch {
-  /** float32 NCHW (normalised) or uint8 NHWC, per the pipeline's `output`. */
+  /**
+   * float32 NCHW (normalised) or uint8 NHWC, per the pipeline's `output`. When the pipeline fixes the
+   * output size, the workers write into it directly and it is a view of a SharedArrayBuffer.
+   */
   data: Float32Array | Uint8Array;
   shape: [number, number, number, number];
   layout: 'NCHW' | 'NHWC';
@@ -57,10 +60,20 @@ export interface DataLoaderOptions {
 }
 
 /** Messages to and from src/data/worker.ts. */
-export interface WorkerJob { id: number; path: string; seed: number; wantPrefix: boolean; cached?: { buffer: SharedArrayBuffer; width: number; height: number } }
+export interface WorkerJob {
+  id: number;
+  path: string;
+  seed: number;
+  wantPrefix: boolean;
+  cached?: { buffer: SharedArrayBuffer; width: number; height: number };
+  /** The sample's slot in the batch: `length` elements (float32 or uint8, per the pipeline) from element `offset`. */
+  into?: { buffer: SharedArrayBuffer; offset: number; length: number };
+}
 export interface WorkerResult {
   id: number;
+  /** The result, unless it was written into the job's slot (`inSlot`). */
   data?: Float32Array | Uint8Array;
+  inSlot?: boolean;
   width?: number;
   height?: number;
   prefix?: { buffer: SharedArrayBuffer; width: number; height: number } | undefined;
@@ -136,7 +149,11 @@ class WorkerPool {
   }
 }
 
-interface SampleResult { data: Float32Array | Uint8Array; width: number; height: number }
+/** A processed sample: in its batch slot (`data` null) or in its own array. */
+interface SampleResult { data: Float32Array | Uint8Array | null; width: number; height: number }
+
+/** Where a sample's result goes: its slot in a batch buffer shared with the workers. */
+interface Slot { buffer: SharedArrayBuffer; offset: number; length: number; view: Float32Array | Uint8Array }
 
 export class DataLoader implements AsyncIterable<Batch> {
   readonly dataset: Dataset;
@@ -153,6 +170,8 @@ export class DataLoader implements AsyncIterable<Batch> {
   private cacheUsed = 0;
   private readonly prefixLen: number;
   private readonly byClass: number[][];
+  /** [height, width] of every sample when the pipeline fixes it, else null. */
+  private readonly outputSize: [number, number] | null;
   private readonly localSem = { active: 0 };
 
   constructor(o: DataLoaderOptions) {
@@ -178,6 +197,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     // With a cache, keep the whole deterministic prefix (decode + letterbox...) so epochs after the first
     // skip it; without one, stop before a letterbox that fuses with the random crop after it.
     this.prefixLen = this.opts.cacheBytes > 0 ? deterministicPrefixLength(o.pipeline) : decodePrefixLength(o.pipeline);
+    this.outputSize = pipelineOutputSize(o.pipeline);
     this.byClass = [];
     o.dataset.samples.forEach((s, i) => { (this.byClass[s.label] ??= []).push(i); });
   }
@@ -250,7 +270,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     return deriveSeed(this.seed, epoch, position, index);
   }
 
-  private async loadSample(epoch: number, position: number, index: number): Promise<SampleResult | null> {
+  private async loadSample(epoch: number, position: number, index: number, slot: Slot | null): Promise<SampleResult | null> {
     const s = this.dataset.samples[index]!;
     const path = resolveSamplePath(this.dataset, s);
     const seed = this.sampleSeed(epoch, position, index);
@@ -258,7 +278,8 @@ export class DataLoader implements AsyncIterable<Batch> {
     const wantPrefix = !cached && this.opts.cacheBytes > 0 && this.cacheUsed < this.opts.cacheBytes;
     if (this.opts.workers > 0) {
       this.pool ??= new WorkerPool(this.opts.workers, this.opts.perWorker, this.pipeline, this.prefixLen);
-      const r = await this.pool.run({ path, seed, wantPrefix, ...(cached ? { cached } : {}) });
+      const into = slot ? { buffer: slot.buffer, offset: slot.offset, length: slot.length } : undefined;
+      const r = await this.pool.run({ path, seed, wantPrefix, ...(cached ? { cached } : {}), ...(into ? { into } : {}) });
       if (r.error) {
         if (r.error.bad) return this.bad(path, r.error.reason as BadFileReason, r.error.message, epoch);
         throw new Error(`data worker failed on ${path}: ${r.error.message}`);
@@ -267,22 +288,27 @@ export class DataLoader implements AsyncIterable<Batch> {
         this.cache.set(index, r.prefix);
         this.cacheUsed += r.prefix.buffer.byteLength;
       }
-      return { data: r.data!, width: r.width!, height: r.height! };
+      return { data: r.inSlot ? null : r.data!, width: r.width!, height: r.height! };
     }
     // Main-thread path.
     try {
-      let img: RgbImage;
-      if (cached) img = { data: new Uint8Array(cached.buffer), width: cached.width, height: cached.height };
+      let out: Processed;
+      if (!cached && !wantPrefix) out = await processFile(path, this.pipeline, seed, slot?.view);
       else {
-        img = await decodeWithPrefix(path, this.pipeline, this.prefixLen);
-        if (wantPrefix && this.cacheUsed + img.data.length <= this.opts.cacheBytes) {
-          const sab = new SharedArrayBuffer(img.data.length);
-          new Uint8Array(sab).set(img.data);
-          this.cache.set(index, { buffer: sab, width: img.width, height: img.height });
-          this.cacheUsed += img.data.length;
+        let img: RgbImage;
+        if (cached) img = { data: new Uint8Array(cached.buffer), width: cached.width, height: cached.height };
+        else {
+          img = await decodeWithPrefix(path, this.pipeline, this.prefixLen);
+          if (this.cacheUsed + img.data.length <= this.opts.cacheBytes) {
+            const sab = new SharedArrayBuffer(img.data.length);
+            new Uint8Array(sab).set(img.data);
+            this.cache.set(index, { buffer: sab, width: img.width, height: img.height });
+            this.cacheUsed += img.data.length;
+          }
         }
+        out = finishSample(img, this.pipeline, new Rng(seed), this.prefixLen, slot ? { into: slot.view } : {});
       }
-      return finishSample(img, this.pipeline, new Rng(seed), this.prefixLen);
+      return { data: slot && out.data === slot.view ? null : out.data, width: out.width, height: out.height };
     } catch (e) {
       if (e instanceof BadImageError) return this.bad(path, e.reason, e.message, epoch);
       throw e;
@@ -296,14 +322,23 @@ export class DataLoader implements AsyncIterable<Batch> {
   }
 
   private async loadBatch(epoch: number, step: number, ids: Int32Array, firstPos: number): Promise<Batch> {
-    const results = await Promise.all(Array.from(ids, (idx, k) => this.loadSample(epoch, firstPos + k, idx)));
+    const uint8 = this.pipeline.output === 'uint8';
+    // With a fixed output size, samples are written straight into one shared batch buffer.
+    const fixed = this.outputSize;
+    const fixedPer = fixed ? fixed[0] * fixed[1] * 3 : 0;
+    const sab = fixed ? new SharedArrayBuffer(ids.length * fixedPer * (uint8 ? 1 : 4)) : null;
+    const batchView = sab ? (uint8 ? new Uint8Array(sab) : new Float32Array(sab)) : null;
+    const slotOf = (k: number): Slot | null => sab && batchView
+      ? { buffer: sab, offset: k * fixedPer, length: fixedPer, view: batchView.subarray(k * fixedPer, (k + 1) * fixedPer) }
+      : null;
+    const results = await Promise.all(Array.from(ids, (idx, k) => this.loadSample(epoch, firstPos + k, idx, slotOf(k))));
     const keep: number[] = [];
     results.forEach((r, k) => { if (r) keep.push(k); });
-    const uint8 = this.pipeline.output === 'uint8';
     const first = keep.length ? results[keep[0]!]! : null;
     const w = first?.width ?? 0, h = first?.height ?? 0;
     const per = w * h * 3;
-    const data = uint8 ? new Uint8Array(keep.length * per) : new Float32Array(keep.length * per);
+    if (batchView && per !== fixedPer && keep.length) throw new Error(`internal: pipeline output ${w}x${h} differs from its fixed size ${fixed![1]}x${fixed![0]}`);
+    const data = batchView ? batchView.subarray(0, keep.length * per) : uint8 ? new Uint8Array(keep.length * per) : new Float32Array(keep.length * per);
     const labels = new Int32Array(keep.length);
     const indices = new Int32Array(keep.length);
     keep.forEach((k, j) => {
@@ -312,7 +347,8 @@ export class DataLoader implements AsyncIterable<Batch> {
       if (r.width !== w || r.height !== h) {
         throw new Error(`pipeline output sizes differ within a batch: ${resolveSamplePath(this.dataset, this.dataset.samples[idx]!)} gave ${r.width}x${r.height}, expected ${w}x${h}; end the pipeline with a fixed-size crop or resize`);
       }
-      (data as Float32Array).set(r.data as Float32Array, j * per);
+      if (r.data) (data as Float32Array).set(r.data as Float32Array, j * per);
+      else if (k !== j) data.copyWithin(j * per, k * per, (k + 1) * per); // close the gap left by a bad file
       labels[j] = this.dataset.samples[idx]!.label;
       indices[j] = idx;
     });

@@ -5,6 +5,7 @@
  * intermediate), so `resize`, `letterbox` and `centerCrop` agree with torchvision + PIL.
  */
 import type { RgbImage } from './image.js';
+import { nativeImage, type ResampleAxis } from './native-image.js';
 
 export type Rgb = readonly [number, number, number];
 
@@ -20,7 +21,9 @@ interface Coeffs {
 
 /**
  * PIL precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter: output pixel xx covers input
- * [in0, in1) scaled; the filter support is clipped to the valid input range [lo, hi).
+ * [in0, in1) scaled; the filter support is clipped to the valid input range [lo, hi). Positions are
+ * computed relative to lo, as PIL does on the cropped image it resizes, so a window gives the same
+ * coefficients wherever it sits in a larger image (the native windowed JPEG decode relies on that).
  */
 function precompute(lo: number, hi: number, in0: number, in1: number, outSize: number): Coeffs {
   const scale = (in1 - in0) / outSize;
@@ -31,12 +34,14 @@ function precompute(lo: number, hi: number, in0: number, in1: number, outSize: n
   const k = new Int32Array(outSize * ksize);
   const ss = 1 / filterscale;
   const w = new Float64Array(ksize + 2);
+  const rel0 = in0 - lo;
+  const n = hi - lo;
   for (let xx = 0; xx < outSize; xx++) {
-    const center = in0 + (xx + 0.5) * scale;
+    const center = rel0 + (xx + 0.5) * scale;
     let xmin = Math.trunc(center - support + 0.5);
-    if (xmin < lo) xmin = lo;
+    if (xmin < 0) xmin = 0;
     let xmax = Math.trunc(center + support + 0.5);
-    if (xmax > hi) xmax = hi;
+    if (xmax > n) xmax = n;
     xmax -= xmin;
     if (xmax > ksize) xmax = ksize;
     let ww = 0;
@@ -51,7 +56,7 @@ function precompute(lo: number, hi: number, in0: number, in1: number, outSize: n
       const v = ww !== 0 ? w[x]! / ww : w[x]!;
       k[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * ONE) : Math.trunc(0.5 + v * ONE);
     }
-    bounds[xx * 2] = xmin;
+    bounds[xx * 2] = xmin + lo;
     bounds[xx * 2 + 1] = Math.max(0, xmax);
   }
   return { ksize, bounds, k };
@@ -61,6 +66,8 @@ interface Axis { lo: number; hi: number; in0: number; in1: number }
 
 /** Two-pass PIL resample of `img` over per-axis boxes (see precompute); 8-bit intermediate like PIL. */
 function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: Axis): RgbImage {
+  const nat = nativeImage();
+  if (nat) return nat.resample(img.data, img.width, img.height, outW, outH, [ax.lo, ax.hi, ax.in0, ax.in1], [ay.lo, ay.hi, ay.in0, ay.in1]);
   const src = img.data;
   const sw = img.width;
   const needH = !(ax.in0 === ax.lo && ax.in1 === ax.hi && ax.hi - ax.lo === outW);
@@ -146,29 +153,50 @@ export function resizeBilinear(img: RgbImage, outW: number, outH: number, win?: 
   return resampleCore(img, outW, outH, { lo: x0, hi: x0 + cw, in0: x0, in1: x0 + cw }, { lo: y0, hi: y0 + ch, in0: y0, in1: y0 + ch });
 }
 
+export interface CanvasBox { x0: number; y0: number; x1: number; y1: number }
+
+/**
+ * The part [x0, x1) x [y0, y1) of a canvasW x canvasH canvas that resampling `box` to outW x outH can
+ * read: the box plus the filter's reach, clipped to the canvas.
+ */
+export function canvasBoxRegion(canvasW: number, canvasH: number, box: CanvasBox, outW: number, outH: number): CanvasBox {
+  const mx = Math.ceil(Math.max((box.x1 - box.x0) / outW, 1)) + 1;
+  const my = Math.ceil(Math.max((box.y1 - box.y0) / outH, 1)) + 1;
+  return {
+    x0: Math.max(0, Math.floor(box.x0) - mx), x1: Math.min(canvasW, Math.ceil(box.x1) + mx),
+    y0: Math.max(0, Math.floor(box.y0) - my), y1: Math.min(canvasH, Math.ceil(box.y1) + my),
+  };
+}
+
+/** The resample axes ([lo, hi, in0, in1] for x and y) of `box` within the canvas region `r`. */
+export function regionBoxAxes(r: CanvasBox, box: CanvasBox): [ResampleAxis, ResampleAxis] {
+  return [[0, r.x1 - r.x0, box.x0 - r.x0, box.x1 - r.x0], [0, r.y1 - r.y0, box.y0 - r.y0, box.y1 - r.y0]];
+}
+
+/** Resamples `box` (canvas coordinates) from `region`, the canvas pixels of canvasBoxRegion's result. */
+export function resampleRegionBox(region: RgbImage, r: CanvasBox, box: CanvasBox, outW: number, outH: number): RgbImage {
+  const [x, y] = regionBoxAxes(r, box);
+  return resampleCore(region, outW, outH, { lo: x[0], hi: x[1], in0: x[2], in1: x[3] }, { lo: y[0], hi: y[1], in0: y[2], in1: y[3] });
+}
+
 /**
  * Resamples the fractional box [bx0, bx1) x [by0, by1) of a virtual canvas to outW x outH in one pass.
  * The canvas is `img` placed at (offX, offY) inside a canvasW x canvasH area of colour `fill`; the
  * filter support is clipped at the canvas edges (PIL `resize(size, box=...)` on the padded canvas).
  * Used to fuse letterbox + RandomResizedCrop into a single resampling.
  */
-export function resampleCanvasBox(img: RgbImage, canvasW: number, canvasH: number, offX: number, offY: number, box: { x0: number; y0: number; x1: number; y1: number }, outW: number, outH: number, fill: Rgb = [0, 0, 0]): RgbImage {
-  const mx = Math.ceil(Math.max((box.x1 - box.x0) / outW, 1)) + 1;
-  const my = Math.ceil(Math.max((box.y1 - box.y0) / outH, 1)) + 1;
-  const rx0 = Math.max(0, Math.floor(box.x0) - mx), rx1 = Math.min(canvasW, Math.ceil(box.x1) + mx);
-  const ry0 = Math.max(0, Math.floor(box.y0) - my), ry1 = Math.min(canvasH, Math.ceil(box.y1) + my);
+export function resampleCanvasBox(img: RgbImage, canvasW: number, canvasH: number, offX: number, offY: number, box: CanvasBox, outW: number, outH: number, fill: Rgb = [0, 0, 0]): RgbImage {
+  const r = canvasBoxRegion(canvasW, canvasH, box, outW, outH);
   // Region of the canvas the filter can touch, in image coordinates.
-  const ix0 = rx0 - offX, iy0 = ry0 - offY;
-  const inside = ix0 >= 0 && iy0 >= 0 && ix0 + (rx1 - rx0) <= img.width && iy0 + (ry1 - ry0) <= img.height;
-  if (inside) {
+  const ix0 = r.x0 - offX, iy0 = r.y0 - offY;
+  const rw = r.x1 - r.x0, rh = r.y1 - r.y0;
+  if (ix0 >= 0 && iy0 >= 0 && ix0 + rw <= img.width && iy0 + rh <= img.height) {
+    // Same coefficients as resampleRegionBox on a copy of the region (positions are relative to lo).
     return resampleCore(img, outW, outH,
-      { lo: ix0, hi: ix0 + rx1 - rx0, in0: box.x0 - offX, in1: box.x1 - offX },
-      { lo: iy0, hi: iy0 + ry1 - ry0, in0: box.y0 - offY, in1: box.y1 - offY });
+      { lo: ix0, hi: ix0 + rw, in0: box.x0 - offX, in1: box.x1 - offX },
+      { lo: iy0, hi: iy0 + rh, in0: box.y0 - offY, in1: box.y1 - offY });
   }
-  const region = crop(img, ix0, iy0, rx1 - rx0, ry1 - ry0, fill);
-  return resampleCore(region, outW, outH,
-    { lo: 0, hi: rx1 - rx0, in0: box.x0 - rx0, in1: box.x1 - rx0 },
-    { lo: 0, hi: ry1 - ry0, in0: box.y0 - ry0, in1: box.y1 - ry0 });
+  return resampleRegionBox(crop(img, ix0, iy0, rw, rh, fill), r, box, outW, outH);
 }
 
 /** Integer crop; parts outside the image are filled with `fill` (torchvision pads a too-small image). */

@@ -10,10 +10,11 @@
 import type { RgbImage } from './image.js';
 import { decodeBuffer, readImageFile, DEFAULT_MAX_PIXELS } from './image.js';
 import { Rng } from '../util/rng.js';
-import { centerCrop, hflipInPlace, padToSquare, resampleCanvasBox, resizeBilinear, shorterSideSize, type Rgb } from './resample.js';
+import { canvasBoxRegion, centerCrop, hflipInPlace, padToSquare, regionBoxAxes, resampleCanvasBox, resizeBilinear, shorterSideSize, type CanvasBox, type Rgb } from './resample.js';
 import { imageSizeFromHeader } from './image.js';
 import { applyColorJitter, planColorJitter } from './color.js';
 import { applyAugStep, parseRandAugment, planAutoAugment, planRandAugment } from './autoaugment.js';
+import { looksLikeJpeg, nativeImage } from './native-image.js';
 import { eraseFloatChw, eraseUint8Hwc, planCutout, planRandomErasing } from './erasing.js';
 
 /** A size: one number (square, or the shorter side for resize 'shorter') or [height, width]. */
@@ -204,10 +205,13 @@ export interface Processed {
 }
 
 /** HWC uint8 -> normalised CHW float32, optionally mirrored left-right on the way (a deferred hflip). */
-function toFloatChw(img: RgbImage, mean: readonly number[], std: readonly number[], flip = false): Float32Array {
+function toFloatChw(img: RgbImage, mean: readonly number[], std: readonly number[], flip = false, into?: Float32Array): Float32Array {
   const { data, width, height } = img;
   const plane = width * height;
-  const out = new Float32Array(plane * 3);
+  const target = into && into.length === plane * 3 ? into : undefined;
+  const nat = nativeImage();
+  if (nat) return nat.toFloatChw(data, width, height, mean, std, flip, target);
+  const out = target ?? new Float32Array(plane * 3);
   const lut = new Float32Array(768);
   for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255 - mean[c]!) / std[c]!;
   if (!flip) {
@@ -265,6 +269,61 @@ export function decodePrefixLength(cfg: PipelineConfig): number {
   return k > 0 && fusesWithNext(cfg, k - 1) ? k - 1 : k;
 }
 
+type RrcOp = Extract<TransformOp, { op: 'randomResizedCrop' }>;
+type LetterboxOp = Extract<TransformOp, { op: 'letterbox' }>;
+
+/**
+ * letterbox + RandomResizedCrop as one resampling: the crop is planned on the letterboxed canvas (the
+ * same draws as the two-step path) and mapped to the padded source canvas (S x S, image at offX, offY).
+ */
+function planFusedCrop(width: number, height: number, lb: LetterboxOp, rrc: RrcOp, rng: Rng): { S: number; offX: number; offY: number; box: CanvasBox; outW: number; outH: number } {
+  const S = Math.max(width, height);
+  const size = lb.size ?? S;
+  const b = planRandomResizedCrop(rng, size, size, rrc.scale, rrc.ratio);
+  const f = S / size;
+  const [outH, outW] = hw(rrc.size);
+  return {
+    S, offX: Math.floor((S - width) / 2), offY: Math.floor((S - height) / 2),
+    box: { x0: b.x * f, y0: b.y * f, x1: (b.x + b.w) * f, y1: (b.y + b.h) * f }, outW, outH,
+  };
+}
+
+/** Largest JPEG DCT scale 1/d (d in 8, 4, 2) that still leaves at least `w` x `h` pixels of a `bw` x `bh` area; 1 if none. */
+function dctScale(bw: number, bh: number, w: number, h: number): 1 | 2 | 4 | 8 {
+  for (const d of [8, 4, 2] as const) if (bw / d >= w && bh / d >= h) return d;
+  return 1;
+}
+
+/**
+ * A leading letterbox + RandomResizedCrop straight from JPEG bytes: the crop is planned from the header,
+ * and only the window the filter reads is decompressed (libjpeg-turbo crop/skip), giving the same pixels
+ * as decoding everything. With `fastDecode`, a crop at least 2x the output is decoded at 1/2..1/8 in the
+ * DCT domain (not bit-equal then). Null when this path does not apply; `rng` may then have advanced,
+ * so the caller starts over from the seed.
+ */
+function fusedCropFromJpeg(buf: Uint8Array, cfg: PipelineConfig, rng: Rng): RgbImage | null {
+  const nat = nativeImage();
+  const lb = cfg.ops[0];
+  // Only complete files: a window above a truncation would decode cleanly and hide the damage.
+  if (!nat || lb?.op !== 'letterbox' || !fusesWithNext(cfg, 0) || !looksLikeJpeg(buf) || buf[buf.length - 2] !== 0xff || buf[buf.length - 1] !== 0xd9) return null;
+  const info = nat.jpegInfo(buf);
+  const maxPixels = cfg.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!info || !info.supported || info.width * info.height > maxPixels) return null;
+  const swap = info.orientation >= 5;
+  const W = swap ? info.height : info.width, H = swap ? info.width : info.height;
+  const p = planFusedCrop(W, H, lb, cfg.ops[1] as RrcOp, rng);
+  const d = cfg.fastDecode ? dctScale(p.box.x1 - p.box.x0, p.box.y1 - p.box.y0, p.outW, p.outH) : 1;
+  // At 1/d the image is ceil(W/d) x ceil(H/d) (libjpeg's rounding); the canvas and box scale with it.
+  const Wd = Math.ceil(W / d), Hd = Math.ceil(H / d), Sd = Math.max(Wd, Hd);
+  const offX = d === 1 ? p.offX : Math.floor((Sd - Wd) / 2), offY = d === 1 ? p.offY : Math.floor((Sd - Hd) / 2);
+  const box = d === 1 ? p.box : { x0: (p.box.x0 - p.offX) / d + offX, y0: (p.box.y0 - p.offY) / d + offY, x1: (p.box.x1 - p.offX) / d + offX, y1: (p.box.y1 - p.offY) / d + offY };
+  const r = canvasBoxRegion(Sd, Sd, box, p.outW, p.outH);
+  const fill = fillRgb(lb.fill, [0, 0, 0]);
+  const [ax, ay] = regionBoxAxes(r, box);
+  const res = nat.decodeJpeg(buf, d, maxPixels, [r.x0 - offX, r.y0 - offY, r.x1 - r.x0, r.y1 - r.y0, fill[0], fill[1], fill[2]], [p.outW, p.outH, ax, ay]);
+  return res.status === 'ok' ? { data: res.data, width: res.width, height: res.height } : null;
+}
+
 /**
  * Decodes a file and applies the deterministic prefix ops [0, prefixEnd). With `fastDecode`, a leading
  * letterbox-with-size or squash resize is done by libvips during decoding.
@@ -302,9 +361,14 @@ export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: Pip
 
 interface OpsState { img: RgbImage; float: Float32Array | null; mean: Triple | null; std: Triple | null; flip: boolean }
 
-/** Applies ops [from, to) to an 8-bit image. */
-function applyOps(input: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, to: number): OpsState {
-  const st: OpsState = { img: input, float: null, mean: null, std: null, flip: false };
+/**
+ * Applies ops [from, to) to an 8-bit image. `input` is copied before the first in-place op unless
+ * `owned`; `into` receives the float output of normalize when it has the right length.
+ */
+function applyOps(img0: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, to: number, owned = false, into?: Float32Array): OpsState {
+  // `input` is what must not be modified: nothing when the caller hands over the image.
+  const input: RgbImage | null = owned ? null : img0;
+  const st: OpsState = { img: img0, float: null, mean: null, std: null, flip: false };
   const uint8Out = cfg.output === 'uint8';
   for (let i = from; i < to; i++) {
     const o = cfg.ops[i]!;
@@ -313,16 +377,8 @@ function applyOps(input: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, 
       case 'letterbox': {
         const fill = fillRgb(o.fill, [0, 0, 0]);
         if (i + 1 < to && fusesWithNext(cfg, i)) {
-          // letterbox + RandomResizedCrop in one resampling: plan the crop on the letterboxed canvas
-          // (same draws as the two-step path), map it to the padded source, resample once.
-          const rrc = cfg.ops[i + 1] as Extract<TransformOp, { op: 'randomResizedCrop' }>;
-          const S = Math.max(img.width, img.height);
-          const size = o.size ?? S;
-          const b = planRandomResizedCrop(rng, size, size, rrc.scale, rrc.ratio);
-          const f = S / size;
-          const [oh, ow] = hw(rrc.size);
-          img = resampleCanvasBox(img, S, S, Math.floor((S - img.width) / 2), Math.floor((S - img.height) / 2),
-            { x0: b.x * f, y0: b.y * f, x1: (b.x + b.w) * f, y1: (b.y + b.h) * f }, ow, oh, fill);
+          const p = planFusedCrop(img.width, img.height, o, cfg.ops[i + 1] as RrcOp, rng);
+          img = resampleCanvasBox(img, p.S, p.S, p.offX, p.offY, p.box, p.outW, p.outH, fill);
           i++;
         } else img = letterbox(img, o.size, fill);
         break;
@@ -360,7 +416,7 @@ function applyOps(input: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, 
       case 'normalize': {
         if (o.mean === 'dataset' || o.std === 'dataset') throw new Error("pipeline: normalize 'dataset' is unresolved; call resolvePipeline first");
         st.mean = o.mean; st.std = o.std;
-        if (!uint8Out) st.float = toFloatChw(img, o.mean, o.std, st.flip);
+        if (!uint8Out) st.float = toFloatChw(img, o.mean, o.std, st.flip, into);
         break;
       }
       case 'cutout':
@@ -380,30 +436,65 @@ function applyOps(input: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, 
   return st;
 }
 
+export interface FinishOptions {
+  /** The image may be modified in place (it is not shared with anyone). Default false. */
+  owned?: boolean;
+  /**
+   * Where the result should go (a slot of a batch): used when its type and length fit the result,
+   * which is then returned as `data`; otherwise a new array is returned.
+   */
+  into?: Float32Array | Uint8Array;
+}
+
 /**
  * Runs ops [from, end) on an already decoded image (the cacheable prefix output) and produces the final
- * sample. The input image is never modified.
+ * sample. The input image is not modified unless `opts.owned`.
  */
-export function finishSample(img: RgbImage, cfg: PipelineConfig, rng: Rng, from: number): Processed {
-  const st = applyOps(img, cfg, rng, from, cfg.ops.length);
+export function finishSample(img: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, opts: FinishOptions = {}): Processed {
+  const intoF = opts.into instanceof Float32Array ? opts.into : undefined;
+  const st = applyOps(img, cfg, rng, from, cfg.ops.length, opts.owned ?? false, intoF);
   const out = st.img;
-  if (cfg.output === 'uint8') return { data: out.data === img.data ? new Uint8Array(out.data) : out.data, width: out.width, height: out.height };
-  const data = st.float ?? toFloatChw(out, [0, 0, 0], [1, 1, 1]);
+  if (cfg.output === 'uint8') {
+    if (opts.into instanceof Uint8Array && opts.into.length === out.data.length) {
+      opts.into.set(out.data);
+      return { data: opts.into, width: out.width, height: out.height };
+    }
+    return { data: out.data === img.data && !opts.owned ? new Uint8Array(out.data) : out.data, width: out.width, height: out.height };
+  }
+  const data = st.float ?? toFloatChw(out, [0, 0, 0], [1, 1, 1], false, intoF);
   return { data, width: out.width, height: out.height };
 }
 
-/** Decodes and transforms one file; `seed` is the per-sample seed (see sampleSeed). */
-export async function processFile(path: string, cfg: PipelineConfig, seed: number): Promise<Processed> {
-  const k = decodePrefixLength(cfg);
-  const img = await decodeWithPrefix(path, cfg, k);
-  return finishSample(img, cfg, new Rng(seed), k);
+/**
+ * The fixed height and width of the pipeline's output, when its ops determine it whatever the input
+ * size (a final crop or resize to a given size); null when it depends on the image.
+ */
+export function pipelineOutputSize(cfg: PipelineConfig): [number, number] | null {
+  let size: [number, number] | null = null;
+  for (const o of cfg.ops) {
+    if (o.op === 'letterbox') size = o.size === undefined ? null : [o.size, o.size];
+    else if (o.op === 'resize') size = Array.isArray(o.size) ? o.size : o.mode === 'squash' ? [o.size, o.size] : null;
+    else if (o.op === 'centerCrop' || o.op === 'randomResizedCrop') size = hw(o.size);
+  }
+  return size;
 }
 
-/** processFile for an encoded image in memory (the server's uploads): same decode, same ops. */
-export async function processBuffer(buf: Buffer, path: string, cfg: PipelineConfig, seed: number): Promise<Processed> {
+/** Decodes and transforms one file; `seed` is the per-sample seed (see sampleSeed). */
+export async function processFile(path: string, cfg: PipelineConfig, seed: number, into?: Float32Array | Uint8Array): Promise<Processed> {
+  return processBuffer(await readImageFile(path), path, cfg, seed, into);
+}
+
+/**
+ * processFile for an encoded image in memory (the server's uploads): same decode, same ops. `into`: see
+ * FinishOptions.
+ */
+export async function processBuffer(buf: Buffer, path: string, cfg: PipelineConfig, seed: number, into?: Float32Array | Uint8Array): Promise<Processed> {
+  const rng = new Rng(seed);
+  const fused = fusedCropFromJpeg(buf, cfg, rng);
+  if (fused) return finishSample(fused, cfg, rng, 2, { owned: true, into });
   const k = decodePrefixLength(cfg);
   const img = await decodeBufferWithPrefix(buf, path, cfg, k);
-  return finishSample(img, cfg, new Rng(seed), k);
+  return finishSample(img, cfg, new Rng(seed), k, { owned: true, into });
 }
 
 /** mean/std the consumer must apply to uint8 output (null when the pipeline has no normalize op). */
