@@ -3,12 +3,17 @@
  * (ImageFolder-equivalent + DataLoader(num_workers = cores)) measured in the same run.
  * Pipeline: decode -> structure-retention resize 224 -> RandomResizedCrop 224 -> flip ->
  * ColorJitter(0.4, 0.4, 0.4) -> normalize -> float32 NCHW batches of 64.
+ * Then the same on phone-size photos (the first 400 train images re-encoded at 1632x1224, as shop photos
+ * usually arrive), where decoding at reduced size (fastDecode, the training default) matters.
  *
  * Env: GOODSREC_BENCH_EPOCHS (default 2), GOODSREC_BENCH_WORKERS (goodsrec worker threads, default cores),
- * GOODSREC_BENCH_SWEEP=1 (also time worker/in-flight settings on the first 800 images).
+ * GOODSREC_BENCH_SWEEP=1 (also time worker/in-flight settings on the first 800 images),
+ * GOODSREC_BENCH_LARGE=0 (skip the phone-size part).
  */
 import { execFileSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import sharp from 'sharp';
 import { resolve, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataLoader, readManifestDataset, selectSplits, RECIPE_MEAN, RECIPE_STD, type PipelineConfig } from '../src/data/index.js';
@@ -29,8 +34,8 @@ function pipeline(fastDecode: boolean): PipelineConfig {
   };
 }
 
-async function goodsrec(label: string, opts: { fastDecode: boolean; workers: number; perWorker: number; cacheBytes: number; limit?: number; exactOps?: boolean }, epochs: number): Promise<number[]> {
-  const all = selectSplits(readManifestDataset(DATASET), 'train');
+async function goodsrec(label: string, opts: { fastDecode: boolean; workers: number; perWorker: number; cacheBytes: number; limit?: number; exactOps?: boolean; dataset?: string }, epochs: number): Promise<number[]> {
+  const all = selectSplits(readManifestDataset(opts.dataset ?? DATASET), 'train');
   const ds = opts.limit ? { ...all, samples: all.samples.slice(0, opts.limit) } : all;
   const loader = new DataLoader({ dataset: ds, pipeline: { ...pipeline(opts.fastDecode), exact: opts.exactOps ?? false }, batchSize: 64, seed: 0, workers: opts.workers, perWorker: opts.perWorker, prefetch: 3, cacheBytes: opts.cacheBytes });
   const rates: number[] = [];
@@ -46,8 +51,8 @@ async function goodsrec(label: string, opts: { fastDecode: boolean; workers: num
   return rates;
 }
 
-function torchvision(epochs: number, workers: number): number[] {
-  const out = execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'data_torchvision.py'), DATASET, String(epochs), String(workers)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+function torchvision(epochs: number, workers: number, dataset = DATASET): number[] {
+  const out = execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'data_torchvision.py'), dataset, String(epochs), String(workers)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
   return out.trim().split('\n').map((l) => {
     const r = JSON.parse(l) as { epoch: number; images: number; seconds: number };
     console.log(`  torchvision epoch ${r.epoch}: ${r.images} images in ${r.seconds.toFixed(2)} s = ${(r.images / r.seconds).toFixed(0)} img/s`);
@@ -76,6 +81,35 @@ export async function run(): Promise<void> {
   console.log(`goodsrec default:           ${best(dflt).toFixed(0)} img/s  ratio ${(best(dflt) / tvRate).toFixed(2)}x`);
   console.log(`goodsrec exact op order:    ${best(exact).toFixed(0)} img/s  ratio ${(best(exact) / tvRate).toFixed(2)}x`);
   console.log(`goodsrec cached (epoch>=1): ${best(cached).toFixed(0)} img/s  ratio ${(best(cached) / tvRate).toFixed(2)}x  (first epoch ${cached[0]!.toFixed(0)} img/s)`);
+  if (process.env['GOODSREC_BENCH_LARGE'] !== '0') await large(epochs, cores, workers);
+}
+
+/** The same pipeline on phone-size photos: 400 train images re-encoded at 1632x1224 in a temp folder. */
+async function large(epochs: number, cores: number, workers: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'goodsrec-bench-large-'));
+  try {
+    const lines = readFileSync(join(DATASET, 'dataset', 'train.txt'), 'utf8').trim().split('\n').slice(0, 400);
+    mkdirSync(join(dir, 'dataset', 'img'), { recursive: true });
+    const manifest: string[] = [];
+    for (const [i, l] of lines.entries()) {
+      const [rel, label] = l.split(',').map((x) => x.trim());
+      const name = `img/${i}.jpg`;
+      await sharp(join(DATASET, 'dataset', rel!)).resize(1632, 1224, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(join(dir, 'dataset', name));
+      manifest.push(`${name}, ${label}`);
+    }
+    writeFileSync(join(dir, 'dataset', 'train.txt'), manifest.join('\n') + '\n');
+    copyFileSync(join(DATASET, 'dataset', 'classes.csv'), join(dir, 'dataset', 'classes.csv'));
+    console.log(`phone-size photos: ${lines.length} train images re-encoded at 1632x1224 (JPEG q90), same pipeline`);
+    const tv = Math.max(...torchvision(epochs, cores, dir));
+    const fast = await goodsrec('(fastDecode: DCT-scaled windowed decode, the training default)', { fastDecode: true, workers, perWorker: 2, cacheBytes: 0, dataset: dir }, epochs);
+    const full = await goodsrec('(full-size decode)', { fastDecode: false, workers, perWorker: 2, cacheBytes: 0, dataset: dir }, epochs);
+    const best = (r: number[]) => Math.max(...r.slice(r.length > 1 ? 1 : 0));
+    console.log(`torchvision, phone-size (num_workers=${cores}): ${tv.toFixed(0)} img/s`);
+    console.log(`goodsrec fastDecode, phone-size:   ${best(fast).toFixed(0)} img/s  ratio ${(best(fast) / tv).toFixed(2)}x`);
+    console.log(`goodsrec full decode, phone-size:  ${best(full).toFixed(0)} img/s  ratio ${(best(full) / tv).toFixed(2)}x`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await run();

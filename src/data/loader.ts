@@ -348,7 +348,7 @@ export class DataLoader implements AsyncIterable<Batch> {
         throw new Error(`pipeline output sizes differ within a batch: ${resolveSamplePath(this.dataset, this.dataset.samples[idx]!)} gave ${r.width}x${r.height}, expected ${w}x${h}; end the pipeline with a fixed-size crop or resize`);
       }
       if (r.data) (data as Float32Array).set(r.data as Float32Array, j * per);
-      else if (k !== j) data.copyWithin(j * per, k * per, (k + 1) * per); // close the gap left by a bad file
+      else if (k !== j) batchView!.copyWithin(j * per, k * per, (k + 1) * per); // close the gap left by a bad file
       labels[j] = this.dataset.samples[idx]!.label;
       indices[j] = idx;
     });

@@ -1,0 +1,41 @@
+/**
+ * Child process for test/data-native.test.ts: runs decoding, several pipelines and a DataLoader epoch on
+ * the given files and prints one JSON object of SHA-1 digests. Run once with the native image kernels
+ * and once with GOODSREC_NATIVE_IMAGE=0 (sharp + TypeScript); the digests must match.
+ *
+ * Usage: node pipeline-digest.js FOLDER_DATASET FILE...
+ */
+import { createHash } from 'node:crypto';
+import {
+  DataLoader, decodeImage, nativeImage, processFile, readFolderDataset, recipeEvalPipeline, recipeTrainPipeline,
+  type PipelineConfig,
+} from '../../src/data/index.js';
+
+const [root, ...files] = process.argv.slice(2);
+const sha = (d: ArrayBufferView) => createHash('sha1').update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)).digest('hex');
+
+const pipelines: Record<string, PipelineConfig> = {
+  train: recipeTrainPipeline({ size: 112 }),
+  trainExact: { ...recipeTrainPipeline({ size: 112 }), exact: true },
+  trainAutoAugment: recipeTrainPipeline({ size: 96, augment: 'autoaugment' }),
+  hue: { ops: [{ op: 'letterbox', size: 128, fill: [10, 20, 30] }, { op: 'randomResizedCrop', size: [96, 80] }, { op: 'colorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.2 }, { op: 'normalize', mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] }] },
+  eval: recipeEvalPipeline({ size: 96 }),
+  shorter: { ops: [{ op: 'resize', size: 100 }, { op: 'centerCrop', size: 90 }, { op: 'hflip', p: 1 }, { op: 'normalize', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }] },
+  uint8: { ...recipeTrainPipeline({ size: 64, cutout: null }), output: 'uint8' },
+};
+
+const out: Record<string, string | boolean> = { native: nativeImage() !== null };
+for (const f of files) out[`decode ${f.split('/').pop()}`] = sha((await decodeImage(f)).data);
+for (const [name, cfg] of Object.entries(pipelines)) {
+  const h = createHash('sha1');
+  for (let i = 0; i < files.length; i++) {
+    for (const seed of [1, 2, 3]) h.update(sha((await processFile(files[i]!, cfg, seed * 1000 + i)).data));
+  }
+  out[`pipeline ${name}`] = h.digest('hex');
+}
+const loader = new DataLoader({ dataset: readFolderDataset(root!), pipeline: pipelines['train']!, batchSize: 5, seed: 7, workers: 2 });
+const h = createHash('sha1');
+for await (const b of loader) h.update(sha(b.data)).update(sha(b.labels));
+await loader.close();
+out['loader epoch'] = h.digest('hex');
+console.log(JSON.stringify(out));
