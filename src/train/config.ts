@@ -19,6 +19,12 @@ export interface TrainConfig {
     badFiles: 'skip' | 'fail';
     /** Parallel decode/augment workers; 0 = automatic. */
     workers: number;
+    /**
+     * Keep decoded, letterboxed training images in memory up to this many MiB (0 = off). Off by default:
+     * native decoding of only the window each crop needs is as fast as the cache from the second epoch
+     * on and faster in the first (`npm run bench -- data`); it helps when reading files is slow.
+     */
+    cacheMB: number;
   };
   model: {
     name: string;
@@ -89,7 +95,7 @@ export interface TrainConfig {
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
-  data: { root: '', trainSplit: 'train', valSplit: 'test', fraction: 1, badFiles: 'skip', workers: 0 },
+  data: { root: '', trainSplit: 'train', valSplit: 'test', fraction: 1, badFiles: 'skip', workers: 0, cacheMB: 0 },
   model: { name: 'resnet50', pretrained: null, dropRate: 0, dropPathRate: 0, head: 'linear', channelsLast: false },
   input: { size: 224, resize: 'letterbox', cropPct: 0.875, mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935] },
   augment: { scale: [0.08, 1], ratio: [3 / 4, 4 / 3], hflip: 0.5, colorJitter: 0.4, cutout: 14, randomErasing: 0, autoAugment: null },
@@ -119,6 +125,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   'data.fraction': 'fraction of the training split to use (stratified by class, from the seed)',
   'data.badFiles': "bad image files: 'skip' (reported, counted) or 'fail'",
   'data.workers': 'parallel decode/augment workers (0 = automatic)',
+  'data.cacheMB': 'keep decoded training images in memory up to this many MiB (0 = off; helps with slow file reads)',
   'model.name': 'registered model (goodsrec models lists them)',
   'model.pretrained': 'safetensors/.pth weights of the reference implementation',
   'model.dropRate': 'dropout before the classifier',
@@ -243,6 +250,9 @@ export function validateConfig(c: TrainConfig): void {
   check(num(c.data.fraction) && c.data.fraction > 0 && c.data.fraction <= 1, 'data.fraction', 'a number in (0, 1]', c.data.fraction);
   check(c.data.badFiles === 'skip' || c.data.badFiles === 'fail', 'data.badFiles', "'skip' or 'fail'", c.data.badFiles);
   check(int(c.data.workers, 0), 'data.workers', 'an integer >= 0', c.data.workers);
+  // Run folders written before data.cacheMB existed: the cache was on (2 GiB); new runs default to off.
+  c.data.cacheMB ??= 2048;
+  check(num(c.data.cacheMB) && c.data.cacheMB >= 0, 'data.cacheMB', 'a number of MiB >= 0', c.data.cacheMB);
   check(typeof c.model.name === 'string' && c.model.name.length > 0, 'model.name', 'a model name', c.model.name);
   // Run folders written before model.head existed have none: the linear head.
   c.model.head ??= 'linear';

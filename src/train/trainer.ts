@@ -177,7 +177,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
     dataset: trainDs, pipeline: trainPipeline(c, mean, std), batchSize: c.batchSize, mode: 'train', seed: c.seed,
     sampler: c.classBalanced ? 'class-balanced' : 'shuffle', dropLast: trainDs.samples.length > c.batchSize,
     onBadFile: c.data.badFiles, ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
-    cacheBytes: 2 * 1024 ** 3,
+    cacheBytes: Math.floor(c.data.cacheMB * 1024 ** 2),
   });
   const stepsPerEpoch = trainLoader.stepsPerEpoch;
   const optimizerStepsPerEpoch = Math.ceil(stepsPerEpoch / c.accumulate);
