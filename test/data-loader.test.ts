@@ -142,6 +142,25 @@ test('loader train mode: per-epoch shuffles, reproducible, exact resume, dropLas
   await Promise.all([l1, l2, l4, l5].map((l) => l.close()));
 });
 
+test('batches are written into shared buffers; reuseBuffers recycles them without changing a byte', async () => {
+  const ds = readFolderDataset(await makeFolderDataset());
+  const mk = (reuseBuffers: boolean) => new DataLoader({ dataset: ds, pipeline: SMALL, batchSize: 2, seed: 3, dropLast: true, workers: 2, prefetch: 2, reuseBuffers });
+  const plain = mk(false), reuse = mk(true);
+  const want = (await collect(plain)).map(hashBatch);
+  assert.ok(want.length >= 9);
+  const got: string[] = [];
+  const buffers = new Set<ArrayBufferLike>();
+  for await (const b of reuse) {
+    assert.ok(b.data.buffer instanceof SharedArrayBuffer, 'a fixed-size pipeline fills shared batch buffers');
+    buffers.add(b.data.buffer);
+    got.push(hashBatch(b)); // used up before the next batch is requested, as reuseBuffers requires
+  }
+  assert.deepEqual(got, want);
+  // prefetch 2: at most the batch in hand, two prepared ahead and one spare ever exist.
+  assert.ok(buffers.size <= 4, `${buffers.size} distinct batch buffers for ${got.length} batches`);
+  await Promise.all([plain.close(), reuse.close()]);
+});
+
 test('class-balanced sampler draws classes uniformly', async () => {
   const ds = selectSplits(readFolderDataset(await makeFolderDataset()), 'train'); // 12 / 4 / 3 images
   const l = new DataLoader({ dataset: ds, pipeline: EVAL, batchSize: 19, sampler: 'class-balanced', seed: 1, workers: 0 });

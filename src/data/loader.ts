@@ -57,6 +57,12 @@ export interface DataLoaderOptions {
   cacheBytes?: number;
   /** Where to start. Default {epoch: 0, step: 0}. */
   start?: LoaderState;
+  /**
+   * Recycle batch buffers: a batch's `data` is overwritten once the next batch is requested. Set it when
+   * each batch is used up before asking for the next (e.g. copied into a tensor, as goodsrec's trainer
+   * does): memory then stays flat instead of waiting for the garbage collector. Default false.
+   */
+  reuseBuffers?: boolean;
 }
 
 /** Messages to and from src/data/worker.ts. */
@@ -163,7 +169,9 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly seed: number;
   /** Bad files met so far (each path once per epoch). */
   readonly badFiles: BadFileRecord[] = [];
-  private readonly opts: Required<Pick<DataLoaderOptions, 'sampler' | 'dropLast' | 'workers' | 'perWorker' | 'prefetch' | 'onBadFile' | 'cacheBytes'>>;
+  private readonly opts: Required<Pick<DataLoaderOptions, 'sampler' | 'dropLast' | 'workers' | 'perWorker' | 'prefetch' | 'onBadFile' | 'cacheBytes' | 'reuseBuffers'>>;
+  /** Batch buffers handed back by the consumer (reuseBuffers). */
+  private freeBuffers: SharedArrayBuffer[] = [];
   private pos: LoaderState;
   private pool: WorkerPool | null = null;
   private cache = new Map<number, { buffer: SharedArrayBuffer; width: number; height: number }>();
@@ -192,6 +200,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       prefetch: o.prefetch ?? 2,
       onBadFile: o.onBadFile ?? 'skip',
       cacheBytes: o.cacheBytes ?? 0,
+      reuseBuffers: o.reuseBuffers ?? false,
     };
     this.pos = { ...(o.start ?? { epoch: 0, step: 0 }) };
     // With a cache, keep the whole deterministic prefix (decode + letterbox...) so epochs after the first
@@ -259,6 +268,8 @@ export class DataLoader implements AsyncIterable<Batch> {
         const b = await inflight.shift()!;
         this.pos = b.step + 1 >= steps ? { epoch: epoch + 1, step: 0 } : { epoch, step: b.step + 1 };
         yield b;
+        // The consumer asked for the next batch: with reuseBuffers, this one's buffer is free again.
+        if (this.opts.reuseBuffers && b.data.buffer instanceof SharedArrayBuffer && this.freeBuffers.length <= ahead + 1) this.freeBuffers.push(b.data.buffer);
       }
     } finally {
       // A consumer that stops early leaves outstanding batches; they finish and are dropped.
@@ -326,7 +337,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     // With a fixed output size, samples are written straight into one shared batch buffer.
     const fixed = this.outputSize;
     const fixedPer = fixed ? fixed[0] * fixed[1] * 3 : 0;
-    const sab = fixed ? new SharedArrayBuffer(ids.length * fixedPer * (uint8 ? 1 : 4)) : null;
+    const sab = fixed ? this.batchBuffer(ids.length * fixedPer * (uint8 ? 1 : 4)) : null;
     const batchView = sab ? (uint8 ? new Uint8Array(sab) : new Float32Array(sab)) : null;
     const slotOf = (k: number): Slot | null => sab && batchView
       ? { buffer: sab, offset: k * fixedPer, length: fixedPer, view: batchView.subarray(k * fixedPer, (k + 1) * fixedPer) }
@@ -354,6 +365,12 @@ export class DataLoader implements AsyncIterable<Batch> {
     });
     const shape: [number, number, number, number] = uint8 ? [keep.length, h, w, 3] : [keep.length, 3, h, w];
     return { data, shape, layout: uint8 ? 'NHWC' : 'NCHW', labels, indices, epoch, step };
+  }
+
+  /** A buffer for a batch: a recycled one of that size if there is one (reuseBuffers), else a new one. */
+  private batchBuffer(bytes: number): SharedArrayBuffer {
+    const i = this.freeBuffers.findIndex((b) => b.byteLength === bytes);
+    return i >= 0 ? this.freeBuffers.splice(i, 1)[0]! : new SharedArrayBuffer(bytes);
   }
 
   /** Stops the worker threads. The loader can be iterated again afterwards (workers restart). */

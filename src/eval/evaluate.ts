@@ -92,6 +92,7 @@ export async function evaluate(model: Module, ds: Dataset, pipeline: PipelineCon
   const started = Date.now();
   const loader = new DataLoader({
     dataset: ds, pipeline, batchSize: o.batchSize ?? 32, mode: 'eval', ...(o.workers !== undefined ? { workers: o.workers } : {}),
+    reuseBuffers: true, // each batch is copied into a tensor before the next is requested
   });
   const acc = new MetricsAccumulator(ds.classes);
   const predictions: SamplePrediction[] = [];

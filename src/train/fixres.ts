@@ -104,7 +104,7 @@ export async function extractFeatures(
   const flipped = o.flip ? new Float32Array(n * dim) : null;
   const valid = new Uint8Array(n);
   const labels = Int32Array.from(ds.samples, (s) => s.label);
-  const loader = new DataLoader({ dataset: ds, pipeline: evalPipeline(pre), batchSize: o.batchSize ?? 32, mode: 'eval', ...(o.workers !== undefined ? { workers: o.workers } : {}) });
+  const loader = new DataLoader({ dataset: ds, pipeline: evalPipeline(pre), batchSize: o.batchSize ?? 32, mode: 'eval', ...(o.workers !== undefined ? { workers: o.workers } : {}), reuseBuffers: true });
   const device = o.device ?? 'cpu';
   model.eval();
   try {

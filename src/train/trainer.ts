@@ -178,6 +178,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
     sampler: c.classBalanced ? 'class-balanced' : 'shuffle', dropLast: trainDs.samples.length > c.batchSize,
     onBadFile: c.data.badFiles, ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
     cacheBytes: Math.floor(c.data.cacheMB * 1024 ** 2),
+    reuseBuffers: true, // each batch is copied into a tensor before the next is requested
   });
   const stepsPerEpoch = trainLoader.stepsPerEpoch;
   const optimizerStepsPerEpoch = Math.ceil(stepsPerEpoch / c.accumulate);
