@@ -8,7 +8,8 @@
  *
  * Env: GOODSREC_BENCH_EPOCHS (default 2), GOODSREC_BENCH_WORKERS (goodsrec worker threads, default cores),
  * GOODSREC_BENCH_SWEEP=1 (also time worker/in-flight settings on the first 800 images),
- * GOODSREC_BENCH_LARGE=0 (skip the phone-size part).
+ * GOODSREC_BENCH_LARGE=0 (skip the phone-size part), GOODSREC_BENCH_AUGMENT=autoaugment (add AutoAugment, ImageNet
+ * policy, after the flip: timm's 'original' in goodsrec, torchvision's AutoAugment in the reference).
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,12 +22,16 @@ import { DataLoader, readManifestDataset, selectSplits, RECIPE_MEAN, RECIPE_STD,
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const DATASET = resolve(REPO, '..', 'shared', 'datasets', 'grocery-store');
 
+/** GOODSREC_BENCH_AUGMENT=autoaugment adds AutoAugment (ImageNet policy) after the flip, on both sides. */
+const AUGMENT = process.env['GOODSREC_BENCH_AUGMENT'] === 'autoaugment' ? 'autoaugment' : '';
+
 function pipeline(fastDecode: boolean): PipelineConfig {
   return {
     ops: [
       { op: 'letterbox', size: 224, fill: 'black' },
       { op: 'randomResizedCrop', size: 224, scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
       { op: 'hflip', p: 0.5 },
+      ...(AUGMENT ? [{ op: 'autoAugment', policy: 'imagenet' } as const] : []),
       { op: 'colorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4 },
       { op: 'normalize', mean: RECIPE_MEAN, std: RECIPE_STD },
     ],
@@ -52,7 +57,7 @@ async function goodsrec(label: string, opts: { fastDecode: boolean; workers: num
 }
 
 function torchvision(epochs: number, workers: number, dataset = DATASET): number[] {
-  const out = execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'data_torchvision.py'), dataset, String(epochs), String(workers)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const out = execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'data_torchvision.py'), dataset, String(epochs), String(workers), AUGMENT], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
   return out.trim().split('\n').map((l) => {
     const r = JSON.parse(l) as { epoch: number; images: number; seconds: number };
     console.log(`  torchvision epoch ${r.epoch}: ${r.images} images in ${r.seconds.toFixed(2)} s = ${(r.images / r.seconds).toFixed(0)} img/s`);
@@ -64,7 +69,7 @@ export async function run(): Promise<void> {
   const cores = availableParallelism();
   const epochs = Number(process.env['GOODSREC_BENCH_EPOCHS'] ?? 2);
   const workers = Number(process.env['GOODSREC_BENCH_WORKERS'] ?? cores);
-  console.log(`data loader bench: grocery-store train split, ${cores} cores, batch 64, letterbox 224 + RRC 224 + flip + ColorJitter + normalize -> float32 NCHW`);
+  console.log(`data loader bench: grocery-store train split, ${cores} cores, batch 64, letterbox 224 + RRC 224 + flip${AUGMENT ? ' + AutoAugment' : ''} + ColorJitter + normalize -> float32 NCHW`);
   const tv = torchvision(epochs, cores);
   // torchvision's best epoch, its first included (it has no cache that warms up): the conservative ratio.
   const tvRate = Math.max(...tv);

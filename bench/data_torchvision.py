@@ -3,7 +3,7 @@
 grocery-store train split (ImageFolder-equivalent dataset over train.txt, PIL loader), DataLoader with
 num_workers workers, persistent workers, batch 64. Prints one JSON line per epoch: {"epoch", "images", "seconds"}.
 
-Usage: /usr/bin/python3 bench/data_torchvision.py DATASET_DIR EPOCHS WORKERS
+Usage: /usr/bin/python3 bench/data_torchvision.py DATASET_DIR EPOCHS WORKERS [autoaugment]
 """
 import json
 import os
@@ -56,8 +56,10 @@ class ManifestImageFolder(torch.utils.data.Dataset):
 
 def main():
     root, epochs, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    augment = sys.argv[4] if len(sys.argv) > 4 else ""
     torch.set_num_threads(1)
-    tf = T.Compose([Letterbox(224), T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ColorJitter(0.4, 0.4, 0.4), T.ToTensor(), T.Normalize(MEAN, STD)])
+    extra = [T.AutoAugment(T.AutoAugmentPolicy.IMAGENET)] if augment == "autoaugment" else []
+    tf = T.Compose([Letterbox(224), T.RandomResizedCrop(224), T.RandomHorizontalFlip(), *extra, T.ColorJitter(0.4, 0.4, 0.4), T.ToTensor(), T.Normalize(MEAN, STD)])
     ds = ManifestImageFolder(root, "train", tf)
     dl = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, num_workers=workers, persistent_workers=workers > 0, drop_last=False)
     for e in range(epochs):

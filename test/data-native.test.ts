@@ -42,7 +42,7 @@ test('the native image kernels are built and load', () => {
   assert.ok(native, 'build/Release/goodsrec_image.node is missing or failed to load (scripts/setup.sh builds it)');
 });
 
-test('native kernels give the same pixels as sharp + TypeScript: decoding, seven pipelines, a loader epoch', async () => {
+test('native kernels give the same pixels as sharp + TypeScript: decoding, eight pipelines, every augment op, a loader epoch', async () => {
   const root = tmpDir('native-digest');
   const dir = join(root, 'train', 'a');
   mkdirSync(dir, { recursive: true });
@@ -63,7 +63,7 @@ test('native kernels give the same pixels as sharp + TypeScript: decoding, seven
   assert.equal(ts['native'], false, 'GOODSREC_NATIVE_IMAGE=0 should disable them');
   delete nat['native'];
   delete ts['native'];
-  assert.ok(Object.keys(nat).length >= 14, `expected digests for 6 decodes, 7 pipelines and the loader, got ${Object.keys(nat).join(', ')}`);
+  assert.ok(Object.keys(nat).length >= 16, `expected digests for 6 decodes, 8 pipelines, the augment ops and the loader, got ${Object.keys(nat).join(', ')}`);
   assert.deepEqual(nat, ts);
 });
 

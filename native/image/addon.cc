@@ -144,6 +144,60 @@ Napi::Value ColorJitter(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Reads [r, g, b] or a 6-number matrix into doubles.
+void numbers(Napi::Env env, const Napi::Value& v, size_t n, double* out, const char* name) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != n) throw Napi::TypeError::New(env, std::string("Expected ") + std::to_string(n) + " numbers for " + name);
+  auto a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < n; i++) out[i] = a.Get(i).As<Napi::Number>().DoubleValue();
+}
+
+void check_image(Napi::Env env, const Napi::Uint8Array& d, int w, int h, const char* fn) {
+  if (w <= 0 || h <= 0 || size_t(w) * h * 3 != d.ByteLength()) throw Napi::RangeError::New(env, std::string(fn) + ": data size does not match its width and height");
+}
+
+// affine(src, width, height, [a, b, c, d, e, f], [r, g, b]) -> Uint8Array
+Napi::Value Affine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto src = bytes(info, 0, "src");
+  const int w = int(num(info, 1, "width")), h = int(num(info, 2, "height"));
+  check_image(env, src, w, h, "affine");
+  double m[6], fill[3];
+  numbers(env, info[3], 6, m, "matrix");
+  numbers(env, info[4], 3, fill, "fill");
+  const uint8_t f8[3] = {uint8_t(fill[0]), uint8_t(fill[1]), uint8_t(fill[2])};
+  auto out = Napi::Uint8Array::New(env, src.ByteLength());
+  grimg::affine(src.Data(), w, h, m, f8, out.Data());
+  return out;
+}
+
+// sharpness(data, width, height, factor) in place
+Napi::Value Sharpness(const Napi::CallbackInfo& info) {
+  auto d = bytes(info, 0, "data");
+  const int w = int(num(info, 1, "width")), h = int(num(info, 2, "height"));
+  check_image(info.Env(), d, w, h, "sharpness");
+  grimg::sharpness(d.Data(), w, h, num(info, 3, "factor"));
+  return info.Env().Undefined();
+}
+
+// applyLuts(data, lut0, lut1, lut2) in place
+Napi::Value ApplyLuts(const Napi::CallbackInfo& info) {
+  auto d = bytes(info, 0, "data");
+  if (d.ByteLength() % 3 != 0) throw Napi::RangeError::New(info.Env(), "applyLuts: data length is not a multiple of 3");
+  Napi::Uint8Array l[3] = {bytes(info, 1, "lut0"), bytes(info, 2, "lut1"), bytes(info, 3, "lut2")};
+  for (auto& t : l) if (t.ByteLength() != 256) throw Napi::RangeError::New(info.Env(), "applyLuts: each table needs 256 entries");
+  grimg::apply_luts(d.Data(), d.ByteLength() / 3, l[0].Data(), l[1].Data(), l[2].Data());
+  return info.Env().Undefined();
+}
+
+// histograms(data) -> Uint32Array(768): channel c's count of value v at c * 256 + v
+Napi::Value Histograms(const Napi::CallbackInfo& info) {
+  auto d = bytes(info, 0, "data");
+  if (d.ByteLength() % 3 != 0) throw Napi::RangeError::New(info.Env(), "histograms: data length is not a multiple of 3");
+  auto out = Napi::Uint32Array::New(info.Env(), 768);
+  grimg::histograms(d.Data(), d.ByteLength() / 3, out.Data());
+  return out;
+}
+
 // toFloatChw(src, width, height, mean[3], std[3], flip, out?) -> Float32Array (CHW; `out` when given)
 Napi::Value ToFloatChw(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -175,6 +229,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resample", Napi::Function::New(env, Resample, "resample"));
   exports.Set("colorJitter", Napi::Function::New(env, ColorJitter, "colorJitter"));
   exports.Set("toFloatChw", Napi::Function::New(env, ToFloatChw, "toFloatChw"));
+  exports.Set("affine", Napi::Function::New(env, Affine, "affine"));
+  exports.Set("sharpness", Napi::Function::New(env, Sharpness, "sharpness"));
+  exports.Set("applyLuts", Napi::Function::New(env, ApplyLuts, "applyLuts"));
+  exports.Set("histograms", Napi::Function::New(env, Histograms, "histograms"));
   return exports;
 }
 

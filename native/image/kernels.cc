@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -321,6 +322,74 @@ void color_jitter(uint8_t* d, size_t np, const int* order, int n_order, double b
       case 3: if (!std::isnan(h)) hue(d, np, h); break;
       default: break;
     }
+  }
+}
+
+void affine(const uint8_t* src, int w, int h, const double* m, const uint8_t* fill, uint8_t* out) {
+  const double a = m[0], b = m[1], c = m[2], d = m[3], e = m[4], f = m[5];
+  for (int y = 0; y < h; y++) {
+    for (int x = 0; x < w; x++) {
+      const double xin = a * (x + 0.5) + b * (y + 0.5) + c - 0.5;
+      const double yin = d * (x + 0.5) + e * (y + 0.5) + f - 0.5;
+      uint8_t* o = out + (size_t(y) * w + x) * 3;
+      // PIL leaves pixels whose centre maps outside the image at the fill colour.
+      if (xin < -0.5 || yin < -0.5 || xin >= w - 0.5 || yin >= h - 0.5) {
+        o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
+        continue;
+      }
+      const double x0 = std::floor(xin), y0 = std::floor(yin);
+      const double dx = xin - x0, dy = yin - y0;
+      const int xi = int(x0), yi = int(y0);
+      const int xa = xi < 0 ? 0 : xi, xb = xi + 1 >= w ? w - 1 : xi + 1;
+      const int ya = yi < 0 ? 0 : yi, yb = yi + 1 >= h ? h - 1 : yi + 1;
+      const uint8_t* p00 = src + (size_t(ya) * w + xa) * 3;
+      const uint8_t* p01 = src + (size_t(ya) * w + xb) * 3;
+      const uint8_t* p10 = src + (size_t(yb) * w + xa) * 3;
+      const uint8_t* p11 = src + (size_t(yb) * w + xb) * 3;
+      for (int ch = 0; ch < 3; ch++) {
+        const double top = p00[ch] + (double(p01[ch]) - p00[ch]) * dx;
+        const double bot = p10[ch] + (double(p11[ch]) - p10[ch]) * dx;
+        const double v = top + (bot - top) * dy;
+        o[ch] = uint8_t(v <= 0 ? 0 : v >= 255 ? 255 : js_round(v));
+      }
+    }
+  }
+}
+
+void sharpness(uint8_t* d, int w, int h, double f) {
+  if (w < 3 || h < 3) return;
+  thread_local std::vector<uint8_t> copy;
+  const size_t n = size_t(w) * h * 3;
+  copy.assign(d, d + n);
+  const uint8_t* src = copy.data();
+  for (int y = 1; y < h - 1; y++) {
+    for (int x = 1; x < w - 1; x++) {
+      for (int c = 0; c < 3; c++) {
+        const size_t o = (size_t(y) * w + x) * 3 + c;
+        int s = 4 * src[o];  // kernel [[1,1,1],[1,5,1],[1,1,1]] / 13
+        for (int dy = -1; dy <= 1; dy++)
+          for (int dx = -1; dx <= 1; dx++) s += src[o + (ptrdiff_t(dy) * w + dx) * 3];
+        const double smooth = std::min(255.0, std::max(0.0, js_round(double(s) / 13)));
+        d[o] = blend8(smooth, src[o], f);
+      }
+    }
+  }
+}
+
+void apply_luts(uint8_t* d, size_t np, const uint8_t* l0, const uint8_t* l1, const uint8_t* l2) {
+  for (size_t i = 0; i < np * 3; i += 3) {
+    d[i] = l0[d[i]];
+    d[i + 1] = l1[d[i + 1]];
+    d[i + 2] = l2[d[i + 2]];
+  }
+}
+
+void histograms(const uint8_t* d, size_t np, uint32_t* hist) {
+  std::fill(hist, hist + 768, 0u);
+  for (size_t i = 0; i < np * 3; i += 3) {
+    hist[d[i]]++;
+    hist[256 + d[i + 1]]++;
+    hist[512 + d[i + 2]]++;
   }
 }
 

@@ -21,6 +21,19 @@ void resample(const uint8_t* src, int sw, const Axis& ax, const Axis& ay, int ou
 void color_jitter(uint8_t* d, size_t n_pixels, const int* order, int n_order, double brightness, double contrast,
                   double saturation, double hue);
 
+// PIL Image.transform(AFFINE, BILINEAR, fillcolor): out pixel (x, y) samples src at (a x + b y + c, d x + e y + f),
+// pixel centres at +0.5 (src/data/resample.ts affineBilinear).
+void affine(const uint8_t* src, int w, int h, const double* m, const uint8_t* fill, uint8_t* out);
+
+// PIL ImageEnhance.Sharpness in place: blend with the SMOOTH-filtered image, borders unchanged.
+void sharpness(uint8_t* d, int w, int h, double f);
+
+// d[i] = lut[i % 3][d[i]] in place (three 256-entry tables).
+void apply_luts(uint8_t* d, size_t n_pixels, const uint8_t* l0, const uint8_t* l1, const uint8_t* l2);
+
+// Per-channel histograms: hist[c * 256 + v].
+void histograms(const uint8_t* d, size_t n_pixels, uint32_t* hist);
+
 // (v / 255 - mean) / std per channel into CHW, mirrored left-right when flip.
 void to_float_chw(const uint8_t* src, int w, int h, const double* mean, const double* std, bool flip, float* out);
 

@@ -18,6 +18,14 @@ export function luma(r: number, g: number, b: number): number {
   return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >>> 16;
 }
 
+/** One ColorJitter op (0 brightness, 1 contrast, 2 saturation, 3 hue) through the native kernels; false when unavailable. */
+function jitterNative(img: RgbImage, op: 0 | 1 | 2 | 3, f: number): boolean {
+  const nat = nativeImage();
+  if (!nat) return false;
+  nat.colorJitter(img.data, [op], op === 0 ? f : NaN, op === 1 ? f : NaN, op === 2 ? f : NaN, op === 3 ? f : NaN);
+  return true;
+}
+
 /** lut[v] = PIL blend(a, v, alpha). */
 function blendLut(a: number, alpha: number): Uint8Array {
   const lut = new Uint8Array(256);
@@ -26,6 +34,7 @@ function blendLut(a: number, alpha: number): Uint8Array {
 }
 
 export function adjustBrightness(img: RgbImage, f: number): RgbImage {
+  if (jitterNative(img, 0, f)) return img;
   const d = img.data;
   const lut = blendLut(0, f);
   for (let i = 0; i < d.length; i++) d[i] = lut[d[i]!]!;
@@ -33,6 +42,7 @@ export function adjustBrightness(img: RgbImage, f: number): RgbImage {
 }
 
 export function adjustContrast(img: RgbImage, f: number): RgbImage {
+  if (jitterNative(img, 1, f)) return img;
   const d = img.data;
   let sum = 0;
   for (let i = 0; i < d.length; i += 3) sum += luma(d[i]!, d[i + 1]!, d[i + 2]!);
@@ -43,6 +53,7 @@ export function adjustContrast(img: RgbImage, f: number): RgbImage {
 }
 
 export function adjustSaturation(img: RgbImage, f: number): RgbImage {
+  if (jitterNative(img, 2, f)) return img;
   const d = img.data;
   const g = 1 - f;
   for (let i = 0; i < d.length; i += 3) {
@@ -59,7 +70,7 @@ export function adjustSaturation(img: RgbImage, f: number): RgbImage {
 
 /** Hue shift by `h` in [-0.5, 0.5] of a turn (torchvision adjust_hue via 8-bit HSV like PIL). */
 export function adjustHue(img: RgbImage, h: number): RgbImage {
-  if (h === 0) return img;
+  if (h === 0 || jitterNative(img, 3, h)) return img;
   const d = img.data;
   const shift = Math.trunc(h * 255); // torchvision: np_h += np.uint8(hue_factor * 255) (wraps)
   for (let i = 0; i < d.length; i += 3) {
@@ -103,6 +114,11 @@ export function adjustHue(img: RgbImage, h: number): RgbImage {
 export function adjustSharpness(img: RgbImage, f: number): RgbImage {
   const { data: d, width: w, height: h } = img;
   if (w < 3 || h < 3) return img;
+  const nat = nativeImage();
+  if (nat) {
+    nat.sharpness(d, w, h, f);
+    return img;
+  }
   const src = new Uint8Array(d);
   for (let y = 1; y < h - 1; y++) {
     for (let x = 1; x < w - 1; x++) {
@@ -121,6 +137,11 @@ export function adjustSharpness(img: RgbImage, f: number): RgbImage {
 function applyLut(img: RgbImage, luts: [Uint8Array, Uint8Array, Uint8Array] | Uint8Array): RgbImage {
   const d = img.data;
   const [l0, l1, l2] = luts instanceof Uint8Array ? [luts, luts, luts] : luts;
+  const nat = nativeImage();
+  if (nat) {
+    nat.applyLuts(d, l0, l1, l2);
+    return img;
+  }
   for (let i = 0; i < d.length; i += 3) {
     d[i] = l0[d[i]!]!; d[i + 1] = l1[d[i + 1]!]!; d[i + 2] = l2[d[i + 2]!]!;
   }
@@ -128,6 +149,11 @@ function applyLut(img: RgbImage, luts: [Uint8Array, Uint8Array, Uint8Array] | Ui
 }
 
 function histograms(img: RgbImage): [Float64Array, Float64Array, Float64Array] {
+  const nat = nativeImage();
+  if (nat) {
+    const h = nat.histograms(img.data);
+    return [Float64Array.from(h.subarray(0, 256)), Float64Array.from(h.subarray(256, 512)), Float64Array.from(h.subarray(512))];
+  }
   const hs: [Float64Array, Float64Array, Float64Array] = [new Float64Array(256), new Float64Array(256), new Float64Array(256)];
   const d = img.data;
   for (let i = 0; i < d.length; i += 3) { hs[0][d[i]!]!++; hs[1][d[i + 1]!]!++; hs[2][d[i + 2]!]!++; }

@@ -40,6 +40,14 @@ export interface NativeImage {
   resample(src: Uint8Array, width: number, height: number, outW: number, outH: number, x: ResampleAxis, y: ResampleAxis): { data: Uint8Array; width: number; height: number };
   /** In place; order holds op ids (0 brightness, 1 contrast, 2 saturation, 3 hue); NaN skips a factor. */
   colorJitter(data: Uint8Array, order: readonly number[], brightness: number, contrast: number, saturation: number, hue: number): void;
+  /** PIL's bilinear affine transform (resample.ts affineBilinear); a new image of the same size. */
+  affine(src: Uint8Array, width: number, height: number, matrix: readonly number[], fill: readonly number[]): Uint8Array;
+  /** PIL ImageEnhance.Sharpness, in place. */
+  sharpness(data: Uint8Array, width: number, height: number, factor: number): void;
+  /** data[i] = lut[i % 3][data[i]], in place; each table has 256 entries. */
+  applyLuts(data: Uint8Array, lut0: Uint8Array, lut1: Uint8Array, lut2: Uint8Array): void;
+  /** Per-channel histograms: channel c's count of value v at c * 256 + v. */
+  histograms(data: Uint8Array): Uint32Array;
   /** Into `out` when given (its length must be width * height * 3), else into a new array. */
   toFloatChw(src: Uint8Array, width: number, height: number, mean: readonly number[], std: readonly number[], flip: boolean, out?: Float32Array): Float32Array;
 }

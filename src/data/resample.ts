@@ -278,6 +278,8 @@ export function hflipInPlace(img: RgbImage): RgbImage {
  */
 export function affineBilinear(img: RgbImage, m: readonly number[], fill: Rgb): RgbImage {
   const { width: w, height: h, data: src } = img;
+  const nat = nativeImage();
+  if (nat) return { data: nat.affine(src, w, h, m, fill), width: w, height: h };
   const out = new Uint8Array(w * h * 3);
   const [a, b, c, d, e, f] = m as [number, number, number, number, number, number];
   for (let y = 0; y < h; y++) {
