@@ -42,7 +42,7 @@ function pipeline(fastDecode: boolean): PipelineConfig {
 async function goodsrec(label: string, opts: { fastDecode: boolean; workers: number; perWorker: number; cacheBytes: number; limit?: number; exactOps?: boolean; dataset?: string }, epochs: number): Promise<number[]> {
   const all = selectSplits(readManifestDataset(opts.dataset ?? DATASET), 'train');
   const ds = opts.limit ? { ...all, samples: all.samples.slice(0, opts.limit) } : all;
-  const loader = new DataLoader({ dataset: ds, pipeline: { ...pipeline(opts.fastDecode), exact: opts.exactOps ?? false }, batchSize: 64, seed: 0, workers: opts.workers, perWorker: opts.perWorker, prefetch: 3, cacheBytes: opts.cacheBytes });
+  const loader = new DataLoader({ dataset: ds, pipeline: { ...pipeline(opts.fastDecode), exact: opts.exactOps ?? false }, batchSize: 64, seed: 0, workers: opts.workers, perWorker: opts.perWorker, prefetch: 3, cacheBytes: opts.cacheBytes, reuseBuffers: true });
   const rates: number[] = [];
   for (let e = 0; e < epochs; e++) {
     const t = performance.now();
