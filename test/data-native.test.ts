@@ -140,16 +140,12 @@ test('fused train pipeline straight from JPEG: bad files still reported, batches
     const per = 3 * 64 * 64;
     for (let j = 0; j < b.shape[0]; j++) {
       const idx = b.indices[j]!;
-      const alone = await processBuffer(readFileSync(join(root, ds.samples[idx]!.path)), 'x', pipeline, loaderSeed(loader, 0, idx));
+      // Eval mode keeps dataset order: the position of a sample is its index.
+      const alone = await processBuffer(readFileSync(join(root, ds.samples[idx]!.path)), 'x', pipeline, loader.sampleSeed(0, idx, idx));
       assert.equal(diffStats(b.data.subarray(j * per, (j + 1) * per), alone.data).maxAbs, 0, `workers ${workers}: sample ${j} (${ds.samples[idx]!.path}) misplaced`);
     }
   }
 });
-
-/** The per-sample seed the loader uses in eval mode (position = index). */
-function loaderSeed(loader: DataLoader, epoch: number, index: number): number {
-  return (loader as unknown as { sampleSeed(e: number, p: number, i: number): number }).sampleSeed(epoch, index, index);
-}
 
 test('fastDecode: DCT-scaled decoding of a large photo stays close to full decoding', async () => {
   const big = await sharp(groceryJpeg(700)).resize(2000, 1500).jpeg({ quality: 92 }).toBuffer();

@@ -277,7 +277,11 @@ export class DataLoader implements AsyncIterable<Batch> {
     }
   }
 
-  private sampleSeed(epoch: number, position: number, index: number): number {
+  /**
+   * The seed of one sample's augmentation: from the loader's seed, the epoch, the sample's position in
+   * the epoch's order and its dataset index. `processFile(path, pipeline, seed)` reproduces the sample.
+   */
+  sampleSeed(epoch: number, position: number, index: number): number {
     return deriveSeed(this.seed, epoch, position, index);
   }
 
