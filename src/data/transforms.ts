@@ -354,8 +354,9 @@ export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: Pip
       const S = Math.max(W, H);
       const d = first!.op === 'letterbox' ? dctScale(S, S, target[1], target[0]) : dctScale(W, H, target[1], target[0]);
       if (d > 1) img = decodeJpegNative(buf, d, dopts.maxPixels);
-    } else if (!looksLikeJpeg(buf)) {
-      // Other formats: libvips resizes while decoding (shrink-on-load pays off from 2x the target).
+    } else {
+      // Other formats (and JPEGs the native decoder does not take): libvips resizes while decoding
+      // (shrink-on-load pays off from 2x the target).
       const dims = imageSizeFromHeader(buf);
       if (dims && Math.min(dims.width, dims.height) >= 2 * Math.max(target[0], target[1])) {
         const resize = first!.op === 'letterbox'
