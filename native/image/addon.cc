@@ -115,6 +115,7 @@ Napi::Value DecodeJpeg(const Napi::CallbackInfo& info) {
     o.Set("width", r.width);
     o.Set("height", r.height);
   }
+  grimg::trim_scratch(pixels);
   o.Set("status", "ok");
   return o;
 }

@@ -1,4 +1,5 @@
 #include "jpeg.h"
+#include "kernels.h"
 
 #include <algorithm>
 #include <csetjmp>
@@ -224,6 +225,7 @@ JpegResult decode_jpeg(const uint8_t* data, size_t len, int scale_denom, uint64_
           std::memcpy(o, block.data() + (size_t(sy - dy0) * bw + (sx - bx)) * 3, 3);
         }
       }
+      trim_scratch(block);
     }
   }
   if (cx0 != w.x0 || cy0 != w.y0 || cx1 != w.x0 + w.w || cy1 != w.y0 + w.h || empty) {

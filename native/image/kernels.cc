@@ -311,6 +311,8 @@ void resample(const uint8_t* src, int sw, const Axis& ax, const Axis& ay, int ou
   acc.resize(row_len);
   if (cpu().avx2) vertical_avx2(tmp, row_len, y_first, cv, out_h, acc.data(), out);
   else vertical(tmp, row_len, y_first, cv, out_h, acc.data(), out);
+  trim_scratch(tmp_store);
+  trim_scratch(acc);
 }
 
 void color_jitter(uint8_t* d, size_t np, const int* order, int n_order, double b, double c, double s, double h) {
@@ -374,6 +376,7 @@ void sharpness(uint8_t* d, int w, int h, double f) {
       }
     }
   }
+  trim_scratch(copy);
 }
 
 void apply_luts(uint8_t* d, size_t np, const uint8_t* l0, const uint8_t* l1, const uint8_t* l2) {

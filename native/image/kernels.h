@@ -7,6 +7,14 @@
 
 namespace grimg {
 
+// Per-thread scratch buffers keep their capacity from one image to the next; one that grew past this
+// for a huge photo is released after use, so a worker thread does not hold it for the rest of a run.
+constexpr size_t kScratchKeepBytes = size_t(64) << 20;
+template <typename T>
+void trim_scratch(std::vector<T>& v) {
+  if (v.capacity() * sizeof(T) > kScratchKeepBytes) std::vector<T>().swap(v);
+}
+
 // One axis of a resample: the filter reads input [lo, hi); output covers the fractional input span [in0, in1).
 struct Axis { int lo, hi; double in0, in1; };
 
