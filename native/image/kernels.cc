@@ -132,7 +132,7 @@ void hue(uint8_t* d, size_t np, double h) {
       if (mx == r) hf = double(g - b) / c;
       else if (mx == g) hf = 2 + double(b - r) / c;
       else hf = 4 + double(r - g) / c;
-      hf = std::fmod(hf / 6, 1.0);
+      hf = hf / 6;  // in (-1, 1), where fmod(x, 1) == x: the TypeScript `% 1` is a no-op here
       if (hf < 0) hf += 1;
       hh = int(js_round(hf * 255)) & 255;
     }
