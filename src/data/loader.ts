@@ -10,8 +10,9 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { resolveSamplePath, type Dataset } from './dataset.js';
-import { BadImageError, type BadFileReason, type RgbImage } from './image.js';
-import { decodePrefixLength, decodeWithPrefix, deterministicPrefixLength, finishSample, pipelineOutputSize, processFile, validatePipeline, type PipelineConfig, type Processed } from './transforms.js';
+import { BadImageError, type BadFileReason } from './image.js';
+import { processSample, type BatchSlot, type SharedImage } from './sample.js';
+import { decodePrefixLength, deterministicPrefixLength, pipelineOutputSize, validatePipeline, type PipelineConfig } from './transforms.js';
 
 export interface Batch {
   /**
@@ -71,9 +72,9 @@ export interface WorkerJob {
   path: string;
   seed: number;
   wantPrefix: boolean;
-  cached?: { buffer: SharedArrayBuffer; width: number; height: number };
-  /** The sample's slot in the batch: `length` elements (float32 or uint8, per the pipeline) from element `offset`. */
-  into?: { buffer: SharedArrayBuffer; offset: number; length: number };
+  cached?: SharedImage;
+  /** The sample's slot in the batch. */
+  into?: BatchSlot;
 }
 export interface WorkerResult {
   id: number;
@@ -82,7 +83,7 @@ export interface WorkerResult {
   inSlot?: boolean;
   width?: number;
   height?: number;
-  prefix?: { buffer: SharedArrayBuffer; width: number; height: number } | undefined;
+  prefix?: SharedImage | undefined;
   error?: { reason: string; message: string; bad: boolean };
 }
 
@@ -158,9 +159,6 @@ class WorkerPool {
 /** A processed sample: in its batch slot (`data` null) or in its own array. */
 interface SampleResult { data: Float32Array | Uint8Array | null; width: number; height: number }
 
-/** Where a sample's result goes: its slot in a batch buffer shared with the workers. */
-interface Slot { buffer: SharedArrayBuffer; offset: number; length: number; view: Float32Array | Uint8Array }
-
 export class DataLoader implements AsyncIterable<Batch> {
   readonly dataset: Dataset;
   readonly pipeline: PipelineConfig;
@@ -174,7 +172,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   private freeBuffers: SharedArrayBuffer[] = [];
   private pos: LoaderState;
   private pool: WorkerPool | null = null;
-  private cache = new Map<number, { buffer: SharedArrayBuffer; width: number; height: number }>();
+  private cache = new Map<number, SharedImage>();
   private cacheUsed = 0;
   private readonly prefixLen: number;
   private readonly byClass: number[][];
@@ -285,7 +283,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     return deriveSeed(this.seed, epoch, position, index);
   }
 
-  private async loadSample(epoch: number, position: number, index: number, slot: Slot | null): Promise<SampleResult | null> {
+  private async loadSample(epoch: number, position: number, index: number, slot: BatchSlot | null): Promise<SampleResult | null> {
     const s = this.dataset.samples[index]!;
     const path = resolveSamplePath(this.dataset, s);
     const seed = this.sampleSeed(epoch, position, index);
@@ -293,41 +291,30 @@ export class DataLoader implements AsyncIterable<Batch> {
     const wantPrefix = !cached && this.opts.cacheBytes > 0 && this.cacheUsed < this.opts.cacheBytes;
     if (this.opts.workers > 0) {
       this.pool ??= new WorkerPool(this.opts.workers, this.opts.perWorker, this.pipeline, this.prefixLen);
-      const into = slot ? { buffer: slot.buffer, offset: slot.offset, length: slot.length } : undefined;
-      const r = await this.pool.run({ path, seed, wantPrefix, ...(cached ? { cached } : {}), ...(into ? { into } : {}) });
+      const r = await this.pool.run({ path, seed, wantPrefix, ...(cached ? { cached } : {}), ...(slot ? { into: slot } : {}) });
       if (r.error) {
         if (r.error.bad) return this.bad(path, r.error.reason as BadFileReason, r.error.message, epoch);
         throw new Error(`data worker failed on ${path}: ${r.error.message}`);
       }
-      if (r.prefix && !this.cache.has(index) && this.cacheUsed + r.prefix.buffer.byteLength <= this.opts.cacheBytes) {
-        this.cache.set(index, r.prefix);
-        this.cacheUsed += r.prefix.buffer.byteLength;
-      }
+      if (r.prefix) this.remember(index, r.prefix);
       return { data: r.inSlot ? null : r.data!, width: r.width!, height: r.height! };
     }
-    // Main-thread path.
+    // Main-thread path: the same code the workers run.
     try {
-      let out: Processed;
-      if (!cached && !wantPrefix) out = await processFile(path, this.pipeline, seed, slot?.view);
-      else {
-        let img: RgbImage;
-        if (cached) img = { data: new Uint8Array(cached.buffer), width: cached.width, height: cached.height };
-        else {
-          img = await decodeWithPrefix(path, this.pipeline, this.prefixLen);
-          if (this.cacheUsed + img.data.length <= this.opts.cacheBytes) {
-            const sab = new SharedArrayBuffer(img.data.length);
-            new Uint8Array(sab).set(img.data);
-            this.cache.set(index, { buffer: sab, width: img.width, height: img.height });
-            this.cacheUsed += img.data.length;
-          }
-        }
-        out = finishSample(img, this.pipeline, new Rng(seed), this.prefixLen, slot ? { into: slot.view } : {});
-      }
-      return { data: slot && out.data === slot.view ? null : out.data, width: out.width, height: out.height };
+      const r = await processSample(this.pipeline, { path, seed, prefixLen: this.prefixLen, cached, wantPrefix, slot: slot ?? undefined });
+      if (r.prefix) this.remember(index, r.prefix);
+      return { data: r.inSlot ? null : r.out.data, width: r.out.width, height: r.out.height };
     } catch (e) {
       if (e instanceof BadImageError) return this.bad(path, e.reason, e.message, epoch);
       throw e;
     }
+  }
+
+  /** Caches a sample's prefix image while the cache has room. */
+  private remember(index: number, prefix: SharedImage): void {
+    if (this.cache.has(index) || this.cacheUsed + prefix.buffer.byteLength > this.opts.cacheBytes) return;
+    this.cache.set(index, prefix);
+    this.cacheUsed += prefix.buffer.byteLength;
   }
 
   private bad(path: string, reason: BadFileReason, message: string, epoch: number): null {
@@ -343,9 +330,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     const fixedPer = fixed ? fixed[0] * fixed[1] * 3 : 0;
     const sab = fixed ? this.batchBuffer(ids.length * fixedPer * (uint8 ? 1 : 4)) : null;
     const batchView = sab ? (uint8 ? new Uint8Array(sab) : new Float32Array(sab)) : null;
-    const slotOf = (k: number): Slot | null => sab && batchView
-      ? { buffer: sab, offset: k * fixedPer, length: fixedPer, view: batchView.subarray(k * fixedPer, (k + 1) * fixedPer) }
-      : null;
+    const slotOf = (k: number): BatchSlot | null => (sab ? { buffer: sab, offset: k * fixedPer, length: fixedPer } : null);
     const results = await Promise.all(Array.from(ids, (idx, k) => this.loadSample(epoch, firstPos + k, idx, slotOf(k))));
     const keep: number[] = [];
     results.forEach((r, k) => { if (r) keep.push(k); });
