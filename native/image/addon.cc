@@ -47,11 +47,18 @@ Napi::Value JpegInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-grimg::Axis axis(Napi::Env env, const Napi::Value& v, const char* name) {
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 4) throw Napi::TypeError::New(env, std::string("Expected [lo, hi, in0, in1] for ") + name);
+// Reads an array of n numbers (a matrix, [r, g, b], an axis) into doubles.
+void numbers(Napi::Env env, const Napi::Value& v, size_t n, double* out, const char* name) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != n) throw Napi::TypeError::New(env, std::string("Expected ") + std::to_string(n) + " numbers for " + name);
   auto a = v.As<Napi::Array>();
-  auto d = [&](uint32_t k) { return a.Get(k).As<Napi::Number>().DoubleValue(); };
-  return {int(d(0)), int(d(1)), d(2), d(3)};
+  for (uint32_t i = 0; i < n; i++) out[i] = a.Get(i).As<Napi::Number>().DoubleValue();
+}
+
+// [lo, hi, in0, in1]
+grimg::Axis axis(Napi::Env env, const Napi::Value& v, const char* name) {
+  double d[4];
+  numbers(env, v, 4, d, name);
+  return {int(d[0]), int(d[1]), d[2], d[3]};
 }
 
 // Resamples an image held in native memory into a new Uint8Array: {data, width, height}.
@@ -145,12 +152,6 @@ Napi::Value ColorJitter(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Reads [r, g, b] or a 6-number matrix into doubles.
-void numbers(Napi::Env env, const Napi::Value& v, size_t n, double* out, const char* name) {
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != n) throw Napi::TypeError::New(env, std::string("Expected ") + std::to_string(n) + " numbers for " + name);
-  auto a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < n; i++) out[i] = a.Get(i).As<Napi::Number>().DoubleValue();
-}
 
 void check_image(Napi::Env env, const Napi::Uint8Array& d, int w, int h, const char* fn) {
   if (w <= 0 || h <= 0 || size_t(w) * h * 3 != d.ByteLength()) throw Napi::RangeError::New(env, std::string(fn) + ": data size does not match its width and height");
@@ -206,11 +207,8 @@ Napi::Value ToFloatChw(const Napi::CallbackInfo& info) {
   const int w = int(num(info, 1, "width")), h = int(num(info, 2, "height"));
   if (w <= 0 || h <= 0 || size_t(w) * h * 3 != src.ByteLength()) throw Napi::RangeError::New(env, "toFloatChw: src size does not match its width and height");
   double mean[3], stdv[3];
-  for (int k = 0; k < 2; k++) {
-    if (info.Length() <= size_t(3 + k) || !info[3 + k].IsArray() || info[3 + k].As<Napi::Array>().Length() != 3) throw Napi::TypeError::New(env, k ? "Expected [r, g, b] for std" : "Expected [r, g, b] for mean");
-    auto a = info[3 + k].As<Napi::Array>();
-    for (uint32_t c = 0; c < 3; c++) (k ? stdv : mean)[c] = a.Get(c).As<Napi::Number>().DoubleValue();
-  }
+  numbers(env, info[3], 3, mean, "mean");
+  numbers(env, info[4], 3, stdv, "std");
   const bool flip = info.Length() > 5 && info[5].ToBoolean().Value();
   Napi::Float32Array out;
   if (info.Length() > 6 && !info[6].IsUndefined()) {

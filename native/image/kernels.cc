@@ -192,36 +192,36 @@ const CpuFeatures& cpu() {
 }
 
 // Vertical pass: row-wise accumulation, sequential memory access over each source row. Written so the
-// compiler vectorises it; compiled twice (baseline and AVX2, picked at run time).
-#define GR_VERTICAL_BODY                                                             \
-  for (int yy = 0; yy < out_h; yy++) {                                               \
-    const int ymin = cv.bounds[size_t(yy) * 2] - y_first, n = cv.bounds[size_t(yy) * 2 + 1]; \
-    const int32_t* k = cv.k.data() + size_t(yy) * cv.ksize;                          \
-    for (size_t xi = 0; xi < row_len; xi++) acc[xi] = kHalf;                          \
-    for (int y = 0; y < n; y++) {                                                    \
-      const int32_t c = k[y];                                                        \
-      if (c == 0) continue;                                                          \
-      const uint8_t* r = tmp + size_t(ymin + y) * row_len;                           \
-      for (size_t xi = 0; xi < row_len; xi++) acc[xi] += r[xi] * c;                  \
-    }                                                                                \
-    uint8_t* o = out + size_t(yy) * row_len;                                         \
-    for (size_t xi = 0; xi < row_len; xi++) o[xi] = clip8(acc[xi] >> kPrecisionBits); \
+// compiler vectorises it; inlined into a baseline and an AVX2 function, picked at run time.
+__attribute__((always_inline)) inline void vertical_body(const uint8_t* tmp, size_t row_len, int y_first, const Coeffs& cv, int out_h, int32_t* acc, uint8_t* out) {
+  for (int yy = 0; yy < out_h; yy++) {
+    const int ymin = cv.bounds[size_t(yy) * 2] - y_first, n = cv.bounds[size_t(yy) * 2 + 1];
+    const int32_t* k = cv.k.data() + size_t(yy) * cv.ksize;
+    for (size_t xi = 0; xi < row_len; xi++) acc[xi] = kHalf;
+    for (int y = 0; y < n; y++) {
+      const int32_t c = k[y];
+      if (c == 0) continue;
+      const uint8_t* r = tmp + size_t(ymin + y) * row_len;
+      for (size_t xi = 0; xi < row_len; xi++) acc[xi] += r[xi] * c;
+    }
+    uint8_t* o = out + size_t(yy) * row_len;
+    for (size_t xi = 0; xi < row_len; xi++) o[xi] = clip8(acc[xi] >> kPrecisionBits);
   }
+}
 
 void vertical(const uint8_t* tmp, size_t row_len, int y_first, const Coeffs& cv, int out_h, int32_t* acc, uint8_t* out) {
-  GR_VERTICAL_BODY
+  vertical_body(tmp, row_len, y_first, cv, out_h, acc, out);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
 __attribute__((target("avx2"))) void vertical_avx2(const uint8_t* tmp, size_t row_len, int y_first, const Coeffs& cv, int out_h, int32_t* acc, uint8_t* out) {
-  GR_VERTICAL_BODY
+  vertical_body(tmp, row_len, y_first, cv, out_h, acc, out);
 }
 #else
 void vertical_avx2(const uint8_t* tmp, size_t row_len, int y_first, const Coeffs& cv, int out_h, int32_t* acc, uint8_t* out) {
-  GR_VERTICAL_BODY
+  vertical_body(tmp, row_len, y_first, cv, out_h, acc, out);
 }
 #endif
-#undef GR_VERTICAL_BODY
 
 #if defined(__x86_64__) || defined(__i386__)
 // The same sums with the three channels (and one ignored byte) in the lanes of one vector: the exact
