@@ -65,6 +65,9 @@ function torchvision(epochs: number, workers: number, dataset = DATASET): number
   });
 }
 
+/** goodsrec's best epoch, the first left out when there are more (it warms caches and starts workers). */
+const best = (r: number[]) => Math.max(...r.slice(r.length > 1 ? 1 : 0));
+
 export async function run(): Promise<void> {
   const cores = availableParallelism();
   const epochs = Number(process.env['GOODSREC_BENCH_EPOCHS'] ?? 2);
@@ -81,7 +84,6 @@ export async function run(): Promise<void> {
   const dflt = await goodsrec('(default: decode + fused letterbox/RRC)', { fastDecode: true, workers, perWorker: 2, cacheBytes: 0 }, epochs);
   const exact = await goodsrec('(exact: literal torchvision op order)', { fastDecode: false, workers, perWorker: 2, cacheBytes: 0, exactOps: true }, 1);
   const cached = await goodsrec('(prefix cache 1 GiB: decode + letterbox kept in memory)', { fastDecode: true, workers, perWorker: 2, cacheBytes: 1 << 30 }, Math.max(2, epochs));
-  const best = (r: number[]) => Math.max(...r.slice(r.length > 1 ? 1 : 0));
   console.log(`torchvision (num_workers=${cores}, persistent): ${tvRate.toFixed(0)} img/s`);
   console.log(`goodsrec default:           ${best(dflt).toFixed(0)} img/s  ratio ${(best(dflt) / tvRate).toFixed(2)}x`);
   console.log(`goodsrec exact op order:    ${best(exact).toFixed(0)} img/s  ratio ${(best(exact) / tvRate).toFixed(2)}x`);
@@ -108,7 +110,6 @@ async function large(epochs: number, cores: number, workers: number): Promise<vo
     const tv = Math.max(...torchvision(epochs, cores, dir));
     const fast = await goodsrec('(fastDecode: DCT-scaled windowed decode, the training default)', { fastDecode: true, workers, perWorker: 2, cacheBytes: 0, dataset: dir }, epochs);
     const full = await goodsrec('(full-size decode)', { fastDecode: false, workers, perWorker: 2, cacheBytes: 0, dataset: dir }, epochs);
-    const best = (r: number[]) => Math.max(...r.slice(r.length > 1 ? 1 : 0));
     console.log(`torchvision, phone-size (num_workers=${cores}): ${tv.toFixed(0)} img/s`);
     console.log(`goodsrec fastDecode, phone-size:   ${best(fast).toFixed(0)} img/s  ratio ${(best(fast) / tv).toFixed(2)}x`);
     console.log(`goodsrec full decode, phone-size:  ${best(full).toFixed(0)} img/s  ratio ${(best(full) / tv).toFixed(2)}x`);

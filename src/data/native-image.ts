@@ -74,6 +74,11 @@ export function nativeImage(): NativeImage | null {
   return loaded;
 }
 
+/** Width and height as displayed: EXIF orientations 5-8 swap the stored ones. */
+export function orientedSize(info: JpegHeaderInfo): [number, number] {
+  return info.orientation >= 5 ? [info.height, info.width] : [info.width, info.height];
+}
+
 /** True for data that starts like a JPEG (SOI marker followed by another marker). */
 export function looksLikeJpeg(b: Uint8Array): boolean {
   return b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;

@@ -14,7 +14,7 @@ import { canvasBoxRegion, centerCrop, hflipInPlace, padToSquare, regionBoxAxes, 
 import { imageSizeFromHeader } from './image.js';
 import { applyColorJitter, planColorJitter } from './color.js';
 import { applyAugStep, parseRandAugment, planAutoAugment, planRandAugment } from './autoaugment.js';
-import { looksLikeJpeg, nativeImage } from './native-image.js';
+import { looksLikeJpeg, nativeImage, orientedSize } from './native-image.js';
 import { eraseFloatChw, eraseUint8Hwc, planCutout, planRandomErasing } from './erasing.js';
 
 /** A size: one number (square, or the shorter side for resize 'shorter') or [height, width]. */
@@ -312,8 +312,7 @@ function fusedCropFromJpeg(buf: Uint8Array, cfg: PipelineConfig, rng: Rng): RgbI
   const info = nat.jpegInfo(buf);
   const maxPixels = cfg.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (!info || !info.supported || info.width * info.height > maxPixels) return null;
-  const swap = info.orientation >= 5;
-  const W = swap ? info.height : info.width, H = swap ? info.width : info.height;
+  const [W, H] = orientedSize(info);
   const p = planFusedCrop(W, H, lb, cfg.ops[1] as RrcOp, rng);
   const d = cfg.fastDecode ? dctScale(p.box.x1 - p.box.x0, p.box.y1 - p.box.y0, p.outW, p.outH) : 1;
   // At 1/d the image is ceil(W/d) x ceil(H/d) (libjpeg's rounding); the canvas and box scale with it.
@@ -350,7 +349,7 @@ export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: Pip
     const nat = nativeImage();
     const info = nat && looksLikeJpeg(buf) ? nat.jpegInfo(buf) : null;
     if (nat && info?.supported && info.width * info.height <= dopts.maxPixels) {
-      const [W, H] = info.orientation >= 5 ? [info.height, info.width] : [info.width, info.height];
+      const [W, H] = orientedSize(info);
       const S = Math.max(W, H);
       const d = first!.op === 'letterbox' ? dctScale(S, S, target[1], target[0]) : dctScale(W, H, target[1], target[0]);
       if (d > 1) img = decodeJpegNative(buf, d, dopts.maxPixels);
