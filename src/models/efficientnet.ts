@@ -138,7 +138,6 @@ export class EfficientNet extends ClassifierModel {
   readonly avgpool: AdaptiveAvgPool2d;
   classifier: Sequential;
   readonly numFeatures: number;
-  private _numClasses: number;
 
   private readonly headType: HeadType;
 
@@ -176,7 +175,7 @@ export class EfficientNet extends ClassifierModel {
     this.numFeatures = 4 * last;
     this.features.append(new ConvNormAct(last, this.numFeatures, 1, { norm }));
     this.avgpool = new AdaptiveAvgPool2d(1);
-    this._numClasses = numClasses;
+    this.setNumClasses(numClasses);
     this.classifier = new Sequential(new Dropout(args.dropRate), this.makeHead(numClasses));
     this.initWeights();
   }
@@ -201,8 +200,6 @@ export class EfficientNet extends ClassifierModel {
     }
   }
 
-  get numClasses(): number { return this._numClasses; }
-
   override forwardFeatures(x: T.Tensor): T.Tensor {
     if (x.ndim !== 4) throw new RangeError(`Error in EfficientNet: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`);
     return this.features.forward(x);
@@ -218,8 +215,7 @@ export class EfficientNet extends ClassifierModel {
     const old = this.classifier.at(1);
     this.classifier = new Sequential(this.classifier.at(0), this.makeHead(numClasses));
     old.dispose();
-    this._numClasses = numClasses;
-    if (this.pretrainedCfg) this.pretrainedCfg = { ...this.pretrainedCfg, numClasses };
+    this.setNumClasses(numClasses);
   }
 
   override getClassifier(): Module { return this.classifier.at(1); }

@@ -144,7 +144,6 @@ export class InceptionResNetV2 extends ClassifierModel {
   readonly numFeatures: number;
   readonly dropRate: number;
   private readonly headOpts: { head: HeadType; headHidden: number | undefined; bias: boolean };
-  private _numClasses: number;
 
   constructor(a: InceptionResNetV2Args = {}) {
     super();
@@ -166,10 +165,8 @@ export class InceptionResNetV2 extends ClassifierModel {
     this.dropRate = a.dropRate ?? 0;
     this.headOpts = { head: checkHead(a.head), headHidden: a.headHidden, bias: a.fcBias ?? true };
     this.classif = createClassifier(this.numFeatures, numClasses, this.headOpts);
-    this._numClasses = numClasses;
+    this.setNumClasses(numClasses);
   }
-
-  get numClasses(): number { return this._numClasses; }
 
   override forwardFeatures(x: T.Tensor): T.Tensor {
     if (x.ndim !== 4) throw new RangeError(`Error in InceptionResNetV2: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`);
@@ -191,8 +188,7 @@ export class InceptionResNetV2 extends ClassifierModel {
     const next = createClassifier(this.numFeatures, numClasses, this.headOpts);
     this.classif.dispose();
     this.classif = next;
-    this._numClasses = numClasses;
-    if (this.pretrainedCfg) this.pretrainedCfg = { ...this.pretrainedCfg, numClasses };
+    this.setNumClasses(numClasses);
   }
 
   override getClassifier(): Module { return this.classif; }

@@ -29,9 +29,18 @@ export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 export abstract class ClassifierModel extends Module {
   /** Width of the pooled feature that the classifier reads. */
   abstract readonly numFeatures: number;
-  abstract get numClasses(): number;
   /** The config this instance was created with (set by createModel). */
   pretrainedCfg: ModelCfg | undefined;
+  private classCount = 0;
+
+  /** Classes the classifier predicts (0: no classifier). */
+  get numClasses(): number { return this.classCount; }
+
+  /** Records the class count of a new classifier, here and in pretrainedCfg (constructors and resetClassifier). */
+  protected setNumClasses(numClasses: number): void {
+    this.classCount = numClasses;
+    if (this.pretrainedCfg) this.pretrainedCfg = { ...this.pretrainedCfg, numClasses };
+  }
 
   /** Unpooled features of the last stage, [N, C, H, W]. */
   abstract forwardFeatures(x: T.Tensor): T.Tensor;

@@ -200,7 +200,6 @@ export class ResNet extends ClassifierModel {
   readonly dropRate: number;
   private readonly fcBias: boolean;
   private readonly head: { head: HeadType; headHidden: number | undefined };
-  private _numClasses: number;
 
   constructor(args: ResNetArgs) {
     super();
@@ -235,7 +234,7 @@ export class ResNet extends ClassifierModel {
     this.numFeatures = inplanes;
     this.dropRate = args.dropRate ?? 0;
     this.fcBias = args.fcBias ?? true;
-    this._numClasses = numClasses;
+    this.setNumClasses(numClasses);
     this.head = { head: checkHead(args.head), headHidden: args.headHidden };
     this.fc = createClassifier(inplanes, numClasses, { ...this.head, bias: this.fcBias });
     this.initWeights(args.zeroInitLast ?? false);
@@ -254,8 +253,6 @@ export class ResNet extends ClassifierModel {
     }
   }
 
-  get numClasses(): number { return this._numClasses; }
-
   override forwardFeatures(x: T.Tensor): T.Tensor {
     if (x.ndim !== 4) throw new RangeError(`Error in ResNet: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`);
     const stages = [this.layer1, this.bam1, this.layer2, this.bam2, this.layer3, this.bam3, this.layer4].filter((m): m is Module => m !== null);
@@ -273,8 +270,7 @@ export class ResNet extends ClassifierModel {
     const old = this.fc;
     this.fc = createClassifier(this.numFeatures, numClasses, { ...this.head, bias: this.fcBias });
     old.dispose();
-    this._numClasses = numClasses;
-    if (this.pretrainedCfg) this.pretrainedCfg = { ...this.pretrainedCfg, numClasses };
+    this.setNumClasses(numClasses);
   }
 
   override getClassifier(): Module { return this.fc; }

@@ -241,7 +241,6 @@ export class SwinTransformer extends ClassifierModel {
   head: Module;
   readonly numFeatures: number;
   readonly dropRate: number;
-  private _numClasses: number;
 
   private readonly headType: HeadType;
 
@@ -276,7 +275,7 @@ export class SwinTransformer extends ClassifierModel {
     this.norm = new LayerNorm(this.numFeatures, 1e-5);
     this.avgpool = new AdaptiveAvgPool2d(1);
     this.dropRate = args.dropRate ?? 0;
-    this._numClasses = numClasses;
+    this.setNumClasses(numClasses);
     this.head = this.makeHead(numClasses);
     // torchvision's init: every Linear (MLPs included) trunc_normal(0.02) with zero bias.
     for (const m of this.modules()) {
@@ -292,8 +291,6 @@ export class SwinTransformer extends ClassifierModel {
     zeros_(fc.bias!);
     return fc;
   }
-
-  get numClasses(): number { return this._numClasses; }
 
   /** [N, C, H, W] after the final norm (torchvision norms channels-last, then permutes). */
   override forwardFeatures(x: T.Tensor): T.Tensor {
@@ -312,8 +309,7 @@ export class SwinTransformer extends ClassifierModel {
     const old = this.head;
     this.head = this.makeHead(numClasses);
     old.dispose();
-    this._numClasses = numClasses;
-    if (this.pretrainedCfg) this.pretrainedCfg = { ...this.pretrainedCfg, numClasses };
+    this.setNumClasses(numClasses);
   }
 
   override getClassifier(): Module { return this.head; }
