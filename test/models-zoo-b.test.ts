@@ -1,16 +1,16 @@
 // EfficientNet B0-B7 and Swin-T against torchvision 0.14 (the oracle): the same
-// weights give the same eval logits (1e-4) and the same gradients after one
-// training step (1e-3); every variant has torchvision's parameter count, runs
+// weights give the same eval logits and the same gradients after one training
+// step, compared in float64 on both sides so that the bound holds on any CPU,
+// with negative controls (SE without its sigmoid, Swin without the window shift)
+// that must fail it; every variant has torchvision's parameter count, runs
 // forward at two resolutions and backward, and round-trips its state dict.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { createModel, getModelCfg, listModels, type ClassifierModel } from '../src/models/index.js';
-import { runOracle, loadTensors, relError, type OracleRun } from './nn-helpers.js';
+import { runOracle, loadTensors, relError, TWIN_TOL, type OracleRun } from './nn-helpers.js';
 
-const EVAL_TOL = 1e-4;
-const GRAD_TOL = 1e-3;
 let oracle: OracleRun;
 let result: Map<string, T.Tensor>;
 
@@ -30,54 +30,73 @@ const CASES: Record<string, string> = {
   efficientnet_b3: 'efficientnet_b3',
   swin_tiny_patch4_window7_224: 'swin_t',
 };
+/** Negative controls: our model -> an oracle case with its weights and a wrong architecture. */
+const NEGATIVE: [string, string][] = [['efficientnet_b0', 'efficientnet_b0~se_no_sigmoid'], ['swin_tiny_patch4_window7_224', 'swin_t~no_shift']];
 
 /** Sizes the oracle used per case: eval-mode sizes and the training-step size. */
 function sizesOf(tv: string): { eval: number[]; train: number } {
   return (oracle.json.cases as Record<string, { eval: number[]; train: number }>)[tv]!;
 }
 
-function load(name: string, options: Record<string, unknown> = {}): ClassifierModel {
-  return createModel(name, { numClasses: 10, pretrained: join(oracle.dir, `${CASES[name]}.safetensors`), log: null, ...options });
+/** Our `name` with the weights of torchvision case `tv` (its base case for a negative control), in float64. */
+function load(name: string, tv: string): ClassifierModel {
+  const m = createModel(name, { numClasses: 10, pretrained: join(oracle.dir, `${tv.split('~')[0]}.safetensors`), log: null, dropRate: 0, dropPathRate: 0 });
+  return m.to({ dtype: 'float64' });
 }
 
-for (const [name, tv] of Object.entries(CASES)) {
-  test(`${name}: eval logits equal torchvision ${tv}'s within ${EVAL_TOL} relative (sizes from the oracle)`, () => {
-    const model = load(name).eval();
-    const sizes = sizesOf(tv).eval;
-    assert.ok(sizes.length >= 1);
-    for (const s of sizes) {
-      const err = T.tidy(() => relError(T.noGrad(() => model.forward(result.get(`${tv}.x${s}`)!)), result.get(`${tv}.eval.${s}`)!));
-      assert.ok(err < EVAL_TOL, `${name} at ${s}px: relative error ${err}`);
-    }
-    model.dispose();
-  });
-
-  test(`${name}: one training step's loss and every parameter's gradient equal torchvision's within ${GRAD_TOL} relative`, () => {
-    const before = T.memory().tensors;
-    const model = load(name, { dropRate: 0, dropPathRate: 0 }).train();
+/** Eval logits at every size of the case, then one training step: the errors against the oracle's case `tv`. */
+function compareCase(name: string, tv: string): { evalErrs: number[]; lossErr: number; maxGradErr: number; failures: string[]; compared: number } {
+  const model = load(name, tv);
+  try {
+    model.eval();
+    const evalErrs = sizesOf(tv).eval.map((s) =>
+      T.tidy(() => relError(T.noGrad(() => model.forward(result.get(`${tv}.x${s}`)!)), result.get(`${tv}.eval.${s}`)!)));
+    model.train();
     const s = sizesOf(tv).train;
-    const worst: string[] = [];
-    T.tidy(() => {
+    return T.tidy(() => {
       const loss = T.F.crossEntropy(model.forward(result.get(`${tv}.x${s}`)!), result.get(`${tv}.y`)!);
       loss.backward();
       const expected = (oracle.json.losses as Record<string, number>)[tv]!;
-      assert.ok(Math.abs(loss.item() - expected) <= EVAL_TOL * Math.abs(expected), `loss ${loss.item()} vs ${expected}`);
-      let compared = 0;
+      const lossErr = Math.abs(loss.item() - expected) / Math.abs(expected);
+      const failures: string[] = [];
+      let compared = 0, maxGradErr = 0;
       for (const [k, p] of model.namedParameters()) {
         const ref = result.get(`${tv}.grad.${k}`);
-        assert.ok(ref, `oracle lacks the gradient of ${k}`);
-        const g = p.grad;
-        const err = g ? relError(g, ref) : Infinity;
-        if (!(err < GRAD_TOL)) worst.push(`${k} ${err}`);
+        if (!ref) { failures.push(`${k}: the oracle has no gradient`); continue; }
+        const err = p.grad ? relError(p.grad, ref) : Infinity;
+        maxGradErr = Math.max(maxGradErr, err);
+        if (!(err < TWIN_TOL)) failures.push(`${k} ${err}`);
         compared++;
       }
       assert.equal(compared, [...result.keys()].filter((k) => k.startsWith(`${tv}.grad.`)).length, 'every torchvision parameter is compared');
+      return { evalErrs, lossErr, maxGradErr, failures, compared };
     });
-    assert.deepEqual(worst, [], `gradients over ${GRAD_TOL} relative error`);
+  } finally {
     model.dispose();
-    assert.equal(T.memory().tensors, before, 'the step leaks no tensors');
+  }
+}
+
+for (const [name, tv] of Object.entries(CASES)) {
+  test(`${name}: eval logits, one training step's loss and every parameter's gradient equal torchvision ${tv}'s in float64 (${TWIN_TOL})`, (t) => {
+    const before = T.memory().tensors;
+    const r = compareCase(name, tv);
+    t.diagnostic(`errors: eval ${r.evalErrs.map((e) => e.toExponential(1)).join('/')}, loss ${r.lossErr.toExponential(1)}, worst gradient ${r.maxGradErr.toExponential(1)}`);
+    assert.ok(r.evalErrs.length >= 1);
+    r.evalErrs.forEach((e, i) => assert.ok(e < TWIN_TOL, `${name} at ${sizesOf(tv).eval[i]}px: relative error ${e}`));
+    assert.ok(r.lossErr < TWIN_TOL, `loss: relative error ${r.lossErr}`);
+    assert.deepEqual(r.failures, [], `gradients over ${TWIN_TOL} relative error`);
+    assert.equal(T.memory().tensors, before, 'no tensor leaks');
   });
 }
+
+test(`negative controls: ${NEGATIVE.map(([, tv]) => tv).join(', ')} fail the same float64 comparison`, (t) => {
+  for (const [name, tv] of NEGATIVE) {
+    const r = compareCase(name, tv);
+    t.diagnostic(`${tv}: eval ${r.evalErrs.map((e) => e.toExponential(1)).join('/')}, worst gradient ${r.maxGradErr.toExponential(1)}`);
+    assert.ok(Math.min(...r.evalErrs) > 1e3 * TWIN_TOL, `${tv}: eval logits must differ at every size`);
+    assert.ok(r.failures.length > 0, `${tv}: gradients must differ`);
+  }
+});
 
 // torchvision's published parameter counts (Weights.meta.num_params), 1000 classes.
 const PARAMS: Record<string, number> = {

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/tensor/index.js';
 import { readSafetensorsSync } from '../src/io/index.js';
+import type { ClassifierModel, CheckpointFilter } from '../src/models/index.js';
 
 const ORACLE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'oracle');
 
@@ -38,4 +39,71 @@ export function relError(a: T.Tensor, b: T.Tensor): number {
     const scale = bf.abs().max().item();
     return diff === 0 ? 0 : diff / Math.max(scale, 1e-30);
   });
+}
+
+/**
+ * Tolerance of the float64 twin checks (max-abs error over max-abs value, per tensor). Measured errors are
+ * 1e-13..1e-10 on Intel and AMD; a wrong architecture gives 1e-2..1e0, so there is room on both sides.
+ */
+export const TWIN_TOL = 1e-7;
+
+export interface TwinComparison {
+  /** Relative error of the eval-mode logits and of the train-mode loss. */
+  evalErr: number;
+  lossErr: number;
+  /** Parameters whose gradient is over TWIN_TOL (name and error), or missing. */
+  failures: string[];
+  /** The largest gradient error (zero-gradient parameters excluded). */
+  maxGradErr: number;
+  compared: number;
+  expected: number;
+}
+
+/**
+ * Runs `model` (already in the oracle's dtype, float64) on the oracle's `x`/`y` in eval mode and for one
+ * train-mode cross-entropy backward, and compares logits, loss and every parameter's gradient with the
+ * oracle's `eval.logits`, `loss` and `grad.<name>`. Gradients that are zero in exact arithmetic (`zeroGrad`:
+ * biases right before a train-mode BatchNorm) are bounded by TWIN_TOL times the largest gradient instead.
+ */
+export function compareTwin(
+  model: ClassifierModel,
+  result: Map<string, T.Tensor>,
+  opts: { filter?: CheckpointFilter | undefined; zeroGrad?: RegExp } = {},
+): TwinComparison {
+  const x = result.get('x')!, y = result.get('y')!;
+  model.eval();
+  const evalErr = T.tidy(() => relError(T.noGrad(() => model.forward(x)), result.get('eval.logits')!));
+  model.train();
+  const loss = T.tidy(() => {
+    const l = T.F.crossEntropy(model.forward(x), y);
+    l.backward();
+    return l.item();
+  });
+  const refLoss = result.get('loss')!.item();
+  const lossErr = Math.abs(loss - refLoss) / Math.abs(refLoss);
+  const failures: string[] = [];
+  let compared = 0, maxGradErr = 0;
+  T.tidy(() => {
+    let refs = new Map([...result].filter(([k]) => k.startsWith('grad.')).map(([k, t]) => [k.slice(5), t]));
+    if (opts.filter) refs = opts.filter(refs, model);
+    const params = model.namedParameters();
+    const scale = Math.max(...params.map(([, p]) => (p.grad ? p.grad.abs().max().item() : 0)));
+    for (const [k, p] of params) {
+      const ref = refs.get(k);
+      const g = p.grad;
+      if (!ref) { failures.push(`${k}: the oracle has no gradient`); continue; }
+      compared++;
+      if (!g) { failures.push(`${k}: no gradient`); continue; }
+      if (opts.zeroGrad?.test(k)) {
+        const m = Math.max(g.abs().max().item(), ref.abs().max().item());
+        if (!(m <= TWIN_TOL * scale)) failures.push(`${k}: |grad| ${m} should be ~0 (largest gradient ${scale})`);
+        continue;
+      }
+      const err = relError(g, ref);
+      maxGradErr = Math.max(maxGradErr, err);
+      if (!(err < TWIN_TOL)) failures.push(`${k} ${err}`);
+    }
+  });
+  const expected = [...result.keys()].filter((k) => k.startsWith('grad.')).length;
+  return { evalErr, lossErr, failures, maxGradErr, compared, expected };
 }

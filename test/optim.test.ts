@@ -1,6 +1,7 @@
 // Optimizers and schedules against PyTorch 1.13: AdamW with a per-iteration
 // cosine-with-warmup schedule on torchvision's resnet50, the schedules' lr
-// sequences, and state-dict round trips.
+// sequences, and state-dict round trips. The AdamW run is compared in float64 (both
+// sides, same float32 weights), and fails with a wrong weight decay (negative control).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -8,35 +9,35 @@ import * as T from '../src/tensor/index.js';
 import * as nn from '../src/nn/index.js';
 import { createModel } from '../src/models/index.js';
 import { AdamW, SGD, CosineWarmupLR, StepLR, paramGroupsNoDecay, type ParamGroupSpec } from '../src/optim/index.js';
-import { runOracle, loadTensors, relError, type OracleRun } from './nn-helpers.js';
+import { runOracle, loadTensors, relError, TWIN_TOL, type OracleRun } from './nn-helpers.js';
 
-const TOL = 1e-4;
+const TOL = TWIN_TOL;
 let oracle: OracleRun;
 
 before(() => {
-  oracle = runOracle('nn_oracle.py', String(T.getNumThreads()), 'adamw');
+  oracle = runOracle('nn_oracle.py', String(T.getNumThreads()), 'adamw', 'float64');
 });
 after(() => oracle?.cleanup());
 
-test('AdamW + cosine warmup stepped per iteration: lrs to 1e-12, parameters and moments within 1e-4 of PyTorch', () => {
+/** 3 AdamW steps in float64 under the warmup-cosine schedule; the lrs and the entries over TOL against the oracle. */
+function adamwSteps(weightDecay: number): { lrs: number[][]; worst: string[] } {
   const inputs = loadTensors(join(oracle.dir, 'inputs.safetensors'));
   const result = loadTensors(join(oracle.dir, 'result.safetensors'));
-  const model = createModel('resnet50', { numClasses: 10, pretrained: join(oracle.dir, 'weights.pth'), log: null }).train();
-  const groups = paramGroupsNoDecay(model, 0.05);
+  const model = createModel('resnet50', { numClasses: 10, pretrained: join(oracle.dir, 'weights.pth'), log: null });
+  model.to({ dtype: 'float64' }).train();
+  const groups = paramGroupsNoDecay(model, weightDecay);
   const opt = new AdamW(groups, { lr: 1e-3 });
   // 10 iterations = 5 epochs of 2 iterations, the first epoch warming up from 0.1 x lr.
   const sched = new CosineWarmupLR(opt, { epochs: 5, warmupEpochs: 1, warmupStartFactor: 0.1, minLr: 1e-5, interval: 'iteration', stepsPerEpoch: 2 });
   const lrs: number[][] = [];
+  const x = inputs.get('x')!.to({ dtype: 'float64' }).keep();
   for (let i = 0; i < 3; i++) {
     opt.zeroGrad();
-    T.tidy(() => T.F.crossEntropy(model.forward(inputs.get('x')!), inputs.get('y')!, { labelSmoothing: 0.1 }).backward());
+    T.tidy(() => T.F.crossEntropy(model.forward(x), inputs.get('y')!, { labelSmoothing: 0.1 }).backward());
     lrs.push(sched.getLastLr());
     opt.step();
     sched.step();
   }
-  const expectedLrs = oracle.json.lrs as number[][];
-  lrs.forEach((row, i) => row.forEach((lr, j) => assert.ok(Math.abs(lr - expectedLrs[i]![j]!) < 1e-12, `lr step ${i}: ${lr} vs ${expectedLrs[i]![j]}`)));
-
   const names = groups.flatMap((g) => g.names);
   const worst: string[] = [];
   T.tidy(() => {
@@ -55,10 +56,22 @@ test('AdamW + cosine warmup stepped per iteration: lrs to 1e-12, parameters and 
     }
     assert.equal(st.state.size, names.length);
   });
-  assert.deepEqual(worst, []);
-  for (const t of [...inputs.values(), ...result.values()]) t.dispose();
+  for (const t of [x, ...inputs.values(), ...result.values()]) t.dispose();
   opt.dispose();
   model.dispose();
+  return { lrs, worst };
+}
+
+test(`AdamW + cosine warmup stepped per iteration: lrs to 1e-12, parameters and moments within ${TOL} of PyTorch (float64)`, () => {
+  const { lrs, worst } = adamwSteps(0.05);
+  const expectedLrs = oracle.json.lrs as number[][];
+  lrs.forEach((row, i) => row.forEach((lr, j) => assert.ok(Math.abs(lr - expectedLrs[i]![j]!) < 1e-12, `lr step ${i}: ${lr} vs ${expectedLrs[i]![j]}`)));
+  assert.deepEqual(worst, []);
+});
+
+test('negative control: AdamW with weight decay 0.01 instead of 0.05 fails that comparison', () => {
+  const { worst } = adamwSteps(0.01);
+  assert.ok(worst.length > 50, `only ${worst.length} entries differ`);
 });
 
 test('schedules equal PyTorch SequentialLR(LinearLR, CosineAnnealingLR) and StepLR to 1e-12', () => {

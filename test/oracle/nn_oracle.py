@@ -76,6 +76,9 @@ def schedule_sequences():
 
 def main():
     out_dir, threads, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    # float64: weights and inputs are written as float32, then everything after them runs in float64
+    # (so that the test's bound holds on any CPU and thread count).
+    double = len(sys.argv) > 4 and sys.argv[4] == "float64"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = torchvision.models.resnet50(num_classes=10)
@@ -98,6 +101,9 @@ def main():
     y = torch.randint(0, 10, (4,), generator=g)
     write_safetensors(f"{out_dir}/inputs.safetensors", {"x": x, "y": y})
 
+    if double:
+        model.double()
+        x = x.double()
     result = {}
     model.eval()
     with torch.no_grad():

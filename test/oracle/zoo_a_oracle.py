@@ -15,6 +15,14 @@ combination) - goodsrec loads the first through its checkpoint filter, the secon
 For each NAME writes NAME.weights.safetensors (random init, perturbed BN affine and statistics)
 and NAME.result.safetensors: x, y, eval.logits, loss (train mode, cross entropy) and grad.<param>.
 result.json lists the twins, their input shapes and losses.
+
+Everything after the weights is computed in float64 (the float32 weights and input promoted), so
+the test's tolerance holds on any CPU, whatever kernels its BLAS/oneDNN picks: float32 gradients of
+these nets (train-mode BatchNorm at batch 2) move by up to 4e-2 relative between CPU kinds.
+
+Negative controls: a NAME of the form BASE~WRONG writes only NAME.result.safetensors, computed
+from BASE's weights with a deliberately wrong architecture (see WRONG below); the test checks
+that goodsrec's BASE model does NOT match it.
 """
 import json
 import os
@@ -287,13 +295,74 @@ TWINS = {
 }
 
 
+# --- deliberately wrong variants (negative controls) -------------------------------------
+def _cbam_channel_after_spatial(model):
+    for m in model.modules():
+        if isinstance(m, AuthorsCBAM):
+            m.forward = (lambda mm: lambda x: mm.ChannelGate(mm.SpatialGate(x)))(m)
+
+
+def _cbam_mean_max(model):
+    def forward(self, x):
+        pooled = torch.cat((torch.mean(x, 1).unsqueeze(1), torch.max(x, 1)[0].unsqueeze(1)), dim=1)
+        return x * torch.sigmoid(self.spatial(pooled))
+
+    for m in model.modules():
+        if isinstance(m, AuthorsSpatialGate):
+            m.forward = forward.__get__(m)
+
+
+def _bam_no_sigmoid(model):
+    def forward(self, x):
+        k = x.size(2)
+        ch = self.channel_att.gate_c(nn.functional.avg_pool2d(x, k, stride=k)).unsqueeze(2).unsqueeze(3).expand_as(x)
+        return (1 + ch * self.spatial_att.gate_s(x).expand_as(x)) * x
+
+    for m in model.modules():
+        if isinstance(m, AuthorsBAM):
+            m.forward = forward.__get__(m)
+
+
+def _no_residual(model):
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)))
+
+    block = model.layer3[1]
+    block.forward = forward.__get__(block)
+
+
+def _transposed_stem(model):
+    conv = model.conv1
+    conv.forward = lambda x: nn.functional.conv2d(x, conv.weight.transpose(2, 3), None, conv.stride, conv.padding)
+
+
+def _se_no_sigmoid(model):
+    for m in model.modules():
+        if isinstance(m, torchvision.ops.SqueezeExcitation):
+            m.scale_activation = nn.Identity()
+
+
+WRONG = {
+    "cbam_order": _cbam_channel_after_spatial,  # spatial gate before the channel gate
+    "cbam_mean_max": _cbam_mean_max,  # [mean, max] into the spatial conv instead of [max, mean]
+    "bam_no_sigmoid": _bam_no_sigmoid,
+    "no_residual": _no_residual,  # layer3.1 without its identity path
+    "transposed_stem": _transposed_stem,  # the 7x7 stem kernel transposed
+    "se_no_sigmoid": _se_no_sigmoid,
+}
+
+
 def main():
     out_dir, threads = sys.argv[1], int(sys.argv[2])
     names = sys.argv[3].split(",") if len(sys.argv) > 3 else list(TWINS)
     torch.set_num_threads(threads)
     info = {}
-    for i, name in enumerate(names):
-        make, size = TWINS[name]
+    for name in names:
+        base, _, wrong = name.partition("~")
+        make, size = TWINS[base]
+        i = list(TWINS).index(base)  # a variant gets its base's seeds, hence its weights and input
         torch.manual_seed(i)
         model = make()
         g = torch.Generator().manual_seed(100 + i)
@@ -305,8 +374,12 @@ def main():
                     m.bias.copy_(torch.randn(c, generator=g) * 0.1)
                     m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
                     m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-        write_safetensors(f"{out_dir}/{name}.weights.safetensors", model.state_dict())
-        x = torch.randn(2, 3, size, size, generator=g)
+        if not wrong:
+            write_safetensors(f"{out_dir}/{name}.weights.safetensors", model.state_dict())
+        else:
+            WRONG[wrong](model)
+        model.double()
+        x = torch.randn(2, 3, size, size, generator=g).double()
         y = torch.randint(0, 10, (2,), generator=g)
         result = {"x": x, "y": y}
         model.eval()

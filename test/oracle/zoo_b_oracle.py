@@ -13,6 +13,11 @@ and into result.safetensors:
   <case>.grad.<name>   gradient of every parameter after one training-mode step (cross entropy) at
                        the case's training size, with dropout and stochastic depth off
 result.json: losses per case and the sizes used.
+
+Inputs, logits and gradients are float64 (the float32 weights promoted), so the test's tolerance holds
+on any CPU. Negative controls: a case BASE~WRONG (WRONG below) is BASE's weights and inputs through a
+deliberately wrong architecture; its outputs are written under that name and the test checks that
+goodsrec's BASE model does NOT match them.
 """
 import json
 import os
@@ -57,21 +62,43 @@ def perturb(model, g):
                 m.qkv.weight.mul_(3)
 
 
+def _se_no_sigmoid(model):
+    for m in model.modules():
+        if isinstance(m, torchvision.ops.SqueezeExcitation):
+            m.scale_activation = torch.nn.Identity()
+
+
+def _no_shift(model):
+    for m in model.modules():
+        if isinstance(m, ShiftedWindowAttention):
+            m.shift_size = [0, 0]
+
+
+WRONG = {"se_no_sigmoid": _se_no_sigmoid, "no_shift": _no_shift}
+NEGATIVE = ["efficientnet_b0~se_no_sigmoid", "swin_t~no_shift"]
+
+
 def main():
     out_dir, threads = sys.argv[1], int(sys.argv[2])
     torch.set_num_threads(threads)
     result, losses = {}, {}
-    for case, (ctor, eval_sizes, train_size) in CASES.items():
+    for case in list(CASES) + NEGATIVE:
+        base, _, wrong = case.partition("~")
+        ctor, eval_sizes, train_size = CASES[base]
         torch.manual_seed(0)
         g = torch.Generator().manual_seed(1)
         model = ctor(num_classes=10)
         perturb(model, g)
-        write_safetensors(f"{out_dir}/{case}.safetensors", model.state_dict())
+        if wrong:
+            WRONG[wrong](model)
+        else:
+            write_safetensors(f"{out_dir}/{case}.safetensors", model.state_dict())
+        model.double()
         y = torch.randint(0, 10, (1,), generator=g)
         result[f"{case}.y"] = y
         xs = {}
         for s in sorted(set(eval_sizes + [train_size])):
-            xs[s] = torch.randn(1, 3, s, s, generator=g)
+            xs[s] = torch.randn(1, 3, s, s, generator=g).double()
             result[f"{case}.x{s}"] = xs[s]
         model.eval()
         with torch.no_grad():
@@ -88,7 +115,8 @@ def main():
             result[f"{case}.grad.{name}"] = p.grad
     write_safetensors(f"{out_dir}/result.safetensors", result)
     with open(f"{out_dir}/result.json", "w") as f:
-        json.dump({"losses": losses, "cases": {k: {"eval": v[1], "train": v[2]} for k, v in CASES.items()},
+        cases = {k: {"eval": CASES[k.split("~")[0]][1], "train": CASES[k.split("~")[0]][2]} for k in list(CASES) + NEGATIVE}
+        json.dump({"losses": losses, "cases": cases,
                    "torch": torch.__version__, "torchvision": torchvision.__version__}, f)
 
 
