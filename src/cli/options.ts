@@ -72,7 +72,7 @@ export function accepts(s: OptionSpec | Element): string {
     case 'boolean': return 'no value (a flag)';
     case 'string': return s.expected ?? 'a value';
     case 'path': return s.exists === 'dir' ? 'an existing folder' : s.exists === 'file' ? 'an existing file' : s.exists ? 'an existing path' : 'a path';
-    case 'list': return `a comma-separated list of ${accepts(s.of).replace(/^an? /, '')}${s.of.type === 'enum' ? '' : 's'}`;
+    case 'list': return `a comma-separated list of ${s.of.type === 'enum' ? accepts(s.of) : `${s.of.type}s${bounds(s.of)}`}`;
   }
 }
 
@@ -86,12 +86,13 @@ function checkPath(what: string, raw: string, exists: 'file' | 'dir' | 'any'): v
   if (exists === 'file' && !st.isFile()) throw new UsageError(`${what}: '${raw}' is not a file`);
 }
 
-function element(name: string, s: Element, raw: string, whole: string): string | number {
-  const bad = (): UsageError => new UsageError(`--${name}: expected ${accepts(s)} but received '${whole}'`);
+/** One value; `expected` (what the whole option accepts) and `whole` (its raw text) word the error. */
+function element(name: string, s: Element, raw: string, whole: string, expected = accepts(s)): string | number {
+  const bad = (): UsageError => new UsageError(`--${name}: expected ${expected} but received '${whole}'`);
   if (s.type === 'enum') {
     if (!s.values.includes(raw)) {
       const near = closestNames(raw, s.values);
-      throw new UsageError(`--${name}: expected ${accepts(s)} but received '${raw}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}`);
+      throw new UsageError(`--${name}: expected ${expected} but received '${raw}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}`);
     }
     return raw;
   }
@@ -118,7 +119,7 @@ export function parseOptionValue(name: string, s: OptionSpec, raw: string): unkn
     case 'list': {
       const items = raw.split(',').map((x) => x.trim()).filter(Boolean);
       if (items.length < (s.minItems ?? 1)) throw new UsageError(`--${name}: expected ${accepts(s)} but received '${raw}'`);
-      return items.map((x) => element(name, s.of, x, raw));
+      return items.map((x) => element(name, s.of, x, raw, accepts(s)));
     }
   }
 }

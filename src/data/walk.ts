@@ -2,8 +2,8 @@
 // readable regular files - dangling symlinks, symlink loops, FIFOs, sockets, devices, files without read
 // permission, folders named like images - are reported with their path and reason and skipped; the walk
 // never opens a file (a FIFO would block) and never follows a folder symlink into a cycle.
-import { lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { lstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 export type SkipReason =
   | 'missing' | 'dangling-symlink' | 'symlink-loop' | 'unreadable' | 'fifo' | 'socket' | 'device' | 'folder-named-like-a-file';
@@ -14,6 +14,8 @@ export interface SkippedEntry { path: string; reason: SkipReason; detail: string
 export interface WalkOptions {
   /** Which regular files to keep, by name (others are ignored silently, e.g. README.txt). */
   accept: (name: string) => boolean;
+  /** Names that mark an image file: a folder named so is reported (default: `accept`). */
+  fileNamed?: (name: string) => boolean;
   /** Skip names starting with '.' silently (default true). */
   skipHidden?: boolean;
   /** Sort entries of a folder (default: by UTF-16 code unit). */
@@ -67,10 +69,27 @@ export interface WalkResult { files: string[]; skipped: SkippedEntry[] }
 export function walkFiles(dir: string, o: WalkOptions, into: WalkResult = { files: [], skipped: [] }): WalkResult {
   const seen = new Set<string>();
   const compare = o.compare ?? ((a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0));
-  const visit = (d: string, st: Stats): void => {
-    const id = `${st.dev}:${st.ino}`;
-    if (seen.has(id)) { into.skipped.push({ path: d, reason: 'symlink-loop', detail: 'folder already visited (symlink cycle)' }); return; }
-    seen.add(id);
+  const named = o.fileNamed ?? o.accept;
+  const id = (st: Stats): string => `${st.dev}:${st.ino}`;
+  // Folders above the walk's root: a symlink back to one of them would walk a sibling (or itself) again.
+  const above = new Set<string>();
+  try {
+    for (let d = dirname(realpathSync(resolve(dir))); ; d = dirname(d)) {
+      above.add(id(statSync(d)));
+      if (d === dirname(d)) break;
+    }
+  } catch { /* the root itself is reported below */ }
+  const visit = (d: string, st: Stats, stack: Set<string>): void => {
+    if (above.has(id(st)) || stack.has(id(st))) {
+      into.skipped.push({ path: d, reason: 'symlink-loop', detail: 'symlink to a folder that contains it' });
+      return;
+    }
+    if (seen.has(id(st))) {
+      into.skipped.push({ path: d, reason: 'symlink-loop', detail: 'folder already walked (reached again through a symlink)' });
+      return;
+    }
+    seen.add(id(st));
+    const inner = new Set(stack).add(id(st));
     let names: string[];
     try { names = readdirSync(d); } catch (e) {
       into.skipped.push({ path: d, reason: 'unreadable', detail: `cannot list folder: ${errCode(e)}` });
@@ -81,14 +100,14 @@ export function walkFiles(dir: string, o: WalkOptions, into: WalkResult = { file
       const p = join(d, n);
       const e = classifyEntry(p);
       if (e.kind === 'dir') {
-        if (o.accept(n)) into.skipped.push({ path: p, reason: 'folder-named-like-a-file', detail: 'a folder, not an image file' });
-        else visit(p, e.stats);
+        if (named(n)) into.skipped.push({ path: p, reason: 'folder-named-like-a-file', detail: 'a folder, not an image file' });
+        else visit(p, e.stats, inner);
       } else if (e.kind === 'file') { if (o.accept(n)) into.files.push(p); }
       else if (o.accept(n) || e.skipped.reason !== 'missing') into.skipped.push(e.skipped);
     }
   };
   const root = classifyEntry(resolve(dir));
-  if (root.kind === 'dir') visit(resolve(dir), root.stats);
+  if (root.kind === 'dir') visit(resolve(dir), root.stats, new Set());
   else if (root.kind === 'skip') into.skipped.push(root.skipped);
   else into.skipped.push({ path: dir, reason: 'missing', detail: 'not a folder' });
   return into;

@@ -93,7 +93,7 @@ export interface Prediction {
  * bad inputs (missing, dangling symlinks, FIFOs, ...) are listed in `skipped`, never opened.
  */
 export function expandImagePaths(inputs: readonly string[]): WalkResult {
-  return expandInputs(inputs, { accept: (n) => isImageFile(n) || extname(n) === '' });
+  return expandInputs(inputs, { accept: (n) => isImageFile(n) || extname(n) === '', fileNamed: isImageFile });
 }
 
 export interface PredictOptions { topK?: number; batchSize?: number; tta?: TtaView[]; ttaMean?: TtaMean }
