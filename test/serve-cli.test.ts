@@ -62,7 +62,7 @@ test('goodsrec export writes model.onnx and its sidecar; a bad format or view is
   assert.match(bad.stderr, /--format: expected 'onnx' but received 'tflite'/);
   const badTta = goodsrec(['export', run, '--tta', 'rotate']);
   assert.equal(badTta.code, 2);
-  assert.match(badTta.stderr, /--tta: expected 'flip', 'zoom' or 'zoomflip' but received 'rotate'/);
+  assert.match(badTta.stderr, /--tta: expected a comma-separated list of 'flip', 'zoom' or 'zoomflip' but received 'rotate'/);
 });
 
 test('goodsrec serve <run> exports into the run, answers like goodsrec predict, stops on SIGTERM', async () => {
