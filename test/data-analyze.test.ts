@@ -75,12 +75,18 @@ test('goodsrec analyze writes JSON and HTML, never into the dataset', async () =
   const root = await makeDataset();
   const out = join(tmpDir('analyze-out'), 'report');
   const err = console.error;
-  console.error = () => undefined;
+  const lines: string[] = [];
+  console.error = (...a: unknown[]) => { lines.push(a.join(' ')); };
   try {
     await runCommand(analyzeCommand, { rawArgs: [root, '--out', out] });
-    await assert.rejects(runCommand(analyzeCommand, { rawArgs: [root, '--out', join(root, 'analysis')] }), /inside the dataset/);
+    process.exitCode = undefined;
+    // Errors take the CLI's one error path: a message and exit code 2 (a usage error), no exception.
+    await runCommand(analyzeCommand, { rawArgs: [root, '--out', join(root, 'analysis')] });
+    assert.equal(process.exitCode, 2);
+    assert.match(lines.join('\n'), /inside the dataset/);
   } finally {
     console.error = err;
+    process.exitCode = undefined;
   }
   const a = JSON.parse(readFileSync(join(out, 'analysis.json'), 'utf8'));
   assert.equal(a.images, 13);

@@ -114,6 +114,6 @@ test('goodsrec fixres CLI: --sizes sweep with --epochs 0 evaluates only and writ
   assert.equal(ev.status, 0, ev.stderr);
   assert.ok(existsSync(join(work, 'cli-eval.json')));
   const bad = spawnSync(process.execPath, [cli, 'fixres', run, '--epochs', '1'], { encoding: 'utf8' });
-  assert.equal(bad.status, 1);
+  assert.equal(bad.status, 2); // a usage error
   assert.match(bad.stderr, /give the test resolution: --size 280/);
 });

@@ -58,11 +58,11 @@ test('goodsrec export writes model.onnx and its sidecar; a bad format or view is
   assert.ok(existsSync(join(out, 'model.onnx')));
 
   const bad = goodsrec(['export', run, '--format', 'tflite']);
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /--format: unknown format 'tflite' \(known: onnx\)/);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--format: expected 'onnx' but received 'tflite'/);
   const badTta = goodsrec(['export', run, '--tta', 'rotate']);
-  assert.equal(badTta.code, 1);
-  assert.match(badTta.stderr, /--tta: unknown view 'rotate'/);
+  assert.equal(badTta.code, 2);
+  assert.match(badTta.stderr, /--tta: expected a comma-separated list of 'flip', 'zoom' or 'zoomflip' but received 'rotate'/);
 });
 
 test('goodsrec serve <run> exports into the run, answers like goodsrec predict, stops on SIGTERM', async () => {

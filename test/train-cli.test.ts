@@ -70,19 +70,19 @@ test('train 2 epochs, then eval and predict the run', () => {
     assert.ok(p.top.reduce((a, t) => a + t.probability, 0) <= 1 + 1e-6);
   }
   const bad = run(['predict', dir, join(work, 'missing.jpg')]);
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /missing\.jpg: no such file or folder/);
+  assert.equal(bad.code, 3);
+  assert.match(bad.stdout, /missing\.jpg\n  error: missing \(no such file or folder\)/);
 });
 
 test('bad options give clear errors', () => {
   const r = run(['train', '--data', sample, '--set', 'optim.lrr=0.1']);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 2);
   assert.match(r.stderr, /unknown option 'optim\.lrr'/);
   const r2 = run(['train', '--data', sample, '--epochs', '0']);
-  assert.equal(r2.code, 1);
-  assert.match(r2.stderr, /schedule\.epochs: expected an integer >= 1/);
+  assert.equal(r2.code, 2);
+  assert.match(r2.stderr, /schedule\.epochs\): expected an integer >= 1/);
   const r3 = run(['train', '--data', join(work, 'nope')]);
-  assert.equal(r3.code, 1);
+  assert.equal(r3.code, 2);
   assert.match(r3.stderr, /not found/);
 });
 

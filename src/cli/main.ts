@@ -1,11 +1,27 @@
 #!/usr/bin/env node
 // goodsrec command line. Subcommands load lazily so `goodsrec --help` never
 // loads libtorch (~0.3 s, ~200 MB).
-import { defineCommand, runMain, renderUsage, type CommandDef, type ArgsDef } from 'citty';
+import { defineCommand, runCommand, renderUsage, type CommandDef, type ArgsDef } from 'citty';
 import { goodsrecVersion } from '../util/version.js';
+import { didYouMean } from '../util/did-you-mean.js';
+import { EXIT, reportError, UsageError } from './errors.js';
 
-type Lazy = () => Promise<import('citty').CommandDef<any>>;
-const load = (p: Promise<{ default: import('citty').CommandDef<any> }>): ReturnType<Lazy> => p.then((m) => m.default);
+type Lazy = () => Promise<CommandDef<ArgsDef>>;
+const load = (p: Promise<{ default: CommandDef<ArgsDef> }>): ReturnType<Lazy> => p.then((m) => m.default);
+
+const commands: Record<string, Lazy> = {
+  analyze: () => load(import('./commands/analyze.js')),
+  train: () => load(import('./commands/train.js')),
+  eval: () => load(import('./commands/eval.js')),
+  predict: () => load(import('./commands/predict.js')),
+  models: () => load(import('./commands/models.js')),
+  export: () => load(import('./commands/export.js')),
+  serve: () => load(import('./commands/serve.js')),
+  fixres: () => load(import('./commands/fixres.js')),
+  ensemble: () => load(import('./commands/ensemble.js')),
+  average: () => load(import('./commands/average.js')),
+  report: () => load(import('./commands/report.js')),
+};
 
 const main = defineCommand({
   meta: {
@@ -13,19 +29,7 @@ const main = defineCommand({
     version: goodsrecVersion(),
     description: 'Recognise retail products in shop photos: analyze a dataset, train, evaluate, predict.',
   },
-  subCommands: {
-    analyze: () => load(import('./commands/analyze.js')),
-    train: () => load(import('./commands/train.js')),
-    eval: () => load(import('./commands/eval.js')),
-    predict: () => load(import('./commands/predict.js')),
-    models: () => load(import('./commands/models.js')),
-    export: () => load(import('./commands/export.js')),
-    serve: () => load(import('./commands/serve.js')),
-    fixres: () => load(import('./commands/fixres.js')),
-    ensemble: () => load(import('./commands/ensemble.js')),
-    average: () => load(import('./commands/average.js')),
-    report: () => load(import('./commands/report.js')),
-  },
+  subCommands: commands,
 });
 
 // Commands may export extraHelp() (e.g. train's full option list), printed after citty's usage.
@@ -33,11 +37,39 @@ const extraHelp: Record<string, () => Promise<string>> = {
   train: async () => (await import('./commands/train.js')).extraHelp(),
 };
 
-async function showUsage<T extends ArgsDef = ArgsDef>(cmd: CommandDef<T>, parent?: CommandDef<T>): Promise<void> {
-  console.log((await renderUsage(cmd, parent)) + '\n');
-  const meta = typeof cmd.meta === 'function' ? await cmd.meta() : await cmd.meta;
-  const extra = parent && meta?.name ? extraHelp[meta.name] : undefined;
+async function showUsage(cmd: CommandDef<ArgsDef>, name?: string): Promise<void> {
+  console.log((await renderUsage(cmd, name ? main : undefined)) + '\n');
+  const extra = name ? extraHelp[name] : undefined;
   if (extra) console.log((await extra()) + '\n');
 }
 
-runMain(main, { showUsage });
+// Dispatch by hand rather than citty's runMain, which exits 1 on every usage error:
+// here a bad command line exits 2 (see EXIT), and an unknown command gets a did-you-mean.
+async function run(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  const isHelp = (a: string): boolean => a === '--help' || a === '-h';
+  if (name === undefined || isHelp(name)) {
+    await showUsage(main);
+    if (name === undefined) process.exitCode = EXIT.usage;
+    return;
+  }
+  if (name === '--version' || name === '-v') { console.log(goodsrecVersion()); return; }
+  const lazy = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!lazy) {
+    const what = name.startsWith('-') ? 'option' : 'command';
+    reportError(new UsageError(`unknown ${what} '${name}'${didYouMean(name, Object.keys(commands))}`,
+      `commands: ${Object.keys(commands).join(', ')} (goodsrec --help)`));
+    return;
+  }
+  const cmd = await lazy();
+  const dashDash = rest.indexOf('--');
+  if ((dashDash < 0 ? rest : rest.slice(0, dashDash)).some(isHelp)) { await showUsage(cmd, name); return; }
+  try {
+    await runCommand(cmd, { rawArgs: rest });
+  } catch (e) {
+    // citty's own checks (a missing required argument) are usage errors too.
+    reportError((e as Error).name === 'CLIError' ? new UsageError((e as Error).message) : e, name);
+  }
+}
+
+await run(process.argv.slice(2));

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { loadDataset, resolveSamplePath, splitNames, type Dataset } from './dataset.js';
+import type { SkippedEntry } from './walk.js';
 import { BadImageError, DEFAULT_MAX_PIXELS, decodeBuffer, probeImage, readImageFile, type BadFileReason } from './image.js';
 import { mapPool } from './stats.js';
 
@@ -31,6 +32,8 @@ export interface DatasetAnalysis {
   duplicates: { groups: DuplicateGroup[]; withinSplit: number; crossSplit: number; conflictingLabels: number; redundantFiles: number };
   badFiles: { path: string; reason: BadFileReason; message: string }[];
   badByReason: Partial<Record<BadFileReason, number>>;
+  /** Folder entries that are not readable files (dangling symlinks, FIFOs, ...), never opened. */
+  skipped: SkippedEntry[];
   /** Whether pixel data was decoded (finds truncated files) or only headers were read. */
   decoded: boolean;
 }
@@ -170,6 +173,7 @@ export async function analyzeDataset(input: Dataset | string, opts: AnalyzeOptio
     },
     badFiles,
     badByReason,
+    skipped: ds.skipped ?? [],
     decoded: decode,
   };
 }

@@ -11,6 +11,7 @@
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Rng } from '../util/rng.js';
+import { classifyEntry, walkFiles, type SkippedEntry } from './walk.js';
 
 export interface Sample {
   /** Image path relative to `Dataset.root` (POSIX separators), or absolute. */
@@ -27,6 +28,8 @@ export interface Dataset {
   /** Class names; the label of a sample is its class's position in this list. */
   classes: string[];
   samples: Sample[];
+  /** Entries of a folder dataset that were skipped (dangling symlinks, FIFOs, unreadable files...). */
+  skipped?: SkippedEntry[];
 }
 
 export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif']);
@@ -64,19 +67,22 @@ function toPosix(p: string): string {
   return sep === '/' ? p : p.split(sep).join('/');
 }
 
-function listDir(dir: string): { name: string; isDir: boolean }[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => !e.name.startsWith('.'))
-    .map((e) => ({ name: e.name, isDir: e.isDirectory() || (e.isSymbolicLink() && statSync(join(dir, e.name)).isDirectory()) }))
-    .sort((a, b) => compareCodePoints(a.name, b.name));
+/** Sub-folders and image files of `dir` (sorted); bad entries go to `skipped`. */
+function listDir(dir: string, skipped: SkippedEntry[]): { name: string; isDir: boolean }[] {
+  const out: { name: string; isDir: boolean }[] = [];
+  for (const name of readdirSync(dir).sort(compareCodePoints)) {
+    if (name.startsWith('.')) continue;
+    const e = classifyEntry(join(dir, name));
+    if (e.kind === 'skip') { if (isImageFile(name) || e.skipped.reason !== 'missing') skipped.push(e.skipped); }
+    else out.push({ name, isDir: e.kind === 'dir' });
+  }
+  return out;
 }
 
-function collectImages(dir: string, out: string[]): void {
-  for (const e of listDir(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDir) collectImages(p, out);
-    else if (isImageFile(e.name)) out.push(p);
-  }
+function collectImages(dir: string, out: string[], skipped: SkippedEntry[]): void {
+  const r = walkFiles(dir, { accept: isImageFile, compare: compareCodePoints });
+  out.push(...r.files);
+  skipped.push(...r.skipped);
 }
 
 export interface FolderReadOptions {
@@ -92,14 +98,15 @@ export interface FolderReadOptions {
 export function readFolderDataset(root: string, opts: FolderReadOptions = {}): Dataset {
   const absRoot = resolve(root);
   if (!existsSync(absRoot) || !statSync(absRoot).isDirectory()) throw new Error(`dataset folder ${absRoot}: not a folder`);
-  const top = listDir(absRoot).filter((e) => e.isDir);
+  const skipped: SkippedEntry[] = [];
+  const top = listDir(absRoot, skipped).filter((e) => e.isDir);
   // Single-split layout: some top folder contains images directly.
-  const single = top.some((d) => listDir(join(absRoot, d.name)).some((e) => !e.isDir && isImageFile(e.name)));
+  const single = top.some((d) => listDir(join(absRoot, d.name), []).some((e) => !e.isDir && isImageFile(e.name)));
   const raw: { path: string; cls: string; split: string }[] = [];
   const readSplit = (splitDir: string, split: string) => {
-    for (const c of listDir(splitDir).filter((e) => e.isDir)) {
+    for (const c of listDir(splitDir, skipped).filter((e) => e.isDir)) {
       const files: string[] = [];
-      collectImages(join(splitDir, c.name), files);
+      collectImages(join(splitDir, c.name), files, skipped);
       for (const f of files) raw.push({ path: toPosix(relative(absRoot, f)), cls: c.name.normalize('NFC'), split });
     }
   };
@@ -111,7 +118,8 @@ export function readFolderDataset(root: string, opts: FolderReadOptions = {}): D
     if (wanted) for (const w of wanted) if (!top.some((t) => t.name === w)) throw new Error(`dataset folder ${absRoot}: split folder '${w}' not found`);
   }
   if (raw.length === 0) throw new Error(`dataset folder ${absRoot}: no images found (expected root/<split>/<class>/<image>)`);
-  return finish(absRoot, raw);
+  const ds = finish(absRoot, raw);
+  return skipped.length ? { ...ds, skipped } : ds;
 }
 
 function finish(root: string, raw: { path: string; cls: string; split: string }[], classNames?: Iterable<string>): Dataset {
@@ -264,7 +272,10 @@ export function loadDataset(path: string, opts: { splits?: string[] } = {}): Dat
 /** Same classes, only the samples of the given splits. */
 export function selectSplits(ds: Dataset, splits: string | string[]): Dataset {
   const want = new Set(typeof splits === 'string' ? [splits] : splits);
-  return { root: ds.root, classes: ds.classes, samples: ds.samples.filter((s) => want.has(s.split)) };
+  const samples = ds.samples.filter((s) => want.has(s.split));
+  // Skipped entries of the chosen splits (a single-split folder dataset's split is 'all').
+  const skipped = ds.skipped?.filter((k) => want.has('all') || want.has(relative(ds.root, k.path).split(sep)[0]!));
+  return { root: ds.root, classes: ds.classes, samples, ...(skipped?.length ? { skipped } : {}) };
 }
 
 export function splitNames(ds: Dataset): string[] {

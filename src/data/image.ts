@@ -5,8 +5,7 @@
  * alpha is dropped (like PIL's convert('RGB'), which torchvision's ImageFolder uses) or flattened.
  * The file is only read, never written.
  */
-import { readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, open, openSync, readFile, readFileSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import sharp, { type Sharp } from 'sharp';
 import { looksLikeJpeg, nativeImage } from './native-image.js';
@@ -58,19 +57,37 @@ function classify(path: string, err: unknown): BadImageError {
 }
 
 /**
- * Reads a file, rejecting missing, unreadable and empty ones with a BadImageError. In a worker thread the
- * read blocks: it is cheaper than the round trip through libuv's thread pool, and nothing else waits.
+ * Reads a file, rejecting missing, unreadable, empty and non-regular ones (FIFOs, sockets, folders) with a
+ * BadImageError. The file is opened non-blocking and checked with fstat before any read, so a FIFO never
+ * blocks. In a worker thread the read blocks: it is cheaper than the round trip through libuv's thread
+ * pool, and nothing else waits.
  */
 export async function readImageFile(path: string): Promise<Buffer> {
-  let buf: Buffer;
+  let fd: number | undefined;
   try {
-    buf = isMainThread ? await readFile(path) : readFileSync(path);
+    fd = isMainThread
+      ? await new Promise<number>((res, rej) => open(path, OPEN_FLAGS, (e, f) => (e ? rej(e) : res(f))))
+      : openSync(path, OPEN_FLAGS);
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      const what = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a named pipe' : st.isSocket() ? 'a socket' : 'not a regular file';
+      throw new BadImageError(path, 'unreadable', `${what}, not a file`);
+    }
+    if ((st.mode & 0o444) === 0) throw new BadImageError(path, 'unreadable', 'no read permission (mode 000)');
+    const f = fd;
+    const buf = isMainThread ? await new Promise<Buffer>((res, rej) => readFile(f, (e, b) => (e ? rej(e) : res(b)))) : readFileSync(f);
+    if (buf.length === 0) throw new BadImageError(path, 'empty', '0 bytes');
+    return buf;
   } catch (e) {
+    if (e instanceof BadImageError) throw e;
     throw new BadImageError(path, 'unreadable', (e as NodeJS.ErrnoException).code ?? String(e));
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
-  if (buf.length === 0) throw new BadImageError(path, 'empty', '0 bytes');
-  return buf;
 }
+
+// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 
 /** Builds the sharp pipeline that yields 8-bit sRGB, 3 channels. */
 function rgbPipeline(input: Buffer, opts: DecodeOptions): Sharp {

@@ -46,15 +46,8 @@ export interface EvaluateResult {
  */
 export const TTA_VIEWS = ['flip', 'zoom', 'zoomflip'] as const;
 export type TtaView = (typeof TTA_VIEWS)[number];
-export type TtaMean = 'logits' | 'probs';
-
-/** Parses '--tta flip,zoom' (undefined or '' = none) and '--tta-mean'; clear errors. */
-export function parseTta(views: string | undefined, mean?: string): { tta: TtaView[]; ttaMean: TtaMean } {
-  const tta = views ? views.split(',').map((v) => v.trim()).filter(Boolean) : [];
-  for (const t of tta) if (!(TTA_VIEWS as readonly string[]).includes(t)) throw new Error(`--tta: unknown view '${t}' (known: ${TTA_VIEWS.join(', ')})`);
-  if (mean !== undefined && mean !== 'logits' && mean !== 'probs') throw new Error(`--tta-mean: expected 'logits' or 'probs' but received '${mean}'`);
-  return { tta: tta as TtaView[], ttaMean: (mean ?? 'logits') as TtaMean };
-}
+export const TTA_MEANS = ['logits', 'probs'] as const;
+export type TtaMean = (typeof TTA_MEANS)[number];
 
 function zoom(x: T.Tensor): T.Tensor {
   const [h, w] = [x.shape[2]!, x.shape[3]!];

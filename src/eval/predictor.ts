@@ -1,10 +1,10 @@
 // Loads a trained recognizer (run folder or checkpoint) for evaluation and
 // prediction: model, class names and the run's own pre-processing.
-import { existsSync, statSync, readdirSync } from 'node:fs';
-import { join, resolve, extname } from 'node:path';
+import { resolve, extname } from 'node:path';
 import * as T from '../tensor/index.js';
 import { createModel, type ClassifierModel } from '../models/index.js';
 import { processFile, BadImageError, isImageFile } from '../data/index.js';
+import { expandInputs, type WalkResult } from '../data/index.js';
 import { loadCheckpoint, resolveCheckpoint } from '../train/checkpoint.js';
 import { readRunInfo } from '../train/run-folder.js';
 import { evalPipeline, type PreprocessConfig } from '../train/pipelines.js';
@@ -88,23 +88,12 @@ export interface Prediction {
   error?: string;
 }
 
-/** Expands folders into their image files (sorted), keeps files as given. */
-export function expandImagePaths(inputs: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const p of inputs) {
-    const abs = resolve(p);
-    if (!existsSync(abs)) throw new Error(`${p}: no such file or folder`);
-    if (statSync(abs).isDirectory()) {
-      const walk = (d: string): void => {
-        for (const n of readdirSync(d).sort()) {
-          const f = join(d, n);
-          if (statSync(f).isDirectory()) walk(f); else if (isImageFile(n) || extname(n) === '') out.push(f);
-        }
-      };
-      walk(abs);
-    } else out.push(abs);
-  }
-  return out;
+/**
+ * Expands folders into their image files (sorted; files without an extension too), keeps files as given;
+ * bad inputs (missing, dangling symlinks, FIFOs, ...) are listed in `skipped`, never opened.
+ */
+export function expandImagePaths(inputs: readonly string[]): WalkResult {
+  return expandInputs(inputs, { accept: (n) => isImageFile(n) || extname(n) === '', fileNamed: isImageFile });
 }
 
 export interface PredictOptions { topK?: number; batchSize?: number; tta?: TtaView[]; ttaMean?: TtaMean }

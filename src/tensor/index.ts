@@ -7,7 +7,7 @@ export {
 } from './creation.js';
 export { tidy, keep, scopeDepth } from './scope.js';
 export {
-  memory, setNumThreads, getNumThreads, manualSeed, cuda, buildInfo, noGrad, enableGrad, isGradEnabled,
+  memory, setNumThreads, getNumThreads, manualSeed, cuda, resolveDevice, buildInfo, noGrad, enableGrad, isGradEnabled,
   type MemoryInfo, type BuildInfo,
 } from './runtime.js';
 export { autocast, GradScaler, allFinite, type AutocastDevice, type GradScalerOptions } from './autocast.js';

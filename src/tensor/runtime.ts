@@ -1,6 +1,7 @@
 // Process-wide engine settings and facts: threads, seeds, devices, memory, grad mode.
 import { availableParallelism } from 'node:os';
 import { call } from './native.js';
+import type { Device } from './tensor.js';
 
 export interface MemoryInfo {
   /** Tensor handles alive (not disposed) made on this JS thread (main thread or worker). */
@@ -46,6 +47,14 @@ export const cuda = {
   isAvailable(): boolean { return call('cudaIsAvailable') as boolean; },
   deviceCount(): number { return call('cudaDeviceCount') as number; },
 };
+
+/** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'; CUDA without a GPU is an error. */
+export function resolveDevice(d: string): Device {
+  if (d === 'auto') return cuda.isAvailable() ? 'cuda' : 'cpu';
+  if (!/^(cpu|cuda(:\d+)?)$/.test(d)) throw new Error(`device '${d}': expected 'auto', 'cpu', 'cuda' or 'cuda:N'`);
+  if (d.startsWith('cuda') && !cuda.isAvailable()) throw new Error(`device ${d}: this libtorch has no CUDA (or no GPU is visible); use --device cpu`);
+  return d as Device;
+}
 
 export interface BuildInfo { torchVersion: string; parallelInfo: string; cuda: boolean; mkldnn: boolean }
 export function buildInfo(): BuildInfo { return call('buildInfo') as BuildInfo; }

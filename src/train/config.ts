@@ -3,6 +3,7 @@
 // with the run.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { closestNames } from '../util/did-you-mean.js';
 
 export type AmpMode = 'auto' | 'off' | 'bf16' | 'fp16';
 export type ResizeMode = 'letterbox' | 'squash';
@@ -171,9 +172,12 @@ export const CONFIG_DOCS: Record<string, string> = {
 };
 
 export class ConfigError extends Error {
-  constructor(message: string) {
+  /** The option (dotted key) the error is about, when it is about one. */
+  readonly key: string | undefined;
+  constructor(message: string, key?: string) {
     super(message);
     this.name = 'ConfigError';
+    this.key = key;
   }
 }
 
@@ -190,8 +194,10 @@ function merge(base: unknown, over: unknown, path: string, source: string): unkn
   for (const [k, v] of Object.entries(over)) {
     const p = path ? `${path}.${k}` : k;
     if (!(k in base)) {
-      const known = Object.keys(base).map((x) => (path ? `${path}.${x}` : x)).join(', ');
-      throw new ConfigError(`${source}: unknown option '${p}' (known here: ${known})`);
+      const known = Object.keys(base).map((x) => (path ? `${path}.${x}` : x));
+      const near = closestNames(p, configKeys());
+      const hint = near.length ? `did you mean ${near.map((n) => `'${n}'`).join(' or ')}?` : `known here: ${known.join(', ')}`;
+      throw new ConfigError(`${source}: unknown option '${p}' (${hint})`, p);
     }
     out[k] = merge(base[k], v, p, source);
   }
@@ -240,7 +246,7 @@ export function resolveConfig(layers: { source: string; values: Record<string, u
 }
 
 function check(cond: boolean, key: string, expected: string, actual: unknown): void {
-  if (!cond) throw new ConfigError(`option ${key}: expected ${expected} but received ${JSON.stringify(actual)}`);
+  if (!cond) throw new ConfigError(`option ${key}: expected ${expected} but received ${JSON.stringify(actual)}`, key);
 }
 
 export function validateConfig(c: TrainConfig): void {
@@ -297,14 +303,25 @@ export function scaledLr(c: TrainConfig): number {
   return (c.optim.lr * c.batchSize * c.accumulate) / 128;
 }
 
-/** Text for --help: every option with its default. */
-export function configHelp(): string {
+/** Every option as [dotted key, default value]. */
+function flatDefaults(): [string, unknown][] {
   const flat: [string, unknown][] = [];
   const walk = (o: unknown, prefix: string): void => {
     if (isObject(o)) for (const [k, v] of Object.entries(o)) walk(v, prefix ? `${prefix}.${k}` : k);
     else flat.push([prefix, o]);
   };
   walk(DEFAULT_CONFIG, '');
+  return flat;
+}
+
+/** Every option's dotted key (data.root, optim.lr, ...). */
+export function configKeys(): string[] {
+  return flatDefaults().map(([k]) => k);
+}
+
+/** Text for --help: every option with its default. */
+export function configHelp(): string {
+  const flat = flatDefaults();
   const w = Math.max(...flat.map(([k]) => k.length));
   return flat.map(([k, v]) => `  ${k.padEnd(w)}  ${CONFIG_DOCS[k] ?? ''} (default ${JSON.stringify(v)})`).join('\n');
 }

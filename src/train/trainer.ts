@@ -12,6 +12,7 @@ import {
 } from '../data/index.js';
 import { deriveSeed } from '../util/rng.js';
 import { writeJsonAtomic, WriteError } from '../util/atomic.js';
+import { readRunStart, reportSkippedInputs, writeRunStart } from './run-start.js';
 import { goodsrecVersion } from '../util/version.js';
 import { evaluate } from '../eval/evaluate.js';
 import type { EvalMetrics } from '../eval/metrics.js';
@@ -46,6 +47,8 @@ export interface TrainResult {
   best: { top1: number; epoch: number; checkpoint: string } | null;
   lastVal: EvalMetrics | null;
   seconds: number;
+  /** Inputs not trained on: dataset entries that are not readable files, and files that failed to decode. */
+  skippedInputs: number;
 }
 
 export class TrainingDivergedError extends Error {
@@ -53,12 +56,6 @@ export class TrainingDivergedError extends Error {
     super(message);
     this.name = 'TrainingDivergedError';
   }
-}
-
-function resolveDevice(d: string): T.Device {
-  if (d === 'auto') return T.cuda.isAvailable() ? 'cuda' : 'cpu';
-  if (d.startsWith('cuda') && !T.cuda.isAvailable()) throw new Error(`device ${d}: this libtorch has no CUDA (or no GPU is visible); use --device cpu`);
-  return d as T.Device;
 }
 
 function resolveAmp(c: TrainConfig, device: T.Device): 'off' | 'bf16' | 'fp16' {
@@ -131,9 +128,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   let stored: RunInfo | null = null;
   if (o.resume) {
     runDir = resolve(o.resume);
-    if (!existsSync(join(runDir, 'config.json'))) throw new Error(`--resume ${o.resume}: not a run folder (no config.json)`);
-    stored = readRunInfo(runDir);
-    c = stored.config;
+    ({ config: c, stored } = readRunStart(runDir, o.resume));
     validateConfig(c);
     resumeFrom = readPointer(runDir, 'latest');
     if (!resumeFrom) log(`resume: ${runDir} has no checkpoint yet; starting it from the beginning`);
@@ -142,13 +137,15 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
     if (existsSync(join(runDir, 'config.json'))) throw new Error(`run folder ${runDir} already exists: pick another --name, or continue it with --resume ${runDir}`);
   }
   mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
+  if (!o.resume) writeRunStart(runDir, c);
 
-  const device = resolveDevice(c.device);
+  const device = T.resolveDevice(c.device);
   const amp = resolveAmp(c, device);
   T.setNumThreads(c.threads > 0 ? c.threads : availableParallelism());
 
   // Data and its statistics (class list over every split; stored with the model).
   const { all, train: trainDs, val: valDs } = prepareDataset(c);
+  const skippedInputs = reportSkippedInputs(runDir, [trainDs, valDs], log);
   let mean: Triple; let std: Triple;
   if (c.input.mean === 'dataset' || c.input.std === 'dataset') {
     if (stored) { mean = stored.preprocess.mean; std = stored.preprocess.std; } else {
@@ -363,7 +360,8 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   const epochsDone = Math.min(c.schedule.epochs, stepsDone / stepsPerEpoch);
   model.dispose();
   ema?.model.dispose();
-  return { runDir, stopped, epochsDone, best, lastVal, seconds: (Date.now() - started) / 1000 };
+  const skipped = skippedInputs + trainLoader.badFiles.length;
+  return { runDir, stopped, epochsDone, best, lastVal, seconds: (Date.now() - started) / 1000, skippedInputs: skipped };
 }
 
 export { readRunInfo, type RunInfo };

@@ -1,16 +1,17 @@
 // goodsrec models: the registered architectures with their parameter counts and FLOPs.
-import { defineCommand } from 'citty';
 import { listModels, createModel, getModelCfg } from '../../models/index.js';
 import { countFlops } from '../../models/flops.js';
+import { defineCliCommand } from '../options.js';
 
-export default defineCommand({
-  meta: { name: 'models', description: 'List the registered models with parameters (at 1000 classes), GFLOPs (multiply-adds) at 224x224 and default input size.' },
-  args: {
+export default defineCliCommand({
+  name: 'models',
+  description: 'List the registered models with parameters (at 1000 classes), GFLOPs (multiply-adds) at 224x224 and default input size.',
+  options: {
     json: { type: 'boolean', description: 'print JSON' },
     flops: { type: 'boolean', default: true, description: 'count FLOPs at 224 (one forward per model; --no-flops skips it)' },
     filter: { type: 'string', description: "only names matching this glob ('resnet*')" },
   },
-  run({ args }) {
+  run({ options: args }) {
     const rows = listModels(args.filter || undefined).map((name) => {
       const m = createModel(name, { numClasses: 1000, log: null });
       try {

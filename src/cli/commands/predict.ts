@@ -1,41 +1,49 @@
 // goodsrec predict: top-k products for photos.
-import { defineCommand } from 'citty';
 import { loadRecognizer, expandImagePaths, predictFiles, disposeRecognizer } from '../../eval/predictor.js';
-import { parseTta } from '../../eval/evaluate.js';
-import { fail } from '../errors.js';
-import type { Device } from '../../tensor/index.js';
+import { TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
+import { formatSkipped } from '../../data/walk.js';
+import { resolveDevice } from '../../tensor/index.js';
+import { defineCliCommand, deviceOption } from '../options.js';
+import { EXIT } from '../errors.js';
 
-export default defineCommand({
-  meta: { name: 'predict', description: 'Top-k classes with probabilities for images or folders of images.' },
-  args: {
-    model: { type: 'positional', description: 'run folder (its best checkpoint), checkpoint folder, or ensemble file (goodsrec ensemble --save)', required: true },
-    top: { type: 'string', description: 'how many classes per image', default: '5' },
-    tta: { type: 'string', description: "test-time views, comma-separated: flip, zoom, zoomflip" },
-    'tta-mean': { type: 'string', description: "average the views' 'logits' (default) or 'probs'" },
-    device: { type: 'string', description: "'cpu', 'cuda', 'cuda:N'", default: 'cpu' },
+export default defineCliCommand({
+  name: 'predict',
+  description: 'Top-k classes with probabilities for images or folders of images.',
+  positionals: {
+    model: {
+      description: 'run folder (its best checkpoint), checkpoint folder, or ensemble file (goodsrec ensemble --save)',
+      required: true, exists: 'any',
+    },
+    images: { description: 'image files or folders of images', required: true, variadic: true },
+  },
+  options: {
+    top: { type: 'integer', min: 1, default: 5, description: 'how many classes per image' },
+    tta: { type: 'list', of: { type: 'enum', values: TTA_VIEWS }, description: 'test-time views' },
+    'tta-mean': { type: 'enum', values: TTA_MEANS, description: "average the views' logits (default) or probabilities" },
+    device: deviceOption,
     json: { type: 'boolean', description: 'print JSON instead of a table' },
   },
-  async run({ args }) {
+  async run({ options: o, args }) {
+    const inputs = expandImagePaths(args.images);
+    // Bad inputs are reported up front (stderr) and again in the results, with the files that failed to decode.
+    if (inputs.skipped.length) console.error([`skipping ${inputs.skipped.length} input(s):`, ...formatSkipped(inputs.skipped)].join('\n'));
+    const r = loadRecognizer(args.model, { device: resolveDevice(o.device), allowEnsemble: true });
     try {
-      const images = args._.slice(1);
-      if (images.length === 0) throw new Error('no images given: goodsrec predict <run> <image|folder...>');
-      const paths = expandImagePaths(images);
-      const r = loadRecognizer(args.model, { device: args.device as Device, allowEnsemble: true });
-      const { tta, ttaMean } = parseTta(args.tta, args['tta-mean']);
-      const preds = await predictFiles(r, paths, { topK: Number(args.top), tta, ...(args['tta-mean'] ? { ttaMean } : {}) });
-      if (args.json) console.log(JSON.stringify(preds, null, 2));
+      const preds = await predictFiles(r, inputs.files, { topK: o.top, tta: o.tta ?? [], ...(o['tta-mean'] ? { ttaMean: o['tta-mean'] } : {}) });
+      const all = [...preds, ...inputs.skipped.map((s) => ({ path: s.path, top: [], error: `${s.reason} (${s.detail})` }))];
+      if (o.json) console.log(JSON.stringify(all, null, 2));
       else {
-        for (const p of preds) {
+        for (const p of all) {
           console.log(p.path);
           if (p.error) console.log(`  error: ${p.error}`);
           for (const t of p.top) console.log(`  ${(100 * t.probability).toFixed(1).padStart(5)}%  ${t.class}`);
         }
       }
-      if (preds.some((p) => p.error)) process.exitCode = 2;
+      const failed = all.filter((p) => p.error).length;
+      if (failed) console.error(`${failed} of ${all.length} input(s) could not be predicted (exit code ${EXIT.partial})`);
+      return failed ? EXIT.partial : EXIT.ok;
+    } finally {
       disposeRecognizer(r);
-    } catch (e) {
-      if (process.env.GOODSREC_DEBUG) console.error(e);
-      fail((e as Error).message);
     }
   },
 });

@@ -1,62 +1,50 @@
 // goodsrec serve: HTTP inference server (fastify + onnxruntime-node) with a browser page.
-import { defineCommand } from 'citty';
-import { fail } from '../errors.js';
+import { defineCliCommand } from '../options.js';
 
-function int(v: string | undefined, what: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${what}: expected an integer >= ${min} but received '${v}'`);
-  return n;
-}
-
-export default defineCommand({
-  meta: { name: 'serve', description: 'Serve a recognizer over HTTP: POST /v1/predict, GET /v1/model, /healthz, /metrics, and a web page at /.' },
-  args: {
-    model: { type: 'positional', description: 'model.onnx (with its model.json), an export folder, or a run/checkpoint folder (exported first)', required: true },
-    port: { type: 'string', description: 'TCP port (0: any free port)', default: '8080' },
-    host: { type: 'string', description: 'address to listen on', default: '127.0.0.1' },
-    threads: { type: 'string', description: 'onnxruntime intra-op threads (default: all cores)' },
-    'max-batch': { type: 'string', description: 'images per onnxruntime run at most', default: '16' },
-    'batch-delay': { type: 'string', description: 'micro-batching window in ms', default: '4' },
-    'max-queue': { type: 'string', description: 'images waiting for inference at most (then 503)', default: '256' },
-    'max-body': { type: 'string', description: 'bytes per image at most (then 413)', default: String(10 * 1024 * 1024) },
-    'max-images': { type: 'string', description: 'images per request at most', default: '16' },
-    'max-pixels': { type: 'string', description: 'pixels per image at most (decompression bombs)', default: '40000000' },
-    timeout: { type: 'string', description: 'request timeout in ms', default: '30000' },
-    reference: { type: 'string', description: "dataset folder with classes.csv 'Iconic Image Path' (grocery-store): reference photos on the page" },
+export default defineCliCommand({
+  name: 'serve',
+  description: 'Serve a recognizer over HTTP: POST /v1/predict, GET /v1/model, /healthz, /metrics, and a web page at /.',
+  positionals: {
+    model: {
+      description: 'model.onnx (with its model.json), an export folder, or a run/checkpoint folder (exported first)', required: true, exists: 'any',
+    },
+  },
+  options: {
+    port: { type: 'integer', min: 0, max: 65535, default: 8080, description: 'TCP port (0: any free port)' },
+    host: { type: 'string', default: '127.0.0.1', description: 'address to listen on' },
+    threads: { type: 'integer', min: 1, description: 'onnxruntime intra-op threads (default: all cores)' },
+    'max-batch': { type: 'integer', min: 1, default: 16, description: 'images per onnxruntime run at most' },
+    'batch-delay': { type: 'integer', min: 0, default: 4, description: 'micro-batching window in ms' },
+    'max-queue': { type: 'integer', min: 1, default: 256, description: 'images waiting for inference at most (then 503)' },
+    'max-body': { type: 'integer', min: 1, default: 10 * 1024 * 1024, description: 'bytes per image at most (then 413)' },
+    'max-images': { type: 'integer', min: 1, default: 16, description: 'images per request at most' },
+    'max-pixels': { type: 'integer', min: 1, default: 40_000_000, description: 'pixels per image at most (decompression bombs)' },
+    timeout: { type: 'integer', min: 1, default: 30000, description: 'request timeout in ms' },
+    reference: { type: 'path', exists: 'dir', description: "dataset folder with classes.csv 'Iconic Image Path' (grocery-store): reference photos on the page" },
     log: { type: 'boolean', description: 'log every request (fastify logger)' },
   },
-  async run({ args }) {
-    try {
-      const { openServedModel } = await import('../../serve/model.js');
-      const { buildServer, readReferencePhotos } = await import('../../serve/server.js');
-      const threads = int(args.threads, 'threads', 1);
-      const model = await openServedModel(args.model, { ...(threads ? { threads } : {}), log: (m) => console.log(m) });
-      const app = await buildServer({
-        model,
-        maxBatch: int(args['max-batch'], 'max-batch', 1)!, maxDelayMs: int(args['batch-delay'], 'batch-delay', 0)!,
-        maxQueue: int(args['max-queue'], 'max-queue', 1)!, maxBodyBytes: int(args['max-body'], 'max-body', 1)!,
-        maxImages: int(args['max-images'], 'max-images', 1)!, maxPixels: int(args['max-pixels'], 'max-pixels', 1)!,
-        requestTimeoutMs: int(args.timeout, 'timeout', 1)!,
-        ...(args.reference ? { references: readReferencePhotos(args.reference) } : {}),
-        logger: Boolean(args.log),
-      });
-      const address = await app.listen({ port: int(args.port, 'port', 0)!, host: args.host });
-      let stopping = false;
-      const stop = (sig: string): void => {
-        if (stopping) return;
-        stopping = true;
-        console.log(`${sig}: draining in-flight requests`);
-        app.close().then(() => { console.log('stopped'); process.exit(0); }, (e: unknown) => { console.error(e); process.exit(1); });
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      // Announced only once the signal handlers are in place (a supervisor may stop us right away).
-      console.log(`${model.sidecar.model} (${model.sidecar.classes.length} classes) from ${model.onnxPath}`);
-      console.log(`listening on ${address}  (page: ${address}/, API: POST ${address}/v1/predict)`);
-    } catch (e) {
-      if (process.env.GOODSREC_DEBUG) console.error(e);
-      fail((e as Error).message);
-    }
+  async run({ options: o, args }) {
+    const { openServedModel } = await import('../../serve/model.js');
+    const { buildServer, readReferencePhotos } = await import('../../serve/server.js');
+    const model = await openServedModel(args.model, { ...(o.threads ? { threads: o.threads } : {}), log: (m) => console.log(m) });
+    const app = await buildServer({
+      model, maxBatch: o['max-batch'], maxDelayMs: o['batch-delay'], maxQueue: o['max-queue'], maxBodyBytes: o['max-body'],
+      maxImages: o['max-images'], maxPixels: o['max-pixels'], requestTimeoutMs: o.timeout,
+      ...(o.reference ? { references: readReferencePhotos(o.reference) } : {}),
+      logger: o.log,
+    });
+    const address = await app.listen({ port: o.port, host: o.host });
+    let stopping = false;
+    const stop = (sig: string): void => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`${sig}: draining in-flight requests`);
+      app.close().then(() => { console.log('stopped'); process.exit(0); }, (e: unknown) => { console.error(e); process.exit(1); });
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    // Announced only once the signal handlers are in place (a supervisor may stop us right away).
+    console.log(`${model.sidecar.model} (${model.sidecar.classes.length} classes) from ${model.onnxPath}`);
+    console.log(`listening on ${address}  (page: ${address}/, API: POST ${address}/v1/predict)`);
   },
 });

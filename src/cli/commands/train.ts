@@ -1,67 +1,92 @@
 // goodsrec train: the recipe end to end, configured by a YAML/JSON file and flags.
-import { defineCommand } from 'citty';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveConfig, loadConfigFile, parseOverride, configHelp, ConfigError, type TrainConfig } from '../../train/config.js';
+import {
+  resolveConfig, loadConfigFile, parseOverride, configHelp, configKeys, ConfigError, type TrainConfig,
+} from '../../train/config.js';
 import { ProgressReporter } from '../../train/progress.js';
 import type { TrainWorkerData, TrainWorkerMessage } from '../../train/worker-entry.js';
 import type { TrainResult } from '../../train/trainer.js';
-import { fail } from '../errors.js';
+import { closestNames } from '../../util/did-you-mean.js';
+import { defineCliCommand, type OptionSpec, type OptionValues } from '../options.js';
+import { EXIT } from '../errors.js';
 
 const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
 
-const command = defineCommand({
-  meta: {
-    name: 'train',
-    description: 'Train a recognizer with the competition recipe (defaults <- --config file <- flags <- --set key=value).',
-  },
-  args: {
-    config: { type: 'string', description: 'YAML or JSON config file' },
-    data: { type: 'string', description: 'dataset folder (data.root)' },
-    model: { type: 'string', description: 'model name (model.name)' },
-    epochs: { type: 'string', description: 'epochs (schedule.epochs)' },
-    'batch-size': { type: 'string', description: 'batch size' },
-    lr: { type: 'string', description: 'learning rate at batch 128 (optim.lr)' },
-    size: { type: 'string', description: 'input resolution (input.size)' },
-    device: { type: 'string', description: "'auto', 'cpu', 'cuda', 'cuda:N'" },
-    amp: { type: 'string', description: "mixed precision: 'auto', 'off', 'bf16', 'fp16'" },
-    seed: { type: 'string', description: 'random seed' },
-    out: { type: 'string', description: 'folder for run folders (default runs)' },
-    name: { type: 'string', description: 'run folder name (default <model>-<time>)' },
-    resume: { type: 'string', description: 'continue this run folder from its latest checkpoint' },
-    set: { type: 'string', description: 'override any option, repeatable: --set optim.lr=0.05 (every option is listed below)' },
-    'print-config': { type: 'boolean', description: 'print the resolved config as JSON and exit' },
-    json: { type: 'boolean', description: 'print the result as JSON' },
-  },
-  async run({ args, rawArgs }) {
-    let config: TrainConfig;
-    try {
-      const layers: { source: string; values: Record<string, unknown> }[] = [];
-      if (args.config) layers.push({ source: args.config, values: loadConfigFile(args.config) });
-      const flags: [string | undefined, string][] = [
-        [args.data, 'data.root'], [args.model, 'model.name'], [args.epochs, 'schedule.epochs'], [args['batch-size'], 'batchSize'],
-        [args.lr, 'optim.lr'], [args.size, 'input.size'], [args.device, 'device'], [args.amp, 'amp'], [args.seed, 'seed'], [args.out, 'out'],
-      ];
-      for (const [v, key] of flags) if (v !== undefined) layers.push({ source: `--${key}`, values: parseOverride(`${key}=${v}`) });
-      // citty keeps only the last --set; read every occurrence from the raw arguments.
-      const sets: string[] = [];
-      rawArgs.forEach((a, i) => {
-        if (a === '--set' && rawArgs[i + 1] !== undefined) sets.push(rawArgs[i + 1]!);
-        else if (a.startsWith('--set=')) sets.push(a.slice(6));
-      });
-      for (const s of sets) layers.push({ source: `--set ${s}`, values: parseOverride(s) });
-      if (args.resume) {
-        if (!existsSync(join(args.resume, 'config.json'))) throw new ConfigError(`--resume ${args.resume}: not a run folder (no config.json)`);
-        if (layers.length) throw new ConfigError('--resume continues a run with its stored config; options cannot be changed (start a new run instead)');
-        layers.push({ source: 'resume', values: loadConfigFile(join(args.resume, 'config.json')) });
-      }
-      config = resolveConfig(layers);
-    } catch (e) {
-      if (e instanceof ConfigError) return fail(e.message, 'see goodsrec train --help for every option');
-      throw e;
-    }
+/** Flags that set a config option (the config layer validates their values). */
+const CONFIG_FLAGS = {
+  data: 'data.root', model: 'model.name', epochs: 'schedule.epochs', 'batch-size': 'batchSize', lr: 'optim.lr', size: 'input.size',
+  device: 'device', amp: 'amp', seed: 'seed', out: 'out',
+} as const;
+
+/** `goodsrec train --pretrained X`: the config option it probably means, as a --set. */
+function suggestSet(name: string, value: string | undefined): string | undefined {
+  const keys = configKeys();
+  const camel = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  const exact = keys.find((k) => k.split('.').pop()!.toLowerCase() === camel.toLowerCase());
+  const key = exact ?? closestNames(camel, keys)[0];
+  return key ? `did you mean --set ${key}=${value ?? '<value>'}? (every option: goodsrec train --help)` : undefined;
+}
+
+/** The config layers given on the command line: file, then flags, then --set (in order). */
+function configLayers(o: OptionValues<typeof trainOptions>): { source: string; values: Record<string, unknown> }[] {
+  const layers: { source: string; values: Record<string, unknown> }[] = [];
+  if (o.config) layers.push({ source: o.config, values: loadConfigFile(o.config) });
+  for (const [flag, key] of Object.entries(CONFIG_FLAGS)) {
+    const v = o[flag as keyof typeof CONFIG_FLAGS];
+    if (v !== undefined) layers.push({ source: `--${flag}`, values: parseOverride(`${key}=${v}`) });
+  }
+  for (const s of o.set) layers.push({ source: `--set ${s}`, values: parseOverride(s) });
+  return layers;
+}
+
+/** Resolves the config; an invalid value set by a flag is reported under the flag's name. */
+function resolveFromCommandLine(o: OptionValues<typeof trainOptions>): TrainConfig {
+  const layers = configLayers(o);
+  if (o.resume) {
+    if (!existsSync(join(o.resume, 'config.json'))) throw new ConfigError(`--resume ${o.resume}: not a run folder (no config.json)`);
+    if (layers.length) throw new ConfigError('--resume continues a run with its stored config; options cannot be changed (start a new run instead)');
+    layers.push({ source: 'resume', values: loadConfigFile(join(o.resume, 'config.json')) });
+  }
+  try {
+    return resolveConfig(layers);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const flag = Object.keys(CONFIG_FLAGS).find((f) => CONFIG_FLAGS[f as keyof typeof CONFIG_FLAGS] === e.key
+      && o[f as keyof typeof CONFIG_FLAGS] !== undefined);
+    if (flag) throw new ConfigError(e.message.replace(/^option (\S+): /, `--${flag} ($1): `), e.key);
+    throw e;
+  }
+}
+
+const trainOptions = {
+  config: { type: 'path', exists: 'file', description: 'YAML or JSON config file' },
+  data: { type: 'path', exists: 'any', description: 'dataset folder (data.root)' },
+  model: { type: 'string', description: 'model name (model.name; goodsrec models lists them)' },
+  epochs: { type: 'string', description: 'epochs (schedule.epochs)' },
+  'batch-size': { type: 'string', description: 'batch size (batchSize)' },
+  lr: { type: 'string', description: 'learning rate at batch 128 (optim.lr)' },
+  size: { type: 'string', description: 'input resolution (input.size)' },
+  device: { type: 'string', description: "compute device (device): 'auto' (default), 'cpu', 'cuda', 'cuda:N'" },
+  amp: { type: 'string', description: "mixed precision (amp): 'auto', 'off', 'bf16', 'fp16'" },
+  seed: { type: 'string', description: 'random seed (seed)' },
+  out: { type: 'path', description: 'folder for run folders (out; default runs)' },
+  name: { type: 'string', pattern: /^[^/\\]+$/, expected: 'a folder name (no slashes)', description: 'run folder name (default <model>-<time>)' },
+  resume: { type: 'path', exists: 'dir', description: 'continue this run folder from its latest checkpoint' },
+  set: { type: 'string', repeatable: true, description: 'override any option, repeatable: --set optim.lr=0.05 (every option is listed below)' },
+  'print-config': { type: 'boolean', description: 'print the resolved config as JSON and exit' },
+  json: { type: 'boolean', description: 'print the result as JSON' },
+} as const satisfies Record<string, OptionSpec>;
+
+const command = defineCliCommand({
+  name: 'train',
+  description: 'Train a recognizer with the competition recipe (defaults <- --config file <- flags <- --set key=value).',
+  options: trainOptions,
+  suggest: suggestSet,
+  async run({ options: args }) {
+    const config = resolveFromCommandLine(args);
     if (args['print-config']) { console.log(JSON.stringify(config, null, 2)); return; }
 
     const stopFlag = new SharedArrayBuffer(4);
@@ -110,16 +135,14 @@ const command = defineCommand({
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await worker.terminate();
-    if (result instanceof Error) {
-      if (process.env.GOODSREC_DEBUG) console.error(result.stack);
-      return fail(result.message);
-    }
+    if (result instanceof Error) throw result;
     if (args.json) console.log(JSON.stringify(result, null, 2));
     else {
       const best = result.best ? `best val top-1 ${pct(result.best.top1)} (epoch ${result.best.epoch})` : 'no validation';
       console.log(`${result.stopped ? 'stopped' : 'done'} in ${(result.seconds / 60).toFixed(1)} min: ${best}\nrun folder: ${result.runDir}`);
     }
-    if (result.stopped) process.exitCode = 130;
+    const skipped = result.skippedInputs ?? 0;
+    return result.stopped ? EXIT.interrupted : skipped ? EXIT.partial : EXIT.ok;
   },
 });
 

@@ -1,0 +1,255 @@
+// One option schema for every goodsrec command: typed declarations, one parser of the raw arguments
+// (unknown options are errors with a did-you-mean), one validation of each value, and the citty
+// command built from them (citty renders --help and dispatches subcommands).
+import { statSync } from 'node:fs';
+import { defineCommand, type ArgsDef, type CommandDef } from 'citty';
+import { closestNames } from '../util/did-you-mean.js';
+import { EXIT, reportError, UsageError, type ExitCode } from './errors.js';
+
+interface Described { description: string }
+export interface IntegerOption extends Described { type: 'integer'; min?: number; max?: number; default?: number }
+/** `above`/`below` are exclusive bounds, `min`/`max` inclusive. */
+export interface NumberOption extends Described {
+  type: 'number'; min?: number; max?: number; above?: number; below?: number; default?: number;
+}
+export interface EnumOption<V extends string = string> extends Described { type: 'enum'; values: readonly V[]; default?: V }
+export interface BooleanOption extends Described { type: 'boolean'; default?: boolean }
+/** Free text; `repeatable` collects every occurrence into a list. */
+export interface StringOption extends Described {
+  type: 'string'; default?: string; pattern?: RegExp; expected?: string; repeatable?: boolean;
+}
+/** A path; with `exists` it must exist (and be a file or folder) when given. */
+export interface PathOption extends Described { type: 'path'; exists?: 'file' | 'dir' | 'any' }
+type Element = Omit<IntegerOption, 'description' | 'default'> | Omit<NumberOption, 'description' | 'default'>
+  | Omit<EnumOption, 'description' | 'default'>;
+/** Comma-separated values of one element type. */
+export interface ListOption extends Described { type: 'list'; of: Element; minItems?: number }
+
+export type OptionSpec = IntegerOption | NumberOption | EnumOption | BooleanOption | StringOption | PathOption | ListOption;
+
+export interface PositionalSpec extends Described {
+  /** The remaining positionals as a list (the last positional only). */
+  variadic?: boolean;
+  required?: boolean;
+  /** Must exist on disk. */
+  exists?: 'file' | 'dir' | 'any';
+}
+
+type ElementValue<E> = E extends { type: 'enum'; values: readonly (infer V)[] } ? V : number;
+type ValueOf<S> = S extends { type: 'integer' | 'number' } ? number
+  : S extends { type: 'enum'; values: readonly (infer V)[] } ? V
+  : S extends { type: 'boolean' } ? boolean
+  : S extends { type: 'list'; of: infer E } ? ElementValue<E>[]
+  : S extends { repeatable: true } ? string[]
+  : string;
+type Always<S> = S extends { default: unknown } | { type: 'boolean' } | { repeatable: true } ? true : false;
+export type OptionValues<O> = { -readonly [K in keyof O]: Always<O[K]> extends true ? ValueOf<O[K]> : ValueOf<O[K]> | undefined };
+export type PositionalValues<P> = {
+  -readonly [K in keyof P]: P[K] extends { variadic: true } ? string[] : P[K] extends { required: true } ? string : string | undefined;
+};
+
+/** `--device`: the same choices and default in every command. */
+export const deviceOption = {
+  type: 'string', default: 'auto', pattern: /^(auto|cpu|cuda(:\d+)?)$/, expected: "'auto', 'cpu', 'cuda' or 'cuda:N'",
+  description: "compute device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'",
+} as const satisfies StringOption;
+
+function bounds(s: { min?: number; max?: number; above?: number; below?: number }): string {
+  const parts: string[] = [];
+  if (s.above !== undefined) parts.push(`> ${s.above}`);
+  if (s.min !== undefined) parts.push(`>= ${s.min}`);
+  if (s.below !== undefined) parts.push(`< ${s.below}`);
+  if (s.max !== undefined) parts.push(`<= ${s.max}`);
+  return parts.length ? ' ' + parts.join(' and ') : '';
+}
+
+/** What an option accepts, in words: used by errors and --help. */
+export function accepts(s: OptionSpec | Element): string {
+  switch (s.type) {
+    case 'integer': return `an integer${bounds(s)}`;
+    case 'number': return `a number${bounds(s)}`;
+    case 'enum': return s.values.map((v) => `'${v}'`).join(', ').replace(/, ([^,]*)$/, ' or $1');
+    case 'boolean': return 'no value (a flag)';
+    case 'string': return s.expected ?? 'a value';
+    case 'path': return s.exists === 'dir' ? 'an existing folder' : s.exists === 'file' ? 'an existing file' : s.exists ? 'an existing path' : 'a path';
+    case 'list': return `a comma-separated list of ${s.of.type === 'enum' ? accepts(s.of) : `${s.of.type}s${bounds(s.of)}`}`;
+  }
+}
+
+function checkPath(what: string, raw: string, exists: 'file' | 'dir' | 'any'): void {
+  let st;
+  try { st = statSync(raw); } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`${what}: '${raw}' not found${code === 'ENOENT' ? '' : ` (${code})`}`);
+  }
+  if (exists === 'dir' && !st.isDirectory()) throw new UsageError(`${what}: '${raw}' is not a folder`);
+  if (exists === 'file' && !st.isFile()) throw new UsageError(`${what}: '${raw}' is not a file`);
+}
+
+/** One value; `expected` (what the whole option accepts) and `whole` (its raw text) word the error. */
+function element(name: string, s: Element, raw: string, whole: string, expected = accepts(s)): string | number {
+  const bad = (): UsageError => new UsageError(`--${name}: expected ${expected} but received '${whole}'`);
+  if (s.type === 'enum') {
+    if (!s.values.includes(raw)) {
+      const near = closestNames(raw, s.values);
+      throw new UsageError(`--${name}: expected ${expected} but received '${raw}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}`);
+    }
+    return raw;
+  }
+  if (raw.trim() === '') throw bad();
+  const n = Number(raw);
+  if (!Number.isFinite(n) || (s.type === 'integer' && !Number.isInteger(n))) throw bad();
+  if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw bad();
+  if (s.type === 'number' && ((s.above !== undefined && n <= s.above) || (s.below !== undefined && n >= s.below))) throw bad();
+  return n;
+}
+
+/** Converts one option's raw text to its typed value; a UsageError names the option and what it accepts. */
+export function parseOptionValue(name: string, s: OptionSpec, raw: string): unknown {
+  switch (s.type) {
+    case 'integer': case 'number': case 'enum': return element(name, s, raw, raw);
+    case 'boolean': return raw;
+    case 'string':
+      if (s.pattern && !s.pattern.test(raw)) throw new UsageError(`--${name}: expected ${accepts(s)} but received '${raw}'`);
+      return raw;
+    case 'path':
+      if (raw === '') throw new UsageError(`--${name}: expected ${accepts(s)} but received an empty value`);
+      if (s.exists) checkPath(`--${name}`, raw, s.exists);
+      return raw;
+    case 'list': {
+      const items = raw.split(',').map((x) => x.trim()).filter(Boolean);
+      if (items.length < (s.minItems ?? 1)) throw new UsageError(`--${name}: expected ${accepts(s)} but received '${raw}'`);
+      return items.map((x) => element(name, s.of, x, raw, accepts(s)));
+    }
+  }
+}
+
+const kebab = (n: string): string => n.replace(/[A-Z]/g, (m) => '-' + m.toLowerCase());
+
+export interface ParsedCommandLine { options: Record<string, unknown>; positionals: string[] }
+
+/**
+ * Parses raw arguments against the schema: `--name value`, `--name=value`, `--flag`, `--no-flag`, `--`.
+ * Unknown options, missing values and repeated options are UsageErrors; `suggest` may add a hint for an
+ * unknown name (train: `--set key=value`).
+ */
+export function parseCommandLine(
+  spec: Record<string, OptionSpec>, raw: readonly string[], suggest?: (name: string, value: string | undefined) => string | undefined,
+): ParsedCommandLine {
+  const given = new Map<string, string[]>();
+  const positionals: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const a = raw[i]!;
+    if (a === '--') { positionals.push(...raw.slice(i + 1)); break; }
+    if (!a.startsWith('-') || a === '-' || /^-\d/.test(a)) { positionals.push(a); continue; }
+    const eq = a.indexOf('=');
+    const name = kebab(a.slice(a.startsWith('--') ? 2 : 1, eq < 0 ? undefined : eq));
+    const inline = eq < 0 ? undefined : a.slice(eq + 1);
+    let s = spec[name];
+    let key = name;
+    if (!s && name.startsWith('no-') && spec[name.slice(3)]?.type === 'boolean') {
+      if (inline !== undefined) throw new UsageError(`--${name} takes no value`);
+      key = name.slice(3);
+      s = spec[key];
+      given.set(key, [...(given.get(key) ?? []), 'false']);
+      continue;
+    }
+    if (!s) {
+      const near = closestNames(name, Object.keys(spec)).map((n) => `--${n}`);
+      const next = raw[i + 1];
+      const extra = suggest?.(name, inline ?? (next !== undefined && !next.startsWith('-') ? next : undefined));
+      const hint = extra ?? (near.length ? `did you mean ${near.join(' or ')}?` : undefined);
+      throw new UsageError(`unknown option ${a.startsWith('--') ? '--' : '-'}${name}${hint ? `; ${hint}` : ''}`);
+    }
+    let value: string;
+    if (s.type === 'boolean') {
+      if (inline !== undefined && inline !== 'true' && inline !== 'false') {
+        throw new UsageError(`--${name} is a flag: give it without a value (or --no-${name}), not '${inline}'`);
+      }
+      value = inline ?? 'true';
+    } else if (inline !== undefined) value = inline;
+    else {
+      const next = raw[i + 1];
+      if (next === undefined || (next.startsWith('--') && next.length > 2)) {
+        throw new UsageError(`--${name} needs a value: ${accepts(s)}`);
+      }
+      value = next;
+      i++;
+    }
+    const prev = given.get(key) ?? [];
+    if (prev.length && !(s.type === 'string' && s.repeatable)) {
+      throw new UsageError(`--${name} given twice ('${prev[0]}' and '${value}'); give it once`);
+    }
+    given.set(key, [...prev, value]);
+  }
+  const options: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(spec)) {
+    const vals = given.get(name);
+    if (s.type === 'string' && s.repeatable) {
+      options[name] = (vals ?? []).map((v) => parseOptionValue(name, s, v));
+    } else if (vals) {
+      options[name] = s.type === 'boolean' ? vals[0] === 'true' : parseOptionValue(name, s, vals[0]!);
+    } else if (s.type === 'boolean') options[name] = s.default ?? false;
+    else if ('default' in s && s.default !== undefined) options[name] = s.default;
+  }
+  return { options, positionals };
+}
+
+function bindPositionals(spec: Record<string, PositionalSpec>, given: string[], command: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const names = Object.keys(spec);
+  let i = 0;
+  for (const name of names) {
+    const s = spec[name]!;
+    const v = s.variadic ? given.slice(i) : given[i];
+    i = s.variadic ? given.length : i + 1;
+    const missing = v === undefined || (Array.isArray(v) && v.length === 0);
+    if (missing && s.required) throw new UsageError(`missing ${name.toUpperCase()}: ${s.description}`, `usage: see goodsrec ${command} --help`);
+    if (!missing && s.exists) for (const p of Array.isArray(v) ? v : [v]) checkPath(name.toUpperCase(), p, s.exists);
+    out[name] = v;
+  }
+  if (i < given.length) throw new UsageError(`unexpected argument '${given[i]}' (goodsrec ${command} takes ${names.map((n) => n.toUpperCase()).join(', ') || 'no arguments'})`);
+  return out;
+}
+
+export interface CliCommand<O extends Record<string, OptionSpec>, P extends Record<string, PositionalSpec>> {
+  name: string;
+  description: string;
+  positionals?: P;
+  options: O;
+  /** A hint for an unknown option (e.g. the config key it may mean). */
+  suggest?: (name: string, value: string | undefined) => string | undefined;
+  /** Returns an exit code (EXIT.partial when some inputs were skipped), or nothing for success. */
+  run(ctx: { options: OptionValues<O>; args: PositionalValues<P>; rawArgs: readonly string[] }): Promise<ExitCode | void> | ExitCode | void;
+}
+
+/** A citty command whose arguments are parsed and validated by the schema; errors take the one error path. */
+export function defineCliCommand<const O extends Record<string, OptionSpec>, const P extends Record<string, PositionalSpec> = {}>(
+  c: CliCommand<O, P>,
+): CommandDef<ArgsDef> {
+  const args: ArgsDef = {};
+  for (const [name, s] of Object.entries(c.positionals ?? {})) {
+    args[name] = { type: 'positional', description: s.description, required: Boolean(s.required) };
+  }
+  for (const [name, s] of Object.entries(c.options)) {
+    const def = 'default' in s && s.default !== undefined ? String(s.default) : undefined;
+    const desc = s.type === 'boolean' || s.type === 'string' ? s.description : `${s.description} [${accepts(s)}]`;
+    args[name] = s.type === 'boolean'
+      ? { type: 'boolean', description: desc, ...(s.default === true ? { default: true } : {}) }
+      : { type: 'string', description: desc, ...(def !== undefined ? { default: def } : {}) };
+  }
+  return defineCommand({
+    meta: { name: c.name, description: c.description },
+    args,
+    async run({ rawArgs }) {
+      try {
+        const parsed = parseCommandLine(c.options, rawArgs, c.suggest);
+        const positional = bindPositionals(c.positionals ?? {}, parsed.positionals, c.name);
+        const code = await c.run({ options: parsed.options as OptionValues<O>, args: positional as PositionalValues<P>, rawArgs });
+        if (code !== undefined && code !== EXIT.ok) process.exitCode = code;
+      } catch (e) {
+        reportError(e, c.name);
+      }
+    },
+  });
+}

@@ -1,0 +1,31 @@
+// Matching a dataset to a trained model: the dataset the run recorded, and the dataset's labels mapped
+// onto the model's class list by name.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadDataset, selectSplits, type Dataset } from '../data/index.js';
+
+/** Maps the dataset's labels onto the model's class list by name; classes the model lacks are an error. */
+export function alignClasses(ds: Dataset, modelClasses: readonly string[], source: string): Dataset {
+  const index = new Map(modelClasses.map((c, i) => [c, i]));
+  const unknown = ds.classes.filter((c, i) => !index.has(c) && ds.samples.some((s) => s.label === i));
+  if (unknown.length) {
+    const list = `${unknown.slice(0, 8).join(', ')}${unknown.length > 8 ? ', ...' : ''}`;
+    throw new Error(`${source}: ${unknown.length} class(es) the model was not trained on: ${list}`);
+  }
+  const samples = ds.samples.map((s) => ({ ...s, label: index.get(ds.classes[s.label]!)! }));
+  return { root: ds.root, classes: [...modelClasses], samples, ...(ds.skipped ? { skipped: ds.skipped } : {}) };
+}
+
+/** The dataset folder a run was trained on (its dataset.json), if the run records one. */
+export function recordedDataRoot(runDir: string | undefined): string | undefined {
+  const f = runDir ? join(runDir, 'dataset.json') : undefined;
+  if (!f || !existsSync(f)) return undefined;
+  return (JSON.parse(readFileSync(f, 'utf8')) as { root?: string }).root;
+}
+
+/** One split of a dataset with the model's class indices; an empty split is an error. */
+export function loadAlignedSplit(dataRoot: string, split: string, modelClasses: readonly string[]): Dataset {
+  const ds = selectSplits(loadDataset(dataRoot), split);
+  if (ds.samples.length === 0) throw new Error(`dataset ${dataRoot}: split '${split}' has no images`);
+  return alignClasses(ds, modelClasses, dataRoot);
+}
