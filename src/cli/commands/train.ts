@@ -9,6 +9,27 @@ import { ProgressReporter } from '../../train/progress.js';
 import type { TrainWorkerData, TrainWorkerMessage } from '../../train/worker-entry.js';
 import type { TrainResult } from '../../train/trainer.js';
 import { fail } from '../errors.js';
+import { recipeLayer } from '../../train/recipes.js';
+import { explicitKeys, applyPretrainedCfg } from '../../train/pretrained-cfg.js';
+import { HubError, pretrainedArchitecture, resolvePretrained, checkArchitecture } from '../../hub/index.js';
+
+/**
+ * Pretrained weights by name: the model comes from the weights unless --model was given,
+ * and the weights' data config sets the input options the user did not set (the recipe's
+ * preset does not count as the user's). Downloads here, with progress, before training.
+ */
+async function withPretrained(c: TrainConfig, layers: { source: string; values: Record<string, unknown> }[]): Promise<TrainConfig> {
+  const user = explicitKeys(layers.filter((l) => !l.source.startsWith('--recipe')));
+  const arch = pretrainedArchitecture(c.model.pretrained!);
+  const config = structuredClone(c);
+  if (arch && !user.has('model.name')) config.model.name = arch;
+  const p = await resolvePretrained(config.model.pretrained!);
+  if (p.architecture && !user.has('model.name')) config.model.name = p.architecture;
+  checkArchitecture(p, config.model.name);
+  const r = applyPretrainedCfg(config, p, user);
+  if (r.record?.applied?.length) console.error(`pretrained ${p.name}: ${r.record.applied.map((k) => `${k}=${JSON.stringify(k.split('.').reduce<unknown>((o, x) => (o as Record<string, unknown>)[x], r.config))}`).join(', ')} (from its config; set them to override)`);
+  return r.config;
+}
 
 const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
 
@@ -21,6 +42,8 @@ const command = defineCommand({
     config: { type: 'string', description: 'YAML or JSON config file' },
     data: { type: 'string', description: 'dataset folder (data.root)' },
     model: { type: 'string', description: 'model name (model.name)' },
+    pretrained: { type: 'string', description: "start from weights: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50', a file or folder (model.pretrained)" },
+    recipe: { type: 'string', description: "preset applied before --config and flags: 'finetune' (lower lr, warmup, 15 epochs, layer-wise lr decay)" },
     epochs: { type: 'string', description: 'epochs (schedule.epochs)' },
     'batch-size': { type: 'string', description: 'batch size' },
     lr: { type: 'string', description: 'learning rate at batch 128 (optim.lr)' },
@@ -39,10 +62,14 @@ const command = defineCommand({
     let config: TrainConfig;
     try {
       const layers: { source: string; values: Record<string, unknown> }[] = [];
+      if (args.recipe) {
+        try { layers.push(recipeLayer(args.recipe)); } catch (e) { throw new ConfigError((e as Error).message); }
+      }
       if (args.config) layers.push({ source: args.config, values: loadConfigFile(args.config) });
       const flags: [string | undefined, string][] = [
         [args.data, 'data.root'], [args.model, 'model.name'], [args.epochs, 'schedule.epochs'], [args['batch-size'], 'batchSize'],
         [args.lr, 'optim.lr'], [args.size, 'input.size'], [args.device, 'device'], [args.amp, 'amp'], [args.seed, 'seed'], [args.out, 'out'],
+        [args.pretrained, 'model.pretrained'],
       ];
       for (const [v, key] of flags) if (v !== undefined) layers.push({ source: `--${key}`, values: parseOverride(`${key}=${v}`) });
       // citty keeps only the last --set; read every occurrence from the raw arguments.
@@ -58,8 +85,10 @@ const command = defineCommand({
         layers.push({ source: 'resume', values: loadConfigFile(join(args.resume, 'config.json')) });
       }
       config = resolveConfig(layers);
+      if (config.model.pretrained && !args.resume) config = await withPretrained(config, layers);
     } catch (e) {
       if (e instanceof ConfigError) return fail(e.message, 'see goodsrec train --help for every option');
+      if (e instanceof HubError) return fail(e.message);
       throw e;
     }
     if (args['print-config']) { console.log(JSON.stringify(config, null, 2)); return; }
