@@ -18,24 +18,26 @@ const hasParams = (m: Module): boolean => m.namedParameters().length > 0;
 
 /**
  * Depth of every parameter, from the model's top-level children in order: leading
- * leaf modules (conv1, bn1: the stem) share depth 0, a container child (layer1,
- * features) is one depth, or one per child when it is a plain list of stages, and the
- * classifier is the top depth.
+ * leaf modules (conv1, bn1: the stem) share depth 0, a container child (layer1) is
+ * one depth, or one per stage when a single list holds the trunk (features.0, ...),
+ * and the classifier is the top depth.
  */
 export function parameterDepths(model: ClassifierModel): { depth: Map<string, number>; max: number } {
   const classifier = model.pretrainedCfg?.classifier ?? 'fc';
   const units: string[][] = []; // prefixes per depth
+  const children = model.namedChildren().filter(([n, c]) => hasParams(c) && n !== classifier && !classifier.startsWith(`${n}.`));
+  const containers = children.filter(([, c]) => c.namedChildren().some(([, k]) => hasParams(k)));
   let stemOpen = true;
-  for (const [name, child] of model.namedChildren()) {
-    if (!hasParams(child) || name === classifier || classifier.startsWith(`${name}.`)) continue;
+  for (const [name, child] of children) {
     const kids = child.namedChildren().filter(([, k]) => hasParams(k));
     if (kids.length === 0) {
       if (stemOpen && units.length > 0) units[units.length - 1]!.push(name); else units.push([name]);
       continue;
     }
     stemOpen = false;
-    const list = kids.every(([k]) => /^\d+$/.test(k)) && kids.length > 1;
-    if (list) for (const [k] of kids) units.push([`${name}.${k}`]);
+    // One list of stages holding the whole trunk (torchvision's `features`): a depth per stage.
+    const stages = containers.length === 1 && kids.length > 1 && kids.every(([k]) => /^\d+$/.test(k));
+    if (stages) for (const [k] of kids) units.push([`${name}.${k}`]);
     else units.push([name]);
   }
   const max = units.length;
