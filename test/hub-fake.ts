@@ -24,6 +24,8 @@ const isLfs = (file: string): boolean => /\.(safetensors|bin|pth)$/.test(file);
 export class FakeHub {
   readonly repos = new Map<string, FakeRepo>();
   readonly renamed = new Map<string, string>();
+  /** Plain files on the CDN host by path (torchvision's download server). */
+  readonly files = new Map<string, Buffer>();
   readonly faults: Faults = { unavailable: new Set(), truncateNext: new Map(), corrupt: new Set(), chunkDelayMs: 0 };
   /** Every request: method, host, path, headers. */
   readonly log: { method: string; host: string; path: string; headers: IncomingMessage['headers'] }[] = [];
@@ -96,7 +98,7 @@ export class FakeHub {
   private async onCdn(q: IncomingMessage, s: ServerResponse): Promise<void> {
     this.record(q, 'cdn');
     const sha = (q.url ?? '').replace(/^\/cdn\//, '');
-    let body = this.blob(sha);
+    let body = this.files.get(q.url ?? '') ?? this.blob(sha);
     if (!body) { s.writeHead(404).end(); return; }
     if (this.faults.corrupt.has(sha)) { body = Buffer.from(body); body[body.length >> 1] ^= 0xff; }
     let start = 0;
@@ -113,7 +115,7 @@ export class FakeHub {
     if (cut !== undefined) this.faults.truncateNext.delete(sha);
     const limit = cut ?? part.length;
     for (let i = 0; i < limit; i += 65536) {
-      s.write(part.subarray(i, Math.min(limit, i + 65536)));
+      await new Promise((r) => s.write(part.subarray(i, Math.min(limit, i + 65536)), r));
       if (this.faults.chunkDelayMs) await new Promise((r) => setTimeout(r, this.faults.chunkDelayMs));
     }
     if (cut !== undefined) { s.destroy(); return; }

@@ -84,7 +84,10 @@ export function zooArchitecture(arch: string, from: 'timm' | 'torchvision' | 'an
 /** The architecture a name implies without downloading anything (null for local files). */
 export function pretrainedArchitecture(name: string): string | null {
   const n = parsePretrainedName(name);
-  if (n.kind === 'hf-hub') return n.repo.startsWith('timm/') ? zooArchitecture(n.repo.slice(5), 'timm') : null;
+  if (n.kind === 'hf-hub') {
+    // A guess from the repo name; the repo's config.json decides (and its errors come after the download).
+    try { return n.repo.startsWith('timm/') ? zooArchitecture(n.repo.slice(5), 'timm') : null; } catch { return null; }
+  }
   if (n.kind === 'torchvision') return zooArchitecture(n.model, 'torchvision');
   return null;
 }
