@@ -272,7 +272,6 @@ export function validateConfig(c: TrainConfig): void {
   c.input.testSize ??= 0;
   c.finetune ??= { headOnlyEpochs: 0, layerDecay: 1, freezeBn: false };
   check(c.input.testSize === 0 || int(c.input.testSize, 16), 'input.testSize', '0 or an integer >= 16', c.input.testSize);
-  check(int(c.finetune.headOnlyEpochs, 0) && c.finetune.headOnlyEpochs < c.schedule.epochs, 'finetune.headOnlyEpochs', 'an integer in [0, epochs)', c.finetune.headOnlyEpochs);
   check(num(c.finetune.layerDecay) && c.finetune.layerDecay > 0 && c.finetune.layerDecay <= 1, 'finetune.layerDecay', 'a number in (0, 1]', c.finetune.layerDecay);
   check(typeof c.finetune.freezeBn === 'boolean', 'finetune.freezeBn', 'true or false', c.finetune.freezeBn);
   check(c.input.resize === 'letterbox' || c.input.resize === 'squash', 'input.resize', "'letterbox' or 'squash'", c.input.resize);
@@ -295,6 +294,7 @@ export function validateConfig(c: TrainConfig): void {
   check(int(c.schedule.epochs, 1), 'schedule.epochs', 'an integer >= 1', c.schedule.epochs);
   check(num(c.schedule.warmupEpochs) && c.schedule.warmupEpochs >= 0 && c.schedule.warmupEpochs < c.schedule.epochs, 'schedule.warmupEpochs', 'a number in [0, epochs)', c.schedule.warmupEpochs);
   check(num(c.schedule.minLr) && c.schedule.minLr >= 0, 'schedule.minLr', 'a number >= 0', c.schedule.minLr);
+  check(int(c.finetune.headOnlyEpochs, 0) && c.finetune.headOnlyEpochs < c.schedule.epochs, 'finetune.headOnlyEpochs', 'an integer in [0, epochs)', c.finetune.headOnlyEpochs);
   check(num(c.loss.labelSmoothing) && c.loss.labelSmoothing >= 0 && c.loss.labelSmoothing < 1, 'loss.labelSmoothing', 'a number in [0, 1)', c.loss.labelSmoothing);
   check(int(c.batchSize, 1), 'batchSize', 'an integer >= 1', c.batchSize);
   check(int(c.accumulate, 1), 'accumulate', 'an integer >= 1', c.accumulate);
