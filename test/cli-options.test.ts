@@ -79,9 +79,9 @@ test('every command: bad option values exit 2 and name the option and what it ac
 });
 
 test('unknown options and commands are errors with a did-you-mean (exit 2)', () => {
-  const pre = run(['train', '--data', sample, '--pretrained', 'weights.safetensors', '--print-config']);
+  const pre = run(['train', '--data', sample, '--label-smoothing', '0.2', '--print-config']);
   assert.equal(pre.code, 2, pre.stderr);
-  assert.match(pre.stderr, /unknown option --pretrained; did you mean --set model\.pretrained=weights\.safetensors\?/);
+  assert.match(pre.stderr, /unknown option --label-smoothing; did you mean --set loss\.labelSmoothing=0\.2\?/);
   const set = run(['train', '--data', sample, '--set', 'optim.lrr=0.1', '--print-config']);
   assert.equal(set.code, 2);
   assert.match(set.stderr, /unknown option 'optim\.lrr' \(did you mean 'optim\.lr'\?\)/);
@@ -92,10 +92,10 @@ test('unknown options and commands are errors with a did-you-mean (exit 2)', () 
   assert.equal(cmd.code, 2);
   assert.match(cmd.stderr, /unknown command 'trian' \(did you mean 'train'\?\)/);
   // Negative control: the same command lines without the mistake are accepted.
-  const ok = run(['train', '--data', sample, '--set', 'model.pretrained=w.safetensors', '--set', 'optim.lr=0.1', '--print-config']);
+  const ok = run(['train', '--data', sample, '--set', 'loss.labelSmoothing=0.2', '--set', 'optim.lr=0.1', '--print-config']);
   assert.equal(ok.code, 0, ok.stderr);
-  const cfg = JSON.parse(ok.stdout) as { model: { pretrained: string }; optim: { lr: number }; device: string };
-  assert.equal(cfg.model.pretrained, 'w.safetensors');
+  const cfg = JSON.parse(ok.stdout) as { loss: { labelSmoothing: number }; optim: { lr: number }; device: string };
+  assert.equal(cfg.loss.labelSmoothing, 0.2);
   assert.equal(cfg.optim.lr, 0.1);
   assert.equal(cfg.device, 'auto');
 });

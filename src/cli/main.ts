@@ -21,6 +21,7 @@ const commands: Record<string, Lazy> = {
   ensemble: () => load(import('./commands/ensemble.js')),
   average: () => load(import('./commands/average.js')),
   report: () => load(import('./commands/report.js')),
+  pull: () => load(import('./commands/pull.js')),
 };
 
 const main = defineCommand({

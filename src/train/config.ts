@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { closestNames } from '../util/did-you-mean.js';
+import type { FinetuneOptions } from './finetune.js';
 
 export type AmpMode = 'auto' | 'off' | 'bf16' | 'fp16';
 export type ResizeMode = 'letterbox' | 'squash';
@@ -29,7 +30,7 @@ export interface TrainConfig {
   };
   model: {
     name: string;
-    /** safetensors / .pth weights of the reference implementation. */
+    /** Weights to start from: 'hf-hub:org/name[@rev]', 'torchvision:model[.WEIGHTS]', a file or a folder. */
     pretrained: string | null;
     dropRate: number;
     dropPathRate: number;
@@ -39,6 +40,8 @@ export interface TrainConfig {
   };
   input: {
     size: number;
+    /** Evaluation resolution when it differs from training (timm's test_input_size); 0 = input.size. */
+    testSize: number;
     /** letterbox = the recipe's structure-retention resize (pad to square, then resize). */
     resize: ResizeMode;
     /** Eval: resize to size / cropPct, then center crop size (256 -> 224). */
@@ -77,6 +80,8 @@ export interface TrainConfig {
     perIteration: boolean;
   };
   loss: { labelSmoothing: number };
+  /** Fine-tuning from pretrained weights (see src/train/finetune.ts). */
+  finetune: FinetuneOptions;
   batchSize: number;
   /** Gradient accumulation: optimizer step every N batches. */
   accumulate: number;
@@ -98,11 +103,12 @@ export interface TrainConfig {
 export const DEFAULT_CONFIG: TrainConfig = {
   data: { root: '', trainSplit: 'train', valSplit: 'test', fraction: 1, badFiles: 'skip', workers: 0, cacheMB: 0 },
   model: { name: 'resnet50', pretrained: null, dropRate: 0, dropPathRate: 0, head: 'linear', channelsLast: false },
-  input: { size: 224, resize: 'letterbox', cropPct: 0.875, mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935] },
+  input: { size: 224, testSize: 0, resize: 'letterbox', cropPct: 0.875, mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935] },
   augment: { scale: [0.08, 1], ratio: [3 / 4, 4 / 3], hflip: 0.5, colorJitter: 0.4, cutout: 14, randomErasing: 0, autoAugment: null },
   optim: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 1e-4, noDecayBiasNorm: true },
   schedule: { epochs: 75, warmupEpochs: 0, minLr: 1e-6, perIteration: false },
   loss: { labelSmoothing: 0.1 },
+  finetune: { headOnlyEpochs: 0, layerDecay: 1, freezeBn: false },
   batchSize: 128,
   accumulate: 1,
   ema: 0,
@@ -128,12 +134,13 @@ export const CONFIG_DOCS: Record<string, string> = {
   'data.workers': 'parallel decode/augment workers (0 = automatic)',
   'data.cacheMB': 'keep decoded training images in memory up to this many MiB (0 = off; faster epochs after the first, costs memory)',
   'model.name': 'registered model (goodsrec models lists them)',
-  'model.pretrained': 'safetensors/.pth weights of the reference implementation',
+  'model.pretrained': "weights to start from: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50[.IMAGENET1K_V1]', a file or folder",
   'model.dropRate': 'dropout before the classifier',
   'model.dropPathRate': 'stochastic depth rate',
   'model.head': "classifier head: 'linear', or 'wide' (features -> 4096 -> classes, the write-up's wider head)",
   'model.channelsLast': 'channels_last memory format',
   'input.size': 'training and evaluation resolution',
+  'input.testSize': "evaluation resolution (0 = input.size; a pretrained model's test_input_size sets it)",
   'input.resize': "'letterbox' (structure-retention: pad to square, then resize) or 'squash'",
   'input.cropPct': 'eval: resize to size/cropPct, then center crop (0.875: 256 -> 224)',
   'input.mean': "normalisation mean [r,g,b] or 'dataset'",
@@ -156,6 +163,9 @@ export const CONFIG_DOCS: Record<string, string> = {
   'schedule.minLr': 'cosine annealing floor',
   'schedule.perIteration': 'update the learning rate every iteration instead of every epoch',
   'loss.labelSmoothing': 'label smoothing',
+  'finetune.headOnlyEpochs': 'first epochs in which only the classifier learns (trunk frozen, BatchNorm statistics kept)',
+  'finetune.layerDecay': 'layer-wise lr decay: each depth below the classifier gets lr x this (1 = off)',
+  'finetune.freezeBn': 'BatchNorm frozen: running statistics and affine parameters stay as loaded',
   batchSize: 'batch size',
   accumulate: 'gradient accumulation steps',
   ema: 'EMA decay of the weights (0 = off)',
@@ -264,6 +274,12 @@ export function validateConfig(c: TrainConfig): void {
   c.model.head ??= 'linear';
   check(c.model.head === 'linear' || c.model.head === 'wide', 'model.head', "'linear' or 'wide'", c.model.head);
   check(int(c.input.size, 16), 'input.size', 'an integer >= 16', c.input.size);
+  // Run folders written before input.testSize / finetune existed.
+  c.input.testSize ??= 0;
+  c.finetune ??= { headOnlyEpochs: 0, layerDecay: 1, freezeBn: false };
+  check(c.input.testSize === 0 || int(c.input.testSize, 16), 'input.testSize', '0 or an integer >= 16', c.input.testSize);
+  check(num(c.finetune.layerDecay) && c.finetune.layerDecay > 0 && c.finetune.layerDecay <= 1, 'finetune.layerDecay', 'a number in (0, 1]', c.finetune.layerDecay);
+  check(typeof c.finetune.freezeBn === 'boolean', 'finetune.freezeBn', 'true or false', c.finetune.freezeBn);
   check(c.input.resize === 'letterbox' || c.input.resize === 'squash', 'input.resize', "'letterbox' or 'squash'", c.input.resize);
   check(num(c.input.cropPct) && c.input.cropPct > 0 && c.input.cropPct <= 1, 'input.cropPct', 'a number in (0, 1]', c.input.cropPct);
   for (const k of ['mean', 'std'] as const) {
@@ -284,6 +300,7 @@ export function validateConfig(c: TrainConfig): void {
   check(int(c.schedule.epochs, 1), 'schedule.epochs', 'an integer >= 1', c.schedule.epochs);
   check(num(c.schedule.warmupEpochs) && c.schedule.warmupEpochs >= 0 && c.schedule.warmupEpochs < c.schedule.epochs, 'schedule.warmupEpochs', 'a number in [0, epochs)', c.schedule.warmupEpochs);
   check(num(c.schedule.minLr) && c.schedule.minLr >= 0, 'schedule.minLr', 'a number >= 0', c.schedule.minLr);
+  check(int(c.finetune.headOnlyEpochs, 0) && c.finetune.headOnlyEpochs < c.schedule.epochs, 'finetune.headOnlyEpochs', 'an integer in [0, epochs)', c.finetune.headOnlyEpochs);
   check(num(c.loss.labelSmoothing) && c.loss.labelSmoothing >= 0 && c.loss.labelSmoothing < 1, 'loss.labelSmoothing', 'a number in [0, 1)', c.loss.labelSmoothing);
   check(int(c.batchSize, 1), 'batchSize', 'an integer >= 1', c.batchSize);
   check(int(c.accumulate, 1), 'accumulate', 'an integer >= 1', c.accumulate);

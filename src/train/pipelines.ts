@@ -3,6 +3,7 @@
 // pre-processing is the same code everywhere.
 import type { PipelineConfig, TransformOp, Triple } from '../data/index.js';
 import type { TrainConfig } from './config.js';
+import type { PretrainedRecord } from './pretrained-cfg.js';
 
 export interface PreprocessConfig {
   size: number;
@@ -10,6 +11,8 @@ export interface PreprocessConfig {
   cropPct: number;
   mean: Triple;
   std: Triple;
+  /** Where the weights came from and their own data config (informational: the fields above rule). */
+  pretrained?: PretrainedRecord;
 }
 
 /** Evaluation: letterbox (or squash) to size/cropPct, center crop size, normalize. */

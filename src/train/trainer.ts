@@ -20,6 +20,8 @@ import { type TrainConfig, scaledLr, validateConfig } from './config.js';
 import { saveCheckpoint, loadCheckpoint, writePointer, readPointer, pruneCheckpoints, disposeTensors } from './checkpoint.js';
 import { evalPipeline, trainPipeline, type PreprocessConfig } from './pipelines.js';
 import { readRunInfo, type RunInfo } from './run-folder.js';
+import { resolvePretrained, checkArchitecture, type ResolvedPretrained } from '../hub/index.js';
+import { freezeBatchNormParams, layerDecayGroups, setTrainMode } from './finetune.js';
 import type { StepProgress } from './progress.js';
 
 export interface EpochRecord {
@@ -155,7 +157,16 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
       std = c.input.std === 'dataset' ? s.std : (c.input.std as Triple);
     }
   } else { mean = c.input.mean as Triple; std = c.input.std as Triple; }
-  const preprocess: PreprocessConfig = { size: c.input.size, resize: c.input.resize, cropPct: c.input.cropPct, mean, std };
+  // Pretrained weights by name (downloaded into the shared caches); not needed to resume.
+  let pre: ResolvedPretrained | null = null;
+  if (c.model.pretrained && !stored) {
+    pre = await resolvePretrained(c.model.pretrained, { log });
+    checkArchitecture(pre, c.model.name);
+  }
+  const preprocess: PreprocessConfig = {
+    size: c.input.testSize || c.input.size, resize: c.input.resize, cropPct: c.input.cropPct, mean, std,
+    ...(pre?.cfg ? { pretrained: { name: pre.name, architecture: pre.architecture, ...(pre.commit ? { commit: pre.commit } : {}), cfg: pre.cfg } } : {}),
+  };
 
   if (!stored) {
     writeJsonAtomic(join(runDir, 'config.json'), c);
@@ -184,12 +195,15 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   T.manualSeed(c.seed);
   const numClasses = all.classes.length;
   const model = createModel(c.model.name, {
-    numClasses, dropRate: c.model.dropRate, dropPathRate: c.model.dropPathRate, head: c.model.head, pretrained: c.model.pretrained ?? undefined, log: (m: string) => log(m),
+    numClasses, dropRate: c.model.dropRate, dropPathRate: c.model.dropPathRate, head: c.model.head, pretrained: pre?.weights, log: (m: string) => log(m),
   });
   model.to(device);
   if (c.model.channelsLast) model.to('channelsLast');
   const lr = scaledLr(c);
-  const groups = c.optim.noDecayBiasNorm ? paramGroupsNoDecay(model, c.optim.weightDecay) : [{ params: model.parameters(), weightDecay: c.optim.weightDecay }];
+  if (c.finetune.freezeBn) log(`finetune: ${freezeBatchNormParams(model)} BatchNorm parameters frozen`);
+  const groups = layerDecayGroups(model, c.optim.noDecayBiasNorm ? paramGroupsNoDecay(model, c.optim.weightDecay)
+    : [{ params: model.parameters().filter((p) => p.requiresGrad), weightDecay: c.optim.weightDecay, names: model.namedParameters().filter(([, p]) => p.requiresGrad).map(([n]) => n) }],
+  lr, c.finetune.layerDecay);
   const optimizer: Optimizer<GroupBase> = c.optim.name === 'sgd'
     ? new SGD(groups, { lr, momentum: c.optim.momentum, nesterov: c.optim.nesterov, weightDecay: c.optim.weightDecay }) as unknown as Optimizer<GroupBase>
     : new AdamW(groups, { lr, weightDecay: c.optim.weightDecay }) as unknown as Optimizer<GroupBase>;
@@ -260,11 +274,11 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   let lastVal: EvalMetrics | null = null;
   let stopped = false;
   const autocastDevice: T.AutocastDevice = device.startsWith('cuda') ? 'cuda' : 'cpu';
-  model.train();
 
   try {
     for (let epoch = pos.epoch; epoch < c.schedule.epochs && !stopped; epoch++) {
       const epochStart = Date.now();
+      setTrainMode(model, c.finetune, epoch);
       trainLoader.setState({ epoch, step: epoch === pos.epoch ? pos.step : 0 });
       let lossSum = 0; let lossN = 0; let images = 0;
       let step = epoch === pos.epoch ? pos.step : 0;
@@ -328,7 +342,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
           batchSize: Math.max(c.batchSize, 32), device, channelsLast: c.model.channelsLast, keepTopK: 0,
           ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
         });
-        model.train();
+        setTrainMode(model, c.finetune, epoch);
         lastVal = r.metrics;
         rec.val = { top1: r.metrics.top1, top5: r.metrics.top5, loss: r.metrics.loss, meanClassAccuracy: r.metrics.meanClassAccuracy };
       }

@@ -12,13 +12,37 @@ import type { TrainResult } from '../../train/trainer.js';
 import { closestNames } from '../../util/did-you-mean.js';
 import { defineCliCommand, type OptionSpec, type OptionValues } from '../options.js';
 import { EXIT } from '../errors.js';
+import { recipeLayer } from '../../train/recipes.js';
+import { explicitKeys, applyPretrainedCfg } from '../../train/pretrained-cfg.js';
+import { pretrainedArchitecture, resolvePretrained, checkArchitecture } from '../../hub/index.js';
+
+/**
+ * Pretrained weights by name: the model comes from the weights unless --model was given,
+ * and the weights' data config sets the input options the user did not set (the recipe's
+ * preset does not count as the user's). Downloads here, with progress, before training.
+ */
+async function withPretrained(c: TrainConfig, layers: { source: string; values: Record<string, unknown> }[]): Promise<TrainConfig> {
+  const user = explicitKeys(layers.filter((l) => !l.source.startsWith('--recipe')));
+  const arch = pretrainedArchitecture(c.model.pretrained!);
+  const config = structuredClone(c);
+  if (arch && !user.has('model.name')) config.model.name = arch;
+  const p = await resolvePretrained(config.model.pretrained!);
+  if (p.architecture && !user.has('model.name')) config.model.name = p.architecture;
+  checkArchitecture(p, config.model.name);
+  const r = applyPretrainedCfg(config, p, user);
+  if (r.record?.applied?.length) {
+    const value = (k: string): unknown => k.split('.').reduce<unknown>((o, x) => (o as Record<string, unknown>)[x], r.config);
+    console.error(`pretrained ${p.name}: ${r.record.applied.map((k) => `${k}=${JSON.stringify(value(k))}`).join(', ')} (from its config; set them to override)`);
+  }
+  return r.config;
+}
 
 const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
 
 /** Flags that set a config option (the config layer validates their values). */
 const CONFIG_FLAGS = {
   data: 'data.root', model: 'model.name', epochs: 'schedule.epochs', 'batch-size': 'batchSize', lr: 'optim.lr', size: 'input.size',
-  device: 'device', amp: 'amp', seed: 'seed', out: 'out',
+  device: 'device', amp: 'amp', seed: 'seed', out: 'out', pretrained: 'model.pretrained',
 } as const;
 
 /** `goodsrec train --pretrained X`: the config option it probably means, as a --set. */
@@ -33,6 +57,9 @@ function suggestSet(name: string, value: string | undefined): string | undefined
 /** The config layers given on the command line: file, then flags, then --set (in order). */
 function configLayers(o: OptionValues<typeof trainOptions>): { source: string; values: Record<string, unknown> }[] {
   const layers: { source: string; values: Record<string, unknown> }[] = [];
+  if (o.recipe) {
+    try { layers.push(recipeLayer(o.recipe)); } catch (e) { throw new ConfigError((e as Error).message); }
+  }
   if (o.config) layers.push({ source: o.config, values: loadConfigFile(o.config) });
   for (const [flag, key] of Object.entries(CONFIG_FLAGS)) {
     const v = o[flag as keyof typeof CONFIG_FLAGS];
@@ -43,7 +70,7 @@ function configLayers(o: OptionValues<typeof trainOptions>): { source: string; v
 }
 
 /** Resolves the config; an invalid value set by a flag is reported under the flag's name. */
-function resolveFromCommandLine(o: OptionValues<typeof trainOptions>): TrainConfig {
+async function resolveFromCommandLine(o: OptionValues<typeof trainOptions>): Promise<TrainConfig> {
   const layers = configLayers(o);
   if (o.resume) {
     if (!existsSync(join(o.resume, 'config.json'))) throw new ConfigError(`--resume ${o.resume}: not a run folder (no config.json)`);
@@ -51,7 +78,8 @@ function resolveFromCommandLine(o: OptionValues<typeof trainOptions>): TrainConf
     layers.push({ source: 'resume', values: loadConfigFile(join(o.resume, 'config.json')) });
   }
   try {
-    return resolveConfig(layers);
+    const config = resolveConfig(layers);
+    return config.model.pretrained && !o.resume ? await withPretrained(config, layers) : config;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const flag = Object.keys(CONFIG_FLAGS).find((f) => CONFIG_FLAGS[f as keyof typeof CONFIG_FLAGS] === e.key
@@ -65,6 +93,8 @@ const trainOptions = {
   config: { type: 'path', exists: 'file', description: 'YAML or JSON config file' },
   data: { type: 'path', exists: 'any', description: 'dataset folder (data.root)' },
   model: { type: 'string', description: 'model name (model.name; goodsrec models lists them)' },
+  pretrained: { type: 'string', description: "start from weights: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50', a file or folder (model.pretrained)" },
+  recipe: { type: 'enum', values: ['finetune'], description: "preset applied before --config and flags: 'finetune' (lower lr, warmup, 15 epochs, layer-wise lr decay)" },
   epochs: { type: 'string', description: 'epochs (schedule.epochs)' },
   'batch-size': { type: 'string', description: 'batch size (batchSize)' },
   lr: { type: 'string', description: 'learning rate at batch 128 (optim.lr)' },
@@ -86,7 +116,7 @@ const command = defineCliCommand({
   options: trainOptions,
   suggest: suggestSet,
   async run({ options: args }) {
-    const config = resolveFromCommandLine(args);
+    const config = await resolveFromCommandLine(args);
     if (args['print-config']) { console.log(JSON.stringify(config, null, 2)); return; }
 
     const stopFlag = new SharedArrayBuffer(4);

@@ -141,7 +141,9 @@ export function exportRecognizer(path: string, o: ExportRecognizerOptions): Expo
   }
 }
 
-const samePreprocess = (a: PreprocessConfig, b: PreprocessConfig): boolean => JSON.stringify(a) === JSON.stringify(b);
+// Where the weights came from (`pretrained`) does not change the graph's input.
+const samePreprocess = (a: PreprocessConfig, b: PreprocessConfig): boolean =>
+  JSON.stringify({ ...a, pretrained: undefined }) === JSON.stringify({ ...b, pretrained: undefined });
 
 /** Exports a recognizer already in memory (an ensemble becomes one graph when its members share pre-processing). */
 export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOptions, 'outDir' | 'tta' | 'ttaMean'>): ExportResult {

@@ -15,7 +15,8 @@ async function loadMeta() {
   const r = await fetch('/v1/model');
   if (!r.ok) throw new Error(`GET /v1/model: ${r.status}`);
   meta = await r.json();
-  $('model-info').textContent = `${meta.model}, ${meta.classes.length} classes, input ${meta.input.dims.join('x')}`;
+  const from = meta.preprocess && meta.preprocess.pretrained ? `, fine-tuned from ${meta.preprocess.pretrained.name}` : '';
+  $('model-info').textContent = `${meta.model}, ${meta.classes.length} classes, input ${meta.input.dims.join('x')}${from}`;
 }
 
 function show(top, mode, ms) {
