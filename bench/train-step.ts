@@ -11,12 +11,14 @@ import { execFileSync } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { machineLine } from './machine.js';
 
 const HERE = fileURLToPath(import.meta.url);
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
 type Format = 'nchw' | 'channels_last';
-interface Sample { times_ms: number[]; peak_rss_mb: number; loss: number; minor_faults: number }
+/** Per timed step: wall ms, process CPU ms (user + system) and minor page faults; peak RSS of the process. */
+interface Sample { times_ms: number[]; cpu_ms: number[]; faults: number[]; peak_rss_mb: number; loss: number; minor_faults: number }
 
 /** The goodsrec side, in the child process. */
 async function child(format: Format, steps: number, warmup: number): Promise<void> {
@@ -34,10 +36,11 @@ async function child(format: Format, steps: number, warmup: number): Promise<voi
     x = cl;
   }
   const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
-  const times: number[] = [];
+  const times: number[] = [], cpu: number[] = [], faults: number[] = [];
   let loss = 0;
   for (let i = 0; i < warmup + steps; i++) {
     const t = performance.now();
+    const ru0 = process.resourceUsage();
     opt.zeroGrad();
     loss = T.tidy(() => {
       const l = T.F.crossEntropy(model.forward(x), y, { labelSmoothing: 0.1 });
@@ -45,10 +48,15 @@ async function child(format: Format, steps: number, warmup: number): Promise<voi
       return l.item();
     });
     opt.step();
-    if (i >= warmup) times.push(performance.now() - t);
+    if (i >= warmup) {
+      times.push(performance.now() - t);
+      const ru1 = process.resourceUsage();
+      cpu.push((ru1.userCPUTime + ru1.systemCPUTime - ru0.userCPUTime - ru0.systemCPUTime) / 1000);
+      faults.push(ru1.minorPageFault - ru0.minorPageFault);
+    }
   }
   const ru = process.resourceUsage();
-  const out: Sample = { times_ms: times, peak_rss_mb: ru.maxRSS / 1024, loss, minor_faults: ru.minorPageFault };
+  const out: Sample = { times_ms: times, cpu_ms: cpu, faults, peak_rss_mb: ru.maxRSS / 1024, loss, minor_faults: ru.minorPageFault };
   console.log(JSON.stringify(out));
 }
 
@@ -59,7 +67,9 @@ function median(v: number[]): number {
 }
 
 function runSide(side: 'goodsrec' | 'pytorch', format: Format, steps: number, warmup: number, threads: number): Sample {
-  const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GOODSREC_THREADS: String(threads) };
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GOODSREC_THREADS: String(threads) };
+  // The reference is PyTorch as users run it: glibc's default malloc, whatever goodsrec's policy is.
+  if (side === 'pytorch') delete env.GLIBC_TUNABLES;
   const out = side === 'pytorch'
     ? execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'train_step_torch.py'), format, String(steps), String(warmup), String(threads)], { encoding: 'utf8', env })
     : execFileSync(process.execPath, [HERE, '--child', format, String(steps), String(warmup)], { encoding: 'utf8', env });
@@ -72,26 +82,38 @@ export async function run(): Promise<void> {
   const steps = Number(process.env['GOODSREC_BENCH_STEPS'] ?? 5);
   const warmup = Number(process.env['GOODSREC_BENCH_WARMUP'] ?? 2);
   const rounds = Number(process.env['GOODSREC_BENCH_ROUNDS'] ?? 2);
+  const T = await import('../src/tensor/index.js');
+  const b = T.buildInfo();
   console.log(`train-step bench: ResNet-50, batch 32, 3x160x160, 1000 classes, SGD momentum, label smoothing; ${threads} threads; ` +
     `${rounds} x ${steps} timed steps per side and format (after ${warmup} warm-up); load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`machine: ${machineLine({ libtorch: b.torchVersion, mkldnn: b.mkldnn, 'goodsrec malloc': T.getMallocPolicy() })}`);
   for (const format of ['nchw', 'channels_last'] as const) {
-    const acc = { goodsrec: { t: [] as number[], rss: [] as number[] }, pytorch: { t: [] as number[], rss: [] as number[] } };
+    const acc = {
+      goodsrec: { t: [] as number[], cpu: [] as number[], faults: [] as number[], rss: [] as number[] },
+      pytorch: { t: [] as number[], cpu: [] as number[], faults: [] as number[], rss: [] as number[] },
+    };
     for (let r = 0; r < rounds; r++) {
       // Alternate which side goes first so that drifting machine load hits both alike.
       const order = r % 2 === 0 ? (['pytorch', 'goodsrec'] as const) : (['goodsrec', 'pytorch'] as const);
       for (const side of order) {
         const s = runSide(side, format, steps, warmup, threads);
         acc[side].t.push(...s.times_ms);
+        acc[side].cpu.push(...s.cpu_ms);
+        acc[side].faults.push(...s.faults);
         acc[side].rss.push(s.peak_rss_mb);
         console.log(`  ${format} ${side.padEnd(8)} round ${r}: median ${median(s.times_ms).toFixed(0)} ms/step (${s.times_ms.map((v) => v.toFixed(0)).join(' ')}), ` +
-          `peak RSS ${s.peak_rss_mb.toFixed(0)} MB, ${(s.minor_faults / 1e3).toFixed(0)}k minor page faults, last loss ${s.loss.toFixed(4)}`);
+          `CPU ${median(s.cpu_ms).toFixed(0)} ms/step, ${(median(s.faults) / 1e3).toFixed(1)}k page faults/step, ` +
+          `peak RSS ${s.peak_rss_mb.toFixed(0)} MB, last loss ${s.loss.toFixed(4)}`);
       }
     }
     // Medians over all timed steps, and over the processes' peak RSS (which varies by a few % run to run).
     const g = median(acc.goodsrec.t), p = median(acc.pytorch.t);
     const gr = median(acc.goodsrec.rss), pr = median(acc.pytorch.rss);
     const range = (v: number[]): string => `${Math.min(...v).toFixed(0)}-${Math.max(...v).toFixed(0)}`;
+    const gc = median(acc.goodsrec.cpu), pc = median(acc.pytorch.cpu);
     console.log(`${format}: goodsrec ${g.toFixed(0)} ms/step, PyTorch ${p.toFixed(0)} ms/step, time ratio ${(g / p).toFixed(3)}; ` +
+      `CPU time ratio ${(gc / pc).toFixed(3)} (${gc.toFixed(0)} / ${pc.toFixed(0)} ms); page faults/step ` +
+      `${(median(acc.goodsrec.faults) / 1e3).toFixed(1)}k / ${(median(acc.pytorch.faults) / 1e3).toFixed(1)}k; ` +
       `peak RSS goodsrec ${gr.toFixed(0)} MB (${range(acc.goodsrec.rss)}), PyTorch ${pr.toFixed(0)} MB (${range(acc.pytorch.rss)}), RSS ratio ${(gr / pr).toFixed(3)}`);
   }
   console.log(`load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

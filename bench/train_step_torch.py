@@ -29,17 +29,22 @@ def main():
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     crit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-    times = []
+    times, cpu, faults = [], [], []
     for i in range(warmup + steps):
         t = time.perf_counter()
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         opt.zero_grad(set_to_none=True)
         loss = crit(model(x), y)
         loss.backward()
         opt.step()
         if i >= warmup:
             times.append((time.perf_counter() - t) * 1000)
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu.append((ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) * 1000)
+            faults.append(ru1.ru_minflt - ru0.ru_minflt)
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"times_ms": times, "peak_rss_mb": ru.ru_maxrss / 1024, "loss": loss.item(), "minor_faults": ru.ru_minflt}))
+    print(json.dumps({"times_ms": times, "cpu_ms": cpu, "faults": faults, "peak_rss_mb": ru.ru_maxrss / 1024,
+                      "loss": loss.item(), "minor_faults": ru.ru_minflt}))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@
 #include <torch/version.h>
 
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace gr {
 void liveStats(bool thisThread, int64_t& tensors, int64_t& bytes, int64_t& cudaBytes);
@@ -164,6 +167,17 @@ GR_OP(setGradEnabled, { c10::GradMode::set_enabled(B(0)); RETV; })
 
 // --- process-wide settings --------------------------------------------------------
 
+// mallocPolicy('retain'): glibc keeps freed tensor memory in the process (no mmap per large block, no
+// trimming) so that the next step reuses it instead of page-faulting fresh pages in; returns whether the
+// policy is in effect ('system' leaves glibc's defaults, or other libcs).
+GR_OP(mallocPolicy, {
+  const std::string mode = S(0);
+  bool applied = false;
+#if defined(__GLIBC__)
+  if (mode == "retain") applied = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1;
+#endif
+  return Napi::Boolean::New(env, applied);
+})
 GR_OP(setNumThreads, { at::set_num_threads(static_cast<int>(I(0))); RETV; })
 GR_OP(getNumThreads, return Napi::Number::New(env, at::get_num_threads());)
 GR_OP(manualSeed, { at::manual_seed(static_cast<uint64_t>(I(0))); RETV; })

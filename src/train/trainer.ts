@@ -74,7 +74,7 @@ function makeRunName(c: TrainConfig): string {
 function versions(device: T.Device): Record<string, unknown> {
   const b = T.buildInfo();
   return {
-    goodsrec: goodsrecVersion(), node: process.version, libtorch: b.torchVersion, cuda: b.cuda, mkldnn: b.mkldnn,
+    goodsrec: goodsrecVersion(), node: process.version, libtorch: b.torchVersion, cuda: b.cuda, mkldnn: b.mkldnn, malloc: T.getMallocPolicy(),
     device, threads: T.getNumThreads(), platform: `${process.platform}-${process.arch}`,
   };
 }
