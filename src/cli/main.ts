@@ -25,6 +25,7 @@ const main = defineCommand({
     ensemble: () => load(import('./commands/ensemble.js')),
     average: () => load(import('./commands/average.js')),
     report: () => load(import('./commands/report.js')),
+    gallery: () => load(import('./commands/gallery.js')),
   },
 });
 

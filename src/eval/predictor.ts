@@ -109,11 +109,18 @@ export function expandImagePaths(inputs: readonly string[]): string[] {
 
 export interface PredictOptions { topK?: number; batchSize?: number; tta?: TtaView[]; ttaMean?: TtaMean }
 
-/** Scores (logits, or log-probabilities with ttaMean 'probs') per file of one model; a bad file gets an error. */
-async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], o: PredictOptions): Promise<{ path: string; scores?: Float32Array; error?: string }[]> {
+/** One batch [n, 3, s, s] -> [n, width] rows (logits by default; a gallery passes its embedding). */
+export type BatchForward = (x: T.Tensor) => T.Tensor;
+
+/**
+ * Scores (logits, or log-probabilities with ttaMean 'probs'; or what `forward` returns) per file of one
+ * model, through the run's evaluation pre-processing; a bad file gets an error.
+ */
+export async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], o: PredictOptions, forward?: BatchForward): Promise<{ path: string; scores?: Float32Array; error?: string }[]> {
   const pipeline = evalPipeline(r.preprocess);
   const bs = o.batchSize ?? 16;
-  const c = r.classes.length;
+  const run = forward ?? ((x: T.Tensor) => batchLogits(r.model, x, o.tta ?? [], o.ttaMean ?? 'logits'));
+  let c = r.classes.length;
   const out: { path: string; scores?: Float32Array; error?: string }[] = [];
   for (let i = 0; i < paths.length; i += bs) {
     const chunk = paths.slice(i, i + bs);
@@ -134,7 +141,9 @@ async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], o: Pred
       scores = T.tidy(() => {
         let x = T.tensor(data, [good.length, 3, s, s]);
         if (r.device !== 'cpu') x = x.to(r.device);
-        return batchLogits(r.model, x, o.tta ?? [], o.ttaMean ?? 'logits').cpu().data<'float32'>();
+        const y = run(x);
+        c = y.shape[1]!;
+        return y.cpu().data<'float32'>();
       });
     }
     let gi = 0;

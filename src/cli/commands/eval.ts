@@ -37,6 +37,7 @@ export default defineCommand({
     device: { type: 'string', description: "'cpu', 'cuda', 'cuda:N'", default: 'cpu' },
     out: { type: 'string', description: 'where to write the JSON result (default <run>/eval-<split>.json)' },
     json: { type: 'boolean', description: 'print the metrics as JSON' },
+    gallery: { type: 'string', description: 'score by nearest neighbours in this gallery: top-1, open-set rates, AUROC' },
   },
   async run({ args }) {
     try {
@@ -48,6 +49,17 @@ export default defineCommand({
       const all = loadDataset(dataRoot);
       const split = selectSplits(all, args.split);
       if (split.samples.length === 0) throw new Error(`dataset ${dataRoot}: split '${args.split}' has no images`);
+      if (args.gallery) {
+        const { tta } = parseTta(args.tta);
+        const { evalCommandWithGallery } = await import('./gallery.js');
+        const out = resolve(args.out ?? join(r.runDir ?? '.', `eval-${args.split}-gallery.json`));
+        try {
+          const { result, summary } = await evalCommandWithGallery(r, args.gallery, split, { tta });
+          writeJsonAtomic(out, { model: r.modelName, checkpoint: r.checkpointDir, gallery: resolve(args.gallery), data: resolve(dataRoot), split: args.split, tta, ...result });
+          console.log(args.json ? JSON.stringify({ ...result, predictions: undefined }, null, 2) : `${summary}\nwritten: ${out}`);
+        } finally { disposeRecognizer(r); }
+        return;
+      }
       const ds = alignClasses(split, r.classes, dataRoot);
       const pre = { ...r.preprocess };
       if (args.size) pre.size = Number(args.size);

@@ -14,6 +14,7 @@ export default defineCommand({
     'tta-mean': { type: 'string', description: "average the views' 'logits' (default) or 'probs'" },
     device: { type: 'string', description: "'cpu', 'cuda', 'cuda:N'", default: 'cpu' },
     json: { type: 'boolean', description: 'print JSON instead of a table' },
+    gallery: { type: 'string', description: 'answer by nearest neighbours in this gallery (goodsrec gallery build)' },
   },
   async run({ args }) {
     try {
@@ -22,6 +23,11 @@ export default defineCommand({
       const paths = expandImagePaths(images);
       const r = loadRecognizer(args.model, { device: args.device as Device, allowEnsemble: true });
       const { tta, ttaMean } = parseTta(args.tta, args['tta-mean']);
+      if (args.gallery) {
+        const { predictCommandWithGallery } = await import('./gallery.js');
+        try { await predictCommandWithGallery(r, args.gallery, paths, { top: Number(args.top), json: Boolean(args.json), tta }); } finally { disposeRecognizer(r); }
+        return;
+      }
       const preds = await predictFiles(r, paths, { topK: Number(args.top), tta, ...(args['tta-mean'] ? { ttaMean } : {}) });
       if (args.json) console.log(JSON.stringify(preds, null, 2));
       else {
