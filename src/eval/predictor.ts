@@ -7,6 +7,7 @@ import { createModel, type ClassifierModel } from '../models/index.js';
 import { processFile, BadImageError, isImageFile } from '../data/index.js';
 import { loadCheckpoint, resolveCheckpoint } from '../train/checkpoint.js';
 import { readRunInfo } from '../train/run-folder.js';
+import { headOptions } from '../train/config.js';
 import { evalPipeline, type PreprocessConfig } from '../train/pipelines.js';
 import { batchLogits, type TtaMean, type TtaView } from './evaluate.js';
 import { combineScores, isEnsembleFile, normaliseWeights, readEnsemble } from './ensemble.js';
@@ -67,7 +68,7 @@ export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecogni
   const ck = loadCheckpoint(checkpointDir);
   const device: T.Device = o.device ?? 'cpu';
   const useEma = (o.ema ?? true) && ck.ema !== undefined;
-  const model = createModel(config.model.name, { numClasses: classes.length, head: config.model.head ?? 'linear', log: null });
+  const model = createModel(config.model.name, { numClasses: classes.length, ...headOptions(config.model), log: null });
   try {
     T.tidy(() => {
       const src = useEma ? ck.ema! : ck.model;

@@ -25,6 +25,8 @@ const command = defineCommand({
     'batch-size': { type: 'string', description: 'batch size' },
     lr: { type: 'string', description: 'learning rate at batch 128 (optim.lr)' },
     size: { type: 'string', description: 'input resolution (input.size)' },
+    head: { type: 'string', description: "'linear', 'wide', or an embedding head 'arcface' / 'cosface' (model.head)" },
+    'embedding-dim': { type: 'string', description: 'embedding width of arcface/cosface (model.embeddingDim)' },
     device: { type: 'string', description: "'auto', 'cpu', 'cuda', 'cuda:N'" },
     amp: { type: 'string', description: "mixed precision: 'auto', 'off', 'bf16', 'fp16'" },
     seed: { type: 'string', description: 'random seed' },
@@ -42,7 +44,7 @@ const command = defineCommand({
       if (args.config) layers.push({ source: args.config, values: loadConfigFile(args.config) });
       const flags: [string | undefined, string][] = [
         [args.data, 'data.root'], [args.model, 'model.name'], [args.epochs, 'schedule.epochs'], [args['batch-size'], 'batchSize'],
-        [args.lr, 'optim.lr'], [args.size, 'input.size'], [args.device, 'device'], [args.amp, 'amp'], [args.seed, 'seed'], [args.out, 'out'],
+        [args.lr, 'optim.lr'], [args.size, 'input.size'], [args.head, 'model.head'], [args['embedding-dim'], 'model.embeddingDim'], [args.device, 'device'], [args.amp, 'amp'], [args.seed, 'seed'], [args.out, 'out'],
       ];
       for (const [v, key] of flags) if (v !== undefined) layers.push({ source: `--${key}`, values: parseOverride(`${key}=${v}`) });
       // citty keeps only the last --set; read every occurrence from the raw arguments.
