@@ -51,6 +51,8 @@ export interface GalleryMeta {
   /** Best-match cosine below which the answer is "unknown product" (null: never). */
   threshold: number | null;
   calibration?: Calibration;
+  /** Search settings: approximate (HNSW) from this many photos on (default open-index.ts), graph settings. */
+  search?: { approximateFrom?: number; hnsw?: Partial<import('./hnsw-index.js').HnswSettings> };
 }
 
 export interface Gallery {

@@ -2,9 +2,8 @@
 // vote among the k neighbours, and "unknown product" when the best match is
 // below the gallery's threshold. Calibration picks that threshold from
 // held-out known and unknown photos for a target false-accept rate.
-import * as T from '../tensor/index.js';
 import { galleryClasses, type Gallery } from './format.js';
-import { ExactIndex } from './search.js';
+import type { NeighbourIndex } from './neighbour-index.js';
 
 export interface GalleryVote { class: string; index: number; votes: number; similarity: number }
 
@@ -23,12 +22,12 @@ export interface GalleryAnswer {
 export class GalleryMatcher {
   readonly classes: string[];
   private readonly classIndex: Map<string, number>;
-  private readonly index: ExactIndex;
 
-  constructor(readonly gallery: Gallery, o: { device?: T.Device; chunkRows?: number } = {}) {
+  /** index: over gallery.embeddings (open-index.ts picks exact or approximate by size); the matcher owns it. */
+  constructor(readonly gallery: Gallery, readonly index: NeighbourIndex) {
+    if (index.size !== gallery.meta.entries.length) throw new RangeError(`GalleryMatcher: an index of ${index.size} rows for ${gallery.meta.entries.length} entries`);
     this.classes = galleryClasses(gallery);
     this.classIndex = new Map(this.classes.map((c, i) => [c, i]));
-    this.index = new ExactIndex(gallery.embeddings, gallery.meta.dim, o.device ?? 'cpu', o.chunkRows);
   }
 
   /**
@@ -41,14 +40,16 @@ export class GalleryMatcher {
     if (!Number.isInteger(q)) throw new RangeError(`match: ${queries.length} floats are not rows of ${dim}`);
     const k = o.k ?? this.gallery.meta.k;
     const threshold = o.threshold === undefined ? this.gallery.meta.threshold : o.threshold;
-    const res = T.tidy(() => this.index.search(T.tensor(queries, [q, dim]), k + (o.queryPaths ? 1 : 0)));
+    const res = this.index.searchRows(queries, k + (o.queryPaths ? 1 : 0));
     const entries = this.gallery.meta.entries;
     const out: GalleryAnswer[] = [];
     for (let i = 0; i < q; i++) {
       const self = o.queryPaths?.[i];
       const neighbours: GalleryAnswer['neighbours'] = [];
       for (let j = 0; j < res.k && neighbours.length < k; j++) {
-        const e = entries[res.indices[i * res.k + j]!]!;
+        const row = res.indices[i * res.k + j]!;
+        if (row < 0) continue; // an approximate index found fewer than k
+        const e = entries[row]!;
         if (self !== undefined && e.path === self) continue;
         neighbours.push({ class: e.class, path: e.path, similarity: res.scores[i * res.k + j]! });
       }

@@ -2,17 +2,12 @@
 // a query batch is multiplied against chunks of it (bounded memory: Q x chunk
 // scores at a time) and each chunk's top-k is merged into the running top-k.
 import * as T from '../tensor/index.js';
+import type { NeighbourIndex, SearchResult } from './neighbour-index.js';
 
-export interface SearchResult {
-  /** [queries * k] cosine similarities, best first per query. */
-  scores: Float32Array;
-  /** [queries * k] gallery row indices. */
-  indices: Int32Array;
-  /** Neighbours per query (k, or fewer when the gallery is smaller). */
-  k: number;
-}
+export type { SearchResult } from './neighbour-index.js';
 
-export class ExactIndex {
+export class ExactIndex implements NeighbourIndex {
+  readonly kind = 'exact';
   private readonly rows: T.Tensor;
 
   /** embeddings: row-major [n, dim] unit rows (copied into a tensor). */
@@ -26,6 +21,10 @@ export class ExactIndex {
   }
 
   get size(): number { return this.rows.shape[0]!; }
+
+  searchRows(queries: Float32Array, k: number): SearchResult {
+    return T.tidy(() => this.search(T.tensor(queries, [queries.length / this.dim, this.dim]), k));
+  }
 
   /** The k most similar rows for each query row (queries: [q, dim], unit rows). */
   search(queries: T.Tensor, k: number): SearchResult {

@@ -7,10 +7,28 @@ import type { LoadedRecognizer } from '../eval/predictor.js';
 import type { TtaView } from '../eval/evaluate.js';
 import { embedDataset, embedFiles, hasEmbeddingHead } from './embed.js';
 import {
-  GALLERY_FORMAT, appendToGallery, checkSameModel, hashFile, weightsFileOf, GalleryError,
+  GALLERY_FORMAT, appendToGallery, writeGallery, checkSameModel, hashFile, weightsFileOf, GalleryError,
   type Gallery, type GalleryEntry,
 } from './format.js';
 import { GalleryMatcher, auroc, type GalleryAnswer } from './recognize.js';
+import { ExactIndex } from './search.js';
+import { isApproximate, openGalleryIndex } from './open-index.js';
+import type { Device } from '../tensor/index.js';
+
+/**
+ * A matcher for a gallery: exact search on libtorch (on the model's device) below the gallery's size
+ * threshold, the HNSW graph kept next to the gallery file (built and saved when missing) from it on.
+ */
+export function openMatcher(g: Gallery, path: string | null, o: { device?: Device; log?: (m: string) => void } = {}): GalleryMatcher {
+  const exact = (rows: Float32Array, dim: number): ExactIndex => new ExactIndex(rows, dim, o.device ?? 'cpu');
+  return new GalleryMatcher(g, openGalleryIndex(g, { path, exact, ...(o.log ? { log: o.log } : {}) }));
+}
+
+/** Writes a gallery atomically, then its HNSW graph when it is searched approximately (so queries find it ready). */
+export function saveGallery(path: string, g: Gallery, log?: (m: string) => void): void {
+  writeGallery(path, g);
+  if (isApproximate(g)) openGalleryIndex(g, { path, ...(log ? { log } : {}) }).dispose();
+}
 
 /** sha256 of the weights the recognizer loaded. */
 export function recognizerHash(r: LoadedRecognizer): string {

@@ -32,19 +32,23 @@ const build = defineCommand({
     split: { type: 'string', description: 'split(s) to enrol, comma-separated', default: 'train' },
     out: { type: 'string', description: 'gallery file to write (e.g. shop.gallery)', required: true },
     k: { type: 'string', description: 'neighbours that vote', default: '5' },
+    'approximate-from': { type: 'string', description: 'photos from which search uses an HNSW graph (kept next to the gallery) instead of exact search', default: '50000' },
     device,
   },
   run: ({ args }) => guard(async () => {
     const { loadRecognizer, disposeRecognizer } = await import('../../eval/predictor.js');
     const { loadDataset, selectSplits } = await import('../../data/index.js');
     const { buildGallery } = await import('../../gallery/session.js');
-    const { writeGallery, galleryClasses } = await import('../../gallery/format.js');
+    const { galleryClasses } = await import('../../gallery/format.js');
+    const { saveGallery } = await import('../../gallery/session.js');
+    const approximateFrom = positiveInt(args['approximate-from'], 'approximate-from')!;
     const ds = selectSplits(loadDataset(args.data), args.split.split(',').map((s) => s.trim()));
     if (!ds.samples.length) throw new Error(`dataset ${args.data}: split '${args.split}' has no photos`);
     const r = loadRecognizer(args.model, { device: args.device as Device });
     try {
       const { gallery, badFiles } = await buildGallery(r, ds, { k: positiveInt(args.k, 'k')!, onBatch: progress('embedding') });
-      writeGallery(resolve(args.out), gallery);
+      gallery.meta.search = { approximateFrom };
+      saveGallery(resolve(args.out), gallery, (m) => console.log(m));
       for (const b of badFiles) console.log(`skipped ${b.path}: ${b.message}`);
       console.log(`${resolve(args.out)}: ${gallery.meta.entries.length} photos of ${galleryClasses(gallery).length} classes, ` +
         `${gallery.meta.dim}-d ${gallery.meta.model.embedding} embeddings of ${r.modelName}`);
@@ -66,8 +70,8 @@ const add = defineCommand({
     const photos = args._.slice(1);
     if (!photos.length) throw new Error('no photos given: goodsrec gallery add <gallery> --class NAME <photo|folder...>');
     const { loadRecognizer, disposeRecognizer, expandImagePaths } = await import('../../eval/predictor.js');
-    const { readGallery, writeGallery } = await import('../../gallery/format.js');
-    const { enrolPhotos, checkGalleryModel } = await import('../../gallery/session.js');
+    const { readGallery } = await import('../../gallery/format.js');
+    const { enrolPhotos, checkGalleryModel, saveGallery } = await import('../../gallery/session.js');
     const path = resolve(args.gallery);
     const g = readGallery(path);
     const paths = expandImagePaths(photos);
@@ -75,7 +79,7 @@ const add = defineCommand({
     try {
       checkGalleryModel(g, r, path);
       const res = await enrolPhotos(r, g, args.class, paths);
-      writeGallery(path, res.gallery);
+      saveGallery(path, res.gallery, (m) => console.log(m));
       for (const e of res.errors) console.log(`skipped ${e.path}: ${e.error}`);
       console.log(`${path}: enrolled ${res.added} photo(s) of '${args.class}' (${res.gallery.meta.entries.length} photos in all)`);
       if (res.errors.length) process.exitCode = 2;
@@ -92,12 +96,13 @@ const remove = defineCommand({
     class: { type: 'string', description: 'product (class) name', required: true },
   },
   run: ({ args }) => guard(async () => {
-    const { readGallery, writeGallery, filterGallery, galleryClasses } = await import('../../gallery/format.js');
+    const { readGallery, filterGallery, galleryClasses } = await import('../../gallery/format.js');
+    const { saveGallery } = await import('../../gallery/session.js');
     const path = resolve(args.gallery);
     const g = readGallery(path);
     if (!galleryClasses(g).includes(args.class)) throw new Error(`${path}: no class '${args.class}' (goodsrec gallery list shows them)`);
     const next = filterGallery(g, (e) => e.class !== args.class);
-    writeGallery(path, next);
+    saveGallery(path, next, (m) => console.log(m));
     console.log(`${path}: removed ${g.meta.entries.length - next.meta.entries.length} photo(s) of '${args.class}'`);
   }),
 });
@@ -141,14 +146,15 @@ const calibrate = defineCommand({
     const { loadRecognizer, disposeRecognizer, expandImagePaths } = await import('../../eval/predictor.js');
     const { readGallery, writeGallery } = await import('../../gallery/format.js');
     const { checkGalleryModel, predictWithGallery } = await import('../../gallery/session.js');
-    const { GalleryMatcher, auroc, thresholdForFar } = await import('../../gallery/recognize.js');
+    const { auroc, thresholdForFar } = await import('../../gallery/recognize.js');
+    const { openMatcher } = await import('../../gallery/session.js');
     const path = resolve(args.gallery);
     const g = readGallery(path);
     const knownPaths = expandImagePaths([args.known]);
     const unknownPaths = expandImagePaths([args.unknown]);
     if (!knownPaths.length || !unknownPaths.length) throw new Error(`--${knownPaths.length ? 'unknown' : 'known'}: no photos found`);
     const r = loadRecognizer(args.model ?? g.meta.model.checkpoint, { device: args.device as Device });
-    const m = new GalleryMatcher(g);
+    const m = openMatcher(g, path, { device: r.device });
     try {
       checkGalleryModel(g, r, path);
       const enrolled = new Set(m.classes);
@@ -182,11 +188,10 @@ export async function predictCommandWithGallery(
   o: { top: number; json: boolean; tta: import('../../eval/evaluate.js').TtaView[] },
 ): Promise<void> {
   const { readGallery } = await import('../../gallery/format.js');
-  const { checkGalleryModel, predictWithGallery } = await import('../../gallery/session.js');
-  const { GalleryMatcher } = await import('../../gallery/recognize.js');
+  const { checkGalleryModel, predictWithGallery, openMatcher } = await import('../../gallery/session.js');
   const g = readGallery(resolve(galleryPath));
   checkGalleryModel(g, r, resolve(galleryPath));
-  const m = new GalleryMatcher(g, { device: r.device });
+  const m = openMatcher(g, resolve(galleryPath), { device: r.device, log: (s) => console.error(s) });
   try {
     const preds = (await predictWithGallery(r, m, paths, { tta: o.tta })).map((p) => ({ ...p, top: p.top.slice(0, o.top), neighbours: p.neighbours.slice(0, o.top) }));
     if (o.json) console.log(JSON.stringify(preds, null, 2));
@@ -210,11 +215,10 @@ export async function evalCommandWithGallery(
   o: { tta: import('../../eval/evaluate.js').TtaView[] },
 ): Promise<{ result: import('../../gallery/session.js').GalleryEvalResult; summary: string }> {
   const { readGallery } = await import('../../gallery/format.js');
-  const { checkGalleryModel, evaluateWithGallery } = await import('../../gallery/session.js');
-  const { GalleryMatcher } = await import('../../gallery/recognize.js');
+  const { checkGalleryModel, evaluateWithGallery, openMatcher } = await import('../../gallery/session.js');
   const g = readGallery(resolve(galleryPath));
   checkGalleryModel(g, r, resolve(galleryPath));
-  const m = new GalleryMatcher(g, { device: r.device });
+  const m = openMatcher(g, resolve(galleryPath), { device: r.device, log: (s) => console.error(s) });
   try {
     const res = await evaluateWithGallery(r, m, ds, { tta: o.tta, onBatch: progress('evaluating') });
     const f = (x: number): string => (Number.isNaN(x) ? 'n/a' : x.toFixed(4));

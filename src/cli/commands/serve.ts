@@ -25,15 +25,27 @@ export default defineCommand({
     timeout: { type: 'string', description: 'request timeout in ms', default: '30000' },
     reference: { type: 'string', description: "dataset folder with classes.csv 'Iconic Image Path' (grocery-store): reference photos on the page" },
     log: { type: 'boolean', description: 'log every request (fastify logger)' },
+    gallery: { type: 'string', description: 'gallery file (goodsrec gallery build): answers also name the nearest enrolled product or "unknown"' },
+    'admin-token': { type: 'string', description: 'bearer token for POST/DELETE /v1/gallery/classes/:name (default GOODSREC_ADMIN_TOKEN; none: writes are off)' },
   },
   async run({ args }) {
     try {
       const { openServedModel } = await import('../../serve/model.js');
       const { buildServer, readReferencePhotos } = await import('../../serve/server.js');
       const threads = int(args.threads, 'threads', 1);
-      const model = await openServedModel(args.model, { ...(threads ? { threads } : {}), log: (m) => console.log(m) });
+      const model = await openServedModel(args.model, { ...(threads ? { threads } : {}), embedding: Boolean(args.gallery), log: (m) => console.log(m) });
+      let gallery: import('../../serve/served-gallery.js').ServedGallery | undefined;
+      if (args.gallery) {
+        const { readGallery } = await import('../../gallery/format.js');
+        const { ServedGallery } = await import('../../serve/served-gallery.js');
+        const { resolve } = await import('node:path');
+        const path = resolve(args.gallery);
+        gallery = new ServedGallery(path, readGallery(path), (m) => console.log(m));
+      }
+      const adminToken = args['admin-token'] ?? process.env.GOODSREC_ADMIN_TOKEN;
+      if (adminToken !== undefined && adminToken.length < 16) throw new Error('--admin-token: use at least 16 characters');
       const app = await buildServer({
-        model,
+        model, ...(gallery ? { gallery } : {}), ...(adminToken ? { adminToken } : {}),
         maxBatch: int(args['max-batch'], 'max-batch', 1)!, maxDelayMs: int(args['batch-delay'], 'batch-delay', 0)!,
         maxQueue: int(args['max-queue'], 'max-queue', 1)!, maxBodyBytes: int(args['max-body'], 'max-body', 1)!,
         maxImages: int(args['max-images'], 'max-images', 1)!, maxPixels: int(args['max-pixels'], 'max-pixels', 1)!,
@@ -53,6 +65,10 @@ export default defineCommand({
       process.on('SIGTERM', () => stop('SIGTERM'));
       // Announced only once the signal handlers are in place (a supervisor may stop us right away).
       console.log(`${model.sidecar.model} (${model.sidecar.classes.length} classes) from ${model.onnxPath}`);
+      if (gallery) {
+        const g = gallery.current.gallery;
+        console.log(`gallery ${gallery.path}: ${g.meta.entries.length} photos, ${gallery.searchKind} search, enrolment ${adminToken ? 'on (bearer token)' : 'off'}`);
+      }
       console.log(`listening on ${address}  (page: ${address}/, API: POST ${address}/v1/predict)`);
     } catch (e) {
       if (process.env.GOODSREC_DEBUG) console.error(e);
