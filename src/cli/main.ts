@@ -22,6 +22,7 @@ const commands: Record<string, Lazy> = {
   average: () => load(import('./commands/average.js')),
   report: () => load(import('./commands/report.js')),
   pull: () => load(import('./commands/pull.js')),
+  gallery: () => load(import('./commands/gallery.js')),
 };
 
 const main = defineCommand({

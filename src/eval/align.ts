@@ -23,9 +23,14 @@ export function recordedDataRoot(runDir: string | undefined): string | undefined
   return (JSON.parse(readFileSync(f, 'utf8')) as { root?: string }).root;
 }
 
-/** One split of a dataset with the model's class indices; an empty split is an error. */
-export function loadAlignedSplit(dataRoot: string, split: string, modelClasses: readonly string[]): Dataset {
+/** One split of a dataset with its own class indices; an empty split is an error. */
+export function loadSplit(dataRoot: string, split: string): Dataset {
   const ds = selectSplits(loadDataset(dataRoot), split);
   if (ds.samples.length === 0) throw new Error(`dataset ${dataRoot}: split '${split}' has no images`);
-  return alignClasses(ds, modelClasses, dataRoot);
+  return ds;
+}
+
+/** One split of a dataset with the model's class indices; an empty split is an error. */
+export function loadAlignedSplit(dataRoot: string, split: string, modelClasses: readonly string[]): Dataset {
+  return alignClasses(loadSplit(dataRoot, split), modelClasses, dataRoot);
 }

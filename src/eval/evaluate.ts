@@ -56,6 +56,18 @@ function zoom(x: T.Tensor): T.Tensor {
   return T.F.interpolate(crop, { size: [h, w], mode: 'bilinear', alignCorners: false });
 }
 
+/** The plain batch followed by its test-time views (call inside a tidy scope). */
+export function ttaViews(x: T.Tensor, tta: readonly string[]): T.Tensor[] {
+  const views = [x];
+  for (const t of tta) {
+    if (t === 'flip') views.push(x.flip(3));
+    else if (t === 'zoom') views.push(zoom(x));
+    else if (t === 'zoomflip') views.push(zoom(x).flip(3));
+    else throw new Error(`unknown test-time view '${t}' (known: ${TTA_VIEWS.join(', ')})`);
+  }
+  return views;
+}
+
 /**
  * Scores of a batch under eval mode, no grad, averaged over the plain view and
  * the TTA views: the mean of logits, or with mean 'probs' the log of the mean
@@ -63,13 +75,7 @@ function zoom(x: T.Tensor): T.Tensor {
  */
 export function batchLogits(model: Module, x: T.Tensor, tta: readonly string[] = [], mean: TtaMean = 'logits'): T.Tensor {
   return T.tidy(() => T.noGrad(() => {
-    const views = [x];
-    for (const t of tta) {
-      if (t === 'flip') views.push(x.flip(3));
-      else if (t === 'zoom') views.push(zoom(x));
-      else if (t === 'zoomflip') views.push(zoom(x).flip(3));
-      else throw new Error(`unknown test-time view '${t}' (known: ${TTA_VIEWS.join(', ')})`);
-    }
+    const views = ttaViews(x, tta);
     let sum: T.Tensor | null = null;
     for (const v of views) {
       const logits = model.forward(v).float();

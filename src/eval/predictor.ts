@@ -7,6 +7,7 @@ import { processFile, BadImageError, isImageFile } from '../data/index.js';
 import { expandInputs, type WalkResult } from '../data/index.js';
 import { loadCheckpoint, resolveCheckpoint } from '../train/checkpoint.js';
 import { readRunInfo } from '../train/run-folder.js';
+import { headOptions } from '../train/config.js';
 import { evalPipeline, type PreprocessConfig } from '../train/pipelines.js';
 import { batchLogits, type TtaMean, type TtaView } from './evaluate.js';
 import { combineScores, isEnsembleFile, normaliseWeights, readEnsemble } from './ensemble.js';
@@ -67,7 +68,7 @@ export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecogni
   const ck = loadCheckpoint(checkpointDir);
   const device: T.Device = o.device ?? 'cpu';
   const useEma = (o.ema ?? true) && ck.ema !== undefined;
-  const model = createModel(config.model.name, { numClasses: classes.length, head: config.model.head ?? 'linear', log: null });
+  const model = createModel(config.model.name, { numClasses: classes.length, ...headOptions(config.model), log: null });
   try {
     T.tidy(() => {
       const src = useEma ? ck.ema! : ck.model;
@@ -98,11 +99,18 @@ export function expandImagePaths(inputs: readonly string[]): WalkResult {
 
 export interface PredictOptions { topK?: number; batchSize?: number; tta?: TtaView[]; ttaMean?: TtaMean }
 
-/** Scores (logits, or log-probabilities with ttaMean 'probs') per file of one model; a bad file gets an error. */
-async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], o: PredictOptions): Promise<{ path: string; scores?: Float32Array; error?: string }[]> {
+/** One batch [n, 3, s, s] -> [n, width] rows (logits by default; a gallery passes its embedding). */
+export type BatchForward = (x: T.Tensor) => T.Tensor;
+
+/**
+ * Scores (logits, or log-probabilities with ttaMean 'probs'; or what `forward` returns) per file of one
+ * model, through the run's evaluation pre-processing; a bad file gets an error.
+ */
+export async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], o: PredictOptions, forward?: BatchForward): Promise<{ path: string; scores?: Float32Array; error?: string }[]> {
   const pipeline = evalPipeline(r.preprocess);
   const bs = o.batchSize ?? 16;
-  const c = r.classes.length;
+  const run = forward ?? ((x: T.Tensor) => batchLogits(r.model, x, o.tta ?? [], o.ttaMean ?? 'logits'));
+  let c = r.classes.length;
   const out: { path: string; scores?: Float32Array; error?: string }[] = [];
   for (let i = 0; i < paths.length; i += bs) {
     const chunk = paths.slice(i, i + bs);
@@ -123,7 +131,9 @@ async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], o: Pred
       scores = T.tidy(() => {
         let x = T.tensor(data, [good.length, 3, s, s]);
         if (r.device !== 'cpu') x = x.to(r.device);
-        return batchLogits(r.model, x, o.tta ?? [], o.ttaMean ?? 'logits').cpu().data<'float32'>();
+        const y = run(x);
+        c = y.shape[1]!;
+        return y.cpu().data<'float32'>();
       });
     }
     let gi = 0;

@@ -9,3 +9,4 @@ export { EfficientNet, MBConv, EFFICIENTNET_VARIANTS, type EfficientNetArgs } fr
 export { SwinTransformer, SwinTransformerBlock, ShiftedWindowAttention, PatchMerging, SWIN_VARIANTS, type SwinArgs } from './swin.js';
 import './resnet-attn.js';
 import './inception-resnet-v2.js';
+export { EmbeddingNet, MarginHead, isMarginHead, MARGIN_HEADS, type MarginHeadType, type EmbeddingHeadOptions } from './margin-head.js';

@@ -3,6 +3,7 @@
 import * as T from '../tensor/index.js';
 import { readStateDict } from '../nn/weights.js';
 import type { ClassifierModel, ModelCfg } from './model.js';
+import { EmbeddingNet, isMarginHead } from './margin-head.js';
 
 /** Options every model accepts; families read their own extra keys. */
 export interface CreateModelOptions {
@@ -95,6 +96,15 @@ export function createModel(name: string, options: CreateModelOptions = {}): Cla
   const entry = getModelEntry(name);
   const opts: CreateModelOptions = {};
   for (const [k, v] of Object.entries(options)) if (v !== undefined) opts[k] = v;
+  // head 'arcface' / 'cosface': the family's backbone without classifier (pretrained weights load into it) + a MarginHead.
+  if (isMarginHead(opts.head)) {
+    const { head: _h, embeddingDim, bnNeck, scale, numClasses, ...rest } = opts;
+    const backbone = createModel(name, { ...rest, numClasses: 0 });
+    const net = new EmbeddingNet(backbone, (numClasses as number | undefined) ?? 1000,
+      { embeddingDim: embeddingDim as number | undefined, bnNeck: bnNeck as boolean | undefined, scale: scale as number | undefined });
+    net.pretrainedCfg = { ...backbone.pretrainedCfg!, classifier: 'head', numClasses: net.numClasses };
+    return net;
+  }
   const model = entry.factory(opts);
   model.pretrainedCfg = { ...entry.cfg, numClasses: model.numClasses };
   if (opts.pretrained) {

@@ -5,7 +5,9 @@
 export const SERVE_ERRORS = {
   EMPTY_BODY: { status: 400, doc: 'The request has no image bytes.' },
   BAD_REQUEST: { status: 400, doc: 'A query parameter or form field is invalid.' },
-  NOT_FOUND: { status: 404, doc: 'No such route or file.' },
+  UNAUTHORIZED: { status: 401, doc: 'A gallery write without the admin bearer token, or with a wrong one.' },
+  FORBIDDEN: { status: 403, doc: 'Gallery writes are off (the server has no --admin-token).' },
+  NOT_FOUND: { status: 404, doc: 'No such route, file or gallery class.' },
   REQUEST_TIMEOUT: { status: 408, doc: 'The request body did not arrive in time.' },
   BODY_TOO_LARGE: { status: 413, doc: 'The body (or one uploaded file) is over the byte limit.' },
   TOO_MANY_IMAGES: { status: 413, doc: 'More images in one request than the server accepts.' },

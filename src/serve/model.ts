@@ -14,7 +14,9 @@ export interface ServedModel {
   sidecar: OnnxSidecar;
   /** Floats per image: C*H*W. */
   itemSize: number;
-  /** Runs [n, C, H, W] -> logits [n, classes]. */
+  /** Width of the gallery embedding each row carries after the logits (0: logits only). */
+  embeddingDim: number;
+  /** Runs [n, C, H, W] -> rows [n, classes + embeddingDim]: logits, then the unit-length embedding. */
   run(input: Float32Array, n: number): Promise<Float32Array>;
   release(): Promise<void>;
 }
@@ -24,6 +26,8 @@ export interface OpenOptions {
   threads?: number;
   /** Where a run is exported (default <run>/export-onnx). */
   exportDir?: string;
+  /** Also fetch the graph's embedding output (for a gallery); a cached export without one is redone. */
+  embedding?: boolean;
   log?: (m: string) => void;
 }
 
@@ -68,7 +72,7 @@ export async function resolveServable(path: string, o: OpenOptions = {}): Promis
   const cached = join(outDir, 'model.onnx');
   if (existsSync(cached) && existsSync(join(outDir, 'model.json'))) {
     const s = readSidecar(join(outDir, 'model.json'));
-    if (s.source.checkpoint === checkpointDir) { o.log?.(`using the export in ${outDir}`); return cached; }
+    if (s.source.checkpoint === checkpointDir && (s.embedding || !o.embedding)) { o.log?.(`using the export in ${outDir}`); return cached; }
   }
   o.log?.(`exporting ${checkpointDir} to ${outDir}`);
   const { exportRecognizer } = await import('./onnx/export.js');
@@ -84,8 +88,14 @@ export async function openServedModel(path: string, o: OpenOptions = {}): Promis
   if (sidecar.sha256 && sidecar.sha256 !== sha) throw new Error(`${sidecarPath}: describes another graph than ${onnxPath} (sha256 differs); export again`);
   const dims = sidecar.input.dims;
   const itemSize = dims.reduce((a, b) => a * b, 1);
+  if (o.embedding && !sidecar.embedding) {
+    throw new Error(`${onnxPath}: the graph has no embedding output (an ensemble, or exported before galleries); ` +
+      'serve the run folder or export it again with goodsrec export');
+  }
+  const embeddingDim = o.embedding ? sidecar.embedding!.dims[0]! : 0;
   const workerData: OrtWorkerData = {
-    onnxPath, inputName: sidecar.input.name, outputName: sidecar.output.name, dims,
+    onnxPath, inputName: sidecar.input.name, dims,
+    outputNames: embeddingDim ? [sidecar.output.name, sidecar.embedding!.name] : [sidecar.output.name],
     options: { intraOpNumThreads: o.threads ?? availableParallelism(), interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' },
   };
   const worker = new Worker(new URL('./ort-worker.js', import.meta.url), { workerData });
@@ -111,7 +121,7 @@ export async function openServedModel(path: string, o: OpenOptions = {}): Promis
   });
   let released: Promise<void> | null = null;
   return {
-    onnxPath, sidecar, itemSize,
+    onnxPath, sidecar, itemSize, embeddingDim,
     run(input: Float32Array, n: number): Promise<Float32Array> {
       if (released) return Promise.reject(new Error('onnxruntime session released'));
       return new Promise((resolve, reject) => {

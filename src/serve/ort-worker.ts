@@ -8,7 +8,8 @@ export interface OrtWorkerData {
   onnxPath: string;
   options: ort.InferenceSession.SessionOptions;
   inputName: string;
-  outputName: string;
+  /** Outputs to fetch; each image's rows are concatenated in this order (logits, then the embedding). */
+  outputNames: string[];
   dims: number[];
 }
 export type OrtRequest = { type: 'run'; id: number; input: Float32Array; n: number } | { type: 'release' };
@@ -30,9 +31,19 @@ try {
       void session.release().then(() => post({ type: 'released' }));
       return;
     }
-    session.run({ [data.inputName]: new ort.Tensor('float32', m.input, [m.n, ...data.dims]) }).then(
+    session.run({ [data.inputName]: new ort.Tensor('float32', m.input, [m.n, ...data.dims]) }, data.outputNames).then(
       (r) => {
-        const out = r[data.outputName]!.data as Float32Array;
+        const outs = data.outputNames.map((name) => r[name]!.data as Float32Array);
+        let out = outs[0]!;
+        if (outs.length > 1) {
+          const widths = outs.map((o) => o.length / m.n);
+          const row = widths.reduce((a, b) => a + b, 0);
+          out = new Float32Array(row * m.n);
+          for (let i = 0; i < m.n; i++) {
+            let at = i * row;
+            outs.forEach((o, j) => { out.set(o.subarray(i * widths[j]!, (i + 1) * widths[j]!), at); at += widths[j]!; });
+          }
+        }
         post({ type: 'result', id: m.id, output: out }, [out.buffer as ArrayBuffer]);
       },
       (e: unknown) => post({ type: 'error', id: m.id, message: (e as Error).message }),

@@ -3,6 +3,7 @@
 // evaluation and `goodsrec predict` use), micro-batched into onnxruntime, and
 // answered with top-k labels. Every error is {error: {code, message}}.
 import { readFileSync, existsSync } from 'node:fs';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join, extname } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
@@ -16,6 +17,9 @@ import { MicroBatcher } from './batcher.js';
 import { ServeError, errorBody, fromFrameworkError, type ServeErrorCode } from './errors.js';
 import { ServeMetrics } from './metrics.js';
 import type { ServedModel } from './model.js';
+import type { ServedGallery } from './served-gallery.js';
+import { GalleryError, galleryClasses } from '../gallery/format.js';
+import type { GalleryAnswer } from '../gallery/recognize.js';
 
 export interface ServerLimits {
   /** Bytes per image (raw body, or each multipart file). */
@@ -40,6 +44,10 @@ export interface ServerOptions extends Partial<ServerLimits> {
   references?: ReadonlyMap<string, string>;
   /** fastify's logger (default off). */
   logger?: boolean;
+  /** Recognise through this gallery too (the model must be served with its embedding output). */
+  gallery?: ServedGallery;
+  /** Bearer token for gallery writes (enrol/remove); without one, writes answer 403. Reads stay open. */
+  adminToken?: string;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -50,9 +58,17 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxQueue: 256,
 };
 
+/** The gallery's answer for one image: best class or null (unknown product), the neighbours' vote. */
+export interface GalleryPrediction {
+  class: string | null;
+  unknown: boolean;
+  similarity: number;
+  top: { class: string; votes: number; similarity: number }[];
+}
+
 export interface PredictResponse {
   model: string;
-  predictions: { name: string; top: { label: string; index: number; probability: number }[] }[];
+  predictions: { name: string; top: { label: string; index: number; probability: number }[]; gallery?: GalleryPrediction }[];
   timing: { preprocessMs: number; inferenceMs: number; totalMs: number };
 }
 
@@ -84,6 +100,11 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...Object.fromEntries(Object.entries(o).filter(([k, v]) => k in DEFAULT_LIMITS && v !== undefined)) };
   const model = o.model;
   const sc = model.sidecar;
+  const nClasses = sc.classes.length;
+  if (o.gallery) checkGalleryFits(o.gallery, model);
+  // Token digests have one length, so timingSafeEqual compares in constant time whatever is sent.
+  const tokenDigest = (t: string): Buffer => createHash('sha256').update(t).digest();
+  const adminDigest = o.adminToken ? tokenDigest(o.adminToken) : null;
   // The same pre-processing as evaluation; only the decoder's pixel limit is the server's.
   const pipeline = { ...evalPipeline(sc.preprocess), maxPixels: limits.maxPixels };
   let closing = false;
@@ -204,11 +225,13 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     const t1 = performance.now();
     // Test-time views and ensembles are inside the graph: one row of scores per image.
     const rows = await withDeadline(batcher.predictMany(inputs), limits.requestTimeoutMs - (t1 - t0));
+    const answers = o.gallery ? galleryAnswers(rows) : null;
     const t2 = performance.now();
     const predictions = ups.map((u, i) => {
-      const logits = rows[i]!;
+      const logits = rows[i]!.subarray(0, nClasses);
       const p = softmaxRow(logits);
-      return { name: u.name, top: topk(logits, k).map((j) => ({ label: sc.classes[j]!, index: j, probability: p[j]! })) };
+      const top = topk(logits, k).map((j) => ({ label: sc.classes[j]!, index: j, probability: p[j]! }));
+      return answers ? { name: u.name, top, gallery: answers[i]! } : { name: u.name, top };
     });
     metrics.images.inc({}, ups.length);
     metrics.requestSeconds.observe((performance.now() - t0) / 1000);
@@ -219,11 +242,80 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     return r;
   });
 
+  /** Rows of [logits | embedding] -> the gallery's answers, from one snapshot for the whole request. */
+  function galleryAnswers(rows: readonly Float32Array[]): GalleryPrediction[] {
+    const d = model.embeddingDim;
+    const q = new Float32Array(rows.length * d);
+    rows.forEach((r, i) => q.set(r.subarray(nClasses, nClasses + d), i * d));
+    return o.gallery!.current.matcher.match(q).map((a: GalleryAnswer) => ({
+      class: a.class, unknown: a.unknown, similarity: a.similarity,
+      top: a.top.map((t) => ({ class: t.class, votes: t.votes, similarity: t.similarity })),
+    }));
+  }
+
+  function requireAdmin(req: FastifyRequest): void {
+    if (!adminDigest) throw new ServeError('FORBIDDEN', 'gallery writes are off: start the server with --admin-token or GOODSREC_ADMIN_TOKEN');
+    const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
+    if (!m || !timingSafeEqual(tokenDigest(m[1]!), adminDigest)) {
+      throw new ServeError('UNAUTHORIZED', m ? 'wrong admin token' : 'gallery writes need the header Authorization: Bearer <admin token>');
+    }
+  }
+
+  function requireGallery(): ServedGallery {
+    if (!o.gallery) throw new ServeError('NOT_FOUND', 'this server has no gallery (start it with --gallery GALLERY)');
+    return o.gallery;
+  }
+
+  const galleryInfo = (g: ServedGallery): object => {
+    const { gallery, version } = g.current;
+    const counts = new Map<string, number>();
+    for (const e of gallery.meta.entries) counts.set(e.class, (counts.get(e.class) ?? 0) + 1);
+    return {
+      version, photos: gallery.meta.entries.length, dim: gallery.meta.dim, k: gallery.meta.k, threshold: gallery.meta.threshold,
+      search: g.searchKind, model: gallery.meta.model.name,
+      classes: galleryClasses(gallery).map((c) => ({ class: c, photos: counts.get(c)! })),
+    };
+  };
+
+  app.get('/v1/gallery', async () => galleryInfo(requireGallery()));
+
+  // Enrol: the photos (multipart, or one image body) go through the same pre-processing and graph as predictions.
+  app.post<{ Params: { name: string } }>('/v1/gallery/classes/:name', async (req, reply) => {
+    requireAdmin(req);
+    const g = requireGallery();
+    const name = req.params.name.trim();
+    if (!name || name.length > 200 || /[\u0000-\u001f]/.test(name)) throw new ServeError('BAD_REQUEST', `class name '${req.params.name}' is empty, too long or has control characters`);
+    const t0 = performance.now();
+    const ups = await uploads(req);
+    const inputs = await Promise.all(ups.map(preprocess));
+    const rows = await withDeadline(batcher.predictMany(inputs), limits.requestTimeoutMs - (performance.now() - t0));
+    const d = model.embeddingDim;
+    const emb = new Float32Array(rows.length * d);
+    rows.forEach((r, i) => emb.set(r.subarray(nClasses, nClasses + d), i * d));
+    const snap = await g.enrol(name, ups.map((u) => ({ class: name, path: `upload:${u.name}` })), emb);
+    metrics.images.inc({}, ups.length);
+    return reply.status(201).send({ class: name, added: ups.length, photos: snap.gallery.meta.entries.length, version: snap.version });
+  });
+
+  app.delete<{ Params: { name: string } }>('/v1/gallery/classes/:name', async (req) => {
+    requireAdmin(req);
+    const g = requireGallery();
+    try {
+      const before = g.current.gallery.meta.entries.length;
+      const snap = await g.remove(req.params.name);
+      return { class: req.params.name, removed: before - snap.gallery.meta.entries.length, photos: snap.gallery.meta.entries.length, version: snap.version };
+    } catch (e) {
+      if (e instanceof GalleryError) throw new ServeError('NOT_FOUND', e.message);
+      throw e;
+    }
+  });
+
   app.get('/v1/model', async () => ({
     model: sc.model, classes: sc.classes, preprocess: sc.preprocess, tta: sc.tta, ttaMean: sc.ttaMean, members: sc.members?.map((m) => ({ model: m.model, weight: m.weight })) ?? [], input: sc.input, output: sc.output,
     opset: sc.opset, exportedBy: sc.goodsrecVersion, server: goodsrecVersion(), sha256: sc.sha256,
     references: o.references ? sc.classes.map((c) => o.references!.has(c)) : sc.classes.map(() => false),
     limits: { ...limits, maxBatch: o.maxBatch ?? 16 },
+    gallery: o.gallery ? { photos: o.gallery.current.gallery.meta.entries.length, enrol: adminDigest !== null } : null,
   }));
   app.get('/v1/model.onnx', async (_req, reply) => reply.type('application/octet-stream').send(readFileSync(model.onnxPath)));
   app.get<{ Params: { index: string } }>('/v1/classes/:index/image', async (req, reply) => {
@@ -253,6 +345,18 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   });
 
   return app;
+}
+
+/** Throws unless the gallery was made by the weights the served graph came from, at its embedding width. */
+export function checkGalleryFits(g: ServedGallery, model: ServedModel): void {
+  const emb = model.sidecar.embedding;
+  const meta = g.current.gallery.meta;
+  if (!emb || model.embeddingDim === 0) throw new Error(`${model.onnxPath}: served without its embedding output; open it with { embedding: true }`);
+  if (emb.weightsSha256 !== meta.model.hash) {
+    throw new Error(`${g.path}: built with other weights (sha256 ${meta.model.hash.slice(0, 12)}…, ${meta.model.checkpoint}) than the served graph ` +
+      `(${emb.weightsSha256.slice(0, 12)}…, ${model.sidecar.source.checkpoint}); rebuild the gallery with goodsrec gallery build`);
+  }
+  if (meta.dim !== model.embeddingDim) throw new Error(`${g.path}: ${meta.dim}-d embeddings, the graph gives ${model.embeddingDim}`);
 }
 
 /** Reference photos by class name from a grocery-store style dataset (dataset/classes.csv, 'Iconic Image Path' column). */

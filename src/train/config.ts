@@ -35,7 +35,13 @@ export interface TrainConfig {
     dropRate: number;
     dropPathRate: number;
     /** 'wide': the write-up's wider classifier head (features -> 4096 -> classes). */
-    head: 'linear' | 'wide';
+    head: 'linear' | 'wide' | 'arcface' | 'cosface';
+    /** Embedding heads (arcface, cosface): width, BN-neck, logit scale s, margin m (null: 0.5 ArcFace, 0.35 CosFace). */
+    embeddingDim: number;
+    bnNeck: boolean;
+    scale: number;
+    margin: number | null;
+    easyMargin: boolean;
     channelsLast: boolean;
   };
   input: {
@@ -102,7 +108,8 @@ export interface TrainConfig {
 
 export const DEFAULT_CONFIG: TrainConfig = {
   data: { root: '', trainSplit: 'train', valSplit: 'test', fraction: 1, badFiles: 'skip', workers: 0, cacheMB: 0 },
-  model: { name: 'resnet50', pretrained: null, dropRate: 0, dropPathRate: 0, head: 'linear', channelsLast: false },
+  model: { name: 'resnet50', pretrained: null, dropRate: 0, dropPathRate: 0, head: 'linear',
+    embeddingDim: 512, bnNeck: true, scale: 30, margin: null, easyMargin: false, channelsLast: false },
   input: { size: 224, testSize: 0, resize: 'letterbox', cropPct: 0.875, mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935] },
   augment: { scale: [0.08, 1], ratio: [3 / 4, 4 / 3], hflip: 0.5, colorJitter: 0.4, cutout: 14, randomErasing: 0, autoAugment: null },
   optim: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 1e-4, noDecayBiasNorm: true },
@@ -139,6 +146,11 @@ export const CONFIG_DOCS: Record<string, string> = {
   'model.dropPathRate': 'stochastic depth rate',
   'model.head': "classifier head: 'linear', or 'wide' (features -> 4096 -> classes, the write-up's wider head)",
   'model.channelsLast': 'channels_last memory format',
+  'model.embeddingDim': 'embedding width of the arcface/cosface heads',
+  'model.bnNeck': 'BatchNorm1d after the embedding Linear (arcface/cosface)',
+  'model.scale': 'logit scale s of the arcface/cosface heads',
+  'model.margin': 'margin m (null: 0.5 for arcface, 0.35 for cosface)',
+  'model.easyMargin': "ArcFace: margin only where cos > 0 (insightface's easy_margin)",
   'input.size': 'training and evaluation resolution',
   'input.testSize': "evaluation resolution (0 = input.size; a pretrained model's test_input_size sets it)",
   'input.resize': "'letterbox' (structure-retention: pad to square, then resize) or 'squash'",
@@ -272,7 +284,14 @@ export function validateConfig(c: TrainConfig): void {
   check(typeof c.model.name === 'string' && c.model.name.length > 0, 'model.name', 'a model name', c.model.name);
   // Run folders written before model.head existed have none: the linear head.
   c.model.head ??= 'linear';
-  check(c.model.head === 'linear' || c.model.head === 'wide', 'model.head', "'linear' or 'wide'", c.model.head);
+  check(['linear', 'wide', 'arcface', 'cosface'].includes(c.model.head), 'model.head', "'linear', 'wide', 'arcface' or 'cosface'", c.model.head);
+  // Run folders written before embedding heads existed: the defaults.
+  c.model.embeddingDim ??= 512; c.model.bnNeck ??= true; c.model.scale ??= 30; c.model.margin ??= null; c.model.easyMargin ??= false;
+  check(int(c.model.embeddingDim, 1), 'model.embeddingDim', 'an integer >= 1', c.model.embeddingDim);
+  check(typeof c.model.bnNeck === 'boolean', 'model.bnNeck', 'true or false', c.model.bnNeck);
+  check(num(c.model.scale) && c.model.scale > 0, 'model.scale', 'a number > 0', c.model.scale);
+  check(c.model.margin === null || (num(c.model.margin) && c.model.margin >= 0 && c.model.margin < Math.PI / 2), 'model.margin', 'null or a number in [0, pi/2)', c.model.margin);
+  check(typeof c.model.easyMargin === 'boolean', 'model.easyMargin', 'true or false', c.model.easyMargin);
   check(int(c.input.size, 16), 'input.size', 'an integer >= 16', c.input.size);
   // Run folders written before input.testSize / finetune existed.
   c.input.testSize ??= 0;
@@ -341,4 +360,16 @@ export function configHelp(): string {
   const flat = flatDefaults();
   const w = Math.max(...flat.map(([k]) => k.length));
   return flat.map(([k, v]) => `  ${k.padEnd(w)}  ${CONFIG_DOCS[k] ?? ''} (default ${JSON.stringify(v)})`).join('\n');
+}
+
+/** createModel options of the configured head (the embedding head's settings only for arcface/cosface). */
+export function headOptions(m: TrainConfig['model']): { head: TrainConfig['model']['head']; embeddingDim?: number; bnNeck?: boolean; scale?: number } {
+  return m.head === 'arcface' || m.head === 'cosface' ? { head: m.head, embeddingDim: m.embeddingDim, bnNeck: m.bnNeck, scale: m.scale } : { head: m.head ?? 'linear' };
+}
+
+/** The margin loss of an embedding head, or null for a softmax head. */
+export function marginOptions(c: TrainConfig): { type: 'arcface' | 'cosface'; scale: number; margin: number; easyMargin: boolean; labelSmoothing: number } | null {
+  const m = c.model;
+  if (m.head !== 'arcface' && m.head !== 'cosface') return null;
+  return { type: m.head, scale: m.scale, margin: m.margin ?? (m.head === 'arcface' ? 0.5 : 0.35), easyMargin: m.easyMargin, labelSmoothing: c.loss.labelSmoothing };
 }

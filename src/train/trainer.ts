@@ -16,7 +16,8 @@ import { readRunStart, reportSkippedInputs, writeRunStart } from './run-start.js
 import { goodsrecVersion } from '../util/version.js';
 import { evaluate } from '../eval/evaluate.js';
 import type { EvalMetrics } from '../eval/metrics.js';
-import { type TrainConfig, scaledLr, validateConfig } from './config.js';
+import { type TrainConfig, scaledLr, validateConfig, headOptions, marginOptions } from './config.js';
+import { marginCrossEntropy } from './margin-loss.js';
 import { saveCheckpoint, loadCheckpoint, writePointer, readPointer, pruneCheckpoints, disposeTensors } from './checkpoint.js';
 import { evalPipeline, trainPipeline, type PreprocessConfig } from './pipelines.js';
 import { readRunInfo, type RunInfo } from './run-folder.js';
@@ -195,11 +196,12 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   T.manualSeed(c.seed);
   const numClasses = all.classes.length;
   const model = createModel(c.model.name, {
-    numClasses, dropRate: c.model.dropRate, dropPathRate: c.model.dropPathRate, head: c.model.head, pretrained: pre?.weights, log: (m: string) => log(m),
+    numClasses, dropRate: c.model.dropRate, dropPathRate: c.model.dropPathRate, ...headOptions(c.model), pretrained: pre?.weights, log: (m: string) => log(m),
   });
   model.to(device);
   if (c.model.channelsLast) model.to('channelsLast');
   const lr = scaledLr(c);
+  const margin = marginOptions(c);
   if (c.finetune.freezeBn) log(`finetune: ${freezeBatchNormParams(model)} BatchNorm parameters frozen`);
   const groups = layerDecayGroups(model, c.optim.noDecayBiasNorm ? paramGroupsNoDecay(model, c.optim.weightDecay)
     : [{ params: model.parameters().filter((p) => p.requiresGrad), weightDecay: c.optim.weightDecay, names: model.namedParameters().filter(([, p]) => p.requiresGrad).map(([n]) => n) }],
@@ -213,7 +215,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
   });
   let ema: WeightEma | null = null;
   if (c.ema > 0) {
-    const m = createModel(c.model.name, { numClasses, head: c.model.head, log: null });
+    const m = createModel(c.model.name, { numClasses, ...headOptions(c.model), log: null });
     m.to(device);
     m.loadStateDict(model.stateDict());
     m.eval();
@@ -292,7 +294,8 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
           const y = T.tensor(batch.labels, [batch.labels.length]).long().to(device);
           const forward = (): T.Tensor => {
             const logits = model.forward(x);
-            return T.F.crossEntropy(logits.float(), y, { labelSmoothing: c.loss.labelSmoothing });
+            return margin ? marginCrossEntropy(logits.float(), y, margin)
+              : T.F.crossEntropy(logits.float(), y, { labelSmoothing: c.loss.labelSmoothing });
           };
           const loss = amp === 'off' ? forward() : T.autocast(autocastDevice, forward, amp === 'bf16' ? 'bfloat16' : 'float16');
           const v = loss.item();

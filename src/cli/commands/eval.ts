@@ -4,7 +4,7 @@ import { loadRecognizer, disposeRecognizer } from '../../eval/predictor.js';
 import { evaluate, TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
 import { evaluateEnsemble } from '../../eval/ensemble.js';
 import { formatMetrics } from '../../eval/metrics.js';
-import { loadAlignedSplit, recordedDataRoot } from '../../eval/align.js';
+import { loadAlignedSplit, loadSplit, recordedDataRoot } from '../../eval/align.js';
 import { formatSkipped } from '../../data/walk.js';
 import { evalPipeline } from '../../train/pipelines.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
@@ -30,6 +30,7 @@ export default defineCliCommand({
     device: deviceOption,
     out: { type: 'path', description: 'where to write the JSON result (default <run>/eval-<split>.json)' },
     json: { type: 'boolean', description: 'print the metrics as JSON' },
+    gallery: { type: 'path', exists: 'file', description: 'score by nearest neighbours in this gallery: top-1, open-set rates, AUROC' },
   },
   async run({ options: o, args }) {
     const r = loadRecognizer(args.model, { device: resolveDevice(o.device), allowEnsemble: true });
@@ -39,6 +40,17 @@ export default defineCliCommand({
       }
       const dataRoot = o.data ?? recordedDataRoot(r.runDir ?? r.ensemble?.members[0]!.runDir);
       if (!dataRoot) throw new UsageError('no dataset given (--data) and the run does not record one');
+      const tta = o.tta ?? [];
+      if (o.gallery) {
+        // The gallery's classes need not be the model's: the split keeps its own labels.
+        const split = loadSplit(dataRoot, o.split);
+        const { evalCommandWithGallery } = await import('./gallery.js');
+        const out = resolve(o.out ?? join(r.runDir ?? '.', `eval-${o.split}-gallery.json`));
+        const { result, summary } = await evalCommandWithGallery(r, o.gallery, split, { tta });
+        writeJsonAtomic(out, { model: r.modelName, checkpoint: r.checkpointDir, gallery: resolve(o.gallery), data: resolve(dataRoot), split: o.split, tta, ...result });
+        console.log(o.json ? JSON.stringify({ ...result, predictions: undefined }, null, 2) : `${summary}\nwritten: ${out}`);
+        return split.skipped?.length ? EXIT.partial : EXIT.ok;
+      }
       const ds = loadAlignedSplit(dataRoot, o.split, r.classes);
       const skipped = ds.skipped ?? [];
       if (skipped.length) console.error([`skipping ${skipped.length} folder entr(ies):`, ...formatSkipped(skipped)].join('\n'));
@@ -46,7 +58,6 @@ export default defineCliCommand({
         ...r.preprocess, ...(o.size !== undefined ? { size: o.size } : {}), ...(o.resize ? { resize: o.resize } : {}),
         ...(o['crop-pct'] !== undefined ? { cropPct: o['crop-pct'] } : {}),
       };
-      const tta = o.tta ?? [];
       const common = {
         batchSize: o['batch-size'], tta, ttaMean: o['tta-mean'] ?? 'logits', keepTopK: 5,
         onBatch: (done: number, total: number) => { if (process.stderr.isTTY) process.stderr.write(`\revaluating ${done}/${total}`); },

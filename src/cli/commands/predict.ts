@@ -22,6 +22,7 @@ export default defineCliCommand({
     'tta-mean': { type: 'enum', values: TTA_MEANS, description: "average the views' logits (default) or probabilities" },
     device: deviceOption,
     json: { type: 'boolean', description: 'print JSON instead of a table' },
+    gallery: { type: 'path', exists: 'file', description: 'answer by nearest neighbours in this gallery (goodsrec gallery build)' },
   },
   async run({ options: o, args }) {
     const inputs = expandImagePaths(args.images);
@@ -29,6 +30,11 @@ export default defineCliCommand({
     if (inputs.skipped.length) console.error([`skipping ${inputs.skipped.length} input(s):`, ...formatSkipped(inputs.skipped)].join('\n'));
     const r = loadRecognizer(args.model, { device: resolveDevice(o.device), allowEnsemble: true });
     try {
+      if (o.gallery) {
+        const { predictCommandWithGallery } = await import('./gallery.js');
+        const failed = await predictCommandWithGallery(r, o.gallery, inputs.files, { top: o.top, json: o.json, tta: o.tta ?? [] });
+        return failed || inputs.skipped.length ? EXIT.partial : EXIT.ok;
+      }
       const preds = await predictFiles(r, inputs.files, { topK: o.top, tta: o.tta ?? [], ...(o['tta-mean'] ? { ttaMean: o['tta-mean'] } : {}) });
       const all = [...preds, ...inputs.skipped.map((s) => ({ path: s.path, top: [], error: `${s.reason} (${s.detail})` }))];
       if (o.json) console.log(JSON.stringify(all, null, 2));

@@ -1,5 +1,7 @@
 // goodsrec serve: HTTP inference server (fastify + onnxruntime-node) with a browser page.
+import { resolve } from 'node:path';
 import { defineCliCommand } from '../options.js';
+import { UsageError } from '../errors.js';
 
 export default defineCliCommand({
   name: 'serve',
@@ -22,13 +24,25 @@ export default defineCliCommand({
     timeout: { type: 'integer', min: 1, default: 30000, description: 'request timeout in ms' },
     reference: { type: 'path', exists: 'dir', description: "dataset folder with classes.csv 'Iconic Image Path' (grocery-store): reference photos on the page" },
     log: { type: 'boolean', description: 'log every request (fastify logger)' },
+    gallery: { type: 'path', exists: 'file', description: 'gallery file (goodsrec gallery build): answers also name the nearest enrolled product or "unknown"' },
+    'admin-token': { type: 'string', description: 'bearer token for POST/DELETE /v1/gallery/classes/:name (default GOODSREC_ADMIN_TOKEN; none: writes are off)' },
   },
   async run({ options: o, args }) {
     const { openServedModel } = await import('../../serve/model.js');
     const { buildServer, readReferencePhotos } = await import('../../serve/server.js');
-    const model = await openServedModel(args.model, { ...(o.threads ? { threads: o.threads } : {}), log: (m) => console.log(m) });
+    const adminToken = o['admin-token'] ?? process.env.GOODSREC_ADMIN_TOKEN;
+    if (adminToken !== undefined && adminToken.length < 16) throw new UsageError('--admin-token: expected at least 16 characters');
+    const model = await openServedModel(args.model, { ...(o.threads ? { threads: o.threads } : {}), embedding: Boolean(o.gallery), log: (m) => console.log(m) });
+    let gallery: import('../../serve/served-gallery.js').ServedGallery | undefined;
+    if (o.gallery) {
+      const { readGallery } = await import('../../gallery/format.js');
+      const { ServedGallery } = await import('../../serve/served-gallery.js');
+      const path = resolve(o.gallery);
+      gallery = new ServedGallery(path, readGallery(path), (m) => console.log(m));
+    }
     const app = await buildServer({
-      model, maxBatch: o['max-batch'], maxDelayMs: o['batch-delay'], maxQueue: o['max-queue'], maxBodyBytes: o['max-body'],
+      model, ...(gallery ? { gallery } : {}), ...(adminToken ? { adminToken } : {}),
+      maxBatch: o['max-batch'], maxDelayMs: o['batch-delay'], maxQueue: o['max-queue'], maxBodyBytes: o['max-body'],
       maxImages: o['max-images'], maxPixels: o['max-pixels'], requestTimeoutMs: o.timeout,
       ...(o.reference ? { references: readReferencePhotos(o.reference) } : {}),
       logger: o.log,
@@ -45,6 +59,10 @@ export default defineCliCommand({
     process.on('SIGTERM', () => stop('SIGTERM'));
     // Announced only once the signal handlers are in place (a supervisor may stop us right away).
     console.log(`${model.sidecar.model} (${model.sidecar.classes.length} classes) from ${model.onnxPath}`);
+    if (gallery) {
+      const g = gallery.current.gallery;
+      console.log(`gallery ${gallery.path}: ${g.meta.entries.length} photos, ${gallery.searchKind} search, enrolment ${adminToken ? 'on (bearer token)' : 'off'}`);
+    }
     console.log(`listening on ${address}  (page: ${address}/, API: POST ${address}/v1/predict)`);
   },
 });

@@ -42,7 +42,8 @@ const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
 /** Flags that set a config option (the config layer validates their values). */
 const CONFIG_FLAGS = {
   data: 'data.root', model: 'model.name', epochs: 'schedule.epochs', 'batch-size': 'batchSize', lr: 'optim.lr', size: 'input.size',
-  device: 'device', amp: 'amp', seed: 'seed', out: 'out', pretrained: 'model.pretrained',
+  device: 'device', amp: 'amp', seed: 'seed', out: 'out', pretrained: 'model.pretrained', head: 'model.head',
+  'embedding-dim': 'model.embeddingDim',
 } as const;
 
 /** `goodsrec train --pretrained X`: the config option it probably means, as a --set. */
@@ -99,6 +100,8 @@ const trainOptions = {
   'batch-size': { type: 'string', description: 'batch size (batchSize)' },
   lr: { type: 'string', description: 'learning rate at batch 128 (optim.lr)' },
   size: { type: 'string', description: 'input resolution (input.size)' },
+  head: { type: 'string', description: "'linear', 'wide', or an embedding head 'arcface' / 'cosface' (model.head)" },
+  'embedding-dim': { type: 'string', description: 'embedding width of arcface/cosface (model.embeddingDim)' },
   device: { type: 'string', description: "compute device (device): 'auto' (default), 'cpu', 'cuda', 'cuda:N'" },
   amp: { type: 'string', description: "mixed precision (amp): 'auto', 'off', 'bf16', 'fp16'" },
   seed: { type: 'string', description: 'random seed (seed)' },

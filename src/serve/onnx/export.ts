@@ -3,7 +3,7 @@
 // ensemble averaging are traced into the graph through the evaluation code
 // (batchLogits), so a served graph scores exactly as `goodsrec predict`.
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as T from '../../tensor/index.js';
 import { Module } from '../../nn/module.js';
@@ -11,7 +11,10 @@ import { loadRecognizer, disposeRecognizer, type LoadedRecognizer } from '../../
 import { batchLogits, type TtaMean, type TtaView } from '../../eval/evaluate.js';
 import { goodsrecVersion } from '../../util/version.js';
 import { IR_VERSION, OPSET } from './graph.js';
-import { traceModel } from './trace.js';
+import { traceModel, type TracedForward } from './trace.js';
+import { ClassifierModel } from '../../models/model.js';
+import { embedBatch, hasEmbeddingHead, l2Normalize } from '../../gallery/embed.js';
+import { hashFile, weightsFileOf } from '../../gallery/format.js';
 import type { PreprocessConfig } from '../../train/pipelines.js';
 
 /** The JSON sidecar next to model.onnx. */
@@ -36,6 +39,11 @@ export interface OnnxSidecar {
   source: { checkpoint: string | null; run: string | null; ema: boolean };
   /** sha256 of model.onnx, so a sidecar is never paired with another graph. */
   sha256: string;
+  /**
+   * A second output with the unit-length gallery embedding (single models): what `goodsrec gallery`
+   * computes, so a server can recognise through a gallery. weightsSha256 is the gallery's model hash.
+   */
+  embedding?: { name: string; dims: number[]; kind: 'pooled' | 'neck'; weightsSha256: string };
 }
 
 export interface ExportModelOptions {
@@ -85,7 +93,18 @@ export function exportModel(model: Module, o: ExportModelOptions & { tta?: reado
   return exportScorer([model], [1], { ...o, mean: 'logits' });
 }
 
-function exportScorer(members: readonly Module[], weights: readonly number[], o: ExportModelOptions & { tta?: readonly TtaView[]; ttaMean?: TtaMean; mean: TtaMean }): { bytes: Uint8Array; input: { name: string; dims: number[] }; output: { name: string; dims: number[] }; ops: Record<string, number> } {
+/** Logits and the gallery embedding of one model; without test-time views they share one backbone pass. */
+function withEmbedding(model: ClassifierModel, tta: readonly TtaView[], ttaMean: TtaMean): TracedForward {
+  if (tta.length) return (x) => ({ logits: batchLogits(model, x, tta, ttaMean), embedding: embedBatch(model, x, tta) });
+  return (x) => {
+    const f = model.forwardFeatures(x);
+    return { logits: model.forwardHead(f), embedding: l2Normalize(model.forwardHead(f, true).float()) };
+  };
+}
+
+type Io = { name: string; dims: number[] };
+
+function exportScorer(members: readonly Module[], weights: readonly number[], o: ExportModelOptions & { tta?: readonly TtaView[]; ttaMean?: TtaMean; mean: TtaMean; embedding?: boolean }): { bytes: Uint8Array; input: Io; output: Io; embedding?: Io; ops: Record<string, number> } {
   const training = members.map((m) => m.training);
   for (const m of members) m.eval();
   try {
@@ -94,12 +113,17 @@ function exportScorer(members: readonly Module[], weights: readonly number[], o:
       const plain = members.length === 1 && !o.tta?.length;
       const root = plain ? members[0]! : new Scorer(members, weights, o.tta ?? [], o.ttaMean ?? 'logits', o.mean).eval();
       const labels = new Map(members.map((m, i) => [members.length > 1 ? `members.${i}` : '', m]));
-      const tr = traceModel(root, example, memberNames(members), labels);
+      const one = members[0]!;
+      const embed = o.embedding && members.length === 1 && one instanceof ClassifierModel;
+      const tr = traceModel(root, example, memberNames(members), labels, embed ? withEmbedding(one, o.tta ?? [], o.ttaMean ?? 'logits') : undefined);
       const bytes = tr.graph.encode({
-        input: tr.input, inputDims: tr.inputDims, output: tr.output, outputDims: tr.outputDims,
+        input: tr.input, inputDims: tr.inputDims, outputs: tr.outputs,
         producer: 'goodsrec', producerVersion: goodsrecVersion(), ...(o.metadata ? { metadata: o.metadata } : {}),
       });
-      return { bytes, input: { name: tr.input, dims: tr.inputDims }, output: { name: tr.output, dims: tr.outputDims }, ops: tr.graph.opCounts() };
+      return {
+        bytes, input: { name: tr.input, dims: tr.inputDims }, output: tr.outputs[0]!, ...(tr.outputs[1] ? { embedding: tr.outputs[1] } : {}),
+        ops: tr.graph.opCounts(),
+      };
     } finally {
       example.dispose();
     }
@@ -157,8 +181,11 @@ export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOp
   const tta = o.tta ?? e?.tta ?? [];
   const ttaMean = o.ttaMean ?? e?.ttaMean ?? 'logits';
   const preprocess = members[0]!.preprocess;
-  const { bytes, input, output, ops } = exportScorer(members.map((m) => m.model), e ? e.weights : [1], {
-    size: preprocess.size, tta, ttaMean, mean: e?.mean ?? 'logits',
+  // A single model from a checkpoint also outputs its gallery embedding (tagged with the weights' hash).
+  const weightsFile = !e && r.checkpointDir && existsSync(weightsFileOf(r.checkpointDir, r.ema ?? false))
+    ? weightsFileOf(r.checkpointDir, r.ema ?? false) : null;
+  const { bytes, input, output, embedding, ops } = exportScorer(members.map((m) => m.model), e ? e.weights : [1], {
+    size: preprocess.size, tta, ttaMean, mean: e?.mean ?? 'logits', embedding: weightsFile !== null,
     metadata: { model: r.modelName, classes: String(r.classes.length) },
   });
   if (output.dims[0] !== r.classes.length) throw new Error(`export: the model gives ${output.dims.join('x')} outputs for ${r.classes.length} classes`);
@@ -172,6 +199,9 @@ export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOp
     tta, ttaMean, members: e ? e.members.map((m, i) => ({ model: m.modelName, checkpoint: m.checkpointDir, weight: e.weights[i]! })) : [],
     source: { checkpoint: r.checkpointDir ?? null, run: r.runDir ?? null, ema: r.ema ?? false },
     sha256: createHash('sha256').update(bytes).digest('hex'),
+    ...(embedding && weightsFile ? {
+      embedding: { ...embedding, kind: hasEmbeddingHead(r.model) ? 'neck' as const : 'pooled' as const, weightsSha256: hashFile(weightsFile) },
+    } : {}),
   };
   // Graph first, sidecar last: a reader that finds the sidecar finds a complete graph.
   writeFileSync(onnxPath + '.tmp', bytes);

@@ -54,8 +54,8 @@ export class GraphBuilder {
     return outputs[0]!;
   }
 
-  /** Serialises the model: one float32 input [batch, ...inputDims] and one float32 output [batch, ...outputDims]. */
-  encode(o: { input: string; inputDims: readonly number[]; output: string; outputDims: readonly number[]; producer: string; producerVersion: string; docString?: string; metadata?: Record<string, string> }): Uint8Array {
+  /** Serialises the model: one float32 input [batch, ...inputDims] and float32 outputs [batch, ...dims]. */
+  encode(o: { input: string; inputDims: readonly number[]; outputs: readonly { name: string; dims: readonly number[] }[]; producer: string; producerVersion: string; docString?: string; metadata?: Record<string, string> }): Uint8Array {
     const valueInfo = (name: string, dims: readonly number[]) => ({
       name,
       type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, ...dims.map((d) => ({ dimValue: d }))] } } },
@@ -79,7 +79,7 @@ export class GraphBuilder {
         node: this.nodes,
         initializer,
         input: [valueInfo(o.input, o.inputDims)],
-        output: [valueInfo(o.output, o.outputDims)],
+        output: o.outputs.map((v) => valueInfo(v.name, v.dims)),
       },
     });
     return onnx.ModelProto.encode(model).finish();

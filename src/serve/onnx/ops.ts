@@ -109,12 +109,13 @@ function adaptivePool(kind: 'Average' | 'Max'): OpHandler {
   };
 }
 
-function reduce(opType: 'ReduceMean' | 'ReduceMax' | 'ReduceMin' | 'ReduceSum'): OpHandler {
+function reduce(opType: 'ReduceMean' | 'ReduceMax' | 'ReduceMin' | 'ReduceSum' | 'ReduceL1' | 'ReduceL2', dimsArg = 1): OpHandler {
   return (c, a, s) => {
     const x = c.value(a[0]!);
-    const axes = nums(a[1]!, 'dims').map((d) => normDim(d, x.shape.length));
+    const axes = nums(a[dimsArg]!, 'dims').map((d) => normDim(d, x.shape.length));
     noBatchAxis(x, axes, opType);
-    const keepdims = a[2] ? 1 : 0;
+    if (!axes.length) throw new Error(`${opType} over every dimension (the batch included)`);
+    const keepdims = a[dimsArg + 1] ? 1 : 0;
     // ReduceSum takes axes as an input since opset 13, the others until opset 18 as an attribute.
     const name = opType === 'ReduceSum'
       ? c.g.node(opType, [x.name, c.g.ints(axes, 'axes')], { keepdims })
@@ -444,6 +445,12 @@ export const OPS: Readonly<Record<string, OpHandler>> = {
   sum: reduce('ReduceSum'),
   amax: reduce('ReduceMax'),
   amin: reduce('ReduceMin'),
+  // norm(x, p, dims, keepdim): the L2 norm gallery embeddings are normalised by, and L1.
+  norm: (c, a, s) => {
+    const p = num(a[1]!, 'p');
+    if (p !== 1 && p !== 2) throw new Error(`norm with p = ${p} (only 1 and 2 export)`);
+    return reduce(p === 2 ? 'ReduceL2' : 'ReduceL1', 2)(c, a, s);
+  },
 
   // --- indexing ------------------------------------------------------------------------------
   slice: (c, a, s) => {

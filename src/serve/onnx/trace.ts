@@ -21,6 +21,9 @@ export class UnsupportedOpError extends Error {
   }
 }
 
+/** A graph output: its name and dims without the batch dimension, e.g. [numClasses]. */
+export interface TracedOutput { name: string; dims: number[] }
+
 export interface TraceResult {
   graph: GraphBuilder;
   input: string;
@@ -29,7 +32,12 @@ export interface TraceResult {
   inputDims: number[];
   /** Output dims without the batch dimension, e.g. [numClasses]. */
   outputDims: number[];
+  /** Every output, the first one being output/outputDims. */
+  outputs: TracedOutput[];
 }
+
+/** What a traced forward returns: output name -> tensor (the first one is the graph's main output). */
+export type TracedForward = (x: T.Tensor) => Record<string, T.Tensor>;
 
 type HandleObj = object;
 
@@ -47,7 +55,7 @@ const READS_VALUES = new Set(['item', 'toBuffer', 'equal', 'allclose', 'nonzero'
  * (default: the model's state dict); error messages name modules by their paths
  * under `labelled` (prefix -> module; default: the model itself).
  */
-export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<string, T.Tensor> = model.stateTensors(), labelled: ReadonlyMap<string, Module> = new Map([['', model]])): TraceResult {
+export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<string, T.Tensor> = model.stateTensors(), labelled: ReadonlyMap<string, Module> = new Map([['', model]]), forward: TracedForward = (x) => ({ logits: model.forward(x) })): TraceResult {
   if (example.ndim < 1 || example.shape[0]! < 2) throw new RangeError(`traceModel: the example input needs a batch of at least 2, got [${example.shape.join(', ')}]`);
   if (model.training) throw new Error('traceModel: put the model in eval mode first (model.eval())');
   const batch = example.shape[0]!;
@@ -152,19 +160,23 @@ export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<
   const input = 'input';
   values.set(example.handle as unknown as HandleObj, { name: input, shape: [...example.shape], batched: true });
   const prevHook = setCallHook(hook);
-  let outName: string;
-  let outShape: number[];
+  const outputs: TracedOutput[] = [];
   try {
-    const y = T.tidy(() => T.noGrad(() => model.forward(example)));
-    const v = values.get(y.handle as unknown as HandleObj);
-    if (!v) { y.dispose(); throw new Error('traceModel: the output does not depend on the input'); }
-    if (!v.batched) { y.dispose(); throw new Error('traceModel: the output lost the batch dimension'); }
-    outShape = v.shape;
-    outName = g.node('Identity', [v.name], {}, ['logits']);
-    y.dispose();
+    const ys = T.tidy(() => T.noGrad(() => forward(example)));
+    try {
+      for (const [name, y] of Object.entries(ys)) {
+        const v = values.get(y.handle as unknown as HandleObj);
+        if (!v) throw new Error(`traceModel: output '${name}' does not depend on the input`);
+        if (!v.batched) throw new Error(`traceModel: output '${name}' lost the batch dimension`);
+        outputs.push({ name: g.node('Identity', [v.name], {}, [name]), dims: v.shape.slice(1) });
+      }
+    } finally {
+      for (const y of Object.values(ys)) y.dispose();
+    }
+    if (!outputs.length) throw new Error('traceModel: the forward returned no output');
   } finally {
     setCallHook(prevHook);
     for (const r of restore.reverse()) r();
   }
-  return { graph: g, input, output: outName, inputDims: example.shape.slice(1), outputDims: outShape.slice(1) };
+  return { graph: g, input, output: outputs[0]!.name, inputDims: example.shape.slice(1), outputDims: outputs[0]!.dims, outputs };
 }

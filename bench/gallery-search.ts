@@ -1,0 +1,136 @@
+// Gallery search: exact cosine k-NN on libtorch (chunked matmul + topk,
+// src/gallery/search.ts) against the approximate HNSW indexes of usearch and
+// hnswlib-node, over N unit vectors of width D: random (uniform on the sphere)
+// and clustered (N/20 products, 20 noisy photos each, queries are new photos of
+// them). Recall@1: the approximate top-1 is the exact top-1. Latency: median of
+// single queries and of 32-query batches on the configured threads.
+// GOODSREC_BENCH_SIZES=10000,100000,1000000 GOODSREC_BENCH_DIM=512 GOODSREC_BENCH_THREADS=2
+// GOODSREC_BENCH_LIBS=exact,usearch,hnswlib GOODSREC_BENCH_SETS=random,clustered GOODSREC_BENCH_EF=64,128
+import { createRequire } from 'node:module';
+import * as T from '../src/tensor/index.js';
+import { ExactIndex } from '../src/gallery/search.js';
+
+const sizes = (process.env.GOODSREC_BENCH_SIZES ?? '10000,100000').split(',').map(Number);
+const dim = Number(process.env.GOODSREC_BENCH_DIM ?? 512);
+const threads = Number(process.env.GOODSREC_BENCH_THREADS ?? 2);
+const libs = (process.env.GOODSREC_BENCH_LIBS ?? 'exact,usearch,hnswlib').split(',');
+const sets = (process.env.GOODSREC_BENCH_SETS ?? 'random,clustered').split(',');
+const efs = (process.env.GOODSREC_BENCH_EF ?? '64').split(',').map(Number);
+const nQueries = 200;
+T.setNumThreads(threads);
+const require = createRequire(import.meta.url);
+
+function normalise(x: T.Tensor): T.Tensor { return x.div(x.norm(2, 1, true)); }
+
+/** n gallery rows and nQueries query rows. Clustered: 20 photos per product, noise ~ as far as a photo of another angle. */
+function vectors(set: string, n: number, seed: number): { rows: Float32Array; queries: Float32Array } {
+  T.manualSeed(seed);
+  return T.tidy(() => {
+    if (set === 'random') {
+      return { rows: normalise(T.randn([n, dim])).data<'float32'>().slice(), queries: normalise(T.randn([nQueries, dim])).data<'float32'>().slice() };
+    }
+    const products = Math.max(1, Math.floor(n / 20));
+    const centres = normalise(T.randn([products, dim]));
+    const photo = (idx: T.Tensor): T.Tensor => normalise(centres.indexSelect(0, idx).add(T.randn([idx.shape[0]!, dim]).mul(0.6 / Math.sqrt(dim))));
+    const rows = new Float32Array(n * dim);
+    for (let s = 0; s < n; s += 65536) {
+      const len = Math.min(65536, n - s);
+      rows.set(T.tidy(() => photo(T.arange(s, s + len, 1, { dtype: 'int64' }).remainder(T.scalar(products, { dtype: 'int64' }))).data<'float32'>()), s * dim);
+    }
+    const q = photo(T.randint(0, products, [nQueries], { dtype: 'int64' })).data<'float32'>().slice();
+    return { rows, queries: q };
+  });
+}
+
+function median(xs: number[]): number { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; }
+
+interface Searcher { name: string; buildS: number; search(q: Float32Array, rows: number, k: number): Int32Array[]; free?(): void }
+
+function exact(rows: Float32Array): Searcher {
+  const t0 = performance.now();
+  const index = new ExactIndex(rows, dim);
+  const buildS = (performance.now() - t0) / 1000;
+  return {
+    name: 'exact (libtorch)', buildS,
+    search(q, r, k) {
+      const res = T.tidy(() => index.search(T.tensor(q.subarray(0, r * dim), [r, dim]), k));
+      return Array.from({ length: r }, (_, i) => res.indices.subarray(i * res.k, (i + 1) * res.k));
+    },
+    free: () => index.dispose(),
+  };
+}
+
+function usearch(rows: Float32Array, n: number, ef: number): Searcher {
+  const u = require('usearch') as typeof import('usearch'); // the dependency src/gallery/hnsw-index.ts uses
+  const t0 = performance.now();
+  const index = new u.Index({ dimensions: dim, metric: u.MetricKind.IP, quantization: u.ScalarKind.F32, connectivity: 16, expansion_add: 128, expansion_search: ef, multi: false });
+  const keys = new BigUint64Array(n).map((_, i) => BigInt(i));
+  index.add(keys, rows, threads);
+  const buildS = (performance.now() - t0) / 1000;
+  return {
+    name: `usearch M=16 ef=${ef}`, buildS,
+    search(q, r, k) {
+      if (r === 1) return [Int32Array.from(index.search(q.subarray(0, dim), k, 1).keys, Number)];
+      const m = index.search(q.subarray(0, r * dim), k, threads) as import('usearch').BatchMatches;
+      return Array.from({ length: r }, (_, i) => Int32Array.from(m.keys.subarray(i * k, (i + 1) * k), Number));
+    },
+  };
+}
+
+/** The part of hnswlib-node (not a dependency: `npm install --no-save hnswlib-node` to compare) the bench uses. */
+interface HnswlibNode {
+  HierarchicalNSW: new (space: 'ip', dim: number) => {
+    initIndex(o: { maxElements: number; m: number; efConstruction: number }): void;
+    addPoint(p: number[], label: number): void;
+    setEf(ef: number): void;
+    searchKnn(q: number[], k: number): { neighbors: number[] };
+  };
+}
+
+function hnswlib(rows: Float32Array, n: number, ef: number): Searcher {
+  const h = require('hnswlib-node') as HnswlibNode;
+  const t0 = performance.now();
+  const index = new h.HierarchicalNSW('ip', dim);
+  index.initIndex({ maxElements: n, m: 16, efConstruction: 128 });
+  for (let i = 0; i < n; i++) index.addPoint(Array.from(rows.subarray(i * dim, (i + 1) * dim)), i);
+  index.setEf(ef);
+  const buildS = (performance.now() - t0) / 1000;
+  return {
+    name: `hnswlib-node M=16 ef=${ef}`, buildS,
+    search(q, r, k) {
+      return Array.from({ length: r }, (_, i) => Int32Array.from(index.searchKnn(Array.from(q.subarray(i * dim, (i + 1) * dim)), k).neighbors));
+    },
+  };
+}
+
+console.log(`D=${dim}, k=5, ${threads} threads, ${nQueries} queries for recall@1 (approximate top-1 = exact top-1)`);
+console.log('| set | vectors | search | build (s) | recall@1 | 1 query (ms) | 32 queries (ms per batch) |');
+console.log('|---|---|---|---|---|---|---|');
+for (const n of sizes) {
+  for (const set of sets) {
+    const { rows, queries } = vectors(set, n, 1);
+    const ex = exact(rows);
+    const truth = ex.search(queries, nQueries, 1).map((r) => r[0]!);
+    const searchers: (() => Searcher)[] = [];
+    if (libs.includes('exact')) searchers.push(() => ex);
+    for (const ef of efs) {
+      if (libs.includes('usearch')) searchers.push(() => usearch(rows, n, ef));
+      if (libs.includes('hnswlib')) searchers.push(() => hnswlib(rows, n, ef));
+    }
+    for (const make of searchers) {
+      const s = make();
+      const found = s.search(queries, nQueries, 5);
+      const recall = found.filter((r, i) => r[0] === truth[i]).length / nQueries;
+      const reps = n >= 1_000_000 ? 10 : 30;
+      const time = (r: number): number => {
+        s.search(queries, r, 5);
+        const ts: number[] = [];
+        for (let i = 0; i < reps; i++) { const t0 = performance.now(); s.search(queries.subarray(i % 4 * dim), r, 5); ts.push(performance.now() - t0); }
+        return median(ts);
+      };
+      console.log(`| ${set} | ${n} | ${s.name} | ${s.buildS.toFixed(1)} | ${recall.toFixed(3)} | ${time(1).toFixed(3)} | ${time(32).toFixed(2)} |`);
+      if (s !== ex) s.free?.();
+    }
+    ex.free?.();
+  }
+}
