@@ -1,6 +1,7 @@
 // The Tensor class: a typed handle to one libtorch tensor. Shape logic,
 // defaults and argument checks live here; the native side only calls ATen.
-import { call, type Handle, type NativeArg } from './native.js';
+import { call, type Handle } from './native.js';
+import type { OpArgs, OpsReturning } from './ops.js';
 import { type DType, dtypeCode, dtypeFromCode, typedArrayFor, type TypedArrayOf } from './dtype.js';
 import { markScoped, track, keep as keepInScope, type ScopedResource } from './scope.js';
 
@@ -17,15 +18,15 @@ export function memoryFormatCode(m: MemoryFormat): number {
 }
 
 /** Wraps a native result handle into a Tensor owned by the current scope. */
-export function wrap(h: unknown): Tensor {
-  return new Tensor(h as Handle);
+export function wrap(h: Handle): Tensor {
+  return new Tensor(h);
 }
 
-function op(name: string, ...args: NativeArg[]): Tensor {
+function op<K extends OpsReturning<'tensor'>>(name: K, ...args: OpArgs<K>): Tensor {
   return new Tensor(call(name, ...args) as Handle);
 }
 
-function opList(name: string, ...args: NativeArg[]): Tensor[] {
+function opList<K extends OpsReturning<'tensor[]' | 'pair'>>(name: K, ...args: OpArgs<K>): Tensor[] {
   return (call(name, ...args) as Handle[]).map((h) => new Tensor(h));
 }
 
@@ -212,8 +213,8 @@ export class Tensor implements ScopedResource {
 
   // --- comparisons and logic ------------------------------------------------------------------
 
-  private cmp(name: string, other: Tensor | Scalar): Tensor {
-    return typeof other === 'object' ? op(name, this.handle, other.handle) : op(name + 'Scalar', this.handle, other);
+  private cmp(name: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge', other: Tensor | Scalar): Tensor {
+    return typeof other === 'object' ? op(name, this.handle, other.handle) : op(`${name}Scalar`, this.handle, other);
   }
   eq(other: Tensor | Scalar): Tensor { return this.cmp('eq', other); }
   ne(other: Tensor | Scalar): Tensor { return this.cmp('ne', other); }
