@@ -2,9 +2,14 @@
 // that name the op and the argument; the libtorch version check at load.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { call, native, libtorchMismatch, compiledLibtorch } from '../src/tensor/native.js';
-import { OP_TABLE, namedArgs, type OpArgs } from '../src/tensor/ops.js';
+import { OP_TABLE, isOpName, namedArgs, opArgs, type OpArgs } from '../src/tensor/ops.js';
+import { OPS as ONNX_OPS } from '../src/serve/onnx/ops.js';
 import { compareWithTable, parseRegistrations, readRegistrations } from './helpers/native-registrations.js';
 
 test('every GR_OP of native/*.cc is declared in the op table with its arity, reader kinds and result, and vice versa', () => {
@@ -53,6 +58,18 @@ test('namedArgs reads a call by the declared names', () => {
   assert.deepEqual(namedArgs('narrow', ['h', 1, 2, 3]), { self: 'h', dim: 1, start: 2, length: 3 });
 });
 
+test("an in-place op exported through its out-of-place op's ONNX handler has that op's argument names", () => {
+  const checked: string[] = [];
+  for (const op of Object.keys(OP_TABLE)) {
+    const base = op.slice(0, -1);
+    if (!op.endsWith('_') || !isOpName(base) || !isOpName(op) || ONNX_OPS[op] || !ONNX_OPS[base]) continue;
+    const baseNames = opArgs(base).map((a) => a.name);
+    for (const a of opArgs(op)) assert.ok(baseNames.includes(a.name), `${op}: argument ${a.name} is not one of ${base}'s`);
+    checked.push(op);
+  }
+  assert.ok(checked.includes('add_') && checked.includes('relu_'), checked.join(', '));
+});
+
 test('calling an op with wrong arguments does not compile', () => {
   // Never run: the checks are the @ts-expect-error lines, which fail the build when the types accept the call.
   const typeChecks = (h: T.Tensor): void => {
@@ -83,4 +100,26 @@ test('the addon reports the libtorch it was compiled against and the one the pro
     'libtorch 2.5.1 from /opt/torch/lib/libtorch_cpu.so; rebuild the addon with `npm run build:native` ' +
     '(or point LIBTORCH / the library path at the libtorch it was built with).');
   assert.match(libtorchMismatch(undefined, 'old.node') ?? '', /predates the libtorch version check/);
+});
+
+test('an addon that cannot bind to the libtorch found says which libtorch it was compiled against', () => {
+  // A stub with the soname of the loaded libtorch_cpu, first on the library path: none of its symbols.
+  const dir = mkdtempSync(join(tmpdir(), 'goodsrec-stub-'));
+  try {
+    const soname = basename(native.libtorch.library);
+    writeFileSync(join(dir, 'stub.c'), 'int goodsrec_stub;\n');
+    execFileSync('gcc', ['-shared', '-fPIC', `-Wl,-soname,${soname}`, '-o', join(dir, soname), join(dir, 'stub.c')]);
+    const load = (env: NodeJS.ProcessEnv): ReturnType<typeof spawnSync> => spawnSync(process.execPath,
+      ['--input-type=module', '-e', "await import('./dist/src/tensor/index.js'); console.log('loaded');"],
+      { env: { ...process.env, ...env }, encoding: 'utf8' });
+    const bad = load({ LD_LIBRARY_PATH: dir });
+    assert.notEqual(bad.status, 0);
+    assert.match(String(bad.stderr), new RegExp(`was compiled against libtorch ${native.libtorch.compiled.replace(/[.+]/g, '\\$&')}, ` +
+      'but the libtorch this process loads does not match it \\(undefined symbol'));
+    const good = load({}); // control: the same command loads without the stub
+    assert.equal(good.status, 0, String(good.stderr));
+    assert.match(String(good.stdout), /loaded/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

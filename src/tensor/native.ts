@@ -56,8 +56,15 @@ function load(): NativeBinding {
   try {
     binding = require(found) as NativeBinding;
   } catch (e) {
-    throw new Error(`goodsrec: failed to load the native addon ${found}: ${(e as Error).message}\n` +
-      (compiledLibtorch(found) ? `It was compiled against libtorch ${compiledLibtorch(found)}. ` : '') +
+    const why = (e as Error).message;
+    const compiled = compiledLibtorch(found);
+    // Another libtorch lacks symbols this one had, or none is found: the loader's own words, after ours.
+    if (compiled && /undefined symbol|libtorch|libc10/.test(why)) {
+      throw new Error(`goodsrec: the native addon ${found} was compiled against libtorch ${compiled}, but the libtorch ` +
+        `this process loads does not match it (${loaderReason(why)}); rebuild the addon with ` +
+        '`npm run build:native` (or point LIBTORCH / the library path at the libtorch it was built with).');
+    }
+    throw new Error(`goodsrec: failed to load the native addon ${found}: ${why}\n` +
       'If libtorch moved or was upgraded, rebuild with `npm run build:native`.');
   }
   const mismatch = libtorchMismatch(binding.libtorch, found);
@@ -69,6 +76,12 @@ function load(): NativeBinding {
       'rebuild it with `npm run build:native`.');
   }
   return binding;
+}
+
+/** The dynamic loader's reason without the file paths it repeats. */
+function loaderReason(message: string): string {
+  const m = /undefined symbol: \S+|[^\s:]+: cannot open shared object file/.exec(message);
+  return m ? m[0] : message.split(': ').slice(-1)[0]!;
 }
 
 /** "1.13.0+cpu" -> "1.13.0": local build suffixes do not change the ABI. */

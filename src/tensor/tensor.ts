@@ -77,16 +77,16 @@ export class Tensor implements ScopedResource {
   // --- metadata ---------------------------------------------------------------------
 
   get shape(): readonly number[] {
-    this.cachedShape ??= call('shape', this.handle) as number[];
+    this.cachedShape ??= call('shape', this.handle);
     return this.cachedShape;
   }
   get ndim(): number { return this.shape.length; }
   get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
-  get dtype(): DType { return dtypeFromCode(call('dtype', this.handle) as number); }
-  get device(): string { return call('device', this.handle) as string; }
-  get strides(): readonly number[] { return call('strides', this.handle) as number[]; }
-  get requiresGrad(): boolean { return call('requiresGrad', this.handle) as boolean; }
-  get isLeaf(): boolean { return call('isLeaf', this.handle) as boolean; }
+  get dtype(): DType { return dtypeFromCode(call('dtype', this.handle)); }
+  get device(): string { return call('device', this.handle); }
+  get strides(): readonly number[] { return call('strides', this.handle); }
+  get requiresGrad(): boolean { return call('requiresGrad', this.handle); }
+  get isLeaf(): boolean { return call('isLeaf', this.handle); }
   size(dim: number): number {
     const n = this.ndim;
     const d = dim < 0 ? dim + n : dim;
@@ -94,7 +94,7 @@ export class Tensor implements ScopedResource {
     return this.shape[d]!;
   }
   isContiguous(memoryFormat: MemoryFormat = 'contiguous'): boolean {
-    return call('isContiguous', this.handle, memoryFormatCode(memoryFormat)) as boolean;
+    return call('isContiguous', this.handle, memoryFormatCode(memoryFormat));
   }
   toString(): string {
     return this.disposed ? 'Tensor(disposed)' : `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
@@ -104,7 +104,7 @@ export class Tensor implements ScopedResource {
 
   /** Copies the values out (row-major). float16/bfloat16 come back as raw 16-bit patterns. */
   data<D extends DType = DType>(): TypedArrayOf[D] {
-    return typedArrayFor(this.dtype, call('toBuffer', this.handle) as ArrayBuffer) as TypedArrayOf[D];
+    return typedArrayFor(this.dtype, call('toBuffer', this.handle)) as TypedArrayOf[D];
   }
   /** Values as plain numbers (row-major); float16/bfloat16 are converted through float32. */
   toArray(): number[] {
@@ -230,9 +230,9 @@ export class Tensor implements ScopedResource {
   isinf(): Tensor { return op('isinf', this.handle); }
   isfinite(): Tensor { return op('isfinite', this.handle); }
   /** True when shapes and values are identical. */
-  equal(other: Tensor): boolean { return call('equal', this.handle, other.handle) as boolean; }
+  equal(other: Tensor): boolean { return call('equal', this.handle, other.handle); }
   allclose(other: Tensor, rtol = 1e-5, atol = 1e-8): boolean {
-    return call('allclose', this.handle, other.handle, rtol, atol) as boolean;
+    return call('allclose', this.handle, other.handle, rtol, atol);
   }
 
   // --- activations (also in F) -------------------------------------------------------------------
