@@ -31,7 +31,10 @@ function usePrebuilt(dir) {
   mkdirSync(out, { recursive: true });
   for (const f of ADDONS) copyFileSync(join(dir, f), join(out, f));
   const problem = loadProblem(join(out, 'goodsrec_native.node'));
-  if (problem) { log(`the prebuilt addon in ${dir} does not fit this machine (${problem}); building instead`); return false; }
+  if (problem) {
+    log(`the prebuilt addon in ${dir} does not fit this machine (${problem}); building instead`);
+    return false;
+  }
   log(`using the prebuilt addons from ${dir}`);
   return true;
 }
@@ -42,7 +45,8 @@ function build() {
   log(`building the native addons against ${JSON.parse(found.stdout).source} (a few minutes)`);
   const jobs = String(Math.max(1, Math.min(availableParallelism(), 8)));
   // npm puts its own node-gyp on PATH for install scripts.
-  const r = spawnSync('node-gyp', ['rebuild', '-j', jobs], { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+  const r = spawnSync('node-gyp', ['rebuild', '-j', jobs],
+    { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
   if (r.status !== 0) {
     log('the addon build failed: see the compiler output above; README "Without root or apt" lists what it needs');
     process.exit(r.status ?? 1);

@@ -35,7 +35,9 @@ export {
 } from './train/trainer.js';
 
 /** A training configuration in which every section and option may be left out (the recipe's defaults fill it). */
-export type TrainSettings = { [K in keyof TrainConfig]?: TrainConfig[K] extends object ? Partial<TrainConfig[K]> : TrainConfig[K] };
+export type TrainSettings = {
+  [K in keyof TrainConfig]?: TrainConfig[K] extends object ? Partial<TrainConfig[K]> : TrainConfig[K];
+};
 
 /**
  * Trains a model into a new run folder (or continues one with `options.resume`) and resolves when

@@ -12,14 +12,14 @@ import { OP_TABLE, isOpName, namedArgs, opArgs, type OpArgs } from '../src/tenso
 import { OPS as ONNX_OPS } from '../src/serve/onnx/ops.js';
 import { compareWithTable, parseRegistrations, readRegistrations } from './helpers/native-registrations.js';
 
-test('every GR_OP of native/*.cc is declared in the op table with its arity, reader kinds and result, and vice versa', () => {
+test('every GR_OP of native/*.cc is declared in the op table with its arity, kinds and result, and vice versa', () => {
   const regs = readRegistrations('native');
   assert.ok(regs.length > 200, `parsed only ${regs.length} registrations`);
   assert.deepEqual(compareWithTable(regs, OP_TABLE), []);
   assert.equal(regs.length, Object.keys(OP_TABLE).length);
 });
 
-test('the comparison catches a wrong arity, a wrong kind, a wrong result and an undeclared op (negative controls)', () => {
+test('the comparison catches a wrong arity, kind or result and an undeclared op (negative controls)', () => {
   const src = [
     'GR_OP(add, RET(at::add(T(0), T(1)));)', // declared with alpha: one argument short
     'GR_OP(mul, RET(at::mul(T(0), SC(1)));)', // other declared as a tensor
@@ -37,7 +37,8 @@ test('the comparison catches a wrong arity, a wrong kind, a wrong result and an 
 });
 
 test('the loaded addon exports exactly the declared ops', () => {
-  const exported = Object.keys(native).filter((k) => typeof (native as unknown as Record<string, unknown>)[k] === 'function');
+  const exports = native as unknown as Record<string, unknown>;
+  const exported = Object.keys(exports).filter((k) => typeof exports[k] === 'function');
   assert.deepEqual(exported.sort(), Object.keys(OP_TABLE).sort());
 });
 
@@ -47,10 +48,12 @@ test('errors from native code name the op, and argument errors the argument', ()
   assert.throws(() => a.matmul(b), (e: Error) => /^matmul: mat1 and mat2 shapes cannot be multiplied/.test(e.message));
   const badStride = [a.handle, b.handle, null, 3, [0, 0], [1, 1], 1] as unknown as OpArgs<'conv2d'>;
   assert.throws(() => call('conv2d', ...badStride),
-    (e: Error) => e instanceof TypeError && e.message === 'conv2d: argument 3 (stride: int[]) must be an array of integers');
+    (e: Error) => e instanceof TypeError &&
+      e.message === 'conv2d: argument 3 (stride: int[]) must be an array of integers');
   b.dispose();
   assert.throws(() => a.add(b), /Error: add: argument 1 \(other: tensor\) is a disposed tensor/);
-  assert.throws(() => T.cat([a, b]), /Error: cat: argument 0 \(tensors: tensor\[\]\) holds a disposed tensor at position 1/);
+  assert.throws(() => T.cat([a, b]),
+    /Error: cat: argument 0 \(tensors: tensor\[\]\) holds a disposed tensor at position 1/);
   a.dispose();
 });
 
@@ -64,7 +67,9 @@ test("an in-place op exported through its out-of-place op's ONNX handler has tha
     const base = op.slice(0, -1);
     if (!op.endsWith('_') || !isOpName(base) || !isOpName(op) || ONNX_OPS[op] || !ONNX_OPS[base]) continue;
     const baseNames = opArgs(base).map((a) => a.name);
-    for (const a of opArgs(op)) assert.ok(baseNames.includes(a.name), `${op}: argument ${a.name} is not one of ${base}'s`);
+    for (const a of opArgs(op)) {
+      assert.ok(baseNames.includes(a.name), `${op}: argument ${a.name} is not one of ${base}'s`);
+    }
     checked.push(op);
   }
   assert.ok(checked.includes('add_') && checked.includes('relu_'), checked.join(', '));
@@ -95,7 +100,8 @@ test('the addon reports the libtorch it was compiled against and the one the pro
   assert.equal(libtorchMismatch(v, 'x.node'), null);
   assert.equal(libtorchMismatch({ ...v, runtime: `${v.compiled}+cpu` }, 'x.node'), null);
   // Negative control: another runtime version gives the one-sentence error naming both and the library.
-  const msg = libtorchMismatch({ compiled: '1.13.0', runtime: '2.5.1', library: '/opt/torch/lib/libtorch_cpu.so' }, 'a.node');
+  const other = { compiled: '1.13.0', runtime: '2.5.1', library: '/opt/torch/lib/libtorch_cpu.so' };
+  const msg = libtorchMismatch(other, 'a.node');
   assert.equal(msg, 'goodsrec: the native addon a.node was compiled against libtorch 1.13.0, but this process loaded ' +
     'libtorch 2.5.1 from /opt/torch/lib/libtorch_cpu.so; rebuild the addon with `npm run build:native` ' +
     '(or point LIBTORCH / the library path at the libtorch it was built with).');
@@ -114,7 +120,8 @@ test('an addon that cannot bind to the libtorch found says which libtorch it was
       { env: { ...process.env, ...env }, encoding: 'utf8' });
     const bad = load({ LD_LIBRARY_PATH: dir });
     assert.notEqual(bad.status, 0);
-    assert.match(String(bad.stderr), new RegExp(`was compiled against libtorch ${native.libtorch.compiled.replace(/[.+]/g, '\\$&')}, ` +
+    const compiled = native.libtorch.compiled.replace(/[.+]/g, '\\$&');
+    assert.match(String(bad.stderr), new RegExp(`was compiled against libtorch ${compiled}, ` +
       'but the libtorch this process loads does not match it \\(undefined symbol'));
     const good = load({}); // control: the same command loads without the stub
     assert.equal(good.status, 0, String(good.stderr));

@@ -16,8 +16,8 @@ test('npm pack + npm install in a fresh project builds or takes the addon, and g
   { timeout: (build ? 20 : 6) * 60_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'goodsrec-pack-'));
     try {
-      const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { encoding: 'utf8' })) as
-        { filename: string; files: { path: string }[] }[];
+      const packJson = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { encoding: 'utf8' });
+      const packed = JSON.parse(packJson) as { filename: string; files: { path: string }[] }[];
       const files = packed[0]!.files.map((f) => f.path);
       for (const need of ['binding.gyp', 'native/addon.cc', 'native/common.h', 'native/image/jpeg.cc',
         'scripts/find-libtorch.mjs', 'scripts/install.mjs', 'dist/src/index.js', 'dist/src/index.d.ts',
@@ -35,8 +35,8 @@ test('npm pack + npm install in a fresh project builds or takes the addon, and g
       if (build) delete env.GOODSREC_PREBUILT;
       else env.GOODSREC_PREBUILT = resolve('build', 'Release');
       // Dependencies come from npm's cache; their metadata from the registry when the cache lacks it.
-      const install = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts',
-        join(dir, packed[0]!.filename)], { cwd: project, env, encoding: 'utf8' });
+      const install = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund',
+        '--foreground-scripts', join(dir, packed[0]!.filename)], { cwd: project, env, encoding: 'utf8' });
       assert.equal(install.status, 0, `npm install failed:\n${install.stdout}\n${install.stderr}`);
       const log = install.stdout + install.stderr;
       if (build) assert.match(log, /building the native addons against/);

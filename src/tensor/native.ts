@@ -60,8 +60,8 @@ function load(): NativeBinding {
     const compiled = compiledLibtorch(found);
     // Another libtorch lacks symbols this one had, or none is found: the loader's own words, after ours.
     if (compiled && /undefined symbol|libtorch|libc10/.test(why)) {
-      throw new Error(`goodsrec: the native addon ${found} was compiled against libtorch ${compiled}, but the libtorch ` +
-        `this process loads does not match it (${loaderReason(why)}); rebuild the addon with ` +
+      throw new Error(`goodsrec: the native addon ${found} was compiled against libtorch ${compiled}, ` +
+        `but the libtorch this process loads does not match it (${loaderReason(why)}); rebuild the addon with ` +
         '`npm run build:native` (or point LIBTORCH / the library path at the libtorch it was built with).');
     }
     throw new Error(`goodsrec: failed to load the native addon ${found}: ${why}\n` +
@@ -69,7 +69,8 @@ function load(): NativeBinding {
   }
   const mismatch = libtorchMismatch(binding.libtorch, found);
   if (mismatch) throw new Error(mismatch);
-  const missing = Object.keys(OP_TABLE).filter((op) => typeof (binding as unknown as Record<string, unknown>)[op] !== 'function');
+  const exported = binding as unknown as Record<string, unknown>;
+  const missing = Object.keys(OP_TABLE).filter((op) => typeof exported[op] !== 'function');
   if (missing.length > 0) {
     throw new Error(`goodsrec: the native addon ${found} lacks ${missing.length} op(s) of src/tensor/ops.ts ` +
       `(${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}): it is older than the code; ` +
@@ -94,7 +95,10 @@ function releaseOf(version: string): string {
  * process loaded (null when they agree). Exported for its test.
  */
 export function libtorchMismatch(v: LibtorchVersions | undefined, addon: string): string | null {
-  if (!v) return `goodsrec: the native addon ${addon} predates the libtorch version check; rebuild it with \`npm run build:native\`.`;
+  if (!v) {
+    return `goodsrec: the native addon ${addon} predates the libtorch version check; ` +
+      'rebuild it with `npm run build:native`.';
+  }
   if (v.runtime === 'unknown' || releaseOf(v.compiled) === releaseOf(v.runtime)) return null;
   return `goodsrec: the native addon ${addon} was compiled against libtorch ${v.compiled}, but this process loaded ` +
     `libtorch ${v.runtime} from ${v.library}; rebuild the addon with \`npm run build:native\` ` +

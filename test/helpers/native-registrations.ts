@@ -45,7 +45,10 @@ export function parseRegistrations(src: string, file: string): Registration[] {
     const readers: Set<string>[] = [];
     const add = (i: number, r: string): void => { (readers[i] ??= new Set()).add(r); };
     for (const m of body.matchAll(READER)) add(Number(m[2]), m[1]!);
-    for (const m of body.matchAll(/argOptions\(info, (\d+), (\d+)\)/g)) { add(Number(m[1]), 'DT'); add(Number(m[2]), 'DEV'); }
+    for (const m of body.matchAll(/argOptions\(info, (\d+), (\d+)\)/g)) {
+      add(Number(m[1]), 'DT');
+      add(Number(m[2]), 'DEV');
+    }
     for (const m of body.matchAll(/argDevice\(info, (\d+)\)/g)) add(Number(m[1]), 'DEV');
     for (const m of body.matchAll(/info\[(\d+)\]/g)) add(Number(m[1]), 'raw');
     for (let i = 0; i < readers.length; i++) readers[i] ??= new Set();
@@ -105,7 +108,9 @@ export function compareWithTable(regs: readonly Registration[], table: Readonly<
     });
     const want = [...RETURNS_OF[decl.result]].sort().join(',');
     const got = [...r.returns].sort().join(',');
-    if (want !== got) problems.push(`${r.name}: declared to return ${decl.result} (${want}) but the body returns ${got}`);
+    if (want !== got) {
+      problems.push(`${r.name}: declared to return ${decl.result} (${want}) but the body returns ${got}`);
+    }
   }
   for (const name of Object.keys(table)) {
     if (!seen.has(name)) problems.push(`${name}: declared in src/tensor/ops.ts but not registered by any GR_OP`);

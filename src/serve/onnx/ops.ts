@@ -21,8 +21,9 @@ export interface OpContext {
   where(): string;
 }
 
-/** Maps one native call (its arguments by name); outShapes are the shapes of the native results. One Value per result. */
-export type OpHandler<K extends OpName = OpName> = (c: OpContext, args: NamedArgs<K>, outShapes: number[][]) => Value[];
+/** Maps one native call (its arguments by name); outShapes: the native results' shapes. One Value per result. */
+export type OpHandler<K extends OpName = OpName> =
+  (c: OpContext, args: NamedArgs<K>, outShapes: number[][]) => Value[];
 /** At most one handler per op of the table. */
 export type OpHandlers = { readonly [K in OpName]?: OpHandler<K> };
 
@@ -72,7 +73,8 @@ const alias = (c: OpContext, a: Self, s: number[][]): Value[] => {
 };
 
 /** a op (b * alpha) for tensor b. */
-const binary = (opType: string) => (c: OpContext, a: Self & { other: Handle; alpha?: number | boolean }, s: number[][]): Value[] => {
+type BinaryArgs = Self & { other: Handle; alpha?: number | boolean };
+const binary = (opType: string) => (c: OpContext, a: BinaryArgs, s: number[][]): Value[] => {
   const x = c.value(a.self);
   const y = c.value(a.other);
   const alpha = a.alpha === undefined ? 1 : num(a.alpha, 'alpha');
