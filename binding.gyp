@@ -9,8 +9,7 @@
         "native/ops_math.cc",
         "native/ops_nn.cc",
         "native/ops_shape.cc",
-        "native/ops_reduce.cc",
-        "native/ops_extra.cc"
+        "native/ops_reduce.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -11,6 +11,11 @@ std::vector<OpEntry>& opRegistry() {
   return registry;
 }
 
+const char* opName(const Napi::CallbackInfo& info) {
+  const char* name = static_cast<const char*>(info.Data());
+  return name ? name : "goodsrec native";
+}
+
 // --- live handles -----------------------------------------------------------
 
 static std::mutex liveMutex;
@@ -99,13 +104,14 @@ Napi::Value wrapTuple2(Napi::Env env, const std::tuple<at::Tensor, at::Tensor>& 
 // --- arguments --------------------------------------------------------------
 
 static Napi::TypeError typeError(const Napi::CallbackInfo& info, size_t i, const char* expected) {
-  return Napi::TypeError::New(info.Env(), "goodsrec native: argument " + std::to_string(i) + " must be " + expected);
+  return Napi::TypeError::New(info.Env(), std::string(opName(info)) + ": argument " + std::to_string(i) + " must be " + expected);
 }
 
 static TensorBox* boxAt(const Napi::CallbackInfo& info, size_t i) {
   if (i >= info.Length() || !info[i].IsExternal()) throw typeError(info, i, "a tensor handle");
   TensorBox* box = info[i].As<Napi::External<TensorBox>>().Data();
-  if (box->disposed) throw Napi::Error::New(info.Env(), "Tensor is disposed: it was freed by dispose() or by the end of its tidy() scope");
+  if (box->disposed) throw Napi::Error::New(info.Env(), std::string(opName(info)) + ": argument " + std::to_string(i) +
+    " is a disposed tensor: it was freed by dispose() or by the end of its tidy() scope");
   return box;
 }
 
@@ -125,7 +131,10 @@ std::vector<at::Tensor> argTensorList(const Napi::CallbackInfo& info, size_t i) 
     Napi::Value v = arr.Get(k);
     if (!v.IsExternal()) throw typeError(info, i, "an array of tensor handles");
     TensorBox* box = v.As<Napi::External<TensorBox>>().Data();
-    if (box->disposed) throw Napi::Error::New(info.Env(), "Tensor is disposed");
+    if (box->disposed) {
+      throw Napi::Error::New(info.Env(), std::string(opName(info)) + ": argument " + std::to_string(i) +
+        " holds a disposed tensor at position " + std::to_string(k));
+    }
     out.push_back(box->t);
   }
   return out;

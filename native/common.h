@@ -33,6 +33,8 @@ struct OpEntry {
   OpFn fn;
 };
 std::vector<OpEntry>& opRegistry();
+// The op's name, for messages: every binding is created with it as its data.
+const char* opName(const Napi::CallbackInfo& info);
 struct OpRegistrar {
   OpRegistrar(const char* name, OpFn fn) { opRegistry().push_back({name, fn}); }
 };
@@ -68,21 +70,24 @@ Napi::Value wrapTuple2(Napi::Env env, const std::tuple<at::Tensor, at::Tensor>& 
 }  // namespace gr
 
 // One error path: libtorch's c10::Error and any std::exception become a JS
-// Error carrying libtorch's message (without its C++ backtrace).
+// Error carrying libtorch's message (without its C++ backtrace), prefixed
+// with the op's name; argument errors from the readers already name it.
 #define GR_TRY_BEGIN try {
-#define GR_TRY_END(env)                                                   \
-  }                                                                       \
-  catch (const Napi::Error&) {                                            \
-    throw;                                                                \
-  }                                                                       \
-  catch (const c10::Error& e) {                                           \
-    throw Napi::Error::New(env, e.what_without_backtrace());              \
-  }                                                                       \
-  catch (const std::exception& e) {                                       \
-    throw Napi::Error::New(env, e.what());                                \
+#define GR_TRY_END(env, opName)                                                      \
+  }                                                                                  \
+  catch (const Napi::Error&) {                                                       \
+    throw;                                                                           \
+  }                                                                                  \
+  catch (const c10::Error& e) {                                                      \
+    throw Napi::Error::New(env, std::string(opName) + ": " + e.what_without_backtrace()); \
+  }                                                                                  \
+  catch (const std::exception& e) {                                                  \
+    throw Napi::Error::New(env, std::string(opName) + ": " + e.what());              \
   }
 
-// GR_OP(name, body): defines and registers one binding. Inside the body:
+// GR_OP(name, body): defines and registers one binding. Its arguments and
+// result are declared once, in src/tensor/ops.ts (test/native-ops.test.ts
+// checks that the readers used here match that table). Inside the body:
 // T(i) tensor, OT(i) optional tensor, TL(i) tensor list, D(i) double, I(i) int,
 // OI(i) optional int, OD(i) optional double, B(i) bool, IL(i) int list,
 // S(i) string, SC(i) scalar, DT(i) dtype, ODT(i) optional dtype; RET(t) wraps a
@@ -90,7 +95,7 @@ Napi::Value wrapTuple2(Napi::Env env, const std::tuple<at::Tensor, at::Tensor>& 
 #define GR_OP(name, ...)                                                  \
   static Napi::Value op_##name(const Napi::CallbackInfo& info) {          \
     Napi::Env env = info.Env();                                           \
-    GR_TRY_BEGIN __VA_ARGS__ GR_TRY_END(env)                              \
+    GR_TRY_BEGIN __VA_ARGS__ GR_TRY_END(env, #name)                       \
   }                                                                       \
   static gr::OpRegistrar reg_##name(#name, op_##name);
 

@@ -64,7 +64,7 @@ GR_OP(isnan, RET(at::isnan(T(0)));)
 GR_OP(isinf, RET(at::isinf(T(0)));)
 GR_OP(isfinite, RET(at::isfinite(T(0)));)
 
-// clamp(t, min|null, max|null)
+// clamp: a bound given as null is absent.
 GR_OP(clamp, {
   c10::optional<at::Scalar> lo, hi;
   if (info[1].IsNumber()) lo = SC(1);
@@ -105,8 +105,7 @@ GR_OP(uniform_, { T(0).uniform_(D(1), D(2)); RETV; })
 GR_OP(bernoulli_, { T(0).bernoulli_(D(1)); RETV; })
 
 // Gradient-scaler helpers: one call for the whole gradient list.
-// unscaleAndCheck(grads, invScale): multiplies every grad by invScale in place
-// and reports whether any value was inf/NaN (torch.amp's found_inf).
+// unscaleAndCheck multiplies every grad by the inverse scale in place and reports whether any value was inf/NaN (torch.amp's found_inf).
 GR_OP(unscaleAndCheck, {
   auto grads = TL(0);
   double inv = D(1);

@@ -4,7 +4,6 @@
 
 GR_OP(conv2d, RET(at::conv2d(T(0), T(1), OT(2), IL(3), IL(4), IL(5), I(6)));)
 GR_OP(convTranspose2d, RET(at::conv_transpose2d(T(0), T(1), OT(2), IL(3), IL(4), IL(5), I(6), IL(7)));)
-// batchNorm(x, weight, bias, runningMean, runningVar, training, momentum, eps)
 GR_OP(batchNorm, RET(at::batch_norm(T(0), OT(1), OT(2), OT(3), OT(4), B(5), D(6), D(7), true));)
 GR_OP(layerNorm, RET(at::layer_norm(T(0), IL(1), OT(2), OT(3), D(4), true));)
 GR_OP(groupNorm, RET(at::group_norm(T(0), I(1), OT(2), OT(3), D(4), true));)
@@ -25,9 +24,7 @@ GR_OP(softplus, RET(at::softplus(T(0), SC(1), SC(2)));)
 GR_OP(softmax, RET(at::softmax(T(0), I(1), ODT(2)));)
 GR_OP(logSoftmax, RET(at::log_softmax(T(0), I(1), ODT(2)));)
 
-// maxPool2d(x, kernel, stride, padding, dilation, ceilMode)
 GR_OP(maxPool2d, RET(at::max_pool2d(T(0), IL(1), IL(2), IL(3), IL(4), B(5)));)
-// avgPool2d(x, kernel, stride, padding, ceilMode, countIncludePad, divisorOverride|null)
 GR_OP(avgPool2d, RET(at::avg_pool2d(T(0), IL(1), IL(2), IL(3), B(4), B(5), OI(6)));)
 GR_OP(adaptiveAvgPool2d, RET(at::adaptive_avg_pool2d(T(0), IL(1)));)
 GR_OP(adaptiveMaxPool2d, RET(std::get<0>(at::adaptive_max_pool2d(T(0), IL(1))));)
@@ -35,7 +32,6 @@ GR_OP(adaptiveMaxPool2d, RET(std::get<0>(at::adaptive_max_pool2d(T(0), IL(1))));
 GR_OP(dropout, RET(at::dropout(T(0), D(1), B(2)));)
 
 // Losses. reduction: 0 none, 1 mean, 2 sum (at::Reduction).
-// crossEntropy(logits, target, weight|null, reduction, ignoreIndex, labelSmoothing)
 GR_OP(crossEntropy, RET(at::cross_entropy_loss(T(0), T(1), OT(2), I(3), I(4), D(5)));)
 GR_OP(nllLoss, RET(at::nll_loss_nd(T(0), T(1), OT(2), I(3), I(4)));)
 GR_OP(klDiv, RET(at::kl_div(T(0), T(1), I(2), B(3)));)

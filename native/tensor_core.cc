@@ -24,7 +24,7 @@ static at::MemoryFormat memoryFormat(int64_t code) {
 
 // --- creation -----------------------------------------------------------------
 
-// fromBuffer(bytes: ArrayBufferView|ArrayBuffer, shape, dtype, device): copies.
+// fromBuffer copies the bytes of a typed array, DataView or ArrayBuffer.
 GR_OP(fromBuffer, {
   const uint8_t* src = nullptr;
   size_t len = 0;
@@ -59,7 +59,7 @@ GR_OP(fromBuffer, {
   RET(t);
 })
 
-// toBuffer(t): copies the values (row-major, on CPU) into a new ArrayBuffer.
+// toBuffer copies the values (row-major, on CPU) into a new ArrayBuffer.
 GR_OP(toBuffer, {
   at::Tensor t = T(0).detach();
   if (!t.is_cpu()) t = t.to(at::kCPU);
@@ -129,7 +129,7 @@ GR_OP(isDisposed, {
 
 // --- conversion -----------------------------------------------------------------
 
-// to(t, dtype|null, device|null, copy)
+// to: a null dtype or device keeps the tensor's own.
 GR_OP(to, {
   at::Tensor& t = T(0);
   auto dtype = ODT(1);
@@ -186,7 +186,7 @@ GR_OP(cudaDeviceCount, {
   int n = at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0;
   return Napi::Number::New(env, n);
 })
-// memory(processWide): live handles and the bytes of their storages.
+// memory: live handles (of this JS thread, or process-wide) and the bytes of their storages.
 GR_OP(memory, {
   int64_t tensors, bytes, cudaBytes;
   gr::liveStats(!B(0), tensors, bytes, cudaBytes);
@@ -206,7 +206,7 @@ GR_OP(buildInfo, {
 })
 
 // --- autocast (mixed precision) -------------------------------------------------------
-// setAutocast(deviceType "cpu"|"cuda", enabled, dtype); returns the previous state.
+// setAutocast returns the previous state.
 // libtorch 2.4 replaced the per-device setters; both are supported.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 #define GR_AUTOCAST_NEW_API 1

@@ -4,7 +4,8 @@
 // one eval-mode forward of a batch-1 input is observed and its MACs summed.
 // Element-wise ops, normalisation and pooling are not counted (as there).
 import * as T from '../tensor/index.js';
-import { setCallHook, call, type NativeArg, type CallHook } from '../tensor/native.js';
+import { setCallHook, call, type Handle, type NativeArg, type CallHook } from '../tensor/native.js';
+import { namedArgs, type OpName } from '../tensor/ops.js';
 import type { Module } from '../nn/module.js';
 
 export interface FlopsCount {
@@ -17,20 +18,20 @@ export interface FlopsCount {
 const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 
 /** MACs of one native call from its argument and result shapes; 0 for ops that are not counted. */
-function macsOf(op: string, args: readonly NativeArg[], result: unknown, shape: (h: NativeArg) => number[]): number {
+function macsOf(op: OpName, args: readonly NativeArg[], result: unknown, shape: (h: Handle) => number[]): number {
   switch (op) {
     case 'conv2d': { // out = N*Cout*Ho*Wo; each = (Cin/groups)*kh*kw MACs
-      const w = shape(args[1]!);
-      return numel(shape(result as NativeArg)) * numel(w.slice(1));
+      const a = namedArgs(op, args);
+      return numel(shape(result as Handle)) * numel(shape(a.weight).slice(1));
     }
     case 'convTranspose2d': { // each input element scatters into (Cout/groups)*kh*kw outputs
-      const w = shape(args[1]!);
-      return numel(shape(args[0]!)) * numel(w.slice(1));
+      const a = namedArgs(op, args);
+      return numel(shape(a.input)) * numel(shape(a.weight).slice(1));
     }
     case 'linear':
-      return numel(shape(result as NativeArg)) * shape(args[1]!).at(-1)!;
+      return numel(shape(result as Handle)) * shape(namedArgs(op, args).weight).at(-1)!;
     case 'matmul': case 'mm': case 'bmm':
-      return numel(shape(result as NativeArg)) * shape(args[0]!).at(-1)!;
+      return numel(shape(result as Handle)) * shape(namedArgs(op, args).self).at(-1)!;
     default:
       return 0;
   }
@@ -44,7 +45,7 @@ export function countFlops(model: Module, inputSize: readonly [number, number, n
   const byOp: Record<string, number> = {};
   let macs = 0;
   let inside = false;
-  const shape = (h: NativeArg): number[] => call('shape', h) as number[];
+  const shape = (h: Handle): number[] => call('shape', h);
   const hook: CallHook = (op, args, result) => {
     if (inside) return;
     inside = true;

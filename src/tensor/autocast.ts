@@ -14,7 +14,7 @@ export function autocast<T>(device: AutocastDevice, fn: () => T, dtype?: DType):
   const dt: DType = dtype ?? (device === 'cpu' ? 'bfloat16' : 'float16');
   if (device === 'cpu' && dt !== 'bfloat16') throw new TypeError(`Error in autocast: CPU autocast supports bfloat16 only, not ${dt}`);
   if (dt !== 'bfloat16' && dt !== 'float16') throw new TypeError(`Error in autocast: dtype must be float16 or bfloat16, not ${dt}`);
-  const prev = call('setAutocast', device, true, dtypeCode(dt)) as { enabled: boolean; dtype: number };
+  const prev = call('setAutocast', device, true, dtypeCode(dt));
   call('autocastEnter');
   try {
     const r = fn();
@@ -60,8 +60,8 @@ export class GradScaler {
    * optimizer step may run) and updates the scale.
    */
   unscaleAndUpdate(grads: readonly Tensor[]): boolean {
-    if (!this.enabled) return call('allFinite', grads.map((g) => g.handle)) as boolean;
-    const foundInf = call('unscaleAndCheck', grads.map((g) => g.handle), 1 / this.scale) as boolean;
+    if (!this.enabled) return call('allFinite', grads.map((g) => g.handle));
+    const foundInf = call('unscaleAndCheck', grads.map((g) => g.handle), 1 / this.scale);
     if (foundInf) {
       this.scale *= this.backoffFactor;
       this.growthTracker = 0;
@@ -78,5 +78,5 @@ export class GradScaler {
 
 /** True when every tensor holds only finite values. */
 export function allFinite(tensors: readonly Tensor[]): boolean {
-  return call('allFinite', tensors.map((t) => t.handle)) as boolean;
+  return call('allFinite', tensors.map((t) => t.handle));
 }

@@ -1,5 +1,5 @@
 // Creating tensors: from typed arrays or nested arrays, and the factories.
-import { call, type NativeArg } from './native.js';
+import { call } from './native.js';
 import { type DType, dtypeCode, dtypeOfArray, bytesPerElement } from './dtype.js';
 import { Tensor, wrap, assertShape, type Device, type Scalar } from './tensor.js';
 
@@ -69,16 +69,18 @@ export function scalar(value: number, options: CreateOptions = {}): Tensor {
   return tensor(value, [], options);
 }
 
-function factory(name: string, shape: readonly number[], o: CreateOptions, ...extra: NativeArg[]): Tensor {
+function factory(name: 'empty' | 'zeros' | 'ones' | 'rand' | 'randn', shape: readonly number[], o: CreateOptions): Tensor {
   const [d, dev] = opts(o);
-  return finish(wrap(call(name, assertShape(shape, 'shape'), ...extra, d, dev)), o);
+  return finish(wrap(call(name, assertShape(shape, 'shape'), d, dev)), o);
 }
 
 export function empty(shape: readonly number[], o: CreateOptions = {}): Tensor { return factory('empty', shape, o); }
 export function zeros(shape: readonly number[], o: CreateOptions = {}): Tensor { return factory('zeros', shape, o); }
 export function ones(shape: readonly number[], o: CreateOptions = {}): Tensor { return factory('ones', shape, o); }
 export function full(shape: readonly number[], value: Scalar, o: CreateOptions = {}): Tensor {
-  return factory('full', shape, { dtype: o.dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32'), ...o }, value);
+  const withDtype: CreateOptions = { dtype: o.dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32'), ...o };
+  const [d, dev] = opts(withDtype);
+  return finish(wrap(call('full', assertShape(shape, 'shape'), value, d, dev)), withDtype);
 }
 /** Uniform [0, 1). */
 export function rand(shape: readonly number[], o: CreateOptions = {}): Tensor { return factory('rand', shape, o); }

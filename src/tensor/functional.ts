@@ -1,11 +1,13 @@
 // Neural-network functionals (torch.nn.functional): the ops the model zoo and
 // the recipe need. Argument checks and PyTorch's defaults live here.
-import { call, type NativeArg } from './native.js';
+import { call } from './native.js';
+import type { OpArgs, OpsReturning } from './ops.js';
 import { dtypeCode, type DType } from './dtype.js';
 import { Tensor, wrap, type Scalar } from './tensor.js';
+import type { Handle } from './native.js';
 
-function op(name: string, ...args: NativeArg[]): Tensor {
-  return wrap(call(name, ...args));
+function op<K extends OpsReturning<'tensor'>>(name: K, ...args: OpArgs<K>): Tensor {
+  return wrap(call(name, ...args) as Handle);
 }
 function pair(v: number | readonly [number, number], what: string): number[] {
   const p = typeof v === 'number' ? [v, v] : [...v];

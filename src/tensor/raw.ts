@@ -11,6 +11,6 @@ export function fromRaw(raw: RawTensor, device?: Device): Tensor {
 
 /** The tensor's values as raw little-endian bytes, row-major, on the CPU. */
 export function toRaw(t: Tensor): RawTensor {
-  const buf = call('toBuffer', t.handle) as ArrayBuffer;
+  const buf = call('toBuffer', t.handle);
   return { dtype: t.dtype, shape: [...t.shape], data: new Uint8Array(buf) };
 }

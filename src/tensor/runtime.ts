@@ -2,6 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { call } from './native.js';
 import type { Device } from './tensor.js';
+import type { OpResult } from './ops.js';
 
 export interface MemoryInfo {
   /** Tensor handles alive (not disposed) made on this JS thread (main thread or worker). */
@@ -18,7 +19,6 @@ export interface MemoryInfo {
   rss: number;
 }
 
-interface NativeMemory { tensors: number; bytes: number; cudaBytes: number }
 
 /**
  * Live tensors and their storage bytes, for leak checks. Counts follow
@@ -26,8 +26,8 @@ interface NativeMemory { tensors: number; bytes: number; cudaBytes: number }
  * counted until backward frees it.
  */
 export function memory(): MemoryInfo {
-  const m = call('memory', false) as NativeMemory;
-  const p = call('memory', true) as NativeMemory;
+  const m = call('memory', false);
+  const p = call('memory', true);
   return { ...m, processTensors: p.tensors, processBytes: p.bytes, rss: process.memoryUsage.rss() };
 }
 
@@ -35,7 +35,7 @@ export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`Expected a positive integer for threads but received ${n}`);
   call('setNumThreads', n);
 }
-export function getNumThreads(): number { return call('getNumThreads') as number; }
+export function getNumThreads(): number { return call('getNumThreads'); }
 
 /** Seeds libtorch's generators (init, dropout, rand*). */
 export function manualSeed(seed: number): void {
@@ -44,8 +44,8 @@ export function manualSeed(seed: number): void {
 }
 
 export const cuda = {
-  isAvailable(): boolean { return call('cudaIsAvailable') as boolean; },
-  deviceCount(): number { return call('cudaDeviceCount') as number; },
+  isAvailable(): boolean { return call('cudaIsAvailable'); },
+  deviceCount(): number { return call('cudaDeviceCount'); },
 };
 
 /** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'; CUDA without a GPU is an error. */
@@ -56,10 +56,10 @@ export function resolveDevice(d: string): Device {
   return d as Device;
 }
 
-export interface BuildInfo { torchVersion: string; parallelInfo: string; cuda: boolean; mkldnn: boolean }
-export function buildInfo(): BuildInfo { return call('buildInfo') as BuildInfo; }
+export type BuildInfo = OpResult<'buildInfo'>;
+export function buildInfo(): BuildInfo { return call('buildInfo'); }
 
-export function isGradEnabled(): boolean { return call('gradEnabled') as boolean; }
+export function isGradEnabled(): boolean { return call('gradEnabled'); }
 
 function withGradMode<T>(enabled: boolean, fn: () => T): T {
   const prev = isGradEnabled();

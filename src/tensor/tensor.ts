@@ -1,6 +1,7 @@
 // The Tensor class: a typed handle to one libtorch tensor. Shape logic,
 // defaults and argument checks live here; the native side only calls ATen.
-import { call, type Handle, type NativeArg } from './native.js';
+import { call, type Handle } from './native.js';
+import type { OpArgs, OpsReturning } from './ops.js';
 import { type DType, dtypeCode, dtypeFromCode, typedArrayFor, type TypedArrayOf } from './dtype.js';
 import { markScoped, track, keep as keepInScope, type ScopedResource } from './scope.js';
 
@@ -17,15 +18,15 @@ export function memoryFormatCode(m: MemoryFormat): number {
 }
 
 /** Wraps a native result handle into a Tensor owned by the current scope. */
-export function wrap(h: unknown): Tensor {
-  return new Tensor(h as Handle);
+export function wrap(h: Handle): Tensor {
+  return new Tensor(h);
 }
 
-function op(name: string, ...args: NativeArg[]): Tensor {
+function op<K extends OpsReturning<'tensor'>>(name: K, ...args: OpArgs<K>): Tensor {
   return new Tensor(call(name, ...args) as Handle);
 }
 
-function opList(name: string, ...args: NativeArg[]): Tensor[] {
+function opList<K extends OpsReturning<'tensor[]' | 'pair'>>(name: K, ...args: OpArgs<K>): Tensor[] {
   return (call(name, ...args) as Handle[]).map((h) => new Tensor(h));
 }
 
@@ -76,16 +77,16 @@ export class Tensor implements ScopedResource {
   // --- metadata ---------------------------------------------------------------------
 
   get shape(): readonly number[] {
-    this.cachedShape ??= call('shape', this.handle) as number[];
+    this.cachedShape ??= call('shape', this.handle);
     return this.cachedShape;
   }
   get ndim(): number { return this.shape.length; }
   get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
-  get dtype(): DType { return dtypeFromCode(call('dtype', this.handle) as number); }
-  get device(): string { return call('device', this.handle) as string; }
-  get strides(): readonly number[] { return call('strides', this.handle) as number[]; }
-  get requiresGrad(): boolean { return call('requiresGrad', this.handle) as boolean; }
-  get isLeaf(): boolean { return call('isLeaf', this.handle) as boolean; }
+  get dtype(): DType { return dtypeFromCode(call('dtype', this.handle)); }
+  get device(): string { return call('device', this.handle); }
+  get strides(): readonly number[] { return call('strides', this.handle); }
+  get requiresGrad(): boolean { return call('requiresGrad', this.handle); }
+  get isLeaf(): boolean { return call('isLeaf', this.handle); }
   size(dim: number): number {
     const n = this.ndim;
     const d = dim < 0 ? dim + n : dim;
@@ -93,7 +94,7 @@ export class Tensor implements ScopedResource {
     return this.shape[d]!;
   }
   isContiguous(memoryFormat: MemoryFormat = 'contiguous'): boolean {
-    return call('isContiguous', this.handle, memoryFormatCode(memoryFormat)) as boolean;
+    return call('isContiguous', this.handle, memoryFormatCode(memoryFormat));
   }
   toString(): string {
     return this.disposed ? 'Tensor(disposed)' : `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
@@ -103,7 +104,7 @@ export class Tensor implements ScopedResource {
 
   /** Copies the values out (row-major). float16/bfloat16 come back as raw 16-bit patterns. */
   data<D extends DType = DType>(): TypedArrayOf[D] {
-    return typedArrayFor(this.dtype, call('toBuffer', this.handle) as ArrayBuffer) as TypedArrayOf[D];
+    return typedArrayFor(this.dtype, call('toBuffer', this.handle)) as TypedArrayOf[D];
   }
   /** Values as plain numbers (row-major); float16/bfloat16 are converted through float32. */
   toArray(): number[] {
@@ -212,8 +213,8 @@ export class Tensor implements ScopedResource {
 
   // --- comparisons and logic ------------------------------------------------------------------
 
-  private cmp(name: string, other: Tensor | Scalar): Tensor {
-    return typeof other === 'object' ? op(name, this.handle, other.handle) : op(name + 'Scalar', this.handle, other);
+  private cmp(name: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge', other: Tensor | Scalar): Tensor {
+    return typeof other === 'object' ? op(name, this.handle, other.handle) : op(`${name}Scalar`, this.handle, other);
   }
   eq(other: Tensor | Scalar): Tensor { return this.cmp('eq', other); }
   ne(other: Tensor | Scalar): Tensor { return this.cmp('ne', other); }
@@ -229,9 +230,9 @@ export class Tensor implements ScopedResource {
   isinf(): Tensor { return op('isinf', this.handle); }
   isfinite(): Tensor { return op('isfinite', this.handle); }
   /** True when shapes and values are identical. */
-  equal(other: Tensor): boolean { return call('equal', this.handle, other.handle) as boolean; }
+  equal(other: Tensor): boolean { return call('equal', this.handle, other.handle); }
   allclose(other: Tensor, rtol = 1e-5, atol = 1e-8): boolean {
-    return call('allclose', this.handle, other.handle, rtol, atol) as boolean;
+    return call('allclose', this.handle, other.handle, rtol, atol);
   }
 
   // --- activations (also in F) -------------------------------------------------------------------

@@ -1,8 +1,10 @@
-// Native op -> ONNX nodes, one entry per op of src/tensor (argument order as
-// in functional.ts / tensor.ts). In-place variants (relu_, add_, ...) use the
-// entry of their out-of-place op. Dimension 0 of the input is the batch: ops
+// Native op -> ONNX nodes, one entry per op of src/tensor; handlers read the call's
+// arguments by the names the op table (src/tensor/ops.ts) declares. In-place
+// variants (relu_, add_, ...) use the entry of their out-of-place op, whose
+// arguments have the same names. Dimension 0 of the input is the batch: ops
 // that would fix or mix it are rejected, reshapes keep it symbolic.
-import type { NativeArg } from '../../tensor/native.js';
+import type { Handle, NativeArg } from '../../tensor/native.js';
+import type { NamedArgs, OpName } from '../../tensor/ops.js';
 import type { Attrs, GraphBuilder } from './graph.js';
 import { dtypeCode, dtypeFromCode } from '../../tensor/dtype.js';
 
@@ -19,8 +21,13 @@ export interface OpContext {
   where(): string;
 }
 
-/** Maps one native call; outShapes are the shapes of the native results. Returns one Value per result. */
-export type OpHandler = (c: OpContext, args: readonly NativeArg[], outShapes: number[][]) => Value[];
+/** Maps one native call (its arguments by name); outShapes: the native results' shapes. One Value per result. */
+export type OpHandler<K extends OpName = OpName> =
+  (c: OpContext, args: NamedArgs<K>, outShapes: number[][]) => Value[];
+/** At most one handler per op of the table. */
+export type OpHandlers = { readonly [K in OpName]?: OpHandler<K> };
+
+type Self = { self: Handle };
 
 const num = (a: NativeArg, what: string): number => {
   if (typeof a === 'number') return a;
@@ -55,30 +62,32 @@ function reshapeTo(c: OpContext, x: Value, shape: readonly number[]): Value {
   return { name: c.g.node('Reshape', [x.name, c.g.ints(target, 'shape')]), shape: [...shape], batched };
 }
 
-const unary = (opType: string): OpHandler => (c, a, s) => {
-  const x = c.value(a[0]!);
+const unary = (opType: string) => (c: OpContext, a: Self, s: number[][]): Value[] => {
+  const x = c.value(a.self);
   return [out(c.g.node(opType, [x.name]), s[0]!, x)];
 };
 
-const alias: OpHandler = (c, a, s) => {
-  const x = c.value(a[0]!);
+const alias = (c: OpContext, a: Self, s: number[][]): Value[] => {
+  const x = c.value(a.self);
   return [{ ...x, shape: s[0]! }];
 };
 
 /** a op (b * alpha) for tensor b. */
-const binary = (opType: string): OpHandler => (c, a, s) => {
-  const x = c.value(a[0]!);
-  const y = c.value(a[1]!);
-  const alpha = a.length > 2 && !isNull(a[2]!) ? num(a[2]!, 'alpha') : 1;
+type BinaryArgs = Self & { other: Handle; alpha?: number | boolean };
+const binary = (opType: string) => (c: OpContext, a: BinaryArgs, s: number[][]): Value[] => {
+  const x = c.value(a.self);
+  const y = c.value(a.other);
+  const alpha = a.alpha === undefined ? 1 : num(a.alpha, 'alpha');
   const yn = alpha === 1 ? y.name : c.g.node('Mul', [y.name, c.g.scalar(alpha)]);
   return [out(c.g.node(opType, [x.name, yn]), s[0]!, x, y)];
 };
 
 /** a op (s * alpha) for a scalar s. */
-const binaryScalar = (opType: string): OpHandler => (c, a, s) => {
-  const x = c.value(a[0]!);
-  const alpha = a.length > 2 && !isNull(a[2]!) ? num(a[2]!, 'alpha') : 1;
-  return [out(c.g.node(opType, [x.name, c.g.scalar(num(a[1]!, 'scalar') * alpha)]), s[0]!, x)];
+type ScalarArgs = Self & { other: number | boolean; alpha?: number | boolean };
+const binaryScalar = (opType: string) => (c: OpContext, a: ScalarArgs, s: number[][]): Value[] => {
+  const x = c.value(a.self);
+  const alpha = a.alpha === undefined ? 1 : num(a.alpha, 'alpha');
+  return [out(c.g.node(opType, [x.name, c.g.scalar(num(a.other, 'scalar') * alpha)]), s[0]!, x)];
 };
 
 function gelu(c: OpContext, x: Value, approximate: string): string {
@@ -97,10 +106,10 @@ function pool2dAttrs(k: number[], s: number[], p: number[]): { kernel_shape: num
   return { kernel_shape: k, strides: s, pads: [p[0]!, p[1]!, p[0]!, p[1]!] };
 }
 
-function adaptivePool(kind: 'Average' | 'Max'): OpHandler {
+function adaptivePool(kind: 'Average' | 'Max'): OpHandler<'adaptiveAvgPool2d' | 'adaptiveMaxPool2d'> {
   return (c, a, s) => {
-    const x = c.value(a[0]!);
-    const [oh, ow] = nums(a[1]!, 'outputSize') as [number, number];
+    const x = c.value(a.self);
+    const [oh, ow] = nums(a.outputSize, 'outputSize') as [number, number];
     const [h, w] = x.shape.slice(2) as [number, number];
     if (oh === 1 && ow === 1) return [out(c.g.node(kind === 'Average' ? 'GlobalAveragePool' : 'GlobalMaxPool', [x.name]), s[0]!, x)];
     if (h % oh !== 0 || w % ow !== 0) throw new Error(`adaptive pooling from ${h}x${w} to ${oh}x${ow} has uneven windows (export at an input size divisible by the output size)`);
@@ -109,13 +118,13 @@ function adaptivePool(kind: 'Average' | 'Max'): OpHandler {
   };
 }
 
-function reduce(opType: 'ReduceMean' | 'ReduceMax' | 'ReduceMin' | 'ReduceSum' | 'ReduceL1' | 'ReduceL2', dimsArg = 1): OpHandler {
-  return (c, a, s) => {
-    const x = c.value(a[0]!);
-    const axes = nums(a[dimsArg]!, 'dims').map((d) => normDim(d, x.shape.length));
+function reduce(opType: 'ReduceMean' | 'ReduceMax' | 'ReduceMin' | 'ReduceSum' | 'ReduceL1' | 'ReduceL2') {
+  return (c: OpContext, a: Self & { dims: readonly number[]; keepdim: boolean }, s: number[][]): Value[] => {
+    const x = c.value(a.self);
+    const axes = nums(a.dims, 'dims').map((d) => normDim(d, x.shape.length));
     noBatchAxis(x, axes, opType);
     if (!axes.length) throw new Error(`${opType} over every dimension (the batch included)`);
-    const keepdims = a[dimsArg + 1] ? 1 : 0;
+    const keepdims = a.keepdim ? 1 : 0;
     // ReduceSum takes axes as an input since opset 13, the others until opset 18 as an attribute.
     const name = opType === 'ReduceSum'
       ? c.g.node(opType, [x.name, c.g.ints(axes, 'axes')], { keepdims })
@@ -124,11 +133,11 @@ function reduce(opType: 'ReduceMean' | 'ReduceMax' | 'ReduceMin' | 'ReduceSum' |
   };
 }
 
-function resize(mode: 'nearest' | 'linear' | 'cubic'): OpHandler {
-  return (c, a, s) => {
-    const x = c.value(a[0]!);
-    const alignCorners = mode !== 'nearest' && a[2] === true;
-    const [oh, ow] = nums(a[1]!, 'size');
+function resize(mode: 'nearest' | 'linear' | 'cubic') {
+  return (c: OpContext, a: Self & { size: readonly number[]; alignCorners?: boolean }, s: number[][]): Value[] => {
+    const x = c.value(a.self);
+    const alignCorners = mode !== 'nearest' && a.alignCorners === true;
+    const [oh, ow] = nums(a.size, 'size');
     const [h, w] = x.shape.slice(2) as [number, number];
     const scales = c.g.initializer(c.g.fresh('scales'), [4], Float32Array.of(1, 1, oh! / h, ow! / w));
     const attrs: Attrs = mode === 'nearest'
@@ -146,10 +155,9 @@ function slice(c: OpContext, x: Value, dim: number, start: number, end: number, 
 }
 
 /** Split along dim into pieces whose sizes come from the native results. */
-const splitOp: OpHandler = (c, a, s) => {
-  const x = c.value(a[0]!);
-  const dimArg = a.length === 2 ? a[1]! : a[2]!; // unbind(x, dim) vs split(x, size, dim)
-  const d = normDim(num(dimArg, 'dim'), x.shape.length);
+const splitOp = (c: OpContext, a: Self & { dim: number }, s: number[][]): Value[] => {
+  const x = c.value(a.self);
+  const d = normDim(num(a.dim, 'dim'), x.shape.length);
   noBatchAxis(x, [d], 'split');
   const squeeze = s.every((sh) => sh.length === x.shape.length - 1); // unbind
   const sizes = squeeze ? s.map(() => 1) : s.map((sh) => sh[d]!);
@@ -158,31 +166,31 @@ const splitOp: OpHandler = (c, a, s) => {
   return outs.map((n, i) => out(squeeze ? c.g.node('Squeeze', [n, c.g.ints([d], 'axes')]) : n, s[i]!, x));
 };
 
-export const OPS: Readonly<Record<string, OpHandler>> = {
+export const OPS: OpHandlers = {
   // --- convolution, linear, normalisation --------------------------------------------
   conv2d: (c, a, s) => {
-    const [x, w] = [c.value(a[0]!), c.value(a[1]!)];
+    const [x, w] = [c.value(a.input), c.value(a.weight)];
     const inputs = [x.name, w.name];
-    if (!isNull(a[2]!)) inputs.push(c.value(a[2]!).name);
-    const p = nums(a[4]!, 'padding');
+    if (!isNull(a.bias)) inputs.push(c.value(a.bias).name);
+    const p = nums(a.padding, 'padding');
     return [out(c.g.node('Conv', inputs, {
-      kernel_shape: w.shape.slice(2), strides: nums(a[3]!, 'stride'), pads: [p[0]!, p[1]!, p[0]!, p[1]!],
-      dilations: nums(a[5]!, 'dilation'), group: num(a[6]!, 'groups'),
+      kernel_shape: w.shape.slice(2), strides: nums(a.stride, 'stride'), pads: [p[0]!, p[1]!, p[0]!, p[1]!],
+      dilations: nums(a.dilation, 'dilation'), group: num(a.groups, 'groups'),
     }), s[0]!, x)];
   },
   convTranspose2d: (c, a, s) => {
-    const [x, w] = [c.value(a[0]!), c.value(a[1]!)];
+    const [x, w] = [c.value(a.input), c.value(a.weight)];
     const inputs = [x.name, w.name];
-    if (!isNull(a[2]!)) inputs.push(c.value(a[2]!).name);
-    const p = nums(a[4]!, 'padding');
+    if (!isNull(a.bias)) inputs.push(c.value(a.bias).name);
+    const p = nums(a.padding, 'padding');
     return [out(c.g.node('ConvTranspose', inputs, {
-      kernel_shape: w.shape.slice(2), strides: nums(a[3]!, 'stride'), pads: [p[0]!, p[1]!, p[0]!, p[1]!],
-      output_padding: nums(a[5]!, 'outputPadding'), group: num(a[6]!, 'groups'), dilations: nums(a[7]!, 'dilation'),
+      kernel_shape: w.shape.slice(2), strides: nums(a.stride, 'stride'), pads: [p[0]!, p[1]!, p[0]!, p[1]!],
+      output_padding: nums(a.outputPadding, 'outputPadding'), group: num(a.groups, 'groups'), dilations: nums(a.dilation, 'dilation'),
     }), s[0]!, x)];
   },
   linear: (c, a, s) => {
-    const [x, w] = [c.value(a[0]!), c.value(a[1]!)];
-    const b = isNull(a[2]!) ? null : c.value(a[2]!);
+    const [x, w] = [c.value(a.input), c.value(a.weight)];
+    const b = isNull(a.bias) ? null : c.value(a.bias);
     if (x.shape.length === 2) {
       return [out(c.g.node('Gemm', b ? [x.name, w.name, b.name] : [x.name, w.name], { transB: 1 }), s[0]!, x)];
     }
@@ -190,38 +198,38 @@ export const OPS: Readonly<Record<string, OpHandler>> = {
     return [out(b ? c.g.node('Add', [mm, b.name]) : mm, s[0]!, x)];
   },
   batchNorm: (c, a, s) => {
-    if (a[5] === true) throw new Error('batch norm in training mode (call model.eval() before exporting)');
-    const x = c.value(a[0]!);
-    if (isNull(a[3]!) || isNull(a[4]!)) throw new Error('batch norm without running statistics');
+    if (a.training === true) throw new Error('batch norm in training mode (call model.eval() before exporting)');
+    const x = c.value(a.input);
+    if (isNull(a.runningMean) || isNull(a.runningVar)) throw new Error('batch norm without running statistics');
     const ch = x.shape[1]!;
-    const weight = isNull(a[1]!) ? c.g.initializer(c.g.fresh('bn_ones'), [ch], new Float32Array(ch).fill(1)) : c.value(a[1]!).name;
-    const bias = isNull(a[2]!) ? c.g.initializer(c.g.fresh('bn_zeros'), [ch], new Float32Array(ch)) : c.value(a[2]!).name;
-    return [out(c.g.node('BatchNormalization', [x.name, weight, bias, c.value(a[3]!).name, c.value(a[4]!).name], { epsilon: { float: num(a[7]!, 'eps') } }), s[0]!, x)];
+    const weight = isNull(a.weight) ? c.g.initializer(c.g.fresh('bn_ones'), [ch], new Float32Array(ch).fill(1)) : c.value(a.weight).name;
+    const bias = isNull(a.bias) ? c.g.initializer(c.g.fresh('bn_zeros'), [ch], new Float32Array(ch)) : c.value(a.bias).name;
+    return [out(c.g.node('BatchNormalization', [x.name, weight, bias, c.value(a.runningMean).name, c.value(a.runningVar).name], { epsilon: { float: num(a.eps, 'eps') } }), s[0]!, x)];
   },
   layerNorm: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const shape = nums(a[1]!, 'normalizedShape');
+    const x = c.value(a.input);
+    const shape = nums(a.normalizedShape, 'normalizedShape');
     const n = shape.reduce((p, q) => p * q, 1);
-    const weight = isNull(a[2]!) ? c.g.initializer(c.g.fresh('ln_ones'), shape, new Float32Array(n).fill(1)) : c.value(a[2]!).name;
+    const weight = isNull(a.weight) ? c.g.initializer(c.g.fresh('ln_ones'), shape, new Float32Array(n).fill(1)) : c.value(a.weight).name;
     const inputs = [x.name, weight];
-    if (!isNull(a[3]!)) inputs.push(c.value(a[3]!).name);
-    return [out(c.g.node('LayerNormalization', inputs, { axis: -shape.length, epsilon: { float: num(a[4]!, 'eps') } }), s[0]!, x)];
+    if (!isNull(a.bias)) inputs.push(c.value(a.bias).name);
+    return [out(c.g.node('LayerNormalization', inputs, { axis: -shape.length, epsilon: { float: num(a.eps, 'eps') } }), s[0]!, x)];
   },
   groupNorm: (c, a, s) => {
     // (x - mean) / sqrt(var + eps) per (sample, group), then the per-channel affine.
-    const x = c.value(a[0]!);
-    const groups = num(a[1]!, 'numGroups');
+    const x = c.value(a.input);
+    const groups = num(a.numGroups, 'numGroups');
     const g = c.g;
     const ch = x.shape[1]!;
     const grouped = g.node('Reshape', [x.name, g.ints([0, groups, -1], 'shape')]);
     const mean = g.node('ReduceMean', [grouped], { axes: [2], keepdims: 1 });
     const d = g.node('Sub', [grouped, mean]);
     const v = g.node('ReduceMean', [g.node('Mul', [d, d])], { axes: [2], keepdims: 1 });
-    const nrm = g.node('Div', [d, g.node('Sqrt', [g.node('Add', [v, g.scalar(num(a[4]!, 'eps'))])])]);
+    const nrm = g.node('Div', [d, g.node('Sqrt', [g.node('Add', [v, g.scalar(num(a.eps, 'eps'))])])]);
     let y = g.node('Reshape', [nrm, g.ints([0, ...x.shape.slice(1)], 'shape')]);
     const perChannel = [ch, ...x.shape.slice(2).map(() => 1)];
-    if (!isNull(a[2]!)) y = g.node('Mul', [y, g.node('Reshape', [c.value(a[2]!).name, g.ints(perChannel, 'shape')])]);
-    if (!isNull(a[3]!)) y = g.node('Add', [y, g.node('Reshape', [c.value(a[3]!).name, g.ints(perChannel, 'shape')])]);
+    if (!isNull(a.weight)) y = g.node('Mul', [y, g.node('Reshape', [c.value(a.weight).name, g.ints(perChannel, 'shape')])]);
+    if (!isNull(a.bias)) y = g.node('Add', [y, g.node('Reshape', [c.value(a.bias).name, g.ints(perChannel, 'shape')])]);
     return [out(y, s[0]!, x)];
   },
 
@@ -231,71 +239,71 @@ export const OPS: Readonly<Record<string, OpHandler>> = {
   tanh: unary('Tanh'),
   hardswish: unary('HardSwish'),
   hardsigmoid: (c, a, s) => {
-    const x = c.value(a[0]!);
+    const x = c.value(a.self);
     return [out(c.g.node('HardSigmoid', [x.name], { alpha: { float: 1 / 6 }, beta: { float: 0.5 } }), s[0]!, x)];
   },
   hardtanh: (c, a, s) => {
-    const x = c.value(a[0]!);
-    return [out(c.g.node('Clip', [x.name, c.g.scalar(num(a[1]!, 'min')), c.g.scalar(num(a[2]!, 'max'))]), s[0]!, x)];
+    const x = c.value(a.self);
+    return [out(c.g.node('Clip', [x.name, c.g.scalar(num(a.min, 'min')), c.g.scalar(num(a.max, 'max'))]), s[0]!, x)];
   },
   leakyRelu: (c, a, s) => {
-    const x = c.value(a[0]!);
-    return [out(c.g.node('LeakyRelu', [x.name], { alpha: { float: num(a[1]!, 'negativeSlope') } }), s[0]!, x)];
+    const x = c.value(a.self);
+    return [out(c.g.node('LeakyRelu', [x.name], { alpha: { float: num(a.negativeSlope, 'negativeSlope') } }), s[0]!, x)];
   },
   elu: (c, a, s) => {
-    const x = c.value(a[0]!);
-    return [out(c.g.node('Elu', [x.name], { alpha: { float: num(a[1]!, 'alpha') } }), s[0]!, x)];
+    const x = c.value(a.self);
+    return [out(c.g.node('Elu', [x.name], { alpha: { float: num(a.alpha, 'alpha') } }), s[0]!, x)];
   },
   silu: (c, a, s) => {
-    const x = c.value(a[0]!);
+    const x = c.value(a.self);
     return [out(c.g.node('Mul', [x.name, c.g.node('Sigmoid', [x.name])]), s[0]!, x)];
   },
   mish: (c, a, s) => {
-    const x = c.value(a[0]!);
+    const x = c.value(a.self);
     return [out(c.g.node('Mul', [x.name, c.g.node('Tanh', [c.g.node('Softplus', [x.name])])]), s[0]!, x)];
   },
   softplus: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const beta = num(a[1]!, 'beta');
+    const x = c.value(a.self);
+    const beta = num(a.beta, 'beta');
     const y = beta === 1 ? c.g.node('Softplus', [x.name])
       : c.g.node('Div', [c.g.node('Softplus', [c.g.node('Mul', [x.name, c.g.scalar(beta)])]), c.g.scalar(beta)]);
     return [out(y, s[0]!, x)];
   },
   gelu: (c, a, s) => {
-    const x = c.value(a[0]!);
-    return [out(gelu(c, x, typeof a[1] === 'string' ? a[1] : 'none'), s[0]!, x)];
+    const x = c.value(a.self);
+    return [out(gelu(c, x, typeof a.approximate === 'string' ? a.approximate : 'none'), s[0]!, x)];
   },
   softmax: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const d = normDim(num(a[1]!, 'dim'), x.shape.length);
+    const x = c.value(a.self);
+    const d = normDim(num(a.dim, 'dim'), x.shape.length);
     noBatchAxis(x, [d], 'softmax');
     return [out(c.g.node('Softmax', [x.name], { axis: d }), s[0]!, x)];
   },
   logSoftmax: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const d = normDim(num(a[1]!, 'dim'), x.shape.length);
+    const x = c.value(a.self);
+    const d = normDim(num(a.dim, 'dim'), x.shape.length);
     noBatchAxis(x, [d], 'logSoftmax');
     return [out(c.g.node('LogSoftmax', [x.name], { axis: d }), s[0]!, x)];
   },
   dropout: (c, a, s) => {
-    if (a[2] === true && num(a[1]!, 'p') > 0) throw new Error('dropout in training mode (call model.eval() before exporting)');
+    if (a.training === true && num(a.p, 'p') > 0) throw new Error('dropout in training mode (call model.eval() before exporting)');
     return alias(c, a, s);
   },
 
   // --- pooling ---------------------------------------------------------------------------
   maxPool2d: (c, a, s) => {
-    const x = c.value(a[0]!);
+    const x = c.value(a.self);
     return [out(c.g.node('MaxPool', [x.name], {
-      ...pool2dAttrs(nums(a[1]!, 'kernelSize'), nums(a[2]!, 'stride'), nums(a[3]!, 'padding')),
-      dilations: nums(a[4]!, 'dilation'), ceil_mode: a[5] ? 1 : 0,
+      ...pool2dAttrs(nums(a.kernelSize, 'kernelSize'), nums(a.stride, 'stride'), nums(a.padding, 'padding')),
+      dilations: nums(a.dilation, 'dilation'), ceil_mode: a.ceilMode ? 1 : 0,
     }), s[0]!, x)];
   },
   avgPool2d: (c, a, s) => {
-    if (!isNull(a[6]!)) throw new Error('avg pooling with divisorOverride has no ONNX equivalent');
-    const x = c.value(a[0]!);
+    if (!isNull(a.divisorOverride)) throw new Error('avg pooling with divisorOverride has no ONNX equivalent');
+    const x = c.value(a.self);
     return [out(c.g.node('AveragePool', [x.name], {
-      ...pool2dAttrs(nums(a[1]!, 'kernelSize'), nums(a[2]!, 'stride'), nums(a[3]!, 'padding')),
-      ceil_mode: a[4] ? 1 : 0, count_include_pad: a[5] ? 1 : 0,
+      ...pool2dAttrs(nums(a.kernelSize, 'kernelSize'), nums(a.stride, 'stride'), nums(a.padding, 'padding')),
+      ceil_mode: a.ceilMode ? 1 : 0, count_include_pad: a.countIncludePad ? 1 : 0,
     }), s[0]!, x)];
   },
   adaptiveAvgPool2d: adaptivePool('Average'),
@@ -318,10 +326,10 @@ export const OPS: Readonly<Record<string, OpHandler>> = {
   divScalar: binaryScalar('Div'),
   powScalar: binaryScalar('Pow'),
   rsubScalar: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const alpha = num(a[2]!, 'alpha');
+    const x = c.value(a.self);
+    const alpha = num(a.alpha, 'alpha');
     const xs = alpha === 1 ? x.name : c.g.node('Mul', [x.name, c.g.scalar(alpha)]);
-    return [out(c.g.node('Sub', [c.g.scalar(num(a[1]!, 'scalar')), xs]), s[0]!, x)];
+    return [out(c.g.node('Sub', [c.g.scalar(num(a.other, 'scalar')), xs]), s[0]!, x)];
   },
   neg: unary('Neg'),
   abs: unary('Abs'),
@@ -336,71 +344,71 @@ export const OPS: Readonly<Record<string, OpHandler>> = {
   ceil: unary('Ceil'),
   sign: unary('Sign'),
   rsqrt: (c, a, s) => {
-    const x = c.value(a[0]!);
+    const x = c.value(a.self);
     return [out(c.g.node('Reciprocal', [c.g.node('Sqrt', [x.name])]), s[0]!, x)];
   },
   square: (c, a, s) => {
-    const x = c.value(a[0]!);
+    const x = c.value(a.self);
     return [out(c.g.node('Mul', [x.name, x.name]), s[0]!, x)];
   },
   clamp: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const lo = isNull(a[1]!) ? '' : c.g.scalar(num(a[1]!, 'min'));
-    const hi = isNull(a[2]!) ? '' : c.g.scalar(num(a[2]!, 'max'));
+    const x = c.value(a.self);
+    const lo = isNull(a.min) ? '' : c.g.scalar(num(a.min, 'min'));
+    const hi = isNull(a.max) ? '' : c.g.scalar(num(a.max, 'max'));
     return [out(c.g.node('Clip', hi ? [x.name, lo, hi] : [x.name, lo]), s[0]!, x)];
   },
-  clampMin: (c, a, s) => {
-    const x = c.value(a[0]!);
-    return [out(c.g.node('Clip', [x.name, c.g.scalar(num(a[1]!, 'min'))]), s[0]!, x)];
+  clampMin_: (c, a, s) => {
+    const x = c.value(a.self);
+    return [out(c.g.node('Clip', [x.name, c.g.scalar(num(a.min, 'min'))]), s[0]!, x)];
   },
   matmul: binary('MatMul'),
   mm: binary('MatMul'),
   bmm: binary('MatMul'),
 
   // --- shape ----------------------------------------------------------------------------------
-  reshape: (c, a, s) => [reshapeTo(c, c.value(a[0]!), s[0]!)],
-  view: (c, a, s) => [reshapeTo(c, c.value(a[0]!), s[0]!)],
+  reshape: (c, a, s) => [reshapeTo(c, c.value(a.self), s[0]!)],
+  view: (c, a, s) => [reshapeTo(c, c.value(a.self), s[0]!)],
   flatten: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const start = normDim(num(a[1]!, 'startDim'), x.shape.length);
-    const end = normDim(num(a[2]!, 'endDim'), x.shape.length);
+    const x = c.value(a.self);
+    const start = normDim(num(a.startDim, 'startDim'), x.shape.length);
+    const end = normDim(num(a.endDim, 'endDim'), x.shape.length);
     if (start === 1 && end === x.shape.length - 1) return [out(c.g.node('Flatten', [x.name], { axis: 1 }), s[0]!, x)];
     return [reshapeTo(c, x, s[0]!)];
   },
   permute: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const perm = nums(a[1]!, 'dims').map((d) => normDim(d, x.shape.length));
+    const x = c.value(a.self);
+    const perm = nums(a.dims, 'dims').map((d) => normDim(d, x.shape.length));
     if (x.batched && perm[0] !== 0) throw new Error('permute moves the batch dimension');
     return [out(c.g.node('Transpose', [x.name], { perm }), s[0]!, x)];
   },
   transpose: (c, a, s) => {
-    const x = c.value(a[0]!);
+    const x = c.value(a.self);
     const r = x.shape.length;
-    const [d0, d1] = [normDim(num(a[1]!, 'dim0'), r), normDim(num(a[2]!, 'dim1'), r)];
+    const [d0, d1] = [normDim(num(a.dim0, 'dim0'), r), normDim(num(a.dim1, 'dim1'), r)];
     noBatchAxis(x, [d0, d1], 'transpose');
     const perm = Array.from({ length: r }, (_, i) => (i === d0 ? d1 : i === d1 ? d0 : i));
     return [out(c.g.node('Transpose', [x.name], { perm }), s[0]!, x)];
   },
   unsqueeze: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const d = normDim(num(a[1]!, 'dim'), x.shape.length + 1);
+    const x = c.value(a.self);
+    const d = normDim(num(a.dim, 'dim'), x.shape.length + 1);
     if (x.batched && d === 0) throw new Error('unsqueeze before the batch dimension');
     return [out(c.g.node('Unsqueeze', [x.name, c.g.ints([d], 'axes')]), s[0]!, x)];
   },
   squeeze: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const d = normDim(num(a[1]!, 'dim'), x.shape.length);
+    const x = c.value(a.self);
+    const d = normDim(num(a.dim, 'dim'), x.shape.length);
     if (x.shape[d] !== 1) return alias(c, a, s);
     return [out(c.g.node('Squeeze', [x.name, c.g.ints([d], 'axes')]), s[0]!, x)];
   },
   squeezeAll: (c, a, s) => {
-    const x = c.value(a[0]!);
+    const x = c.value(a.self);
     const axes = x.shape.map((n, i) => (n === 1 ? i : -1)).filter((i) => i >= 0);
     if (axes.length === 0) return alias(c, a, s);
     return [out(c.g.node('Squeeze', [x.name, c.g.ints(axes, 'axes')]), s[0]!, x)];
   },
   expand: (c, a, s) => {
-    const x = c.value(a[0]!);
+    const x = c.value(a.self);
     const target = s[0]!;
     const offset = target.length - x.shape.length;
     // 1 wherever the input already has the size: Expand broadcasts, so the batch stays dynamic.
@@ -413,31 +421,31 @@ export const OPS: Readonly<Record<string, OpHandler>> = {
   detach: alias,
   to: (c, a, s) => {
     // The graph is float32 end to end: only no-op conversions (.float(), .cpu()) are allowed.
-    if (!isNull(a[1]!) && a[1] !== dtypeCode('float32')) throw new Error(`conversion to ${dtypeFromCode(num(a[1]!, 'dtype'))} (the exported graph is float32)`);
+    if (!isNull(a.dtype) && a.dtype !== dtypeCode('float32')) throw new Error(`conversion to ${dtypeFromCode(num(a.dtype, 'dtype'))} (the exported graph is float32)`);
     return alias(c, a, s);
   },
   cat: (c, a, s) => {
-    const xs = (a[0] as NativeArg[]).map((h) => c.value(h));
-    const d = normDim(num(a[1]!, 'dim'), xs[0]!.shape.length);
+    const xs = (a.tensors as NativeArg[]).map((h) => c.value(h));
+    const d = normDim(num(a.dim, 'dim'), xs[0]!.shape.length);
     if (xs.some((x) => x.batched)) noBatchAxis(xs.find((x) => x.batched)!, [d], 'cat');
     return [out(c.g.node('Concat', xs.map((x) => x.name), { axis: d }), s[0]!, ...xs)];
   },
   stack: (c, a, s) => {
-    const xs = (a[0] as NativeArg[]).map((h) => c.value(h));
-    const d = normDim(num(a[1]!, 'dim'), xs[0]!.shape.length + 1);
+    const xs = (a.tensors as NativeArg[]).map((h) => c.value(h));
+    const d = normDim(num(a.dim, 'dim'), xs[0]!.shape.length + 1);
     if (xs.some((x) => x.batched) && d === 0) throw new Error('stack over the batch dimension');
     const axes = c.g.ints([d], 'axes');
     return [out(c.g.node('Concat', xs.map((x) => c.g.node('Unsqueeze', [x.name, axes])), { axis: d }), s[0]!, ...xs)];
   },
   constantPad: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const p = nums(a[1]!, 'padding');
+    const x = c.value(a.self);
+    const p = nums(a.pad, 'padding');
     const r = x.shape.length;
     const begin = new Array<number>(r).fill(0);
     const end = new Array<number>(r).fill(0);
     for (let i = 0; i < p.length / 2; i++) { begin[r - 1 - i] = p[2 * i]!; end[r - 1 - i] = p[2 * i + 1]!; }
     if (x.batched && (begin[0] !== 0 || end[0] !== 0)) throw new Error('padding the batch dimension');
-    return [out(c.g.node('Pad', [x.name, c.g.ints([...begin, ...end], 'pads'), c.g.scalar(num(a[2]!, 'value'))], { mode: 'constant' }), s[0]!, x)];
+    return [out(c.g.node('Pad', [x.name, c.g.ints([...begin, ...end], 'pads'), c.g.scalar(num(a.value, 'value'))], { mode: 'constant' }), s[0]!, x)];
   },
 
   // --- reductions -------------------------------------------------------------------------
@@ -447,34 +455,34 @@ export const OPS: Readonly<Record<string, OpHandler>> = {
   amin: reduce('ReduceMin'),
   // norm(x, p, dims, keepdim): the L2 norm gallery embeddings are normalised by, and L1.
   norm: (c, a, s) => {
-    const p = num(a[1]!, 'p');
+    const p = num(a.p, 'p');
     if (p !== 1 && p !== 2) throw new Error(`norm with p = ${p} (only 1 and 2 export)`);
-    return reduce(p === 2 ? 'ReduceL2' : 'ReduceL1', 2)(c, a, s);
+    return reduce(p === 2 ? 'ReduceL2' : 'ReduceL1')(c, a, s);
   },
 
   // --- indexing ------------------------------------------------------------------------------
   slice: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const start = isNull(a[2]!) ? 0 : num(a[2]!, 'start');
-    const end = isNull(a[3]!) ? Number.MAX_SAFE_INTEGER : num(a[3]!, 'end');
-    return [slice(c, x, num(a[1]!, 'dim'), start, end, num(a[4]!, 'step'), s[0]!)];
+    const x = c.value(a.self);
+    const start = isNull(a.start) ? 0 : num(a.start, 'start');
+    const end = isNull(a.end) ? Number.MAX_SAFE_INTEGER : num(a.end, 'end');
+    return [slice(c, x, num(a.dim, 'dim'), start, end, num(a.step, 'step'), s[0]!)];
   },
   narrow: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const start = num(a[2]!, 'start');
-    return [slice(c, x, num(a[1]!, 'dim'), start, start + num(a[3]!, 'length'), 1, s[0]!)];
+    const x = c.value(a.self);
+    const start = num(a.start, 'start');
+    return [slice(c, x, num(a.dim, 'dim'), start, start + num(a.length, 'length'), 1, s[0]!)];
   },
   select: (c, a, s) => {
-    const x = c.value(a[0]!);
-    const d = normDim(num(a[1]!, 'dim'), x.shape.length);
+    const x = c.value(a.self);
+    const d = normDim(num(a.dim, 'dim'), x.shape.length);
     noBatchAxis(x, [d], 'select');
-    const idx = c.g.initializer(c.g.fresh('index'), [], BigInt64Array.of(BigInt(num(a[2]!, 'index'))));
+    const idx = c.g.initializer(c.g.fresh('index'), [], BigInt64Array.of(BigInt(num(a.index, 'index'))));
     return [out(c.g.node('Gather', [x.name, idx], { axis: d }), s[0]!, x)];
   },
   flip: (c, a, s) => {
     // Slice with step -1 over each flipped axis.
-    const x = c.value(a[0]!);
-    const axes = nums(a[1]!, 'dims').map((d) => normDim(d, x.shape.length));
+    const x = c.value(a.self);
+    const axes = nums(a.dims, 'dims').map((d) => normDim(d, x.shape.length));
     noBatchAxis(x, axes, 'flip');
     const g = c.g;
     const name = g.node('Slice', [x.name, g.ints(axes.map(() => -1), 'starts'), g.ints(axes.map(() => Number.MIN_SAFE_INTEGER), 'ends'), g.ints(axes, 'axes'), g.ints(axes.map(() => -1), 'steps')]);

@@ -2,12 +2,13 @@
 // observed (setCallHook in src/tensor/native.ts) and mapped to ONNX nodes by
 // the table in ops.ts. Parameters and buffers become initializers named by
 // their state-dict keys; dimension 0 stays symbolic ('batch').
-import { call, setCallHook, type NativeArg } from '../../tensor/native.js';
+import { call, setCallHook, type Handle, type NativeArg } from '../../tensor/native.js';
+import { isOpName, namedArgs, type OpName } from '../../tensor/ops.js';
 import * as T from '../../tensor/index.js';
 import { dtypeCode, dtypeFromCode } from '../../tensor/dtype.js';
 import type { Module } from '../../nn/module.js';
 import { GraphBuilder } from './graph.js';
-import { OPS, type OpContext, type Value } from './ops.js';
+import { OPS, type OpContext, type OpHandler, type Value } from './ops.js';
 
 /** An op the exporter cannot express, with the module whose forward called it. */
 export class UnsupportedOpError extends Error {
@@ -39,14 +40,14 @@ export interface TraceResult {
 /** What a traced forward returns: output name -> tensor (the first one is the graph's main output). */
 export type TracedForward = (x: T.Tensor) => Record<string, T.Tensor>;
 
-type HandleObj = object;
+type HandleObj = Handle;
 
-function isHandle(v: unknown): v is HandleObj {
+function isHandle(v: unknown): v is Handle {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer);
 }
 
 /** Ops whose result reads a tensor's values: fine on constants, impossible on traced activations. */
-const READS_VALUES = new Set(['item', 'toBuffer', 'equal', 'allclose', 'nonzero', 'maskedSelect']);
+const READS_VALUES = new Set<OpName>(['item', 'toBuffer', 'equal', 'allclose', 'nonzero', 'maskedSelect']);
 
 /**
  * Runs model.forward(example) in eval mode under noGrad and returns the graph it
@@ -72,20 +73,20 @@ export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<
     busy = true;
     try { return fn(); } finally { busy = was; }
   };
-  const shapeOf = (h: HandleObj): number[] => internal(() => call('shape', h as NativeArg) as number[]);
+  const shapeOf = (h: HandleObj): number[] => internal(() => call('shape', h));
   const where = (): string => (stack.length ? stack[stack.length - 1]! : '<model>');
 
   // A tensor not computed from the input (parameter, buffer, constant made in forward) becomes an initializer.
   const constantOf = (h: HandleObj): Value => internal(() => {
     const state = stateByHandle.get(h);
     const shape = shapeOf(h);
-    const dtype = dtypeFromCode(call('dtype', h as NativeArg) as number);
+    const dtype = dtypeFromCode(call('dtype', h));
     let data: Float32Array | BigInt64Array;
-    if (dtype === 'float32') data = new Float32Array(call('toBuffer', h as NativeArg) as ArrayBuffer);
-    else if (dtype === 'int64') data = new BigInt64Array(call('toBuffer', h as NativeArg) as ArrayBuffer);
+    if (dtype === 'float32') data = new Float32Array(call('toBuffer', h));
+    else if (dtype === 'int64') data = new BigInt64Array(call('toBuffer', h));
     else if (dtype === 'float16' || dtype === 'bfloat16' || dtype === 'float64') {
-      const f = call('to', h as NativeArg, dtypeCode('float32'), null, true) as NativeArg;
-      data = new Float32Array(call('toBuffer', f) as ArrayBuffer);
+      const f = call('to', h, dtypeCode('float32'), null, true);
+      data = new Float32Array(call('toBuffer', f));
       call('dispose', f);
     } else throw new UnsupportedOpError('constant', where(), `uses a ${dtype} tensor (only float and int64 tensors export)`);
     const name = g.initializer(state?.name ?? `const_${constCount++}`, shape, data);
@@ -104,7 +105,7 @@ export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<
     where,
   };
 
-  const hook = (op: string, args: readonly NativeArg[], result: unknown): void => {
+  const hook = (op: OpName, args: readonly NativeArg[], result: unknown): void => {
     if (busy) return;
     const tensorArgs: HandleObj[] = [];
     for (const a of args) {
@@ -122,12 +123,13 @@ export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<
     if (!inPlace && resultHandles.length === 0) return; // metadata (shape, dtype, ...), dispose
     if (inPlace && !values.has(args[0] as HandleObj)) throw new UnsupportedOpError(op, where(), 'writes into a tensor that was not computed from the input (cannot be exported)');
     const base = inPlace ? op.slice(0, -1) : op;
-    const handler = OPS[op] ?? OPS[base];
+    // An in-place op's arguments carry the same names as its out-of-place op's.
+    const handler = (OPS[op] ?? (isOpName(base) ? OPS[base] : undefined)) as OpHandler | undefined;
     if (!handler) throw new UnsupportedOpError(op, where(), 'has no ONNX mapping (add one in src/serve/onnx/ops.ts)');
     const outShapes = (inPlace ? [args[0] as HandleObj] : resultHandles).map(shapeOf);
     let out: Value[];
     try {
-      out = internal(() => handler(ctx, args, outShapes));
+      out = internal(() => handler(ctx, namedArgs(op, args), outShapes));
     } catch (e) {
       if (e instanceof UnsupportedOpError) throw e;
       throw new UnsupportedOpError(op, where(), `cannot be exported: ${(e as Error).message}`);

@@ -1,2 +1,0 @@
-// Further op bindings added as models need them (same GR_OP pattern).
-#include "common.h"
