@@ -10,7 +10,8 @@
         "native/ops_nn.cc",
         "native/ops_shape.cc",
         "native/ops_reduce.cc",
-        "native/ops_extra.cc"
+        "native/ops_extra.cc",
+        "native/dist.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
