@@ -10,3 +10,4 @@ export * from './loader.js';
 export * from './stats.js';
 export * from './analyze.js';
 export * from './native-image.js';
+export { shardOrder, shardLength, type Shard } from './shard.js';
