@@ -92,6 +92,13 @@ export interface TrainConfig {
   checkpointEverySteps: number;
   keepCheckpoints: number;
   out: string;
+  /** Data-parallel training (the processes come from the launcher's environment; see docs/distributed.md). */
+  distributed: {
+    bucketCapMB: number;
+    /** Recorded by the trainer: processes of the run, and batchSize x accumulate x worldSize. */
+    worldSize: number;
+    globalBatch: number;
+  };
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
@@ -115,6 +122,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   checkpointEverySteps: 0,
   keepCheckpoints: 3,
   out: 'runs',
+  distributed: { bucketCapMB: 25, worldSize: 1, globalBatch: 0 },
 };
 
 /** One line of documentation per option, shown by `goodsrec train --help`. */
@@ -155,7 +163,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   'schedule.minLr': 'cosine annealing floor',
   'schedule.perIteration': 'update the learning rate every iteration instead of every epoch',
   'loss.labelSmoothing': 'label smoothing',
-  batchSize: 'batch size',
+  batchSize: 'batch size per process (data-parallel: the global batch is this x processes)',
   accumulate: 'gradient accumulation steps',
   ema: 'EMA decay of the weights (0 = off)',
   classBalanced: 'class-balanced sampling for long-tailed data',
@@ -168,6 +176,9 @@ export const CONFIG_DOCS: Record<string, string> = {
   checkpointEverySteps: 'also checkpoint every N steps inside an epoch (0 = off)',
   keepCheckpoints: 'periodic checkpoints kept (best and last always)',
   out: 'folder under which the run folder is created',
+  'distributed.bucketCapMB': 'data-parallel gradient all-reduce bucket size in MiB (as DDP bucket_cap_mb)',
+  'distributed.worldSize': 'recorded by the trainer: processes that started the run (set by --nproc-per-node/--nnodes)',
+  'distributed.globalBatch': 'recorded by the trainer: batchSize x accumulate x worldSize',
 };
 
 export class ConfigError extends Error {
@@ -294,7 +305,8 @@ export function validateConfig(c: TrainConfig): void {
 
 /** The learning rate actually used: the recipe's lr is given for batch 128. */
 export function scaledLr(c: TrainConfig): number {
-  return (c.optim.lr * c.batchSize * c.accumulate) / 128;
+  // The linear scaling rule over the global batch (every data-parallel process adds batchSize).
+  return (c.optim.lr * c.batchSize * c.accumulate * (c.distributed?.worldSize ?? 1)) / 128;
 }
 
 /** Text for --help: every option with its default. */

@@ -9,6 +9,7 @@ import { ProgressReporter } from '../../train/progress.js';
 import type { TrainWorkerData, TrainWorkerMessage } from '../../train/worker-entry.js';
 import type { TrainResult } from '../../train/trainer.js';
 import { fail } from '../errors.js';
+import { launchRanks, stripLaunchFlags } from '../../distributed/launch.js';
 
 const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
 
@@ -34,6 +35,11 @@ const command = defineCommand({
     set: { type: 'string', description: 'override any option, repeatable: --set optim.lr=0.05 (every option is listed below)' },
     'print-config': { type: 'boolean', description: 'print the resolved config as JSON and exit' },
     json: { type: 'boolean', description: 'print the result as JSON' },
+    'nproc-per-node': { type: 'string', description: 'data-parallel: processes (ranks) on this machine; each gets cores/N threads' },
+    nnodes: { type: 'string', description: 'data-parallel: machines in the job (default 1)' },
+    'node-rank': { type: 'string', description: 'data-parallel: index of this machine (default 0)' },
+    'master-addr': { type: 'string', description: 'data-parallel: address of node 0 (default 127.0.0.1)' },
+    'master-port': { type: 'string', description: 'data-parallel: free port on node 0 for the rendezvous (default 29500)' },
   },
   async run({ args, rawArgs }) {
     let config: TrainConfig;
@@ -63,6 +69,21 @@ const command = defineCommand({
       throw e;
     }
     if (args['print-config']) { console.log(JSON.stringify(config, null, 2)); return; }
+    if (args['nproc-per-node'] !== undefined || args.nnodes !== undefined) {
+      // Launcher: this process only starts the ranks (torchrun's contract) and watches them.
+      try {
+        const code = await launchRanks(process.argv[1]!, stripLaunchFlags(process.argv.slice(2)), {
+          nprocPerNode: Number(args['nproc-per-node'] ?? 1), nnodes: Number(args.nnodes ?? 1), nodeRank: Number(args['node-rank'] ?? 0),
+          masterAddr: args['master-addr'] ?? '127.0.0.1', masterPort: Number(args['master-port'] ?? 29500),
+        }, (line) => console.error(`goodsrec launch: ${line}`));
+        process.exitCode = code;
+        return;
+      } catch (e) {
+        return fail((e as Error).message, 'see goodsrec train --help');
+      }
+    }
+    // Ranks other than 0 of a data-parallel job train silently; rank 0 reports for the job.
+    const quiet = (process.env.RANK ?? '0') !== '0' && Number(process.env.WORLD_SIZE ?? 1) > 1;
 
     const stopFlag = new SharedArrayBuffer(4);
     const stop = new Int32Array(stopFlag);
@@ -89,6 +110,7 @@ const command = defineCommand({
     process.on('SIGTERM', onSignal);
     const result = await new Promise<TrainResult | Error>((resolvePromise) => {
       worker.on('message', (m: TrainWorkerMessage) => {
+        if (quiet && m.type !== 'done' && m.type !== 'error') return;
         if (m.type === 'step') progress.update(m.progress, m.totalSteps, m.stepsDone);
         else if (m.type === 'log') progress.log(m.line);
         else if (m.type === 'epoch') {
@@ -114,6 +136,7 @@ const command = defineCommand({
       if (process.env.GOODSREC_DEBUG) console.error(result.stack);
       return fail(result.message);
     }
+    if (quiet) { if (result.stopped) process.exitCode = 130; return; }
     if (args.json) console.log(JSON.stringify(result, null, 2));
     else {
       const best = result.best ? `best val top-1 ${pct(result.best.top1)} (epoch ${result.best.epoch})` : 'no validation';
