@@ -19,6 +19,7 @@ export class DistributedSession {
   readonly pg: T.ProcessGroup;
   private dp: DataParallel | null = null;
   private where = 'start-up';
+  private pos = { epoch: 0, step: 0 };
 
   private constructor(env: DistEnv, pg: T.ProcessGroup) {
     this.env = env;
@@ -85,15 +86,19 @@ export class DistributedSession {
   /** Before the forward of (epoch, step): heartbeat for failure reports, rank 0's buffers. */
   beginStep(epoch: number, step: number): void {
     this.where = `epoch ${epoch + 1}, step ${step + 1}`;
+    this.pos = { epoch, step };
     this.guard(() => {
-      this.pg.storeSet(`progress/${this.rank}`, JSON.stringify({ epoch, step, at: Date.now() }));
+      this.heartbeat('computing');
       this.dp?.beforeForward();
     });
   }
 
   /** After backward, before the optimizer step: gradients averaged over ranks. */
   averageGradients(): void {
-    this.guard(() => this.dp?.averageGradients());
+    this.guard(() => {
+      this.heartbeat('in the gradient all-reduce');
+      this.dp?.averageGradients();
+    });
   }
 
   /** One vote per step: true on every rank as soon as any rank asks to stop (Ctrl-C reaches ranks at different steps). */
@@ -109,6 +114,11 @@ export class DistributedSession {
   waitForMain(what: string): void {
     this.where = what;
     this.guard(() => this.pg.barrier(LONG_WAIT_MS));
+  }
+
+  /** Where this rank is, for the failure report of any rank (one small store write). */
+  private heartbeat(phase: 'computing' | 'in the gradient all-reduce'): void {
+    this.pg.storeSet(`progress/${this.rank}`, JSON.stringify({ ...this.pos, phase, at: Date.now() }));
   }
 
   close(): void {
@@ -133,11 +143,12 @@ export class DistributedSession {
     try {
       for (let r = 0; r < this.worldSize; r++) {
         const raw = this.pg.storeGet(`progress/${r}`);
-        const p = raw ? JSON.parse(raw) as { epoch: number; step: number; at: number } : null;
-        const key = p ? p.epoch * 1e9 + p.step : null;
+        const p = raw ? JSON.parse(raw) as { epoch: number; step: number; phase: string; at: number } : null;
+        const key = p ? p.epoch * 1e9 + p.step * 2 + (p.phase === 'computing' ? 0 : 1) : null;
         seen.push(key);
         if (key !== null) furthest = Math.max(furthest, key);
-        lines.push(p ? `rank ${r}: epoch ${p.epoch + 1}, step ${p.step + 1} (${((Date.now() - p.at) / 1000).toFixed(0)} s ago)` : `rank ${r}: no step yet`);
+        lines.push(p ? `rank ${r}: epoch ${p.epoch + 1}, step ${p.step + 1}, ${p.phase} for ${((Date.now() - p.at) / 1000).toFixed(0)} s`
+          : `rank ${r}: no step yet`);
       }
     } catch {
       return 'The rendezvous store on rank 0 is unreachable: rank 0 died or its machine is gone.';

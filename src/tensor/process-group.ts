@@ -31,7 +31,8 @@ function checked<R>(what: string, fn: () => R): R {
   try {
     return fn();
   } catch (e) {
-    throw new CollectiveError(`${what}: ${(e as Error).message}`);
+    const m = (e as Error).message;
+    throw new CollectiveError(m.startsWith(`${what}: `) ? m : `${what}: ${m}`);
   }
 }
 

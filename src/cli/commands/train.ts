@@ -100,7 +100,7 @@ const command = defineCommand({
       signals++;
       if (signals === 1) {
         Atomics.store(stop, 0, 1);
-        progress.log(`${sig}: finishing the current step and saving a checkpoint (again to abort without saving)`);
+        if (!quiet) progress.log(`${sig}: finishing the current step and saving a checkpoint (again to abort without saving)`);
       } else {
         progress.log(`${sig}: aborting; the last saved checkpoint is intact`);
         process.exit(130);
