@@ -113,7 +113,8 @@ export class DistributedSession {
   /** Waits for rank 0 after work only it does (validation, checkpoints). */
   waitForMain(what: string): void {
     this.where = what;
-    this.guard(() => this.pg.barrier(LONG_WAIT_MS));
+    // Only the waiting ranks get the long wait: rank 0 arrives last, so a hung peer still fails it in time.
+    this.guard(() => this.pg.barrier(this.isMain ? this.env.timeoutMs : LONG_WAIT_MS));
   }
 
   /** Where this rank is, for the failure report of any rank (one small store write). */
