@@ -20,6 +20,7 @@ export class DistributedSession {
   private dp: DataParallel | null = null;
   private where = 'start-up';
   private pos = { epoch: 0, step: 0 };
+  private mainWaits = 0;
 
   private constructor(env: DistEnv, pg: T.ProcessGroup) {
     this.env = env;
@@ -113,8 +114,14 @@ export class DistributedSession {
   /** Waits for rank 0 after work only it does (validation, checkpoints). */
   waitForMain(what: string): void {
     this.where = what;
-    // Only the waiting ranks get the long wait: rank 0 arrives last, so a hung peer still fails it in time.
-    this.guard(() => this.pg.barrier(this.isMain ? this.env.timeoutMs : LONG_WAIT_MS));
+    // The long wait is on a store key (libtorch 1.13's Gloo barrier ignores a per-call timeout); the barrier
+    // after it is short, so a hung rank still fails rank 0 in time, and a dead rank 0 ends the others at once.
+    const key = `main-done/${this.mainWaits++}`;
+    this.guard(() => {
+      if (this.isMain) this.pg.storeSet(key, '1');
+      else this.pg.storeWait(key, LONG_WAIT_MS);
+      this.pg.barrier();
+    });
   }
 
   /** Where this rank is, for the failure report of any rank (one small store write). */
