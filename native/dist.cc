@@ -13,6 +13,9 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
 
 #include "common.h"
@@ -89,6 +92,60 @@ void unflattenInto(const at::Tensor& buf, std::vector<at::Tensor>& ts) {
     off += n;
   }
 }
+
+// Gradient all-reduce overlapped with backward, as DDP's Reducer: a post-hook on each
+// parameter's grad accumulator counts the bucket's ready gradients; the bucket's
+// all-reduce starts as soon as its last gradient is accumulated, while backward
+// continues with earlier layers. finish() waits and copies the means back.
+using AccumulatorPtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
+
+struct Overlap {
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  Millis timeout{0};
+  double scale = 1.0;
+  std::vector<at::Tensor> params;               // all-reduce order
+  std::vector<size_t> bucketOf;                 // param -> bucket
+  std::vector<std::vector<size_t>> members;     // bucket -> params
+  std::vector<AccumulatorPtr> accumulators;     // kept alive: the hooks live on them
+  std::vector<size_t> remaining;
+  std::vector<at::Tensor> bufs;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  bool armed = false;
+  std::string error;
+
+  void ready(size_t i) {
+    if (!armed) return;
+    size_t b = bucketOf[i];
+    if (remaining[b] == 0 || --remaining[b] != 0) return;
+    try {
+      std::vector<at::Tensor> gs;
+      for (size_t m : members[b]) {
+        at::Tensor g = params[m].grad();
+        if (!g.defined()) throw std::runtime_error("a parameter has no gradient after backward");
+        gs.push_back(g);
+      }
+      std::vector<at::Tensor> one{flatten(gs, scale)};
+      c10d::AllreduceOptions o;
+      o.timeout = timeout;
+      works[b] = pg->allreduce(one, o);
+      bufs[b] = one[0];
+    } catch (const std::exception& e) {
+      if (error.empty()) error = e.what();
+    }
+  }
+};
+
+struct ReadyHook : torch::autograd::FunctionPostHook {
+  Overlap* o;
+  size_t i;
+  ReadyHook(Overlap* o, size_t i) : o(o), i(i) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list&) override {
+    at::NoGradGuard noGrad;
+    o->ready(i);
+    return outputs;
+  }
+};
 
 }  // namespace
 
@@ -179,6 +236,80 @@ GR_OP(distAllreduceBuckets, {
     unflattenInto(bufs[b], members[b]);
   }
   RETV;
+})
+
+// distOverlapCreate(pg, params, bucketSizes, scale, timeoutMs) -> handle. The
+// hooks stay registered for the life of the handle; they act only while armed.
+GR_OP(distOverlapCreate, {
+  DistGroup& g = group(info, 0);
+  auto* o = new Overlap();
+  o->pg = g.pg;
+  o->params = TL(1);
+  std::vector<int64_t> sizes = IL(2);
+  o->scale = D(3);
+  o->timeout = Millis(I(4));
+  for (int64_t n : sizes) {
+    std::vector<size_t> m;
+    for (int64_t k = 0; k < n; k++) {
+      if (o->bucketOf.size() >= o->params.size()) { delete o; throw std::invalid_argument("bucket sizes do not cover the tensors"); }
+      m.push_back(o->bucketOf.size());
+      o->bucketOf.push_back(o->members.size());
+    }
+    o->members.push_back(std::move(m));
+  }
+  if (o->bucketOf.size() != o->params.size()) { delete o; throw std::invalid_argument("bucket sizes do not cover the tensors"); }
+  for (size_t i = 0; i < o->params.size(); i++) {
+    auto acc = torch::autograd::impl::grad_accumulator(o->params[i]);
+    if (!acc) { delete o; throw std::invalid_argument("overlap: every tensor must be a leaf that requires grad"); }
+    acc->add_post_hook(std::make_unique<ReadyHook>(o, i));
+    o->accumulators.push_back(acc);
+  }
+  return Napi::External<Overlap>::New(env, o, [](Napi::Env, Overlap* p) {
+    // Deliberately not deleted: hooks on accumulators that outlive this handle still point here. Disarmed
+    // and emptied, they return at once; what stays is a few bytes per training run.
+    p->armed = false;
+    p->params.clear();
+    p->bufs.clear();
+    p->works.clear();
+    p->accumulators.clear();
+  });
+})
+
+// distOverlapArm(h): the next backward launches the buckets' all-reduces.
+GR_OP(distOverlapArm, {
+  Overlap* o = info[0].As<Napi::External<Overlap>>().Data();
+  o->armed = true;
+  o->error.clear();
+  o->remaining.assign(o->members.size(), 0);
+  for (size_t b = 0; b < o->members.size(); b++) o->remaining[b] = o->members[b].size();
+  o->bufs.assign(o->members.size(), at::Tensor());
+  o->works.assign(o->members.size(), c10::intrusive_ptr<c10d::Work>());
+  RETV;
+})
+
+// distOverlapFinish(h): after backward, waits for every bucket and writes the means
+// into the gradients. Returns the number of buckets launched during backward.
+GR_OP(distOverlapFinish, {
+  Overlap* o = info[0].As<Napi::External<Overlap>>().Data();
+  o->armed = false;
+  at::NoGradGuard noGrad;
+  int64_t early = 0;
+  for (size_t b = 0; b < o->members.size(); b++) if (o->works[b]) early++;
+  if (!o->error.empty()) throw std::runtime_error("gradient all-reduce: " + o->error);
+  // Buckets whose gradients never became ready (unused parameters) are an error, as in DDP.
+  for (size_t b = 0; b < o->members.size(); b++) {
+    if (!o->works[b]) throw std::runtime_error("gradient all-reduce: bucket " + std::to_string(b) +
+      " was not ready after backward (a parameter took no part in the loss)");
+  }
+  for (size_t b = 0; b < o->members.size(); b++) {
+    waitWork(o->works[b], o->timeout, "gradient all-reduce");
+    std::vector<at::Tensor> gs;
+    for (size_t m : o->members[b]) gs.push_back(o->params[m].grad());
+    unflattenInto(o->bufs[b], gs);
+    o->works[b].reset();
+    o->bufs[b] = at::Tensor();
+  }
+  return Napi::Number::New(env, static_cast<double>(early));
 })
 
 // distBroadcast(pg, tensors, root, timeoutMs): coalesced into one buffer.

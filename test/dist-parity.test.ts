@@ -63,15 +63,20 @@ test('2-process Gloo data parallel matches PyTorch DDP (losses and weights), neg
     const params = (m: Map<string, T.Tensor>): Map<string, T.Tensor> => new Map([...m].filter(([k]) => !/running_|num_batches/.test(k)));
     assert.equal(maxRelError(params(torchW[0]!), params(torchW[1]!)), 0);
 
-    await runGoodsrec(dir, 'ddp');
-    for (const r of [0, 1]) {
-      const mine = JSON.parse(readFileSync(join(dir, `goodsrec-ddp-rank${r}.json`), 'utf8')) as { losses: number[] };
+    // Overlapped with backward (several small buckets), and all after backward.
+    for (const mode of ['ddp', 'ddp-post']) await runGoodsrec(dir, mode);
+    for (const [mode, r] of [['ddp', 0], ['ddp', 1], ['ddp-post', 0], ['ddp-post', 1]] as const) {
+      const mine = JSON.parse(readFileSync(join(dir, `goodsrec-${mode}-rank${r}.json`), 'utf8')) as { losses: number[]; buckets: number[]; early: number };
+      if (mode === 'ddp') {
+        assert.ok(mine.buckets.length >= 3, `several buckets: ${mine.buckets}`);
+        assert.equal(mine.early, mine.buckets.length, 'every bucket was launched from a backward hook');
+      }
       assert.equal(mine.losses.length, STEPS);
       mine.losses.forEach((l, s) => assert.ok(Math.abs(l - torchLosses[r]![s]!) <= TOL * Math.abs(torchLosses[r]![s]!),
-        `rank ${r} step ${s + 1}: loss ${l} vs PyTorch DDP ${torchLosses[r]![s]}`));
-      const w = loadTensors(join(dir, `goodsrec-ddp-rank${r}.safetensors`));
+        `${mode} rank ${r} step ${s + 1}: loss ${l} vs PyTorch DDP ${torchLosses[r]![s]}`));
+      const w = loadTensors(join(dir, `goodsrec-${mode}-rank${r}.safetensors`));
       const err = maxRelError(w, torchW[r]!);
-      assert.ok(err <= TOL, `rank ${r}: weights after ${STEPS} steps differ from PyTorch DDP's by ${err}`);
+      assert.ok(err <= TOL, `${mode} rank ${r}: weights after ${STEPS} steps differ from PyTorch DDP's by ${err}`);
       for (const t of w.values()) t.dispose();
     }
 

@@ -2,8 +2,8 @@
 // rank 0's weights and buffers are broadcast at start, buffers again before every
 // forward (DDP's broadcast_buffers=True), and gradients are averaged by bucketed
 // all-reduce (buckets in reverse parameter order, 1 MiB first then 25 MiB, as DDP).
-// The all-reduce runs right after backward (all buckets in flight together), not
-// overlapped with backward through autograd hooks as DDP's Reducer does.
+// With overlap (default), hooks on the grad accumulators start each bucket's all-reduce
+// during backward, as DDP's Reducer; without, all buckets go right after backward.
 import * as T from '../tensor/index.js';
 
 export interface DataParallelOptions {
@@ -13,6 +13,8 @@ export interface DataParallelOptions {
   firstBucketCapMB?: number;
   /** Broadcast rank 0's buffers (BatchNorm statistics) before every forward. Default true, as DDP. */
   broadcastBuffers?: boolean;
+  /** Start bucket all-reduces during backward (autograd hooks). Default true. */
+  overlap?: boolean;
 }
 
 export interface ParamSet {
@@ -42,6 +44,10 @@ export class DataParallel {
   /** Gradient bytes all-reduced per optimizer step. */
   readonly bytesPerStep: number;
   private readonly broadcastBuffersEachStep: boolean;
+  private readonly overlap: T.GradientOverlap | null;
+  private armed = false;
+  /** Buckets whose all-reduce started during the last backward (overlap). */
+  lastEarlyBuckets = 0;
 
   constructor(pg: T.ProcessGroup, model: ParamSet, o: DataParallelOptions = {}) {
     this.pg = pg;
@@ -52,6 +58,8 @@ export class DataParallel {
     this.buckets = bucketSizes(bytes, (o.firstBucketCapMB ?? 1) * mib, (o.bucketCapMB ?? 25) * mib);
     this.bytesPerStep = bytes.reduce((a, b) => a + b, 0);
     this.broadcastBuffersEachStep = o.broadcastBuffers ?? true;
+    this.overlap = (o.overlap ?? true) && pg.worldSize > 1
+      ? pg.overlapGradients(this.params, this.buckets, 1 / pg.worldSize) : null;
   }
 
   get worldSize(): number { return this.pg.worldSize; }
@@ -69,12 +77,22 @@ export class DataParallel {
     }
   }
 
+  /** Before a backward whose gradients will be averaged: their all-reduce starts during it (overlap). */
+  beforeBackward(): void {
+    if (this.overlap) { this.overlap.arm(); this.armed = true; }
+  }
+
   /**
    * After backward: every gradient becomes the mean over ranks. A parameter without a gradient is an error,
    * as in DDP without find_unused_parameters (the ranks' buckets would disagree).
    */
   averageGradients(): void {
     if (this.pg.worldSize === 1) return;
+    if (this.armed) {
+      this.armed = false;
+      this.lastEarlyBuckets = this.overlap!.finish();
+      return;
+    }
     T.tidy(() => {
       const grads = this.params.map((p, i) => {
         const g = p.grad;

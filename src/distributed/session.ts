@@ -84,13 +84,17 @@ export class DistributedSession {
     return this.dp;
   }
 
-  /** Before the forward of (epoch, step): heartbeat for failure reports, rank 0's buffers. */
-  beginStep(epoch: number, step: number): void {
+  /**
+   * Before the forward of (epoch, step): heartbeat for failure reports, rank 0's buffers; `sync`: this step's
+   * backward ends in averageGradients (not a gradient-accumulation micro-step), so its all-reduce overlaps it.
+   */
+  beginStep(epoch: number, step: number, sync = true): void {
     this.where = `epoch ${epoch + 1}, step ${step + 1}`;
     this.pos = { epoch, step };
     this.guard(() => {
       this.heartbeat('computing');
       this.dp?.beforeForward();
+      if (sync) this.dp?.beforeBackward();
     });
   }
 

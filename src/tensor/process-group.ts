@@ -36,6 +36,14 @@ function checked<R>(what: string, fn: () => R): R {
   }
 }
 
+/** See ProcessGroup.overlapGradients. */
+export interface GradientOverlap {
+  /** The next backward launches the all-reduces (call before it). */
+  arm(): void;
+  /** After backward: waits for every bucket, writes the means into the gradients; returns the buckets launched. */
+  finish(): number;
+}
+
 export class ProcessGroup {
   private handle: Handle | null;
   readonly rank: number;
@@ -77,6 +85,18 @@ export class ProcessGroup {
    */
   allreduceBuckets(tensors: readonly Tensor[], bucketSizes: readonly number[], scale = 1, timeoutMs = this.timeoutMs): void {
     checked('gradient all-reduce', () => call('distAllreduceBuckets', this.h, tensors.map((t) => t.handle), [...bucketSizes], scale, timeoutMs));
+  }
+
+  /**
+   * Gradient all-reduce overlapped with backward (DDP's Reducer): hooks on the grad accumulators of `params`
+   * (leaves that require grad) launch each bucket's all-reduce as soon as its gradients are accumulated.
+   */
+  overlapGradients(params: readonly Tensor[], bucketSizes: readonly number[], scale: number, timeoutMs = this.timeoutMs): GradientOverlap {
+    const h = checked('gradient hooks', () => call('distOverlapCreate', this.h, params.map((t) => t.handle), [...bucketSizes], scale, timeoutMs) as Handle);
+    return {
+      arm: () => { call('distOverlapArm', h); },
+      finish: () => checked('gradient all-reduce', () => call('distOverlapFinish', h) as number),
+    };
   }
 
   /** Copies root's values into every rank's tensors (one coalesced buffer). */

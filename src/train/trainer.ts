@@ -309,7 +309,7 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
       for await (const batch of trainLoader) {
         // Seeded per step so dropout/drop-path repeat exactly after a resume.
         T.manualSeed(deriveSeed(c.seed, epoch, step, 0x7a11));
-        dist?.beginStep(epoch, step);
+        dist?.beginStep(epoch, step, (step + 1) % c.accumulate === 0 || step + 1 === stepsPerEpoch);
         const lossValue = T.tidy(() => {
           let x = T.tensor(batch.data as Float32Array, batch.shape);
           if (device !== 'cpu') x = x.to(device);
