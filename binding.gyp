@@ -9,7 +9,8 @@
         "native/ops_math.cc",
         "native/ops_nn.cc",
         "native/ops_shape.cc",
-        "native/ops_reduce.cc"
+        "native/ops_reduce.cc",
+        "native/dist.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

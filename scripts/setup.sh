@@ -11,7 +11,7 @@ for a in "$@"; do [[ "$a" == --test ]] && want_test=1; done
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- system packages -------------------------------------------------------------
-pkgs=(libtorch-dev libopenblas0-pthread libjpeg-dev g++ make python3)
+pkgs=(libtorch-dev libgloo-dev libopenblas0-pthread libjpeg-dev g++ make python3)
 # Test-only: the PyTorch oracle, and Chromium for the browser tests of the HTML pages.
 if (( want_test )); then pkgs+=(python3-torch python3-torchvision python3-pil chromium); fi
 

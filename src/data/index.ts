@@ -11,3 +11,4 @@ export * from './stats.js';
 export * from './analyze.js';
 export * from './native-image.js';
 export * from './walk.js';
+export { shardOrder, shardLength, type Shard } from './shard.js';

@@ -12,6 +12,7 @@ import { Rng, deriveSeed } from '../util/rng.js';
 import { resolveSamplePath, type Dataset } from './dataset.js';
 import { BadImageError, type BadFileReason } from './image.js';
 import { processSample, type BatchSlot, type SharedImage } from './sample.js';
+import { shardLength, shardOrder, type Shard } from './shard.js';
 import { decodePrefixLength, deterministicPrefixLength, pipelineOutputSize, validatePipeline, type PipelineConfig } from './transforms.js';
 
 export interface Batch {
@@ -64,6 +65,8 @@ export interface DataLoaderOptions {
    * does): memory then stays flat instead of waiting for the garbage collector. Default false.
    */
   reuseBuffers?: boolean;
+  /** Data-parallel rank: load only this rank's share of each epoch (see data/shard.ts). */
+  shard?: Shard;
 }
 
 /** Messages to and from src/data/worker.ts. */
@@ -164,6 +167,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly pipeline: PipelineConfig;
   readonly batchSize: number;
   readonly mode: 'train' | 'eval';
+  readonly shard: Shard | null;
   readonly seed: number;
   /** Bad files met so far (each path once per epoch). */
   readonly badFiles: BadFileRecord[] = [];
@@ -188,6 +192,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.pipeline = o.pipeline;
     this.batchSize = o.batchSize;
     this.mode = o.mode ?? 'train';
+    this.shard = o.shard && o.shard.worldSize > 1 ? { ...o.shard } : null;
     this.seed = o.seed ?? 0;
     const workers = o.workers ?? availableParallelism();
     this.opts = {
@@ -211,7 +216,8 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   /** Batches per epoch. */
   get stepsPerEpoch(): number {
-    const n = this.dataset.samples.length;
+    const all = this.dataset.samples.length;
+    const n = this.shard ? shardLength(all, this.shard, this.mode === 'train') : all;
     return this.opts.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -228,8 +234,13 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.pos = { ...s };
   }
 
-  /** Dataset indices of an epoch in delivery order (before dropLast). */
+  /** Dataset indices of an epoch in delivery order (before dropLast); this rank's share when sharded. */
   epochOrder(epoch: number): Int32Array {
+    const order = this.globalOrder(epoch);
+    return this.shard ? shardOrder(order, this.shard, this.mode === 'train') : order;
+  }
+
+  private globalOrder(epoch: number): Int32Array {
     const n = this.dataset.samples.length;
     if (this.opts.sampler === 'sequential') return Int32Array.from({ length: n }, (_, i) => i);
     if (this.opts.sampler === 'shuffle') return new Rng(deriveSeed(this.seed, epoch, 0x5eed)).permutation(n);

@@ -22,6 +22,7 @@ export interface ArgKinds {
   'dtype?': number | null; // ODT(i)
   'device?': string | null; // gr::argDevice / argOptions: null is the CPU
   bytes: ArrayBufferView | ArrayBuffer; // read through info[i] directly
+  external: Handle; // a native object (process group, gradient hooks): group(info, i) or info[i]
 }
 export type ArgKind = keyof ArgKinds;
 
@@ -41,6 +42,9 @@ export interface ResultKinds {
   memory: { tensors: number; bytes: number; cudaBytes: number };
   buildInfo: { torchVersion: string; parallelInfo: string; cuda: boolean; mkldnn: boolean };
   autocastState: { enabled: boolean; dtype: number };
+  external: Handle;
+  'string?': string | null;
+  distInfo: { rank: number; worldSize: number; backend: string; torchVersion: string };
 }
 export type ResultKind = keyof ResultKinds;
 
@@ -104,6 +108,20 @@ export const OP_TABLE = {
   gradEnabled: op('bool'),
   setGradEnabled: op('void', 'enabled: bool'),
   mallocPolicy: op('bool', 'mode: string'),
+  // c10d (native/dist.cc): TCPStore rendezvous and ProcessGroupGloo collectives.
+  distInit: op('external', 'host: string', 'port: int', 'rank: int', 'worldSize: int', 'timeoutMs: int', 'prefix: string'),
+  distDestroy: op('void', 'group: external'),
+  distAllreduce: op('void', 'group: external', 'tensor: tensor', 'op: string', 'timeoutMs: int'),
+  distAllreduceBuckets: op('void', 'group: external', 'tensors: tensor[]', 'bucketSizes: int[]', 'scale: float', 'timeoutMs: int'),
+  distOverlapCreate: op('external', 'group: external', 'params: tensor[]', 'bucketSizes: int[]', 'scale: float', 'timeoutMs: int'),
+  distOverlapArm: op('void', 'overlap: external'),
+  distOverlapFinish: op('number', 'overlap: external'),
+  distBroadcast: op('void', 'group: external', 'tensors: tensor[]', 'root: int', 'timeoutMs: int'),
+  distBarrier: op('void', 'group: external', 'timeoutMs: int'),
+  distStoreSet: op('void', 'group: external', 'key: string', 'value: string'),
+  distStoreGet: op('string?', 'group: external', 'key: string'),
+  distStoreWait: op('string', 'group: external', 'key: string', 'timeoutMs: int'),
+  distInfo: op('distInfo', 'group: external'),
   setNumThreads: op('void', 'threads: int'),
   getNumThreads: op('number'),
   manualSeed: op('void', 'seed: int'),

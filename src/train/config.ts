@@ -104,6 +104,13 @@ export interface TrainConfig {
   checkpointEverySteps: number;
   keepCheckpoints: number;
   out: string;
+  /** Data-parallel training (the processes come from the launcher's environment; see docs/distributed.md). */
+  distributed: {
+    bucketCapMB: number;
+    /** Recorded by the trainer: processes of the run, and batchSize x accumulate x worldSize. */
+    worldSize: number;
+    globalBatch: number;
+  };
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
@@ -129,6 +136,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   checkpointEverySteps: 0,
   keepCheckpoints: 3,
   out: 'runs',
+  distributed: { bucketCapMB: 25, worldSize: 1, globalBatch: 0 },
 };
 
 /** One line of documentation per option, shown by `goodsrec train --help`. */
@@ -178,7 +186,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   'finetune.headOnlyEpochs': 'first epochs in which only the classifier learns (trunk frozen, BatchNorm statistics kept)',
   'finetune.layerDecay': 'layer-wise lr decay: each depth below the classifier gets lr x this (1 = off)',
   'finetune.freezeBn': 'BatchNorm frozen: running statistics and affine parameters stay as loaded',
-  batchSize: 'batch size',
+  batchSize: 'batch size per process (data-parallel: the global batch is this x processes)',
   accumulate: 'gradient accumulation steps',
   ema: 'EMA decay of the weights (0 = off)',
   classBalanced: 'class-balanced sampling for long-tailed data',
@@ -191,6 +199,9 @@ export const CONFIG_DOCS: Record<string, string> = {
   checkpointEverySteps: 'also checkpoint every N steps inside an epoch (0 = off)',
   keepCheckpoints: 'periodic checkpoints kept (best and last always)',
   out: 'folder under which the run folder is created',
+  'distributed.bucketCapMB': 'data-parallel gradient all-reduce bucket size in MiB (as DDP bucket_cap_mb)',
+  'distributed.worldSize': 'recorded by the trainer: processes that started the run (set by --nproc-per-node/--nnodes)',
+  'distributed.globalBatch': 'recorded by the trainer: batchSize x accumulate x worldSize',
 };
 
 export class ConfigError extends Error {
@@ -336,7 +347,8 @@ export function validateConfig(c: TrainConfig): void {
 
 /** The learning rate actually used: the recipe's lr is given for batch 128. */
 export function scaledLr(c: TrainConfig): number {
-  return (c.optim.lr * c.batchSize * c.accumulate) / 128;
+  // The linear scaling rule over the global batch (every data-parallel process adds batchSize).
+  return (c.optim.lr * c.batchSize * c.accumulate * (c.distributed?.worldSize ?? 1)) / 128;
 }
 
 /** Every option as [dotted key, default value]. */

@@ -16,7 +16,7 @@ import { readRunStart, reportSkippedInputs, writeRunStart } from './run-start.js
 import { goodsrecVersion } from '../util/version.js';
 import { evaluate } from '../eval/evaluate.js';
 import type { EvalMetrics } from '../eval/metrics.js';
-import { type TrainConfig, scaledLr, validateConfig, headOptions, marginOptions } from './config.js';
+import { type TrainConfig, DEFAULT_CONFIG, scaledLr, validateConfig, headOptions, marginOptions } from './config.js';
 import { marginCrossEntropy } from './margin-loss.js';
 import { saveCheckpoint, loadCheckpoint, writePointer, readPointer, pruneCheckpoints, disposeTensors } from './checkpoint.js';
 import { evalPipeline, trainPipeline, type PreprocessConfig } from './pipelines.js';
@@ -24,6 +24,7 @@ import { readRunInfo, type RunInfo } from './run-folder.js';
 import { resolvePretrained, checkArchitecture, type ResolvedPretrained } from '../hub/index.js';
 import { freezeBatchNormParams, layerDecayGroups, setTrainMode } from './finetune.js';
 import type { StepProgress } from './progress.js';
+import { DistributedSession, sha256 } from '../distributed/session.js';
 
 export interface EpochRecord {
   type: 'epoch';
@@ -123,7 +124,18 @@ export interface TrainOptions {
 
 export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promise<TrainResult> {
   const started = Date.now();
-  const log = (s: string): void => { o.events?.onLog?.(s); };
+  // One rank of a data-parallel job when launched with torchrun's environment (WORLD_SIZE > 1).
+  const dist = DistributedSession.fromEnv();
+  try {
+    return await trainRank(configIn, o, dist, started);
+  } finally {
+    dist?.close();
+  }
+}
+
+async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: DistributedSession | null, started: number): Promise<TrainResult> {
+  const isMain = dist === null || dist.isMain;
+  const log = (s: string): void => { if (isMain) o.events?.onLog?.(s); };
   let c = configIn;
   let runDir: string;
   let resumeFrom: string | undefined;
@@ -137,14 +149,18 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
     if (!resumeFrom) log(`resume: ${runDir} has no checkpoint yet; starting it from the beginning`);
   } else {
     runDir = resolve(c.out, o.name ?? makeRunName(c));
-    if (existsSync(join(runDir, 'config.json'))) throw new Error(`run folder ${runDir} already exists: pick another --name, or continue it with --resume ${runDir}`);
+    if (isMain && existsSync(join(runDir, 'config.json'))) throw new Error(`run folder ${runDir} already exists: pick another --name, or continue it with --resume ${runDir}`);
+    // Rank 0 names the run (the others' clocks differ); the world size and global batch are recorded with it.
+    if (dist) runDir = dist.share('runDir', isMain ? runDir : undefined);
+    const world = dist?.worldSize ?? 1;
+    c = { ...c, distributed: { ...(c.distributed ?? DEFAULT_CONFIG.distributed), worldSize: world, globalBatch: c.batchSize * c.accumulate * world } };
   }
-  mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
-  if (!o.resume) writeRunStart(runDir, c);
+  if (isMain) mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
+  if (isMain && !o.resume) writeRunStart(runDir, c);
 
   const device = T.resolveDevice(c.device);
   const amp = resolveAmp(c, device);
-  T.setNumThreads(c.threads > 0 ? c.threads : availableParallelism());
+  T.setNumThreads(c.threads > 0 ? c.threads : dist ? dist.defaultThreads() : availableParallelism());
 
   // Data and its statistics (class list over every split; stored with the model).
   const { all, train: trainDs, val: valDs } = prepareDataset(c);
@@ -168,8 +184,12 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
     size: c.input.testSize || c.input.size, resize: c.input.resize, cropPct: c.input.cropPct, mean, std,
     ...(pre?.cfg ? { pretrained: { name: pre.name, architecture: pre.architecture, ...(pre.commit ? { commit: pre.commit } : {}), cfg: pre.cfg } } : {}),
   };
+  dist?.checkAgreement({
+    config: sha256({ ...c, out: resolve(c.out) }),
+    dataset: sha256(trainDs.samples.map((s) => [s.path, s.label, s.split])),
+  });
 
-  if (!stored) {
+  if (!isMain) { /* rank 0 writes the run folder */ } else if (!stored) {
     writeJsonAtomic(join(runDir, 'config.json'), c);
     writeJsonAtomic(join(runDir, 'classes.json'), all.classes);
     writeJsonAtomic(join(runDir, 'preprocess.json'), preprocess);
@@ -186,7 +206,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
     dataset: trainDs, pipeline: trainPipeline(c, mean, std), batchSize: c.batchSize, mode: 'train', seed: c.seed,
     sampler: c.classBalanced ? 'class-balanced' : 'shuffle', dropLast: trainDs.samples.length > c.batchSize,
     onBadFile: c.data.badFiles, ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
-    cacheBytes: Math.floor(c.data.cacheMB * 1024 ** 2),
+    cacheBytes: Math.floor(c.data.cacheMB * 1024 ** 2), ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
     reuseBuffers: true, // each batch is copied into a tensor before the next is requested
   });
   const stepsPerEpoch = trainLoader.stepsPerEpoch;
@@ -238,16 +258,30 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
     scheduler.loadStateDict(ck.state.scheduler as SchedulerStateDict);
     if (scaler && ck.state.scaler) scaler.loadState(ck.state.scaler as { scale: number; growthTracker: number });
     pos = ck.state.position as { epoch: number; step: number };
+    // Another world size: the same samples were seen after step * batch * worldSize (strided shards).
+    const ckWorld = (ck.state.worldSize as number | undefined) ?? 1;
+    const world = dist?.worldSize ?? 1;
+    if (ckWorld !== world) {
+      log(`resume: the checkpoint was written by ${ckWorld} process(es), this run has ${world}`);
+      pos = { epoch: pos.epoch, step: Math.floor((pos.step * ckWorld) / world) };
+    }
     globalStep = ck.state.globalStep as number;
     best = (ck.state.best as TrainResult['best']) ?? null;
     log(`resumed from ${resumeFrom} at epoch ${pos.epoch + 1}, step ${pos.step}`);
   }
 
+  dist?.attach(model, (c.distributed ?? DEFAULT_CONFIG.distributed).bucketCapMB);
   const metricsPath = join(runDir, 'metrics.jsonl');
-  const appendMetric = (rec: Record<string, unknown>): void => { appendFileSync(metricsPath, JSON.stringify(rec) + '\n'); };
+  const appendMetric = (rec: Record<string, unknown>): void => { if (isMain) appendFileSync(metricsPath, JSON.stringify(rec) + '\n'); };
+  // Every rank votes once per step; any rank's request stops all of them at the same step.
+  const stopRequested = (): boolean => {
+    const local = o.events?.shouldStop?.() ?? false;
+    return dist ? dist.agreeStop(local) : local;
+  };
   let saveFailures = 0;
   const save = async (p: { epoch: number; step: number }, lastVal: EvalMetrics | null): Promise<string | null> => {
     const name = ckptName(p.epoch, p.step);
+    if (!isMain) return name;
     const content = { model: model.stateDict(), ema: ema?.model.stateDict(), optimizer: optimizer.stateDict() };
     try {
       await saveCheckpoint(join(runDir, 'checkpoints'), name, {
@@ -255,6 +289,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
         state: {
           position: p, globalStep, scheduler: scheduler.stateDict(), scaler: scaler?.state() ?? null, best,
           val: lastVal ? { top1: lastVal.top1, top5: lastVal.top5 } : null, model: c.model.name, numClasses,
+          worldSize: dist?.worldSize ?? 1,
         },
       });
       writePointer(runDir, 'latest', name, { position: p });
@@ -287,6 +322,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
       for await (const batch of trainLoader) {
         // Seeded per step so dropout/drop-path repeat exactly after a resume.
         T.manualSeed(deriveSeed(c.seed, epoch, step, 0x7a11));
+        dist?.beginStep(epoch, step, (step + 1) % c.accumulate === 0 || step + 1 === stepsPerEpoch);
         const lossValue = T.tidy(() => {
           let x = T.tensor(batch.data as Float32Array, batch.shape);
           if (device !== 'cpu') x = x.to(device);
@@ -313,6 +349,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
         stepsDone++;
         if (step % c.accumulate === 0 || step === stepsPerEpoch) {
           let doStep = true;
+          dist?.averageGradients();
           if (scaler) doStep = T.tidy(() => scaler.unscaleAndUpdate(model.parameters().map((p) => p.grad).filter((g): g is T.Tensor => g !== undefined)));
           if (doStep) optimizer.step();
           optimizer.zeroGrad();
@@ -326,7 +363,7 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
         o.events?.onStep?.({ epoch, epochs: c.schedule.epochs, step, steps: stepsPerEpoch, loss: lossValue, lr: currentLr, imagesPerSec: images / Math.max(secs, 1e-9) }, totalSteps, stepsDone);
         if (globalStep % 50 === 0 && step % c.accumulate === 0) appendMetric({ type: 'step', epoch, step, globalStep, loss: lossValue, lr: currentLr });
         if (c.checkpointEverySteps > 0 && step % c.checkpointEverySteps === 0 && step < stepsPerEpoch) await save({ epoch, step }, lastVal);
-        if (o.events?.shouldStop?.()) {
+        if (stopRequested()) {
           if (step < stepsPerEpoch) {
             const n = await save({ epoch, step }, lastVal);
             log(n ? `stopped: checkpoint ${n} saved; continue with --resume ${runDir}` : 'stopped');
@@ -340,7 +377,8 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
       const seconds = (Date.now() - epochStart) / 1000;
       const rec: EpochRecord = { type: 'epoch', epoch: epoch + 1, trainLoss: lossN ? lossSum / lossN : NaN, lr: optimizer.paramGroups[0]!.lr, imagesPerSec: images / Math.max(seconds, 1e-9), seconds };
       const isLast = epoch + 1 === c.schedule.epochs;
-      if (valDs && c.validateEvery > 0 && ((epoch + 1) % c.validateEvery === 0 || isLast)) {
+      // Rank 0 validates on the whole split (every sample once); the others wait for it below.
+      if (isMain && valDs && c.validateEvery > 0 && ((epoch + 1) % c.validateEvery === 0 || isLast)) {
         const r = await evaluate(ema ? ema.model : model, valDs, evalPipeline(preprocess), {
           batchSize: Math.max(c.batchSize, 32), device, channelsLast: c.model.channelsLast, keepTopK: 0,
           ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
@@ -352,7 +390,8 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
       appendMetric(rec as unknown as Record<string, unknown>);
       o.events?.onEpoch?.(rec);
       const improved = rec.val !== undefined && (best === null || rec.val.top1 > best.top1);
-      if (improved || isLast || (epoch + 1) % c.checkpointEvery === 0 || o.events?.shouldStop?.()) {
+      const stopNow = stopRequested();
+      if (isMain && (improved || isLast || (epoch + 1) % c.checkpointEvery === 0 || stopNow)) {
         const name = ckptName(epoch + 1, 0);
         if (improved) best = { top1: rec.val!.top1, epoch: epoch + 1, checkpoint: name };
         const saved = await save({ epoch: epoch + 1, step: 0 }, lastVal);
@@ -361,11 +400,12 @@ export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promis
         const protect = [readPointer(runDir, 'best'), readPointer(runDir, 'latest')].filter((p): p is string => !!p).map((p) => p.split('/').pop()!);
         pruneCheckpoints(join(runDir, 'checkpoints'), c.keepCheckpoints, protect);
       }
-      if (o.events?.shouldStop?.() && !isLast) { stopped = true; log(`stopped after epoch ${epoch + 1}; continue with --resume ${runDir}`); }
+      dist?.waitForMain(`the end of epoch ${epoch + 1} (rank 0 validating and saving)`);
+      if (stopNow && !isLast) { stopped = true; log(`stopped after epoch ${epoch + 1}; continue with --resume ${runDir}`); }
     }
   } finally {
     await trainLoader.close();
-    if (trainLoader.badFiles.length) {
+    if (isMain && trainLoader.badFiles.length) {
       writeJsonAtomic(join(runDir, 'bad-files.json'), trainLoader.badFiles);
       log(`${trainLoader.badFiles.length} bad image file(s) were skipped; see ${join(runDir, 'bad-files.json')}`);
     }

@@ -50,6 +50,7 @@ export function parseRegistrations(src: string, file: string): Registration[] {
       add(Number(m[2]), 'DEV');
     }
     for (const m of body.matchAll(/argDevice\(info, (\d+)\)/g)) add(Number(m[1]), 'DEV');
+    for (const m of body.matchAll(/\bgroup\(info, (\d+)\)/g)) add(Number(m[1]), 'G');
     for (const m of body.matchAll(/info\[(\d+)\]/g)) add(Number(m[1]), 'raw');
     for (let i = 0; i < readers.length; i++) readers[i] ??= new Set();
     const returns = new Set<string>();
@@ -57,7 +58,7 @@ export function parseRegistrations(src: string, file: string): Registration[] {
       ['RET', /\bRET\(/], ['RETL', /\bRETL\(/], ['RET2', /\bRET2\(/], ['RETV', /\bRETV\b/],
       ['Boolean', /return Napi::Boolean::New/], ['Number', /return Napi::Number::New/],
       ['String', /return Napi::String::New/], ['Array', /return arr;/], ['ArrayBuffer', /return ab;/],
-      ['Object', /return o;/],
+      ['Object', /return o;/], ['External', /return Napi::External<\w+>::New/], ['Null', /return env\.Null\(\)/],
     ];
     for (const [form, re] of forms) if (re.test(body)) returns.add(form);
     return { name, file, readers, returns };
@@ -74,12 +75,13 @@ export function readRegistrations(nativeDir: string): Registration[] {
 const READERS_OF: Record<ArgKind, string[]> = {
   tensor: ['T'], 'tensor?': ['OT'], 'tensor[]': ['TL'], float: ['D'], 'float?': ['OD'], int: ['I'], 'int?': ['OI'],
   'int[]': ['IL'], bool: ['B'], string: ['S'], scalar: ['SC'], 'scalar?': ['SC'], dtype: ['DT'], 'dtype?': ['ODT'],
-  'device?': ['DEV', 'S'], bytes: [],
+  'device?': ['DEV', 'S'], bytes: [], external: ['G'],
 };
 const RETURNS_OF: Record<ResultKind, string[]> = {
   tensor: ['RET'], 'tensor?': ['RET', 'RETV'], 'tensor[]': ['RETL'], pair: ['RET2'], void: ['RETV'],
   bool: ['Boolean'], number: ['Number'], item: ['Boolean', 'Number'], string: ['String'], 'int[]': ['Array'],
   buffer: ['ArrayBuffer'], memory: ['Object'], buildInfo: ['Object'], autocastState: ['Object'],
+  external: ['External'], 'string?': ['String', 'Null'], distInfo: ['Object'],
 };
 
 /** Differences between the registrations and the table, one line each (empty when they match). */

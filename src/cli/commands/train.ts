@@ -11,7 +11,8 @@ import type { TrainWorkerData, TrainWorkerMessage } from '../../train/worker-ent
 import type { TrainResult } from '../../train/trainer.js';
 import { closestNames } from '../../util/did-you-mean.js';
 import { defineCliCommand, type OptionSpec, type OptionValues } from '../options.js';
-import { EXIT } from '../errors.js';
+import { EXIT, UsageError } from '../errors.js';
+import { launchRanks, stripLaunchFlags } from '../../distributed/launch.js';
 import { recipeLayer } from '../../train/recipes.js';
 import { explicitKeys, applyPretrainedCfg } from '../../train/pretrained-cfg.js';
 import { pretrainedArchitecture, resolvePretrained, checkArchitecture } from '../../hub/index.js';
@@ -109,6 +110,11 @@ const trainOptions = {
   name: { type: 'string', pattern: /^[^/\\]+$/, expected: 'a folder name (no slashes)', description: 'run folder name (default <model>-<time>)' },
   resume: { type: 'path', exists: 'dir', description: 'continue this run folder from its latest checkpoint' },
   set: { type: 'string', repeatable: true, description: 'override any option, repeatable: --set optim.lr=0.05 (every option is listed below)' },
+  'nproc-per-node': { type: 'integer', min: 1, description: 'data-parallel: processes (ranks) on this machine; each gets cores/N threads' },
+  nnodes: { type: 'integer', min: 1, description: 'data-parallel: machines in the job (default 1)' },
+  'node-rank': { type: 'integer', min: 0, description: 'data-parallel: index of this machine (default 0)' },
+  'master-addr': { type: 'string', description: 'data-parallel: address of node 0 (default 127.0.0.1)' },
+  'master-port': { type: 'integer', min: 1, max: 65535, description: 'data-parallel: free port on node 0 for the rendezvous (default 29500)' },
   'print-config': { type: 'boolean', description: 'print the resolved config as JSON and exit' },
   json: { type: 'boolean', description: 'print the result as JSON' },
 } as const satisfies Record<string, OptionSpec>;
@@ -121,7 +127,18 @@ const command = defineCliCommand({
   async run({ options: args }) {
     const config = await resolveFromCommandLine(args);
     if (args['print-config']) { console.log(JSON.stringify(config, null, 2)); return; }
-
+    if (args['nproc-per-node'] !== undefined || args.nnodes !== undefined) {
+      const nnodes = args.nnodes ?? 1, nodeRank = args['node-rank'] ?? 0;
+      if (nodeRank >= nnodes) throw new UsageError(`--node-rank: expected an integer < --nnodes (${nnodes}) but received '${nodeRank}'`);
+      // Launcher: this process only starts the ranks (torchrun's contract) and watches them.
+      const code = await launchRanks(process.argv[1]!, stripLaunchFlags(process.argv.slice(2)), {
+        nprocPerNode: args['nproc-per-node'] ?? 1, nnodes, nodeRank,
+        masterAddr: args['master-addr'] ?? '127.0.0.1', masterPort: args['master-port'] ?? 29500,
+      }, (line) => console.error(`goodsrec launch: ${line}`));
+      return code === 0 ? EXIT.ok : code === EXIT.interrupted ? EXIT.interrupted : EXIT.failure;
+    }
+    // Ranks other than 0 of a data-parallel job train silently; rank 0 reports for the job.
+    const quiet = (process.env.RANK ?? '0') !== '0' && Number(process.env.WORLD_SIZE ?? 1) > 1;
     const stopFlag = new SharedArrayBuffer(4);
     const stop = new Int32Array(stopFlag);
     const data: TrainWorkerData = {
@@ -137,7 +154,7 @@ const command = defineCliCommand({
       signals++;
       if (signals === 1) {
         Atomics.store(stop, 0, 1);
-        progress.log(`${sig}: finishing the current step and saving a checkpoint (again to abort without saving)`);
+        if (!quiet) progress.log(`${sig}: finishing the current step and saving a checkpoint (again to abort without saving)`);
       } else {
         progress.log(`${sig}: aborting; the last saved checkpoint is intact`);
         process.exit(130);
@@ -147,6 +164,8 @@ const command = defineCliCommand({
     process.on('SIGTERM', onSignal);
     const result = await new Promise<TrainResult | Error>((resolvePromise) => {
       worker.on('message', (m: TrainWorkerMessage) => {
+        if (quiet && m.type !== 'done' && m.type !== 'error') return;
+        if (quiet && m.type !== 'done' && m.type !== 'error') return;
         if (m.type === 'step') progress.update(m.progress, m.totalSteps, m.stepsDone);
         else if (m.type === 'log') progress.log(m.line);
         else if (m.type === 'epoch') {
@@ -169,6 +188,7 @@ const command = defineCliCommand({
     process.off('SIGTERM', onSignal);
     await worker.terminate();
     if (result instanceof Error) throw result;
+    if (quiet) return result.stopped ? EXIT.interrupted : EXIT.ok;
     if (args.json) console.log(JSON.stringify(result, null, 2));
     else {
       const best = result.best ? `best val top-1 ${pct(result.best.top1)} (epoch ${result.best.epoch})` : 'no validation';

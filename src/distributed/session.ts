@@ -1,0 +1,172 @@
+// What the trainer needs to run as one rank of a data-parallel job: the process group from
+// torchrun's environment, agreement checks at start, one run folder chosen by rank 0, the
+// model wrapped as DDP, a per-step stop vote, and errors that name the failing rank and step.
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import * as T from '../tensor/index.js';
+import { DataParallel, type ParamSet } from './data-parallel.js';
+import { distEnvFromProcess, type DistEnv } from './env.js';
+
+/** Long waits (rank 0 alone validating or saving) get this much, not the per-collective timeout. */
+const LONG_WAIT_MS = 24 * 3600 * 1000;
+
+export function sha256(value: unknown): string {
+  return createHash('sha256').update(typeof value === 'string' ? value : JSON.stringify(value)).digest('hex');
+}
+
+export class DistributedSession {
+  readonly env: DistEnv;
+  readonly pg: T.ProcessGroup;
+  private dp: DataParallel | null = null;
+  private where = 'start-up';
+  private pos = { epoch: 0, step: 0 };
+  private mainWaits = 0;
+
+  private constructor(env: DistEnv, pg: T.ProcessGroup) {
+    this.env = env;
+    this.pg = pg;
+  }
+
+  /** Joins the job described by the environment; null when this is a single-process run. */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env): DistributedSession | null {
+    const e = distEnvFromProcess(env);
+    if (!e || e.worldSize === 1) return null;
+    const pg = T.ProcessGroup.init({ masterAddr: e.masterAddr, masterPort: e.masterPort, rank: e.rank, worldSize: e.worldSize, timeoutMs: e.timeoutMs });
+    return new DistributedSession(e, pg);
+  }
+
+  get rank(): number { return this.env.rank; }
+  get worldSize(): number { return this.env.worldSize; }
+  get isMain(): boolean { return this.env.rank === 0; }
+  get dataParallel(): DataParallel | null { return this.dp; }
+
+  /** Intra-op threads per rank by default: the cores divided among this node's ranks. */
+  defaultThreads(): number {
+    return Math.max(1, Math.floor(availableParallelism() / this.env.localWorldSize));
+  }
+
+  /** Rank 0's value of `key` on every rank (rank 0 passes it, the others receive it). */
+  share(key: string, value?: string): string {
+    return this.guard(() => {
+      if (this.isMain) {
+        if (value === undefined) throw new Error(`share(${key}): rank 0 must give the value`);
+        this.pg.storeSet(`share/${key}`, value);
+        return value;
+      }
+      return this.pg.storeWait(`share/${key}`);
+    });
+  }
+
+  /** Every rank must have the same value for each entry (config, dataset...); a clear error otherwise. */
+  checkAgreement(values: Record<string, string>): void {
+    const mine = sha256(values);
+    this.guard(() => {
+      this.pg.storeSet(`agree/${this.rank}`, JSON.stringify(values));
+      this.pg.barrier();
+      const bad: string[] = [];
+      for (let r = 0; r < this.worldSize; r++) {
+        const theirs = JSON.parse(this.pg.storeWait(`agree/${r}`)) as Record<string, string>;
+        if (sha256(theirs) === mine) continue;
+        const which = Object.keys(values).filter((k) => theirs[k] !== values[k]);
+        bad.push(`rank ${r} has a different ${which.join(' and ')}`);
+      }
+      if (bad.length) {
+        throw new Error(`data-parallel start-up (rank ${this.rank}): ${bad.join('; ')}. Every rank must run the same ` +
+          'config on the same dataset (same files, same splits); compare the config files and dataset folders of the nodes');
+      }
+    });
+  }
+
+  /** Wraps the model as DDP and makes every rank start from rank 0's weights. */
+  attach(model: ParamSet, bucketCapMB: number): DataParallel {
+    this.dp = new DataParallel(this.pg, model, { bucketCapMB });
+    this.guard(() => this.dp!.broadcastState());
+    return this.dp;
+  }
+
+  /**
+   * Before the forward of (epoch, step): heartbeat for failure reports, rank 0's buffers; `sync`: this step's
+   * backward ends in averageGradients (not a gradient-accumulation micro-step), so its all-reduce overlaps it.
+   */
+  beginStep(epoch: number, step: number, sync = true): void {
+    this.where = `epoch ${epoch + 1}, step ${step + 1}`;
+    this.pos = { epoch, step };
+    this.guard(() => {
+      this.heartbeat('computing');
+      this.dp?.beforeForward();
+      if (sync) this.dp?.beforeBackward();
+    });
+  }
+
+  /** After backward, before the optimizer step: gradients averaged over ranks. */
+  averageGradients(): void {
+    this.guard(() => {
+      this.heartbeat('in the gradient all-reduce');
+      this.dp?.averageGradients();
+    });
+  }
+
+  /** One vote per step: true on every rank as soon as any rank asks to stop (Ctrl-C reaches ranks at different steps). */
+  agreeStop(local: boolean): boolean {
+    return this.guard(() => T.tidy(() => {
+      const flag = T.tensor([local ? 1 : 0], [1]);
+      this.pg.allreduce(flag, 'max');
+      return flag.item() > 0;
+    }));
+  }
+
+  /** Waits for rank 0 after work only it does (validation, checkpoints). */
+  waitForMain(what: string): void {
+    this.where = what;
+    // The long wait is on a store key (libtorch 1.13's Gloo barrier ignores a per-call timeout); the barrier
+    // after it is short, so a hung rank still fails rank 0 in time, and a dead rank 0 ends the others at once.
+    const key = `main-done/${this.mainWaits++}`;
+    this.guard(() => {
+      if (this.isMain) this.pg.storeSet(key, '1');
+      else this.pg.storeWait(key, LONG_WAIT_MS);
+      this.pg.barrier();
+    });
+  }
+
+  /** Where this rank is, for the failure report of any rank (one small store write). */
+  private heartbeat(phase: 'computing' | 'in the gradient all-reduce'): void {
+    this.pg.storeSet(`progress/${this.rank}`, JSON.stringify({ ...this.pos, phase, at: Date.now() }));
+  }
+
+  close(): void {
+    this.pg.destroy();
+  }
+
+  /** Runs a collective; a failure becomes an error naming this rank, the step, and every rank's last progress. */
+  private guard<R>(fn: () => R): R {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof T.CollectiveError)) throw e;
+      throw new T.CollectiveError(`data-parallel job failed on rank ${this.rank} of ${this.worldSize} at ${this.where}: ` +
+        `${e.message}\n${this.progressReport()}\nThe job stops; the run folder stays resumable from its last checkpoint (--resume).`);
+    }
+  }
+
+  private progressReport(): string {
+    const lines: string[] = [];
+    let furthest = -1;
+    const seen: (number | null)[] = [];
+    try {
+      for (let r = 0; r < this.worldSize; r++) {
+        const raw = this.pg.storeGet(`progress/${r}`);
+        const p = raw ? JSON.parse(raw) as { epoch: number; step: number; phase: string; at: number } : null;
+        const key = p ? p.epoch * 1e9 + p.step * 2 + (p.phase === 'computing' ? 0 : 1) : null;
+        seen.push(key);
+        if (key !== null) furthest = Math.max(furthest, key);
+        lines.push(p ? `rank ${r}: epoch ${p.epoch + 1}, step ${p.step + 1}, ${p.phase} for ${((Date.now() - p.at) / 1000).toFixed(0)} s`
+          : `rank ${r}: no step yet`);
+      }
+    } catch {
+      return 'The rendezvous store on rank 0 is unreachable: rank 0 died or its machine is gone.';
+    }
+    const behind = seen.map((k, r) => (k === null || k < furthest ? r : -1)).filter((r) => r >= 0);
+    return `Last progress per rank: ${lines.join('; ')}.` +
+      (behind.length ? ` Behind (dead or hung): rank ${behind.join(', rank ')}.` : '');
+  }
+}

@@ -1,0 +1,105 @@
+// Data-parallel training through the CLI on the embedded sample: the --nproc-per-node launcher,
+// ranks started by hand with torchrun's environment, a killed rank ending the job with an error
+// naming rank and step, resume with another world size, and a config mismatch refused at start.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+const sample = join(root, 'examples', 'grocery-sample');
+const work = mkdtempSync(join(tmpdir(), 'goodsrec-dist-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+
+const tiny = [
+  '--data', sample, '--model', 'resnet18', '--size', '32', '--batch-size', '8',
+  '--set', 'data.fraction=0.5', '--set', 'augment.cutout=4', '--set', 'data.workers=0', '--set', 'validateEvery=0',
+];
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+interface Rank { code: Promise<number | null>; stderr: () => string; kill: (sig: NodeJS.Signals) => void; started: number }
+
+/** One rank started by hand, as torchrun/Slurm/Kubernetes would. */
+function startRank(args: string[], rank: number, port: number, env: Record<string, string> = {}): Rank {
+  const p = spawn(process.execPath, [cli, 'train', ...args], {
+    env: { ...process.env, CI: '1', RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  p.stdout.resume();
+  return { code: new Promise((r) => p.on('exit', (c) => r(c))), stderr: () => err, kill: (s) => p.kill(s), started: Date.now() };
+}
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('--nproc-per-node 2: one run folder written by rank 0, world size, global batch and scaled lr recorded', { timeout: 180_000 }, async () => {
+  const port = await freePort();
+  const r = spawnSync(process.execPath, [cli, 'train', ...tiny, '--epochs', '1', '--out', work, '--name', 'launch',
+    '--nproc-per-node', '2', '--master-port', String(port)], { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 170_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /launched ranks 0-1 of 2/);
+  assert.deepEqual(readdirSync(work), ['launch']);
+  const dir = join(work, 'launch');
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { distributed: { worldSize: number; globalBatch: number } };
+  assert.deepEqual(config.distributed, { bucketCapMB: 25, worldSize: 2, globalBatch: 16 });
+  const epochs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; lr: number });
+  assert.equal(epochs.length, 1, 'one metrics line per epoch: only rank 0 writes');
+  assert.ok(existsSync(join(dir, 'checkpoints', 'epoch-0001')));
+  // 36 images, 2 ranks: 18 each, 2 full batches of 8 per epoch.
+  assert.match(r.stdout, /done in/);
+});
+
+test('a killed rank ends the job with an error naming rank and step; the run resumes with 1 process', { timeout: 360_000 }, async () => {
+  const port = await freePort();
+  const args = [...tiny, '--epochs', '2', '--set', 'checkpointEverySteps=1', '--out', work, '--name', 'killed'];
+  const r0 = startRank(args, 0, port, { GOODSREC_DIST_TIMEOUT: '30' });
+  const r1 = startRank(args, 1, port, { GOODSREC_DIST_TIMEOUT: '30' });
+  const dir = join(work, 'killed');
+  await until(() => existsSync(join(dir, 'latest.json')), 120_000);
+  r1.kill('SIGKILL');
+  const killedAt = Date.now();
+  const code = await r0.code;
+  assert.notEqual(code, 0);
+  assert.ok(Date.now() - killedAt < 30_000, 'rank 0 stops within the timeout');
+  // Where the kill lands depends on timing: a step, or the wait at an epoch end.
+  assert.match(r0.stderr(), /data-parallel job failed on rank 0 of 2 at (epoch \d+, step \d+|the end of epoch \d+)/);
+  assert.match(r0.stderr(), /resumable/);
+  await r1.code;
+
+  const r = spawnSync(process.execPath, [cli, 'train', '--resume', dir], { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 240_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr + r.stdout, /written by 2 process\(es\), this run has 1/);
+  assert.ok(existsSync(join(dir, 'checkpoints', 'epoch-0002')));
+});
+
+test('ranks with different configs are refused at start with a clear error', { timeout: 120_000 }, async () => {
+  const port = await freePort();
+  const r0 = startRank([...tiny, '--epochs', '1', '--out', work, '--name', 'mismatch'], 0, port);
+  const r1 = startRank([...tiny, '--epochs', '1', '--out', work, '--name', 'mismatch', '--seed', '7'], 1, port);
+  const [c0, c1] = await Promise.all([r0.code, r1.code]);
+  assert.notEqual(c0, 0);
+  assert.notEqual(c1, 0);
+  assert.match(r0.stderr(), /rank 1 has a different config/);
+  assert.match(r1.stderr(), /rank 0 has a different config/);
+});
