@@ -201,5 +201,5 @@ test('CLI: build, enrol a new class, predict, eval, calibrate, remove; another m
   r = run(['gallery', 'remove', gal, '--class', 'nope']);
   assert.match(r.stderr, /no class 'nope'/);
   r = run(['gallery', 'calibrate', gal, '--known', known, '--unknown', unknownDir, '--far', '2']);
-  assert.match(r.stderr, /--far: expected a rate in \[0, 1\)/);
+  assert.match(r.stderr, /--far: expected a number >= 0 and < 1 but received '2'/);
 });

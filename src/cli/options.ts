@@ -6,7 +6,8 @@ import { defineCommand, type ArgsDef, type CommandDef } from 'citty';
 import { closestNames } from '../util/did-you-mean.js';
 import { EXIT, reportError, UsageError, type ExitCode } from './errors.js';
 
-interface Described { description: string }
+/** `required`: the command cannot run without it (a usage error names it). */
+interface Described { description: string; required?: boolean }
 export interface IntegerOption extends Described { type: 'integer'; min?: number; max?: number; default?: number }
 /** `above`/`below` are exclusive bounds, `min`/`max` inclusive. */
 export interface NumberOption extends Described {
@@ -42,7 +43,7 @@ type ValueOf<S> = S extends { type: 'integer' | 'number' } ? number
   : S extends { type: 'list'; of: infer E } ? ElementValue<E>[]
   : S extends { repeatable: true } ? string[]
   : string;
-type Always<S> = S extends { default: unknown } | { type: 'boolean' } | { repeatable: true } ? true : false;
+type Always<S> = S extends { default: unknown } | { type: 'boolean' } | { repeatable: true } | { required: true } ? true : false;
 export type OptionValues<O> = { -readonly [K in keyof O]: Always<O[K]> extends true ? ValueOf<O[K]> : ValueOf<O[K]> | undefined };
 export type PositionalValues<P> = {
   -readonly [K in keyof P]: P[K] extends { variadic: true } ? string[] : P[K] extends { required: true } ? string : string | undefined;
@@ -191,6 +192,7 @@ export function parseCommandLine(
       options[name] = s.type === 'boolean' ? vals[0] === 'true' : parseOptionValue(name, s, vals[0]!);
     } else if (s.type === 'boolean') options[name] = s.default ?? false;
     else if ('default' in s && s.default !== undefined) options[name] = s.default;
+    else if (s.required) throw new UsageError(`missing --${name}: ${s.description} (${accepts(s)})`);
   }
   return { options, positionals };
 }

@@ -2,16 +2,9 @@
 import { defineCommand } from 'citty';
 import { basename, dirname, resolve } from 'node:path';
 import { formatSkipped, type WalkResult } from '../../data/walk.js';
+import { resolveDevice } from '../../tensor/index.js';
+import { defineCliCommand, deviceOption } from '../options.js';
 import { EXIT, UsageError } from '../errors.js';
-import type { Device } from '../../tensor/index.js';
-
-const device = { type: 'string', description: "'cpu', 'cuda', 'cuda:N'", default: 'cpu' } as const;
-
-/** Runs a subcommand; failures reach the CLI's one error path (src/cli/main.ts), exit codes as EXIT. */
-async function guard(fn: () => Promise<void | number>): Promise<void> {
-  const code = await fn();
-  if (typeof code === 'number' && code !== EXIT.ok) process.exitCode = code;
-}
 
 /** The photos of a walk, with the skipped entries reported on stderr. */
 function photosOf(w: WalkResult): string[] {
@@ -19,62 +12,59 @@ function photosOf(w: WalkResult): string[] {
   return w.files;
 }
 
-function positiveInt(v: string | undefined, what: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${what}: expected an integer >= 1 but received '${v}'`);
-  return n;
-}
-
 const progress = (what: string) => (done: number, total: number): void => {
   if (process.stderr.isTTY) process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);
 };
 
-const build = defineCommand({
-  meta: { name: 'build', description: 'Embed every photo of a dataset split into a new gallery file.' },
-  args: {
-    model: { type: 'positional', description: 'run folder (its best checkpoint) or checkpoint folder', required: true },
-    data: { type: 'string', description: 'dataset folder (any layout goodsrec reads)', required: true },
-    split: { type: 'string', description: 'split(s) to enrol, comma-separated', default: 'train' },
-    out: { type: 'string', description: 'gallery file to write (e.g. shop.gallery)', required: true },
-    k: { type: 'string', description: 'neighbours that vote', default: '5' },
-    'approximate-from': { type: 'string', description: 'photos from which search uses an HNSW graph (kept next to the gallery) instead of exact search', default: '50000' },
-    device,
+const build = defineCliCommand({
+  name: 'gallery build',
+  description: 'Embed every photo of a dataset split into a new gallery file.',
+  positionals: { model: { description: 'run folder (its best checkpoint) or checkpoint folder', required: true, exists: 'any' } },
+  options: {
+    data: { type: 'path', exists: 'any', required: true, description: 'dataset folder (any layout goodsrec reads)' },
+    split: { type: 'string', default: 'train', pattern: /^[^,]+(,[^,]+)*$/, expected: 'split names, comma-separated', description: 'split(s) to enrol' },
+    out: { type: 'path', required: true, description: 'gallery file to write (e.g. shop.gallery)' },
+    k: { type: 'integer', min: 1, default: 5, description: 'neighbours that vote' },
+    'approximate-from': { type: 'integer', min: 1, default: 50000, description: 'photos from which search uses an HNSW graph (kept next to the gallery) instead of exact search' },
+    device: deviceOption,
   },
-  run: ({ args }) => guard(async () => {
+  async run({ options: o, args }) {
     const { loadRecognizer, disposeRecognizer } = await import('../../eval/predictor.js');
     const { loadDataset, selectSplits } = await import('../../data/index.js');
     const { buildGallery } = await import('../../gallery/session.js');
     const { galleryClasses } = await import('../../gallery/format.js');
     const { saveGallery } = await import('../../gallery/session.js');
-    const approximateFrom = positiveInt(args['approximate-from'], 'approximate-from')!;
-    const ds = selectSplits(loadDataset(args.data), args.split.split(',').map((s) => s.trim()));
-    if (!ds.samples.length) throw new Error(`dataset ${args.data}: split '${args.split}' has no photos`);
-    const r = loadRecognizer(args.model, { device: args.device as Device });
+    const ds = selectSplits(loadDataset(o.data), o.split.split(',').map((x) => x.trim()));
+    if (!ds.samples.length) throw new Error(`dataset ${o.data}: split '${o.split}' has no photos`);
+    const r = loadRecognizer(args.model, { device: resolveDevice(o.device) });
     try {
-      const { gallery, badFiles } = await buildGallery(r, ds, { k: positiveInt(args.k, 'k')!, onBatch: progress('embedding') });
-      gallery.meta.search = { approximateFrom };
-      saveGallery(resolve(args.out), gallery, (m) => console.log(m));
+      const { gallery, badFiles } = await buildGallery(r, ds, { k: o.k, onBatch: progress('embedding') });
+      gallery.meta.search = { approximateFrom: o['approximate-from'] };
+      saveGallery(resolve(o.out), gallery, (m) => console.log(m));
       for (const b of badFiles) console.log(`skipped ${b.path}: ${b.message}`);
-      console.log(`${resolve(args.out)}: ${gallery.meta.entries.length} photos of ${galleryClasses(gallery).length} classes, ` +
+      console.log(`${resolve(o.out)}: ${gallery.meta.entries.length} photos of ${galleryClasses(gallery).length} classes, ` +
         `${gallery.meta.dim}-d ${gallery.meta.model.embedding} embeddings of ${r.modelName}`);
+      return badFiles.length || ds.skipped?.length ? EXIT.partial : EXIT.ok;
     } finally {
       disposeRecognizer(r);
     }
-  }),
+  },
 });
 
-const add = defineCommand({
-  meta: { name: 'add', description: 'Enrol photos of a product (a class the model may never have seen).' },
-  args: {
-    gallery: { type: 'positional', description: 'gallery file', required: true },
-    class: { type: 'string', description: 'product (class) name', required: true },
-    model: { type: 'string', description: 'run/checkpoint (default: the one the gallery was built with; must be the same weights)' },
-    device,
+const add = defineCliCommand({
+  name: 'gallery add',
+  description: 'Enrol photos of a product (a class the model may never have seen).',
+  positionals: {
+    gallery: { description: 'gallery file', required: true, exists: 'file' },
+    photos: { description: 'photos or folders of photos of the product', required: true, variadic: true },
   },
-  run: ({ args }) => guard(async () => {
-    const photos = args._.slice(1);
-    if (!photos.length) throw new UsageError('no photos given: goodsrec gallery add <gallery> --class NAME <photo|folder...>');
+  options: {
+    class: { type: 'string', required: true, description: 'product (class) name' },
+    model: { type: 'path', exists: 'any', description: 'run/checkpoint (default: the one the gallery was built with; must be the same weights)' },
+    device: deviceOption,
+  },
+  async run({ options: o, args }) {
+    const photos = args.photos;
     const { loadRecognizer, disposeRecognizer, expandImagePaths } = await import('../../eval/predictor.js');
     const { readGallery } = await import('../../gallery/format.js');
     const { enrolPhotos, checkGalleryModel, saveGallery } = await import('../../gallery/session.js');
@@ -82,50 +72,48 @@ const add = defineCommand({
     const g = readGallery(path);
     const walk = expandImagePaths(photos);
     const paths = photosOf(walk);
-    const r = loadRecognizer(args.model ?? g.meta.model.checkpoint, { device: args.device as Device });
+    const r = loadRecognizer(o.model ?? g.meta.model.checkpoint, { device: resolveDevice(o.device) });
     try {
       checkGalleryModel(g, r, path);
-      const res = await enrolPhotos(r, g, args.class, paths);
+      const res = await enrolPhotos(r, g, o.class, paths);
       saveGallery(path, res.gallery, (m) => console.log(m));
       for (const e of res.errors) console.log(`skipped ${e.path}: ${e.error}`);
-      console.log(`${path}: enrolled ${res.added} photo(s) of '${args.class}' (${res.gallery.meta.entries.length} photos in all)`);
+      console.log(`${path}: enrolled ${res.added} photo(s) of '${o.class}' (${res.gallery.meta.entries.length} photos in all)`);
       return res.errors.length || walk.skipped.length ? EXIT.partial : EXIT.ok;
     } finally {
       disposeRecognizer(r);
     }
-  }),
+  },
 });
 
-const remove = defineCommand({
-  meta: { name: 'remove', description: 'Remove every photo of a class from a gallery.' },
-  args: {
-    gallery: { type: 'positional', description: 'gallery file', required: true },
-    class: { type: 'string', description: 'product (class) name', required: true },
-  },
-  run: ({ args }) => guard(async () => {
+const remove = defineCliCommand({
+  name: 'gallery remove',
+  description: 'Remove every photo of a class from a gallery.',
+  positionals: { gallery: { description: 'gallery file', required: true, exists: 'file' } },
+  options: { class: { type: 'string', required: true, description: 'product (class) name' } },
+  async run({ options: o, args }) {
     const { readGallery, filterGallery, galleryClasses } = await import('../../gallery/format.js');
     const { saveGallery } = await import('../../gallery/session.js');
     const path = resolve(args.gallery);
     const g = readGallery(path);
-    if (!galleryClasses(g).includes(args.class)) throw new Error(`${path}: no class '${args.class}' (goodsrec gallery list shows them)`);
-    const next = filterGallery(g, (e) => e.class !== args.class);
+    if (!galleryClasses(g).includes(o.class)) throw new Error(`${path}: no class '${o.class}' (goodsrec gallery list shows them)`);
+    const next = filterGallery(g, (e) => e.class !== o.class);
     saveGallery(path, next, (m) => console.log(m));
-    console.log(`${path}: removed ${g.meta.entries.length - next.meta.entries.length} photo(s) of '${args.class}'`);
-  }),
+    console.log(`${path}: removed ${g.meta.entries.length - next.meta.entries.length} photo(s) of '${o.class}'`);
+  },
 });
 
-const list = defineCommand({
-  meta: { name: 'list', description: 'Classes of a gallery with their photo counts, model and threshold.' },
-  args: {
-    gallery: { type: 'positional', description: 'gallery file', required: true },
-    json: { type: 'boolean', description: 'print JSON' },
-  },
-  run: ({ args }) => guard(async () => {
+const list = defineCliCommand({
+  name: 'gallery list',
+  description: 'Classes of a gallery with their photo counts, model and threshold.',
+  positionals: { gallery: { description: 'gallery file', required: true, exists: 'file' } },
+  options: { json: { type: 'boolean', description: 'print JSON' } },
+  async run({ options: o, args }) {
     const { readGallery, galleryClasses } = await import('../../gallery/format.js');
     const g = readGallery(resolve(args.gallery));
     const counts = galleryClasses(g).map((c) => ({ class: c, photos: g.meta.entries.filter((e) => e.class === c).length }));
     const m = g.meta;
-    if (args.json) {
+    if (o.json) {
       console.log(JSON.stringify({ model: m.model, dim: m.dim, k: m.k, threshold: m.threshold, calibration: m.calibration ?? null, photos: m.entries.length, classes: counts }, null, 2));
       return;
     }
@@ -134,22 +122,22 @@ const list = defineCommand({
       (m.calibration ? ` (calibrated for FAR ${m.calibration.targetFar}: FAR ${m.calibration.far.toFixed(4)}, TAR ${m.calibration.tar.toFixed(4)}, AUROC ${m.calibration.auroc.toFixed(4)})` : ''));
     for (const c of counts) console.log(`${String(c.photos).padStart(6)}  ${c.class}`);
     console.log(`${m.entries.length} photos, ${counts.length} classes`);
-  }),
+  },
 });
 
-const calibrate = defineCommand({
-  meta: { name: 'calibrate', description: 'Pick the "unknown product" threshold for a target false-accept rate on held-out photos.' },
-  args: {
-    gallery: { type: 'positional', description: 'gallery file', required: true },
-    known: { type: 'string', description: 'folder of photos of enrolled classes, in <class>/ subfolders', required: true },
-    unknown: { type: 'string', description: 'folder of photos of products not in the gallery', required: true },
-    far: { type: 'string', description: 'target false-accept rate (unknown photos accepted as some product)', default: '0.01' },
-    model: { type: 'string', description: 'run/checkpoint (default: the one the gallery was built with)' },
-    device,
+const calibrate = defineCliCommand({
+  name: 'gallery calibrate',
+  description: 'Pick the "unknown product" threshold for a target false-accept rate on held-out photos.',
+  positionals: { gallery: { description: 'gallery file', required: true, exists: 'file' } },
+  options: {
+    known: { type: 'path', exists: 'dir', required: true, description: 'folder of photos of enrolled classes, in <class>/ subfolders' },
+    unknown: { type: 'path', exists: 'dir', required: true, description: 'folder of photos of products not in the gallery' },
+    far: { type: 'number', min: 0, below: 1, default: 0.01, description: 'target false-accept rate (unknown photos accepted as some product)' },
+    model: { type: 'path', exists: 'any', description: 'run/checkpoint (default: the one the gallery was built with)' },
+    device: deviceOption,
   },
-  run: ({ args }) => guard(async () => {
-    const far = Number(args.far);
-    if (!(far >= 0 && far < 1)) throw new UsageError(`--far: expected a rate in [0, 1) but received '${args.far}'`);
+  async run({ options: o, args }) {
+    const far = o.far;
     const { loadRecognizer, disposeRecognizer, expandImagePaths } = await import('../../eval/predictor.js');
     const { readGallery, writeGallery } = await import('../../gallery/format.js');
     const { checkGalleryModel, predictWithGallery } = await import('../../gallery/session.js');
@@ -157,10 +145,10 @@ const calibrate = defineCommand({
     const { openMatcher } = await import('../../gallery/session.js');
     const path = resolve(args.gallery);
     const g = readGallery(path);
-    const knownPaths = photosOf(expandImagePaths([args.known]));
-    const unknownPaths = photosOf(expandImagePaths([args.unknown]));
-    if (!knownPaths.length || !unknownPaths.length) throw new Error(`--${knownPaths.length ? 'unknown' : 'known'}: no photos found`);
-    const r = loadRecognizer(args.model ?? g.meta.model.checkpoint, { device: args.device as Device });
+    const knownPaths = photosOf(expandImagePaths([o.known]));
+    const unknownPaths = photosOf(expandImagePaths([o.unknown]));
+    if (!knownPaths.length || !unknownPaths.length) throw new UsageError(`--${knownPaths.length ? 'unknown' : 'known'}: no photos found`);
+    const r = loadRecognizer(o.model ?? g.meta.model.checkpoint, { device: resolveDevice(o.device) });
     const m = openMatcher(g, path, { device: r.device });
     try {
       checkGalleryModel(g, r, path);
@@ -181,7 +169,7 @@ const calibrate = defineCommand({
       m.dispose();
       disposeRecognizer(r);
     }
-  }),
+  },
 });
 
 export default defineCommand({
