@@ -15,7 +15,8 @@ export function machineLine(extra: Record<string, string | number | boolean | un
   try {
     const dir = '/usr/lib/x86_64-linux-gnu';
     const lib = readdirSync(dir).find((f) => f === 'libblas.so.3');
-    if (lib) blas = realpathSync(`${dir}/${lib}`).replace(/^.*\//, '');
+    // Debian's alternatives: .../openblas-pthread/libblas.so.3 names the implementation by its folder.
+    if (lib) blas = realpathSync(`${dir}/${lib}`).replace(`${dir}/`, '');
   } catch { /* no Debian layout */ }
   const parts: Record<string, string | number | boolean | undefined> = {
     cpu: model, isa: isa.join(',') || 'none', cores: availableParallelism(), load: loadavg()[0]!.toFixed(2), blas,
