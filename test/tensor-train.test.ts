@@ -113,21 +113,23 @@ const MB = 2 ** 20;
 test("dispose frees the storage at once, not at GC: with malloc policy 'retain' later allocations reuse it", () => {
   const before = T.memory();
   const rss: number[] = [];
-  for (let i = 0; i < 8; i++) {
+  const rounds = 12;
+  for (let i = 0; i < rounds; i++) {
     const big = T.zeros([64, 1024, 1024]); // 256 MB, touched
     assert.equal(T.memory().bytes - before.bytes, 256 * MB);
     big.dispose();
     assert.equal(T.memory().bytes, before.bytes);
     rss.push(T.memory().rss);
   }
+  const growth = rss[rounds - 1]! - rss[1]!;
   if (T.getMallocPolicy() === 'retain') {
-    // The process keeps freed blocks (no page faults for the next step), so RSS does not fall at dispose,
-    // but after a warm-up the same allocation comes from them: had dispose not freed the storage, each
-    // round would add another 256 MB.
-    const growth = rss[7]! - rss[2]!;
-    assert.ok(growth < 64 * MB, `RSS grew by ${(growth / MB).toFixed(0)} MB over 5 rounds of allocate + dispose`);
+    // The process keeps freed blocks (no page faults for the next step), so RSS does not fall at dispose, and
+    // the next allocation mostly comes from them. Had dispose not freed the storage, each of the 10 rounds would
+    // add 256 MB (2.5 GB); glibc may still place a block anew once or twice when small allocations split the
+    // free space (the high-water mark moves, then holds), hence the bound of 4 of those 10.
+    assert.ok(growth < 4 * 256 * MB, `RSS grew by ${(growth / MB).toFixed(0)} MB over 10 rounds of allocate + dispose`);
   } else {
-    assert.ok(rss[7]! - before.rss < 128 * MB, 'the memory went back to the OS');
+    assert.ok(rss[rounds - 1]! - before.rss < 128 * MB, 'the memory went back to the OS');
   }
 });
 
