@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { freePort } from './helpers/free-port.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -19,17 +19,6 @@ const tiny = [
   '--data', sample, '--model', 'resnet18', '--size', '32', '--batch-size', '8',
   '--set', 'data.fraction=0.5', '--set', 'augment.cutout=4', '--set', 'data.workers=0', '--set', 'validateEvery=0',
 ];
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolvePort(port));
-    });
-  });
-}
 
 interface Rank { code: Promise<number | null>; stderr: () => string; kill: (sig: NodeJS.Signals) => void; started: number }
 
@@ -72,7 +61,9 @@ test('--nproc-per-node 2: one run folder written by rank 0, world size, global b
 
 test('a killed rank ends the job with an error naming rank and step; the run resumes with 1 process', { timeout: 360_000 }, async () => {
   const port = await freePort();
-  const args = [...tiny, '--epochs', '2', '--set', 'checkpointEverySteps=1', '--out', work, '--name', 'killed'];
+  // 12 epochs of 2 steps: the run must outlast the 100 ms poll for latest.json, or the kill may land after
+  // it finished (seen on an idle machine with 2 epochs).
+  const args = [...tiny, '--epochs', '12', '--set', 'checkpointEverySteps=1', '--out', work, '--name', 'killed'];
   const r0 = startRank(args, 0, port, { GOODSREC_DIST_TIMEOUT: '30' });
   const r1 = startRank(args, 1, port, { GOODSREC_DIST_TIMEOUT: '30' });
   const dir = join(work, 'killed');
@@ -90,7 +81,7 @@ test('a killed rank ends the job with an error naming rank and step; the run res
   const r = spawnSync(process.execPath, [cli, 'train', '--resume', dir], { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 240_000 });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr + r.stdout, /written by 2 process\(es\), this run has 1/);
-  assert.ok(existsSync(join(dir, 'checkpoints', 'epoch-0002')));
+  assert.ok(existsSync(join(dir, 'checkpoints', 'epoch-0012')));
 });
 
 test('ranks with different configs are refused at start with a clear error', { timeout: 120_000 }, async () => {

@@ -5,29 +5,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/tensor/index.js';
 import { shardLength, shardOrder } from '../src/data/shard.js';
 import { bucketSizes } from '../src/distributed/data-parallel.js';
 import { runOracle, loadTensors, relError } from './nn-helpers.js';
+import { freePort } from './helpers/free-port.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'helpers', 'ddp-worker.js');
 const STEPS = 3;
 // float64 on both sides: only summation order can differ, far below this.
 const TOL = 1e-9;
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolvePort(port));
-    });
-  });
-}
 
 function runRank(dir: string, mode: string, rank: number, port: number): Promise<void> {
   return new Promise((resolveRun, reject) => {
