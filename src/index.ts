@@ -4,7 +4,7 @@
 import { resolveConfig, type TrainConfig } from './train/config.js';
 import { train as trainRun, type TrainOptions, type TrainResult } from './train/trainer.js';
 import {
-  disposeRecognizer, expandImagePaths, loadRecognizer, predictFiles,
+  disposeRecognizer, expandImagePaths, loadRecognizer, predictFiles, skippedPredictions,
   type LoadedRecognizer, type LoadOptions, type Prediction, type PredictOptions,
 } from './eval/predictor.js';
 
@@ -84,7 +84,7 @@ export async function predict(
   try {
     const walk = expandImagePaths(inputs);
     const preds = await predictFiles(r, walk.files, options);
-    return [...preds, ...walk.skipped.map((e) => ({ path: e.path, top: [], error: `${e.reason} (${e.detail})` }))];
+    return [...preds, ...skippedPredictions(walk)];
   } finally {
     if (typeof model === 'string') disposeRecognizer(r);
   }

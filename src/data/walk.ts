@@ -128,6 +128,11 @@ export function expandInputs(inputs: readonly string[], o: WalkOptions): WalkRes
   return out;
 }
 
+/** The stderr report of skipped entries: a heading that counts them (`what`: 'input(s)'), then formatSkipped's lines. */
+export function skippedReport(skipped: readonly SkippedEntry[], what = 'input(s)'): string {
+  return [`skipping ${skipped.length} ${what}:`, ...formatSkipped(skipped)].join('\n');
+}
+
 /** One line per skipped entry, for a summary (at most `max` lines, then a count). */
 export function formatSkipped(skipped: readonly SkippedEntry[], max = 20): string[] {
   const lines = skipped.slice(0, max).map((s) => `  ${s.path}: ${s.reason} (${s.detail})`);

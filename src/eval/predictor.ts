@@ -97,6 +97,11 @@ export function expandImagePaths(inputs: readonly string[]): WalkResult {
   return expandInputs(inputs, { accept: (n) => isImageFile(n) || extname(n) === '', fileNamed: isImageFile });
 }
 
+/** Skipped inputs as predictions with an error, so that results list every input given. */
+export function skippedPredictions(w: WalkResult): Prediction[] {
+  return w.skipped.map((s) => ({ path: s.path, top: [], error: `${s.reason} (${s.detail})` }));
+}
+
 export interface PredictOptions { topK?: number; batchSize?: number; tta?: TtaView[]; ttaMean?: TtaMean }
 
 /** One batch [n, 3, s, s] -> [n, width] rows (logits by default; a gallery passes its embedding). */

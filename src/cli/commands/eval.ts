@@ -5,7 +5,7 @@ import { evaluate, TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
 import { evaluateEnsemble } from '../../eval/ensemble.js';
 import { formatMetrics } from '../../eval/metrics.js';
 import { loadAlignedSplit, loadSplit, recordedDataRoot } from '../../eval/align.js';
-import { formatSkipped } from '../../data/walk.js';
+import { skippedReport } from '../../data/walk.js';
 import { evalPipeline } from '../../train/pipelines.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
 import { resolveDevice } from '../../tensor/index.js';
@@ -53,7 +53,7 @@ export default defineCliCommand({
       }
       const ds = loadAlignedSplit(dataRoot, o.split, r.classes);
       const skipped = ds.skipped ?? [];
-      if (skipped.length) console.error([`skipping ${skipped.length} folder entr(ies):`, ...formatSkipped(skipped)].join('\n'));
+      if (skipped.length) console.error(skippedReport(skipped, 'folder entr(ies)'));
       const pre = {
         ...r.preprocess, ...(o.size !== undefined ? { size: o.size } : {}), ...(o.resize ? { resize: o.resize } : {}),
         ...(o['crop-pct'] !== undefined ? { cropPct: o['crop-pct'] } : {}),

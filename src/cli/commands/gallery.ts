@@ -1,14 +1,14 @@
 // goodsrec gallery: enrol products by photos (embedding search) instead of retraining.
 import { defineCommand } from 'citty';
 import { basename, dirname, resolve } from 'node:path';
-import { formatSkipped, type WalkResult } from '../../data/walk.js';
+import { skippedReport, type WalkResult } from '../../data/walk.js';
 import { resolveDevice } from '../../tensor/index.js';
 import { defineCliCommand, deviceOption } from '../options.js';
 import { EXIT, UsageError } from '../errors.js';
 
 /** The photos of a walk, with the skipped entries reported on stderr. */
 function photosOf(w: WalkResult): string[] {
-  if (w.skipped.length) console.error([`skipping ${w.skipped.length} input(s):`, ...formatSkipped(w.skipped)].join('\n'));
+  if (w.skipped.length) console.error(skippedReport(w.skipped));
   return w.files;
 }
 

@@ -1,7 +1,7 @@
 // goodsrec predict: top-k products for photos.
-import { loadRecognizer, expandImagePaths, predictFiles, disposeRecognizer } from '../../eval/predictor.js';
+import { loadRecognizer, expandImagePaths, predictFiles, disposeRecognizer, skippedPredictions } from '../../eval/predictor.js';
 import { TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
-import { formatSkipped } from '../../data/walk.js';
+import { skippedReport } from '../../data/walk.js';
 import { resolveDevice } from '../../tensor/index.js';
 import { defineCliCommand, deviceOption } from '../options.js';
 import { EXIT } from '../errors.js';
@@ -27,7 +27,7 @@ export default defineCliCommand({
   async run({ options: o, args }) {
     const inputs = expandImagePaths(args.images);
     // Bad inputs are reported up front (stderr) and again in the results, with the files that failed to decode.
-    if (inputs.skipped.length) console.error([`skipping ${inputs.skipped.length} input(s):`, ...formatSkipped(inputs.skipped)].join('\n'));
+    if (inputs.skipped.length) console.error(skippedReport(inputs.skipped));
     const r = loadRecognizer(args.model, { device: resolveDevice(o.device), allowEnsemble: true });
     try {
       if (o.gallery) {
@@ -36,7 +36,7 @@ export default defineCliCommand({
         return failed || inputs.skipped.length ? EXIT.partial : EXIT.ok;
       }
       const preds = await predictFiles(r, inputs.files, { topK: o.top, tta: o.tta ?? [], ...(o['tta-mean'] ? { ttaMean: o['tta-mean'] } : {}) });
-      const all = [...preds, ...inputs.skipped.map((s) => ({ path: s.path, top: [], error: `${s.reason} (${s.detail})` }))];
+      const all = [...preds, ...skippedPredictions(inputs)];
       if (o.json) console.log(JSON.stringify(all, null, 2));
       else {
         for (const p of all) {
