@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/args.cc",
         "native/tensor_core.cc",
+        "native/cpu_cache_allocator.cc",
         "native/ops_math.cc",
         "native/ops_nn.cc",
         "native/ops_shape.cc",

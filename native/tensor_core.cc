@@ -12,6 +12,9 @@
 
 namespace gr {
 void liveStats(bool thisThread, int64_t& tensors, int64_t& bytes, int64_t& cudaBytes);
+void installCachingCPUAllocator(size_t limitBytes);
+size_t releaseCachedCPUMemory();
+void cachedCPUStats(int64_t& cachedBytes, int64_t& hits, int64_t& misses);
 }
 
 static at::MemoryFormat memoryFormat(int64_t code) {
@@ -167,17 +170,24 @@ GR_OP(setGradEnabled, { c10::GradMode::set_enabled(B(0)); RETV; })
 
 // --- process-wide settings --------------------------------------------------------
 
-// mallocPolicy('retain'): glibc keeps freed tensor memory in the process (no mmap per large block, no
-// trimming) so that the next step reuses it instead of page-faulting fresh pages in; returns whether the
-// policy is in effect ('system' leaves glibc's defaults, or other libcs).
+// mallocPolicy('retain', cacheBytes): freed tensor memory stays in the process so that the next step reuses
+// it instead of page-faulting fresh pages in: large tensor blocks are kept by the caching CPU allocator (up
+// to cacheBytes; cpu_cache_allocator.cc), and glibc neither mmaps per large block nor trims. Returns whether
+// the policy is in effect ('system' leaves libtorch's allocator and glibc's defaults).
 GR_OP(mallocPolicy, {
   const std::string mode = S(0);
   bool applied = false;
+  if (mode == "retain") {
+    gr::installCachingCPUAllocator(static_cast<size_t>(I(1)));
+    applied = true;
 #if defined(__GLIBC__)
-  if (mode == "retain") applied = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1;
+    applied = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1;
 #endif
+  }
   return Napi::Boolean::New(env, applied);
 })
+// releaseCachedMemory(): hands the caching allocator's free blocks back to malloc; returns the bytes.
+GR_OP(releaseCachedMemory, return Napi::Number::New(env, static_cast<double>(gr::releaseCachedCPUMemory()));)
 GR_OP(setNumThreads, { at::set_num_threads(static_cast<int>(I(0))); RETV; })
 GR_OP(getNumThreads, return Napi::Number::New(env, at::get_num_threads());)
 GR_OP(manualSeed, { at::manual_seed(static_cast<uint64_t>(I(0))); RETV; })
@@ -194,6 +204,11 @@ GR_OP(memory, {
   o.Set("tensors", Napi::Number::New(env, static_cast<double>(tensors)));
   o.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes)));
   o.Set("cudaBytes", Napi::Number::New(env, static_cast<double>(cudaBytes)));
+  int64_t cached, hits, misses;
+  gr::cachedCPUStats(cached, hits, misses);
+  o.Set("cachedBytes", Napi::Number::New(env, static_cast<double>(cached)));
+  o.Set("cacheHits", Napi::Number::New(env, static_cast<double>(hits)));
+  o.Set("cacheMisses", Napi::Number::New(env, static_cast<double>(misses)));
   return o;
 })
 GR_OP(buildInfo, {

@@ -39,7 +39,7 @@ export interface ResultKinds {
   string: string;
   'int[]': number[];
   buffer: ArrayBuffer;
-  memory: { tensors: number; bytes: number; cudaBytes: number };
+  memory: { tensors: number; bytes: number; cudaBytes: number; cachedBytes: number; cacheHits: number; cacheMisses: number };
   buildInfo: { torchVersion: string; parallelInfo: string; cuda: boolean; mkldnn: boolean };
   autocastState: { enabled: boolean; dtype: number };
   external: Handle;
@@ -107,7 +107,8 @@ export const OP_TABLE = {
   retainGrad: op('void', U),
   gradEnabled: op('bool'),
   setGradEnabled: op('void', 'enabled: bool'),
-  mallocPolicy: op('bool', 'mode: string'),
+  mallocPolicy: op('bool', 'mode: string', 'cacheBytes: int'),
+  releaseCachedMemory: op('number'),
   // c10d (native/dist.cc): TCPStore rendezvous and ProcessGroupGloo collectives.
   distInit: op('external', 'host: string', 'port: int', 'rank: int', 'worldSize: int', 'timeoutMs: int', 'prefix: string'),
   distDestroy: op('void', 'group: external'),

@@ -1,5 +1,5 @@
 // Process-wide engine settings and facts: threads, seeds, devices, memory, grad mode.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { call } from './native.js';
 import type { Device } from './tensor.js';
 import type { OpResult } from './ops.js';
@@ -17,6 +17,10 @@ export interface MemoryInfo {
   processBytes: number;
   /** Process resident set size. */
   rss: number;
+  /** Freed tensor bytes the caching CPU allocator keeps for reuse ('retain' policy), and its hits/misses. */
+  cachedBytes: number;
+  cacheHits: number;
+  cacheMisses: number;
 }
 
 
@@ -30,6 +34,9 @@ export function memory(): MemoryInfo {
   const p = call('memory', true);
   return { ...m, processTensors: p.tensors, processBytes: p.bytes, rss: process.memoryUsage.rss() };
 }
+
+/** Hands the blocks the caching CPU allocator keeps ('retain' policy) back to malloc; returns their bytes. */
+export function releaseCachedMemory(): number { return call('releaseCachedMemory'); }
 
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`Expected a positive integer for threads but received ${n}`);
@@ -77,21 +84,30 @@ export function noGrad<T>(fn: () => T): T { return withGradMode(false, fn); }
 export function enableGrad<T>(fn: () => T): T { return withGradMode(true, fn); }
 
 /**
- * How the process's allocator treats freed tensor memory. 'retain' (the default on glibc): freed blocks stay
- * in the process and are reused by the next step. With glibc's defaults ('system'), every block over 128 KiB-
- * 32 MiB is mmapped and unmapped again, so each training step page-faults its activations in afresh
- * (ResNet-50, batch 32, 160 px: 300-700k faults and about 2x the CPU time per step, against ~100 with 'retain';
- * peak RSS rises by ~25% and stays: it is the high-water mark of the run). GOODSREC_MALLOC=system opts out.
+ * How the process's allocator treats freed tensor memory. 'retain' (the default): freed tensor blocks of 64 KiB
+ * and more stay in the process, in exact-size free lists of a caching CPU allocator installed into libtorch,
+ * and are reused by the next step; on glibc, malloc also neither mmaps large blocks nor trims. Without it
+ * ('system'), glibc unmaps blocks over 128 KiB-32 MiB, and a worker thread's arena drops whole 64 MiB heaps
+ * once empty, so each training step page-faults its activations in afresh (ResNet-50, batch 32, 160 px:
+ * 300-700k faults and about 2x the CPU time per step). Peak RSS is the run's high-water mark and stays there;
+ * the cache is bounded by GOODSREC_CPU_CACHE_MB (default 40% of RAM). GOODSREC_MALLOC=system opts out.
  */
 export type MallocPolicy = 'retain' | 'system';
 let mallocPolicyInEffect: MallocPolicy = 'system';
 export function setMallocPolicy(policy: MallocPolicy): MallocPolicy {
   if (policy !== 'retain' && policy !== 'system') throw new RangeError(`Expected 'retain' or 'system' for the malloc policy but received ${String(policy)}`);
   // glibc's settings cannot be returned to their dynamic defaults once changed, so 'system' only applies before 'retain'.
-  if (policy === 'retain' && call('mallocPolicy', 'retain') === true) mallocPolicyInEffect = 'retain';
+  if (policy === 'retain' && call('mallocPolicy', 'retain', cpuCacheBudget()) === true) mallocPolicyInEffect = 'retain';
   return mallocPolicyInEffect;
 }
 export function getMallocPolicy(): MallocPolicy { return mallocPolicyInEffect; }
+function cpuCacheBudget(): number {
+  const env = process.env.GOODSREC_CPU_CACHE_MB;
+  if (env === undefined || env === '') return Math.floor(totalmem() * 0.4);
+  const mb = Number(env);
+  if (!Number.isInteger(mb) || mb < 0) throw new RangeError(`GOODSREC_CPU_CACHE_MB must be a whole number of MiB >= 0, not '${env}'`);
+  return mb * 1024 * 1024;
+}
 {
   const env = process.env.GOODSREC_MALLOC;
   if (env !== undefined && env !== 'retain' && env !== 'system') throw new RangeError(`GOODSREC_MALLOC must be 'retain' or 'system', not '${env}'`);
