@@ -5,7 +5,10 @@
  * in its own process (goodsrec in a child node process) so that each peak RSS is its own.
  *
  * Env: GOODSREC_BENCH_STEPS (timed steps per process, default 5), GOODSREC_BENCH_WARMUP (default 2),
- * GOODSREC_BENCH_ROUNDS (processes per side and format, alternating, default 2).
+ * GOODSREC_BENCH_ROUNDS (processes per side and format, alternating, default 2), GOODSREC_BENCH_AMP ('off' default,
+ * 'bf16': the step under bf16 autocast on both sides, 'both': fp32 and bf16), GOODSREC_BENCH_FORMATS (default
+ * 'nchw,channels_last'), GOODSREC_BENCH_PYTHON (the PyTorch side's interpreter, default /usr/bin/python3, e.g. a
+ * venv with torch 2.13), GOODSREC_NATIVE (the goodsrec side's addon, e.g. one built against libtorch 2.13).
  */
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
@@ -17,11 +20,12 @@ const HERE = fileURLToPath(import.meta.url);
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
 type Format = 'nchw' | 'channels_last';
+type Precision = 'fp32' | 'bf16';
 /** Per timed step: wall ms, process CPU ms (user + system) and minor page faults; peak RSS of the process. */
 interface Sample { times_ms: number[]; cpu_ms: number[]; faults: number[]; peak_rss_mb: number; loss: number; minor_faults: number }
 
 /** The goodsrec side, in the child process. */
-async function child(format: Format, steps: number, warmup: number): Promise<void> {
+async function child(format: Format, precision: Precision, steps: number, warmup: number): Promise<void> {
   const T = await import('../src/tensor/index.js');
   const { createModel } = await import('../src/models/index.js');
   const { SGD } = await import('../src/optim/index.js');
@@ -43,7 +47,8 @@ async function child(format: Format, steps: number, warmup: number): Promise<voi
     const ru0 = process.resourceUsage();
     opt.zeroGrad();
     loss = T.tidy(() => {
-      const l = T.F.crossEntropy(model.forward(x), y, { labelSmoothing: 0.1 });
+      const forward = () => T.F.crossEntropy(model.forward(x), y, { labelSmoothing: 0.1 });
+      const l = precision === 'bf16' ? T.autocast('cpu', forward, 'bfloat16') : forward();
       l.backward();
       return l.item();
     });
@@ -66,13 +71,15 @@ function median(v: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-function runSide(side: 'goodsrec' | 'pytorch', format: Format, steps: number, warmup: number, threads: number): Sample {
+const PYTHON = process.env['GOODSREC_BENCH_PYTHON'] ?? '/usr/bin/python3';
+
+function runSide(side: 'goodsrec' | 'pytorch', format: Format, precision: Precision, steps: number, warmup: number, threads: number): Sample {
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GOODSREC_THREADS: String(threads) };
   // The reference is PyTorch as users run it: glibc's default malloc, whatever goodsrec's policy is.
   if (side === 'pytorch') delete env.GLIBC_TUNABLES;
   const out = side === 'pytorch'
-    ? execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'train_step_torch.py'), format, String(steps), String(warmup), String(threads)], { encoding: 'utf8', env })
-    : execFileSync(process.execPath, [HERE, '--child', format, String(steps), String(warmup)], { encoding: 'utf8', env });
+    ? execFileSync(PYTHON, [join(REPO, 'bench', 'train_step_torch.py'), format, String(steps), String(warmup), String(threads), precision], { encoding: 'utf8', env })
+    : execFileSync(process.execPath, [HERE, '--child', format, precision, String(steps), String(warmup)], { encoding: 'utf8', env });
   const line = out.trim().split('\n').pop()!;
   return JSON.parse(line) as Sample;
 }
@@ -82,12 +89,19 @@ export async function run(): Promise<void> {
   const steps = Number(process.env['GOODSREC_BENCH_STEPS'] ?? 5);
   const warmup = Number(process.env['GOODSREC_BENCH_WARMUP'] ?? 2);
   const rounds = Number(process.env['GOODSREC_BENCH_ROUNDS'] ?? 2);
+  const amp = process.env['GOODSREC_BENCH_AMP'] ?? 'off';
+  const precisions: Precision[] = amp === 'off' ? ['fp32'] : amp === 'bf16' ? ['bf16'] : amp === 'both' ? ['fp32', 'bf16'] : [];
+  if (precisions.length === 0) throw new Error(`GOODSREC_BENCH_AMP must be 'off', 'bf16' or 'both', not '${amp}'`);
+  const formats = (process.env['GOODSREC_BENCH_FORMATS'] ?? 'nchw,channels_last').split(',') as Format[];
+  if (formats.some((f) => f !== 'nchw' && f !== 'channels_last')) throw new Error(`GOODSREC_BENCH_FORMATS: expected nchw and/or channels_last`);
   const T = await import('../src/tensor/index.js');
   const b = T.buildInfo();
+  const torchVersion = execFileSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).trim();
   console.log(`train-step bench: ResNet-50, batch 32, 3x160x160, 1000 classes, SGD momentum, label smoothing; ${threads} threads; ` +
     `${rounds} x ${steps} timed steps per side and format (after ${warmup} warm-up); load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`machine: ${machineLine({ libtorch: b.torchVersion, mkldnn: b.mkldnn, 'goodsrec malloc': T.getMallocPolicy() })}`);
-  for (const format of ['nchw', 'channels_last'] as const) {
+  console.log(`machine: ${machineLine({ libtorch: b.torchVersion, mkldnn: b.mkldnn, 'goodsrec malloc': T.getMallocPolicy(), 'PyTorch': `${torchVersion} (${PYTHON})` })}`);
+  for (const precision of precisions) for (const format of formats) {
+    const label = `${format} ${precision}`;
     const acc = {
       goodsrec: { t: [] as number[], cpu: [] as number[], faults: [] as number[], rss: [] as number[] },
       pytorch: { t: [] as number[], cpu: [] as number[], faults: [] as number[], rss: [] as number[] },
@@ -96,12 +110,12 @@ export async function run(): Promise<void> {
       // Alternate which side goes first so that drifting machine load hits both alike.
       const order = r % 2 === 0 ? (['pytorch', 'goodsrec'] as const) : (['goodsrec', 'pytorch'] as const);
       for (const side of order) {
-        const s = runSide(side, format, steps, warmup, threads);
+        const s = runSide(side, format, precision, steps, warmup, threads);
         acc[side].t.push(...s.times_ms);
         acc[side].cpu.push(...s.cpu_ms);
         acc[side].faults.push(...s.faults);
         acc[side].rss.push(s.peak_rss_mb);
-        console.log(`  ${format} ${side.padEnd(8)} round ${r}: median ${median(s.times_ms).toFixed(0)} ms/step (${s.times_ms.map((v) => v.toFixed(0)).join(' ')}), ` +
+        console.log(`  ${label} ${side.padEnd(8)} round ${r}: median ${median(s.times_ms).toFixed(0)} ms/step (${s.times_ms.map((v) => v.toFixed(0)).join(' ')}), ` +
           `CPU ${median(s.cpu_ms).toFixed(0)} ms/step, ${(median(s.faults) / 1e3).toFixed(1)}k page faults/step, ` +
           `peak RSS ${s.peak_rss_mb.toFixed(0)} MB, last loss ${s.loss.toFixed(4)}`);
       }
@@ -111,7 +125,7 @@ export async function run(): Promise<void> {
     const gr = median(acc.goodsrec.rss), pr = median(acc.pytorch.rss);
     const range = (v: number[]): string => `${Math.min(...v).toFixed(0)}-${Math.max(...v).toFixed(0)}`;
     const gc = median(acc.goodsrec.cpu), pc = median(acc.pytorch.cpu);
-    console.log(`${format}: goodsrec ${g.toFixed(0)} ms/step, PyTorch ${p.toFixed(0)} ms/step, time ratio ${(g / p).toFixed(3)}; ` +
+    console.log(`${label}: goodsrec ${g.toFixed(0)} ms/step, PyTorch ${p.toFixed(0)} ms/step, time ratio ${(g / p).toFixed(3)}; ` +
       `CPU time ratio ${(gc / pc).toFixed(3)} (${gc.toFixed(0)} / ${pc.toFixed(0)} ms); page faults/step ` +
       `${(median(acc.goodsrec.faults) / 1e3).toFixed(1)}k / ${(median(acc.pytorch.faults) / 1e3).toFixed(1)}k; ` +
       `peak RSS goodsrec ${gr.toFixed(0)} MB (${range(acc.goodsrec.rss)}), PyTorch ${pr.toFixed(0)} MB (${range(acc.pytorch.rss)}), RSS ratio ${(gr / pr).toFixed(3)}`);
@@ -120,7 +134,7 @@ export async function run(): Promise<void> {
 }
 
 if (process.argv[1] === HERE && process.argv[2] === '--child') {
-  await child(process.argv[3] as Format, Number(process.argv[4]), Number(process.argv[5]));
+  await child(process.argv[3] as Format, process.argv[4] as Precision, Number(process.argv[5]), Number(process.argv[6]));
 } else if (process.argv[1] === HERE) {
   await run();
 }
