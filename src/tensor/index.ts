@@ -8,7 +8,7 @@ export {
 export { tidy, keep, scopeDepth } from './scope.js';
 export {
   memory, setNumThreads, getNumThreads, manualSeed, cuda, resolveDevice, buildInfo, noGrad, enableGrad, isGradEnabled,
-  setMallocPolicy, getMallocPolicy, type MallocPolicy, type MemoryInfo, type BuildInfo,
+  setMallocPolicy, getMallocPolicy, releaseCachedMemory, type MallocPolicy, type MemoryInfo, type BuildInfo,
 } from './runtime.js';
 export { autocast, GradScaler, allFinite, type AutocastDevice, type GradScalerOptions } from './autocast.js';
 export * as F from './functional.js';
