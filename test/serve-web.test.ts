@@ -176,18 +176,15 @@ function judge(ph: Photo, s: Side, b: Side): Verdict {
 const exact = (v: Verdict): boolean => v.inputRel === 0 && v.sameTop5 && v.probRel <= PROB_REL_SAME_INPUT;
 const close = (v: Verdict): boolean => v.inputRel <= INPUT_REL_REDUCED && v.probRel <= PROB_REL_REDUCED;
 
-async function runParity(base: string, photos: Photo[], fastDecode: boolean, init?: string): Promise<Verdict[]> {
-  const problems: string[] = [];
-  const page = await openPage(base, problems, init);
-  try {
-    await page.check('#in-browser');
-    const out: Verdict[] = [];
-    for (const ph of photos) out.push(judge(ph, await serverSide(base, ph, fastDecode), await browserSide(page, ph)));
-    assert.deepEqual(problems, []);
-    return out;
-  } finally {
-    await page.close();
-  }
+/** Each photo on the server and in `page` (browser mode); `hook` alters the page's pipeline (a negative control). */
+async function runParity(page: Page, base: string, photos: Photo[], fastDecode: boolean, hook: string | null = null): Promise<Verdict[]> {
+  await page.evaluate((h) => {
+    (window as unknown as { goodsrecPipelineHook: unknown }).goodsrecPipelineHook = h ? (0, eval)(h) : undefined;
+  }, hook);
+  await page.check('#in-browser');
+  const out: Verdict[] = [];
+  for (const ph of photos) out.push(judge(ph, await serverSide(base, ph, fastDecode), await browserSide(page, ph)));
+  return out;
 }
 
 const show = (v: Verdict[]): string => v.map((x) => `  ${x.name} d=${x.d}: input ${x.inputRel.toExponential(2)}, p ${x.probRel.toExponential(2)}, top-5 ${x.sameTop5 ? 'same' : 'DIFFERS'}`).join('\n');
@@ -198,29 +195,43 @@ test('in the browser (onnxruntime-web): the server input bit for bit and its top
   const full = photos.filter((p) => p.d === 1);
   assert.ok(full.length >= 5, 'five or more photos decoded at full size');
 
-  const byDefault = await runParity(url, photos, true);
-  console.log(`page vs server (relative L2 differences), server defaults:\n${show(byDefault)}`);
-  for (const v of byDefault) assert.ok(v.d === 1 ? exact(v) : close(v), `${v.name}: ${show([v])}`);
+  const problems: string[] = [];
+  const page = await openPage(url, problems);
+  try {
+    const byDefault = await runParity(page, url, photos, true);
+    console.log(`page vs server (relative L2 differences), server defaults:\n${show(byDefault)}`);
+    for (const v of byDefault) assert.ok(v.d === 1 ? exact(v) : close(v), `${v.name}: ${show([v])}`);
+
+    const controls = full.filter((p) => !p.name.startsWith('120x120')).slice(0, 4);
+    const squash = await runParity(page, url, controls, true, `(p) => { p.ops[0] = { op: 'resize', size: p.ops[0].size, mode: 'squash' }; return p; }`);
+    console.log(`negative control, squash instead of letterbox:\n${show(squash)}`);
+    for (const v of squash) assert.ok(!exact(v) && !close(v), `${v.name}: a squashed input must fail`);
+    const swapped = await runParity(page, url, controls, true, `(p) => { const n = p.ops.find((o) => o.op === 'normalize'); [n.mean, n.std] = [n.std, n.mean]; return p; }`);
+    console.log(`negative control, mean and std swapped:\n${show(swapped)}`);
+    for (const v of swapped) assert.ok(!exact(v) && !close(v), `${v.name}: swapped mean/std must fail`);
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+  }
 
   // A server that decodes every photo at full size: the page matches it exactly on the large ones too.
   const model = await openServedModel(join(work, 'export'), { threads: 2 });
   const exactApp = await buildServer({ model, fastDecode: false });
   try {
     const exactUrl = await exactApp.listen({ port: 0, host: '127.0.0.1' });
-    const all = await runParity(exactUrl, photos.filter((p) => p.d > 1), false);
-    console.log(`page vs server, fastDecode off:\n${show(all)}`);
-    for (const v of all) assert.ok(exact(v), `${v.name}: ${show([v])}`);
+    const problems2: string[] = [];
+    const page2 = await openPage(exactUrl, problems2);
+    try {
+      const all = await runParity(page2, exactUrl, photos.filter((p) => p.d > 1), false);
+      console.log(`page vs server, fastDecode off:\n${show(all)}`);
+      for (const v of all) assert.ok(exact(v), `${v.name}: ${show([v])}`);
+      assert.deepEqual(problems2, []);
+    } finally {
+      await page2.close();
+    }
   } finally {
     await exactApp.close();
   }
-
-  const controls = full.filter((p) => !p.name.startsWith('120x120')).slice(0, 4);
-  const squash = await runParity(url, controls, true, `window.goodsrecPipelineHook = (p) => { p.ops[0] = { op: 'resize', size: p.ops[0].size, mode: 'squash' }; return p; };`);
-  console.log(`negative control, squash instead of letterbox:\n${show(squash)}`);
-  for (const v of squash) assert.ok(!exact(v) && !close(v), `${v.name}: a squashed input must fail`);
-  const swapped = await runParity(url, controls, true, `window.goodsrecPipelineHook = (p) => { const n = p.ops.find((o) => o.op === 'normalize'); [n.mean, n.std] = [n.std, n.mean]; return p; };`);
-  console.log(`negative control, mean and std swapped:\n${show(swapped)}`);
-  for (const v of swapped) assert.ok(!exact(v) && !close(v), `${v.name}: swapped mean/std must fail`);
 });
 
 test('the page enrols a product from photos into the gallery (bearer token in memory only), predicts it through the gallery, and removes it', { skip, timeout: 240_000 }, async () => {
