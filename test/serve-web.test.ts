@@ -143,7 +143,8 @@ async function browserSide(page: Page, ph: Photo): Promise<Side> {
   await page.evaluate(() => { (window as unknown as { goodsrecLast: unknown }).goodsrecLast = null; });
   await page.setInputFiles('#file', []);
   await page.setInputFiles('#file', ph.file);
-  await page.waitForFunction(() => (window as unknown as { goodsrecLast: unknown }).goodsrecLast !== null, null, { timeout: 60_000 });
+  await page.waitForFunction(() => (window as unknown as { goodsrecLast: unknown }).goodsrecLast !== null, null,
+    { timeout: 60_000 });
   const last = await page.evaluate(() => {
     const l = (window as unknown as { goodsrecLast: { probabilities: number[]; input: Float32Array } }).goodsrecLast;
     return { probabilities: l.probabilities, input: Array.from(l.input) };
@@ -151,8 +152,9 @@ async function browserSide(page: Page, ph: Photo): Promise<Side> {
   return { probabilities: last.probabilities, input: Float32Array.from(last.input) };
 }
 
-const norm = (v: ArrayLike<number>): number => { let s = 0; for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!; return Math.sqrt(s); };
-const diffNorm = (a: ArrayLike<number>, b: ArrayLike<number>): number => { let s = 0; for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2; return Math.sqrt(s); };
+/** L2 norm in float64. */
+const norm = (v: ArrayLike<number>): number => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
+const diffNorm = (a: ArrayLike<number>, b: ArrayLike<number>): number => norm(Array.from(a, (x, i) => x - b[i]!));
 const top5 = (p: number[]): number[] => p.map((_, j) => j).sort((a, b) => p[b]! - p[a]! || a - b).slice(0, 5);
 
 // Probabilities: onnxruntime-web (wasm) and onnxruntime-node run different kernels on the same input;
@@ -177,7 +179,9 @@ const exact = (v: Verdict): boolean => v.inputRel === 0 && v.sameTop5 && v.probR
 const close = (v: Verdict): boolean => v.inputRel <= INPUT_REL_REDUCED && v.probRel <= PROB_REL_REDUCED;
 
 /** Each photo on the server and in `page` (browser mode); `hook` alters the page's pipeline (a negative control). */
-async function runParity(page: Page, base: string, photos: Photo[], fastDecode: boolean, hook: string | null = null): Promise<Verdict[]> {
+async function runParity(
+  page: Page, base: string, photos: Photo[], fastDecode: boolean, hook: string | null = null,
+): Promise<Verdict[]> {
   await page.evaluate((h) => {
     (window as unknown as { goodsrecPipelineHook: unknown }).goodsrecPipelineHook = h ? (0, eval)(h) : undefined;
   }, hook);
@@ -187,7 +191,8 @@ async function runParity(page: Page, base: string, photos: Photo[], fastDecode: 
   return out;
 }
 
-const show = (v: Verdict[]): string => v.map((x) => `  ${x.name} d=${x.d}: input ${x.inputRel.toExponential(2)}, p ${x.probRel.toExponential(2)}, top-5 ${x.sameTop5 ? 'same' : 'DIFFERS'}`).join('\n');
+const show = (v: Verdict[]): string => v.map((x) => `  ${x.name} d=${x.d}: input ${x.inputRel.toExponential(2)}, ` +
+  `p ${x.probRel.toExponential(2)}, top-5 ${x.sameTop5 ? 'same' : 'DIFFERS'}`).join('\n');
 
 test('in the browser (onnxruntime-web): the server input bit for bit and its top-5 in order for photos of 5+ aspect ratios and EXIF orientations; squash or swapped mean/std fail', { skip, timeout: 300_000 }, async () => {
   const photos = await parityPhotos();
@@ -203,10 +208,12 @@ test('in the browser (onnxruntime-web): the server input bit for bit and its top
     for (const v of byDefault) assert.ok(v.d === 1 ? exact(v) : close(v), `${v.name}: ${show([v])}`);
 
     const controls = full.filter((p) => !p.name.startsWith('120x120')).slice(0, 4);
-    const squash = await runParity(page, url, controls, true, `(p) => { p.ops[0] = { op: 'resize', size: p.ops[0].size, mode: 'squash' }; return p; }`);
+    const squash = await runParity(page, url, controls, true,
+      `(p) => { p.ops[0] = { op: 'resize', size: p.ops[0].size, mode: 'squash' }; return p; }`);
     console.log(`negative control, squash instead of letterbox:\n${show(squash)}`);
     for (const v of squash) assert.ok(!exact(v) && !close(v), `${v.name}: a squashed input must fail`);
-    const swapped = await runParity(page, url, controls, true, `(p) => { const n = p.ops.find((o) => o.op === 'normalize'); [n.mean, n.std] = [n.std, n.mean]; return p; }`);
+    const swapped = await runParity(page, url, controls, true,
+      `(p) => { const n = p.ops.find((o) => o.op === 'normalize'); [n.mean, n.std] = [n.std, n.mean]; return p; }`);
     console.log(`negative control, mean and std swapped:\n${show(swapped)}`);
     for (const v of swapped) assert.ok(!exact(v) && !close(v), `${v.name}: swapped mean/std must fail`);
     assert.deepEqual(problems, []);
@@ -250,13 +257,14 @@ test('the page enrols a product from photos into the gallery (bearer token in me
     // k = 1: the stand-in's random features are close for all photos; the photo itself must decide.
     writeGallery(path, (await buildGallery(rec, ds, { k: 1 })).gallery);
     const model = await openServedModel(runDir, { threads: 2, embedding: true, exportDir: join(work, 'export-gallery') });
-    gapp = await buildServer({ model, gallery: new ServedGallery(path, readGallery(path)), adminToken: TOKEN, maxDelayMs: 1 });
+    const gallery = new ServedGallery(path, readGallery(path));
+    gapp = await buildServer({ model, gallery, adminToken: TOKEN, maxDelayMs: 1 });
     const gurl = await gapp.listen({ port: 0, host: '127.0.0.1' });
     const problems: string[] = [];
     const page = await openPage(gurl, problems);
     try {
       await page.waitForSelector('#gallery:not([hidden]) #gallery-classes li');
-      const listed = await page.$$eval('#gallery-classes li', (lis) => lis.map((li) => (li as HTMLElement).dataset.class));
+      const listed = await page.$$eval('#gallery-classes li', (lis) => lis.map((li) => li.getAttribute('data-class')));
       assert.deepEqual(listed, classes.slice(0, 5));
 
       await page.fill('#enrol-name', held);
@@ -274,10 +282,11 @@ test('the page enrols a product from photos into the gallery (bearer token in me
       // The page then recognises the first enrolled photo through the gallery.
       await page.waitForFunction(() => document.getElementById('gallery-answer')!.dataset.class !== undefined
         || document.getElementById('status')!.classList.contains('error'));
-      const said = await page.evaluate(() => [document.getElementById('gallery-answer')!.textContent, document.getElementById('status')!.textContent]);
+      const said = await page.evaluate(() => ['gallery-answer', 'status'].map((id) => document.getElementById(id)!.textContent));
       assert.equal(await page.getAttribute('#gallery-answer', 'data-class'), held, said.join(' / '));
       assert.equal(readGallery(path).meta.entries.filter((e) => e.class === held).length, 3);
-      const stored = await page.evaluate(() => JSON.stringify([{ ...localStorage }, { ...sessionStorage }, document.cookie]));
+      const stored = await page.evaluate(() =>
+        JSON.stringify([{ ...localStorage }, { ...sessionStorage }, document.cookie]));
       assert.equal(stored, '[{},{},""]', 'the token is not stored');
       mkdirSync(artifacts, { recursive: true });
       await page.screenshot({ path: join(artifacts, 'serve-page-enrol.png'), fullPage: true });

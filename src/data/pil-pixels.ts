@@ -185,7 +185,9 @@ export function centerCrop(img: RgbImage, cw: number, chh: number, fill: Rgb = [
 }
 
 /** HWC uint8 -> normalised CHW float32 ((v / 255 - mean) / std), optionally mirrored left-right. */
-export function normalizeChw(img: RgbImage, mean: readonly number[], std: readonly number[], flip = false, into?: Float32Array): Float32Array {
+export function normalizeChw(
+  img: RgbImage, mean: readonly number[], std: readonly number[], flip = false, into?: Float32Array,
+): Float32Array {
   const { data, width, height } = img;
   const plane = width * height;
   const out = into ?? new Float32Array(plane * 3);
@@ -204,7 +206,7 @@ export function normalizeChw(img: RgbImage, mean: readonly number[], std: readon
   return out;
 }
 
-/** Largest JPEG DCT scale 1/d (d in 8, 4, 2) that still leaves at least `w` x `h` pixels of a `bw` x `bh` area; 1 if none. */
+/** Largest JPEG DCT scale 1/d (d in 8, 4, 2) leaving at least `w` x `h` pixels of a `bw` x `bh` area; 1 if none. */
 export function dctScale(bw: number, bh: number, w: number, h: number): 1 | 2 | 4 | 8 {
   for (const d of [8, 4, 2] as const) if (bw / d >= w && bh / d >= h) return d;
   return 1;

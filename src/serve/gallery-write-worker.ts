@@ -16,7 +16,8 @@ try {
   if (approximate) openGalleryIndex(gallery, { path }); // built and saved under hnswPathFor
   const buildMs = performance.now() - t0;
   writeGallery(path, gallery);
-  const reply: GalleryWriteReply = { ok: true, graph: approximate ? hnswPathFor(path, gallery.embeddings) : null, buildMs };
+  const graph = approximate ? hnswPathFor(path, gallery.embeddings) : null;
+  const reply: GalleryWriteReply = { ok: true, graph, buildMs };
   parentPort!.postMessage(reply);
 } catch (e) {
   parentPort!.postMessage({ ok: false, message: (e as Error).message } satisfies GalleryWriteReply);

@@ -7,7 +7,9 @@
 // nor a half-written gallery, and a failed write changes nothing. Writes are
 // serialised.
 import { Worker } from 'node:worker_threads';
-import { GalleryError, appendToGallery, filterGallery, galleryClasses, type Gallery, type GalleryEntry } from '../gallery/format.js';
+import {
+  GalleryError, appendToGallery, filterGallery, galleryClasses, type Gallery, type GalleryEntry,
+} from '../gallery/format.js';
 import { GalleryMatcher } from '../gallery/recognize.js';
 import { isApproximate, openGalleryIndex } from '../gallery/open-index.js';
 import type { GalleryWriteJob, GalleryWriteReply } from './gallery-write-worker.js';
@@ -28,7 +30,8 @@ export class ServedGallery {
   }
 
   private matcher(g: Gallery, graph?: string): GalleryMatcher {
-    return new GalleryMatcher(g, openGalleryIndex(g, { path: this.path, ...(this.log ? { log: this.log } : {}), ...(graph ? { graph } : {}) }));
+    const o = { path: this.path, ...(this.log ? { log: this.log } : {}), ...(graph ? { graph } : {}) };
+    return new GalleryMatcher(g, openGalleryIndex(g, o));
   }
 
   /** What readers use; never changes under them. */
@@ -54,7 +57,8 @@ export class ServedGallery {
     const run = async (): Promise<GallerySnapshot> => {
       const next = change(this.snap.gallery);
       const { graph, buildMs } = await writeInWorker({ path: this.path, gallery: next });
-      if (graph) this.log?.(`${this.path}: HNSW graph over ${next.meta.entries.length} photos built in ${(buildMs / 1000).toFixed(1)} s`);
+      const n = next.meta.entries.length;
+      if (graph) this.log?.(`${this.path}: HNSW graph over ${n} photos built in ${(buildMs / 1000).toFixed(1)} s`);
       const matcher = this.matcher(next, graph ?? undefined); // loads the saved graph (no build on this thread)
       const old = this.snap;
       this.snap = { gallery: next, matcher, version: old.version + 1 };
@@ -76,6 +80,8 @@ function writeInWorker(job: GalleryWriteJob): Promise<{ graph: string | null; bu
       if (m.ok) resolve({ graph: m.graph, buildMs: m.buildMs }); else reject(new Error(`${job.path}: ${m.message}`));
     });
     w.once('error', (e) => { done = true; reject(new Error(`${job.path}: the gallery writer failed: ${e.message}`)); });
-    w.once('exit', (code) => { if (!done) reject(new Error(`${job.path}: the gallery writer exited (code ${code}) before answering`)); });
+    w.once('exit', (code) => {
+      if (!done) reject(new Error(`${job.path}: the gallery writer exited (code ${code}) before answering`));
+    });
   });
 }

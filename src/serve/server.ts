@@ -116,7 +116,9 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   const tokenDigest = (t: string): Buffer => createHash('sha256').update(t).digest();
   const adminDigest = o.adminToken ? tokenDigest(o.adminToken) : null;
   // The same pre-processing as evaluation; only the decoder's pixel limit is the server's.
-  const pipeline = { ...evalPipeline(sc.preprocess), maxPixels: limits.maxPixels, ...(o.fastDecode === false ? { fastDecode: false } : {}) };
+  const pipeline = {
+    ...evalPipeline(sc.preprocess), maxPixels: limits.maxPixels, ...(o.fastDecode === false ? { fastDecode: false } : {}),
+  };
   let closing = false;
 
   const metrics = new ServeMetrics(() => batcher.queueLength);
@@ -322,7 +324,8 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 
   app.get('/v1/model', async () => ({
     // `pipeline`: the ops this server runs on uploads, which the page runs in the browser (web-preprocess.ts).
-    model: sc.model, classes: sc.classes, preprocess: sc.preprocess, pipeline, tta: sc.tta, ttaMean: sc.ttaMean, members: sc.members?.map((m) => ({ model: m.model, weight: m.weight })) ?? [], input: sc.input, output: sc.output,
+    pipeline,
+    model: sc.model, classes: sc.classes, preprocess: sc.preprocess, tta: sc.tta, ttaMean: sc.ttaMean, members: sc.members?.map((m) => ({ model: m.model, weight: m.weight })) ?? [], input: sc.input, output: sc.output,
     opset: sc.opset, exportedBy: sc.goodsrecVersion, server: goodsrecVersion(), sha256: sc.sha256,
     references: o.references ? sc.classes.map((c) => o.references!.has(c)) : sc.classes.map(() => false),
     limits: { ...limits, maxBatch: o.maxBatch ?? 16 },

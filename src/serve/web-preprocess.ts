@@ -17,7 +17,8 @@ import { centerCrop, dctScale, normalizeChw, padToSquare, resampleTs, type Rgb }
 /** What the page knows of the encoded file: JPEG or not, and its EXIF orientation (1..8). */
 export interface EncodedInfo { jpeg: boolean; orientation: number }
 
-const rd16 = (b: Uint8Array, i: number, le: boolean): number => (le ? b[i]! | (b[i + 1]! << 8) : (b[i]! << 8) | b[i + 1]!);
+const rd16 = (b: Uint8Array, i: number, le: boolean): number =>
+  (le ? b[i]! | (b[i + 1]! << 8) : (b[i]! << 8) | b[i + 1]!);
 const rd32 = (b: Uint8Array, i: number, le: boolean): number =>
   le ? (rd16(b, i, true) + rd16(b, i + 2, true) * 65536) : (rd16(b, i, false) * 65536 + rd16(b, i + 2, false));
 
@@ -77,7 +78,10 @@ export function blockMean(img: RgbImage, d: number, o: number): RgbImage {
       const xa = Math.max(0, x0 + bx * d), xb = Math.min(W, x0 + bx * d + d);
       let r = 0, g = 0, b = 0;
       for (let y = ya; y < yb; y++) {
-        for (let x = xa; x < xb; x++) { const p = (y * W + x) * 3; r += data[p]!; g += data[p + 1]!; b += data[p + 2]!; }
+        for (let x = xa; x < xb; x++) {
+          const p = (y * W + x) * 3;
+          r += data[p]!; g += data[p + 1]!; b += data[p + 2]!;
+        }
       }
       const n = (yb - ya) * (xb - xa), q = (by * w + bx) * 3;
       out[q] = Math.round(r / n); out[q + 1] = Math.round(g / n); out[q + 2] = Math.round(b / n);
@@ -87,7 +91,8 @@ export function blockMean(img: RgbImage, d: number, o: number): RgbImage {
 }
 
 const resizeWhole = (img: RgbImage, w: number, h: number): RgbImage => (w === img.width && h === img.height ? img
-  : resampleTs(img, w, h, { lo: 0, hi: img.width, in0: 0, in1: img.width }, { lo: 0, hi: img.height, in0: 0, in1: img.height }));
+  : resampleTs(img, w, h, { lo: 0, hi: img.width, in0: 0, in1: img.width },
+    { lo: 0, hi: img.height, in0: 0, in1: img.height }));
 const hw = (s: number | [number, number]): [number, number] => (typeof s === 'number' ? [s, s] : s);
 const fillOf = (f: unknown): Rgb => (Array.isArray(f) ? [f[0], f[1], f[2]] : [0, 0, 0]);
 
@@ -102,7 +107,8 @@ export function evalTensor(img: RgbImage, pipeline: PipelineConfig, enc: Encoded
     : first?.op === 'resize' && (Array.isArray(first.size) || first.mode === 'squash') ? hw(first.size) : null;
   if (pipeline.fastDecode && enc.jpeg && target && first) {
     const S = Math.max(img.width, img.height);
-    const d = first.op === 'letterbox' ? dctScale(S, S, target[1]!, target[0]!) : dctScale(img.width, img.height, target[1]!, target[0]!);
+    const d = first.op === 'letterbox' ? dctScale(S, S, target[1]!, target[0]!)
+      : dctScale(img.width, img.height, target[1]!, target[0]!);
     if (d > 1) img = blockMean(img, d, enc.orientation);
   }
   for (const o of pipeline.ops) {
@@ -113,14 +119,18 @@ export function evalTensor(img: RgbImage, pipeline: PipelineConfig, enc: Encoded
         break;
       }
       case 'resize': {
-        if (!Array.isArray(o.size) && o.mode !== 'squash') throw new Error("web pre-processing: resize 'shorter' is not an evaluation op");
+        if (!Array.isArray(o.size) && o.mode !== 'squash') {
+          throw new Error("web pre-processing: resize 'shorter' is not an evaluation op");
+        }
         const [h, w] = hw(o.size);
         img = resizeWhole(img, w, h);
         break;
       }
       case 'centerCrop': { const [h, w] = hw(o.size); img = centerCrop(img, w, h); break; }
       case 'normalize':
-        if (!Array.isArray(o.mean) || !Array.isArray(o.std)) throw new Error('web pre-processing: normalize needs resolved mean and std');
+        if (!Array.isArray(o.mean) || !Array.isArray(o.std)) {
+          throw new Error('web pre-processing: normalize needs resolved mean and std');
+        }
         return normalizeChw(img, o.mean, o.std);
       default: throw new Error(`web pre-processing: op '${o.op}' is not part of an evaluation pipeline`);
     }
@@ -132,6 +142,8 @@ export function evalTensor(img: RgbImage, pipeline: PipelineConfig, enc: Encoded
 export function rgbaToRgb(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number): RgbImage {
   const n = width * height;
   const data = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) { data[3 * i] = rgba[4 * i]!; data[3 * i + 1] = rgba[4 * i + 1]!; data[3 * i + 2] = rgba[4 * i + 2]!; }
+  for (let i = 0; i < n; i++) {
+    data[3 * i] = rgba[4 * i]!; data[3 * i + 1] = rgba[4 * i + 1]!; data[3 * i + 2] = rgba[4 * i + 2]!;
+  }
   return { data, width, height };
 }

@@ -86,7 +86,8 @@ async function loadGallery() {
   if (!r.ok) return;
   const g = await r.json();
   $('gallery').hidden = false;
-  $('gallery-info').textContent = `${g.photos} photos of ${g.classes.length} products, ${g.search} search, version ${g.version}`;
+  $('gallery-info').textContent =
+    `${g.photos} photos of ${g.classes.length} products, ${g.search} search, version ${g.version}`;
   $('gallery-info').dataset.version = String(g.version);
   const list = $('gallery-classes');
   list.replaceChildren();
@@ -159,14 +160,16 @@ async function preprocess(blob) {
   webPreprocess ??= await import('/lib/serve/web-preprocess.js');
   const bytes = new Uint8Array(await blob.arrayBuffer());
   // Displayed orientation (EXIF applied, as the server decodes), no colour management, no premultiplying.
-  const bmp = await createImageBitmap(blob, { imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const bmp = await createImageBitmap(blob,
+    { imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   const canvas = new OffscreenCanvas(bmp.width, bmp.height);
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   ctx.drawImage(bmp, 0, 0);
   const rgb = webPreprocess.rgbaToRgb(ctx.getImageData(0, 0, bmp.width, bmp.height).data, bmp.width, bmp.height);
   bmp.close();
   // Test hook (test/serve-web.test.ts): a negative control alters the pipeline before it runs.
-  const pipeline = typeof window.goodsrecPipelineHook === 'function' ? window.goodsrecPipelineHook(structuredClone(meta.pipeline)) : meta.pipeline;
+  const hook = window.goodsrecPipelineHook;
+  const pipeline = typeof hook === 'function' ? hook(structuredClone(meta.pipeline)) : meta.pipeline;
   return webPreprocess.evalTensor(rgb, pipeline, webPreprocess.encodedInfo(bytes));
 }
 
