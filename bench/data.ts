@@ -17,7 +17,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import sharp from 'sharp';
 import { resolve, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DataLoader, readManifestDataset, selectSplits, RECIPE_MEAN, RECIPE_STD, type PipelineConfig } from '../src/data/index.js';
+import { DataLoader, parseCsv, readManifestDataset, selectSplits, RECIPE_MEAN, RECIPE_STD, type PipelineConfig } from '../src/data/index.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const DATASET = resolve(REPO, '..', 'shared', 'datasets', 'grocery-store');
@@ -95,11 +95,11 @@ export async function run(): Promise<void> {
 async function large(epochs: number, cores: number, workers: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'goodsrec-bench-large-'));
   try {
-    const lines = readFileSync(join(DATASET, 'dataset', 'train.txt'), 'utf8').trim().split('\n').slice(0, 400);
+    const lines = parseCsv(readFileSync(join(DATASET, 'dataset', 'train.txt'), 'utf8')).slice(0, 400);
     mkdirSync(join(dir, 'dataset', 'img'), { recursive: true });
     const manifest: string[] = [];
     for (const [i, l] of lines.entries()) {
-      const [rel, label] = l.split(',').map((x) => x.trim());
+      const [rel, label] = l.map((x) => x.trim());
       const name = `img/${i}.jpg`;
       await sharp(join(DATASET, 'dataset', rel!)).resize(1632, 1224, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(join(dir, 'dataset', name));
       manifest.push(`${name}, ${label}`);

@@ -16,6 +16,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseCsv } from '../src/data/dataset.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const DATASET = join(REPO, '..', 'shared', 'datasets', 'grocery-store');
@@ -23,7 +24,7 @@ const DATASET = join(REPO, '..', 'shared', 'datasets', 'grocery-store');
 function photoList(n: number): string[] {
   const manifest = join(DATASET, 'dataset', 'test.txt');
   if (existsSync(manifest)) {
-    const lines = readFileSync(manifest, 'utf8').trim().split('\n').map((l) => l.split(',')[0]!.trim());
+    const lines = parseCsv(readFileSync(manifest, 'utf8')).map((r) => r[0]!.trim());
     const step = Math.max(1, Math.floor(lines.length / n));
     return lines.filter((_, i) => i % step === 0).slice(0, n).map((p) => join(DATASET, 'dataset', p));
   }

@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import {
-  DataLoader, decodeJpegNative, nativeImage, processBuffer, readFolderDataset, recipeEvalPipeline, recipeTrainPipeline,
+  DataLoader, parseCsv, decodeJpegNative, nativeImage, processBuffer, readFolderDataset, recipeEvalPipeline, recipeTrainPipeline,
   type PipelineConfig,
 } from '../src/data/index.js';
 import { GROCERY, REPO, diffStats, groceryAvailable, tmpDir } from './data-helpers.js';
@@ -20,8 +20,8 @@ const native = nativeImage();
 
 function groceryJpeg(i: number): Buffer {
   assert.ok(groceryAvailable(), `grocery-store dataset not found at ${GROCERY}`);
-  const lines = readFileSync(join(GROCERY, 'dataset', 'train.txt'), 'utf8').trim().split('\n');
-  return readFileSync(join(GROCERY, 'dataset', lines[i]!.split(',')[0]!.trim()));
+  const rows = parseCsv(readFileSync(join(GROCERY, 'dataset', 'train.txt'), 'utf8'));
+  return readFileSync(join(GROCERY, 'dataset', rows[i]![0]!.trim()));
 }
 
 /** JPEGs covering the decoder's cases: sizes, subsampling, progressive, grayscale, every EXIF orientation. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import {
-  decodeImage, letterbox, resize, centerCrop, hflipInPlace, processFile, recipeEvalPipeline, recipeTrainPipeline,
+  decodeImage, parseCsv, letterbox, resize, centerCrop, hflipInPlace, processFile, recipeEvalPipeline, recipeTrainPipeline,
   planRandomErasing, planCutout, planRandAugment, parseRandAugment, planRandomResizedCrop, finishSample, validatePipeline,
   type PipelineConfig, type RgbImage,
 } from '../src/data/index.js';
@@ -23,10 +23,10 @@ async function pickImages(): Promise<string[]> {
   assert.ok(groceryAvailable(), `grocery-store dataset not found at ${GROCERY}`);
   const out = IMAGES.map((p) => join(GROCERY, p));
   // One portrait and one landscape image (348x464, 464x348) from the train list, found by header.
-  const lines = (await import('node:fs')).readFileSync(join(GROCERY, 'dataset', 'train.txt'), 'utf8').trim().split('\n');
+  const lines = parseCsv((await import('node:fs')).readFileSync(join(GROCERY, 'dataset', 'train.txt'), 'utf8'));
   let portrait = '', landscape = '';
   for (const l of lines) {
-    const p = join(GROCERY, 'dataset', l.split(',')[0]!.trim());
+    const p = join(GROCERY, 'dataset', l[0]!.trim());
     const m = await sharp(p).metadata();
     if (!portrait && m.height! > m.width!) portrait = p;
     if (!landscape && m.width! > m.height!) landscape = p;

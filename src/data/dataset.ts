@@ -202,7 +202,8 @@ export function readManifestDataset(dir: string, opts: ManifestReadOptions = {})
     const lines = readFileSync(file, 'utf8').split(/\r?\n/);
     lines.forEach((line, n) => {
       if (line.trim() === '' || line.startsWith('#')) return;
-      const parts = line.split(',').map((p) => p.trim());
+      // One line at a time (so errors name it) through the CSV parser: a quoted path may hold a comma.
+      const parts = (parseCsv(line)[0] ?? []).map((p) => p.trim());
       const id = Number(parts[1]);
       const cls = idToName.get(id);
       if (parts.length < 2 || !parts[0] || cls === undefined) throw new Error(`${file}:${n + 1}: expected 'path, class_id' with a class id from ${cf}, got '${line}'`);

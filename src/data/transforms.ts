@@ -15,6 +15,7 @@ import { imageSizeFromHeader } from './image.js';
 import { applyColorJitter, planColorJitter } from './color.js';
 import { applyAugStep, parseRandAugment, planAutoAugment, planRandAugment } from './autoaugment.js';
 import { looksLikeJpeg, nativeImage, orientedSize } from './native-image.js';
+import { dctScale, normalizeChw } from './pil-pixels.js';
 import { eraseFloatChw, eraseUint8Hwc, planCutout, planRandomErasing } from './erasing.js';
 
 /** A size: one number (square, or the shorter side for resize 'shorter') or [height, width]. */
@@ -209,32 +210,10 @@ export interface Processed {
 
 /** HWC uint8 -> normalised CHW float32, optionally mirrored left-right on the way (a deferred hflip). */
 function toFloatChw(img: RgbImage, mean: readonly number[], std: readonly number[], flip = false, into?: Float32Array): Float32Array {
-  const { data, width, height } = img;
-  const plane = width * height;
-  const target = into && into.length === plane * 3 ? into : undefined;
+  const target = into && into.length === img.width * img.height * 3 ? into : undefined;
   const nat = nativeImage();
-  if (nat) return nat.toFloatChw(data, width, height, mean, std, flip, target);
-  const out = target ?? new Float32Array(plane * 3);
-  const lut = new Float32Array(768);
-  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255 - mean[c]!) / std[c]!;
-  if (!flip) {
-    for (let i = 0, p = 0; i < plane; i++, p += 3) {
-      out[i] = lut[data[p]!]!;
-      out[plane + i] = lut[256 + data[p + 1]!]!;
-      out[2 * plane + i] = lut[512 + data[p + 2]!]!;
-    }
-    return out;
-  }
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    for (let x = 0, p = (row + width - 1) * 3; x < width; x++, p -= 3) {
-      const i = row + x;
-      out[i] = lut[data[p]!]!;
-      out[plane + i] = lut[256 + data[p + 1]!]!;
-      out[2 * plane + i] = lut[512 + data[p + 2]!]!;
-    }
-  }
-  return out;
+  if (nat) return nat.toFloatChw(img.data, img.width, img.height, mean, std, flip, target);
+  return normalizeChw(img, mean, std, flip, target);
 }
 
 /** A flip at op i can wait for the float conversion when only pixel-wise colour ops come before it. */
@@ -291,11 +270,6 @@ function planFusedCrop(width: number, height: number, lb: LetterboxOp, rrc: RrcO
   };
 }
 
-/** Largest JPEG DCT scale 1/d (d in 8, 4, 2) that still leaves at least `w` x `h` pixels of a `bw` x `bh` area; 1 if none. */
-function dctScale(bw: number, bh: number, w: number, h: number): 1 | 2 | 4 | 8 {
-  for (const d of [8, 4, 2] as const) if (bw / d >= w && bh / d >= h) return d;
-  return 1;
-}
 
 /**
  * A leading letterbox + RandomResizedCrop straight from JPEG bytes: the crop is planned from the header,

@@ -124,10 +124,10 @@ export function hnswPathFor(galleryPath: string, embeddings: Float32Array): stri
  * The graph for a gallery file's embeddings: loaded when saved before, else built and saved (graphs of
  * earlier versions of the gallery are deleted). Without a path it is only built.
  */
-export function galleryHnsw(rows: Float32Array, dim: number, galleryPath: string | null, o: { settings?: HnswSettings; threads?: number; log?: (m: string) => void } = {}): HnswIndex {
+export function galleryHnsw(rows: Float32Array, dim: number, galleryPath: string | null, o: { settings?: HnswSettings; threads?: number; log?: (m: string) => void; graph?: string } = {}): HnswIndex {
   const s = o.settings ?? DEFAULT_HNSW;
   const n = rows.length / dim;
-  const file = galleryPath ? hnswPathFor(galleryPath, rows) : null;
+  const file = o.graph ?? (galleryPath ? hnswPathFor(galleryPath, rows) : null);
   if (file && existsSync(file)) {
     try { return HnswIndex.load(file, dim, n, s, o.threads ?? 0); } catch (e) { o.log?.(`${(e as Error).message}; rebuilding it`); }
   }

@@ -17,6 +17,8 @@ export interface OpenIndexOptions {
   exact?: (rows: Float32Array, dim: number) => NeighbourIndex;
   threads?: number;
   log?: (m: string) => void;
+  /** A graph file already saved for exactly these rows (skips hashing the embeddings to find it). */
+  graph?: string;
 }
 
 /** Whether a gallery is searched approximately (its size against its threshold). */
@@ -28,5 +30,5 @@ export function openGalleryIndex(g: Gallery, o: OpenIndexOptions = {}): Neighbou
   const { dim } = g.meta;
   if (!isApproximate(g, o.approximateFrom)) return o.exact ? o.exact(g.embeddings, dim) : new BruteForceIndex(g.embeddings, dim, o.threads ?? 0);
   const settings = { ...DEFAULT_HNSW, ...(g.meta.search?.hnsw ?? {}) };
-  return galleryHnsw(g.embeddings, dim, o.path ?? null, { settings, ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.log ? { log: o.log } : {}) });
+  return galleryHnsw(g.embeddings, dim, o.path ?? null, { settings, ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.graph ? { graph: o.graph } : {}), ...(o.log ? { log: o.log } : {}) });
 }

@@ -1,11 +1,18 @@
 // The gallery a server recognises through. Readers take the current snapshot
 // (gallery + its index) and keep using it for their whole request; a write
-// builds the next gallery and index in memory, writes the file atomically and
-// only then swaps the reference, so readers never see a half-written gallery
-// and a failed write changes nothing. Writes are serialised.
-import { GalleryError, appendToGallery, filterGallery, galleryClasses, writeGallery, type Gallery, type GalleryEntry } from '../gallery/format.js';
+// builds the next gallery, then a worker thread builds its index (an HNSW graph
+// over a large gallery takes seconds to minutes) and writes the file
+// atomically, and only then is the graph loaded and the reference swapped: the
+// event loop keeps answering meanwhile, readers never see a half-built index
+// nor a half-written gallery, and a failed write changes nothing. Writes are
+// serialised.
+import { Worker } from 'node:worker_threads';
+import {
+  GalleryError, appendToGallery, filterGallery, galleryClasses, type Gallery, type GalleryEntry,
+} from '../gallery/format.js';
 import { GalleryMatcher } from '../gallery/recognize.js';
 import { isApproximate, openGalleryIndex } from '../gallery/open-index.js';
+import type { GalleryWriteJob, GalleryWriteReply } from './gallery-write-worker.js';
 
 export interface GallerySnapshot {
   gallery: Gallery;
@@ -22,8 +29,9 @@ export class ServedGallery {
     this.snap = { gallery, matcher: this.matcher(gallery), version: 0 };
   }
 
-  private matcher(g: Gallery): GalleryMatcher {
-    return new GalleryMatcher(g, openGalleryIndex(g, { path: this.path, ...(this.log ? { log: this.log } : {}) }));
+  private matcher(g: Gallery, graph?: string): GalleryMatcher {
+    const o = { path: this.path, ...(this.log ? { log: this.log } : {}), ...(graph ? { graph } : {}) };
+    return new GalleryMatcher(g, openGalleryIndex(g, o));
   }
 
   /** What readers use; never changes under them. */
@@ -44,12 +52,14 @@ export class ServedGallery {
     });
   }
 
-  /** Serialised copy-on-write: next = change(current); file written atomically; then the swap. */
+  /** Serialised copy-on-write: next = change(current); index and file made off the event loop; then the swap. */
   private write(change: (g: Gallery) => Gallery): Promise<GallerySnapshot> {
     const run = async (): Promise<GallerySnapshot> => {
       const next = change(this.snap.gallery);
-      const matcher = this.matcher(next); // builds or loads the HNSW graph when the gallery is large
-      writeGallery(this.path, next);
+      const { graph, buildMs } = await writeInWorker({ path: this.path, gallery: next });
+      const n = next.meta.entries.length;
+      if (graph) this.log?.(`${this.path}: HNSW graph over ${n} photos built in ${(buildMs / 1000).toFixed(1)} s`);
+      const matcher = this.matcher(next, graph ?? undefined); // loads the saved graph (no build on this thread)
       const old = this.snap;
       this.snap = { gallery: next, matcher, version: old.version + 1 };
       return this.snap;
@@ -58,4 +68,20 @@ export class ServedGallery {
     this.queue = p.catch(() => undefined);
     return p;
   }
+}
+
+/** Runs gallery-write-worker.ts on one job. */
+function writeInWorker(job: GalleryWriteJob): Promise<{ graph: string | null; buildMs: number }> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL('./gallery-write-worker.js', import.meta.url), { workerData: job });
+    let done = false;
+    w.once('message', (m: GalleryWriteReply) => {
+      done = true;
+      if (m.ok) resolve({ graph: m.graph, buildMs: m.buildMs }); else reject(new Error(`${job.path}: ${m.message}`));
+    });
+    w.once('error', (e) => { done = true; reject(new Error(`${job.path}: the gallery writer failed: ${e.message}`)); });
+    w.once('exit', (code) => {
+      if (!done) reject(new Error(`${job.path}: the gallery writer exited (code ${code}) before answering`));
+    });
+  });
 }

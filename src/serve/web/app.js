@@ -58,8 +58,86 @@ async function predictOnServer(blob) {
   const r = await fetch('/v1/predict?top=5', { method: 'POST', headers: { 'content-type': blob.type || 'image/jpeg' }, body: blob });
   const body = await r.json();
   if (!r.ok) throw new Error(`${body.error.code}: ${body.error.message}`);
+  showGallery(body.predictions[0].gallery);
   show(body.predictions[0].top, 'server', performance.now() - t0);
 }
+
+// --- the gallery: its classes, enrol and remove (admin token kept in the form field only) -----
+
+function showGallery(answer) {
+  const el = $('gallery-answer');
+  el.hidden = !answer;
+  if (!answer) return;
+  el.dataset.class = answer.class ?? '';
+  el.textContent = answer.class === null
+    ? `gallery: unknown product (best similarity ${answer.similarity.toFixed(3)})`
+    : `gallery: ${answer.class} (similarity ${answer.similarity.toFixed(3)})`;
+}
+
+async function adminFetch(url, init) {
+  const r = await fetch(url, { ...init, headers: { authorization: `Bearer ${$('enrol-token').value.trim()}` } });
+  const body = await r.json();
+  if (!r.ok) throw new Error(`${body.error.code}: ${body.error.message}`);
+  return body;
+}
+
+async function loadGallery() {
+  const r = await fetch('/v1/gallery');
+  if (!r.ok) return;
+  const g = await r.json();
+  $('gallery').hidden = false;
+  $('gallery-info').textContent =
+    `${g.photos} photos of ${g.classes.length} products, ${g.search} search, version ${g.version}`;
+  $('gallery-info').dataset.version = String(g.version);
+  const list = $('gallery-classes');
+  list.replaceChildren();
+  for (const c of g.classes) {
+    const li = document.createElement('li');
+    li.dataset.class = c.class;
+    li.textContent = `${c.class} (${c.photos})`;
+    const rm = document.createElement('button');
+    rm.type = 'button';
+    rm.className = 'remove';
+    rm.textContent = 'remove';
+    rm.addEventListener('click', () => removeClass(c.class));
+    li.append(rm);
+    list.append(li);
+  }
+}
+
+function enrolStatus(text, error = false) {
+  $('enrol-status').textContent = text;
+  $('enrol-status').classList.toggle('error', error);
+}
+
+async function removeClass(name) {
+  try {
+    const r = await adminFetch(`/v1/gallery/classes/${encodeURIComponent(name)}`, { method: 'DELETE' });
+    enrolStatus(`removed ${r.removed} photos of ${r.class}`);
+    await loadGallery();
+  } catch (err) {
+    enrolStatus(String(err.message || err), true);
+  }
+}
+
+$('enrol').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const name = $('enrol-name').value.trim();
+  const files = Array.from($('enrol-photos').files);
+  const form = new FormData();
+  for (const f of files) form.append('photos', f, f.name);
+  enrolStatus(`enrolling ${files.length} photos...`);
+  try {
+    const r = await adminFetch(`/v1/gallery/classes/${encodeURIComponent(name)}`, { method: 'POST', body: form });
+    enrolStatus(`enrolled ${r.added} photos of ${r.class}; the gallery has ${r.photos} photos`);
+    await loadGallery();
+    // What the gallery now says for the first enrolled photo.
+    $('in-browser').checked = false;
+    await handle(files[0]);
+  } catch (err) {
+    enrolStatus(String(err.message || err), true);
+  }
+});
 
 // --- in-browser inference -------------------------------------------------------------
 
@@ -75,33 +153,24 @@ async function session() {
   return browserSession;
 }
 
-/** The evaluation pre-processing: letterbox (or squash) to size/cropPct, center crop, normalize (CHW). */
+// The server's own evaluation pipeline (GET /v1/model `pipeline`) run by the server's resampler code,
+// compiled for the browser (src/serve/web-preprocess.ts): nothing about sizes or colours is restated here.
+let webPreprocess = null;
 async function preprocess(blob) {
-  const p = meta.preprocess;
-  const bmp = await createImageBitmap(blob);
-  const R = Math.round(p.size / p.cropPct);
-  const canvas = new OffscreenCanvas(R, R);
+  webPreprocess ??= await import('/lib/serve/web-preprocess.js');
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  // Displayed orientation (EXIF applied, as the server decodes), no colour management, no premultiplying.
+  const bmp = await createImageBitmap(blob,
+    { imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const canvas = new OffscreenCanvas(bmp.width, bmp.height);
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.imageSmoothingEnabled = true;
-  ctx.imageSmoothingQuality = 'high';
-  ctx.fillStyle = '#000';
-  ctx.fillRect(0, 0, R, R);
-  if (p.resize === 'letterbox') {
-    const S = Math.max(bmp.width, bmp.height);
-    const k = R / S;
-    ctx.drawImage(bmp, Math.floor((S - bmp.width) / 2) * k, Math.floor((S - bmp.height) / 2) * k, bmp.width * k, bmp.height * k);
-  } else {
-    ctx.drawImage(bmp, 0, 0, R, R);
-  }
+  ctx.drawImage(bmp, 0, 0);
+  const rgb = webPreprocess.rgbaToRgb(ctx.getImageData(0, 0, bmp.width, bmp.height).data, bmp.width, bmp.height);
   bmp.close();
-  const off = Math.round((R - p.size) / 2);
-  const px = ctx.getImageData(off, off, p.size, p.size).data;
-  const plane = p.size * p.size;
-  const out = new Float32Array(3 * plane);
-  for (let i = 0; i < plane; i++) {
-    for (let c = 0; c < 3; c++) out[c * plane + i] = (px[4 * i + c] / 255 - p.mean[c]) / p.std[c];
-  }
-  return out;
+  // Test hook (test/serve-web.test.ts): a negative control alters the pipeline before it runs.
+  const hook = window.goodsrecPipelineHook;
+  const pipeline = typeof hook === 'function' ? hook(structuredClone(meta.pipeline)) : meta.pipeline;
+  return webPreprocess.evalTensor(rgb, pipeline, webPreprocess.encodedInfo(bytes));
 }
 
 async function predictInBrowser(blob) {
@@ -110,12 +179,16 @@ async function predictInBrowser(blob) {
   const x = await preprocess(blob);
   // Test-time views and ensembles are inside the graph: one image in, one row of scores out.
   const out = await s.run({ [meta.input.name]: new ort.Tensor('float32', x, [1, ...meta.input.dims]) });
-  const logits = Array.from(out[meta.output.name].data);
+  const logits = Array.from(out[meta.output.name].data).slice(0, meta.classes.length);
   const m = Math.max(...logits);
   const e = logits.map((v) => Math.exp(v - m));
   const z = e.reduce((a, b) => a + b, 0);
+  const probabilities = e.map((v) => v / z);
   const top = logits.map((_, j) => j).sort((a, b) => logits[b] - logits[a] || a - b).slice(0, 5)
-    .map((j) => ({ label: meta.classes[j], index: j, probability: e[j] / z }));
+    .map((j) => ({ label: meta.classes[j], index: j, probability: probabilities[j] }));
+  // What the page computed, for the browser-vs-server test.
+  window.goodsrecLast = { mode: 'browser', probabilities, input: x };
+  showGallery(null);
   show(top, 'browser', performance.now() - t0);
 }
 
@@ -165,4 +238,7 @@ $('camera-shoot').addEventListener('click', () => {
   c.toBlob((b) => handle(b), 'image/jpeg', 0.92);
 });
 
-loadMeta().then(() => setStatus('ready'), (err) => setStatus(String(err.message || err), true));
+loadMeta().then(async () => {
+  if (meta.gallery) await loadGallery();
+  setStatus('ready');
+}, (err) => setStatus(String(err.message || err), true));

@@ -1,0 +1,24 @@
+// One gallery write off the server's event loop: builds (and saves next to the gallery) the index the
+// new gallery needs, then writes the gallery file atomically. The server loads the saved graph and
+// swaps its snapshot only after this has succeeded (served-gallery.ts).
+import { parentPort, workerData } from 'node:worker_threads';
+import { writeGallery, type Gallery } from '../gallery/format.js';
+import { hnswPathFor } from '../gallery/hnsw-index.js';
+import { isApproximate, openGalleryIndex } from '../gallery/open-index.js';
+
+export interface GalleryWriteJob { path: string; gallery: Gallery }
+export type GalleryWriteReply = { ok: true; graph: string | null; buildMs: number } | { ok: false; message: string };
+
+const { path, gallery } = workerData as GalleryWriteJob;
+try {
+  const t0 = performance.now();
+  const approximate = isApproximate(gallery);
+  if (approximate) openGalleryIndex(gallery, { path }); // built and saved under hnswPathFor
+  const buildMs = performance.now() - t0;
+  writeGallery(path, gallery);
+  const graph = approximate ? hnswPathFor(path, gallery.embeddings) : null;
+  const reply: GalleryWriteReply = { ok: true, graph, buildMs };
+  parentPort!.postMessage(reply);
+} catch (e) {
+  parentPort!.postMessage({ ok: false, message: (e as Error).message } satisfies GalleryWriteReply);
+}
