@@ -195,6 +195,18 @@ test('SyncBatchNorm on one rank is BatchNorm: outputs, input gradients, running 
   }
 });
 
+test('backend follows the device: Gloo for the CPU, NCCL for CUDA (a clear error when libtorch has no NCCL)', async () => {
+  assert.deepEqual(['cpu', 'cuda', 'cuda:3'].map(T.backendForDevice), ['gloo', 'nccl', 'nccl']);
+  const pg = T.ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort: await freePort(), rank: 0, worldSize: 1, timeoutMs: 30_000 });
+  assert.equal(pg.backend, 'gloo');
+  pg.destroy();
+  if (T.cuda.isAvailable()) return; // a CUDA build has NCCL; the error below is the CPU builds'
+  const started = Date.now();
+  assert.throws(() => T.ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort: 1, rank: 1, worldSize: 2, timeoutMs: 5_000, device: 'cuda:1' }),
+    /training on device cuda:1 needs the NCCL backend: .*without CUDA\/NCCL.*CUDA libtorch built with NCCL/);
+  assert.ok(Date.now() - started < 4_000, 'refused before the rendezvous, not after its timeout');
+});
+
 test('gradient buckets: reverse order, first bucket 1 MiB then the cap, an oversized tensor alone', () => {
   const MiB = 1024 * 1024;
   assert.deepEqual(bucketSizes([0.5 * MiB, 0.4 * MiB, 0.2 * MiB, 10 * MiB, 20 * MiB, 30 * MiB, 1], MiB, 25 * MiB), [2, 2, 1, 1, 1]);
