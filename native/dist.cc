@@ -1,6 +1,7 @@
 // Data-parallel communication on libtorch's own c10d: a TCPStore rendezvous and
 // a ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA, when libtorch has it).
-// Collectives are launched on the group's threads and waited for with a timeout on the calling thread (the training loop runs in a
+// Collectives are launched on the group's threads and waited for with a timeout
+// on the calling thread (the training loop runs in a
 // worker thread, so the JS main thread never blocks on them).
 // The c10d headers declare the Gloo group only under these (libtorch itself is built with them).
 #ifndef USE_C10D_GLOO
@@ -185,10 +186,10 @@ c10::intrusive_ptr<c10d::ProcessGroup> makeGroup(const std::string& backend, con
     opts->timeout = timeout;
     return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, opts);
 #else
-    throw std::runtime_error(std::string("the NCCL backend is not in this build: the addon was built against libtorch ") +
-      TORCH_VERSION + " without CUDA/NCCL. Multi-process training on CUDA devices needs a CUDA libtorch built with "
-      "NCCL (a CUDA torch wheel's libtorch, or LIBTORCH=<unpacked CUDA libtorch>) and the addon rebuilt against it "
-      "(npx node-gyp rebuild)");
+    throw std::runtime_error(std::string("the NCCL backend is not in this build: the addon was built against ") +
+      "libtorch " + TORCH_VERSION + " without CUDA/NCCL. Multi-process training on CUDA devices needs a CUDA "
+      "libtorch built with NCCL (a CUDA torch wheel's libtorch, or LIBTORCH=<unpacked CUDA libtorch>) "
+      "and the addon rebuilt against it (npx node-gyp rebuild)");
 #endif
   }
   throw std::invalid_argument("unknown process group backend '" + backend + "' (gloo, nccl)");

@@ -45,18 +45,20 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
 test('--nproc-per-node 2 --sync-bn: one run folder by rank 0, settings recorded, sharded validation = 1-process eval',
   { timeout: 240_000 }, async () => {
     const port = await freePort();
-    const r = spawnSync(process.execPath, [cli, 'train', ...tiny, '--epochs', '1', '--out', work, '--name', 'launch', '--sync-bn',
-      '--set', 'validateEvery=1', '--nproc-per-node', '2', '--master-port', String(port)],
+    const r = spawnSync(process.execPath, [cli, 'train', ...tiny, '--epochs', '1', '--out', work, '--name', 'launch',
+      '--sync-bn', '--set', 'validateEvery=1', '--nproc-per-node', '2', '--master-port', String(port)],
     { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 170_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /launched ranks 0-1 of 2/);
     assert.match(r.stderr + r.stdout, /sync-bn: \d+ BatchNorm layers/);
     assert.deepEqual(readdirSync(work), ['launch']);
     const dir = join(work, 'launch');
-    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { distributed: Record<string, unknown> };
+    type Config = { distributed: Record<string, unknown> };
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
     assert.deepEqual(config.distributed, { bucketCapMB: 25, syncBn: true, worldSize: 2, globalBatch: 16 });
     type Val = { top1: number; top5: number; loss: number; meanClassAccuracy: number };
-    const epochs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; val?: Val });
+    const epochs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')
+      .map((l) => JSON.parse(l) as { type: string; val?: Val });
     assert.equal(epochs.length, 1, 'one metrics line per epoch: only rank 0 writes');
     assert.ok(existsSync(join(dir, 'checkpoints', 'epoch-0001')));
     // 36 images, 2 ranks: 18 each, 2 full batches of 8 per epoch.
@@ -64,7 +66,8 @@ test('--nproc-per-node 2 --sync-bn: one run folder by rank 0, settings recorded,
 
     // Validation ran sharded (30 of the 60 test images per rank, counts summed): the same metrics as one
     // process evaluating the checkpoint.
-    const e = spawnSync(process.execPath, [cli, 'eval', join(dir, 'checkpoints', 'epoch-0001'), '--json', '--out', join(work, 'eval.json')],
+    const ckpt = join(dir, 'checkpoints', 'epoch-0001');
+    const e = spawnSync(process.execPath, [cli, 'eval', ckpt, '--json', '--out', join(work, 'eval.json')],
       { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 120_000 });
     assert.equal(e.status, 0, e.stderr);
     const one = JSON.parse(e.stdout) as Val & { samples: number };

@@ -50,7 +50,8 @@ function maxRelError(a: Map<string, T.Tensor>, b: Map<string, T.Tensor>): number
   return worst;
 }
 
-test('2-process Gloo data parallel and SyncBatchNorm match PyTorch DDP (losses and weights), negative controls differ', { timeout: 240_000 }, async () => {
+test('2-process Gloo data parallel and SyncBatchNorm match PyTorch DDP (losses and weights), negative controls differ',
+  { timeout: 240_000 }, async () => {
   const oracle = runOracle('ddp_oracle.py', String(await freePort()), String(STEPS));
   try {
     const dir = oracle.dir;
@@ -90,10 +91,11 @@ test('2-process Gloo data parallel and SyncBatchNorm match PyTorch DDP (losses a
     await runGoodsrec(dir, 'syncbn');
     const syncLosses = oracle.json.syncbn_losses as number[][];
     const torchSync = [0, 1].map((r) => loadTensors(join(dir, `torch-syncbn-rank${r}.safetensors`)));
-    assert.ok(maxRelError(torchSync[0]!, torchSync[1]!) <= TOL, 'PyTorch SyncBN replicas share their running statistics');
+    assert.ok(maxRelError(torchSync[0]!, torchSync[1]!) <= TOL, 'PyTorch SyncBN replicas share running statistics');
     for (const r of [0, 1]) {
-      const mine = JSON.parse(readFileSync(join(dir, `goodsrec-syncbn-rank${r}.json`), 'utf8')) as { losses: number[]; buckets: number[]; early: number };
-      assert.equal(mine.early, mine.buckets.length, 'gradient buckets still overlap backward next to the SyncBN all-reduces');
+      type Out = { losses: number[]; buckets: number[]; early: number };
+      const mine = JSON.parse(readFileSync(join(dir, `goodsrec-syncbn-rank${r}.json`), 'utf8')) as Out;
+      assert.equal(mine.early, mine.buckets.length, 'buckets still overlap backward beside SyncBN all-reduces');
       mine.losses.forEach((l, s) => assert.ok(Math.abs(l - syncLosses[r]![s]!) <= TOL * Math.abs(syncLosses[r]![s]!),
         `syncbn rank ${r} step ${s + 1}: loss ${l} vs PyTorch SyncBN ${syncLosses[r]![s]}`));
       const w = loadTensors(join(dir, `goodsrec-syncbn-rank${r}.safetensors`));
@@ -128,15 +130,17 @@ test('sharding: as DistributedSampler for training (padded by the head), every s
   }
 });
 
-test('sharded evaluation: each rank its strided share, the summed counts give the 1-process metrics exactly', async () => {
+test('sharded evaluation: each rank its strided share, summed counts give the 1-process metrics exactly', async () => {
   // 13 test images: uneven for 2 and 3 ranks. The ranks run one after another here; the all-reduce is a sum
   // (the 2-process path through the trainer is checked in dist-cli.test.ts).
-  const all = selectSplits(loadDataset(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'grocery-sample')), 'test');
+  const sample = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'grocery-sample');
+  const all = selectSplits(loadDataset(sample), 'test');
   const ds = { ...all, samples: all.samples.filter((_, i) => i % 4 === 1).slice(0, 13) };
   assert.equal(ds.samples.length, 13);
   T.manualSeed(3);
   const model = createModel('resnet18', { numClasses: ds.classes.length, log: null });
-  const pipeline = evalPipeline({ size: 32, resize: 'letterbox', cropPct: 0.875, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
+  const pipeline = evalPipeline({ size: 32, resize: 'letterbox', cropPct: 0.875,
+    mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
   const whole = (await evaluate(model, ds, pipeline, { batchSize: 4, keepTopK: 0 })).metrics;
   assert.equal(whole.samples, 13);
   for (const worldSize of [2, 3]) {
@@ -147,7 +151,7 @@ test('sharded evaluation: each rank its strided share, the summed counts give th
         batchSize: 4, keepTopK: 0, shard: { rank, worldSize }, reduceCounts: (c) => { parts.push(c); return c; },
       });
       seen += r.metrics.samples;
-      assert.equal(r.metrics.samples, shardLength(13, { rank, worldSize }, false), `rank ${rank} of ${worldSize}: its share only`);
+      assert.equal(r.metrics.samples, shardLength(13, { rank, worldSize }, false), `rank ${rank}/${worldSize}`);
     }
     assert.equal(seen, 13, `world ${worldSize}: every sample once, no padding`);
     const sum = parts.reduce((a, b) => a.map((v, i) => v + b[i]!));
@@ -164,8 +168,15 @@ test('sharded evaluation: each rank its strided share, the summed counts give th
   model.dispose();
 });
 
-test('SyncBatchNorm on one rank is BatchNorm: outputs, input gradients, running stats (float32, mean 1e3)', async () => {
-  const pg = T.ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort: await freePort(), rank: 0, worldSize: 1, timeoutMs: 30_000 });
+/** A process group of one rank (loopback). */
+async function soloGroup(): Promise<T.ProcessGroup> {
+  const masterPort = await freePort();
+  return T.ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort, rank: 0, worldSize: 1, timeoutMs: 30_000 });
+}
+
+test('SyncBatchNorm on one rank is BatchNorm: outputs, input gradients, running stats (float32, mean 1e3)',
+  async () => {
+  const pg = await soloGroup();
   try {
     // The sums are taken around the running mean: near the batch mean (990) float32 keeps its precision.
     const results = ([[false, 990], [true, 990], [true, 0]] as const).map(([sync, runningMean]) => T.tidy(() => {
@@ -176,7 +187,8 @@ test('SyncBatchNorm on one rank is BatchNorm: outputs, input gradients, running 
       const x = T.randn([4, 6, 5, 5]).mul(3).add(1000).setRequiresGrad();
       const y = bn.forward(x);
       y.mul(T.randn([4, 6, 5, 5])).sum().backward();
-      const out = [y, x.grad!, bn.weight!.grad!, bn.running_mean!, bn.running_var!].map((t) => t.detach().clone().keep());
+      const out = [y, x.grad!, bn.weight!.grad!, bn.running_mean!, bn.running_var!]
+        .map((t) => t.detach().clone().keep());
       bn.dispose();
       return out;
     }));
@@ -195,14 +207,17 @@ test('SyncBatchNorm on one rank is BatchNorm: outputs, input gradients, running 
   }
 });
 
-test('backend follows the device: Gloo for the CPU, NCCL for CUDA (a clear error when libtorch has no NCCL)', async () => {
+test('backend follows the device: Gloo for the CPU, NCCL for CUDA (a clear error when libtorch has no NCCL)',
+  async () => {
   assert.deepEqual(['cpu', 'cuda', 'cuda:3'].map(T.backendForDevice), ['gloo', 'nccl', 'nccl']);
-  const pg = T.ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort: await freePort(), rank: 0, worldSize: 1, timeoutMs: 30_000 });
+  const pg = await soloGroup();
   assert.equal(pg.backend, 'gloo');
   pg.destroy();
   if (T.cuda.isAvailable()) return; // a CUDA build has NCCL; the error below is the CPU builds'
   const started = Date.now();
-  assert.throws(() => T.ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort: 1, rank: 1, worldSize: 2, timeoutMs: 5_000, device: 'cuda:1' }),
+  const cudaGroup = { masterAddr: '127.0.0.1',
+    masterPort: 1, rank: 1, worldSize: 2, timeoutMs: 5000, device: 'cuda:1' };
+  assert.throws(() => T.ProcessGroup.init(cudaGroup),
     /training on device cuda:1 needs the NCCL backend: .*without CUDA\/NCCL.*CUDA libtorch built with NCCL/);
   assert.ok(Date.now() - started < 4_000, 'refused before the rendezvous, not after its timeout');
 });

@@ -10,7 +10,7 @@ import { DataParallel } from './data-parallel.js';
 import { distEnvFromProcess, type DistEnv } from './env.js';
 import { convertSyncBatchNorm } from './sync-batchnorm.js';
 
-/** Long waits (rank 0 alone validating or saving) get this much, not the per-collective timeout. */
+/** Long waits (rank 0 alone saving checkpoints) get this much, not the per-collective timeout. */
 const LONG_WAIT_MS = 24 * 3600 * 1000;
 
 export function sha256(value: unknown): string {

@@ -13,7 +13,9 @@ import { BatchNorm2d, type Module } from '../nn/index.js';
  */
 export function syncBatchNorm(pg: T.ProcessGroup, bn: BatchNorm2d, x: T.Tensor, factor: number): T.Tensor {
   const c = bn.numFeatures;
-  if (x.shape[1] !== c) throw new RangeError(`SyncBatchNorm: expected ${c} channels but received shape [${x.shape.join(', ')}]`);
+  if (x.shape[1] !== c) {
+    throw new RangeError(`SyncBatchNorm: expected ${c} channels but received shape [${x.shape.join(', ')}]`);
+  }
   return T.tidy(() => {
     // Statistics in at least float32 (bf16/fp16 activations under autocast), as batch_norm_stats.
     const xs = x.dtype === 'float64' || x.dtype === 'float32' ? x : x.float();
@@ -24,10 +26,13 @@ export function syncBatchNorm(pg: T.ProcessGroup, bn: BatchNorm2d, x: T.Tensor, 
       : T.zeros([c], { dtype: xs.dtype, device: x.device as T.Device });
     const xc = xs.sub(shift.reshape(view));
     const count = x.numel / c;
-    const local = T.cat([xc.sum(dims), xc.square().sum(dims), T.full([1], count, { dtype: xs.dtype, device: x.device as T.Device })]);
+    const countT = T.full([1], count, { dtype: xs.dtype, device: x.device as T.Device });
+    const local = T.cat([xc.sum(dims), xc.square().sum(dims), countT]);
     const total = pg.allreduceSum(local);
     const n = total.narrow(0, 2 * c, 1).item();
-    if (n <= 1) throw new RangeError(`SyncBatchNorm: expected more than 1 value per channel over all ranks when training, got ${n}`);
+    if (n <= 1) {
+      throw new RangeError(`SyncBatchNorm: expected more than 1 value per channel over all ranks, got ${n}`);
+    }
     const meanC = total.narrow(0, 0, c).div(n);
     const variance = total.narrow(0, c, c).div(n).sub(meanC.square()); // biased, for normalisation
     let y = xc.sub(meanC.reshape(view)).mul(variance.add(bn.eps).rsqrt().reshape(view));

@@ -15,5 +15,6 @@ export * as F from './functional.js';
 export { cat, stack, where, einsum } from './functional.js';
 export { fromRaw, toRaw } from './raw.js';
 export {
-  ProcessGroup, CollectiveError, backendForDevice, type Backend, type GradientOverlap, type ProcessGroupOptions, type ReduceOp,
+  ProcessGroup, CollectiveError, backendForDevice,
+  type Backend, type GradientOverlap, type ProcessGroupOptions, type ReduceOp,
 } from './process-group.js';

@@ -109,8 +109,8 @@ export const OP_TABLE = {
   setGradEnabled: op('void', 'enabled: bool'),
   mallocPolicy: op('bool', 'mode: string'),
   // c10d (native/dist.cc): TCPStore rendezvous and ProcessGroupGloo / ProcessGroupNCCL collectives.
-  distInit: op('external', 'host: string', 'port: int', 'rank: int', 'worldSize: int', 'timeoutMs: int', 'prefix: string',
-    'backend: string'),
+  distInit: op('external', 'host: string', 'port: int', 'rank: int', 'worldSize: int', 'timeoutMs: int',
+    'prefix: string', 'backend: string'),
   distDestroy: op('void', 'group: external'),
   distAllreduce: op('void', 'group: external', 'tensor: tensor', 'op: string', 'timeoutMs: int'),
   distAllreduceSum: op('tensor', 'group: external', 'tensor: tensor', 'timeoutMs: int'),

@@ -83,13 +83,15 @@ export class ProcessGroup {
     const backend = o.backend ?? backendForDevice(device);
     let h: Handle;
     try {
-      h = call('distInit', o.masterAddr, o.masterPort, o.rank, o.worldSize, o.timeoutMs, o.prefix ?? 'goodsrec', backend) as Handle;
+      const prefix = o.prefix ?? 'goodsrec';
+      h = call('distInit', o.masterAddr, o.masterPort, o.rank, o.worldSize, o.timeoutMs, prefix, backend) as Handle;
     } catch (e) {
       const m = (e as Error).message;
       if (/NCCL backend is not in this build/.test(m)) {
         throw new Error(`data-parallel training on device ${device} needs the NCCL backend: ${m}`);
       }
-      throw new CollectiveError(`rendezvous with ${o.masterAddr}:${o.masterPort} as rank ${o.rank} of ${o.worldSize}: ${m}`);
+      const who = `rendezvous with ${o.masterAddr}:${o.masterPort} as rank ${o.rank} of ${o.worldSize}`;
+      throw new CollectiveError(`${who}: ${m}`);
     }
     return new ProcessGroup(h, o, backend);
   }

@@ -202,7 +202,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   keepCheckpoints: 'periodic checkpoints kept (best and last always)',
   out: 'folder under which the run folder is created',
   'distributed.bucketCapMB': 'data-parallel gradient all-reduce bucket size in MiB (as DDP bucket_cap_mb)',
-  'distributed.syncBn': 'data-parallel: BatchNorm statistics over the global batch of all ranks (torch SyncBatchNorm; --sync-bn)',
+  'distributed.syncBn': 'data-parallel: BatchNorm over the global batch of all ranks (SyncBatchNorm; --sync-bn)',
   'distributed.worldSize': 'recorded by the trainer: processes that started the run (set by --nproc-per-node/--nnodes)',
   'distributed.globalBatch': 'recorded by the trainer: batchSize x accumulate x worldSize',
 };

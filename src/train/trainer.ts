@@ -404,7 +404,7 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
         const protect = [readPointer(runDir, 'best'), readPointer(runDir, 'latest')].filter((p): p is string => !!p).map((p) => p.split('/').pop()!);
         pruneCheckpoints(join(runDir, 'checkpoints'), c.keepCheckpoints, protect);
       }
-      dist?.waitForMain(`the end of epoch ${epoch + 1} (rank 0 validating and saving)`);
+      dist?.waitForMain(`the end of epoch ${epoch + 1} (rank 0 saving)`);
       if (stopNow && !isLast) { stopped = true; log(`stopped after epoch ${epoch + 1}; continue with --resume ${runDir}`); }
     }
   } finally {
