@@ -1,6 +1,7 @@
 // Data-parallel communication on libtorch's own c10d: a TCPStore rendezvous and
-// a ProcessGroupGloo (CPU). Collectives are launched on Gloo's threads and
-// waited for with a timeout on the calling thread (the training loop runs in a
+// a ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA, when libtorch has it).
+// Collectives are launched on the group's threads and waited for with a timeout
+// on the calling thread (the training loop runs in a
 // worker thread, so the JS main thread never blocks on them).
 // The c10d headers declare the Gloo group only under these (libtorch itself is built with them).
 #ifndef USE_C10D_GLOO
@@ -13,8 +14,12 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if defined(GOODSREC_NCCL)
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
 
@@ -29,10 +34,11 @@ namespace {
 using Millis = std::chrono::milliseconds;
 
 // One process group of this process: the store (kept for rendezvous keys and
-// heartbeats) and the Gloo group over it.
+// heartbeats) and the Gloo or NCCL group over it.
 struct DistGroup {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  std::string backend;
   int rank = 0;
   int world = 1;
   Millis timeout{0};
@@ -100,7 +106,7 @@ void unflattenInto(const at::Tensor& buf, std::vector<at::Tensor>& ts) {
 using AccumulatorPtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
 
 struct Overlap {
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
   Millis timeout{0};
   double scale = 1.0;
   std::vector<at::Tensor> params;               // all-reduce order
@@ -147,11 +153,53 @@ struct ReadyHook : torch::autograd::FunctionPostHook {
   }
 };
 
+// Backward of a summing all-reduce (torch.distributed.nn's all_reduce): the gradient
+// is summed across ranks too. Every rank's backward reaches it in the same order.
+struct AllreduceSumBackward : torch::autograd::Node {
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  Millis timeout{0};
+  std::vector<int64_t> sizes;
+  at::TensorOptions options;
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    at::NoGradGuard noGrad;
+    // An unused output still takes part, as zeros: the other ranks wait for this collective.
+    at::Tensor g = grads[0].defined() ? grads[0].contiguous().clone() : at::zeros(sizes, options);
+    std::vector<at::Tensor> one{g};
+    c10d::AllreduceOptions o;
+    o.timeout = timeout;
+    waitWork(pg->allreduce(one, o), timeout, "all-reduce in backward");
+    return {one[0]};
+  }
+  std::string name() const override { return "AllreduceSumBackward"; }
+};
+
+c10::intrusive_ptr<c10d::ProcessGroup> makeGroup(const std::string& backend, const std::string& host,
+    const c10::intrusive_ptr<c10d::Store>& store, int rank, int world, Millis timeout) {
+  if (backend == "gloo") {
+    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+    opts->devices.push_back(makeDevice(host));
+    return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
+  }
+  if (backend == "nccl") {
+#if defined(GOODSREC_NCCL)
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = timeout;
+    return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, opts);
+#else
+    throw std::runtime_error(std::string("the NCCL backend is not in this build: the addon was built against ") +
+      "libtorch " + TORCH_VERSION + " without CUDA/NCCL. Multi-process training on CUDA devices needs a CUDA "
+      "libtorch built with NCCL (a CUDA torch wheel's libtorch, or LIBTORCH=<unpacked CUDA libtorch>) "
+      "and the addon rebuilt against it (npx node-gyp rebuild)");
+#endif
+  }
+  throw std::invalid_argument("unknown process group backend '" + backend + "' (gloo, nccl)");
+}
+
 }  // namespace
 
-// distInit(host, port, rank, worldSize, timeoutMs, prefix): rank 0 hosts the
-// TCPStore; every rank connects, then builds the Gloo group (a rendezvous that
-// waits up to timeoutMs for all ranks).
+// distInit(host, port, rank, worldSize, timeoutMs, prefix, backend): rank 0 hosts the
+// TCPStore; every rank connects, then builds the Gloo or NCCL group (a rendezvous
+// that waits up to timeoutMs for all ranks).
 GR_OP(distInit, {
   std::string host = S(0);
   int64_t port = I(1);
@@ -159,6 +207,11 @@ GR_OP(distInit, {
   int world = static_cast<int>(I(3));
   Millis timeout(I(4));
   std::string prefix = S(5);
+  std::string backend = S(6);
+#if !defined(GOODSREC_NCCL)
+  // Before the rendezvous, so every rank fails at once with the reason rather than waiting for the others.
+  if (backend == "nccl") makeGroup(backend, host, {}, rank, world, timeout);
+#endif
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(port);
   so.isServer = rank == 0;
@@ -167,15 +220,14 @@ GR_OP(distInit, {
   so.timeout = timeout;
   auto tcp = c10::make_intrusive<c10d::TCPStore>(host, so);
   auto store = c10::make_intrusive<c10d::PrefixStore>(prefix, tcp);
-  auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-  opts->devices.push_back(makeDevice(host));
   auto* g = new DistGroup();
   g->store = store;
+  g->backend = backend;
   g->rank = rank;
   g->world = world;
   g->timeout = timeout;
   try {
-    g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
+    g->pg = makeGroup(backend, host, store, rank, world, timeout);
   } catch (...) {
     delete g;
     throw;
@@ -201,6 +253,34 @@ GR_OP(distAllreduce, {
   o.timeout = Millis(I(3));
   waitWork(g.pg->allreduce(ts, o), o.timeout, "allreduce");
   RETV;
+})
+
+// distAllreduceSum(pg, tensor, timeoutMs) -> tensor: the sum over ranks as a new
+// tensor, differentiable (its backward all-reduces the gradient): SyncBatchNorm's
+// global statistics.
+GR_OP(distAllreduceSum, {
+  DistGroup& g = group(info, 0);
+  at::Tensor x = T(1);
+  Millis timeout(I(2));
+  at::Tensor out;
+  {
+    at::NoGradGuard noGrad;
+    out = x.detach().contiguous().clone();
+    std::vector<at::Tensor> one{out};
+    c10d::AllreduceOptions o;
+    o.timeout = timeout;
+    waitWork(g.pg->allreduce(one, o), timeout, "allreduce");
+  }
+  if (at::GradMode::is_enabled() && x.requires_grad()) {
+    auto fn = std::shared_ptr<AllreduceSumBackward>(new AllreduceSumBackward(), torch::autograd::deleteNode);
+    fn->pg = g.pg;
+    fn->timeout = timeout;
+    fn->sizes = x.sizes().vec();
+    fn->options = x.options();
+    fn->set_next_edges(torch::autograd::collect_next_edges(x));
+    torch::autograd::set_history(out, fn);
+  }
+  RET(out);
 })
 
 // distAllreduceBuckets(pg, tensors, bucketSizes, scale, timeoutMs): sums
@@ -365,7 +445,7 @@ GR_OP(distInfo, {
   Napi::Object o = Napi::Object::New(env);
   o.Set("rank", g.rank);
   o.Set("worldSize", g.world);
-  o.Set("backend", "gloo");
+  o.Set("backend", g.backend);
   o.Set("torchVersion", TORCH_VERSION);
   return o;
 })

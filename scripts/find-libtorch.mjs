@@ -71,7 +71,12 @@ function describe() {
     }
   }
   const abi = f.cxx11abi === false ? 0 : 1;
-  return { ...f, cuda, libs, version, defines: [`_GLIBCXX_USE_CXX11_ABI=${abi}`, ...(cuda ? ['GOODSREC_CUDA=1'] : [])] };
+  // CUDA builds of libtorch ship ProcessGroupNCCL (USE_NCCL); the CPU builds (Debian's) do not.
+  const ncclHeader = (d) => existsSync(join(d, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupNCCL.hpp'));
+  const nccl = cuda && f.include.some(ncclHeader) && existsSync(join(f.libdir, 'libtorch_cuda.so'));
+  const defines = [`_GLIBCXX_USE_CXX11_ABI=${abi}`, ...(cuda ? ['GOODSREC_CUDA=1'] : []),
+    ...(nccl ? ['GOODSREC_NCCL=1', 'USE_C10D_NCCL=1'] : [])];
+  return { ...f, cuda, nccl, libs, version, defines };
 }
 
 const what = process.argv[2] ?? 'json';

@@ -1,6 +1,7 @@
 // Data-parallel parity: 2 goodsrec processes on Gloo (loopback) against PyTorch DDP (2 processes,
 // Gloo) on the same float64 CNN, data, DistributedSampler sharding and SGD: per-rank losses and the
-// weights after k steps must agree; without averaging, or summing instead, they must not.
+// weights after k steps must agree; without averaging, or summing instead, they must not. Then the same
+// with SyncBatchNorm against DDP with nn.SyncBatchNorm.convert_sync_batchnorm (per-replica BN must differ).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,7 +11,14 @@ import { fileURLToPath } from 'node:url';
 import * as T from '../src/tensor/index.js';
 import { shardLength, shardOrder } from '../src/data/shard.js';
 import { bucketSizes } from '../src/distributed/data-parallel.js';
+import { convertSyncBatchNorm } from '../src/distributed/sync-batchnorm.js';
+import type { EvalMetrics } from '../src/eval/metrics.js';
+import { BatchNorm2d } from '../src/nn/index.js';
 import { runOracle, loadTensors, relError } from './nn-helpers.js';
+import { loadDataset, selectSplits } from '../src/data/index.js';
+import { evaluate } from '../src/eval/evaluate.js';
+import { createModel } from '../src/models/index.js';
+import { evalPipeline } from '../src/train/pipelines.js';
 import { freePort } from './helpers/free-port.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'helpers', 'ddp-worker.js');
@@ -42,7 +50,8 @@ function maxRelError(a: Map<string, T.Tensor>, b: Map<string, T.Tensor>): number
   return worst;
 }
 
-test('2-process Gloo data parallel matches PyTorch DDP (losses and weights), negative controls differ', { timeout: 150_000 }, async () => {
+test('2-process Gloo data parallel and SyncBatchNorm match PyTorch DDP (losses and weights), negative controls differ',
+  { timeout: 240_000 }, async () => {
   const oracle = runOracle('ddp_oracle.py', String(await freePort()), String(STEPS));
   try {
     const dir = oracle.dir;
@@ -77,7 +86,29 @@ test('2-process Gloo data parallel matches PyTorch DDP (losses and weights), neg
       assert.ok(err > 1e3 * TOL, `${mode}: weights should differ from PyTorch DDP's, error ${err}`);
       for (const t of w.values()) t.dispose();
     }
-    for (const m of torchW) for (const t of m.values()) t.dispose();
+
+    // SyncBatchNorm: global batch statistics (running statistics included) as PyTorch's, on both ranks.
+    await runGoodsrec(dir, 'syncbn');
+    const syncLosses = oracle.json.syncbn_losses as number[][];
+    const torchSync = [0, 1].map((r) => loadTensors(join(dir, `torch-syncbn-rank${r}.safetensors`)));
+    assert.ok(maxRelError(torchSync[0]!, torchSync[1]!) <= TOL, 'PyTorch SyncBN replicas share running statistics');
+    for (const r of [0, 1]) {
+      type Out = { losses: number[]; buckets: number[]; early: number };
+      const mine = JSON.parse(readFileSync(join(dir, `goodsrec-syncbn-rank${r}.json`), 'utf8')) as Out;
+      assert.equal(mine.early, mine.buckets.length, 'buckets still overlap backward beside SyncBN all-reduces');
+      mine.losses.forEach((l, s) => assert.ok(Math.abs(l - syncLosses[r]![s]!) <= TOL * Math.abs(syncLosses[r]![s]!),
+        `syncbn rank ${r} step ${s + 1}: loss ${l} vs PyTorch SyncBN ${syncLosses[r]![s]}`));
+      const w = loadTensors(join(dir, `goodsrec-syncbn-rank${r}.safetensors`));
+      const err = maxRelError(w, torchSync[r]!);
+      assert.ok(err <= TOL, `syncbn rank ${r}: state after ${STEPS} steps differs from PyTorch SyncBN's by ${err}`);
+      for (const t of w.values()) t.dispose();
+      // Negative control: per-replica BatchNorm (the 'ddp' run above) must fail the SyncBN comparison.
+      const perReplica = loadTensors(join(dir, `goodsrec-ddp-rank${r}.safetensors`));
+      const bad = maxRelError(perReplica, torchSync[r]!);
+      assert.ok(bad > 1e3 * TOL, `per-replica BN should differ from PyTorch SyncBN's, error ${bad}`);
+      for (const t of perReplica.values()) t.dispose();
+    }
+    for (const m of [...torchW, ...torchSync]) for (const t of m.values()) t.dispose();
   } finally {
     oracle.cleanup();
   }
@@ -97,6 +128,98 @@ test('sharding: as DistributedSampler for training (padded by the head), every s
     assert.deepEqual(evalShards.flat().sort((a, b) => a - b), [...order].sort((a, b) => a - b), `world ${w}: eval counts each once`);
     evalShards.forEach((s, r) => assert.equal(s.length, shardLength(order.length, { rank: r, worldSize: w }, false)));
   }
+});
+
+test('sharded evaluation: each rank its strided share, summed counts give the 1-process metrics exactly', async () => {
+  // 13 test images: uneven for 2 and 3 ranks. The ranks run one after another here; the all-reduce is a sum
+  // (the 2-process path through the trainer is checked in dist-cli.test.ts).
+  const sample = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'grocery-sample');
+  const all = selectSplits(loadDataset(sample), 'test');
+  const ds = { ...all, samples: all.samples.filter((_, i) => i % 4 === 1).slice(0, 13) };
+  assert.equal(ds.samples.length, 13);
+  T.manualSeed(3);
+  const model = createModel('resnet18', { numClasses: ds.classes.length, log: null });
+  const pipeline = evalPipeline({ size: 32, resize: 'letterbox', cropPct: 0.875,
+    mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
+  const whole = (await evaluate(model, ds, pipeline, { batchSize: 4, keepTopK: 0 })).metrics;
+  assert.equal(whole.samples, 13);
+  for (const worldSize of [2, 3]) {
+    const parts: Float64Array[] = [];
+    let seen = 0;
+    for (let rank = 0; rank < worldSize; rank++) {
+      const r = await evaluate(model, ds, pipeline, {
+        batchSize: 4, keepTopK: 0, shard: { rank, worldSize }, reduceCounts: (c) => { parts.push(c); return c; },
+      });
+      seen += r.metrics.samples;
+      assert.equal(r.metrics.samples, shardLength(13, { rank, worldSize }, false), `rank ${rank}/${worldSize}`);
+    }
+    assert.equal(seen, 13, `world ${worldSize}: every sample once, no padding`);
+    const sum = parts.reduce((a, b) => a.map((v, i) => v + b[i]!));
+    const m: EvalMetrics = (await evaluate(model, ds, pipeline,
+      { batchSize: 4, keepTopK: 0, shard: { rank: 0, worldSize }, reduceCounts: () => sum })).metrics;
+    assert.deepEqual(m.confusion, whole.confusion, `world ${worldSize}: confusion counts`);
+    assert.deepEqual(m.perClass, whole.perClass, `world ${worldSize}: per-class counts`);
+    assert.deepEqual([m.samples, m.top1 * 13, m.top5 * 13], [whole.samples, whole.top1 * 13, whole.top5 * 13]);
+    // Loss sums are float32 per batch, and the batches differ: equal to float32 rounding.
+    assert.ok(Math.abs(m.loss! - whole.loss!) <= 1e-6 * Math.abs(whole.loss!), `loss ${m.loss} vs ${whole.loss}`);
+    // Negative control: one rank's counts alone are not the split's.
+    assert.notEqual(parts[0]![0], whole.samples);
+  }
+  model.dispose();
+});
+
+/** A process group of one rank (loopback). */
+async function soloGroup(): Promise<T.ProcessGroup> {
+  const masterPort = await freePort();
+  return T.ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort, rank: 0, worldSize: 1, timeoutMs: 30_000 });
+}
+
+test('SyncBatchNorm on one rank is BatchNorm: outputs, input gradients, running stats (float32, mean 1e3)',
+  async () => {
+  const pg = await soloGroup();
+  try {
+    // The sums are taken around the running mean: near the batch mean (990) float32 keeps its precision.
+    const results = ([[false, 990], [true, 990], [true, 0]] as const).map(([sync, runningMean]) => T.tidy(() => {
+      T.manualSeed(5);
+      const bn = new BatchNorm2d(6);
+      T.noGrad(() => { bn.weight!.uniform_(0.5, 1.5); bn.bias!.uniform_(-1, 1); bn.running_mean!.fill_(runningMean); });
+      if (sync) convertSyncBatchNorm(bn, pg);
+      const x = T.randn([4, 6, 5, 5]).mul(3).add(1000).setRequiresGrad();
+      const y = bn.forward(x);
+      y.mul(T.randn([4, 6, 5, 5])).sum().backward();
+      const out = [y, x.grad!, bn.weight!.grad!, bn.running_mean!, bn.running_var!]
+        .map((t) => t.detach().clone().keep());
+      bn.dispose();
+      return out;
+    }));
+    const [plain, synced, unshifted] = results as [T.Tensor[], T.Tensor[], T.Tensor[]];
+    const names = ['output', 'input gradient', 'weight gradient', 'running mean', 'running var'];
+    plain.forEach((p, i) => {
+      const err = relError(synced[i]!, p);
+      assert.ok(err < 1e-4, `${names[i]}: SyncBatchNorm vs BatchNorm relative error ${err}`);
+    });
+    // Negative control: around 0, E[x^2] - E[x]^2 loses float32's digits (measured 5e-3): the check sees it.
+    const lost = relError(unshifted[0]!, plain[0]!);
+    assert.ok(lost > 1e-4, `unshifted sums should lose precision, error ${lost}`);
+    for (const t of [...plain, ...synced, ...unshifted]) t.dispose();
+  } finally {
+    pg.destroy();
+  }
+});
+
+test('backend follows the device: Gloo for the CPU, NCCL for CUDA (a clear error when libtorch has no NCCL)',
+  async () => {
+  assert.deepEqual(['cpu', 'cuda', 'cuda:3'].map(T.backendForDevice), ['gloo', 'nccl', 'nccl']);
+  const pg = await soloGroup();
+  assert.equal(pg.backend, 'gloo');
+  pg.destroy();
+  if (T.cuda.isAvailable()) return; // a CUDA build has NCCL; the error below is the CPU builds'
+  const started = Date.now();
+  const cudaGroup = { masterAddr: '127.0.0.1',
+    masterPort: 1, rank: 1, worldSize: 2, timeoutMs: 5000, device: 'cuda:1' };
+  assert.throws(() => T.ProcessGroup.init(cudaGroup),
+    /training on device cuda:1 needs the NCCL backend: .*without CUDA\/NCCL.*CUDA libtorch built with NCCL/);
+  assert.ok(Date.now() - started < 4_000, 'refused before the rendezvous, not after its timeout');
 });
 
 test('gradient buckets: reverse order, first bucket 1 MiB then the cap, an oversized tensor alone', () => {

@@ -4,14 +4,21 @@
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import * as T from '../tensor/index.js';
-import { DataParallel, type ParamSet } from './data-parallel.js';
+import type { Module } from '../nn/index.js';
+import type { EvaluateOptions } from '../eval/evaluate.js';
+import { DataParallel } from './data-parallel.js';
 import { distEnvFromProcess, type DistEnv } from './env.js';
+import { convertSyncBatchNorm } from './sync-batchnorm.js';
 
-/** Long waits (rank 0 alone validating or saving) get this much, not the per-collective timeout. */
+/** Long waits (rank 0 alone saving checkpoints) get this much, not the per-collective timeout. */
 const LONG_WAIT_MS = 24 * 3600 * 1000;
 
 export function sha256(value: unknown): string {
   return createHash('sha256').update(typeof value === 'string' ? value : JSON.stringify(value)).digest('hex');
+}
+
+function rankDevice(device: T.Device, localRank: number): T.Device {
+  return device === 'cuda' ? `cuda:${localRank}` : device;
 }
 
 export class DistributedSession {
@@ -27,12 +34,23 @@ export class DistributedSession {
     this.pg = pg;
   }
 
-  /** Joins the job described by the environment; null when this is a single-process run. */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): DistributedSession | null {
+  /**
+   * Joins the job described by the environment; null when this is a single-process run. The backend follows
+   * `device` (the config's device): Gloo for the CPU, NCCL for CUDA.
+   */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env, device: T.Device = 'cpu'): DistributedSession | null {
     const e = distEnvFromProcess(env);
     if (!e || e.worldSize === 1) return null;
-    const pg = T.ProcessGroup.init({ masterAddr: e.masterAddr, masterPort: e.masterPort, rank: e.rank, worldSize: e.worldSize, timeoutMs: e.timeoutMs });
+    const pg = T.ProcessGroup.init({
+      masterAddr: e.masterAddr, masterPort: e.masterPort, rank: e.rank, worldSize: e.worldSize, timeoutMs: e.timeoutMs,
+      device: rankDevice(device, e.localRank),
+    });
     return new DistributedSession(e, pg);
+  }
+
+  /** This rank's device: 'cuda' means the GPU of this node numbered LOCAL_RANK, as torchrun jobs use. */
+  device(device: T.Device): T.Device {
+    return rankDevice(device, this.env.localRank);
   }
 
   get rank(): number { return this.env.rank; }
@@ -77,11 +95,33 @@ export class DistributedSession {
     });
   }
 
-  /** Wraps the model as DDP and makes every rank start from rank 0's weights. */
-  attach(model: ParamSet, bucketCapMB: number): DataParallel {
+  /**
+   * Wraps the model as DDP and makes every rank start from rank 0's weights; with syncBn, its BatchNorm layers
+   * first become SyncBatchNorm. Returns the number of layers synchronized.
+   */
+  attach(model: Module, bucketCapMB: number, syncBn = false): number {
+    const synced = syncBn ? convertSyncBatchNorm(model, this.pg) : 0;
     this.dp = new DataParallel(this.pg, model, { bucketCapMB });
     this.guard(() => this.dp!.broadcastState());
-    return this.dp;
+    return synced;
+  }
+
+  /**
+   * Options that make evaluate() run this rank's shard of a split (rank r: samples r, r+W, ...; no padding) and
+   * sum the metric counts over ranks, so every rank gets the metrics of the whole split. `model` (the model or
+   * its EMA) first gets rank 0's parameters and buffers: replicas' BatchNorm statistics drift apart by design.
+   */
+  shardedEvaluation(model: Module, what: string): Pick<EvaluateOptions, 'shard' | 'reduceCounts'> {
+    this.where = what;
+    this.guard(() => T.noGrad(() => this.pg.broadcast([...model.parameters(), ...model.buffers()], 0)));
+    return {
+      shard: { rank: this.rank, worldSize: this.worldSize },
+      reduceCounts: (counts) => this.guard(() => T.tidy(() => {
+        const t = T.tensor(counts, [counts.length], { dtype: 'float64' });
+        this.pg.allreduce(t, 'sum');
+        return Float64Array.from(t.data<'float64'>());
+      })),
+    };
   }
 
   /**

@@ -3,6 +3,7 @@
 import * as T from '../tensor/index.js';
 import type { Module } from '../nn/index.js';
 import { DataLoader, type Dataset, type PipelineConfig } from '../data/index.js';
+import { shardLength, type Shard } from '../data/shard.js';
 import { MetricsAccumulator, softmaxRow, topk, type EvalMetrics } from './metrics.js';
 
 export interface SamplePrediction {
@@ -28,6 +29,10 @@ export interface EvaluateOptions {
   /** Keep top-k per sample (0 = none). */
   keepTopK?: number;
   onBatch?: (done: number, total: number) => void;
+  /** Data-parallel: evaluate only this rank's samples (rank r: r, r+W, ...; no padding). */
+  shard?: Shard;
+  /** Data-parallel: turns this shard's metric counts into the whole split's (an all-reduce sum over ranks). */
+  reduceCounts?: (counts: Float64Array) => Float64Array;
 }
 
 export interface EvaluateResult {
@@ -91,6 +96,7 @@ export async function evaluate(model: Module, ds: Dataset, pipeline: PipelineCon
   const started = Date.now();
   const loader = new DataLoader({
     dataset: ds, pipeline, batchSize: o.batchSize ?? 32, mode: 'eval', ...(o.workers !== undefined ? { workers: o.workers } : {}),
+    ...(o.shard ? { shard: o.shard } : {}),
     reuseBuffers: true, // each batch is copied into a tensor before the next is requested
   });
   const acc = new MetricsAccumulator(ds.classes);
@@ -126,12 +132,13 @@ export async function evaluate(model: Module, ds: Dataset, pipeline: PipelineCon
         }
       }
       done += batch.labels.length;
-      o.onBatch?.(done, ds.samples.length);
+      o.onBatch?.(done, o.shard ? shardLength(ds.samples.length, o.shard, false) : ds.samples.length);
     }
   } finally {
     await loader.close();
     model.train(wasTraining);
   }
+  if (o.reduceCounts) acc.setCounts(o.reduceCounts(acc.counts()));
   return {
     metrics: acc.result(),
     predictions,

@@ -72,6 +72,23 @@ export class MetricsAccumulator {
     return this.seen;
   }
 
+  /** Every count as one vector (seen, top-1, top-5, loss sum, loss count, confusion row-major): sums merge shards. */
+  counts(): Float64Array {
+    const c = this.numClasses;
+    const out = new Float64Array(5 + c * c);
+    out.set([this.seen, this.top1, this.top5, this.lossSum, this.lossCount]);
+    this.confusion.forEach((row, k) => out.set(row, 5 + k * c));
+    return out;
+  }
+
+  /** Replaces the counts with `v` (as counts() lays them out), e.g. their sum over data-parallel shards. */
+  setCounts(v: Float64Array): void {
+    const c = this.numClasses;
+    if (v.length !== 5 + c * c) throw new RangeError(`MetricsAccumulator: ${v.length} counts for ${c} classes`);
+    [this.seen, this.top1, this.top5, this.lossSum, this.lossCount] = [v[0]!, v[1]!, v[2]!, v[3]!, v[4]!];
+    this.confusion.forEach((row, k) => { for (let j = 0; j < c; j++) row[j] = v[5 + k * c + j]!; });
+  }
+
   result(): EvalMetrics {
     const perClass: ClassMetrics[] = this.classNames.map((name, k) => {
       const row = this.confusion[k]!;

@@ -14,4 +14,7 @@ export { autocast, GradScaler, allFinite, type AutocastDevice, type GradScalerOp
 export * as F from './functional.js';
 export { cat, stack, where, einsum } from './functional.js';
 export { fromRaw, toRaw } from './raw.js';
-export { ProcessGroup, CollectiveError, type GradientOverlap, type ProcessGroupOptions, type ReduceOp } from './process-group.js';
+export {
+  ProcessGroup, CollectiveError, backendForDevice,
+  type Backend, type GradientOverlap, type ProcessGroupOptions, type ReduceOp,
+} from './process-group.js';

@@ -109,10 +109,12 @@ export const OP_TABLE = {
   setGradEnabled: op('void', 'enabled: bool'),
   mallocPolicy: op('bool', 'mode: string', 'cacheBytes: int'),
   releaseCachedMemory: op('number'),
-  // c10d (native/dist.cc): TCPStore rendezvous and ProcessGroupGloo collectives.
-  distInit: op('external', 'host: string', 'port: int', 'rank: int', 'worldSize: int', 'timeoutMs: int', 'prefix: string'),
+  // c10d (native/dist.cc): TCPStore rendezvous and ProcessGroupGloo / ProcessGroupNCCL collectives.
+  distInit: op('external', 'host: string', 'port: int', 'rank: int', 'worldSize: int', 'timeoutMs: int',
+    'prefix: string', 'backend: string'),
   distDestroy: op('void', 'group: external'),
   distAllreduce: op('void', 'group: external', 'tensor: tensor', 'op: string', 'timeoutMs: int'),
+  distAllreduceSum: op('tensor', 'group: external', 'tensor: tensor', 'timeoutMs: int'),
   distAllreduceBuckets: op('void', 'group: external', 'tensors: tensor[]', 'bucketSizes: int[]', 'scale: float', 'timeoutMs: int'),
   distOverlapCreate: op('external', 'group: external', 'params: tensor[]', 'bucketSizes: int[]', 'scale: float', 'timeoutMs: int'),
   distOverlapArm: op('void', 'overlap: external'),

@@ -1,8 +1,17 @@
-// A process group on libtorch's c10d: TCPStore rendezvous + ProcessGroupGloo.
+// A process group on libtorch's c10d: TCPStore rendezvous + ProcessGroupGloo (CPU tensors) or
+// ProcessGroupNCCL (CUDA tensors; only when the addon was built against a libtorch with NCCL).
 // Every call blocks its thread until the collective is done or its timeout
 // passes (run training in a worker thread, as the trainer does).
 import { call, type Handle } from './native.js';
-import type { Tensor } from './tensor.js';
+import { wrap, type Tensor } from './tensor.js';
+
+/** c10d backends: Gloo for CPU tensors, NCCL for CUDA tensors (as torch.distributed). */
+export type Backend = 'gloo' | 'nccl';
+
+/** The backend for tensors on `device` ('cpu', 'cuda', 'cuda:1', ...): NCCL for CUDA, else Gloo. */
+export function backendForDevice(device: string): Backend {
+  return device === 'cuda' || device.startsWith('cuda:') ? 'nccl' : 'gloo';
+}
 
 export interface ProcessGroupOptions {
   /** Address of rank 0, which hosts the TCPStore (MASTER_ADDR). */
@@ -15,6 +24,10 @@ export interface ProcessGroupOptions {
   timeoutMs: number;
   /** Key prefix in the store (separates several groups over one store). Default 'goodsrec'. */
   prefix?: string;
+  /** Device of the tensors this group reduces; picks the backend (default 'cpu': Gloo). */
+  device?: string;
+  /** Overrides the backend chosen from `device`. */
+  backend?: Backend;
 }
 
 export type ReduceOp = 'sum' | 'max' | 'min';
@@ -49,9 +62,11 @@ export class ProcessGroup {
   readonly rank: number;
   readonly worldSize: number;
   readonly timeoutMs: number;
+  readonly backend: Backend;
 
-  private constructor(handle: Handle, o: ProcessGroupOptions) {
+  private constructor(handle: Handle, o: ProcessGroupOptions, backend: Backend) {
     this.handle = handle;
+    this.backend = backend;
     this.rank = o.rank;
     this.worldSize = o.worldSize;
     this.timeoutMs = o.timeoutMs;
@@ -64,9 +79,21 @@ export class ProcessGroup {
       throw new RangeError(`rank must be an integer in [0, ${o.worldSize}), got ${o.rank}`);
     }
     if (!(Number.isInteger(o.masterPort) && o.masterPort > 0 && o.masterPort < 65536)) throw new RangeError(`masterPort must be 1..65535, got ${o.masterPort}`);
-    const h = checked(`rendezvous with ${o.masterAddr}:${o.masterPort} as rank ${o.rank} of ${o.worldSize}`, () =>
-      call('distInit', o.masterAddr, o.masterPort, o.rank, o.worldSize, o.timeoutMs, o.prefix ?? 'goodsrec') as Handle);
-    return new ProcessGroup(h, o);
+    const device = o.device ?? 'cpu';
+    const backend = o.backend ?? backendForDevice(device);
+    let h: Handle;
+    try {
+      const prefix = o.prefix ?? 'goodsrec';
+      h = call('distInit', o.masterAddr, o.masterPort, o.rank, o.worldSize, o.timeoutMs, prefix, backend) as Handle;
+    } catch (e) {
+      const m = (e as Error).message;
+      if (/NCCL backend is not in this build/.test(m)) {
+        throw new Error(`data-parallel training on device ${device} needs the NCCL backend: ${m}`);
+      }
+      const who = `rendezvous with ${o.masterAddr}:${o.masterPort} as rank ${o.rank} of ${o.worldSize}`;
+      throw new CollectiveError(`${who}: ${m}`);
+    }
+    return new ProcessGroup(h, o, backend);
   }
 
   private get h(): Handle {
@@ -77,6 +104,14 @@ export class ProcessGroup {
   /** In-place reduction of one tensor across ranks. */
   allreduce(t: Tensor, op: ReduceOp = 'sum', timeoutMs = this.timeoutMs): void {
     checked('allreduce', () => call('distAllreduce', this.h, t.handle, op, timeoutMs));
+  }
+
+  /**
+   * The sum of `t` over ranks as a new tensor, differentiable: its backward sums the gradient over ranks
+   * (torch.distributed.nn.functional.all_reduce). Every rank must run the same forward and backward.
+   */
+  allreduceSum(t: Tensor, timeoutMs = this.timeoutMs): Tensor {
+    return wrap(checked('allreduce', () => call('distAllreduceSum', this.h, t.handle, timeoutMs) as Handle));
   }
 
   /**

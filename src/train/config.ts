@@ -107,6 +107,8 @@ export interface TrainConfig {
   /** Data-parallel training (the processes come from the launcher's environment; see docs/distributed.md). */
   distributed: {
     bucketCapMB: number;
+    /** BatchNorm over the global batch of all ranks in training (torch.nn.SyncBatchNorm); false: per replica. */
+    syncBn: boolean;
     /** Recorded by the trainer: processes of the run, and batchSize x accumulate x worldSize. */
     worldSize: number;
     globalBatch: number;
@@ -136,7 +138,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   checkpointEverySteps: 0,
   keepCheckpoints: 3,
   out: 'runs',
-  distributed: { bucketCapMB: 25, worldSize: 1, globalBatch: 0 },
+  distributed: { bucketCapMB: 25, syncBn: false, worldSize: 1, globalBatch: 0 },
 };
 
 /** One line of documentation per option, shown by `goodsrec train --help`. */
@@ -200,6 +202,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   keepCheckpoints: 'periodic checkpoints kept (best and last always)',
   out: 'folder under which the run folder is created',
   'distributed.bucketCapMB': 'data-parallel gradient all-reduce bucket size in MiB (as DDP bucket_cap_mb)',
+  'distributed.syncBn': 'data-parallel: BatchNorm over the global batch of all ranks (SyncBatchNorm; --sync-bn)',
   'distributed.worldSize': 'recorded by the trainer: processes that started the run (set by --nproc-per-node/--nnodes)',
   'distributed.globalBatch': 'recorded by the trainer: batchSize x accumulate x worldSize',
 };

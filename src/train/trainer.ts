@@ -125,7 +125,7 @@ export interface TrainOptions {
 export async function train(configIn: TrainConfig, o: TrainOptions = {}): Promise<TrainResult> {
   const started = Date.now();
   // One rank of a data-parallel job when launched with torchrun's environment (WORLD_SIZE > 1).
-  const dist = DistributedSession.fromEnv();
+  const dist = DistributedSession.fromEnv(process.env, T.resolveDevice(configIn.device));
   try {
     return await trainRank(configIn, o, dist, started);
   } finally {
@@ -158,7 +158,7 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
   if (isMain) mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
   if (isMain && !o.resume) writeRunStart(runDir, c);
 
-  const device = T.resolveDevice(c.device);
+  const device = dist ? dist.device(T.resolveDevice(c.device)) : T.resolveDevice(c.device);
   const amp = resolveAmp(c, device);
   T.setNumThreads(c.threads > 0 ? c.threads : dist ? dist.defaultThreads() : availableParallelism());
 
@@ -270,7 +270,9 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
     log(`resumed from ${resumeFrom} at epoch ${pos.epoch + 1}, step ${pos.step}`);
   }
 
-  dist?.attach(model, (c.distributed ?? DEFAULT_CONFIG.distributed).bucketCapMB);
+  const dcfg = { ...DEFAULT_CONFIG.distributed, ...c.distributed };
+  const synced = dist?.attach(model, dcfg.bucketCapMB, dcfg.syncBn) ?? 0;
+  if (synced) log(`sync-bn: ${synced} BatchNorm layers normalise over the global batch`);
   const metricsPath = join(runDir, 'metrics.jsonl');
   const appendMetric = (rec: Record<string, unknown>): void => { if (isMain) appendFileSync(metricsPath, JSON.stringify(rec) + '\n'); };
   // Every rank votes once per step; any rank's request stops all of them at the same step.
@@ -377,9 +379,11 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
       const seconds = (Date.now() - epochStart) / 1000;
       const rec: EpochRecord = { type: 'epoch', epoch: epoch + 1, trainLoss: lossN ? lossSum / lossN : NaN, lr: optimizer.paramGroups[0]!.lr, imagesPerSec: images / Math.max(seconds, 1e-9), seconds };
       const isLast = epoch + 1 === c.schedule.epochs;
-      // Rank 0 validates on the whole split (every sample once); the others wait for it below.
-      if (isMain && valDs && c.validateEvery > 0 && ((epoch + 1) % c.validateEvery === 0 || isLast)) {
-        const r = await evaluate(ema ? ema.model : model, valDs, evalPipeline(preprocess), {
+      // Every rank validates its shard (each sample once over all ranks); the counts are summed over ranks.
+      if (valDs && c.validateEvery > 0 && ((epoch + 1) % c.validateEvery === 0 || isLast)) {
+        const evalModel = ema ? ema.model : model;
+        const r = await evaluate(evalModel, valDs, evalPipeline(preprocess), {
+          ...dist?.shardedEvaluation(evalModel, `validation after epoch ${epoch + 1}`),
           batchSize: Math.max(c.batchSize, 32), device, channelsLast: c.model.channelsLast, keepTopK: 0,
           ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
         });
@@ -400,7 +404,7 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
         const protect = [readPointer(runDir, 'best'), readPointer(runDir, 'latest')].filter((p): p is string => !!p).map((p) => p.split('/').pop()!);
         pruneCheckpoints(join(runDir, 'checkpoints'), c.keepCheckpoints, protect);
       }
-      dist?.waitForMain(`the end of epoch ${epoch + 1} (rank 0 validating and saving)`);
+      dist?.waitForMain(`the end of epoch ${epoch + 1} (rank 0 saving)`);
       if (stopNow && !isLast) { stopped = true; log(`stopped after epoch ${epoch + 1}; continue with --resume ${runDir}`); }
     }
   } finally {

@@ -3,7 +3,8 @@
 // as test/oracle/ddp_oracle.py. Usage: node ddp-worker.js <dir> <steps> <mode>
 //   mode 'ddp': DataParallel as the trainer uses it (all-reduce overlapped with backward, small buckets so
 //   there are several); 'ddp-post': all buckets after backward; 'nosync': no gradient averaging;
-//   'sum': gradients summed instead of averaged (the two negative controls).
+//   'sum': gradients summed instead of averaged (the two negative controls); 'syncbn': as 'ddp' with the
+//   BatchNorm layers converted to SyncBatchNorm.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../../src/tensor/index.js';
@@ -12,8 +13,10 @@ import { SGD } from '../../src/optim/index.js';
 import { shardOrder } from '../../src/data/shard.js';
 import { distEnvFromProcess } from '../../src/distributed/env.js';
 import { DataParallel } from '../../src/distributed/data-parallel.js';
+import { convertSyncBatchNorm } from '../../src/distributed/sync-batchnorm.js';
 
-const [dir, stepsArg, mode] = process.argv.slice(2) as [string, string, 'ddp' | 'ddp-post' | 'nosync' | 'sum'];
+type Mode = 'ddp' | 'ddp-post' | 'nosync' | 'sum' | 'syncbn';
+const [dir, stepsArg, mode] = process.argv.slice(2) as [string, string, Mode];
 const steps = Number(stepsArg);
 const env = distEnvFromProcess();
 if (!env) throw new Error('ddp-worker: WORLD_SIZE is not set');
@@ -33,7 +36,10 @@ for (const t of init.values()) t.dispose();
 const data = readStateDict(join(dir, 'data.safetensors'));
 const x = data.get('x')!; const y = data.get('y')!;
 const pg = T.ProcessGroup.init({ masterAddr: env.masterAddr, masterPort: env.masterPort, rank: env.rank, worldSize: env.worldSize, timeoutMs: env.timeoutMs });
-const dp = new DataParallel(pg, model, mode === 'ddp' ? { bucketCapMB: 0.004, firstBucketCapMB: 0.001 } : { overlap: false });
+const overlapped = mode === 'ddp' || mode === 'syncbn';
+if (mode === 'syncbn' && convertSyncBatchNorm(model, pg) !== 2) throw new Error('ddp-worker: expected 2 BatchNorm');
+const smallBuckets = { bucketCapMB: 0.004, firstBucketCapMB: 0.001 };
+const dp = new DataParallel(pg, model, overlapped ? smallBuckets : { overlap: false });
 dp.broadcastState();
 const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
 const n = y.shape[0]!;
@@ -44,7 +50,7 @@ let early = 0;
 model.train();
 for (let s = 0; s < steps; s++) {
   dp.beforeForward();
-  if (mode === 'ddp') dp.beforeBackward();
+  if (overlapped) dp.beforeBackward();
   const loss = T.tidy(() => {
     const idx = T.tensor(Array.from(order.subarray(s * per, (s + 1) * per)), [per]).long();
     const l = T.F.crossEntropy(model.forward(x.indexSelect(0, idx)), y.indexSelect(0, idx));
@@ -52,7 +58,7 @@ for (let s = 0; s < steps; s++) {
     l.backward();
     return l.item();
   });
-  if (mode === 'ddp' || mode === 'ddp-post') dp.averageGradients();
+  if (overlapped || mode === 'ddp-post') dp.averageGradients();
   else if (mode === 'sum') T.tidy(() => pg.allreduceBuckets(model.parameters().reverse().map((p) => p.grad!), dp.buckets, 1));
   early = Math.max(early, dp.lastEarlyBuckets);
   opt.step();

@@ -67,6 +67,8 @@ function configLayers(o: OptionValues<typeof trainOptions>): { source: string; v
     const v = o[flag as keyof typeof CONFIG_FLAGS];
     if (v !== undefined) layers.push({ source: `--${flag}`, values: parseOverride(`${key}=${v}`) });
   }
+  // A flag (always defined, false when absent): only its presence is a layer, so a config file's value stands.
+  if (o['sync-bn']) layers.push({ source: '--sync-bn', values: parseOverride('distributed.syncBn=true') });
   for (const s of o.set) layers.push({ source: `--set ${s}`, values: parseOverride(s) });
   return layers;
 }
@@ -115,6 +117,9 @@ const trainOptions = {
   'node-rank': { type: 'integer', min: 0, description: 'data-parallel: index of this machine (default 0)' },
   'master-addr': { type: 'string', description: 'data-parallel: address of node 0 (default 127.0.0.1)' },
   'master-port': { type: 'integer', min: 1, max: 65535, description: 'data-parallel: free port on node 0 for the rendezvous (default 29500)' },
+  'sync-bn': {
+    type: 'boolean', description: 'data-parallel: BatchNorm over the global batch of all ranks (distributed.syncBn)',
+  },
   'print-config': { type: 'boolean', description: 'print the resolved config as JSON and exit' },
   json: { type: 'boolean', description: 'print the result as JSON' },
 } as const satisfies Record<string, OptionSpec>;

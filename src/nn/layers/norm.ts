@@ -18,6 +18,11 @@ export class BatchNorm2d extends Module {
   declare readonly num_batches_tracked: T.Tensor | null;
   readonly eps: number;
   readonly momentum: number | null;
+  /**
+   * Training-mode forward over the batch of every data-parallel rank (SyncBatchNorm; set by the distributed
+   * package's convertSyncBatchNorm), given the running-stat factor. Null: statistics of this replica's batch.
+   */
+  syncForward: ((bn: BatchNorm2d, x: T.Tensor, factor: number) => T.Tensor) | null = null;
 
   constructor(readonly numFeatures: number, o: BatchNormOptions = {}) {
     super();
@@ -41,6 +46,7 @@ export class BatchNorm2d extends Module {
       T.noGrad(() => nbt.add_(1));
       if (this.momentum === null) factor = 1 / nbt.item();
     }
+    if (this.training && this.syncForward) return this.syncForward(this, x, factor);
     // Batch statistics in training; running statistics (when tracked) in eval.
     const useBatchStats = this.training || this.running_mean === null;
     return T.F.batchNorm(x, this.running_mean, this.running_var, {
