@@ -2,12 +2,16 @@
  * Geometric operations on 8-bit RGB images (HWC), written to match PIL bit for bit where torchvision
  * uses PIL: bilinear resize is PIL's two-pass convolution (triangle filter widened by the scale factor,
  * i.e. antialiased when shrinking; 22-bit fixed-point coefficients; horizontal pass first, 8-bit
- * intermediate), so `resize`, `letterbox` and `centerCrop` agree with torchvision + PIL.
+ * intermediate), so `resize`, `letterbox` and `centerCrop` agree with torchvision + PIL. Bicubic (PIL's
+ * a = -0.5 kernel, support 2) is the same convolution with another filter; it serves evaluation of
+ * weights whose data config asks for it, in TypeScript only (the native kernels are bilinear).
  */
 import type { RgbImage } from './image.js';
 import { nativeImage, type ResampleAxis } from './native-image.js';
 
 export type Rgb = readonly [number, number, number];
+/** The resampling filter of a resize (PIL's BILINEAR or BICUBIC). */
+export type Interpolation = 'bilinear' | 'bicubic';
 
 const PRECISION_BITS = 22;
 const HALF = 1 << (PRECISION_BITS - 1);
@@ -19,16 +23,27 @@ interface Coeffs {
   k: Int32Array; // fixed-point coefficients, sum 2^22
 }
 
+/** PIL's filters: support (at scale 1) and the kernel. */
+const FILTERS: Record<Interpolation, { support: number; f: (t: number) => number }> = {
+  bilinear: { support: 1, f: (t) => (t < 1 ? 1 - t : 0) },
+  // PIL bicubic_filter with a = -0.5 (t >= 0).
+  bicubic: {
+    support: 2,
+    f: (t) => (t < 1 ? (1.5 * t - 2.5) * t * t + 1 : t < 2 ? (((t - 5) * t + 8) * t - 4) * -0.5 : 0),
+  },
+};
+
 /**
- * PIL precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter: output pixel xx covers input
+ * PIL precompute_coeffs + normalize_coeffs_8bpc for a filter: output pixel xx covers input
  * [in0, in1) scaled; the filter support is clipped to the valid input range [lo, hi). Positions are
  * computed relative to lo, as PIL does on the cropped image it resizes, so a window gives the same
  * coefficients wherever it sits in a larger image (the native windowed JPEG decode relies on that).
  */
-function precompute(lo: number, hi: number, in0: number, in1: number, outSize: number): Coeffs {
+function precompute(lo: number, hi: number, in0: number, in1: number, outSize: number, filter: Interpolation = 'bilinear'): Coeffs {
+  const { support: base, f } = FILTERS[filter];
   const scale = (in1 - in0) / outSize;
   const filterscale = Math.max(scale, 1);
-  const support = 1.0 * filterscale;
+  const support = base * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const bounds = new Int32Array(outSize * 2);
   const k = new Int32Array(outSize * ksize);
@@ -48,7 +63,7 @@ function precompute(lo: number, hi: number, in0: number, in1: number, outSize: n
     for (let x = 0; x < xmax; x++) {
       let t = (x + xmin - center + 0.5) * ss;
       if (t < 0) t = -t;
-      const v = t < 1 ? 1 - t : 0;
+      const v = f(t);
       w[x] = v;
       ww += v;
     }
@@ -65,14 +80,14 @@ function precompute(lo: number, hi: number, in0: number, in1: number, outSize: n
 interface Axis { lo: number; hi: number; in0: number; in1: number }
 
 /** Two-pass PIL resample of `img` over per-axis boxes (see precompute); 8-bit intermediate like PIL. */
-function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: Axis): RgbImage {
-  const nat = nativeImage();
+function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: Axis, filter: Interpolation = 'bilinear'): RgbImage {
+  const nat = filter === 'bilinear' ? nativeImage() : null;
   if (nat) return nat.resample(img.data, img.width, img.height, outW, outH, [ax.lo, ax.hi, ax.in0, ax.in1], [ay.lo, ay.hi, ay.in0, ay.in1]);
   const src = img.data;
   const sw = img.width;
   const needH = !(ax.in0 === ax.lo && ax.in1 === ax.hi && ax.hi - ax.lo === outW);
   const needV = !(ay.in0 === ay.lo && ay.in1 === ay.hi && ay.hi - ay.lo === outH);
-  const cv = precompute(ay.lo, ay.hi, ay.in0, ay.in1, outH);
+  const cv = precompute(ay.lo, ay.hi, ay.in0, ay.in1, outH, filter);
   // Rows the vertical pass reads (PIL's ybox_first / ybox_last).
   let yFirst = needV ? cv.bounds[0]! : ay.lo;
   let yLast = needV ? cv.bounds[(outH - 1) * 2]! + cv.bounds[(outH - 1) * 2 + 1]! : ay.hi;
@@ -81,7 +96,7 @@ function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: A
   let tmp: Uint8Array;
   let tw: number;
   if (needH) {
-    const { ksize, bounds, k } = precompute(ax.lo, ax.hi, ax.in0, ax.in1, outW);
+    const { ksize, bounds, k } = precompute(ax.lo, ax.hi, ax.in0, ax.in1, outW, filter);
     tw = outW;
     tmp = new Uint8Array(outW * rows * 3);
     for (let y = 0; y < rows; y++) {
@@ -142,6 +157,13 @@ function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: A
  * bilinear filter: equivalent to PIL `img.crop(box).resize((outW, outH), BILINEAR)`, without the copy.
  */
 export function resizeBilinear(img: RgbImage, outW: number, outH: number, win?: { x: number; y: number; w: number; h: number }): RgbImage {
+  return resizeWith(img, outW, outH, 'bilinear', win);
+}
+
+/** resizeBilinear with a choice of filter: PIL `img.crop(box).resize((outW, outH), BILINEAR | BICUBIC)`. */
+export function resizeWith(
+  img: RgbImage, outW: number, outH: number, filter: Interpolation, win?: { x: number; y: number; w: number; h: number },
+): RgbImage {
   const x0 = win?.x ?? 0;
   const y0 = win?.y ?? 0;
   const cw = win?.w ?? img.width;
@@ -150,7 +172,8 @@ export function resizeBilinear(img: RgbImage, outW: number, outH: number, win?: 
   if (x0 < 0 || y0 < 0 || x0 + cw > img.width || y0 + ch > img.height || cw <= 0 || ch <= 0) {
     throw new Error(`resize: window ${x0},${y0} ${cw}x${ch} outside image ${img.width}x${img.height}`);
   }
-  return resampleCore(img, outW, outH, { lo: x0, hi: x0 + cw, in0: x0, in1: x0 + cw }, { lo: y0, hi: y0 + ch, in0: y0, in1: y0 + ch });
+  const ax = { lo: x0, hi: x0 + cw, in0: x0, in1: x0 + cw };
+  return resampleCore(img, outW, outH, ax, { lo: y0, hi: y0 + ch, in0: y0, in1: y0 + ch }, filter);
 }
 
 export interface CanvasBox { x0: number; y0: number; x1: number; y1: number }

@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { processBuffer } from '../data/transforms.js';
 import { BadImageError, type BadFileReason } from '../data/image.js';
-import { evalPipeline } from '../train/pipelines.js';
+import { evalPipeline } from '../run/pipelines.js';
 import { softmaxRow, topk } from '../eval/metrics.js';
 import { packageRoot, goodsrecVersion } from '../util/version.js';
 import { MicroBatcher } from './batcher.js';
