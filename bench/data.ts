@@ -1,15 +1,16 @@
 /**
  * `npm run bench -- data`: loader throughput on the grocery-store train split, goodsrec vs torchvision
  * (ImageFolder-equivalent + DataLoader(num_workers = cores)) measured in the same run.
- * Pipeline: decode -> structure-retention resize 224 -> RandomResizedCrop 224 -> flip ->
- * ColorJitter(0.4, 0.4, 0.4) -> normalize -> float32 NCHW batches of 64.
+ * Pipeline: the trainer's (src/run/pipelines.ts trainPipeline, Cutout off): decode -> structure-retention
+ * pad to square -> RandomResizedCrop 224 -> flip -> ColorJitter(0.4, 0.4, 0.4) [-> AutoAugment] -> normalize
+ * -> float32 NCHW batches of 64.
  * Then the same on phone-size photos (the first 400 train images re-encoded at 1632x1224, as shop photos
  * usually arrive), where decoding at reduced size (fastDecode, the training default) matters.
  *
  * Env: GOODSREC_BENCH_EPOCHS (default 2), GOODSREC_BENCH_WORKERS (goodsrec worker threads, default cores),
  * GOODSREC_BENCH_SWEEP=1 (also time worker/in-flight settings on the first 800 images),
  * GOODSREC_BENCH_LARGE=0 (skip the phone-size part), GOODSREC_BENCH_AUGMENT=autoaugment (add AutoAugment, ImageNet
- * policy, after the flip: timm's 'original' in goodsrec, torchvision's AutoAugment in the reference).
+ * policy, after ColorJitter: timm's 'original' in goodsrec, torchvision's AutoAugment in the reference).
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,26 +18,23 @@ import { availableParallelism, tmpdir } from 'node:os';
 import sharp from 'sharp';
 import { resolve, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DataLoader, parseCsv, readManifestDataset, selectSplits, RECIPE_MEAN, RECIPE_STD, type PipelineConfig } from '../src/data/index.js';
+import { DataLoader, parseCsv, readManifestDataset, selectSplits, type PipelineConfig } from '../src/data/index.js';
+import { resolveConfig } from '../src/run/config.js';
+import { trainPipeline } from '../src/run/pipelines.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const DATASET = resolve(REPO, '..', 'shared', 'datasets', 'grocery-store');
 
-/** GOODSREC_BENCH_AUGMENT=autoaugment adds AutoAugment (ImageNet policy) after the flip, on both sides. */
+/** GOODSREC_BENCH_AUGMENT=autoaugment adds AutoAugment (ImageNet policy) after ColorJitter, on both sides. */
 const AUGMENT = process.env['GOODSREC_BENCH_AUGMENT'] === 'autoaugment' ? 'autoaugment' : '';
 
+/** The trainer's own pipeline at 224 (Cutout off: the torchvision twin has none). */
+const CONFIG = resolveConfig([{
+  source: 'bench', values: { data: { root: DATASET }, augment: { cutout: 0, autoAugment: AUGMENT ? 'original' : null } },
+}]);
+
 function pipeline(fastDecode: boolean): PipelineConfig {
-  return {
-    ops: [
-      { op: 'letterbox', size: 224, fill: 'black' },
-      { op: 'randomResizedCrop', size: 224, scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
-      { op: 'hflip', p: 0.5 },
-      ...(AUGMENT ? [{ op: 'autoAugment', policy: 'imagenet' } as const] : []),
-      { op: 'colorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4 },
-      { op: 'normalize', mean: RECIPE_MEAN, std: RECIPE_STD },
-    ],
-    fastDecode,
-  };
+  return { ...trainPipeline(CONFIG), fastDecode };
 }
 
 async function goodsrec(label: string, opts: { fastDecode: boolean; workers: number; perWorker: number; cacheBytes: number; limit?: number; exactOps?: boolean; dataset?: string }, epochs: number): Promise<number[]> {
@@ -57,7 +55,8 @@ async function goodsrec(label: string, opts: { fastDecode: boolean; workers: num
 }
 
 function torchvision(epochs: number, workers: number, dataset = DATASET): number[] {
-  const out = execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'data_torchvision.py'), dataset, String(epochs), String(workers), AUGMENT], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const out = execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'data_torchvision.py'), dataset, String(epochs), String(workers), AUGMENT,
+    JSON.stringify(CONFIG.input.mean), JSON.stringify(CONFIG.input.std)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
   return out.trim().split('\n').map((l) => {
     const r = JSON.parse(l) as { epoch: number; images: number; seconds: number };
     console.log(`  torchvision epoch ${r.epoch}: ${r.images} images in ${r.seconds.toFixed(2)} s = ${(r.images / r.seconds).toFixed(0)} img/s`);
@@ -72,7 +71,7 @@ export async function run(): Promise<void> {
   const cores = availableParallelism();
   const epochs = Number(process.env['GOODSREC_BENCH_EPOCHS'] ?? 2);
   const workers = Number(process.env['GOODSREC_BENCH_WORKERS'] ?? cores);
-  console.log(`data loader bench: grocery-store train split, ${cores} cores, batch 64, letterbox 224 + RRC 224 + flip${AUGMENT ? ' + AutoAugment' : ''} + ColorJitter + normalize -> float32 NCHW`);
+  console.log(`data loader bench: grocery-store train split, ${cores} cores, batch 64, letterbox + RRC 224 + flip + ColorJitter${AUGMENT ? ' + AutoAugment' : ''} + normalize -> float32 NCHW`);
   const tv = torchvision(epochs, cores);
   // torchvision's best epoch, its first included (it has no cache that warms up): the conservative ratio.
   const tvRate = Math.max(...tv);

@@ -3,7 +3,8 @@
 grocery-store train split (ImageFolder-equivalent dataset over train.txt, PIL loader), DataLoader with
 num_workers workers, persistent workers, batch 64. Prints one JSON line per epoch: {"epoch", "images", "seconds"}.
 
-Usage: /usr/bin/python3 bench/data_torchvision.py DATASET_DIR EPOCHS WORKERS [autoaugment]
+Usage: /usr/bin/python3 bench/data_torchvision.py DATASET_DIR EPOCHS WORKERS AUGMENT MEAN_JSON STD_JSON
+(AUGMENT: '' or autoaugment; mean/std come from goodsrec's run config, their one source.)
 """
 import json
 import os
@@ -14,22 +15,15 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-MEAN = [0.4716, 0.425, 0.354]
-STD = [0.2178, 0.2079, 0.1935]
-
-
 class Letterbox:
-    """Structure-retention resize: pad to square with black, resize."""
-
-    def __init__(self, size):
-        self.size = size
+    """Structure-retention resize as the trainer does it: pad to a black square (RandomResizedCrop resizes)."""
 
     def __call__(self, im):
         w, h = im.size
         s = max(w, h)
         canvas = Image.new("RGB", (s, s), (0, 0, 0))
         canvas.paste(im, ((s - w) // 2, (s - h) // 2))
-        return canvas.resize((self.size, self.size), Image.BILINEAR)
+        return canvas
 
 
 class ManifestImageFolder(torch.utils.data.Dataset):
@@ -56,10 +50,12 @@ class ManifestImageFolder(torch.utils.data.Dataset):
 
 def main():
     root, epochs, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    augment = sys.argv[4] if len(sys.argv) > 4 else ""
+    augment, mean, std = sys.argv[4], json.loads(sys.argv[5]), json.loads(sys.argv[6])
     torch.set_num_threads(1)
     extra = [T.AutoAugment(T.AutoAugmentPolicy.IMAGENET)] if augment == "autoaugment" else []
-    tf = T.Compose([Letterbox(224), T.RandomResizedCrop(224), T.RandomHorizontalFlip(), *extra, T.ColorJitter(0.4, 0.4, 0.4), T.ToTensor(), T.Normalize(MEAN, STD)])
+    # The trainer's op order (src/run/pipelines.ts trainPipeline): flip, ColorJitter, then AutoAugment.
+    tf = T.Compose([Letterbox(), T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ColorJitter(0.4, 0.4, 0.4), *extra,
+                    T.ToTensor(), T.Normalize(mean, std)])
     ds = ManifestImageFolder(root, "train", tf)
     dl = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, num_workers=workers, persistent_workers=workers > 0, drop_last=False)
     for e in range(epochs):

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machineLine } from './machine.js';
+import { DEFAULT_CONFIG } from '../src/run/config.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const DATASET = join(REPO, '..', 'shared', 'datasets', 'grocery-store');
@@ -37,12 +38,15 @@ function goodsrecEpoch(size: number, threads: number): EpochFigure {
   }
 }
 
+/** The recipe's mean/std for the twin, from their one source. */
+const NORM = JSON.stringify({ mean: DEFAULT_CONFIG.input.mean, std: DEFAULT_CONFIG.input.std });
+
 /** The torchvision twin's first epoch record; the process is stopped there (its final evaluation is not timed). */
 function torchvisionEpoch(size: number, threads: number): Promise<EpochFigure> {
   return new Promise((resolvePromise, reject) => {
     const p = spawn('/usr/bin/python3', [join(REPO, 'bench', 'train_torchvision.py'), '--data', DATASET, '--size', String(size),
       '--batch-size', '32', '--epochs', '1', '--warmup-epochs', '0.5', '--cutout', '8', '--threads', String(threads), '--workers', '2'],
-    { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GOODSREC_NORM: NORM }, stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '', err = '';
     p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     p.stdout.on('data', (d: Buffer) => {
@@ -59,13 +63,12 @@ function torchvisionEpoch(size: number, threads: number): Promise<EpochFigure> {
 
 /** goodsrec's loader alone with the trainer's own pipeline and workers: images per second over one epoch. */
 async function loaderAlone(size: number): Promise<number> {
-  const { resolveConfig } = await import('../src/train/config.js');
-  const { trainPipeline } = await import('../src/train/pipelines.js');
+  const { resolveConfig } = await import('../src/run/config.js');
+  const { trainPipeline } = await import('../src/run/pipelines.js');
   const { DataLoader, loadDataset, selectSplits } = await import('../src/data/index.js');
   const c = resolveConfig([{ source: 'bench', values: { data: { root: DATASET }, input: { size }, augment: { cutout: 8 }, batchSize: 32 } }]);
   const ds = selectSplits(loadDataset(DATASET), 'train');
-  const mean = c.input.mean as [number, number, number], std = c.input.std as [number, number, number];
-  const loader = new DataLoader({ dataset: ds, pipeline: trainPipeline(c, mean, std), batchSize: 32, mode: 'train', seed: 0, workers: 2, reuseBuffers: true });
+  const loader = new DataLoader({ dataset: ds, pipeline: trainPipeline(c), batchSize: 32, mode: 'train', seed: 0, workers: 2, reuseBuffers: true });
   const t = performance.now();
   let n = 0;
   for await (const b of loader) n += b.labels.length;

@@ -90,12 +90,14 @@ export async function run(): Promise<void> {
   const { createModel } = await import('../src/models/index.js');
   const { exportLoaded } = await import('../src/serve/onnx/export.js');
   const { processFile } = await import('../src/data/index.js');
-  const { evalPipeline } = await import('../src/train/pipelines.js');
+  const { evalPipeline, preprocessFromConfig } = await import('../src/run/pipelines.js');
+  const { resolveConfig } = await import('../src/run/config.js');
   const ort = (await import('onnxruntime-node')).default;
 
   const work = mkdtempSync(join(tmpdir(), 'goodsrec-bench-serve-'));
   try {
-    const preprocess = { size: 224, resize: 'letterbox' as const, cropPct: 0.875, mean: [0.4716, 0.425, 0.354] as [number, number, number], std: [0.2178, 0.2079, 0.1935] as [number, number, number] };
+    // The recipe's evaluation pre-processing at 224 (letterbox 256, center crop 224).
+    const preprocess = preprocessFromConfig(resolveConfig([{ source: 'bench', values: { data: { root: '(bench)' } } }]));
     T.manualSeed(0);
     const model = createModel('resnet50', { numClasses: 81, log: null });
     model.eval();
@@ -131,7 +133,8 @@ export async function run(): Promise<void> {
     console.log(`onnxruntime alone, batch 8:     ${ortRate.toFixed(1)} images/s`);
 
     // 3. PyTorch eager, same photos, same threads
-    const py = JSON.parse(execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'serve_torch.py'), String(threads), String(seconds), ...photos], {
+    const py = JSON.parse(execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'serve_torch.py'), String(threads), String(seconds),
+      JSON.stringify(preprocess.mean), JSON.stringify(preprocess.std), ...photos], {
       encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) }, maxBuffer: 1 << 20,
     }).trim().split('\n').pop()!) as { images: number; seconds: number; infer_images: number; infer_seconds: number };
     const torchE2e = py.images / py.seconds;

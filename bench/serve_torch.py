@@ -5,7 +5,7 @@ normalize), batches of 8 images (what 8 concurrent clients give the server), for
 Prints one JSON line: {"images", "seconds", "infer_images", "infer_seconds"} (end to end, and inference
 alone on pre-processed batches).
 
-Usage: /usr/bin/python3 bench/serve_torch.py THREADS SECONDS IMAGE...
+Usage: /usr/bin/python3 bench/serve_torch.py THREADS SECONDS MEAN_JSON STD_JSON IMAGE...
 """
 import json
 import sys
@@ -16,8 +16,8 @@ import torchvision
 import torchvision.transforms as T
 from PIL import Image
 
-MEAN = [0.4716, 0.425, 0.354]
-STD = [0.2178, 0.2079, 0.1935]
+# The recipe's mean/std from goodsrec's run config (their one source), passed by bench/serve.ts.
+MEAN, STD = json.loads(sys.argv[3]), json.loads(sys.argv[4])
 SIZE = 224
 BATCH = 8
 
@@ -31,7 +31,7 @@ def letterbox(im, size):
 
 
 def main():
-    threads, seconds, paths = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
+    threads, seconds, paths = int(sys.argv[1]), float(sys.argv[2]), sys.argv[5:]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = torchvision.models.resnet50(num_classes=81).eval()

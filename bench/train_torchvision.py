@@ -24,8 +24,9 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-MEAN = [0.4716, 0.4250, 0.3540]
-STD = [0.2178, 0.2079, 0.1935]
+# The recipe's mean/std from goodsrec's run config (their one source), passed by bench/epoch.ts.
+NORM = json.loads(os.environ.get("GOODSREC_NORM") or "null") or {}
+MEAN, STD = NORM.get("mean"), NORM.get("std")
 
 
 def letterbox(img):
@@ -72,6 +73,8 @@ class Manifest(torch.utils.data.Dataset):
 
 
 def main():
+    if MEAN is None or STD is None:
+        raise SystemExit('GOODSREC_NORM=\'{"mean": [r, g, b], "std": [r, g, b]}\' is needed (bench/epoch.ts sets it)')
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/datasets/grocery-store")
     ap.add_argument("--size", type=int, default=128)

@@ -1,7 +1,7 @@
 // goodsrec as a library: `import { createModel, train, predict, T } from 'goodsrec'`.
 // Everything here is a re-export or a thin wrapper of the module that owns it; the
 // command line (src/cli) is built on the same functions.
-import { resolveConfig, type TrainConfig } from './train/config.js';
+import { resolveConfig, type TrainConfig } from './run/config.js';
 import { train as trainRun, type TrainOptions, type TrainResult } from './train/trainer.js';
 import {
   disposeRecognizer, expandImagePaths, loadRecognizer, predictFiles, skippedPredictions,
@@ -24,12 +24,20 @@ export * as nn from './nn/index.js';
 
 // --- data ---------------------------------------------------------------------------------------
 export { loadDataset, selectSplits, type Dataset, type Sample } from './data/dataset.js';
-export { evalPipeline, type PreprocessConfig } from './train/pipelines.js';
+
+// --- the run folder -------------------------------------------------------------------------------------
+export {
+  evalPipeline, trainPipeline, preprocessFromConfig, type PreprocessConfig,
+} from './run/pipelines.js';
+export { readRunInfo, type RunInfo } from './run/run-folder.js';
+export { resolveCheckpoint, loadCheckpoint, listCheckpoints, CheckpointError, type LoadedCheckpoint } from './run/checkpoint.js';
+export { averageCheckpoints } from './run/average.js';
+export { readEvalFile, type EvalFile } from './run/eval-file.js';
 
 // --- training -------------------------------------------------------------------------------------
 export {
-  DEFAULT_CONFIG, ConfigError, type TrainConfig, type AmpMode, type ResizeMode,
-} from './train/config.js';
+  DEFAULT_CONFIG, ConfigError, type TrainConfig, type AmpMode, type ResizeMode, type Interpolation,
+} from './run/config.js';
 export {
   TrainingDivergedError, type TrainOptions, type TrainResult, type TrainEvents, type EpochRecord,
 } from './train/trainer.js';

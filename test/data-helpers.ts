@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_CONFIG } from '../src/run/config.js';
 
 /** Repository root (tests run from dist/test/). */
 export const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
@@ -38,7 +39,11 @@ export interface OracleOutput { index: number; name: string; shape: number[]; dt
 export function runTransformOracle(images: string[]): OracleOutput[] {
   requireOracle();
   const out = tmpDir('oracle');
-  const stdout = execFileSync(ORACLE_PY, [join(REPO, 'scripts', 'oracle', 'transforms.py'), out, ...images], { encoding: 'utf8' });
+  // The recipe's mean/std from their one source, the run config's defaults.
+  const norm = JSON.stringify({ mean: DEFAULT_CONFIG.input.mean, std: DEFAULT_CONFIG.input.std });
+  const stdout = execFileSync(ORACLE_PY, [join(REPO, 'scripts', 'oracle', 'transforms.py'), out, ...images], {
+    encoding: 'utf8', env: { ...process.env, GOODSREC_NORM: norm },
+  });
   return stdout.trim().split('\n').map((l) => {
     const m = JSON.parse(l) as Omit<OracleOutput, 'data'>;
     const buf = readFileSync(join(out, `${m.index}.${m.name}.bin`));

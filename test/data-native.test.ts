@@ -11,9 +11,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import {
-  DataLoader, parseCsv, decodeJpegNative, nativeImage, processBuffer, readFolderDataset, recipeEvalPipeline, recipeTrainPipeline,
+  DataLoader, parseCsv, decodeJpegNative, nativeImage, processBuffer, readFolderDataset,
   type PipelineConfig,
 } from '../src/data/index.js';
+import { recipeEval, recipeTrain } from './helpers/recipe.js';
 import { GROCERY, REPO, diffStats, groceryAvailable, tmpDir } from './data-helpers.js';
 
 const native = nativeImage();
@@ -123,7 +124,7 @@ test('fused train pipeline straight from JPEG: bad files still reported, batches
   writeFileSync(join(dir, 'd_corrupt.jpg'), corrupt);
   await sharp(good).toColourspace('cmyk').jpeg({ quality: 90 }).toFile(join(dir, 'e_cmyk.jpg'));
   writeFileSync(join(dir, 'f.jpg'), groceryJpeg(12));
-  const pipeline = recipeTrainPipeline({ size: 64 });
+  const pipeline = recipeTrain({ input: { size: 64 } });
   const ds = readFolderDataset(root);
   for (const workers of [0, 2]) {
     const loader = new DataLoader({ dataset: ds, pipeline, batchSize: 6, mode: 'eval', workers });
@@ -150,8 +151,8 @@ test('fused train pipeline straight from JPEG: bad files still reported, batches
 test('fastDecode: DCT-scaled decoding of a large photo stays close to full decoding', async () => {
   const big = await sharp(groceryJpeg(700)).resize(2000, 1500).jpeg({ quality: 92 }).toBuffer();
   const cases: [string, PipelineConfig][] = [
-    ['eval letterbox 256 + crop 224', recipeEvalPipeline()],
-    ['train letterbox + RRC 224', { ...recipeTrainPipeline({ size: 224, cutout: null }), ops: recipeTrainPipeline({ size: 224, cutout: null }).ops.filter((o) => o.op !== 'colorJitter' && o.op !== 'hflip') }],
+    ['eval letterbox 256 + crop 224', recipeEval()],
+    ['train letterbox + RRC 224', recipeTrain({ input: { size: 224 }, augment: { cutout: 0, colorJitter: 0, hflip: 0 } })],
   ];
   for (const [name, cfg] of cases) {
     let worst = 0;

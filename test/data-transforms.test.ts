@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import {
-  decodeImage, parseCsv, letterbox, resize, centerCrop, hflipInPlace, processFile, recipeEvalPipeline, recipeTrainPipeline,
+  decodeImage, parseCsv, letterbox, resize, centerCrop, hflipInPlace, processFile,
   planRandomErasing, planCutout, planRandAugment, parseRandAugment, planRandomResizedCrop, finishSample, validatePipeline,
   type PipelineConfig, type RgbImage,
 } from '../src/data/index.js';
 import { Rng, deriveSeed } from '../src/util/rng.js';
+import { AUGMENT, recipeEval, recipeTrain } from './helpers/recipe.js';
 import { GROCERY, diffStats, runTransformOracle, tmpDir, groceryAvailable } from './data-helpers.js';
 
 const IMAGES = [
@@ -75,19 +76,44 @@ test('deterministic transforms match torchvision + PIL', async (t) => {
     const sq = resize(pil, [200, 160]);
     assert.equal(diffStats(sq.data, get(i, 'squash').data).maxAbs, 0, 'squash resize not bit-exact vs PIL');
 
+    // Bicubic (PIL's a = -0.5 filter): weights whose data config asks for it are evaluated with it.
+    // uint8 results within 1 level of PIL (fixed-point rounding), mostly equal; bilinear is the negative
+    // control: it must be clearly further from PIL's bicubic than that.
+    const bicubic: [string, RgbImage, RgbImage][] = [
+      ['letterbox', letterbox(pil, 256, [0, 0, 0], 'bicubic'), letterbox(pil, 256)],
+      ['resize', centerCrop(resize(pil, 256, 'shorter', 'bicubic'), 224, 224), centerCrop(resize(pil, 256), 224, 224)],
+      ['squash', resize(pil, [200, 160], 'squash', 'bicubic'), resize(pil, [200, 160])],
+    ];
+    for (const [name, ours, bilinear] of bicubic) {
+      const o = get(i, `${name}_bicubic`);
+      assert.deepEqual([ours.height, ours.width, 3], o.shape);
+      const d = diffStats(ours.data, o.data, 0);
+      assert.ok(d.maxAbs <= 1 && d.fracOver < 0.01, `${name} bicubic vs PIL (image ${i}): ${JSON.stringify(d)}`);
+      const neg = diffStats(bilinear.data, o.data, 0);
+      t.diagnostic(`image ${i} ${name} bicubic vs PIL: maxAbs=${d.maxAbs} fracOver0=${d.fracOver.toFixed(5)}; bilinear: maxAbs=${neg.maxAbs}`);
+      assert.ok(neg.maxAbs > 1, `negative control: bilinear ${name} should differ from PIL bicubic (image ${i}): ${JSON.stringify(neg)}`);
+    }
+    // The run's eval pipeline with a pretrained config's crop_mode 'center' + bicubic, from the file,
+    // vs torchvision in normalised units: float32 rounding plus at most one decode level (1/255/std ~ 0.02).
+    const evc = await processFile(images[i]!, recipeEval({ input: { resize: 'center', interpolation: 'bicubic' } }), 0);
+    const evco = get(i, 'eval_center_bicubic');
+    assert.deepEqual([3, evc.height, evc.width], evco.shape);
+    const dc = diffStats(evc.data, evco.data, 1e-5);
+    assert.ok(dc.maxAbs <= 0.021 && dc.meanAbs < 1e-3, `center/bicubic eval pipeline vs torchvision: ${JSON.stringify(dc)}`);
+
     const fl = hflipInPlace({ ...pil, data: new Uint8Array(pil.data) });
     assert.equal(diffStats(fl.data, get(i, 'hflip').data).maxAbs, 0, 'hflip differs');
 
     // Full eval pipeline from the file (our decoder): float32 after normalize, tolerance 1e-5 plus
     // whatever decoding differs (<= 1 level = 1/255/std ~ 0.02).
-    const ev = await processFile(images[i]!, recipeEvalPipeline(), 0);
+    const ev = await processFile(images[i]!, recipeEval(), 0);
     const evo = get(i, 'eval');
     assert.deepEqual([3, ev.height, ev.width], evo.shape);
     const de = diffStats(ev.data, evo.data, 1e-5);
     assert.ok(de.maxAbs <= 0.021 && de.meanAbs < 1e-3, `eval pipeline vs torchvision: ${JSON.stringify(de)}`);
 
     // Fast decode (libvips letterbox while decoding): within a few levels, stated tolerance.
-    const fast = await processFile(images[i]!, { ...recipeEvalPipeline(), fastDecode: true }, 0);
+    const fast = await processFile(images[i]!, recipeEval({}, true), 0);
     const dfst = diffStats(fast.data, evo.data);
     t.diagnostic(`image ${i}: fastDecode eval vs torchvision meanAbs=${dfst.meanAbs.toFixed(4)} maxAbs=${dfst.maxAbs.toFixed(3)} (normalised units)`);
     // Stated tolerance for libvips resizing (shrink-on-load, sub-pixel placement of the padding differs):
@@ -99,7 +125,7 @@ test('deterministic transforms match torchvision + PIL', async (t) => {
 test('random transforms: same seed, same output; other seed, other output', async () => {
   const img = join(GROCERY, IMAGES[0]!);
   for (const augment of ['none', 'autoaugment', 'randaugment'] as const) {
-    const cfg = recipeTrainPipeline({ augment });
+    const cfg = recipeTrain({ augment: { autoAugment: AUGMENT[augment] } });
     const a = await processFile(img, cfg, deriveSeed(7, 0, 3));
     const b = await processFile(img, cfg, deriveSeed(7, 0, 3));
     const c = await processFile(img, cfg, deriveSeed(7, 1, 3));
@@ -191,7 +217,7 @@ test('pipeline config validation names the op and field', () => {
   assert.throws(() => validatePipeline({ ops: [{ op: 'normalize', mean: [0, 0, 0], std: [1, 1, 1] }, { op: 'hflip' }] }), /must come before 'normalize'/);
   assert.throws(() => validatePipeline({ ops: [{ op: 'blur' } as never] }), /known op/);
   // JSON round trip keeps behaviour: the config is plain data.
-  const cfg = recipeTrainPipeline({ augment: 'randaugment' });
+  const cfg = recipeTrain({ augment: { autoAugment: AUGMENT.randaugment } });
   const back = JSON.parse(JSON.stringify(cfg)) as PipelineConfig;
   validatePipeline(back);
   const img: RgbImage = { data: new Uint8Array(300 * 200 * 3).map((_, i) => (i * 7) & 255), width: 300, height: 200 };

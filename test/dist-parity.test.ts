@@ -18,7 +18,7 @@ import { runOracle, loadTensors, relError } from './nn-helpers.js';
 import { loadDataset, selectSplits } from '../src/data/index.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import { createModel } from '../src/models/index.js';
-import { evalPipeline } from '../src/train/pipelines.js';
+import { evalPipeline } from '../src/run/pipelines.js';
 import { freePort } from './helpers/free-port.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'helpers', 'ddp-worker.js');

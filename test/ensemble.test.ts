@@ -12,10 +12,11 @@ import { readSafetensorsSync } from '../src/io/index.js';
 import { loadDataset, selectSplits } from '../src/data/index.js';
 import { createModel } from '../src/models/index.js';
 import { evaluate, batchLogits } from '../src/eval/evaluate.js';
-import { evaluateEnsemble, writeEnsemble, averageCheckpoints, combineScores } from '../src/eval/ensemble.js';
+import { evaluateEnsemble, writeEnsemble, combineScores } from '../src/eval/ensemble.js';
+import { averageCheckpoints } from '../src/run/average.js';
 import { loadRecognizer, predictFiles, disposeRecognizer } from '../src/eval/predictor.js';
 import { softmaxRow } from '../src/eval/metrics.js';
-import { evalPipeline } from '../src/train/pipelines.js';
+import { evalPipeline } from '../src/run/pipelines.js';
 import { makeRun, sample, repoRoot } from './fixres-helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-ens-'));

@@ -7,9 +7,9 @@ import { join, resolve } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { createModel } from '../src/models/index.js';
 import { loadDataset } from '../src/data/index.js';
-import { DEFAULT_CONFIG, type TrainConfig } from '../src/train/config.js';
-import { saveCheckpoint, writePointer } from '../src/train/checkpoint.js';
-import type { PreprocessConfig } from '../src/train/pipelines.js';
+import { DEFAULT_CONFIG, type TrainConfig } from '../src/run/config.js';
+import { saveCheckpoint, writePointer } from '../src/run/checkpoint.js';
+import type { PreprocessConfig } from '../src/run/pipelines.js';
 import { writeJsonAtomic } from '../src/util/atomic.js';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');

@@ -13,7 +13,7 @@ import { fixres, freezeTrunk } from '../src/train/fixres.js';
 import { createModel } from '../src/models/index.js';
 import { loadRecognizer } from '../src/eval/predictor.js';
 import { evaluate } from '../src/eval/evaluate.js';
-import { evalPipeline } from '../src/train/pipelines.js';
+import { evalPipeline } from '../src/run/pipelines.js';
 import { makeRun, sample, repoRoot } from './fixres-helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-fixres-'));

@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { makeRun, sample } from './fixres-helpers.js';
 import { loadRecognizer, disposeRecognizer, type LoadedRecognizer } from '../src/eval/predictor.js';
 import { loadDataset, processFile, resolveSamplePath, selectSplits, type Dataset } from '../src/data/index.js';
-import { evalPipeline } from '../src/train/pipelines.js';
+import { evalPipeline } from '../src/run/pipelines.js';
 import { buildGallery } from '../src/gallery/session.js';
 import { embedFiles } from '../src/gallery/embed.js';
 import { GALLERY_FORMAT, readGallery, writeGallery, type Gallery } from '../src/gallery/format.js';

@@ -15,8 +15,8 @@ import { writeSafetensorsSync, type RawTensor } from '../src/io/index.js';
 import {
   hubDownload, HubError, resolvePretrained, checkArchitecture, zooArchitecture, repoFolderName, type HubSettings,
 } from '../src/hub/index.js';
-import { applyPretrainedCfg, explicitKeys } from '../src/train/pretrained-cfg.js';
-import { DEFAULT_CONFIG } from '../src/train/config.js';
+import { applyPretrainedCfg, explicitKeys } from '../src/run/pretrained-cfg.js';
+import { DEFAULT_CONFIG } from '../src/run/config.js';
 import { layerDecayGroups, parameterDepths, setTrainMode } from '../src/train/finetune.js';
 import { paramGroupsNoDecay } from '../src/optim/index.js';
 import { FakeHub, sha256 } from './hub-fake.js';
@@ -310,6 +310,17 @@ test('pretrained_cfg sets the input options the user did not set', () => {
   assert.equal(r.config.input.cropPct, 0.8, 'the user value wins');
   assert.equal(r.config.input.resize, 'squash');
   assert.deepEqual(r.record!.applied, ['input.size', 'input.testSize', 'input.mean', 'input.resize']);
+  // interpolation and timm's crop_mode reach the eval pre-processing unless the user set them.
+  const q = { ...p, cfg: { ...p.cfg, interpolation: 'bicubic', cropMode: 'center' } };
+  const applied = applyPretrainedCfg(structuredClone(DEFAULT_CONFIG), q, new Set());
+  assert.equal(applied.config.input.interpolation, 'bicubic');
+  assert.equal(applied.config.input.resize, 'center');
+  const border = applyPretrainedCfg(structuredClone(DEFAULT_CONFIG), { ...p, cfg: { ...p.cfg, cropMode: 'border' } }, new Set());
+  assert.equal(border.config.input.resize, 'letterbox', "'border' is the letterbox's geometry");
+  const kept = applyPretrainedCfg(structuredClone(DEFAULT_CONFIG), q, explicitKeys([{ values: { input: { resize: 'letterbox', interpolation: 'bilinear' } } }]));
+  assert.equal(kept.config.input.resize, 'letterbox', 'the user value wins');
+  assert.equal(kept.config.input.interpolation, 'bilinear', 'the user value wins');
+  assert.ok(!kept.record!.applied!.includes('input.interpolation'));
 });
 
 test('finetune: layer depths, layer-wise lr decay, head-only epochs and frozen BatchNorm', () => {
@@ -358,6 +369,9 @@ test('CLI: train --pretrained hf-hub:... --recipe finetune records the pretraine
   assert.equal(config.finetune.layerDecay, 0.8);
   const pre = JSON.parse(readFileSync(join(run, 'preprocess.json'), 'utf8'));
   assert.equal(pre.size, 40);
+  // timm's interpolation and crop_mode are applied (not only recorded).
+  assert.equal(pre.interpolation, 'bicubic');
+  assert.equal(pre.resize, 'center');
   assert.equal(pre.pretrained.name, 'hf-hub:timm/resnet18.test_in1k');
   assert.deepEqual(pre.pretrained.cfg.labelNames, ['a', 'b', 'c', 'd']);
   assert.match(r.stderr + r.stdout, /loaded \d+ tensors .*classifier re-initialised/);

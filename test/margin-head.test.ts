@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { marginCrossEntropy, type MarginLossOptions } from '../src/train/margin-loss.js';
 import { createModel, EmbeddingNet } from '../src/models/index.js';
-import { DEFAULT_CONFIG, headOptions, validateConfig, type TrainConfig } from '../src/train/config.js';
+import { DEFAULT_CONFIG, headOptions, validateConfig, type TrainConfig } from '../src/run/config.js';
 import { repoRoot } from './fixres-helpers.js';
 
 interface Case extends Omit<MarginLossOptions, 'labelSmoothing'> { n: number; d: number; classes: number; x: number[]; w: number[]; labels: number[]; easy: boolean; smoothing: number }

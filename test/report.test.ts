@@ -11,7 +11,8 @@ import { pathToFileURL } from 'node:url';
 import { loadDataset, selectSplits, analyzeDataset } from '../src/data/index.js';
 import { MetricsAccumulator } from '../src/eval/metrics.js';
 import type { SamplePrediction } from '../src/eval/evaluate.js';
-import { renderErrorReport, reliability, confusedPairs, type EvalFile } from '../src/report/error-report.js';
+import { renderErrorReport, reliability, confusedPairs } from '../src/report/error-report.js';
+import type { EvalFile } from '../src/run/eval-file.js';
 import { renderAnalysisHtml } from '../src/report/analyze-html.js';
 import { sample, repoRoot } from './fixres-helpers.js';
 

@@ -8,13 +8,13 @@ import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import * as T from '../src/tensor/index.js';
 import { setCallHook } from '../src/tensor/native.js';
-import { createModel, listModels } from '../src/models/index.js';
+import { createModel, listModels, IMAGENET_MEAN, IMAGENET_STD } from '../src/models/index.js';
 import { Module } from '../src/nn/module.js';
 import { Conv2d } from '../src/nn/layers/conv.js';
 import { BatchNorm2d } from '../src/nn/layers/norm.js';
-import { processFile, type Triple } from '../src/data/index.js';
+import { processFile } from '../src/data/index.js';
 import { predictFiles, type LoadedRecognizer } from '../src/eval/predictor.js';
-import { evalPipeline } from '../src/train/pipelines.js';
+import { evalPipeline } from '../src/run/pipelines.js';
 import { exportLoaded, exportModel } from '../src/serve/onnx/export.js';
 import { UnsupportedOpError } from '../src/serve/onnx/trace.js';
 
@@ -39,7 +39,7 @@ function smallestSize(model: Module): number {
 async function photos(SIZE: number): Promise<{ data: Float32Array; n: number }> {
   const classes = readdirSync(sampleTest).sort().slice(0, 3);
   const files = classes.map((c) => join(sampleTest, c, readdirSync(join(sampleTest, c)).sort()[0]!));
-  const pipe = evalPipeline({ size: SIZE, resize: 'letterbox', cropPct: 0.875, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+  const pipe = evalPipeline({ size: SIZE, resize: 'letterbox', cropPct: 0.875, mean: IMAGENET_MEAN, std: IMAGENET_STD });
   const imgs = await Promise.all(files.map((f) => processFile(f, pipe, 0)));
   const data = new Float32Array(imgs.length * 3 * SIZE * SIZE);
   imgs.forEach((im, i) => data.set(im.data as Float32Array, i * 3 * SIZE * SIZE));
@@ -147,7 +147,7 @@ class BatchNormOnly extends Module {
 }
 
 test('test-time views and an ensemble are traced into one graph that scores like predictFiles', async () => {
-  const preprocess = { size: 64, resize: 'letterbox' as const, cropPct: 0.875, mean: [0.485, 0.456, 0.406] as Triple, std: [0.229, 0.224, 0.225] as Triple };
+  const preprocess = { size: 64, resize: 'letterbox' as const, cropPct: 0.875, mean: IMAGENET_MEAN, std: IMAGENET_STD };
   const classes = ['a', 'b', 'c', 'd', 'e', 'f'];
   const member = (name: string, seed: number): LoadedRecognizer => {
     T.manualSeed(seed);

@@ -6,9 +6,10 @@ import * as T from '../src/tensor/index.js';
 import { createModel, type ResNet } from '../src/models/index.js';
 import type { Linear } from '../src/nn/layers/linear.js';
 import { BatchNorm2d } from '../src/nn/layers/norm.js';
-import { processFile } from '../src/data/index.js';
+import { processFile, type Triple } from '../src/data/index.js';
+import { DEFAULT_CONFIG } from '../src/run/config.js';
 import type { LoadedRecognizer } from '../src/eval/predictor.js';
-import { evalPipeline, type PreprocessConfig } from '../src/train/pipelines.js';
+import { evalPipeline, type PreprocessConfig } from '../src/run/pipelines.js';
 import { exportLoaded } from '../src/serve/onnx/export.js';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
@@ -19,7 +20,9 @@ export const SAMPLE = {
   classes,
   /** Every sample test photo, class by class. */
   photos: classes.flatMap((c) => readdirSync(join(sampleTest, c)).sort().map((f) => join(sampleTest, c, f))),
-  preprocess: { size: 64, resize: 'letterbox', cropPct: 0.875, mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935] } as PreprocessConfig,
+  preprocess: {
+    size: 64, resize: 'letterbox', cropPct: 0.875, mean: DEFAULT_CONFIG.input.mean as Triple, std: DEFAULT_CONFIG.input.std as Triple,
+  } as PreprocessConfig,
 };
 
 /**

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import autocannon from 'autocannon';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { predictFiles, type LoadedRecognizer } from '../src/eval/predictor.js';
-import type { PreprocessConfig } from '../src/train/pipelines.js';
+import type { PreprocessConfig } from '../src/run/pipelines.js';
 import { SAMPLE, repoRoot, standInRecognizer } from './serve-helpers.js';
 import { openServedModel } from '../src/serve/model.js';
 import { buildServer, type PredictResponse, type ServerOptions } from '../src/serve/server.js';

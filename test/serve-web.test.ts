@@ -15,7 +15,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import type { LoadedRecognizer } from '../src/eval/predictor.js';
 import { loadRecognizer, disposeRecognizer } from '../src/eval/predictor.js';
 import { processBuffer, loadDataset, selectSplits } from '../src/data/index.js';
-import { evalPipeline } from '../src/train/pipelines.js';
+import { evalPipeline } from '../src/run/pipelines.js';
 import { dctScale } from '../src/data/pil-pixels.js';
 import { buildGallery } from '../src/gallery/session.js';
 import { readGallery, writeGallery } from '../src/gallery/format.js';

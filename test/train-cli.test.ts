@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, mkdirSync }
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readSafetensorsSync } from '../src/io/index.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/run/checkpoint.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');

@@ -10,6 +10,10 @@ its shape and dtype. Outputs:
   resize      uint8 HWC   Resize(256) (shorter side) -> CenterCrop(224)
   squash      uint8 HWC   Resize((200, 160)) (h, w)
   hflip       uint8 HWC   RandomHorizontalFlip(p=1)
+  letterbox_bicubic, resize_bicubic, squash_bicubic: the same three resizes with PIL's BICUBIC filter
+  eval_center_bicubic float32 CHW timm's 'center' eval crop: Resize(256, BICUBIC) -> CenterCrop 224 -> Normalize
+Mean/std come from the environment (GOODSREC_NORM='{"mean": [...], "std": [...]}'), set by the test from
+goodsrec's run config, their one source.
 """
 import json
 import os
@@ -24,20 +28,20 @@ except ImportError as e:  # a clear message for the test runner
     print(f"oracle needs torch, torchvision, numpy and PIL importable from {sys.executable}: {e}", file=sys.stderr)
     sys.exit(3)
 
-MEAN = [0.4716, 0.425, 0.354]
-STD = [0.2178, 0.2079, 0.1935]
+NORM = json.loads(os.environ["GOODSREC_NORM"])
+MEAN, STD = NORM["mean"], NORM["std"]
 
 
 class Letterbox:
-    def __init__(self, size, fill=(0, 0, 0)):
-        self.size, self.fill = size, fill
+    def __init__(self, size, fill=(0, 0, 0), resample=Image.BILINEAR):
+        self.size, self.fill, self.resample = size, fill, resample
 
     def __call__(self, im):
         w, h = im.size
         s = max(w, h)
         canvas = Image.new("RGB", (s, s), self.fill)
         canvas.paste(im, ((s - w) // 2, (s - h) // 2))
-        return canvas.resize((self.size, self.size), Image.BILINEAR)
+        return canvas.resize((self.size, self.size), self.resample)
 
 
 def load(path):
@@ -55,6 +59,11 @@ def main():
         "resize": T.Compose([T.Resize(256), T.CenterCrop(224)]),
         "squash": T.Compose([T.Resize((200, 160))]),
         "hflip": T.Compose([T.RandomHorizontalFlip(p=1.0)]),
+        "letterbox_bicubic": T.Compose([Letterbox(256, resample=Image.BICUBIC)]),
+        "resize_bicubic": T.Compose([T.Resize(256, T.InterpolationMode.BICUBIC), T.CenterCrop(224)]),
+        "squash_bicubic": T.Compose([T.Resize((200, 160), T.InterpolationMode.BICUBIC)]),
+        "eval_center_bicubic": T.Compose([
+            T.Resize(256, T.InterpolationMode.BICUBIC), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)]),
     }
     for i, p in enumerate(paths):
         im = load(p)

@@ -43,7 +43,11 @@ export interface DecodeOptions {
    * either stretched ('fill') or aspect kept and padded with `background` ('contain', the letterbox).
    * Faster than decoding at full size, but not bit-equal to PIL.
    */
-  resize?: { width: number; height: number; fit: 'fill' | 'contain'; background: readonly [number, number, number] };
+  resize?: {
+    width: number; height: number; fit: 'fill' | 'contain'; background: readonly [number, number, number];
+    /** libvips kernel (default linear). */
+    kernel?: 'linear' | 'cubic';
+  };
 }
 
 function classify(path: string, err: unknown): BadImageError {
@@ -96,7 +100,7 @@ function rgbPipeline(input: Buffer, opts: DecodeOptions): Sharp {
   s = s.removeAlpha().toColourspace('srgb');
   if (opts.resize) {
     const [r, g, b] = opts.resize.background;
-    s = s.resize(opts.resize.width, opts.resize.height, { fit: opts.resize.fit, kernel: 'linear', background: { r, g, b, alpha: 1 } });
+    s = s.resize(opts.resize.width, opts.resize.height, { fit: opts.resize.fit, kernel: opts.resize.kernel ?? 'linear', background: { r, g, b, alpha: 1 } });
   }
   return s;
 }

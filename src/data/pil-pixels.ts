@@ -21,15 +21,29 @@ interface Coeffs {
 }
 
 /**
- * PIL precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter: output pixel xx covers input
+ * PIL precompute_coeffs + normalize_coeffs_8bpc for a filter (bilinear or bicubic): output pixel xx covers input
  * [in0, in1) scaled; the filter support is clipped to the valid input range [lo, hi). Positions are
  * computed relative to lo, as PIL does on the cropped image it resizes, so a window gives the same
  * coefficients wherever it sits in a larger image (the native windowed JPEG decode relies on that).
  */
-function precompute(lo: number, hi: number, in0: number, in1: number, outSize: number): Coeffs {
+/** The resampling filter of a resize (PIL's BILINEAR or BICUBIC). */
+export type Interpolation = 'bilinear' | 'bicubic';
+
+/** PIL's filters: support (at scale 1) and the kernel. */
+const FILTERS: Record<Interpolation, { support: number; f: (t: number) => number }> = {
+  bilinear: { support: 1, f: (t) => (t < 1 ? 1 - t : 0) },
+  // PIL bicubic_filter with a = -0.5 (t >= 0).
+  bicubic: {
+    support: 2,
+    f: (t) => (t < 1 ? (1.5 * t - 2.5) * t * t + 1 : t < 2 ? (((t - 5) * t + 8) * t - 4) * -0.5 : 0),
+  },
+};
+
+function precompute(lo: number, hi: number, in0: number, in1: number, outSize: number, filter: Interpolation = 'bilinear'): Coeffs {
+  const { support: base, f } = FILTERS[filter];
   const scale = (in1 - in0) / outSize;
   const filterscale = Math.max(scale, 1);
-  const support = 1.0 * filterscale;
+  const support = base * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const bounds = new Int32Array(outSize * 2);
   const k = new Int32Array(outSize * ksize);
@@ -49,7 +63,7 @@ function precompute(lo: number, hi: number, in0: number, in1: number, outSize: n
     for (let x = 0; x < xmax; x++) {
       let t = (x + xmin - center + 0.5) * ss;
       if (t < 0) t = -t;
-      const v = t < 1 ? 1 - t : 0;
+      const v = f(t);
       w[x] = v;
       ww += v;
     }
@@ -66,12 +80,12 @@ function precompute(lo: number, hi: number, in0: number, in1: number, outSize: n
 export interface Axis { lo: number; hi: number; in0: number; in1: number }
 
 /** Two-pass PIL resample of `img` over per-axis boxes (see precompute); 8-bit intermediate like PIL. */
-export function resampleTs(img: RgbImage, outW: number, outH: number, ax: Axis, ay: Axis): RgbImage {
+export function resampleTs(img: RgbImage, outW: number, outH: number, ax: Axis, ay: Axis, filter: Interpolation = 'bilinear'): RgbImage {
   const src = img.data;
   const sw = img.width;
   const needH = !(ax.in0 === ax.lo && ax.in1 === ax.hi && ax.hi - ax.lo === outW);
   const needV = !(ay.in0 === ay.lo && ay.in1 === ay.hi && ay.hi - ay.lo === outH);
-  const cv = precompute(ay.lo, ay.hi, ay.in0, ay.in1, outH);
+  const cv = precompute(ay.lo, ay.hi, ay.in0, ay.in1, outH, filter);
   // Rows the vertical pass reads (PIL's ybox_first / ybox_last).
   let yFirst = needV ? cv.bounds[0]! : ay.lo;
   let yLast = needV ? cv.bounds[(outH - 1) * 2]! + cv.bounds[(outH - 1) * 2 + 1]! : ay.hi;
@@ -80,7 +94,7 @@ export function resampleTs(img: RgbImage, outW: number, outH: number, ax: Axis, 
   let tmp: Uint8Array;
   let tw: number;
   if (needH) {
-    const { ksize, bounds, k } = precompute(ax.lo, ax.hi, ax.in0, ax.in1, outW);
+    const { ksize, bounds, k } = precompute(ax.lo, ax.hi, ax.in0, ax.in1, outW, filter);
     tw = outW;
     tmp = new Uint8Array(outW * rows * 3);
     for (let y = 0; y < rows; y++) {
@@ -210,4 +224,10 @@ export function normalizeChw(
 export function dctScale(bw: number, bh: number, w: number, h: number): 1 | 2 | 4 | 8 {
   for (const d of [8, 4, 2] as const) if (bw / d >= w && bh / d >= h) return d;
   return 1;
+}
+
+/** torchvision Resize(int) output size: shorter side -> size, longer side int(size * long / short). */
+export function shorterSideSize(w: number, h: number, size: number): [number, number] {
+  if (w <= h) return [size, Math.trunc((size * h) / w)];
+  return [Math.trunc((size * w) / h), size];
 }

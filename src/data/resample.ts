@@ -2,20 +2,22 @@
  * Geometric operations on 8-bit RGB images (HWC), written to match PIL bit for bit where torchvision
  * uses PIL: bilinear resize is PIL's two-pass convolution (triangle filter widened by the scale factor,
  * i.e. antialiased when shrinking; 22-bit fixed-point coefficients; horizontal pass first, 8-bit
- * intermediate), so `resize`, `letterbox` and `centerCrop` agree with torchvision + PIL.
+ * intermediate), so `resize`, `letterbox` and `centerCrop` agree with torchvision + PIL. Bicubic (PIL's
+ * a = -0.5 kernel, support 2) is the same convolution with another filter; it serves evaluation of
+ * weights whose data config asks for it, in TypeScript only (the native kernels are bilinear).
  */
 import type { RgbImage } from './image.js';
 import { nativeImage, type ResampleAxis } from './native-image.js';
-import { crop, resampleTs, type Axis, type Rgb } from './pil-pixels.js';
+import { crop, resampleTs, type Axis, type Interpolation, type Rgb } from './pil-pixels.js';
 
 // The portable arithmetic lives in pil-pixels.ts (shared with the browser page).
-export { centerCrop, crop, padToSquare, roundHalfEven, type Rgb } from './pil-pixels.js';
+export { centerCrop, crop, padToSquare, roundHalfEven, shorterSideSize, type Interpolation, type Rgb } from './pil-pixels.js';
 
-/** PIL's two-pass bilinear resample over per-axis boxes: the native kernel when built, else the same in TS. */
-function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: Axis): RgbImage {
-  const nat = nativeImage();
+/** PIL's two-pass resample over per-axis boxes: the native kernel when built (bilinear), else the same in TS. */
+function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: Axis, filter: Interpolation = 'bilinear'): RgbImage {
+  const nat = filter === 'bilinear' ? nativeImage() : null;
   if (nat) return nat.resample(img.data, img.width, img.height, outW, outH, [ax.lo, ax.hi, ax.in0, ax.in1], [ay.lo, ay.hi, ay.in0, ay.in1]);
-  return resampleTs(img, outW, outH, ax, ay);
+  return resampleTs(img, outW, outH, ax, ay, filter);
 }
 
 /**
@@ -23,6 +25,13 @@ function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: A
  * bilinear filter: equivalent to PIL `img.crop(box).resize((outW, outH), BILINEAR)`, without the copy.
  */
 export function resizeBilinear(img: RgbImage, outW: number, outH: number, win?: { x: number; y: number; w: number; h: number }): RgbImage {
+  return resizeWith(img, outW, outH, 'bilinear', win);
+}
+
+/** resizeBilinear with a choice of filter: PIL `img.crop(box).resize((outW, outH), BILINEAR | BICUBIC)`. */
+export function resizeWith(
+  img: RgbImage, outW: number, outH: number, filter: Interpolation, win?: { x: number; y: number; w: number; h: number },
+): RgbImage {
   const x0 = win?.x ?? 0;
   const y0 = win?.y ?? 0;
   const cw = win?.w ?? img.width;
@@ -31,7 +40,8 @@ export function resizeBilinear(img: RgbImage, outW: number, outH: number, win?: 
   if (x0 < 0 || y0 < 0 || x0 + cw > img.width || y0 + ch > img.height || cw <= 0 || ch <= 0) {
     throw new Error(`resize: window ${x0},${y0} ${cw}x${ch} outside image ${img.width}x${img.height}`);
   }
-  return resampleCore(img, outW, outH, { lo: x0, hi: x0 + cw, in0: x0, in1: x0 + cw }, { lo: y0, hi: y0 + ch, in0: y0, in1: y0 + ch });
+  const ax = { lo: x0, hi: x0 + cw, in0: x0, in1: x0 + cw };
+  return resampleCore(img, outW, outH, ax, { lo: y0, hi: y0 + ch, in0: y0, in1: y0 + ch }, filter);
 }
 
 export interface CanvasBox { x0: number; y0: number; x1: number; y1: number }
@@ -80,11 +90,6 @@ export function resampleCanvasBox(img: RgbImage, canvasW: number, canvasH: numbe
   return resampleRegionBox(crop(img, ix0, iy0, rw, rh, fill), r, box, outW, outH);
 }
 
-/** torchvision Resize(int) output size: shorter side -> size, longer side int(size * long / short). */
-export function shorterSideSize(w: number, h: number, size: number): [number, number] {
-  if (w <= h) return [size, Math.trunc((size * h) / w)];
-  return [Math.trunc((size * w) / h), size];
-}
 
 /** Mirrors left-right in place. */
 export function hflipInPlace(img: RgbImage): RgbImage {

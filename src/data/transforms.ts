@@ -10,7 +10,10 @@
 import type { RgbImage } from './image.js';
 import { decodeBuffer, decodeJpegNative, readImageFile, DEFAULT_MAX_PIXELS } from './image.js';
 import { Rng } from '../util/rng.js';
-import { canvasBoxRegion, centerCrop, hflipInPlace, padToSquare, regionBoxAxes, resampleCanvasBox, resizeBilinear, shorterSideSize, type CanvasBox, type Rgb } from './resample.js';
+import {
+  canvasBoxRegion, centerCrop, hflipInPlace, padToSquare, regionBoxAxes, resampleCanvasBox, resizeBilinear, resizeWith,
+  shorterSideSize, type CanvasBox, type Interpolation, type Rgb,
+} from './resample.js';
 import { imageSizeFromHeader } from './image.js';
 import { applyColorJitter, planColorJitter } from './color.js';
 import { applyAugStep, parseRandAugment, planAutoAugment, planRandAugment } from './autoaugment.js';
@@ -25,10 +28,13 @@ export type FillSpec = 'black' | 'mean' | [number, number, number];
 export type Triple = [number, number, number];
 
 export type TransformOp =
-  /** Structure-retention resize: pad to a square (image centred), then resize to size x size if given. */
-  | { op: 'letterbox'; size?: number; fill?: FillSpec }
+  /**
+   * Structure-retention resize: pad to a square (image centred), then resize to size x size if given
+   * (bilinear unless `interpolation` says otherwise).
+   */
+  | { op: 'letterbox'; size?: number; fill?: FillSpec; interpolation?: Interpolation }
   /** 'shorter' (torchvision Resize(int)): shorter side to size; 'squash': to size x size ignoring aspect. [h, w] is exact. */
-  | { op: 'resize'; size: Size; mode?: 'shorter' | 'squash' }
+  | { op: 'resize'; size: Size; mode?: 'shorter' | 'squash'; interpolation?: Interpolation }
   | { op: 'centerCrop'; size: Size }
   | { op: 'randomResizedCrop'; size: Size; scale?: [number, number]; ratio?: [number, number] }
   | { op: 'hflip'; p?: number }
@@ -80,6 +86,9 @@ function checkFill(name: string, v: unknown): void {
   if (v === undefined || v === 'black' || v === 'mean') return;
   if (!isTriple(v) || v.some((x) => x < 0 || x > 255)) throw invalid(name, "'black', 'mean' or [r, g, b] in 0..255", v);
 }
+function checkInterpolation(name: string, v: unknown): void {
+  if (v !== undefined && v !== 'bilinear' && v !== 'bicubic') throw invalid(name, "'bilinear' or 'bicubic'", v);
+}
 function checkProb(name: string, v: unknown): void {
   if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 1)) throw invalid(name, 'a probability in [0, 1]', v);
 }
@@ -94,8 +103,14 @@ export function validatePipeline(cfg: PipelineConfig): void {
     const raw = o as unknown as Record<string, unknown>;
     if (normalized && o.op !== 'cutout' && o.op !== 'randomErasing') throw new Error(`${at}: '${o.op}' must come before 'normalize' (only cutout and randomErasing may follow it)`);
     switch (o.op) {
-      case 'letterbox': if (o.size !== undefined && !isPosInt(o.size)) throw invalid(`${at}.size`, 'a positive integer', o.size); checkFill(`${at}.fill`, o.fill); break;
-      case 'resize': checkSize(`${at}.size`, o.size); if (o.mode !== undefined && o.mode !== 'shorter' && o.mode !== 'squash') throw invalid(`${at}.mode`, "'shorter' or 'squash'", o.mode); break;
+      case 'letterbox':
+        if (o.size !== undefined && !isPosInt(o.size)) throw invalid(`${at}.size`, 'a positive integer', o.size);
+        checkFill(`${at}.fill`, o.fill); checkInterpolation(`${at}.interpolation`, o.interpolation);
+        break;
+      case 'resize':
+        checkSize(`${at}.size`, o.size); checkInterpolation(`${at}.interpolation`, o.interpolation);
+        if (o.mode !== undefined && o.mode !== 'shorter' && o.mode !== 'squash') throw invalid(`${at}.mode`, "'shorter' or 'squash'", o.mode);
+        break;
       case 'centerCrop': checkSize(`${at}.size`, o.size); break;
       case 'randomResizedCrop':
         checkSize(`${at}.size`, o.size);
@@ -186,18 +201,18 @@ export function planRandomResizedCrop(rng: Rng, width: number, height: number, s
   return { y: Math.floor((height - h) / 2), x: Math.floor((width - w) / 2), w, h };
 }
 
-/** Structure-retention resize: pad to square (PIL paste offsets), then bilinear resize. */
-export function letterbox(img: RgbImage, size: number | undefined, fill: Rgb = [0, 0, 0]): RgbImage {
+/** Structure-retention resize: pad to square (PIL paste offsets), then resize (bilinear by default). */
+export function letterbox(img: RgbImage, size: number | undefined, fill: Rgb = [0, 0, 0], filter: Interpolation = 'bilinear'): RgbImage {
   const sq = padToSquare(img, fill);
-  return size === undefined || size === sq.width ? sq : resizeBilinear(sq, size, size);
+  return size === undefined || size === sq.width ? sq : resizeWith(sq, size, size, filter);
 }
 
-export function resize(img: RgbImage, size: Size, mode: 'shorter' | 'squash' = 'shorter'): RgbImage {
+export function resize(img: RgbImage, size: Size, mode: 'shorter' | 'squash' = 'shorter', filter: Interpolation = 'bilinear'): RgbImage {
   let w: number, h: number;
   if (Array.isArray(size)) [h, w] = size;
   else if (mode === 'squash') w = h = size;
   else [w, h] = shorterSideSize(img.width, img.height, size);
-  return w === img.width && h === img.height ? img : resizeBilinear(img, w, h);
+  return w === img.width && h === img.height ? img : resizeWith(img, w, h, filter);
 }
 
 /** Result of one sample through the pipeline. */
@@ -239,7 +254,8 @@ export function deterministicPrefixLength(cfg: PipelineConfig): number {
 
 /** True when op i is a letterbox that will be fused with the randomResizedCrop after it. */
 function fusesWithNext(cfg: PipelineConfig, i: number): boolean {
-  return !cfg.exact && cfg.ops[i]?.op === 'letterbox' && cfg.ops[i + 1]?.op === 'randomResizedCrop';
+  const o = cfg.ops[i];
+  return !cfg.exact && o?.op === 'letterbox' && (o.interpolation ?? 'bilinear') === 'bilinear' && cfg.ops[i + 1]?.op === 'randomResizedCrop';
 }
 
 /**
@@ -332,9 +348,10 @@ export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: Pip
       // (shrink-on-load pays off from 2x the target).
       const dims = imageSizeFromHeader(buf);
       if (dims && Math.min(dims.width, dims.height) >= 2 * Math.max(target[0], target[1])) {
+        const kernel = 'interpolation' in first! && first.interpolation === 'bicubic' ? 'cubic' as const : 'linear' as const;
         const resize = first!.op === 'letterbox'
-          ? { width: target[1], height: target[0], fit: 'contain' as const, background: fillRgb(first!.fill, [0, 0, 0]) }
-          : { width: target[1], height: target[0], fit: 'fill' as const, background: [0, 0, 0] as const };
+          ? { width: target[1], height: target[0], fit: 'contain' as const, background: fillRgb(first!.fill, [0, 0, 0]), kernel }
+          : { width: target[1], height: target[0], fit: 'fill' as const, background: [0, 0, 0] as const, kernel };
         img = await decodeBuffer(buf, path, { ...dopts, resize });
         start = 1;
       }
@@ -365,10 +382,10 @@ function applyOps(img0: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, t
           const p = planFusedCrop(img.width, img.height, o, cfg.ops[i + 1] as RrcOp, rng);
           img = resampleCanvasBox(img, p.S, p.S, p.offX, p.offY, p.box, p.outW, p.outH, fill);
           i++;
-        } else img = letterbox(img, o.size, fill);
+        } else img = letterbox(img, o.size, fill, o.interpolation);
         break;
       }
-      case 'resize': img = resize(img, o.size, o.mode); break;
+      case 'resize': img = resize(img, o.size, o.mode, o.interpolation); break;
       case 'centerCrop': { const [h, w] = hw(o.size); img = centerCrop(img, w, h); break; }
       case 'randomResizedCrop': {
         const [h, w] = hw(o.size);
@@ -487,37 +504,4 @@ export function pipelineNormalization(cfg: PipelineConfig): ChannelStats | null 
   const n = cfg.ops.find((o) => o.op === 'normalize');
   if (!n || n.op !== 'normalize' || n.mean === 'dataset' || n.std === 'dataset') return null;
   return { mean: n.mean, std: n.std };
-}
-
-/** The recipe's statistics (RP2K, from the competition code). */
-export const RECIPE_MEAN: Triple = [0.4716, 0.425, 0.354];
-export const RECIPE_STD: Triple = [0.2178, 0.2079, 0.1935];
-
-/** The recipe's training pipeline (code version): letterbox, RRC 224, flip, ColorJitter 0.4, normalize, Cutout. */
-export function recipeTrainPipeline(opts: { size?: number; mean?: Triple | 'dataset'; std?: Triple | 'dataset'; cutout?: number | null; augment?: 'none' | 'autoaugment' | 'randaugment' } = {}): PipelineConfig {
-  const size = opts.size ?? 224;
-  const ops: TransformOp[] = [
-    { op: 'letterbox', fill: 'black' },
-    { op: 'randomResizedCrop', size, scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
-    { op: 'hflip', p: 0.5 },
-  ];
-  if (opts.augment === 'autoaugment') ops.push({ op: 'autoAugment', policy: 'imagenet' });
-  else if (opts.augment === 'randaugment') ops.push({ op: 'randAugment', config: 'rand-m9-mstd0.5-inc1' });
-  ops.push({ op: 'colorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4 });
-  ops.push({ op: 'normalize', mean: opts.mean ?? RECIPE_MEAN, std: opts.std ?? RECIPE_STD });
-  const cut = opts.cutout === undefined ? 14 : opts.cutout;
-  if (cut) ops.push({ op: 'cutout', length: cut });
-  return { ops };
-}
-
-/** The recipe's evaluation pipeline: letterbox to 256 (resize / 0.875 in general), centre crop 224. */
-export function recipeEvalPipeline(opts: { size?: number; resize?: number; mean?: Triple | 'dataset'; std?: Triple | 'dataset' } = {}): PipelineConfig {
-  const size = opts.size ?? 224;
-  return {
-    ops: [
-      { op: 'letterbox', size: opts.resize ?? Math.round(size / 0.875), fill: 'black' },
-      { op: 'centerCrop', size },
-      { op: 'normalize', mean: opts.mean ?? RECIPE_MEAN, std: opts.std ?? RECIPE_STD },
-    ],
-  };
 }

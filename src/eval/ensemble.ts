@@ -1,12 +1,11 @@
 // Ensembles of trained recognizers (each with its own architecture, resolution
-// and pre-processing, as trained) and checkpoint averaging within one run.
+// and pre-processing, as trained); checkpoint averaging lives with the run folder (src/run/average.ts).
 // An ensemble is saved as a small JSON unit that `goodsrec predict` loads.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import * as T from '../tensor/index.js';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type * as T from '../tensor/index.js';
 import type { Dataset } from '../data/index.js';
-import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
-import { evalPipeline, type PreprocessConfig } from '../train/pipelines.js';
+import { evalPipeline, type PreprocessConfig } from '../run/pipelines.js';
 import type { ClassifierModel } from '../models/index.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { evaluate, type EvaluateOptions, type EvaluateResult, type SamplePrediction, type TtaMean, type TtaView } from './evaluate.js';
@@ -134,57 +133,4 @@ export async function evaluateEnsemble(
     if (k > 0) { const top = topk(row, k); predictions.push({ index: i, path: ds.samples[i]!.path, label, top, probs: top.map((j) => p[j]!) }); }
   }
   return { members: results, ensemble: { metrics: acc.result(), predictions, logits } };
-}
-
-/** Checkpoint folders of a run, oldest first (names sort by epoch/step). */
-export function listCheckpoints(runDir: string): string[] {
-  const dir = join(resolve(runDir), 'checkpoints');
-  if (!existsSync(dir)) throw new Error(`${runDir}: no checkpoints folder (is it a run folder?)`);
-  return readdirSync(dir).filter((n) => /^epoch-\d+(-step-\d+)?$/.test(n) && existsSync(join(dir, n, 'model.safetensors'))).sort().map((n) => join(dir, n));
-}
-
-/**
- * Averages the weights of the last k checkpoints of a run (floating tensors:
- * arithmetic mean; integer buffers such as num_batches_tracked: the newest)
- * into checkpoints/<name>; returns its path.
- */
-export async function averageCheckpoints(runDir: string, last: number, name = `avg-last${last}`): Promise<{ dir: string; from: string[] }> {
-  if (!(Number.isInteger(last) && last >= 1)) throw new Error(`--last: expected an integer >= 1 but received ${last}`);
-  const all = listCheckpoints(runDir);
-  if (all.length < last) throw new Error(`${runDir}: ${all.length} checkpoint(s) kept, fewer than --last ${last} (keepCheckpoints limits how many a run keeps)`);
-  const from = all.slice(-last);
-  const sums = new Map<string, T.Tensor>();
-  const newest = loadCheckpoint(from[from.length - 1]!);
-  try {
-    for (const dir of from) {
-      const ck = dir === newest.dir ? newest : loadCheckpoint(dir);
-      if (ck.model.size !== newest.model.size) throw new Error(`${dir}: ${ck.model.size} tensors, ${newest.model.size} in ${newest.dir}; not checkpoints of one model`);
-      T.tidy(() => {
-        for (const [k, raw] of ck.model) {
-          if (!newest.model.has(k)) throw new Error(`${dir}: tensor '${k}' is not in ${newest.dir}`);
-          const t = T.fromRaw(raw);
-          if (!T.isFloating(t.dtype)) continue;
-          const prev = sums.get(k);
-          const next = (prev ? prev.add(t.to({ dtype: 'float64' })) : t.to({ dtype: 'float64' })).keep();
-          prev?.dispose();
-          sums.set(k, next);
-        }
-      });
-    }
-    const model = T.tidy(() => new Map([...newest.model].map(([k, raw]) => {
-      const t = T.fromRaw(raw);
-      return [k, (sums.has(k) ? sums.get(k)!.div(from.length).to({ dtype: t.dtype }) : t).keep()] as const;
-    })));
-    const { format: _f, savedAt: _s, optimizer: _o, ...state } = newest.state;
-    try {
-      const dir = await saveCheckpoint(join(resolve(runDir), 'checkpoints'), name, {
-        model, optimizer: {}, state: { ...state, averagedFrom: from.map((d) => basename(d)) },
-      });
-      return { dir, from };
-    } finally {
-      for (const t of model.values()) t.dispose();
-    }
-  } finally {
-    for (const t of sums.values()) t.dispose();
-  }
 }

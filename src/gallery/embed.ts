@@ -6,7 +6,7 @@
 import * as T from '../tensor/index.js';
 import type { ClassifierModel } from '../models/index.js';
 import { DataLoader, type Dataset } from '../data/index.js';
-import { evalPipeline } from '../train/pipelines.js';
+import { evalPipeline } from '../run/pipelines.js';
 import { ttaViews, type TtaView } from '../eval/evaluate.js';
 import { scoreFiles, type LoadedRecognizer } from '../eval/predictor.js';
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsReader, writeSafetensorsSync } from '../io/safetensors.js';
-import type { PreprocessConfig } from '../train/pipelines.js';
+import type { PreprocessConfig } from '../run/pipelines.js';
 
 export const GALLERY_FORMAT = 'goodsrec-gallery-1';
 

@@ -7,26 +7,13 @@
  * table. ECharts and the thumbnails (small JPEG data URLs made with sharp) are
  * inlined, so it opens from disk without a server.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import sharp from 'sharp';
 import { loadDataset, selectSplits, type Dataset } from '../data/index.js';
-import type { EvalMetrics } from '../eval/metrics.js';
+import type { EvalFile } from '../run/eval-file.js';
 import type { SamplePrediction } from '../eval/evaluate.js';
 import { echartsSource, esc, scriptJson } from './html.js';
-
-/** What the report reads from an eval JSON. */
-export interface EvalFile {
-  model: string;
-  checkpoint: string | null;
-  data: string;
-  split: string;
-  preprocess?: { size: number };
-  tta?: string[];
-  classes: string[];
-  metrics: EvalMetrics;
-  predictions: SamplePrediction[];
-}
 
 export interface ErrorReportOptions {
   /** Split whose class counts are "class frequency" (default 'train'; falls back to the evaluated support). */
@@ -67,19 +54,6 @@ export function confusedPairs(confusion: readonly (readonly number[])[], n: numb
   const pairs: { truth: number; predicted: number; count: number }[] = [];
   confusion.forEach((row, t) => row.forEach((c, p) => { if (t !== p && c > 0) pairs.push({ truth: t, predicted: p, count: c }); }));
   return pairs.sort((a, b) => b.count - a.count || a.truth - b.truth || a.predicted - b.predicted).slice(0, n);
-}
-
-export function readEvalFile(path: string): EvalFile {
-  let v: EvalFile;
-  try {
-    v = JSON.parse(readFileSync(path, 'utf8')) as EvalFile;
-  } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
-  }
-  if (!v.metrics || !Array.isArray(v.classes) || !Array.isArray(v.predictions) || !Array.isArray(v.metrics.confusion)) {
-    throw new Error(`${path}: not an evaluation written by goodsrec eval (needs classes, metrics with confusion, predictions)`);
-  }
-  return v;
 }
 
 const pct = (v: number): string => `${(100 * v).toFixed(1)}%`;

@@ -64,7 +64,7 @@ export async function resolveServable(path: string, o: OpenOptions = {}): Promis
     checkpointDir = p;
     outDir = o.exportDir ?? p.replace(/\.[^./]+$/, '') + '-onnx';
   } else {
-    const { resolveCheckpoint } = await import('../train/checkpoint.js');
+    const { resolveCheckpoint } = await import('../run/checkpoint.js');
     const r = resolveCheckpoint(p, 'best');
     checkpointDir = r.checkpointDir;
     outDir = o.exportDir ?? join(r.runDir ?? r.checkpointDir, 'export-onnx');

@@ -12,7 +12,7 @@ import multipart from '@fastify/multipart';
 import { processBuffer } from '../data/transforms.js';
 import { parseCsv } from '../data/dataset.js';
 import { BadImageError, type BadFileReason } from '../data/image.js';
-import { evalPipeline } from '../train/pipelines.js';
+import { evalPipeline } from '../run/pipelines.js';
 import { softmaxRow, topk } from '../eval/metrics.js';
 import { packageRoot, goodsrecVersion } from '../util/version.js';
 import { MicroBatcher } from './batcher.js';

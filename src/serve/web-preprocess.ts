@@ -12,7 +12,9 @@
  */
 import type { RgbImage } from '../data/image.js';
 import type { PipelineConfig } from '../data/transforms.js';
-import { centerCrop, dctScale, normalizeChw, padToSquare, resampleTs, type Rgb } from '../data/pil-pixels.js';
+import {
+  centerCrop, dctScale, normalizeChw, padToSquare, resampleTs, shorterSideSize, type Interpolation, type Rgb,
+} from '../data/pil-pixels.js';
 
 /** What the page knows of the encoded file: JPEG or not, and its EXIF orientation (1..8). */
 export interface EncodedInfo { jpeg: boolean; orientation: number }
@@ -90,15 +92,17 @@ export function blockMean(img: RgbImage, d: number, o: number): RgbImage {
   return { data: out, width: w, height: h };
 }
 
-const resizeWhole = (img: RgbImage, w: number, h: number): RgbImage => (w === img.width && h === img.height ? img
-  : resampleTs(img, w, h, { lo: 0, hi: img.width, in0: 0, in1: img.width },
-    { lo: 0, hi: img.height, in0: 0, in1: img.height }));
+const resizeWhole = (img: RgbImage, w: number, h: number, filter: Interpolation = 'bilinear'): RgbImage =>
+  (w === img.width && h === img.height ? img
+    : resampleTs(img, w, h, { lo: 0, hi: img.width, in0: 0, in1: img.width },
+      { lo: 0, hi: img.height, in0: 0, in1: img.height }, filter));
 const hw = (s: number | [number, number]): [number, number] => (typeof s === 'number' ? [s, s] : s);
 const fillOf = (f: unknown): Rgb => (Array.isArray(f) ? [f[0], f[1], f[2]] : [0, 0, 0]);
 
 /**
  * The server's evaluation pipeline on decoded pixels (displayed orientation, RGB HWC): the reduced decode
- * (see blockMean), then letterbox / squash resize / center crop / normalize exactly as the data layer
+ * (see blockMean), then letterbox / resize (squash, fixed or shorter side; bilinear or bicubic) / center crop /
+ * normalize exactly as the data layer
  * does them. Any other op is refused: evaluation pipelines have none.
  */
 export function evalTensor(img: RgbImage, pipeline: PipelineConfig, enc: EncodedInfo): Float32Array {
@@ -115,15 +119,13 @@ export function evalTensor(img: RgbImage, pipeline: PipelineConfig, enc: Encoded
     switch (o.op) {
       case 'letterbox': {
         const sq = padToSquare(img, fillOf(o.fill));
-        img = o.size === undefined ? sq : resizeWhole(sq, o.size, o.size);
+        img = o.size === undefined ? sq : resizeWhole(sq, o.size, o.size, o.interpolation);
         break;
       }
       case 'resize': {
-        if (!Array.isArray(o.size) && o.mode !== 'squash') {
-          throw new Error("web pre-processing: resize 'shorter' is not an evaluation op");
-        }
-        const [h, w] = hw(o.size);
-        img = resizeWhole(img, w, h);
+        const [w, h] = Array.isArray(o.size) ? [o.size[1], o.size[0]] : o.mode === 'squash' ? [o.size, o.size]
+          : shorterSideSize(img.width, img.height, o.size);
+        img = resizeWhole(img, w, h, o.interpolation);
         break;
       }
       case 'centerCrop': { const [h, w] = hw(o.size); img = centerCrop(img, w, h); break; }

@@ -4,15 +4,9 @@ import type { ClassifierModel } from '../models/index.js';
 import type { Module } from '../nn/module.js';
 import { BatchNorm2d } from '../nn/layers/norm.js';
 import type { ParamGroupSpec } from '../optim/param-groups.js';
+import type { FinetuneOptions } from '../run/config.js';
 
-export interface FinetuneOptions {
-  /** Epochs at the start in which only the classifier learns (0 = off). */
-  headOnlyEpochs: number;
-  /** Layer-wise lr decay: depth d of D gets lr * layerDecay^(D - d); 1 = off. */
-  layerDecay: number;
-  /** BatchNorm in eval mode with frozen affine parameters throughout. */
-  freezeBn: boolean;
-}
+export type { FinetuneOptions };
 
 const hasParams = (m: Module): boolean => m.namedParameters().length > 0;
 

@@ -17,10 +17,10 @@ import { MetricsAccumulator, type EvalMetrics } from '../eval/metrics.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { goodsrecVersion } from '../util/version.js';
-import type { TrainConfig } from './config.js';
-import { saveCheckpoint, writePointer } from './checkpoint.js';
-import { readRunJson } from './run-folder.js';
-import { evalPipeline, type PreprocessConfig } from './pipelines.js';
+import type { TrainConfig } from '../run/config.js';
+import { saveCheckpoint, writePointer } from '../run/checkpoint.js';
+import { readRunJson, writeRunFiles } from '../run/run-folder.js';
+import { evalPipeline, type PreprocessConfig } from '../run/pipelines.js';
 
 export interface FixResOptions {
   /** Source run folder or checkpoint folder. */
@@ -283,12 +283,12 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
     // A run folder with the training runs' layout, so eval/predict/report take it as is.
     const preprocess: PreprocessConfig = { ...r.preprocess, size: b.size };
     mkdirSync(join(out, 'checkpoints'), { recursive: true });
-    writeJsonAtomic(join(out, 'config.json'), { ...config, input: { ...config.input, size: b.size }, out: resolve(out, '..') });
-    writeJsonAtomic(join(out, 'classes.json'), r.classes);
-    writeJsonAtomic(join(out, 'preprocess.json'), preprocess);
-    writeJsonAtomic(join(out, 'dataset.json'), { ...dsInfo, root: resolve(dataRoot), trainSplit, valSplit });
     const b1 = T.buildInfo();
-    writeJsonAtomic(join(out, 'versions.json'), { goodsrec: goodsrecVersion(), node: process.version, libtorch: b1.torchVersion, device });
+    writeRunFiles(out, {
+      config: { ...config, input: { ...config.input, size: b.size }, out: resolve(out, '..') }, classes: r.classes, preprocess,
+      dataset: { ...dsInfo, root: resolve(dataRoot), trainSplit, valSplit },
+      versions: { goodsrec: goodsrecVersion(), node: process.version, libtorch: b1.torchVersion, device },
+    });
     const name = `fixres-${b.size}`;
     const state = model.stateDict();
     let checkpointDir: string;

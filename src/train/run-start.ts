@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import type { Dataset } from '../data/index.js';
 import { formatSkipped, type SkippedEntry } from '../data/walk.js';
 import { writeJsonAtomic } from '../util/atomic.js';
-import type { TrainConfig } from './config.js';
-import { readRunInfo, readRunJson, type RunInfo } from './run-folder.js';
+import type { TrainConfig } from '../run/config.js';
+import { readRunInfo, readRunJson, type RunInfo } from '../run/run-folder.js';
 
 /** Writes config.json of a new run folder (the file that makes it a run folder). */
 export function writeRunStart(runDir: string, c: TrainConfig): void {

@@ -2,7 +2,7 @@
 // output and signals (a training step blocks its thread for its whole length).
 import { parentPort, workerData } from 'node:worker_threads';
 import { train, type TrainOptions } from './trainer.js';
-import type { TrainConfig } from './config.js';
+import type { TrainConfig } from '../run/config.js';
 
 export interface TrainWorkerData {
   config: TrainConfig;

@@ -8,21 +8,22 @@
 import { createHash } from 'node:crypto';
 import {
   DataLoader, RAND_INCREASING_TRANSFORMS, RAND_TRANSFORMS, applyAugStep, decodeImage, nativeImage, processFile, readFolderDataset,
-  recipeEvalPipeline, recipeTrainPipeline, type AugOpName, type PipelineConfig,
+  type AugOpName, type PipelineConfig,
 } from '../../src/data/index.js';
+import { AUGMENT, recipeEval, recipeTrain } from './recipe.js';
 
 const [root, ...files] = process.argv.slice(2);
 const sha = (d: ArrayBufferView) => createHash('sha1').update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)).digest('hex');
 
 const pipelines: Record<string, PipelineConfig> = {
-  train: recipeTrainPipeline({ size: 112 }),
-  trainExact: { ...recipeTrainPipeline({ size: 112 }), exact: true },
-  trainAutoAugment: recipeTrainPipeline({ size: 96, augment: 'autoaugment' }),
-  trainRandAugment: recipeTrainPipeline({ size: 96, augment: 'randaugment' }),
+  train: recipeTrain({ input: { size: 112 } }),
+  trainExact: { ...recipeTrain({ input: { size: 112 } }), exact: true },
+  trainAutoAugment: recipeTrain({ input: { size: 96 }, augment: { autoAugment: AUGMENT.autoaugment } }),
+  trainRandAugment: recipeTrain({ input: { size: 96 }, augment: { autoAugment: AUGMENT.randaugment } }),
   hue: { ops: [{ op: 'letterbox', size: 128, fill: [10, 20, 30] }, { op: 'randomResizedCrop', size: [96, 80] }, { op: 'colorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.2 }, { op: 'normalize', mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] }] },
-  eval: recipeEvalPipeline({ size: 96 }),
+  eval: recipeEval({ input: { size: 96 } }),
   shorter: { ops: [{ op: 'resize', size: 100 }, { op: 'centerCrop', size: 90 }, { op: 'hflip', p: 1 }, { op: 'normalize', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }] },
-  uint8: { ...recipeTrainPipeline({ size: 64, cutout: null }), output: 'uint8' },
+  uint8: { ...recipeTrain({ input: { size: 64 }, augment: { cutout: 0 } }), output: 'uint8' },
 };
 
 const out: Record<string, string | boolean> = { native: nativeImage() !== null };

@@ -1,5 +1,5 @@
 // goodsrec average: a checkpoint whose weights are the mean of a run's last k checkpoints.
-import { averageCheckpoints } from '../../eval/ensemble.js';
+import { averageCheckpoints } from '../../run/average.js';
 import { defineCliCommand } from '../options.js';
 
 export default defineCliCommand({

@@ -6,8 +6,9 @@ import { evaluateEnsemble } from '../../eval/ensemble.js';
 import { formatMetrics } from '../../eval/metrics.js';
 import { loadAlignedSplit, loadSplit, recordedDataRoot } from '../../eval/align.js';
 import { skippedReport } from '../../data/walk.js';
-import { evalPipeline } from '../../train/pipelines.js';
+import { evalPipeline } from '../../run/pipelines.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
+import { writeEvalFile } from '../../run/eval-file.js';
 import { resolveDevice } from '../../tensor/index.js';
 import { defineCliCommand, deviceOption } from '../options.js';
 import { EXIT, UsageError } from '../errors.js';
@@ -22,7 +23,7 @@ export default defineCliCommand({
     data: { type: 'path', exists: 'any', description: 'dataset folder (default: the one the run was trained on)' },
     split: { type: 'string', default: 'test', description: 'split to evaluate' },
     size: { type: 'integer', min: 16, description: 'test resolution (default: the training resolution)' },
-    resize: { type: 'enum', values: ['letterbox', 'squash'], description: 'resize mode (default: as trained)' },
+    resize: { type: 'enum', values: ['letterbox', 'squash', 'center'], description: 'resize mode (default: as trained)' },
     'crop-pct': { type: 'number', above: 0, max: 1, description: 'resize to size/cropPct before the center crop (default: as trained)' },
     tta: { type: 'list', of: { type: 'enum', values: TTA_VIEWS }, description: 'test-time views' },
     'tta-mean': { type: 'enum', values: TTA_MEANS, description: "average the views' logits (default) or probabilities" },
@@ -73,7 +74,7 @@ export default defineCliCommand({
         : await evaluate(r.model, ds, evalPipeline(pre), { ...common, device: r.device });
       if (process.stderr.isTTY) process.stderr.write('\n');
       const out = resolve(o.out ?? join(r.runDir ?? '.', `eval-${o.split}.json`));
-      writeJsonAtomic(out, {
+      writeEvalFile(out, {
         model: r.modelName, checkpoint: r.checkpointDir, data: resolve(dataRoot), split: o.split, preprocess: pre, tta,
         classes: r.classes, metrics: res.metrics, predictions: res.predictions, badFiles: res.badFiles, skipped,
         seconds: res.seconds,

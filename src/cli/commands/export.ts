@@ -19,7 +19,7 @@ export default defineCliCommand({
   },
   async run({ options: o, args }) {
     const { exportRecognizer } = await import('../../serve/onnx/export.js');
-    const { resolveCheckpoint } = await import('../../train/checkpoint.js');
+    const { resolveCheckpoint } = await import('../../run/checkpoint.js');
     const { isEnsembleFile } = await import('../../eval/ensemble.js');
     let outDir = o.out;
     if (!outDir) {

@@ -15,7 +15,8 @@ export default defineCliCommand({
     mistakes: { type: 'integer', min: 0, default: 24, description: 'confident mistakes to show' },
   },
   async run({ options: o, args }) {
-    const { readEvalFile, renderErrorReport } = await import('../../report/error-report.js');
+    const { renderErrorReport } = await import('../../report/error-report.js');
+    const { readEvalFile } = await import('../../run/eval-file.js');
     const ev = readEvalFile(args.eval);
     const html = await renderErrorReport(ev, { pairs: o.pairs, mistakes: o.mistakes, ...(o['train-split'] ? { trainSplit: o['train-split'] } : {}) });
     const out = resolve(o.out ?? args.eval.replace(/\.json$/i, '') + '.html');

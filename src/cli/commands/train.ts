@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   resolveConfig, loadConfigFile, parseOverride, configHelp, configKeys, ConfigError, type TrainConfig,
-} from '../../train/config.js';
+} from '../../run/config.js';
 import { ProgressReporter } from '../../train/progress.js';
 import type { TrainWorkerData, TrainWorkerMessage } from '../../train/worker-entry.js';
 import type { TrainResult } from '../../train/trainer.js';
@@ -14,7 +14,7 @@ import { defineCliCommand, type OptionSpec, type OptionValues } from '../options
 import { EXIT, UsageError } from '../errors.js';
 import { launchRanks, stripLaunchFlags } from '../../distributed/launch.js';
 import { recipeLayer } from '../../train/recipes.js';
-import { explicitKeys, applyPretrainedCfg } from '../../train/pretrained-cfg.js';
+import { explicitKeys, applyPretrainedCfg } from '../../run/pretrained-cfg.js';
 import { pretrainedArchitecture, resolvePretrained, checkArchitecture } from '../../hub/index.js';
 
 /**

@@ -15,7 +15,7 @@ import { traceModel, type TracedForward } from './trace.js';
 import { ClassifierModel } from '../../models/model.js';
 import { embedBatch, hasEmbeddingHead, l2Normalize } from '../../gallery/embed.js';
 import { hashFile, weightsFileOf } from '../../gallery/format.js';
-import type { PreprocessConfig } from '../../train/pipelines.js';
+import type { PreprocessConfig } from '../../run/pipelines.js';
 
 /** The JSON sidecar next to model.onnx. */
 export interface OnnxSidecar {

@@ -188,3 +188,10 @@ export function pruneCheckpoints(checkpointsDir: string, keep: number, protect: 
     rmSync(join(checkpointsDir, n), { recursive: true, force: true });
   }
 }
+
+/** Checkpoint folders of a run, oldest first (names sort by epoch/step). */
+export function listCheckpoints(runDir: string): string[] {
+  const dir = join(resolve(runDir), 'checkpoints');
+  if (!existsSync(dir)) throw new Error(`${runDir}: no checkpoints folder (is it a run folder?)`);
+  return readdirSync(dir).filter((n) => /^epoch-\d+(-step-\d+)?$/.test(n) && existsSync(join(dir, n, 'model.safetensors'))).sort().map((n) => join(dir, n));
+}

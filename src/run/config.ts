@@ -4,10 +4,26 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { closestNames } from '../util/did-you-mean.js';
-import type { FinetuneOptions } from './finetune.js';
+import type { Interpolation } from '../data/resample.js';
+
+/** Fine-tuning from pretrained weights (applied by src/train/finetune.ts). */
+export interface FinetuneOptions {
+  /** Epochs at the start in which only the classifier learns (0 = off). */
+  headOnlyEpochs: number;
+  /** Layer-wise lr decay: depth d of D gets lr * layerDecay^(D - d); 1 = off. */
+  layerDecay: number;
+  /** BatchNorm in eval mode with frozen affine parameters throughout. */
+  freezeBn: boolean;
+}
 
 export type AmpMode = 'auto' | 'off' | 'bf16' | 'fp16';
-export type ResizeMode = 'letterbox' | 'squash';
+/**
+ * letterbox: the recipe's structure-retention resize (pad to square, then resize); squash: resize to a
+ * square ignoring the aspect ratio; center: timm's eval crop (shorter side to size / cropPct, center crop;
+ * training then crops from the image itself, as for squash).
+ */
+export type ResizeMode = 'letterbox' | 'squash' | 'center';
+export type { Interpolation };
 
 export interface TrainConfig {
   data: {
@@ -50,6 +66,8 @@ export interface TrainConfig {
     testSize: number;
     /** letterbox = the recipe's structure-retention resize (pad to square, then resize). */
     resize: ResizeMode;
+    /** Evaluation resize filter (timm's interpolation; training crops stay bilinear). */
+    interpolation: Interpolation;
     /** Eval: resize to size / cropPct, then center crop size (256 -> 224). */
     cropPct: number;
     /** 'dataset' computes mean/std from the training split; or give [r, g, b]. */
@@ -119,7 +137,11 @@ export const DEFAULT_CONFIG: TrainConfig = {
   data: { root: '', trainSplit: 'train', valSplit: 'test', fraction: 1, badFiles: 'skip', workers: 0, cacheMB: 0 },
   model: { name: 'resnet50', pretrained: null, dropRate: 0, dropPathRate: 0, head: 'linear',
     embeddingDim: 512, bnNeck: true, scale: 30, margin: null, easyMargin: false, channelsLast: false },
-  input: { size: 224, testSize: 0, resize: 'letterbox', cropPct: 0.875, mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935] },
+  // mean/std: the recipe's statistics (RP2K, from the competition code); the only copy of these numbers.
+  input: {
+    size: 224, testSize: 0, resize: 'letterbox', interpolation: 'bilinear', cropPct: 0.875,
+    mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935],
+  },
   augment: { scale: [0.08, 1], ratio: [3 / 4, 4 / 3], hflip: 0.5, colorJitter: 0.4, cutout: 14, randomErasing: 0, autoAugment: null },
   optim: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 1e-4, noDecayBiasNorm: true },
   schedule: { epochs: 75, warmupEpochs: 0, minLr: 1e-6, perIteration: false },
@@ -163,7 +185,8 @@ export const CONFIG_DOCS: Record<string, string> = {
   'model.easyMargin': "ArcFace: margin only where cos > 0 (insightface's easy_margin)",
   'input.size': 'training and evaluation resolution',
   'input.testSize': "evaluation resolution (0 = input.size; a pretrained model's test_input_size sets it)",
-  'input.resize': "'letterbox' (structure-retention: pad to square, then resize) or 'squash'",
+  'input.resize': "'letterbox' (structure-retention: pad to square, then resize), 'squash' or 'center' (timm's center crop)",
+  'input.interpolation': "evaluation resize filter: 'bilinear' or 'bicubic' (a pretrained model's config sets it)",
   'input.cropPct': 'eval: resize to size/cropPct, then center crop (0.875: 256 -> 224)',
   'input.mean': "normalisation mean [r,g,b] or 'dataset'",
   'input.std': "normalisation std [r,g,b] or 'dataset'",
@@ -313,7 +336,10 @@ export function validateConfig(c: TrainConfig): void {
   check(c.input.testSize === 0 || int(c.input.testSize, 16), 'input.testSize', '0 or an integer >= 16', c.input.testSize);
   check(num(c.finetune.layerDecay) && c.finetune.layerDecay > 0 && c.finetune.layerDecay <= 1, 'finetune.layerDecay', 'a number in (0, 1]', c.finetune.layerDecay);
   check(typeof c.finetune.freezeBn === 'boolean', 'finetune.freezeBn', 'true or false', c.finetune.freezeBn);
-  check(c.input.resize === 'letterbox' || c.input.resize === 'squash', 'input.resize', "'letterbox' or 'squash'", c.input.resize);
+  check(['letterbox', 'squash', 'center'].includes(c.input.resize), 'input.resize', "'letterbox', 'squash' or 'center'", c.input.resize);
+  // Run folders written before input.interpolation existed resized bilinearly.
+  c.input.interpolation ??= 'bilinear';
+  check(c.input.interpolation === 'bilinear' || c.input.interpolation === 'bicubic', 'input.interpolation', "'bilinear' or 'bicubic'", c.input.interpolation);
   check(num(c.input.cropPct) && c.input.cropPct > 0 && c.input.cropPct <= 1, 'input.cropPct', 'a number in (0, 1]', c.input.cropPct);
   for (const k of ['mean', 'std'] as const) {
     const v = c.input[k];

@@ -1,7 +1,8 @@
 // The pretrained weights' own data config (timm's pretrained_cfg) drives the
-// pre-processing: every input option the user did not set takes its value.
+// pre-processing: every input option the user did not set takes its value (size, eval size, mean,
+// std, crop_pct, interpolation, crop_mode), so these numbers have one source.
 import type { PretrainedCfg, ResolvedPretrained } from '../hub/index.js';
-import type { TrainConfig } from './config.js';
+import type { ResizeMode, TrainConfig } from './config.js';
 
 /** The dotted option keys a layer of options sets ('input.size', 'model.name', ...). */
 export function explicitKeys(layers: { values: Record<string, unknown> }[]): Set<string> {
@@ -25,6 +26,9 @@ export interface PretrainedRecord {
   applied?: string[];
 }
 
+/** timm's crop_mode -> input.resize. */
+const CROP_MODES: Partial<Record<string, ResizeMode>> = { squash: 'squash', center: 'center', border: 'letterbox' };
+
 /** Returns the config with the input options the user left alone set from the weights' config. */
 export function applyPretrainedCfg(c: TrainConfig, p: ResolvedPretrained, explicit: Set<string>): { config: TrainConfig; record: PretrainedRecord | null } {
   if (!p.cfg) return { config: c, record: null };
@@ -37,7 +41,13 @@ export function applyPretrainedCfg(c: TrainConfig, p: ResolvedPretrained, explic
   if (cfg.mean) set('input.mean', () => { out.input.mean = [...cfg.mean!]; });
   if (cfg.std) set('input.std', () => { out.input.std = [...cfg.std!]; });
   if (cfg.cropPct) set('input.cropPct', () => { out.input.cropPct = cfg.cropPct!; });
-  // timm's 'squash' is our squash resize; 'center' / 'border' keep the recipe's letterbox (structure retention).
-  if (cfg.cropMode === 'squash') set('input.resize', () => { out.input.resize = 'squash'; });
+  if (cfg.interpolation === 'bilinear' || cfg.interpolation === 'bicubic') {
+    const f = cfg.interpolation;
+    set('input.interpolation', () => { out.input.interpolation = f; });
+  }
+  // timm's eval crop: 'squash' and 'center' are ours; 'border' (longest side to size / cropPct, then
+  // center crop or pad) is the letterbox's geometry.
+  const resize = cfg.cropMode ? CROP_MODES[cfg.cropMode] : undefined;
+  if (resize) set('input.resize', () => { out.input.resize = resize; });
   return { config: out, record: { name: p.name, architecture: p.architecture, ...(p.commit ? { commit: p.commit } : {}), cfg, applied } };
 }
