@@ -32,12 +32,19 @@
 namespace {
 
 using Millis = std::chrono::milliseconds;
+// libtorch 2.x: the Gloo and NCCL groups are c10d::Backend implementations (c10d::ProcessGroup wraps them);
+// in 1.13 they derive from c10d::ProcessGroup. The collectives used here exist on both.
+#if TORCH_VERSION_MAJOR >= 2
+using GroupImpl = c10d::Backend;
+#else
+using GroupImpl = c10d::ProcessGroup;
+#endif
 
 // One process group of this process: the store (kept for rendezvous keys and
 // heartbeats) and the Gloo or NCCL group over it.
 struct DistGroup {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<GroupImpl> pg;
   std::string backend;
   int rank = 0;
   int world = 1;
@@ -106,7 +113,7 @@ void unflattenInto(const at::Tensor& buf, std::vector<at::Tensor>& ts) {
 using AccumulatorPtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
 
 struct Overlap {
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<GroupImpl> pg;
   Millis timeout{0};
   double scale = 1.0;
   std::vector<at::Tensor> params;               // all-reduce order
@@ -156,7 +163,7 @@ struct ReadyHook : torch::autograd::FunctionPostHook {
 // Backward of a summing all-reduce (torch.distributed.nn's all_reduce): the gradient
 // is summed across ranks too. Every rank's backward reaches it in the same order.
 struct AllreduceSumBackward : torch::autograd::Node {
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<GroupImpl> pg;
   Millis timeout{0};
   std::vector<int64_t> sizes;
   at::TensorOptions options;
@@ -173,7 +180,7 @@ struct AllreduceSumBackward : torch::autograd::Node {
   std::string name() const override { return "AllreduceSumBackward"; }
 };
 
-c10::intrusive_ptr<c10d::ProcessGroup> makeGroup(const std::string& backend, const std::string& host,
+c10::intrusive_ptr<GroupImpl> makeGroup(const std::string& backend, const std::string& host,
     const c10::intrusive_ptr<c10d::Store>& store, int rank, int world, Millis timeout) {
   if (backend == "gloo") {
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -272,7 +279,7 @@ GR_OP(distAllreduceSum, {
     waitWork(g.pg->allreduce(one, o), timeout, "allreduce");
   }
   if (at::GradMode::is_enabled() && x.requires_grad()) {
-    auto fn = std::shared_ptr<AllreduceSumBackward>(new AllreduceSumBackward(), torch::autograd::deleteNode);
+    auto fn = std::make_shared<AllreduceSumBackward>();
     fn->pg = g.pg;
     fn->timeout = timeout;
     fn->sizes = x.sizes().vec();
