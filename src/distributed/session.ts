@@ -88,6 +88,8 @@ export class DistributedSession {
         const which = Object.keys(values).filter((k) => theirs[k] !== values[k]);
         bad.push(`rank ${r} has a different ${which.join(' and ')}`);
       }
+      // Every rank has read every value before any of them fails (rank 0's exit closes the store).
+      this.pg.barrier();
       if (bad.length) {
         throw new Error(`data-parallel start-up (rank ${this.rank}): ${bad.join('; ')}. Every rank must run the same ` +
           'config on the same dataset (same files, same splits); compare the config files and dataset folders of the nodes');
