@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <type_traits>
 
 namespace {
 
@@ -180,6 +181,13 @@ struct AllreduceSumBackward : torch::autograd::Node {
   std::string name() const override { return "AllreduceSumBackward"; }
 };
 
+// Autograd nodes are held by std::shared_ptr up to libtorch 2.x's switch to intrusive_ptr.
+template <typename N>
+auto makeNode() {
+  if constexpr (std::is_base_of_v<c10::intrusive_ptr_target, torch::autograd::Node>) return c10::make_intrusive<N>();
+  else return std::make_shared<N>();
+}
+
 c10::intrusive_ptr<GroupImpl> makeGroup(const std::string& backend, const std::string& host,
     const c10::intrusive_ptr<c10d::Store>& store, int rank, int world, Millis timeout) {
   if (backend == "gloo") {
@@ -279,7 +287,7 @@ GR_OP(distAllreduceSum, {
     waitWork(g.pg->allreduce(one, o), timeout, "allreduce");
   }
   if (at::GradMode::is_enabled() && x.requires_grad()) {
-    auto fn = std::make_shared<AllreduceSumBackward>();
+    auto fn = makeNode<AllreduceSumBackward>();
     fn->pg = g.pg;
     fn->timeout = timeout;
     fn->sizes = x.sizes().vec();
