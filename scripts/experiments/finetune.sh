@@ -6,15 +6,16 @@
 #  4. on B, per seed, at the same budget (EPOCHS_B epochs, 64 px, batch 64): from scratch (recipe defaults),
 #     --pretrained hf-hub:goodsrec/resnet18.grocery_a --recipe finetune, and (HEAD_ONLY=1) the same with only
 #     the classifier learning; top-1 on B's test split.
-#   EXP=/tmp/exp SEEDS="0 1 2" EPOCHS_B=8 bash scripts/experiments/finetune.sh
+#   EXP=/tmp/exp [SEEDS="0 1 2"] [EPOCHS_B=4] [HEAD_ONLY=1] bash scripts/experiments/finetune.sh
 source "$(dirname "$0")/common.sh"
-SEEDS=${SEEDS:-0 1}
-EPOCHS_B=${EPOCHS_B:-6}
+SEEDS=${SEEDS:-0}
+EPOCHS_B=${EPOCHS_B:-4}
 HEAD_ONLY=${HEAD_ONLY:-0}
 
 train A-softmax --data "$EXP/split/A.json" --epochs 12 --seed 0
 node scripts/experiments/publish-timm.mjs "$EXP/runs/A-softmax" "$EXP/hub/resnet18.grocery_a"
 
+rm -f "$EXP/hub/endpoint"
 node scripts/experiments/hub-serve.mjs "$EXP/hub/endpoint" "goodsrec/resnet18.grocery_a=$EXP/hub/resnet18.grocery_a" &
 HUB=$!
 trap 'kill $HUB 2>/dev/null || true' EXIT

@@ -6,6 +6,7 @@
 // never-enrolled = test photos of Bu. Prints one JSON line.
 //   node scripts/experiments/gallery-metrics.mjs SPLIT_JSON EVAL_JSON THRESHOLD [label]
 import { readFileSync } from 'node:fs';
+import { auroc } from '../../dist/src/gallery/recognize.js';
 
 const [splitFile, evalFile, thresholdArg, label = ''] = process.argv.slice(2);
 if (!splitFile || !evalFile || thresholdArg === undefined) {
@@ -22,17 +23,6 @@ if (preds.some((p) => p.g === 'other')) throw new Error(`${evalFile}: photos of 
 const of = (g) => preds.filter((p) => g.includes(p.g));
 const rate = (xs, f) => (xs.length ? xs.filter(f).length / xs.length : NaN);
 
-// Mann-Whitney AUROC with mid-ranks (as src/gallery/recognize.ts's auroc).
-function auroc(pos, neg) {
-  const all = [...pos.map((s) => [s, 1]), ...neg.map((s) => [s, 0])].sort((a, b) => a[0] - b[0]);
-  let rank = 0;
-  for (let i = 0; i < all.length;) {
-    let j = i; while (j < all.length && all[j][0] === all[i][0]) j++;
-    for (let k = i; k < j; k++) if (all[k][1]) rank += (i + 1 + j) / 2;
-    i = j;
-  }
-  return (rank - (pos.length * (pos.length + 1)) / 2) / (pos.length * neg.length);
-}
 const sim = (xs) => xs.map((p) => p.similarity);
 const known = of(['A', 'Be']); const unknown = of(['Bu']);
 const r4 = (x) => Math.round(x * 10000) / 10000;
