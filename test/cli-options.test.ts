@@ -100,6 +100,19 @@ test('unknown options and commands are errors with a did-you-mean (exit 2)', () 
   assert.equal(cfg.device, 'auto');
 });
 
+test("a subcommand's --help is its own usage, not its group's", () => {
+  const sub = run(['gallery', 'calibrate', '--help']);
+  assert.equal(sub.code, 0);
+  assert.match(sub.stdout, /goodsrec gallery calibrate \[OPTIONS\] <GALLERY>/);
+  assert.match(sub.stdout, /--far/);
+  // Negative control: the group's help lists subcommands, not their options; an unknown word stays there.
+  for (const args of [['gallery', '--help'], ['gallery', 'nope', '--help']]) {
+    const group = run(args);
+    assert.match(group.stdout, /build\|add\|remove\|list\|calibrate/);
+    assert.doesNotMatch(group.stdout, /--far/);
+  }
+});
+
 test('a runtime failure exits 1, not 2', () => {
   const notRun = join(work, 'not-a-run');
   writeFileSync(notRun, 'x');

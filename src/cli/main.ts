@@ -39,10 +39,20 @@ const extraHelp: Record<string, () => Promise<string>> = {
   train: async () => (await import('./commands/train.js')).extraHelp(),
 };
 
-async function showUsage(cmd: CommandDef<ArgsDef>, name?: string): Promise<void> {
+async function showUsage(cmd: CommandDef<ArgsDef>, name?: string, sub = false): Promise<void> {
   console.log((await renderUsage(cmd, name ? main : undefined)) + '\n');
-  const extra = name ? extraHelp[name] : undefined;
+  const extra = name && !sub ? extraHelp[name] : undefined;
   if (extra) console.log((await extra()) + '\n');
+}
+
+/** The subcommand the leading words name (`gallery build --help` is build's help, not gallery's). */
+async function helpTarget(cmd: CommandDef<ArgsDef>, words: readonly string[]): Promise<CommandDef<ArgsDef>> {
+  const word = words[0];
+  if (word === undefined || word.startsWith('-') || !cmd.subCommands) return cmd;
+  const subs = typeof cmd.subCommands === 'function' ? await cmd.subCommands() : await cmd.subCommands;
+  const sub = Object.hasOwn(subs, word) ? subs[word] : undefined;
+  if (!sub) return cmd;
+  return helpTarget(await (typeof sub === 'function' ? sub() : sub), words.slice(1));
 }
 
 // Dispatch by hand rather than citty's runMain, which exits 1 on every usage error:
@@ -65,7 +75,11 @@ async function run(argv: string[]): Promise<void> {
   }
   const cmd = await lazy();
   const dashDash = rest.indexOf('--');
-  if ((dashDash < 0 ? rest : rest.slice(0, dashDash)).some(isHelp)) { await showUsage(cmd, name); return; }
+  if ((dashDash < 0 ? rest : rest.slice(0, dashDash)).some(isHelp)) {
+    const target = await helpTarget(cmd, rest);
+    await showUsage(target, name, target !== cmd);
+    return;
+  }
   try {
     await runCommand(cmd, { rawArgs: rest });
   } catch (e) {
