@@ -3,13 +3,14 @@
 // ensemble averaging are traced into the graph through the evaluation code
 // (batchLogits), so a served graph scores exactly as `goodsrec predict`.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as T from '../../tensor/index.js';
 import { Module } from '../../nn/module.js';
 import { loadRecognizer, disposeRecognizer, type LoadedRecognizer } from '../../eval/predictor.js';
 import { batchLogits, type TtaMean, type TtaView } from '../../eval/evaluate.js';
 import { goodsrecVersion } from '../../util/version.js';
+import { writeFileAtomic } from '../../util/atomic.js';
 import { IR_VERSION, OPSET } from './graph.js';
 import { traceModel, type TracedForward } from './trace.js';
 import { ClassifierModel } from '../../models/model.js';
@@ -204,9 +205,9 @@ export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOp
     } : {}),
   };
   // Graph first, sidecar last: a reader that finds the sidecar finds a complete graph.
-  writeFileSync(onnxPath + '.tmp', bytes);
-  renameSync(onnxPath + '.tmp', onnxPath);
-  writeFileSync(sidecarPath + '.tmp', JSON.stringify(sidecar, null, 2) + '\n');
-  renameSync(sidecarPath + '.tmp', sidecarPath);
+  // Each file atomically (temp, fsync, rename); a kill between the two leaves a pair whose sha256 differs,
+  // which openServedModel refuses ("export again") rather than serve a graph with another's classes.
+  writeFileAtomic(onnxPath, bytes);
+  writeFileAtomic(sidecarPath, JSON.stringify(sidecar, null, 2) + '\n');
   return { onnxPath, sidecarPath, sidecar, ops };
 }
