@@ -22,6 +22,7 @@ const sample = join(root, 'examples', 'grocery-sample');
 const { loadCheckpoint, readPointer, resolveCheckpoint } = await import(join(root, 'dist/src/train/checkpoint.js'));
 const { readSafetensorsSync } = await import(join(root, 'dist/src/io/index.js'));
 const { readGallery } = await import(join(root, 'dist/src/gallery/format.js'));
+const { finishExport } = await import(join(root, 'dist/src/serve/onnx/export.js'));
 
 // resnet18 at 32 px on a quarter of the sample: 4 steps of 8 a epoch, a checkpoint every 2 steps, 3 epochs.
 export const TINY = [
@@ -207,6 +208,7 @@ export async function main(argv = process.argv.slice(2)) {
     kills: { type: 'string', default: '50' }, 'writer-kills': { type: 'string', default: '12' },
     seed: { type: 'string', default: '13' }, json: { type: 'boolean', default: false }, epochs: { type: 'string', default: '3' },
     plan: { type: 'string' }, 'writer-faults-in-order': { type: 'boolean', default: false },
+    writers: { type: 'string', default: 'average,export,gallery' },
   } });
   const kills = Number(values.kills); const wk = Number(values['writer-kills']);
   if (!Number.isInteger(kills) || kills < 0 || !Number.isInteger(wk) || wk < 0) throw new Error('--kills, --writer-kills: expected integers >= 0');
@@ -220,23 +222,30 @@ export async function main(argv = process.argv.slice(2)) {
     const fixed = values['writer-faults-in-order'];
     const run = train.refDir;
     const writers = {};
-    if (wk > 0) {
+    const only = new Set(values.writers.split(','));
+    if (wk > 0 && only.has('average')) {
       const avg = join(run, 'checkpoints', 'avg');
       writers.average = await writerKills('average', wk, r, {
         commands: [['average', run, '--last', '2', '--name', 'avg'], ['average', run, '--last', '3', '--name', 'avg']],
         version: () => tensorsSha256(join(loadCheckpoint(resolveCheckpoint(avg).checkpointDir).dir, 'model.safetensors')).slice(0, 16),
         faults: ['dir:1:swapped', 'file:1:partial', 'file:2:before-rename', 'file:3:after-rename', 'dir:1:before-rename', 'dir:1:after-rename'],
       }, log, fixed);
+    }
+    if (wk > 0 && only.has('export')) {
       const ex = join(work, 'export');
       writers.export = await writerKills('export', wk, r, {
         commands: [['export', run, '--out', ex], ['export', run, '--out', ex, '--tta', 'flip']],
         version: () => {
+          // What openServedModel does first: an export killed after its sidecar is finished.
+          finishExport(join(ex, 'model.onnx'), JSON.parse(readFileSync(join(ex, 'model.json'), 'utf8')).sha256);
           const graph = createHash('sha256').update(readFileSync(join(ex, 'model.onnx'))).digest('hex');
           const side = JSON.parse(readFileSync(join(ex, 'model.json'), 'utf8'));
           return side.sha256 === graph ? graph.slice(0, 16) : 'torn';
         },
         faults: ['file:1:partial', 'file:1:before-rename', 'file:1:after-rename', 'file:2:partial', 'file:2:before-rename', 'file:2:after-rename'],
       }, log, fixed);
+    }
+    if (wk > 0 && only.has('gallery')) {
       const g = join(work, 'shop.gallery');
       const photos = join(sample, 'test', 'Oatly-Oat-Milk');
       writers.gallery = await writerKills('gallery build/add', wk, r, {

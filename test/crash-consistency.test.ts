@@ -82,9 +82,15 @@ test('negative controls: a cut checkpoint, a cut gallery and a mismatched export
   truncateSync(join(ckDir, 'model.safetensors'), 1000);
   assert.throws(() => loadCheckpoint(ckDir), /truncated|offset|size/i);
 
-  // A graph from another export next to this sidecar (a kill between the two renames).
+  // A graph from another export next to this sidecar is refused ...
   const other = join(work, 'other');
   exportLoaded(recognizer, { outDir: other, tta: ['flip'] });
+  copyFileSync(join(exportDir, 'model.onnx'), join(work, 'own.onnx'));
   copyFileSync(join(other, 'model.onnx'), join(exportDir, 'model.onnx'));
   await assert.rejects(openServedModel(exportDir, { threads: 1 }), /describes another graph/);
+  // ... unless the sidecar's own graph waits in model.onnx.next (an export killed after its sidecar).
+  copyFileSync(join(work, 'own.onnx'), join(exportDir, 'model.onnx.next'));
+  const m = await openServedModel(exportDir, { threads: 1 });
+  await m.release();
+  assert.deepEqual(readFileSync(join(exportDir, 'model.onnx')), readFileSync(join(work, 'own.onnx')));
 });
