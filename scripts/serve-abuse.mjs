@@ -204,7 +204,8 @@ function abuse(srv, jpeg, o) {
   // Small hostile requests, `o.attackers` at a time.
   for (let w = 0; w < o.attackers; w++) {
     workers.push((async () => {
-      for (let i = w; running; i++) {
+      // The attackers share the list; each kind is sent at least once however short the run.
+      for (let i = w; running || i < hostile.length; i += o.attackers) {
         const [name, type, body, want] = hostile[i % hostile.length];
         const r = await request(srv.url, type, body);
         const h = (stats.hostile[name] ??= { sent: 0, status: {} });
@@ -216,13 +217,13 @@ function abuse(srv, jpeg, o) {
   // Oversized uploads, one of each kind at a time.
   for (const [name, spec] of oversize) {
     workers.push((async () => {
-      while (running) {
+      do {
         const r = await oversized(srv.port, spec, big);
         stats.oversized.push({ name, ...r });
         // The server answers 413 and closes; a client still writing may get a reset before it reads the answer.
         const early = r.status === null && r.sent <= READ_BOUND;
         if (r.status !== 413 && !early) stats.unexpected.push(`${name}: status ${r.status} after ${r.sentAtAnswer} of ${r.sent} bytes (expected 413)`);
-      }
+      } while (running);
     })());
   }
   return async () => {
