@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { WeightFileError } from './errors.js';
+import { faultPoint, faultWriteNumber } from '../util/fault.js';
 
 // fs.read takes an int32 length; stay well below it.
 const MAX_CHUNK = 1 << 30;
@@ -141,38 +142,46 @@ function writeFailed(target: string, err: unknown): unknown {
 /** Writes through `write(fd)` into a temp file, fsyncs and renames it over `target`; never leaves a partial target. */
 export function writeAtomicSync(target: string, write: (fd: number) => void): void {
   const tmp = tempPathFor(target);
+  const nth = faultWriteNumber('file');
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'w', 0o644);
     write(fd);
+    faultPoint('file', nth, 'partial', fd);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
+    faultPoint('file', nth, 'before-rename');
     fs.renameSync(tmp, target);
   } catch (err) {
     if (fd !== undefined) closeQuietly(fd);
     fs.rmSync(tmp, { force: true });
     throw writeFailed(target, err);
   }
+  faultPoint('file', nth, 'after-rename');
   syncDirQuietly(path.dirname(target));
 }
 
 export async function writeAtomic(target: string, write: (h: fs.promises.FileHandle) => Promise<void>): Promise<void> {
   const tmp = tempPathFor(target);
+  const nth = faultWriteNumber('file');
   let h: fs.promises.FileHandle | undefined;
   try {
     h = await fs.promises.open(tmp, 'w', 0o644);
     await write(h);
+    faultPoint('file', nth, 'partial', h.fd);
     await h.sync();
     const closing = h;
     h = undefined;
     await closing.close();
+    faultPoint('file', nth, 'before-rename');
     await fs.promises.rename(tmp, target);
   } catch (err) {
     if (h !== undefined) await h.close().catch(() => undefined);
     await fs.promises.rm(tmp, { force: true });
     throw writeFailed(target, err);
   }
+  faultPoint('file', nth, 'after-rename');
   syncDirQuietly(path.dirname(target));
 }
 

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { join, resolve } from 'node:path';
 import { writeSafetensorsSync, readSafetensorsSync, type RawTensor } from '../io/index.js';
 import { Tensor, fromRaw, toRaw } from '../tensor/index.js';
-import { writeDirAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { recoverDirAtomic, writeDirAtomic, writeJsonAtomic } from '../util/atomic.js';
 
 export const CHECKPOINT_FORMAT = 'goodsrec-checkpoint-1';
 
@@ -116,6 +116,7 @@ export class CheckpointError extends Error {
 }
 
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
+  if (!existsSync(dir)) recoverDirAtomic(dir); // a save killed while replacing it
   const statePath = join(dir, 'state.json');
   const modelPath = join(dir, 'model.safetensors');
   if (!existsSync(statePath) || !existsSync(modelPath)) {
@@ -160,6 +161,7 @@ export function readPointer(runDir: string, which: 'latest' | 'best'): string | 
  */
 export function resolveCheckpoint(path: string, prefer: 'best' | 'latest' = 'best'): { runDir: string | undefined; checkpointDir: string } {
   const p = resolve(path);
+  if (!existsSync(p)) recoverDirAtomic(p); // a save killed while replacing it
   if (!existsSync(p)) throw new CheckpointError(`${path}: no such run or checkpoint`);
   if (existsSync(join(p, 'state.json')) && existsSync(join(p, 'model.safetensors'))) {
     const runDir = resolve(p, '..', '..');

@@ -4,7 +4,7 @@
 
 export const SERVE_ERRORS = {
   EMPTY_BODY: { status: 400, doc: 'The request has no image bytes.' },
-  BAD_REQUEST: { status: 400, doc: 'A query parameter or form field is invalid.' },
+  BAD_REQUEST: { status: 400, doc: 'A query parameter or form field is invalid, or the multipart body is malformed.' },
   UNAUTHORIZED: { status: 401, doc: 'A gallery write without the admin bearer token, or with a wrong one.' },
   FORBIDDEN: { status: 403, doc: 'Gallery writes are off (the server has no --admin-token).' },
   NOT_FOUND: { status: 404, doc: 'No such route, file or gallery class.' },

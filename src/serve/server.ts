@@ -148,6 +148,8 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     }
     if (e.code === 'INTERNAL') { if (o.logger) req.log.error(err); else console.error(err); }
     metrics.errors.inc({ code: e.code });
+    // The rest of an unread body is not drained: the connection closes after the answer.
+    if (e.statusCode === 413 || e.code === 'BAD_REQUEST' || e.code === 'REQUEST_TIMEOUT') void reply.header('connection', 'close');
     void reply.status(e.statusCode).type('application/json').send(errorBody(e));
   });
   app.setNotFoundHandler((req, reply) => {
@@ -183,10 +185,16 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   async function uploads(req: FastifyRequest): Promise<Upload[]> {
     if (req.isMultipart()) {
       const out: Upload[] = [];
-      for await (const part of req.parts()) {
-        if (part.type !== 'file') continue;
-        const bytes = await part.toBuffer();
-        out.push({ name: part.filename || `image-${out.length + 1}`, bytes });
+      try {
+        for await (const part of req.parts()) {
+          if (part.type !== 'file') continue;
+          const bytes = await partBytes(part.file);
+          out.push({ name: part.filename || `image-${out.length + 1}`, bytes });
+        }
+      } catch (e) {
+        // busboy's parse errors carry no code ("Boundary not found", "Unexpected end of multipart data").
+        if (e instanceof ServeError || (e as { code?: unknown }).code !== undefined) throw e;
+        throw new ServeError('BAD_REQUEST', `malformed multipart body: ${(e as Error).message}`);
       }
       if (out.length === 0) throw new ServeError('EMPTY_BODY', 'the multipart body has no image file');
       return out;
@@ -201,6 +209,20 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
         'send an image with Content-Type image/*, or multipart/form-data with image files');
     }
     throw new ServeError('EMPTY_BODY', 'the request body is empty');
+  }
+
+  /** A file part's bytes; fails as soon as it passes the limit (toBuffer would read on to the part's end). */
+  function partBytes(file: NodeJS.ReadableStream & { destroy(): void }): Promise<Buffer> {
+    return new Promise((res, rej) => {
+      const chunks: Buffer[] = [];
+      file.on('data', (c: Buffer) => chunks.push(c));
+      file.once('limit', () => {
+        file.destroy();
+        rej(new ServeError('BODY_TOO_LARGE', `an uploaded file is over the limit of ${limits.maxBodyBytes} bytes`));
+      });
+      file.once('end', () => res(Buffer.concat(chunks)));
+      file.once('error', rej);
+    });
   }
 
   async function preprocess(u: Upload): Promise<Float32Array> {

@@ -3,13 +3,15 @@
 // ensemble averaging are traced into the graph through the evaluation code
 // (batchLogits), so a served graph scores exactly as `goodsrec predict`.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import * as T from '../../tensor/index.js';
 import { Module } from '../../nn/module.js';
 import { loadRecognizer, disposeRecognizer, type LoadedRecognizer } from '../../eval/predictor.js';
 import { batchLogits, type TtaMean, type TtaView } from '../../eval/evaluate.js';
 import { goodsrecVersion } from '../../util/version.js';
+import { writeFileAtomic } from '../../util/atomic.js';
+import { syncDirQuietly } from '../../io/file.js';
 import { IR_VERSION, OPSET } from './graph.js';
 import { traceModel, type TracedForward } from './trace.js';
 import { ClassifierModel } from '../../models/model.js';
@@ -170,6 +172,15 @@ const samePreprocess = (a: PreprocessConfig, b: PreprocessConfig): boolean =>
   JSON.stringify({ ...a, pretrained: undefined }) === JSON.stringify({ ...b, pretrained: undefined });
 
 /** Exports a recognizer already in memory (an ensemble becomes one graph when its members share pre-processing). */
+/** Moves model.onnx.next in when it is the graph the sidecar names (an export killed after its sidecar). */
+export function finishExport(onnxPath: string, sha256: string): boolean {
+  const next = onnxPath + '.next';
+  if (!existsSync(next) || createHash('sha256').update(readFileSync(next)).digest('hex') !== sha256) return false;
+  renameSync(next, onnxPath);
+  syncDirQuietly(dirname(onnxPath));
+  return true;
+}
+
 export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOptions, 'outDir' | 'tta' | 'ttaMean'>): ExportResult {
   const e = r.ensemble;
   const members = e ? e.members : [r];
@@ -204,9 +215,10 @@ export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOp
     } : {}),
   };
   // Graph first, sidecar last: a reader that finds the sidecar finds a complete graph.
-  writeFileSync(onnxPath + '.tmp', bytes);
-  renameSync(onnxPath + '.tmp', onnxPath);
-  writeFileSync(sidecarPath + '.tmp', JSON.stringify(sidecar, null, 2) + '\n');
-  renameSync(sidecarPath + '.tmp', sidecarPath);
+  // The sidecar's atomic write is the commit point: the graph is written whole as model.onnx.next before it
+  // and moved in after it, so a kill leaves the old pair, or the new sidecar whose graph finishExport moves in.
+  writeFileAtomic(onnxPath + '.next', bytes);
+  writeFileAtomic(sidecarPath, JSON.stringify(sidecar, null, 2) + '\n');
+  finishExport(onnxPath, sidecar.sha256);
   return { onnxPath, sidecarPath, sidecar, ops };
 }
