@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 const root = resolve(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 const sample = join(root, 'examples', 'grocery-sample');
-const { loadCheckpoint, readPointer, resolveCheckpoint } = await import(join(root, 'dist/src/train/checkpoint.js'));
+const { loadCheckpoint, readPointer, resolveCheckpoint } = await import(join(root, 'dist/src/run/checkpoint.js'));
 const { readSafetensorsSync } = await import(join(root, 'dist/src/io/index.js'));
 const { readGallery } = await import(join(root, 'dist/src/gallery/format.js'));
 const { finishExport } = await import(join(root, 'dist/src/serve/onnx/export.js'));

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/run/checkpoint.js';
 import { readGallery, writeGallery, GALLERY_FORMAT } from '../src/gallery/format.js';
 import { writeDirAtomic, recoverDirAtomic } from '../src/util/atomic.js';
 import { exportLoaded } from '../src/serve/onnx/export.js';
@@ -77,7 +77,7 @@ test('negative controls: a cut checkpoint, a cut gallery and a mismatched export
 
   // A checkpoint whose weights file was cut (what a non-atomic write killed halfway would leave).
   const ckDir = join(work, 'cut-ck');
-  const { saveCheckpoint } = await import('../src/train/checkpoint.js');
+  const { saveCheckpoint } = await import('../src/run/checkpoint.js');
   await saveCheckpoint(join(work), 'cut-ck', { model: recognizer.model.stateDict(), optimizer: {}, state: {} });
   truncateSync(join(ckDir, 'model.safetensors'), 1000);
   assert.throws(() => loadCheckpoint(ckDir), /truncated|offset|size/i);
