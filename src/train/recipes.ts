@@ -2,11 +2,12 @@
 // defaults and the user's config file, so everything the user sets still wins.
 export const RECIPES: Record<string, { description: string; values: Record<string, unknown> }> = {
   finetune: {
-    description: 'start from pretrained weights: lr 0.01 (10x lower), 1 warmup epoch, 15 epochs, ' +
+    description: 'start from pretrained weights: lr 0.01 (10x lower), 1 warmup epoch (lr set every iteration), 15 epochs, ' +
       'layer-wise lr decay 0.8, no AutoAugment; head-only epochs and frozen BatchNorm are options (finetune.*)',
     values: {
       optim: { lr: 0.01 },
-      schedule: { epochs: 15, warmupEpochs: 1 },
+      // Per iteration: with per-epoch updates the warmup epoch would run whole at the warmup's first lr (~0).
+      schedule: { epochs: 15, warmupEpochs: 1, perIteration: true },
       augment: { autoAugment: null },
       finetune: { headOnlyEpochs: 0, layerDecay: 0.8, freezeBn: false },
     },
