@@ -12,7 +12,7 @@ import * as T from '../src/tensor/index.js';
 import { makeRun, repoRoot, sample } from './fixres-helpers.js';
 import { GALLERY_FORMAT, readGallery, writeGallery, filterGallery, type Gallery } from '../src/gallery/format.js';
 import { ExactIndex } from '../src/gallery/search.js';
-import { auroc, thresholdForFar } from '../src/gallery/recognize.js';
+import { GalleryMatcher, auroc, thresholdForFar } from '../src/gallery/recognize.js';
 
 const cli = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-gallery-'));
@@ -99,6 +99,29 @@ test('exact search: chunked matmul + topk equals a float64 brute force', () => {
   }
   // Negative control: the answer is not the first chunk's.
   assert.ok(fromLaterChunks > 0);
+});
+
+test('the k-NN vote is normalised per class: a product enrolled with one photo wins when that photo matches best', () => {
+  // 2-d unit rows: 'many' has 6 photos at angles 0.30-0.40 rad from the query, 'new' one photo at 0.10 rad.
+  const at = (a: number): [number, number] => [Math.cos(a), Math.sin(a)];
+  const rows = [...[0.30, 0.32, 0.34, 0.36, 0.38, 0.40].map(at), at(-0.10)];
+  const g = fakeGallery(rows.length, 2, 1);
+  g.meta.k = 5;
+  g.meta.entries = rows.map((_, i) => ({ class: i < 6 ? 'many' : 'new', path: `/p/${i}.jpg` }));
+  g.embeddings = new Float32Array(rows.flat());
+  const m = new GalleryMatcher(g, new ExactIndex(g.embeddings, 2));
+  try {
+    const [a] = m.match(new Float32Array(at(0)));
+    assert.equal(a!.class, 'new', JSON.stringify(a!.top));
+    const sims = rows.map(([x]) => x); // cosine with the query (1, 0)
+    const many = sims.slice(0, 4).reduce((u, v) => u + v, 0) / 4; // 'many' fills 4 of the 5 places
+    assert.ok(Math.abs(a!.top.find((v) => v.class === 'new')!.votes - sims[6]!) < 1e-6);
+    assert.ok(Math.abs(a!.top.find((v) => v.class === 'many')!.votes - (many * 4) / 5) < 1e-6);
+    // Negative control: the plain sum of similarities (the vote before normalisation) picks the 6-photo class.
+    assert.ok(sims.slice(0, 4).reduce((u, v) => u + v, 0) > sims[6]!);
+  } finally {
+    m.dispose();
+  }
 });
 
 test('open-set metrics: AUROC and the threshold for a false-accept rate', () => {

@@ -1,6 +1,7 @@
 // Recognition through a gallery: cosine k-NN search, a similarity-weighted
-// vote among the k neighbours, and "unknown product" when the best match is
-// below the gallery's threshold. Calibration picks that threshold from
+// vote among the k neighbours (normalised per class, so that a product enrolled
+// with one photo is not outvoted by a class with thirty), and "unknown product"
+// when the best match is below the gallery's threshold. Calibration picks that threshold from
 // held-out known and unknown photos for a target false-accept rate.
 import { galleryClasses, type Gallery } from './format.js';
 import type { NeighbourIndex } from './neighbour-index.js';
@@ -13,7 +14,10 @@ export interface GalleryAnswer {
   unknown: boolean;
   /** Cosine similarity of the nearest gallery photo. */
   similarity: number;
-  /** Classes among the neighbours, by vote (sum of similarities), best first. */
+  /**
+   * Classes among the neighbours, best first, by vote: the sum of the class's neighbour similarities divided
+   * by min(k, the class's photos in the gallery), i.e. how well its best photos match.
+   */
   top: GalleryVote[];
   neighbours: { class: string; path: string; similarity: number }[];
 }
@@ -22,12 +26,14 @@ export interface GalleryAnswer {
 export class GalleryMatcher {
   readonly classes: string[];
   private readonly classIndex: Map<string, number>;
+  private readonly classPhotos = new Map<string, number>();
 
   /** index: over gallery.embeddings (open-index.ts picks exact or approximate by size); the matcher owns it. */
   constructor(readonly gallery: Gallery, readonly index: NeighbourIndex) {
     if (index.size !== gallery.meta.entries.length) throw new RangeError(`GalleryMatcher: an index of ${index.size} rows for ${gallery.meta.entries.length} entries`);
     this.classes = galleryClasses(gallery);
     this.classIndex = new Map(this.classes.map((c, i) => [c, i]));
+    for (const e of gallery.meta.entries) this.classPhotos.set(e.class, (this.classPhotos.get(e.class) ?? 0) + 1);
   }
 
   /**
@@ -60,6 +66,9 @@ export class GalleryMatcher {
         v.similarity = Math.max(v.similarity, n.similarity);
         votes.set(n.class, v);
       }
+      // A class can fill at most min(k, its photos) of the k places: without this, one enrolled photo could
+      // never outvote the several neighbours of a class with many photos.
+      for (const v of votes.values()) v.votes /= Math.min(neighbours.length, this.classPhotos.get(v.class) ?? 1);
       const top = [...votes.values()].sort((a, b) => b.votes - a.votes || b.similarity - a.similarity);
       const similarity = neighbours[0]?.similarity ?? -Infinity;
       const unknown = top.length === 0 || (threshold !== null && similarity < threshold);
