@@ -15,8 +15,8 @@ export interface PreprocessConfig {
   pretrained?: PretrainedRecord;
 }
 
-/** Evaluation: letterbox (or squash) to size/cropPct, center crop size, normalize. */
-export function evalPipeline(p: PreprocessConfig): PipelineConfig {
+/** Evaluation: letterbox (or squash) to size/cropPct, center crop size, normalize; `maxPixels`: --max-pixels. */
+export function evalPipeline(p: PreprocessConfig, maxPixels?: number): PipelineConfig {
   const resized = Math.round(p.size / p.cropPct);
   const first: TransformOp = p.resize === 'letterbox'
     ? { op: 'letterbox', size: resized, fill: 'black' }
@@ -24,6 +24,7 @@ export function evalPipeline(p: PreprocessConfig): PipelineConfig {
   return {
     ops: [first, { op: 'centerCrop', size: p.size }, { op: 'normalize', mean: p.mean, std: p.std }],
     fastDecode: true,
+    ...(maxPixels !== undefined ? { maxPixels } : {}),
   };
 }
 
@@ -42,5 +43,5 @@ export function trainPipeline(c: TrainConfig, mean: Triple, std: Triple): Pipeli
   ops.push({ op: 'normalize', mean, std });
   if (a.cutout > 0) ops.push({ op: 'cutout', length: a.cutout });
   if (a.randomErasing > 0) ops.push({ op: 'randomErasing', p: a.randomErasing, mode: 'pixel' });
-  return { ops, fastDecode: true };
+  return { ops, fastDecode: true, maxPixels: c.data.maxPixels };
 }

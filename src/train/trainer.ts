@@ -379,7 +379,7 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
       const isLast = epoch + 1 === c.schedule.epochs;
       // Rank 0 validates on the whole split (every sample once); the others wait for it below.
       if (isMain && valDs && c.validateEvery > 0 && ((epoch + 1) % c.validateEvery === 0 || isLast)) {
-        const r = await evaluate(ema ? ema.model : model, valDs, evalPipeline(preprocess), {
+        const r = await evaluate(ema ? ema.model : model, valDs, evalPipeline(preprocess, c.data.maxPixels), {
           batchSize: Math.max(c.batchSize, 32), device, channelsLast: c.model.channelsLast, keepTopK: 0,
           ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
         });
