@@ -81,6 +81,10 @@ test('damaged ONNX sidecars that crashed later code or were accepted are refused
   }
 });
 
+test('a JSON manifest sample with an empty path is refused, naming the manifest (it was accepted as the folder itself)', async () => {
+  for (const i of [25443, 66062, 79146]) assert.ok(await replay('manifest-json', i) instanceof Error, `#${i} accepted`);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Pickles that name globals outside the allow-list
 

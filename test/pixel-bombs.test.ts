@@ -4,8 +4,8 @@
 // peak RSS of a child process (with a control that the measurement sees a real 1 GB allocation).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
@@ -126,4 +126,20 @@ test('the limit reaches every pipeline: train (data.maxPixels, also in the loade
   const pre = { size: 32, resize: 'letterbox' as const, cropPct: 0.875, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] };
   assert.equal(evalPipeline(pre, 999).maxPixels, 999);
   assert.equal(evalPipeline(pre).maxPixels, undefined); // then DEFAULT_MAX_PIXELS applies
+});
+
+test('goodsrec analyze --max-pixels: every photo over the limit is skipped as too-large (exit 3); without it, none', () => {
+  const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
+  const sample = join(new URL('../..', import.meta.url).pathname, 'examples', 'grocery-sample');
+  const run = (extra: string[]): { status: number | null; bad: { reason: string }[] } => {
+    const out = join(dir, `analysis-${extra.length}`);
+    const r = spawnSync(process.execPath, [cli, 'analyze', sample, '--quick', '--out', out, ...extra], { encoding: 'utf8' });
+    return { status: r.status, bad: (JSON.parse(readFileSync(join(out, 'analysis.json'), 'utf8')) as { badFiles: { reason: string }[] }).badFiles };
+  };
+  const limited = run(['--max-pixels', '100']);
+  assert.equal(limited.status, 3);
+  assert.ok(limited.bad.length > 0 && limited.bad.every((b) => b.reason === 'too-large'), JSON.stringify(limited.bad.slice(0, 2)));
+  const plain = run([]);
+  assert.equal(plain.status, 0);
+  assert.equal(plain.bad.length, 0);
 });
