@@ -85,6 +85,13 @@ test('a JSON manifest sample with an empty path is refused, naming the manifest 
   for (const i of [25443, 66062, 79146]) assert.ok(await replay('manifest-json', i) instanceof Error, `#${i} accepted`);
 });
 
+test('a .pth whose ZIP64 fields exceed 2^53 is refused with WeightFileError naming the file (it was a bare RangeError)', async () => {
+  for (const i of [32729, 95203]) {
+    const e = await replay('pth', i);
+    assert.ok(e instanceof WeightFileError && e.code === 'WEIGHTS_BAD_ZIP' && /beyond 2\^53/.test(e.message), String(e));
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Pickles that name globals outside the allow-list
 

@@ -43,7 +43,8 @@ if (sanitize) {
     LD_PRELOAD: sanitizerRuntimes().join(' '),
     GOODSREC_ADDON_DIR: sanitizeDir,
     // node and libtorch keep allocations to exit by design: leaks are not findings here.
-    ASAN_OPTIONS: 'detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:allocator_may_return_null=1:detect_odr_violation=0',
+    // allow_user_segv_handler=0: node installs its own SIGSEGV handler, which hid ASan's report of a wild read.
+    ASAN_OPTIONS: 'detect_leaks=0:halt_on_error=1:exitcode=86:allocator_may_return_null=1:detect_odr_violation=0:allow_user_segv_handler=0',
     UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:exitcode=87',
   });
 }
