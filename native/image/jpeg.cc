@@ -49,7 +49,8 @@ int exif_orientation(const uint8_t* p, size_t n) {
   else if (t[0] == 'M' && t[1] == 'M') le = false;
   else return 1;
   if (rd16(t + 2, le) != 42) return 1;
-  uint32_t ifd = rd32(t + 4, le);
+  // In size_t: an IFD offset near 2^32 wrapped the uint32 sum below tn and read 4 GB past the buffer.
+  const size_t ifd = rd32(t + 4, le);
   if (ifd + 2 > tn) return 1;
   unsigned count = rd16(t + ifd, le);
   for (unsigned i = 0; i < count; i++) {

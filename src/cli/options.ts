@@ -3,6 +3,7 @@
 // command built from them (citty renders --help and dispatches subcommands).
 import { statSync } from 'node:fs';
 import { defineCommand, type ArgsDef, type CommandDef } from 'citty';
+import { DEFAULT_MAX_PIXELS } from '../data/limits.js';
 import { closestNames } from '../util/did-you-mean.js';
 import { EXIT, reportError, UsageError, type ExitCode } from './errors.js';
 
@@ -54,6 +55,15 @@ export const deviceOption = {
   type: 'string', default: 'auto', pattern: /^(auto|cpu|cuda(:\d+)?)$/, expected: "'auto', 'cpu', 'cuda' or 'cuda:N'",
   description: "compute device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'",
 } as const satisfies StringOption;
+
+/**
+ * `--max-pixels`: the decompression-bomb limit of every command that decodes images (checked from the
+ * header before any pixel is allocated; it also bounds the letterbox canvas, the longer side squared).
+ */
+export const maxPixelsOption = {
+  type: 'integer', min: 1, default: DEFAULT_MAX_PIXELS,
+  description: `pixels per image at most, from its header before decoding (decompression bombs; default ${DEFAULT_MAX_PIXELS})`,
+} as const satisfies IntegerOption;
 
 function bounds(s: { min?: number; max?: number; above?: number; below?: number }): string {
   const parts: string[] = [];

@@ -235,7 +235,10 @@ export function readGoodsrecManifest(file: string): Dataset {
     }
     o.samples.forEach((s: unknown, i: number) => {
       const r = s as { path?: unknown; class?: unknown; split?: unknown };
-      if (typeof r?.path !== 'string' || typeof r.class !== 'string') throw new Error(`${f}: samples[${i}] needs string 'path' and 'class'`);
+      // An empty path named the manifest's own folder (found by fuzzing).
+      if (typeof r?.path !== 'string' || r.path.trim() === '' || typeof r.class !== 'string') {
+        throw new Error(`${f}: samples[${i}] needs a non-empty string 'path' and a string 'class'`);
+      }
       raw.push({ path: r.path, cls: r.class.normalize('NFC'), split: typeof r.split === 'string' ? r.split : 'train' });
     });
   } else {

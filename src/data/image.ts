@@ -8,6 +8,7 @@
 import { closeSync, constants, fstatSync, open, openSync, readFile, readFileSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import sharp, { type Sharp } from 'sharp';
+import { DEFAULT_MAX_PIXELS } from './limits.js';
 import { looksLikeJpeg, nativeImage } from './native-image.js';
 
 /** 8-bit RGB image, rows top to bottom, interleaved channels (HWC). */
@@ -30,8 +31,7 @@ export class BadImageError extends Error {
   }
 }
 
-/** PIL's decompression-bomb error threshold (2 x Image.MAX_IMAGE_PIXELS). */
-export const DEFAULT_MAX_PIXELS = 178_956_970;
+export { DEFAULT_MAX_PIXELS };
 
 export interface DecodeOptions {
   /** Refuse images with more pixels than this (decompression bombs). */

@@ -57,7 +57,11 @@ let loaded: NativeImage | null | undefined;
 function load(): NativeImage | null {
   if (process.env['GOODSREC_NATIVE_IMAGE'] === '0') return null;
   const root = packageRoot();
-  const found = [join(root, 'build', 'Release', 'goodsrec_image.node'), join(root, 'build', 'Debug', 'goodsrec_image.node')].find((p) => existsSync(p));
+  // GOODSREC_ADDON_DIR (e.g. the sanitizer build, scripts/fuzz) is the only place looked in when set.
+  const dir = process.env['GOODSREC_ADDON_DIR'];
+  if (dir && !existsSync(join(dir, 'goodsrec_image.node'))) throw new Error(`GOODSREC_ADDON_DIR=${dir} has no goodsrec_image.node`);
+  const found = (dir ? [join(dir, 'goodsrec_image.node')]
+    : [join(root, 'build', 'Release', 'goodsrec_image.node'), join(root, 'build', 'Debug', 'goodsrec_image.node')]).find((p) => existsSync(p));
   try {
     if (found) return createRequire(import.meta.url)(found) as NativeImage;
   } catch (e) {

@@ -8,7 +8,7 @@
  * for the consumer), and erasing fills with the colours that normalise to the same values.
  */
 import type { RgbImage } from './image.js';
-import { decodeBuffer, decodeJpegNative, readImageFile, DEFAULT_MAX_PIXELS } from './image.js';
+import { BadImageError, decodeBuffer, decodeJpegNative, readImageFile, DEFAULT_MAX_PIXELS } from './image.js';
 import { Rng } from '../util/rng.js';
 import {
   canvasBoxRegion, centerCrop, hflipInPlace, padToSquare, regionBoxAxes, resampleCanvasBox, resizeBilinear, resizeWith,
@@ -301,7 +301,8 @@ function fusedCropFromJpeg(buf: Uint8Array, cfg: PipelineConfig, rng: Rng): RgbI
   if (!nat || lb?.op !== 'letterbox' || !fusesWithNext(cfg, 0) || !looksLikeJpeg(buf) || buf[buf.length - 2] !== 0xff || buf[buf.length - 1] !== 0xd9) return null;
   const info = nat.jpegInfo(buf);
   const maxPixels = cfg.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (!info || !info.supported || info.width * info.height > maxPixels) return null;
+  // Over a limit: decodeBufferWithPrefix refuses it with the file's name.
+  if (!info || !info.supported || info.width * info.height > maxPixels || Math.max(info.width, info.height) ** 2 > maxPixels) return null;
   const [W, H] = orientedSize(info);
   const p = planFusedCrop(W, H, lb, cfg.ops[1] as RrcOp, rng);
   const d = cfg.fastDecode ? dctScale(p.box.x1 - p.box.x0, p.box.y1 - p.box.y0, p.outW, p.outH) : 1;
@@ -317,6 +318,19 @@ function fusedCropFromJpeg(buf: Uint8Array, cfg: PipelineConfig, rng: Rng): RgbI
 }
 
 /**
+ * A leading letterbox pads to a max(W, H)² canvas (or, fused with a crop, reads a window of up to that
+ * size): the pixel limit bounds that canvas too. Without this a 24 x 32768 JPEG (786k pixels, 1 kB)
+ * made eval and predict allocate 3.2 GB, and a 1 x 40M PNG passed the server's limit (found by fuzzing).
+ */
+function checkLetterboxCanvas(path: string, cfg: PipelineConfig, width: number, height: number): void {
+  const maxPixels = cfg.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const s = Math.max(width, height);
+  if (cfg.ops[0]?.op === 'letterbox' && s * s > maxPixels) {
+    throw new BadImageError(path, 'too-large', `${width}x${height} letterboxes to a ${s}x${s} canvas, over the limit of ${maxPixels} pixels`);
+  }
+}
+
+/**
  * Decodes a file and applies the deterministic prefix ops [0, prefixEnd). With `fastDecode`, a large
  * image is decoded at reduced size for a leading letterbox-with-size or fixed resize (see fastDecode).
  */
@@ -327,6 +341,8 @@ export async function decodeWithPrefix(path: string, cfg: PipelineConfig, prefix
 /** decodeWithPrefix for an image already in memory (an upload); `path` only names it in errors. */
 export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: PipelineConfig, prefixEnd = deterministicPrefixLength(cfg)): Promise<RgbImage> {
   const dopts = { maxPixels: cfg.maxPixels ?? DEFAULT_MAX_PIXELS, alpha: cfg.alpha ?? 'drop' } as const;
+  const header = imageSizeFromHeader(buf);
+  if (header) checkLetterboxCanvas(path, cfg, header.width, header.height);
   let start = 0;
   let img: RgbImage | null = null;
   const first = cfg.ops[0];
@@ -358,6 +374,7 @@ export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: Pip
     }
   }
   img ??= await decodeBuffer(buf, path, dopts);
+  checkLetterboxCanvas(path, cfg, img.width, img.height);
   return applyOps(img, cfg, new Rng(0), start, prefixEnd).img;
 }
 

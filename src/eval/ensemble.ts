@@ -33,6 +33,8 @@ export interface EnsembleMember {
   checkpointDir: string;
   runDir: string | undefined;
   modelName: string;
+  /** --max-pixels of its evaluation pipeline. */
+  maxPixels?: number;
 }
 
 /** True when path is an ensemble file (JSON with the ensemble format). */
@@ -114,7 +116,7 @@ export async function evaluateEnsemble(
   const results: EnsembleEvalResult['members'] = [];
   for (let i = 0; i < members.length; i++) {
     const m = members[i]!;
-    const r = await evaluate(m.model, ds, evalPipeline(m.preprocess), { ...o, device: m.device, keepLogits: true, keepTopK: 0 });
+    const r = await evaluate(m.model, ds, evalPipeline(m.preprocess, m.maxPixels), { ...o, device: m.device, keepLogits: true, keepTopK: 0 });
     results.push({ ...r, name: m.modelName, checkpoint: m.checkpointDir, weight: weights[i]! });
   }
   const c = classes.length;

@@ -23,6 +23,8 @@ export interface LoadedRecognizer {
   runDir: string | undefined;
   /** EMA weights were loaded. */
   ema: boolean;
+  /** --max-pixels: what its evaluation pipeline refuses to decode (default DEFAULT_MAX_PIXELS). */
+  maxPixels?: number;
   /** An ensemble file was loaded: its members (model/preprocess above are the first member's) and how they combine. */
   ensemble?: { path: string; members: LoadedRecognizer[]; weights: number[]; mean: TtaMean; tta: TtaView[]; ttaMean: TtaMean };
 }
@@ -41,6 +43,8 @@ export interface LoadOptions {
   prefer?: 'best' | 'latest';
   /** Accept an ensemble file (callers that handle `ensemble`: predictFiles, eval); others get a clear error. */
   allowEnsemble?: boolean;
+  /** Pixels per image at most (--max-pixels), kept on the recognizer for every pipeline built from it. */
+  maxPixels?: number;
 }
 
 export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecognizer {
@@ -80,7 +84,7 @@ export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecogni
     model.dispose();
     throw new Error(`${checkpointDir}: cannot load weights into ${config.model.name}: ${(e as Error).message}`);
   }
-  return { model, modelName: config.model.name, classes, preprocess, device, checkpointDir, runDir, ema: useEma };
+  return { model, modelName: config.model.name, classes, preprocess, device, checkpointDir, runDir, ema: useEma, maxPixels: o.maxPixels };
 }
 
 export interface Prediction {
@@ -112,7 +116,7 @@ export type BatchForward = (x: T.Tensor) => T.Tensor;
  * model, through the run's evaluation pre-processing; a bad file gets an error.
  */
 export async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], o: PredictOptions, forward?: BatchForward): Promise<{ path: string; scores?: Float32Array; error?: string }[]> {
-  const pipeline = evalPipeline(r.preprocess);
+  const pipeline = evalPipeline(r.preprocess, r.maxPixels);
   const bs = o.batchSize ?? 16;
   const run = forward ?? ((x: T.Tensor) => batchLogits(r.model, x, o.tta ?? [], o.ttaMean ?? 'logits'));
   let c = r.classes.length;

@@ -61,7 +61,7 @@ export interface DatasetEmbeddings {
 /** Embeddings of every sample of a dataset, in batches through the loader's workers. */
 export async function embedDataset(r: LoadedRecognizer, ds: Dataset, o: { tta?: TtaView[]; batchSize?: number; workers?: number; onBatch?: (done: number, total: number) => void } = {}): Promise<DatasetEmbeddings> {
   const loader = new DataLoader({
-    dataset: ds, pipeline: evalPipeline(r.preprocess), batchSize: o.batchSize ?? 32, mode: 'eval',
+    dataset: ds, pipeline: evalPipeline(r.preprocess, r.maxPixels), batchSize: o.batchSize ?? 32, mode: 'eval',
     ...(o.workers !== undefined ? { workers: o.workers } : {}), reuseBuffers: true,
   });
   const wasTraining = r.model.training;

@@ -49,9 +49,10 @@ function crc32(data: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-function u64(dv: DataView, off: number): number {
+function u64(dv: DataView, off: number, file: string): number {
   const v = dv.getBigUint64(off, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError('64-bit zip field beyond 2^53');
+  // A named error (it was a bare RangeError, found by fuzzing).
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new WeightFileError('WEIGHTS_BAD_ZIP', file, `64-bit zip field ${v} beyond 2^53`);
   return Number(v);
 }
 
@@ -96,13 +97,13 @@ function* parseDirectory(file: string, size: number): Reads<Map<string, ZipEntry
     // ZIP64: the locator sits right before the classic record and points at the 64-bit record.
     const loc = eocd - 20;
     if (loc < 0 || tv.getUint32(loc, true) !== SIG_ZIP64_LOCATOR) throw badZip('ZIP64 end-of-central-directory locator is missing');
-    const recOffset = u64(tv, loc + 8);
+    const recOffset = u64(tv, loc + 8, file);
     if (recOffset + 56 > size) throw badZip('ZIP64 end-of-central-directory record lies beyond the end of the file');
     const rec = view(yield { position: recOffset, length: 56 });
     if (rec.getUint32(0, true) !== SIG_ZIP64_EOCD) throw badZip('ZIP64 end-of-central-directory record is missing');
-    count = u64(rec, 32);
-    cdSize = u64(rec, 40);
-    cdOffset = u64(rec, 48);
+    count = u64(rec, 32, file);
+    cdSize = u64(rec, 40, file);
+    cdOffset = u64(rec, 48, file);
   }
   if (cdOffset + cdSize > size) {
     throw badZip(`zip central directory (offset ${cdOffset}, ${cdSize} bytes) lies beyond the end of the file (${size} bytes): truncated?`);
@@ -132,9 +133,9 @@ function* parseDirectory(file: string, size: number): Reads<Map<string, ZipEntry
       const len = cv.getUint16(e + 2, true);
       if (id === 0x0001) {
         let q = e + 4;
-        if (uncompressedSize === 0xffffffff && q + 8 <= e + 4 + len) (uncompressedSize = u64(cv, q)), (q += 8);
-        if (compressedSize === 0xffffffff && q + 8 <= e + 4 + len) (compressedSize = u64(cv, q)), (q += 8);
-        if (localHeaderOffset === 0xffffffff && q + 8 <= e + 4 + len) localHeaderOffset = u64(cv, q);
+        if (uncompressedSize === 0xffffffff && q + 8 <= e + 4 + len) (uncompressedSize = u64(cv, q, file)), (q += 8);
+        if (compressedSize === 0xffffffff && q + 8 <= e + 4 + len) (compressedSize = u64(cv, q, file)), (q += 8);
+        if (localHeaderOffset === 0xffffffff && q + 8 <= e + 4 + len) localHeaderOffset = u64(cv, q, file);
       }
       e += 4 + len;
     }

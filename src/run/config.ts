@@ -3,6 +3,7 @@
 // with the run.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_MAX_PIXELS } from '../data/limits.js';
 import { closestNames } from '../util/did-you-mean.js';
 import type { Interpolation } from '../data/resample.js';
 
@@ -43,6 +44,8 @@ export interface TrainConfig {
      * memory, and large photos fill it quickly. For when the loader limits the step time.
      */
     cacheMB: number;
+    /** Pixels per image at most (decompression bombs), from the header before decoding. */
+    maxPixels: number;
   };
   model: {
     name: string;
@@ -134,7 +137,7 @@ export interface TrainConfig {
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
-  data: { root: '', trainSplit: 'train', valSplit: 'test', fraction: 1, badFiles: 'skip', workers: 0, cacheMB: 0 },
+  data: { root: '', trainSplit: 'train', valSplit: 'test', fraction: 1, badFiles: 'skip', workers: 0, cacheMB: 0, maxPixels: DEFAULT_MAX_PIXELS },
   model: { name: 'resnet50', pretrained: null, dropRate: 0, dropPathRate: 0, head: 'linear',
     embeddingDim: 512, bnNeck: true, scale: 30, margin: null, easyMargin: false, channelsLast: false },
   // mean/std: the recipe's statistics (RP2K, from the competition code); the only copy of these numbers.
@@ -172,6 +175,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   'data.badFiles': "bad image files: 'skip' (reported, counted) or 'fail'",
   'data.workers': 'parallel decode/augment workers (0 = automatic)',
   'data.cacheMB': 'keep decoded training images in memory up to this many MiB (0 = off; faster epochs after the first, costs memory)',
+  'data.maxPixels': `pixels per image at most, from its header before decoding (decompression bombs; --max-pixels)`,
   'model.name': 'registered model (goodsrec models lists them)',
   'model.pretrained': "weights to start from: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50[.IMAGENET1K_V1]', a file or folder",
   'model.dropRate': 'dropout before the classifier',
@@ -318,6 +322,8 @@ export function validateConfig(c: TrainConfig): void {
   // Run folders written before data.cacheMB existed: the cache was on (2 GiB); new runs default to off.
   c.data.cacheMB ??= 2048;
   check(num(c.data.cacheMB) && c.data.cacheMB >= 0, 'data.cacheMB', 'a number of MiB >= 0', c.data.cacheMB);
+  c.data.maxPixels ??= DEFAULT_MAX_PIXELS; // run folders written before the option existed
+  check(int(c.data.maxPixels, 1), 'data.maxPixels', 'an integer >= 1', c.data.maxPixels);
   check(typeof c.model.name === 'string' && c.model.name.length > 0, 'model.name', 'a model name', c.model.name);
   // Run folders written before model.head existed have none: the linear head.
   c.model.head ??= 'linear';

@@ -21,9 +21,9 @@ export interface PreprocessConfig {
 
 /**
  * Evaluation: resize to size / cropPct (letterbox, squash, or the shorter side for 'center'), center
- * crop size, normalize.
+ * crop size, normalize; `maxPixels`: --max-pixels.
  */
-export function evalPipeline(p: PreprocessConfig): PipelineConfig {
+export function evalPipeline(p: PreprocessConfig, maxPixels?: number): PipelineConfig {
   const resized = Math.round(p.size / p.cropPct);
   const interpolation = p.interpolation ?? 'bilinear';
   // Written only when not bilinear, so pipelines of older runs stay the same objects.
@@ -34,6 +34,7 @@ export function evalPipeline(p: PreprocessConfig): PipelineConfig {
   return {
     ops: [first, { op: 'centerCrop', size: p.size }, { op: 'normalize', mean: p.mean, std: p.std }],
     fastDecode: true,
+    ...(maxPixels !== undefined ? { maxPixels } : {}),
   };
 }
 
@@ -67,7 +68,7 @@ export function trainPipeline(c: TrainConfig, norm: ChannelStats = configNormali
   ops.push({ op: 'normalize', mean: norm.mean, std: norm.std });
   if (a.cutout > 0) ops.push({ op: 'cutout', length: a.cutout });
   if (a.randomErasing > 0) ops.push({ op: 'randomErasing', p: a.randomErasing, mode: 'pixel' });
-  return { ops, fastDecode: true };
+  return { ops, fastDecode: true, maxPixels: c.data.maxPixels };
 }
 
 /** The run's evaluation pre-processing (preprocess.json) from its config and normalisation. */

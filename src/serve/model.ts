@@ -6,6 +6,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { validatePipeline } from '../data/transforms.js';
+import { evalPipeline } from '../run/pipelines.js';
 import type { OnnxSidecar } from './onnx/export.js';
 import type { OrtReply, OrtRequest, OrtWorkerData } from './ort-worker.js';
 
@@ -44,9 +46,39 @@ export function readSidecar(path: string): OnnxSidecar {
   } catch (e) {
     throw new Error(`${path}: cannot read the export sidecar: ${(e as Error).message}`);
   }
-  if (s.format !== 'goodsrec-onnx') throw new Error(`${path}: not a goodsrec ONNX sidecar (format '${String(s.format)}')`);
+  if (s === null || typeof s !== 'object' || s.format !== 'goodsrec-onnx') {
+    throw new Error(`${path}: not a goodsrec ONNX sidecar (format '${String(s?.format)}')`);
+  }
   for (const k of ['classes', 'preprocess', 'input', 'output'] as const) if (!s[k]) throw new Error(`${path}: the sidecar has no '${k}'`);
+  checkSidecar(s, path);
   return s;
+}
+
+/** What the server and predictor rely on; a damaged sidecar is refused here, naming its path (found by fuzzing). */
+function checkSidecar(s: OnnxSidecar, path: string): void {
+  const bad = (what: string, v: unknown): never => {
+    throw new Error(`${path}: the sidecar's ${what} is invalid (${JSON.stringify(v)?.slice(0, 80)})`);
+  };
+  const dims = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((d) => Number.isSafeInteger(d) && d > 0);
+  const io = (k: 'input' | 'output' | 'embedding', v: { name?: unknown; dims?: unknown }): void => {
+    if (typeof v !== 'object' || v === null || typeof v.name !== 'string' || v.name === '') bad(`${k}.name`, v?.name);
+    if (!dims(v.dims)) bad(`${k}.dims`, v.dims);
+  };
+  if (!Array.isArray(s.classes) || s.classes.length === 0 || !s.classes.every((c) => typeof c === 'string')) bad('classes', s.classes);
+  io('input', s.input);
+  io('output', s.output);
+  if (s.input.dims.length !== 3 || s.input.dims[0] !== 3 || s.input.dims.reduce((a, b) => a * b, 1) > 2 ** 28) bad('input.dims (3 x size x size)', s.input.dims);
+  if (s.output.dims[0] !== s.classes.length) bad(`output.dims (${s.classes.length} classes)`, s.output.dims);
+  if (s.embedding !== undefined) io('embedding', s.embedding);
+  const p = s.preprocess;
+  if (typeof p !== 'object' || !(typeof p.cropPct === 'number' && p.cropPct > 0 && p.cropPct <= 1)) bad('preprocess.cropPct', p?.cropPct);
+  if (p.resize !== 'letterbox' && p.resize !== 'squash') bad('preprocess.resize', p.resize);
+  if (!Number.isSafeInteger(p.size) || p.size <= 0 || p.size > 8192) bad('preprocess.size', p.size);
+  try {
+    validatePipeline(evalPipeline(p));
+  } catch (e) {
+    throw new Error(`${path}: the sidecar's preprocess is invalid: ${(e as Error).message}`);
+  }
 }
 
 /** Resolves what to serve: an .onnx file, an export folder, or a run/checkpoint (exported on demand). */

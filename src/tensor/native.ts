@@ -39,11 +39,13 @@ function load(): NativeBinding {
   // step 5-10x slower when data loading or other processes share the cores.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const root = packageRoot();
-  const candidates = [
+  // GOODSREC_ADDON_DIR (e.g. the sanitizer build, scripts/fuzz) is the only place looked in when set.
+  const dir = process.env.GOODSREC_ADDON_DIR;
+  const candidates = (dir ? [join(dir, 'goodsrec_native.node')] : [
     process.env.GOODSREC_NATIVE,
     join(root, 'build', 'Release', 'goodsrec_native.node'),
     join(root, 'build', 'Debug', 'goodsrec_native.node'),
-  ].filter((p): p is string => typeof p === 'string');
+  ]).filter((p): p is string => typeof p === 'string');
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
     throw new Error(

@@ -492,7 +492,7 @@ function epochRecord(epoch: number, lossSum: number, lossN: number, images: numb
 async function validate(ctx: Ctx, l: Learner, valDs: Dataset, preprocess: PreprocessConfig, epoch: number): Promise<EvalMetrics> {
   const { c, device, dist } = ctx;
   const evalModel = l.ema ? l.ema.model : l.model;
-  const r = await evaluate(evalModel, valDs, evalPipeline(preprocess), {
+  const r = await evaluate(evalModel, valDs, evalPipeline(preprocess, c.data.maxPixels), {
     ...dist?.shardedEvaluation(evalModel, `validation after epoch ${epoch + 1}`),
     batchSize: Math.max(c.batchSize, 32), device, channelsLast: c.model.channelsLast, keepTopK: 0,
     ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),

@@ -1,7 +1,7 @@
 /** `goodsrec analyze <dataset>`: dataset analysis as JSON plus a self-contained HTML page. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve, isAbsolute } from 'node:path';
-import { defineCliCommand } from '../options.js';
+import { defineCliCommand, maxPixelsOption } from '../options.js';
 import { EXIT, UsageError } from '../errors.js';
 
 export default defineCliCommand({
@@ -18,6 +18,7 @@ export default defineCliCommand({
     splits: { type: 'string', description: 'comma-separated splits to analyse (default: all)' },
     quick: { type: 'boolean', description: 'read headers only (faster; does not find truncated files)' },
     json: { type: 'boolean', description: 'also print the analysis JSON to stdout' },
+    'max-pixels': maxPixelsOption,
   },
   async run({ options: o, args }) {
     const { analyzeDataset } = await import('../../data/analyze.js');
@@ -35,6 +36,7 @@ export default defineCliCommand({
     let last = 0;
     const a = await analyzeDataset(ds, {
       decode: !o.quick,
+      maxPixels: o['max-pixels'],
       onProgress: (d, n) => {
         const now = Date.now();
         if (tty && (now - last > 200 || d === n)) { last = now; process.stderr.write(`\ranalysing ${d}/${n}`); }

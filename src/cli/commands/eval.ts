@@ -10,7 +10,7 @@ import { evalPipeline } from '../../run/pipelines.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
 import { writeEvalFile } from '../../run/eval-file.js';
 import { resolveDevice } from '../../tensor/index.js';
-import { defineCliCommand, deviceOption } from '../options.js';
+import { defineCliCommand, deviceOption, maxPixelsOption } from '../options.js';
 import { EXIT, UsageError } from '../errors.js';
 
 export default defineCliCommand({
@@ -29,12 +29,13 @@ export default defineCliCommand({
     'tta-mean': { type: 'enum', values: TTA_MEANS, description: "average the views' logits (default) or probabilities" },
     'batch-size': { type: 'integer', min: 1, default: 32, description: 'batch size' },
     device: deviceOption,
+    'max-pixels': maxPixelsOption,
     out: { type: 'path', description: 'where to write the JSON result (default <run>/eval-<split>.json)' },
     json: { type: 'boolean', description: 'print the metrics as JSON' },
     gallery: { type: 'path', exists: 'file', description: 'score by nearest neighbours in this gallery: top-1, open-set rates, AUROC' },
   },
   async run({ options: o, args }) {
-    const r = loadRecognizer(args.model, { device: resolveDevice(o.device), allowEnsemble: true });
+    const r = loadRecognizer(args.model, { device: resolveDevice(o.device), maxPixels: o['max-pixels'], allowEnsemble: true });
     try {
       if (r.ensemble && (o.size !== undefined || o.resize || o['crop-pct'] !== undefined)) {
         throw new UsageError('--size, --resize and --crop-pct do not apply to an ensemble: each member keeps its own pre-processing');
@@ -71,7 +72,7 @@ export default defineCliCommand({
           })).ensemble,
           badFiles: [], seconds: 0,
         }
-        : await evaluate(r.model, ds, evalPipeline(pre), { ...common, device: r.device });
+        : await evaluate(r.model, ds, evalPipeline(pre, o['max-pixels']), { ...common, device: r.device });
       if (process.stderr.isTTY) process.stderr.write('\n');
       const out = resolve(o.out ?? join(r.runDir ?? '.', `eval-${o.split}.json`));
       writeEvalFile(out, {

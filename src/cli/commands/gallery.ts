@@ -3,7 +3,7 @@ import { defineCommand } from 'citty';
 import { basename, dirname, resolve } from 'node:path';
 import { skippedReport, type WalkResult } from '../../data/walk.js';
 import { resolveDevice } from '../../tensor/index.js';
-import { defineCliCommand, deviceOption } from '../options.js';
+import { defineCliCommand, deviceOption, maxPixelsOption } from '../options.js';
 import { EXIT, UsageError } from '../errors.js';
 
 /** The photos of a walk, with the skipped entries reported on stderr. */
@@ -27,6 +27,7 @@ const build = defineCliCommand({
     k: { type: 'integer', min: 1, default: 5, description: 'neighbours that vote' },
     'approximate-from': { type: 'integer', min: 1, default: 50000, description: 'photos from which search uses an HNSW graph (kept next to the gallery) instead of exact search' },
     device: deviceOption,
+    'max-pixels': maxPixelsOption,
   },
   async run({ options: o, args }) {
     const { loadRecognizer, disposeRecognizer } = await import('../../eval/predictor.js');
@@ -36,7 +37,7 @@ const build = defineCliCommand({
     const { saveGallery } = await import('../../gallery/session.js');
     const ds = selectSplits(loadDataset(o.data), o.split.split(',').map((x) => x.trim()));
     if (!ds.samples.length) throw new Error(`dataset ${o.data}: split '${o.split}' has no photos`);
-    const r = loadRecognizer(args.model, { device: resolveDevice(o.device) });
+    const r = loadRecognizer(args.model, { device: resolveDevice(o.device), maxPixels: o['max-pixels'] });
     try {
       const { gallery, badFiles } = await buildGallery(r, ds, { k: o.k, onBatch: progress('embedding') });
       gallery.meta.search = { approximateFrom: o['approximate-from'] };
@@ -62,6 +63,7 @@ const add = defineCliCommand({
     class: { type: 'string', required: true, description: 'product (class) name' },
     model: { type: 'path', exists: 'any', description: 'run/checkpoint (default: the one the gallery was built with; must be the same weights)' },
     device: deviceOption,
+    'max-pixels': maxPixelsOption,
   },
   async run({ options: o, args }) {
     const photos = args.photos;
@@ -72,7 +74,7 @@ const add = defineCliCommand({
     const g = readGallery(path);
     const walk = expandImagePaths(photos);
     const paths = photosOf(walk);
-    const r = loadRecognizer(o.model ?? g.meta.model.checkpoint, { device: resolveDevice(o.device) });
+    const r = loadRecognizer(o.model ?? g.meta.model.checkpoint, { device: resolveDevice(o.device), maxPixels: o['max-pixels'] });
     try {
       checkGalleryModel(g, r, path);
       const res = await enrolPhotos(r, g, o.class, paths);
@@ -135,6 +137,7 @@ const calibrate = defineCliCommand({
     far: { type: 'number', min: 0, below: 1, default: 0.01, description: 'target false-accept rate (unknown photos accepted as some product)' },
     model: { type: 'path', exists: 'any', description: 'run/checkpoint (default: the one the gallery was built with)' },
     device: deviceOption,
+    'max-pixels': maxPixelsOption,
   },
   async run({ options: o, args }) {
     const far = o.far;
@@ -148,7 +151,7 @@ const calibrate = defineCliCommand({
     const knownPaths = photosOf(expandImagePaths([o.known]));
     const unknownPaths = photosOf(expandImagePaths([o.unknown]));
     if (!knownPaths.length || !unknownPaths.length) throw new UsageError(`--${knownPaths.length ? 'unknown' : 'known'}: no photos found`);
-    const r = loadRecognizer(o.model ?? g.meta.model.checkpoint, { device: resolveDevice(o.device) });
+    const r = loadRecognizer(o.model ?? g.meta.model.checkpoint, { device: resolveDevice(o.device), maxPixels: o['max-pixels'] });
     const m = openMatcher(g, path, { device: r.device });
     try {
       checkGalleryModel(g, r, path);

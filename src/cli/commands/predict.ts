@@ -3,7 +3,7 @@ import { loadRecognizer, expandImagePaths, predictFiles, disposeRecognizer, skip
 import { TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
 import { skippedReport } from '../../data/walk.js';
 import { resolveDevice } from '../../tensor/index.js';
-import { defineCliCommand, deviceOption } from '../options.js';
+import { defineCliCommand, deviceOption, maxPixelsOption } from '../options.js';
 import { EXIT } from '../errors.js';
 
 export default defineCliCommand({
@@ -21,6 +21,7 @@ export default defineCliCommand({
     tta: { type: 'list', of: { type: 'enum', values: TTA_VIEWS }, description: 'test-time views' },
     'tta-mean': { type: 'enum', values: TTA_MEANS, description: "average the views' logits (default) or probabilities" },
     device: deviceOption,
+    'max-pixels': maxPixelsOption,
     json: { type: 'boolean', description: 'print JSON instead of a table' },
     gallery: { type: 'path', exists: 'file', description: 'answer by nearest neighbours in this gallery (goodsrec gallery build)' },
   },
@@ -28,7 +29,7 @@ export default defineCliCommand({
     const inputs = expandImagePaths(args.images);
     // Bad inputs are reported up front (stderr) and again in the results, with the files that failed to decode.
     if (inputs.skipped.length) console.error(skippedReport(inputs.skipped));
-    const r = loadRecognizer(args.model, { device: resolveDevice(o.device), allowEnsemble: true });
+    const r = loadRecognizer(args.model, { device: resolveDevice(o.device), maxPixels: o['max-pixels'], allowEnsemble: true });
     try {
       if (o.gallery) {
         const { predictCommandWithGallery } = await import('./gallery.js');

@@ -1,6 +1,6 @@
 // goodsrec serve: HTTP inference server (fastify + onnxruntime-node) with a browser page.
 import { resolve } from 'node:path';
-import { defineCliCommand } from '../options.js';
+import { defineCliCommand, maxPixelsOption } from '../options.js';
 import { UsageError } from '../errors.js';
 
 export default defineCliCommand({
@@ -20,7 +20,8 @@ export default defineCliCommand({
     'max-queue': { type: 'integer', min: 1, default: 256, description: 'images waiting for inference at most (then 503)' },
     'max-body': { type: 'integer', min: 1, default: 10 * 1024 * 1024, description: 'bytes per image at most (then 413)' },
     'max-images': { type: 'integer', min: 1, default: 16, description: 'images per request at most' },
-    'max-pixels': { type: 'integer', min: 1, default: 40_000_000, description: 'pixels per image at most (decompression bombs)' },
+    // Uploads from anyone: a lower default than the commands that read the user's own files.
+    'max-pixels': { ...maxPixelsOption, default: 40_000_000, description: maxPixelsOption.description.replace(/default \d+/, 'default 40000000') },
     timeout: { type: 'integer', min: 1, default: 30000, description: 'request timeout in ms' },
     reference: { type: 'path', exists: 'dir', description: "dataset folder with classes.csv 'Iconic Image Path' (grocery-store): reference photos on the page" },
     log: { type: 'boolean', description: 'log every request (fastify logger)' },

@@ -10,7 +10,7 @@ import { ProgressReporter } from '../../train/progress.js';
 import type { TrainWorkerData, TrainWorkerMessage } from '../../train/worker-entry.js';
 import type { TrainResult } from '../../train/trainer.js';
 import { closestNames } from '../../util/did-you-mean.js';
-import { defineCliCommand, type OptionSpec, type OptionValues } from '../options.js';
+import { defineCliCommand, maxPixelsOption, type OptionSpec, type OptionValues } from '../options.js';
 import { EXIT, UsageError } from '../errors.js';
 import { launchRanks, stripLaunchFlags } from '../../distributed/launch.js';
 import { recipeLayer } from '../../train/recipes.js';
@@ -44,7 +44,7 @@ const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
 const CONFIG_FLAGS = {
   data: 'data.root', model: 'model.name', epochs: 'schedule.epochs', 'batch-size': 'batchSize', lr: 'optim.lr', size: 'input.size',
   device: 'device', amp: 'amp', seed: 'seed', out: 'out', pretrained: 'model.pretrained', head: 'model.head',
-  'embedding-dim': 'model.embeddingDim',
+  'embedding-dim': 'model.embeddingDim', 'max-pixels': 'data.maxPixels',
 } as const;
 
 /** `goodsrec train --pretrained X`: the config option it probably means, as a --set. */
@@ -105,6 +105,7 @@ const trainOptions = {
   size: { type: 'string', description: 'input resolution (input.size)' },
   head: { type: 'string', description: "'linear', 'wide', or an embedding head 'arcface' / 'cosface' (model.head)" },
   'embedding-dim': { type: 'string', description: 'embedding width of arcface/cosface (model.embeddingDim)' },
+  'max-pixels': { type: maxPixelsOption.type, min: maxPixelsOption.min, description: `${maxPixelsOption.description} (data.maxPixels)` },
   device: { type: 'string', description: "compute device (device): 'auto' (default), 'cpu', 'cuda', 'cuda:N'" },
   amp: { type: 'string', description: "mixed precision (amp): 'auto', 'off', 'bf16', 'fp16'" },
   seed: { type: 'string', description: 'random seed (seed)' },
