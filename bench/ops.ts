@@ -10,7 +10,7 @@ const PYTHON = process.env.GOODSREC_ORACLE_PYTHON ?? '/usr/bin/python3';
 const TINY_CALLS = 200_000;
 const CONV_ITERS = Number(process.env.GOODSREC_BENCH_CONV_ITERS ?? 5);
 
-const PY = String.raw`
+const PY = `
 import json, sys, time, statistics
 import torch
 import torch.nn.functional as F

@@ -109,7 +109,7 @@ export async function run(): Promise<void> {
     // 1. the server, 8 concurrent clients
     const server = await startServer(dir, threads);
     const bodies = photos.map((p) => readFileSync(p));
-    let served;
+    let served: Awaited<ReturnType<typeof load>>;
     try {
       served = await load(server.url, bodies, 8, seconds);
     } finally {

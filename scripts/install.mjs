@@ -19,6 +19,7 @@ const log = (s) => process.stderr.write(`goodsrec install: ${s}\n`);
 function loadProblem(file) {
   const probe = 'const b = require(process.argv[1]); const v = b.libtorch;' +
     'if (!v || v.compiled.split("+")[0] !== v.runtime.split("+")[0]) ' +
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: code for node -e, interpolated by that process
     '{ console.error(`compiled against libtorch ${v?.compiled}, loaded ${v?.runtime}`); process.exit(3); }';
   const r = spawnSync(process.execPath, ['-e', probe, file], { encoding: 'utf8' });
   return r.status === 0 ? null : (r.stderr || `exit ${r.status}`).trim().split('\n').slice(-1)[0];

@@ -13,7 +13,7 @@ import * as T from '../src/tensor/index.js';
 import { createModel } from '../src/models/index.js';
 import { writeSafetensorsSync, type RawTensor } from '../src/io/index.js';
 import {
-  hubDownload, HubError, resolvePretrained, checkArchitecture, zooArchitecture, repoFolderName, type HubSettings,
+  hubDownload, type HubError, resolvePretrained, checkArchitecture, zooArchitecture, repoFolderName, type HubSettings,
 } from '../src/hub/index.js';
 import { applyPretrainedCfg, explicitKeys } from '../src/run/pretrained-cfg.js';
 import { DEFAULT_CONFIG } from '../src/run/config.js';

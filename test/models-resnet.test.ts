@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import * as nn from '../src/nn/index.js';
-import { createModel, listModels, getModelEntry, ResNet } from '../src/models/index.js';
+import { createModel, listModels, getModelEntry, type ResNet } from '../src/models/index.js';
 import { SGD, paramGroupsNoDecay } from '../src/optim/index.js';
 import { runOracle, loadTensors, relError, TWIN_TOL, type OracleRun } from './nn-helpers.js';
 

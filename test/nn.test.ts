@@ -134,7 +134,7 @@ test('forward hooks see every call, can replace the output, and are removable', 
   const model = createModel('resnet18', { numClasses: 3 }).eval() as ResNet;
   const seen: string[] = [];
   const feats: T.Tensor[] = [];
-  const h1 = model.layer2.registerForwardHook((m, input, output) => { seen.push(`${input.shape[1]}->${output.shape[1]}`); feats.push(output.clone().keep()); });
+  const h1 = model.layer2.registerForwardHook((_m, input, output) => { seen.push(`${input.shape[1]}->${output.shape[1]}`); feats.push(output.clone().keep()); });
   const h2 = model.getClassifier().registerForwardHook((_m, _i, out) => out.mul(0));
   T.tidy(() => {
     const y = T.noGrad(() => model.forward(T.randn([1, 3, 32, 32])));
@@ -148,7 +148,7 @@ test('forward hooks see every call, can replace the output, and are removable', 
     assert.ok(y.abs().sum().item() > 0);
   });
   assert.equal(seen.length, 1);
-  assert.ok(!Object.prototype.hasOwnProperty.call(model.layer2, 'forward'), 'no wrapper left once the last hook is removed');
+  assert.ok(!Object.hasOwn(model.layer2, 'forward'), 'no wrapper left once the last hook is removed');
   feats[0]!.dispose();
   model.dispose();
 });

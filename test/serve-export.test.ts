@@ -128,7 +128,7 @@ test('an op without an ONNX mapping is named with its module; the hook and forwa
   // Also when the model is wrapped for test-time views.
   assert.throws(() => exportModel(m, { size: 8, tta: ['flip'] }), /'cumsum' in module '<root>' \(Unmapped\)/);
   assert.equal(setCallHook(null), null, 'no hook left installed');
-  assert.ok(!Object.prototype.hasOwnProperty.call(m.conv, 'forward'), 'forward wrappers removed');
+  assert.ok(!Object.hasOwn(m.conv, 'forward'), 'forward wrappers removed');
   m.dispose();
 });
 

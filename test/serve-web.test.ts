@@ -183,6 +183,7 @@ async function runParity(
   page: Page, base: string, photos: Photo[], fastDecode: boolean, hook: string | null = null,
 ): Promise<Verdict[]> {
   await page.evaluate((h) => {
+    // biome-ignore lint/security/noGlobalEval: the test injects a pipeline hook into the page
     (window as unknown as { goodsrecPipelineHook: unknown }).goodsrecPipelineHook = h ? (0, eval)(h) : undefined;
   }, hook);
   await page.check('#in-browser');

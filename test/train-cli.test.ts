@@ -71,7 +71,7 @@ test('train 2 epochs, then eval and predict the run', () => {
   }
   const bad = run(['predict', dir, join(work, 'missing.jpg')]);
   assert.equal(bad.code, 3);
-  assert.match(bad.stdout, /missing\.jpg\n  error: missing \(no such file or folder\)/);
+  assert.match(bad.stdout, /missing\.jpg\n {2}error: missing \(no such file or folder\)/);
 });
 
 test('bad options give clear errors', () => {

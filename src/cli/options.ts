@@ -88,7 +88,7 @@ export function accepts(s: OptionSpec | Element): string {
 }
 
 function checkPath(what: string, raw: string, exists: 'file' | 'dir' | 'any'): void {
-  let st;
+  let st: import('node:fs').Stats;
   try { st = statSync(raw); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new UsageError(`${what}: '${raw}' not found${code === 'ENOENT' ? '' : ` (${code})`}`);
@@ -232,10 +232,12 @@ export interface CliCommand<O extends Record<string, OptionSpec>, P extends Reco
   /** A hint for an unknown option (e.g. the config key it may mean). */
   suggest?: (name: string, value: string | undefined) => string | undefined;
   /** Returns an exit code (EXIT.partial when some inputs were skipped), or nothing for success. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a command may return nothing (exit code 0)
   run(ctx: { options: OptionValues<O>; args: PositionalValues<P>; rawArgs: readonly string[] }): Promise<ExitCode | void> | ExitCode | void;
 }
 
 /** A citty command whose arguments are parsed and validated by the schema; errors take the one error path. */
+// biome-ignore lint/complexity/noBannedTypes: {} = no positionals; Record<string, never> breaks the inference of P
 export function defineCliCommand<const O extends Record<string, OptionSpec>, const P extends Record<string, PositionalSpec> = {}>(
   c: CliCommand<O, P>,
 ): CommandDef<ArgsDef> {

@@ -61,7 +61,7 @@ function histogram(values: number[], edges: number[]): HistogramBin[] {
 
 function sizeEdges(values: number[]): number[] {
   const max = Math.max(1, maxOf(values));
-  const step = Math.max(32, Math.pow(2, Math.ceil(Math.log2(max / 16))));
+  const step = Math.max(32, 2 ** Math.ceil(Math.log2(max / 16)));
   const edges: number[] = [];
   for (let e = 0; e <= max + step; e += step) edges.push(e);
   return edges;

@@ -182,7 +182,6 @@ export class DataLoader implements AsyncIterable<Batch> {
   private readonly byClass: number[][];
   /** [height, width] of every sample when the pipeline fixes it, else null. */
   private readonly outputSize: [number, number] | null;
-  private readonly localSem = { active: 0 };
 
   constructor(o: DataLoaderOptions) {
     validatePipeline(o.pipeline);

@@ -302,7 +302,7 @@ function fusedCropFromJpeg(buf: Uint8Array, cfg: PipelineConfig, rng: Rng): RgbI
   const info = nat.jpegInfo(buf);
   const maxPixels = cfg.maxPixels ?? DEFAULT_MAX_PIXELS;
   // Over a limit: decodeBufferWithPrefix refuses it with the file's name.
-  if (!info || !info.supported || info.width * info.height > maxPixels || Math.max(info.width, info.height) ** 2 > maxPixels) return null;
+  if (!info?.supported || info.width * info.height > maxPixels || Math.max(info.width, info.height) ** 2 > maxPixels) return null;
   const [W, H] = orientedSize(info);
   const p = planFusedCrop(W, H, lb, cfg.ops[1] as RrcOp, rng);
   const d = cfg.fastDecode ? dctScale(p.box.x1 - p.box.x0, p.box.y1 - p.box.y0, p.outW, p.outH) : 1;
@@ -519,6 +519,6 @@ export async function processBuffer(buf: Buffer, path: string, cfg: PipelineConf
 /** mean/std the consumer must apply to uint8 output (null when the pipeline has no normalize op). */
 export function pipelineNormalization(cfg: PipelineConfig): ChannelStats | null {
   const n = cfg.ops.find((o) => o.op === 'normalize');
-  if (!n || n.op !== 'normalize' || n.mean === 'dataset' || n.std === 'dataset') return null;
+  if (n?.op !== 'normalize' || n.mean === 'dataset' || n.std === 'dataset') return null;
   return { mean: n.mean, std: n.std };
 }

@@ -166,7 +166,7 @@ export async function predictFiles(r: LoadedRecognizer, paths: readonly string[]
     const per: Awaited<ReturnType<typeof scoreFiles>>[] = [];
     for (const m of e.members) per.push(await scoreFiles(m, paths, opts));
     scored = paths.map((p, i) => {
-      const err = per.find((m) => m[i]!.error)?.[i]!.error;
+      const err = per.find((m) => m[i]!.error)?.[i]?.error;
       return err !== undefined ? { path: p, error: err } : { path: p, scores: combineScores(per.map((m) => m[i]!.scores!), e.weights, c, e.mean) };
     });
   } else scored = await scoreFiles(r, paths, o);

@@ -53,7 +53,7 @@ export async function hubDownload(repo: string, file: string, o: HubDownloadOpti
   if (s.token) headers.authorization = `Bearer ${s.token}`;
   const ctx: RequestContext = { repo, file, revision, withToken: s.token !== null };
   const url = hubFileUrl(s.endpoint, repo, revision, file);
-  let meta;
+  let meta: Awaited<ReturnType<typeof fetchMetadata>>;
   try {
     meta = await fetchMetadata(url, headers, ctx);
   } catch (e) {

@@ -50,7 +50,7 @@ const ITEM_SIZE: Record<DType, number> = {
 };
 
 export function isDType(s: unknown): s is DType {
-  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ITEM_SIZE, s);
+  return typeof s === 'string' && Object.hasOwn(ITEM_SIZE, s);
 }
 
 /** Bytes per element. */

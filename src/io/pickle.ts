@@ -174,15 +174,19 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
     return fn.call(args.items);
   };
   const setItems = (target: PyValue, kv: PyValue[]): void => {
+    // biome-ignore lint/correctness/noVoidTypeReturn: fail() throws; `return` keeps the narrowing below
     if (!(target instanceof PyDict)) return fail(`cannot set items on ${describeValue(target)}`);
+    // biome-ignore lint/correctness/noVoidTypeReturn: fail() throws; `return` keeps the narrowing below
     if (kv.length % 2 !== 0) return fail('odd number of items for a dict');
     for (let i = 0; i < kv.length; i += 2) {
       const k = kv[i]!;
+      // biome-ignore lint/correctness/noVoidTypeReturn: fail() throws; `return` keeps the narrowing below
       if (!isKey(k)) return fail(`unhashable dict key ${describeValue(k)}`);
       target.items.set(k, kv[i + 1]!);
     }
   };
   const append = (target: PyValue, items: PyValue[]): void => {
+    // biome-ignore lint/correctness/noVoidTypeReturn: fail() throws; `return` keeps the narrowing below
     if (!Array.isArray(target)) return fail(`cannot append to ${describeValue(target)}`);
     for (const it of items) target.push(it);
   };

@@ -4,7 +4,7 @@
 // Either way the head sits in the family's classifier slot (ResNet `fc`,
 // Inception-ResNet-v2 `classif`), so resetClassifier and pretrained loading,
 // which drop every key under that prefix, work unchanged.
-import { Module } from '../nn/module.js';
+import type { Module } from '../nn/module.js';
 import { Linear, Identity } from '../nn/layers/linear.js';
 import { Sequential } from '../nn/layers/containers.js';
 import { BatchNorm1d } from '../nn/layers/batchnorm1d.js';

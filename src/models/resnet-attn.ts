@@ -7,7 +7,7 @@
 import '../nn/layers/se.js';
 import '../nn/layers/cbam.js';
 import '../nn/layers/bam.js';
-import * as T from '../tensor/index.js';
+import type * as T from '../tensor/index.js';
 import { IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './model.js';
 import { registerResNet, type ResNetArgs } from './resnet.js';
 import type { CheckpointFilter } from './registry.js';

@@ -14,7 +14,7 @@ import { GELU } from '../nn/layers/activation.js';
 import { AdaptiveAvgPool2d } from '../nn/layers/pooling.js';
 import { Dropout, DropPath } from '../nn/layers/dropout.js';
 import { Sequential } from '../nn/layers/containers.js';
-import { normal_, zeros_ } from '../nn/init.js';
+import { zeros_ } from '../nn/init.js';
 import { ClassifierModel, IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './model.js';
 import { registerModel, type CreateModelOptions } from './registry.js';
 import { checkHead, checkNumClasses, createClassifier, type HeadType } from './head.js';

@@ -7,6 +7,7 @@ import { matcher, type NamePattern } from './pattern.js';
 type Tensor = T.Tensor;
 
 /** Called after a module's forward; returning a tensor replaces the output (PyTorch's forward hook). */
+// biome-ignore lint/suspicious/noConfusingVoidType: a hook returns a replacement output or nothing
 export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => Tensor | void;
 export interface HookHandle { remove(): void }
 

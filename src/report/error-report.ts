@@ -81,7 +81,7 @@ export async function renderErrorReport(ev: EvalFile, o: ErrorReportOptions = {}
   let freq = m.perClass.map((p) => p.support);
   let freqSource = `${ev.split} support`;
   const train = ds ? selectSplits(ds, o.trainSplit ?? 'train') : null;
-  if (ds && train && train.samples.length) {
+  if (ds && train?.samples.length) {
     freq = classes.map(() => 0);
     for (const s of train.samples) { const k = byName.get(ds.classes[s.label]!); if (k !== undefined) freq[k]!++; }
     freqSource = `'${o.trainSplit ?? 'train'}' images`;

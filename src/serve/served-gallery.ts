@@ -40,7 +40,7 @@ export class ServedGallery {
   get searchKind(): 'exact' | 'approximate' { return isApproximate(this.snap.gallery) ? 'approximate' : 'exact'; }
 
   /** Appends photos of one class (embeddings: row-major unit rows). */
-  enrol(className: string, entries: readonly GalleryEntry[], embeddings: Float32Array): Promise<GallerySnapshot> {
+  enrol(_className: string, entries: readonly GalleryEntry[], embeddings: Float32Array): Promise<GallerySnapshot> {
     return this.write((g) => appendToGallery(g, entries, embeddings));
   }
 

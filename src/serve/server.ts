@@ -318,6 +318,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     requireAdmin(req);
     const g = requireGallery();
     const name = req.params.name.trim();
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
     if (!name || name.length > 200 || /[\u0000-\u001f]/.test(name)) throw new ServeError('BAD_REQUEST', `class name '${req.params.name}' is empty, too long or has control characters`);
     const t0 = performance.now();
     const ups = await uploads(req);

@@ -1,7 +1,7 @@
 // Creating tensors: from typed arrays or nested arrays, and the factories.
 import { call } from './native.js';
 import { type DType, dtypeCode, dtypeOfArray, bytesPerElement } from './dtype.js';
-import { Tensor, wrap, assertShape, type Device, type Scalar } from './tensor.js';
+import { type Tensor, wrap, assertShape, type Device, type Scalar } from './tensor.js';
 
 export interface CreateOptions { dtype?: DType; device?: Device; requiresGrad?: boolean }
 

@@ -3,7 +3,7 @@
 import { call } from './native.js';
 import type { OpArgs, OpsReturning } from './ops.js';
 import { dtypeCode, type DType } from './dtype.js';
-import { Tensor, wrap, type Scalar } from './tensor.js';
+import { type Tensor, wrap, type Scalar } from './tensor.js';
 import type { Handle } from './native.js';
 
 function op<K extends OpsReturning<'tensor'>>(name: K, ...args: OpArgs<K>): Tensor {

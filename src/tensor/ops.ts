@@ -372,7 +372,7 @@ export function opArgs(op: OpName): readonly ParsedArg[] {
 }
 
 export function isOpName(name: string): name is OpName {
-  return Object.prototype.hasOwnProperty.call(OP_TABLE, name);
+  return  Object.hasOwn(OP_TABLE, name);
 }
 
 /** An observed call's positional arguments as a record keyed by the declared names. */

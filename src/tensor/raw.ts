@@ -2,7 +2,7 @@
 import type { RawTensor } from '../io/dtype.js';
 import { call } from './native.js';
 import { dtypeCode } from './dtype.js';
-import { Tensor, wrap, type Device } from './tensor.js';
+import { type Tensor, wrap, type Device } from './tensor.js';
 
 /** A tensor with the raw tensor's values (one copy into libtorch). */
 export function fromRaw(raw: RawTensor, device?: Device): Tensor {

@@ -132,7 +132,7 @@ function gather(fs: FeatureSet, rows: ArrayLike<number>, useFlip?: ArrayLike<num
   const out = new Float32Array(rows.length * fs.dim);
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]!;
-    const src = useFlip && useFlip[i] && fs.flipped ? fs.flipped : fs.features;
+    const src = useFlip?.[i] && fs.flipped ? fs.flipped : fs.features;
     out.set(src.subarray(r * fs.dim, (r + 1) * fs.dim), i * fs.dim);
   }
   return out;

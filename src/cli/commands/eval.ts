@@ -40,7 +40,7 @@ export default defineCliCommand({
       if (r.ensemble && (o.size !== undefined || o.resize || o['crop-pct'] !== undefined)) {
         throw new UsageError('--size, --resize and --crop-pct do not apply to an ensemble: each member keeps its own pre-processing');
       }
-      const dataRoot = o.data ?? recordedDataRoot(r.runDir ?? r.ensemble?.members[0]!.runDir);
+      const dataRoot = o.data ?? recordedDataRoot(r.runDir ?? r.ensemble?.members[0]?.runDir);
       if (!dataRoot) throw new UsageError('no dataset given (--data) and the run does not record one');
       const tta = o.tta ?? [];
       if (o.gallery) {

@@ -143,7 +143,7 @@ export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<
   const modules = new Map<Module, string>([...labelled].flatMap(([prefix, root]) => root.namedModules().map(([n, m]): [Module, string] => [m, prefix && n ? `${prefix}.${n}` : prefix || n])));
   if (!modules.has(model)) modules.set(model, '');
   for (const [m, name] of modules) {
-    const own = Object.prototype.hasOwnProperty.call(m, 'forward');
+    const own = Object.hasOwn(m, 'forward');
     const prev = m.forward;
     const label = `'${name || '<root>'}' (${m.constructor.name})`;
     Object.defineProperty(m, 'forward', {

@@ -15,7 +15,7 @@ async function loadMeta() {
   const r = await fetch('/v1/model');
   if (!r.ok) throw new Error(`GET /v1/model: ${r.status}`);
   meta = await r.json();
-  const from = meta.preprocess && meta.preprocess.pretrained ? `, fine-tuned from ${meta.preprocess.pretrained.name}` : '';
+  const from = meta.preprocess?.pretrained ? `, fine-tuned from ${meta.preprocess.pretrained.name}` : '';
   $('model-info').textContent = `${meta.model}, ${meta.classes.length} classes, input ${meta.input.dims.join('x')}${from}`;
 }
 
@@ -26,7 +26,7 @@ function show(top, mode, ms) {
     const li = document.createElement('li');
     li.dataset.label = t.label;
     let pic;
-    if (meta.references && meta.references[t.index]) {
+    if (meta.references?.[t.index]) {
       pic = document.createElement('img');
       pic.src = `/v1/classes/${t.index}/image`;
       pic.alt = t.label;
