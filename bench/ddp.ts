@@ -19,7 +19,13 @@ const HERE = fileURLToPath(import.meta.url);
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const PER_RANK = 16;
 
-interface Result { times_ms: number[]; bytes: number; loss: number; buckets?: number; buffer_bytes?: number }
+interface Result {
+  times_ms: number[];
+  bytes: number;
+  loss: number;
+  buckets?: number;
+  buffer_bytes?: number;
+}
 
 function median(v: number[]): number {
   const s = [...v].sort((a, b) => a - b);
@@ -67,17 +73,36 @@ function freePort(): Promise<number> {
   return new Promise((ok, fail) => {
     const s = createServer();
     s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => ok(p)); });
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => ok(p));
+    });
   });
 }
 
 function runProcs(cmds: { cmd: string; args: string[]; env: NodeJS.ProcessEnv }[]): Promise<Result> {
-  return Promise.all(cmds.map(({ cmd, args, env }) => new Promise<string>((ok, fail) => {
-    const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.on('exit', (c) => (c === 0 ? ok(out) : fail(new Error(`${cmd} ${args.join(' ')} exited with ${c}`))));
-  }))).then((outs) => JSON.parse(outs.map((o) => o.trim()).find((o) => o.length > 0)!.split('\n').pop()!) as Result);
+  return Promise.all(
+    cmds.map(
+      ({ cmd, args, env }) =>
+        new Promise<string>((ok, fail) => {
+          const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          p.stdout.on('data', (d: Buffer) => {
+            out += d.toString();
+          });
+          p.on('exit', (c) => (c === 0 ? ok(out) : fail(new Error(`${cmd} ${args.join(' ')} exited with ${c}`))));
+        }),
+    ),
+  ).then(
+    (outs) =>
+      JSON.parse(
+        outs
+          .map((o) => o.trim())
+          .find((o) => o.length > 0)!
+          .split('\n')
+          .pop()!,
+      ) as Result,
+  );
 }
 
 /** The load average, with a warning when other work competes for the cores (then timings mislead). */
@@ -87,8 +112,8 @@ function loadLine(when: string): string {
   const line = `  load average ${when}: ${l.map((v) => v.toFixed(2)).join(' ')} (${cores} cores)`;
   return l[0]! > cores * 0.5
     ? `${line}\n  WARNING: 1-min load ${l[0]!.toFixed(2)} > ${(cores * 0.5).toFixed(1)} (half the cores): ` +
-      'other processes share the CPUs, so these timings mix in their work; rerun on an idle machine before trusting ' +
-      'the ratio'
+        'other processes share the CPUs, so these timings mix in their work; rerun on an idle machine before trusting ' +
+        'the ratio'
     : line;
 }
 
@@ -96,41 +121,70 @@ export async function run(): Promise<void> {
   const rounds = Math.max(3, Number(process.env['GOODSREC_BENCH_ROUNDS'] ?? 3));
   const steps = Number(process.env['GOODSREC_BENCH_STEPS'] ?? 6);
   const warmup = Number(process.env['GOODSREC_BENCH_WARMUP'] ?? 2);
-  console.log(`ddp bench: ResNet-18, 3x112x112, 100 classes, batch ${PER_RANK} per process, SGD momentum; Gloo on loopback; ` +
-    `${rounds} alternating rounds per side of ${steps} timed steps after ${warmup} warm-up`);
+  console.log(
+    `ddp bench: ResNet-18, 3x112x112, 100 classes, batch ${PER_RANK} per process, SGD momentum; Gloo on loopback; ` +
+      `${rounds} alternating rounds per side of ${steps} timed steps after ${warmup} warm-up`,
+  );
   console.log(loadLine('before'));
   const base = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GOODSREC_THREADS: '1' };
-  const ranks = async (mk: (rank: number, env: NodeJS.ProcessEnv) => { cmd: string; args: string[]; env: NodeJS.ProcessEnv }): Promise<Result> => {
+  const ranks = async (
+    mk: (rank: number, env: NodeJS.ProcessEnv) => { cmd: string; args: string[]; env: NodeJS.ProcessEnv },
+  ): Promise<Result> => {
     const port = await freePort();
-    return runProcs([0, 1].map((r) => mk(r, { ...base, RANK: String(r), LOCAL_RANK: String(r), WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) })));
+    return runProcs(
+      [0, 1].map((r) =>
+        mk(r, {
+          ...base,
+          RANK: String(r),
+          LOCAL_RANK: String(r),
+          WORLD_SIZE: '2',
+          LOCAL_WORLD_SIZE: '2',
+          MASTER_ADDR: '127.0.0.1',
+          MASTER_PORT: String(port),
+        }),
+      ),
+    );
   };
   const sizes = [String(steps), String(warmup), String(PER_RANK)];
   const goodsrec = (): Promise<Result> =>
     ranks((_, env) => ({ cmd: process.execPath, args: [HERE, '--child', ...sizes], env }));
   const torch = (): Promise<Result> =>
     ranks((_, env) => ({ cmd: '/usr/bin/python3', args: [join(REPO, 'bench', 'ddp_torch.py'), ...sizes], env }));
-  const g: Result[] = []; const p: Result[] = [];
+  const g: Result[] = [];
+  const p: Result[] = [];
   for (let r = 0; r < rounds; r++) {
     // Alternating which side goes first, so a load that drifts during the run hits both alike.
     if (r % 2 === 0) {
-      g.push(await goodsrec()); p.push(await torch());
+      g.push(await goodsrec());
+      p.push(await torch());
     } else {
-      p.push(await torch()); g.push(await goodsrec());
+      p.push(await torch());
+      g.push(await goodsrec());
     }
   }
-  const one = await runProcs([{ cmd: process.execPath, args: [HERE, '--child', String(steps), String(warmup), String(2 * PER_RANK)], env: { ...base, GOODSREC_THREADS: '2' } }]);
+  const one = await runProcs([
+    {
+      cmd: process.execPath,
+      args: [HERE, '--child', String(steps), String(warmup), String(2 * PER_RANK)],
+      env: { ...base, GOODSREC_THREADS: '2' },
+    },
+  ]);
   const perRound = (rs: Result[]): number[] => rs.map((x) => median(x.times_ms));
-  const gm = median(perRound(g)), pm = median(perRound(p)), om = median(one.times_ms);
+  const gm = median(perRound(g)),
+    pm = median(perRound(p)),
+    om = median(one.times_ms);
   const fmt = (v: number[]): string => v.map((x) => x.toFixed(0)).join(' ');
   console.log(`  goodsrec DDP 2 proc x 1 thread: median ${gm.toFixed(0)} ms/step (round medians ${fmt(perRound(g))})`);
   console.log(`  PyTorch  DDP 2 proc x 1 thread: median ${pm.toFixed(0)} ms/step (round medians ${fmt(perRound(p))})`);
   console.log(`  goodsrec     1 proc x 2 threads (batch ${2 * PER_RANK}): median ${om.toFixed(0)} ms/step (one round)`);
   const gb = g[0]!;
   console.log(`  time ratio goodsrec/PyTorch (DDP): ${(gm / pm).toFixed(2)} (goal <= 1.0)`);
-  console.log(`  all-reduced per step: ${(gb.bytes / 1e6).toFixed(2)} MB of float32 gradients in ${gb.buckets} ` +
-    'buckets ' +
-    `(PyTorch: ${(p[0]!.bytes / 1e6).toFixed(2)} MB), plus 4 bytes for the stop vote; broadcast per step: ` +
-    `${((gb.buffer_bytes ?? 0) / 1e3).toFixed(1)} kB of BatchNorm buffers (DDP broadcast_buffers)`);
+  console.log(
+    `  all-reduced per step: ${(gb.bytes / 1e6).toFixed(2)} MB of float32 gradients in ${gb.buckets} ` +
+      'buckets ' +
+      `(PyTorch: ${(p[0]!.bytes / 1e6).toFixed(2)} MB), plus 4 bytes for the stop vote; broadcast per step: ` +
+      `${((gb.buffer_bytes ?? 0) / 1e3).toFixed(1)} kB of BatchNorm buffers (DDP broadcast_buffers)`,
+  );
   console.log(loadLine('after'));
 }
 

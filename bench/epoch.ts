@@ -18,18 +18,55 @@ import { DEFAULT_CONFIG } from '../src/run/config.js';
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const DATASET = join(REPO, '..', 'shared', 'datasets', 'grocery-store');
 
-interface EpochFigure { images: number; seconds: number; imagesPerSec: number }
+interface EpochFigure {
+  images: number;
+  seconds: number;
+  imagesPerSec: number;
+}
 
 /** goodsrec train for one epoch without validation; the epoch record of its metrics.jsonl. */
 function goodsrecEpoch(size: number, threads: number): EpochFigure {
   const out = mkdtempSync(join(tmpdir(), 'goodsrec-bench-epoch-'));
   try {
-    const r = spawnSync(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), 'train', '--data', DATASET, '--model', 'resnet50',
-      '--size', String(size), '--batch-size', '32', '--epochs', '1', '--set', 'schedule.warmupEpochs=0.5', '--set', 'schedule.perIteration=true',
-      '--set', 'augment.cutout=8', '--set', `threads=${threads}`, '--set', 'data.workers=2', '--set', 'validateEvery=0',
-      '--out', out, '--name', 'run'], { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(REPO, 'dist', 'src', 'cli', 'main.js'),
+        'train',
+        '--data',
+        DATASET,
+        '--model',
+        'resnet50',
+        '--size',
+        String(size),
+        '--batch-size',
+        '32',
+        '--epochs',
+        '1',
+        '--set',
+        'schedule.warmupEpochs=0.5',
+        '--set',
+        'schedule.perIteration=true',
+        '--set',
+        'augment.cutout=8',
+        '--set',
+        `threads=${threads}`,
+        '--set',
+        'data.workers=2',
+        '--set',
+        'validateEvery=0',
+        '--out',
+        out,
+        '--name',
+        'run',
+      ],
+      { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } },
+    );
     if (r.status !== 0) throw new Error(`goodsrec train failed (${r.status}): ${r.stderr.slice(-2000)}`);
-    const rec = readFileSync(join(out, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const rec = readFileSync(join(out, 'run', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
       .find((m) => m.type === 'epoch') as { seconds: number; imagesPerSec: number } | undefined;
     if (!rec) throw new Error('goodsrec train wrote no epoch record');
     return { images: Math.round(rec.imagesPerSec * rec.seconds), seconds: rec.seconds, imagesPerSec: rec.imagesPerSec };
@@ -44,20 +81,49 @@ const NORM = JSON.stringify({ mean: DEFAULT_CONFIG.input.mean, std: DEFAULT_CONF
 /** The torchvision twin's first epoch record; the process is stopped there (its final evaluation is not timed). */
 function torchvisionEpoch(size: number, threads: number): Promise<EpochFigure> {
   return new Promise((resolvePromise, reject) => {
-    const p = spawn('/usr/bin/python3', [join(REPO, 'bench', 'train_torchvision.py'), '--data', DATASET, '--size', String(size),
-      '--batch-size', '32', '--epochs', '1', '--warmup-epochs', '0.5', '--cutout', '8', '--threads', String(threads), '--workers', '2'],
-    { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GOODSREC_NORM: NORM }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let text = '', err = '';
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const p = spawn(
+      '/usr/bin/python3',
+      [
+        join(REPO, 'bench', 'train_torchvision.py'),
+        '--data',
+        DATASET,
+        '--size',
+        String(size),
+        '--batch-size',
+        '32',
+        '--epochs',
+        '1',
+        '--warmup-epochs',
+        '0.5',
+        '--cutout',
+        '8',
+        '--threads',
+        String(threads),
+        '--workers',
+        '2',
+      ],
+      { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GOODSREC_NORM: NORM }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let text = '',
+      err = '';
+    p.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
     p.stdout.on('data', (d: Buffer) => {
       text += d.toString();
       const line = text.split('\n').find((l) => l.startsWith('{"epoch"'));
       if (!line) return;
       const r = JSON.parse(line) as { seconds: number; imagesPerSec: number };
       p.kill('SIGKILL');
-      resolvePromise({ images: Math.round(r.imagesPerSec * r.seconds), seconds: r.seconds, imagesPerSec: r.imagesPerSec });
+      resolvePromise({
+        images: Math.round(r.imagesPerSec * r.seconds),
+        seconds: r.seconds,
+        imagesPerSec: r.imagesPerSec,
+      });
     });
-    p.on('exit', (code) => { if (!text.includes('{"epoch"')) reject(new Error(`train_torchvision.py exited ${code}: ${err.slice(-2000)}`)); });
+    p.on('exit', (code) => {
+      if (!text.includes('{"epoch"')) reject(new Error(`train_torchvision.py exited ${code}: ${err.slice(-2000)}`));
+    });
   });
 }
 
@@ -66,9 +132,19 @@ async function loaderAlone(size: number): Promise<number> {
   const { resolveConfig } = await import('../src/run/config.js');
   const { trainPipeline } = await import('../src/run/pipelines.js');
   const { DataLoader, loadDataset, selectSplits } = await import('../src/data/index.js');
-  const c = resolveConfig([{ source: 'bench', values: { data: { root: DATASET }, input: { size }, augment: { cutout: 8 }, batchSize: 32 } }]);
+  const c = resolveConfig([
+    { source: 'bench', values: { data: { root: DATASET }, input: { size }, augment: { cutout: 8 }, batchSize: 32 } },
+  ]);
   const ds = selectSplits(loadDataset(DATASET), 'train');
-  const loader = new DataLoader({ dataset: ds, pipeline: trainPipeline(c), batchSize: 32, mode: 'train', seed: 0, workers: 2, reuseBuffers: true });
+  const loader = new DataLoader({
+    dataset: ds,
+    pipeline: trainPipeline(c),
+    batchSize: 32,
+    mode: 'train',
+    seed: 0,
+    workers: 2,
+    reuseBuffers: true,
+  });
   const t = performance.now();
   let n = 0;
   for await (const b of loader) n += b.labels.length;
@@ -79,16 +155,24 @@ async function loaderAlone(size: number): Promise<number> {
 export async function run(): Promise<void> {
   const size = Number(process.env.GOODSREC_BENCH_EPOCH_SIZE ?? 128);
   const threads = Number(process.env.GOODSREC_BENCH_EPOCH_THREADS ?? 2);
-  console.log(`epoch bench: ResNet-50 at ${size} px, batch 32, Grocery Store train split, ${threads} compute threads + 2 loader workers per side`);
+  console.log(
+    `epoch bench: ResNet-50 at ${size} px, batch 32, Grocery Store train split, ${threads} compute threads + 2 loader workers per side`,
+  );
   console.log(`machine: ${machineLine()}`);
   const loader = await loaderAlone(size);
   console.log(`  goodsrec loader alone (trainer pipeline, 2 workers): ${loader.toFixed(0)} img/s`);
   const g = goodsrecEpoch(size, threads);
-  console.log(`  goodsrec train epoch:    ${g.images} images in ${g.seconds.toFixed(1)} s = ${g.imagesPerSec.toFixed(1)} img/s`);
+  console.log(
+    `  goodsrec train epoch:    ${g.images} images in ${g.seconds.toFixed(1)} s = ${g.imagesPerSec.toFixed(1)} img/s`,
+  );
   const t = await torchvisionEpoch(size, threads);
-  console.log(`  torchvision train epoch: ${t.images} images in ${t.seconds.toFixed(1)} s = ${t.imagesPerSec.toFixed(1)} img/s`);
-  console.log(`epoch: time ratio goodsrec/torchvision ${(g.seconds / t.seconds).toFixed(3)} (goal <= 0.8); ` +
-    `loader alone ${(loader / g.imagesPerSec).toFixed(1)}x the training step's img/s`);
+  console.log(
+    `  torchvision train epoch: ${t.images} images in ${t.seconds.toFixed(1)} s = ${t.imagesPerSec.toFixed(1)} img/s`,
+  );
+  console.log(
+    `epoch: time ratio goodsrec/torchvision ${(g.seconds / t.seconds).toFixed(3)} (goal <= 0.8); ` +
+      `loader alone ${(loader / g.imagesPerSec).toFixed(1)}x the training step's img/s`,
+  );
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await run();

@@ -20,38 +20,66 @@ const nQueries = 200;
 T.setNumThreads(threads);
 const require = createRequire(import.meta.url);
 
-function normalise(x: T.Tensor): T.Tensor { return x.div(x.norm(2, 1, true)); }
+function normalise(x: T.Tensor): T.Tensor {
+  return x.div(x.norm(2, 1, true));
+}
 
 /** n gallery rows and nQueries query rows. Clustered: 20 photos per product, noise ~ as far as a photo of another angle. */
 function vectors(set: string, n: number, seed: number): { rows: Float32Array; queries: Float32Array } {
   T.manualSeed(seed);
   return T.tidy(() => {
     if (set === 'random') {
-      return { rows: normalise(T.randn([n, dim])).data<'float32'>().slice(), queries: normalise(T.randn([nQueries, dim])).data<'float32'>().slice() };
+      return {
+        rows: normalise(T.randn([n, dim]))
+          .data<'float32'>()
+          .slice(),
+        queries: normalise(T.randn([nQueries, dim]))
+          .data<'float32'>()
+          .slice(),
+      };
     }
     const products = Math.max(1, Math.floor(n / 20));
     const centres = normalise(T.randn([products, dim]));
-    const photo = (idx: T.Tensor): T.Tensor => normalise(centres.indexSelect(0, idx).add(T.randn([idx.shape[0]!, dim]).mul(0.6 / Math.sqrt(dim))));
+    const photo = (idx: T.Tensor): T.Tensor =>
+      normalise(centres.indexSelect(0, idx).add(T.randn([idx.shape[0]!, dim]).mul(0.6 / Math.sqrt(dim))));
     const rows = new Float32Array(n * dim);
     for (let s = 0; s < n; s += 65536) {
       const len = Math.min(65536, n - s);
-      rows.set(T.tidy(() => photo(T.arange(s, s + len, 1, { dtype: 'int64' }).remainder(T.scalar(products, { dtype: 'int64' }))).data<'float32'>()), s * dim);
+      rows.set(
+        T.tidy(() =>
+          photo(
+            T.arange(s, s + len, 1, { dtype: 'int64' }).remainder(T.scalar(products, { dtype: 'int64' })),
+          ).data<'float32'>(),
+        ),
+        s * dim,
+      );
     }
-    const q = photo(T.randint(0, products, [nQueries], { dtype: 'int64' })).data<'float32'>().slice();
+    const q = photo(T.randint(0, products, [nQueries], { dtype: 'int64' }))
+      .data<'float32'>()
+      .slice();
     return { rows, queries: q };
   });
 }
 
-function median(xs: number[]): number { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; }
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
 
-interface Searcher { name: string; buildS: number; search(q: Float32Array, rows: number, k: number): Int32Array[]; free?(): void }
+interface Searcher {
+  name: string;
+  buildS: number;
+  search(q: Float32Array, rows: number, k: number): Int32Array[];
+  free?(): void;
+}
 
 function exact(rows: Float32Array): Searcher {
   const t0 = performance.now();
   const index = new ExactIndex(rows, dim);
   const buildS = (performance.now() - t0) / 1000;
   return {
-    name: 'exact (libtorch)', buildS,
+    name: 'exact (libtorch)',
+    buildS,
     search(q, r, k) {
       const res = T.tidy(() => index.search(T.tensor(q.subarray(0, r * dim), [r, dim]), k));
       return Array.from({ length: r }, (_, i) => res.indices.subarray(i * res.k, (i + 1) * res.k));
@@ -63,12 +91,21 @@ function exact(rows: Float32Array): Searcher {
 function usearch(rows: Float32Array, n: number, ef: number): Searcher {
   const u = require('usearch') as typeof import('usearch'); // the dependency src/gallery/hnsw-index.ts uses
   const t0 = performance.now();
-  const index = new u.Index({ dimensions: dim, metric: u.MetricKind.IP, quantization: u.ScalarKind.F32, connectivity: 16, expansion_add: 128, expansion_search: ef, multi: false });
+  const index = new u.Index({
+    dimensions: dim,
+    metric: u.MetricKind.IP,
+    quantization: u.ScalarKind.F32,
+    connectivity: 16,
+    expansion_add: 128,
+    expansion_search: ef,
+    multi: false,
+  });
   const keys = new BigUint64Array(n).map((_, i) => BigInt(i));
   index.add(keys, rows, threads);
   const buildS = (performance.now() - t0) / 1000;
   return {
-    name: `usearch M=16 ef=${ef}`, buildS,
+    name: `usearch M=16 ef=${ef}`,
+    buildS,
     search(q, r, k) {
       if (r === 1) return [Int32Array.from(index.search(q.subarray(0, dim), k, 1).keys, Number)];
       const m = index.search(q.subarray(0, r * dim), k, threads) as import('usearch').BatchMatches;
@@ -79,7 +116,10 @@ function usearch(rows: Float32Array, n: number, ef: number): Searcher {
 
 /** The part of hnswlib-node (not a dependency: `npm install --no-save hnswlib-node` to compare) the bench uses. */
 interface HnswlibNode {
-  HierarchicalNSW: new (space: 'ip', dim: number) => {
+  HierarchicalNSW: new (
+    space: 'ip',
+    dim: number,
+  ) => {
     initIndex(o: { maxElements: number; m: number; efConstruction: number }): void;
     addPoint(p: number[], label: number): void;
     setEf(ef: number): void;
@@ -96,9 +136,12 @@ function hnswlib(rows: Float32Array, n: number, ef: number): Searcher {
   index.setEf(ef);
   const buildS = (performance.now() - t0) / 1000;
   return {
-    name: `hnswlib-node M=16 ef=${ef}`, buildS,
+    name: `hnswlib-node M=16 ef=${ef}`,
+    buildS,
     search(q, r, k) {
-      return Array.from({ length: r }, (_, i) => Int32Array.from(index.searchKnn(Array.from(q.subarray(i * dim, (i + 1) * dim)), k).neighbors));
+      return Array.from({ length: r }, (_, i) =>
+        Int32Array.from(index.searchKnn(Array.from(q.subarray(i * dim, (i + 1) * dim)), k).neighbors),
+      );
     },
   };
 }
@@ -125,10 +168,16 @@ for (const n of sizes) {
       const time = (r: number): number => {
         s.search(queries, r, 5);
         const ts: number[] = [];
-        for (let i = 0; i < reps; i++) { const t0 = performance.now(); s.search(queries.subarray(i % 4 * dim), r, 5); ts.push(performance.now() - t0); }
+        for (let i = 0; i < reps; i++) {
+          const t0 = performance.now();
+          s.search(queries.subarray((i % 4) * dim), r, 5);
+          ts.push(performance.now() - t0);
+        }
         return median(ts);
       };
-      console.log(`| ${set} | ${n} | ${s.name} | ${s.buildS.toFixed(1)} | ${recall.toFixed(3)} | ${time(1).toFixed(3)} | ${time(32).toFixed(2)} |`);
+      console.log(
+        `| ${set} | ${n} | ${s.name} | ${s.buildS.toFixed(1)} | ${recall.toFixed(3)} | ${time(1).toFixed(3)} | ${time(32).toFixed(2)} |`,
+      );
       if (s !== ex) s.free?.();
     }
     ex.free?.();

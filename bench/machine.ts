@@ -4,23 +4,38 @@ import { availableParallelism, loadavg } from 'node:os';
 
 /** CPU model, the ISA flags that pick kernels, cores, load, BLAS and OpenBLAS overrides, libtorch build. */
 export function machineLine(extra: Record<string, string | number | boolean | undefined> = {}): string {
-  let model = 'unknown CPU', flags: string[] = [];
+  let model = 'unknown CPU',
+    flags: string[] = [];
   try {
     const info = readFileSync('/proc/cpuinfo', 'utf8');
     model = /^model name\s*:\s*(.*)$/m.exec(info)?.[1]?.trim() ?? model;
     flags = (/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/);
-  } catch { /* not Linux */ }
-  const isa = ['avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16'].filter((f) => flags.includes(f));
+  } catch {
+    /* not Linux */
+  }
+  const isa = ['avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16'].filter((f) =>
+    flags.includes(f),
+  );
   let blas = 'unknown';
   try {
     const dir = '/usr/lib/x86_64-linux-gnu';
     const lib = readdirSync(dir).find((f) => f === 'libblas.so.3');
     // Debian's alternatives: .../openblas-pthread/libblas.so.3 names the implementation by its folder.
     if (lib) blas = realpathSync(`${dir}/${lib}`).replace(`${dir}/`, '');
-  } catch { /* no Debian layout */ }
+  } catch {
+    /* no Debian layout */
+  }
   const parts: Record<string, string | number | boolean | undefined> = {
-    cpu: model, isa: isa.join(',') || 'none', cores: availableParallelism(), load: loadavg()[0]!.toFixed(2), blas,
-    OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? 'unset', ...extra,
+    cpu: model,
+    isa: isa.join(',') || 'none',
+    cores: availableParallelism(),
+    load: loadavg()[0]!.toFixed(2),
+    blas,
+    OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? 'unset',
+    ...extra,
   };
-  return Object.entries(parts).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${v}`).join('; ');
+  return Object.entries(parts)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('; ');
 }

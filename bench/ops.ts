@@ -50,7 +50,8 @@ function tinyAdd(): number {
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < TINY_CALLS; i++) a.add(b).dispose();
   const us = Number(process.hrtime.bigint() - t0) / 1e3 / TINY_CALLS;
-  a.dispose(); b.dispose();
+  a.dispose();
+  b.dispose();
   return us;
 }
 
@@ -66,10 +67,14 @@ function convFwdBwd(): { min: number; median: number } {
     const loss = T.tidy(() => F.conv2d(x, w, bias, { padding: 1 }).sum());
     loss.backward();
     loss.dispose();
-    x.zeroGrad(); w.zeroGrad(); bias.zeroGrad();
+    x.zeroGrad();
+    w.zeroGrad();
+    bias.zeroGrad();
     if (i) times.push(performance.now() - t0);
   }
-  x.dispose(); w.dispose(); bias.dispose();
+  x.dispose();
+  w.dispose();
+  bias.dispose();
   return { min: Math.min(...times), median: median(times) };
 }
 
@@ -77,10 +82,19 @@ export async function run(): Promise<void> {
   const threads = T.getNumThreads();
   const tinyUs = tinyAdd();
   const conv = convFwdBwd();
-  const r = spawnSync(PYTHON, ['-c', PY, String(threads), String(TINY_CALLS), String(CONV_ITERS)], { encoding: 'utf8' });
+  const r = spawnSync(PYTHON, ['-c', PY, String(threads), String(TINY_CALLS), String(CONV_ITERS)], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`PyTorch side failed (${PYTHON}): ${r.stderr || r.error?.message}`);
-  const torch = JSON.parse(r.stdout.trim().split('\n').pop()!) as { tinyUs: number; convMs: number; convMedianMs: number; torch: string };
-  console.log(`threads ${threads}; goodsrec on libtorch ${T.buildInfo().torchVersion}, PyTorch ${torch.torch}; conv: best and median of ${CONV_ITERS}`);
+  const torch = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+    tinyUs: number;
+    convMs: number;
+    convMedianMs: number;
+    torch: string;
+  };
+  console.log(
+    `threads ${threads}; goodsrec on libtorch ${T.buildInfo().torchVersion}, PyTorch ${torch.torch}; conv: best and median of ${CONV_ITERS}`,
+  );
   const rows: [string, number, number, string][] = [
     ['tiny add + dispose (1 element)', tinyUs, torch.tinyUs, 'us/call'],
     ['conv2d 3x3 fwd+bwd 32x64x56x56', conv.min, torch.convMs, 'ms/iter, best'],
@@ -88,6 +102,11 @@ export async function run(): Promise<void> {
   ];
   console.log('op'.padEnd(34) + 'goodsrec'.padStart(12) + 'PyTorch'.padStart(12) + '  ratio');
   for (const [name, a, b, unit] of rows) {
-    console.log(name.padEnd(34) + `${a.toFixed(2)}`.padStart(12) + `${b.toFixed(2)}`.padStart(12) + `  ${(a / b).toFixed(2)}x  (${unit})`);
+    console.log(
+      name.padEnd(34) +
+        `${a.toFixed(2)}`.padStart(12) +
+        `${b.toFixed(2)}`.padStart(12) +
+        `  ${(a / b).toFixed(2)}x  (${unit})`,
+    );
   }
 }

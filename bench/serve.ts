@@ -26,10 +26,15 @@ function photoList(n: number): string[] {
   if (existsSync(manifest)) {
     const lines = parseCsv(readFileSync(manifest, 'utf8')).map((r) => r[0]!.trim());
     const step = Math.max(1, Math.floor(lines.length / n));
-    return lines.filter((_, i) => i % step === 0).slice(0, n).map((p) => join(DATASET, 'dataset', p));
+    return lines
+      .filter((_, i) => i % step === 0)
+      .slice(0, n)
+      .map((p) => join(DATASET, 'dataset', p));
   }
   const sample = join(REPO, 'examples', 'grocery-sample', 'test');
-  return readdirSync(sample).flatMap((c) => readdirSync(join(sample, c)).map((f) => join(sample, c, f))).slice(0, n);
+  return readdirSync(sample)
+    .flatMap((c) => readdirSync(join(sample, c)).map((f) => join(sample, c, f)))
+    .slice(0, n);
 }
 
 function pct(v: number[], p: number): number {
@@ -38,7 +43,11 @@ function pct(v: number[], p: number): number {
 }
 
 async function startServer(dir: string, threads: number): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), 'serve', dir, '--port', '0', '--threads', String(threads)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [join(REPO, 'dist', 'src', 'cli', 'main.js'), 'serve', dir, '--port', '0', '--threads', String(threads)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const url = await new Promise<string>((res, rej) => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -50,31 +59,45 @@ async function startServer(dir: string, threads: number): Promise<{ url: string;
   });
   return {
     url,
-    stop: () => new Promise<void>((res) => { child.on('exit', () => res()); child.kill('SIGTERM'); }),
+    stop: () =>
+      new Promise<void>((res) => {
+        child.on('exit', () => res());
+        child.kill('SIGTERM');
+      }),
   };
 }
 
 /** `concurrency` clients post photos in turn for `seconds` (after a warm-up); images/s and latencies. */
-async function load(url: string, bodies: Buffer<ArrayBuffer>[], concurrency: number, seconds: number): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
-  const post = (b: Buffer<ArrayBuffer>) => fetch(`${url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: b });
+async function load(
+  url: string,
+  bodies: Buffer<ArrayBuffer>[],
+  concurrency: number,
+  seconds: number,
+): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
+  const post = (b: Buffer<ArrayBuffer>) =>
+    fetch(`${url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: b });
   const warmEnd = performance.now() + 2000;
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < warmEnd) await (await post(bodies[next++ % bodies.length]!)).arrayBuffer();
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < warmEnd) await (await post(bodies[next++ % bodies.length]!)).arrayBuffer();
+    }),
+  );
   const lat: number[] = [];
   let errors = 0;
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < end) {
-      const t = performance.now();
-      const r = await post(bodies[next++ % bodies.length]!);
-      await r.arrayBuffer();
-      if (r.status !== 200) errors++;
-      lat.push(performance.now() - t);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        const r = await post(bodies[next++ % bodies.length]!);
+        await r.arrayBuffer();
+        if (r.status !== 200) errors++;
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
   const elapsed = (performance.now() - t0) / 1000;
   return { rate: lat.length / elapsed, p50: pct(lat, 0.5), p99: pct(lat, 0.99), errors };
 }
@@ -83,8 +106,12 @@ export async function run(): Promise<void> {
   const seconds = Number(process.env.GOODSREC_BENCH_SECONDS ?? 10);
   const threads = Number(process.env.GOODSREC_BENCH_THREADS ?? availableParallelism());
   const photos = photoList(Number(process.env.GOODSREC_BENCH_IMAGES ?? 48));
-  const loadBefore = loadavg().map((x) => x.toFixed(2)).join(' ');
-  console.log(`resnet50, 81 classes, 224 px; ${photos.length} photos; ${threads} threads; ${seconds} s per measurement; load average before: ${loadBefore}`);
+  const loadBefore = loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+  console.log(
+    `resnet50, 81 classes, 224 px; ${photos.length} photos; ${threads} threads; ${seconds} s per measurement; load average before: ${loadBefore}`,
+  );
 
   const T = await import('../src/tensor/index.js');
   const { createModel } = await import('../src/models/index.js');
@@ -97,7 +124,9 @@ export async function run(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'goodsrec-bench-serve-'));
   try {
     // The recipe's evaluation pre-processing at 224 (letterbox 256, center crop 224).
-    const preprocess = preprocessFromConfig(resolveConfig([{ source: 'bench', values: { data: { root: '(bench)' } } }]));
+    const preprocess = preprocessFromConfig(
+      resolveConfig([{ source: 'bench', values: { data: { root: '(bench)' } } }]),
+    );
     T.manualSeed(0);
     const model = createModel('resnet50', { numClasses: 81, log: null });
     model.eval();
@@ -115,10 +144,16 @@ export async function run(): Promise<void> {
     } finally {
       await server.stop();
     }
-    console.log(`goodsrec serve, concurrency 8:   ${served.rate.toFixed(1)} images/s (p50 ${served.p50.toFixed(0)} ms, p99 ${served.p99.toFixed(0)} ms, ${served.errors} errors)`);
+    console.log(
+      `goodsrec serve, concurrency 8:   ${served.rate.toFixed(1)} images/s (p50 ${served.p50.toFixed(0)} ms, p99 ${served.p99.toFixed(0)} ms, ${served.errors} errors)`,
+    );
 
     // 2. onnxruntime alone, batches of 8 pre-processed images
-    const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+    const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+    });
     const pipe = evalPipeline(preprocess);
     const items = await Promise.all(photos.slice(0, 8).map((p) => processFile(p, pipe, 0)));
     const x = new Float32Array(8 * 3 * 224 * 224);
@@ -127,23 +162,49 @@ export async function run(): Promise<void> {
     await session.run(feed);
     let n = 0;
     const t0 = performance.now();
-    while (performance.now() - t0 < (seconds / 2) * 1000) { await session.run(feed); n += 8; }
+    while (performance.now() - t0 < (seconds / 2) * 1000) {
+      await session.run(feed);
+      n += 8;
+    }
     const ortRate = n / ((performance.now() - t0) / 1000);
     await session.release();
     console.log(`onnxruntime alone, batch 8:     ${ortRate.toFixed(1)} images/s`);
 
     // 3. PyTorch eager, same photos, same threads
-    const py = JSON.parse(execFileSync('/usr/bin/python3', [join(REPO, 'bench', 'serve_torch.py'), String(threads), String(seconds),
-      JSON.stringify(preprocess.mean), JSON.stringify(preprocess.std), ...photos], {
-      encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) }, maxBuffer: 1 << 20,
-    }).trim().split('\n').pop()!) as { images: number; seconds: number; infer_images: number; infer_seconds: number };
+    const py = JSON.parse(
+      execFileSync(
+        '/usr/bin/python3',
+        [
+          join(REPO, 'bench', 'serve_torch.py'),
+          String(threads),
+          String(seconds),
+          JSON.stringify(preprocess.mean),
+          JSON.stringify(preprocess.std),
+          ...photos,
+        ],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+          maxBuffer: 1 << 20,
+        },
+      )
+        .trim()
+        .split('\n')
+        .pop()!,
+    ) as { images: number; seconds: number; infer_images: number; infer_seconds: number };
     const torchE2e = py.images / py.seconds;
     const torchInfer = py.infer_images / py.infer_seconds;
-    console.log(`PyTorch eager end to end, b8:   ${torchE2e.toFixed(1)} images/s (PIL decode + pre-processing + inference)`);
+    console.log(
+      `PyTorch eager end to end, b8:   ${torchE2e.toFixed(1)} images/s (PIL decode + pre-processing + inference)`,
+    );
     console.log(`PyTorch eager inference, b8:    ${torchInfer.toFixed(1)} images/s`);
     console.log(`ratio server / PyTorch eager end to end: ${(served.rate / torchE2e).toFixed(2)}x (goal >= 2x)`);
     console.log(`ratio onnxruntime / PyTorch inference:   ${(ortRate / torchInfer).toFixed(2)}x`);
-    console.log(`load average after: ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+    console.log(
+      `load average after: ${loadavg()
+        .map((v) => v.toFixed(2))
+        .join(' ')}`,
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -22,7 +22,14 @@ const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 type Format = 'nchw' | 'channels_last';
 type Precision = 'fp32' | 'bf16';
 /** Per timed step: wall ms, process CPU ms (user + system) and minor page faults; peak RSS of the process. */
-interface Sample { times_ms: number[]; cpu_ms: number[]; faults: number[]; peak_rss_mb: number; loss: number; minor_faults: number }
+interface Sample {
+  times_ms: number[];
+  cpu_ms: number[];
+  faults: number[];
+  peak_rss_mb: number;
+  loss: number;
+  minor_faults: number;
+}
 
 /** The goodsrec side, in the child process. */
 async function child(format: Format, precision: Precision, steps: number, warmup: number): Promise<void> {
@@ -40,7 +47,9 @@ async function child(format: Format, precision: Precision, steps: number, warmup
     x = cl;
   }
   const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
-  const times: number[] = [], cpu: number[] = [], faults: number[] = [];
+  const times: number[] = [],
+    cpu: number[] = [],
+    faults: number[] = [];
   let loss = 0;
   for (let i = 0; i < warmup + steps; i++) {
     const t = performance.now();
@@ -61,7 +70,14 @@ async function child(format: Format, precision: Precision, steps: number, warmup
     }
   }
   const ru = process.resourceUsage();
-  const out: Sample = { times_ms: times, cpu_ms: cpu, faults, peak_rss_mb: ru.maxRSS / 1024, loss, minor_faults: ru.minorPageFault };
+  const out: Sample = {
+    times_ms: times,
+    cpu_ms: cpu,
+    faults,
+    peak_rss_mb: ru.maxRSS / 1024,
+    loss,
+    minor_faults: ru.minorPageFault,
+  };
   console.log(JSON.stringify(out));
 }
 
@@ -73,13 +89,35 @@ function median(v: number[]): number {
 
 const PYTHON = process.env['GOODSREC_BENCH_PYTHON'] ?? '/usr/bin/python3';
 
-function runSide(side: 'goodsrec' | 'pytorch', format: Format, precision: Precision, steps: number, warmup: number, threads: number): Sample {
+function runSide(
+  side: 'goodsrec' | 'pytorch',
+  format: Format,
+  precision: Precision,
+  steps: number,
+  warmup: number,
+  threads: number,
+): Sample {
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GOODSREC_THREADS: String(threads) };
   // The reference is PyTorch as users run it: glibc's default malloc, whatever goodsrec's policy is.
   if (side === 'pytorch') delete env.GLIBC_TUNABLES;
-  const out = side === 'pytorch'
-    ? execFileSync(PYTHON, [join(REPO, 'bench', 'train_step_torch.py'), format, String(steps), String(warmup), String(threads), precision], { encoding: 'utf8', env })
-    : execFileSync(process.execPath, [HERE, '--child', format, precision, String(steps), String(warmup)], { encoding: 'utf8', env });
+  const out =
+    side === 'pytorch'
+      ? execFileSync(
+          PYTHON,
+          [
+            join(REPO, 'bench', 'train_step_torch.py'),
+            format,
+            String(steps),
+            String(warmup),
+            String(threads),
+            precision,
+          ],
+          { encoding: 'utf8', env },
+        )
+      : execFileSync(process.execPath, [HERE, '--child', format, precision, String(steps), String(warmup)], {
+          encoding: 'utf8',
+          env,
+        });
   const line = out.trim().split('\n').pop()!;
   return JSON.parse(line) as Sample;
 }
@@ -90,51 +128,78 @@ export async function run(): Promise<void> {
   const warmup = Number(process.env['GOODSREC_BENCH_WARMUP'] ?? 2);
   const rounds = Number(process.env['GOODSREC_BENCH_ROUNDS'] ?? 2);
   const amp = process.env['GOODSREC_BENCH_AMP'] ?? 'off';
-  const precisions: Precision[] = amp === 'off' ? ['fp32'] : amp === 'bf16' ? ['bf16'] : amp === 'both' ? ['fp32', 'bf16'] : [];
+  const precisions: Precision[] =
+    amp === 'off' ? ['fp32'] : amp === 'bf16' ? ['bf16'] : amp === 'both' ? ['fp32', 'bf16'] : [];
   if (precisions.length === 0) throw new Error(`GOODSREC_BENCH_AMP must be 'off', 'bf16' or 'both', not '${amp}'`);
   const formats = (process.env['GOODSREC_BENCH_FORMATS'] ?? 'nchw,channels_last').split(',') as Format[];
-  if (formats.some((f) => f !== 'nchw' && f !== 'channels_last')) throw new Error(`GOODSREC_BENCH_FORMATS: expected nchw and/or channels_last`);
+  if (formats.some((f) => f !== 'nchw' && f !== 'channels_last'))
+    throw new Error(`GOODSREC_BENCH_FORMATS: expected nchw and/or channels_last`);
   const T = await import('../src/tensor/index.js');
   const b = T.buildInfo();
-  const torchVersion = execFileSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).trim();
-  console.log(`train-step bench: ResNet-50, batch 32, 3x160x160, 1000 classes, SGD momentum, label smoothing; ${threads} threads; ` +
-    `${rounds} x ${steps} timed steps per side and format (after ${warmup} warm-up); load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`machine: ${machineLine({ libtorch: b.torchVersion, mkldnn: b.mkldnn, 'goodsrec malloc': T.getMallocPolicy(), 'PyTorch': `${torchVersion} (${PYTHON})` })}`);
-  for (const precision of precisions) for (const format of formats) {
-    const label = `${format} ${precision}`;
-    const acc = {
-      goodsrec: { t: [] as number[], cpu: [] as number[], faults: [] as number[], rss: [] as number[] },
-      pytorch: { t: [] as number[], cpu: [] as number[], faults: [] as number[], rss: [] as number[] },
-    };
-    for (let r = 0; r < rounds; r++) {
-      // Alternate which side goes first so that drifting machine load hits both alike.
-      const order = r % 2 === 0 ? (['pytorch', 'goodsrec'] as const) : (['goodsrec', 'pytorch'] as const);
-      for (const side of order) {
-        const s = runSide(side, format, precision, steps, warmup, threads);
-        acc[side].t.push(...s.times_ms);
-        acc[side].cpu.push(...s.cpu_ms);
-        acc[side].faults.push(...s.faults);
-        acc[side].rss.push(s.peak_rss_mb);
-        console.log(`  ${label} ${side.padEnd(8)} round ${r}: median ${median(s.times_ms).toFixed(0)} ms/step (${s.times_ms.map((v) => v.toFixed(0)).join(' ')}), ` +
-          `CPU ${median(s.cpu_ms).toFixed(0)} ms/step, ${(median(s.faults) / 1e3).toFixed(1)}k page faults/step, ` +
-          `peak RSS ${s.peak_rss_mb.toFixed(0)} MB, last loss ${s.loss.toFixed(4)}`);
+  const torchVersion = execFileSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], {
+    encoding: 'utf8',
+  }).trim();
+  console.log(
+    `train-step bench: ResNet-50, batch 32, 3x160x160, 1000 classes, SGD momentum, label smoothing; ${threads} threads; ` +
+      `${rounds} x ${steps} timed steps per side and format (after ${warmup} warm-up); load average at start ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+  );
+  console.log(
+    `machine: ${machineLine({ libtorch: b.torchVersion, mkldnn: b.mkldnn, 'goodsrec malloc': T.getMallocPolicy(), PyTorch: `${torchVersion} (${PYTHON})` })}`,
+  );
+  for (const precision of precisions)
+    for (const format of formats) {
+      const label = `${format} ${precision}`;
+      const acc = {
+        goodsrec: { t: [] as number[], cpu: [] as number[], faults: [] as number[], rss: [] as number[] },
+        pytorch: { t: [] as number[], cpu: [] as number[], faults: [] as number[], rss: [] as number[] },
+      };
+      for (let r = 0; r < rounds; r++) {
+        // Alternate which side goes first so that drifting machine load hits both alike.
+        const order = r % 2 === 0 ? (['pytorch', 'goodsrec'] as const) : (['goodsrec', 'pytorch'] as const);
+        for (const side of order) {
+          const s = runSide(side, format, precision, steps, warmup, threads);
+          acc[side].t.push(...s.times_ms);
+          acc[side].cpu.push(...s.cpu_ms);
+          acc[side].faults.push(...s.faults);
+          acc[side].rss.push(s.peak_rss_mb);
+          console.log(
+            `  ${label} ${side.padEnd(8)} round ${r}: median ${median(s.times_ms).toFixed(0)} ms/step (${s.times_ms.map((v) => v.toFixed(0)).join(' ')}), ` +
+              `CPU ${median(s.cpu_ms).toFixed(0)} ms/step, ${(median(s.faults) / 1e3).toFixed(1)}k page faults/step, ` +
+              `peak RSS ${s.peak_rss_mb.toFixed(0)} MB, last loss ${s.loss.toFixed(4)}`,
+          );
+        }
       }
+      // Medians over all timed steps, and over the processes' peak RSS (which varies by a few % run to run).
+      const g = median(acc.goodsrec.t),
+        p = median(acc.pytorch.t);
+      const gr = median(acc.goodsrec.rss),
+        pr = median(acc.pytorch.rss);
+      const range = (v: number[]): string => `${Math.min(...v).toFixed(0)}-${Math.max(...v).toFixed(0)}`;
+      const gc = median(acc.goodsrec.cpu),
+        pc = median(acc.pytorch.cpu);
+      console.log(
+        `${label}: goodsrec ${g.toFixed(0)} ms/step, PyTorch ${p.toFixed(0)} ms/step, time ratio ${(g / p).toFixed(3)}; ` +
+          `CPU time ratio ${(gc / pc).toFixed(3)} (${gc.toFixed(0)} / ${pc.toFixed(0)} ms); page faults/step ` +
+          `${(median(acc.goodsrec.faults) / 1e3).toFixed(1)}k / ${(median(acc.pytorch.faults) / 1e3).toFixed(1)}k; ` +
+          `peak RSS goodsrec ${gr.toFixed(0)} MB (${range(acc.goodsrec.rss)}), PyTorch ${pr.toFixed(0)} MB (${range(acc.pytorch.rss)}), RSS ratio ${(gr / pr).toFixed(3)}`,
+      );
     }
-    // Medians over all timed steps, and over the processes' peak RSS (which varies by a few % run to run).
-    const g = median(acc.goodsrec.t), p = median(acc.pytorch.t);
-    const gr = median(acc.goodsrec.rss), pr = median(acc.pytorch.rss);
-    const range = (v: number[]): string => `${Math.min(...v).toFixed(0)}-${Math.max(...v).toFixed(0)}`;
-    const gc = median(acc.goodsrec.cpu), pc = median(acc.pytorch.cpu);
-    console.log(`${label}: goodsrec ${g.toFixed(0)} ms/step, PyTorch ${p.toFixed(0)} ms/step, time ratio ${(g / p).toFixed(3)}; ` +
-      `CPU time ratio ${(gc / pc).toFixed(3)} (${gc.toFixed(0)} / ${pc.toFixed(0)} ms); page faults/step ` +
-      `${(median(acc.goodsrec.faults) / 1e3).toFixed(1)}k / ${(median(acc.pytorch.faults) / 1e3).toFixed(1)}k; ` +
-      `peak RSS goodsrec ${gr.toFixed(0)} MB (${range(acc.goodsrec.rss)}), PyTorch ${pr.toFixed(0)} MB (${range(acc.pytorch.rss)}), RSS ratio ${(gr / pr).toFixed(3)}`);
-  }
-  console.log(`load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average at end ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
 }
 
 if (process.argv[1] === HERE && process.argv[2] === '--child') {
-  await child(process.argv[3] as Format, process.argv[4] as Precision, Number(process.argv[5]), Number(process.argv[6]));
+  await child(
+    process.argv[3] as Format,
+    process.argv[4] as Precision,
+    Number(process.argv[5]),
+    Number(process.argv[6]),
+  );
 } else if (process.argv[1] === HERE) {
   await run();
 }

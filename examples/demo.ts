@@ -23,13 +23,45 @@ function step(title: string, args: string[]): void {
 
 const t0 = Date.now();
 step('train ResNet-18 from scratch with the recipe (96 px, 15 epochs)', [
-  'train', '--data', sample, '--model', 'resnet18', '--size', '96', '--batch-size', '16', '--epochs', '15',
-  '--lr', '0.4', '--set', 'schedule.warmupEpochs=1', '--set', 'schedule.perIteration=true', '--set', 'augment.cutout=6',
-  '--set', 'checkpointEvery=5', '--out', 'runs', '--name', runName,
+  'train',
+  '--data',
+  sample,
+  '--model',
+  'resnet18',
+  '--size',
+  '96',
+  '--batch-size',
+  '16',
+  '--epochs',
+  '15',
+  '--lr',
+  '0.4',
+  '--set',
+  'schedule.warmupEpochs=1',
+  '--set',
+  'schedule.perIteration=true',
+  '--set',
+  'augment.cutout=6',
+  '--set',
+  'checkpointEvery=5',
+  '--out',
+  'runs',
+  '--name',
+  runName,
 ]);
 step('evaluate on the held-out test photos (with flip TTA)', ['eval', runDir, '--split', 'test', '--tta', 'flip']);
-step('predict one photo', ['predict', runDir, join(sample, 'test', 'Oatly-Oat-Milk', 'Oatly-Oat-Milk_003.jpg'), '--top', '3']);
+step('predict one photo', [
+  'predict',
+  runDir,
+  join(sample, 'test', 'Oatly-Oat-Milk', 'Oatly-Oat-Milk_003.jpg'),
+  '--top',
+  '3',
+]);
 
-const ev = JSON.parse(readFileSync(join(root, runDir, 'eval-test.json'), 'utf8')) as { metrics: { top1: number; samples: number } };
-console.log(`\ndemo done in ${((Date.now() - t0) / 60000).toFixed(1)} min: test top-1 ${(100 * ev.metrics.top1).toFixed(1)}% on ${ev.metrics.samples} photos`);
+const ev = JSON.parse(readFileSync(join(root, runDir, 'eval-test.json'), 'utf8')) as {
+  metrics: { top1: number; samples: number };
+};
+console.log(
+  `\ndemo done in ${((Date.now() - t0) / 60000).toFixed(1)} min: test top-1 ${(100 * ev.metrics.top1).toFixed(1)}% on ${ev.metrics.samples} photos`,
+);
 console.log(`outputs: ${join(root, runDir)} (config, classes, metrics.jsonl, checkpoints/, eval-test.json)`);

@@ -6,7 +6,12 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const dir = resolve('dist/bench');
-const available = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.js')).map((f) => f.slice(0, -3)).sort() : [];
+const available = existsSync(dir)
+  ? readdirSync(dir)
+      .filter((f) => f.endsWith('.js'))
+      .map((f) => f.slice(0, -3))
+      .sort()
+  : [];
 const names = process.argv.slice(2).length ? process.argv.slice(2) : available;
 if (names.length === 0) {
   console.error('no benchmarks found in dist/bench (build with npx tsc -p tsconfig.json)');

@@ -26,9 +26,28 @@ const { finishExport } = await import(join(root, 'dist/src/serve/onnx/export.js'
 
 // resnet18 at 32 px on a quarter of the sample: 4 steps of 8 a epoch, a checkpoint every 2 steps, 3 epochs.
 export const TINY = [
-  '--data', sample, '--model', 'resnet18', '--size', '32', '--batch-size', '8', '--epochs', '3',
-  '--set', 'data.fraction=0.25', '--set', 'augment.cutout=4', '--set', 'threads=1', '--set', 'data.workers=1',
-  '--set', 'checkpointEverySteps=2', '--set', 'seed=5',
+  '--data',
+  sample,
+  '--model',
+  'resnet18',
+  '--size',
+  '32',
+  '--batch-size',
+  '8',
+  '--epochs',
+  '3',
+  '--set',
+  'data.fraction=0.25',
+  '--set',
+  'augment.cutout=4',
+  '--set',
+  'threads=1',
+  '--set',
+  'data.workers=1',
+  '--set',
+  'checkpointEverySteps=2',
+  '--set',
+  'seed=5',
 ];
 const FILE_PHASES = ['partial', 'before-rename', 'after-rename'];
 const DIR_PHASES = ['before-rename', 'swapped', 'after-rename'];
@@ -64,7 +83,10 @@ export function tensorsSha256(file) {
 function runCli(args, { kill, env } = {}) {
   return new Promise((res) => {
     const t0 = Date.now();
-    const p = spawn(process.execPath, [cli, ...args], { env: { ...process.env, CI: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [cli, ...args], {
+      env: { ...process.env, CI: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let epochs = 0;
     let timer;
@@ -79,7 +101,10 @@ function runCli(args, { kill, env } = {}) {
     };
     p.stdout.on('data', onData);
     p.stderr.on('data', onData);
-    p.on('close', (code, signal) => { clearTimeout(timer); res({ code, signal, out, ms: Date.now() - t0 }); });
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      res({ code, signal, out, ms: Date.now() - t0 });
+    });
   });
 }
 
@@ -95,7 +120,9 @@ function checkRunFolder(dir) {
   return 'checkpoint';
 }
 
-function pick(r, xs) { return xs[Math.floor(r() * xs.length)]; }
+function pick(r, xs) {
+  return xs[Math.floor(r() * xs.length)];
+}
 
 /** One kill plan for a launch: random moment, epoch end, or inside the n-th atomic file/folder write. */
 function planKill(r, refMs) {
@@ -129,7 +156,17 @@ async function trainCampaigns(work, kills, r, log, plan = null) {
   const refDir = join(work, 'reference');
   const refSha = tensorsSha256(join(readPointer(refDir, 'latest'), 'model.safetensors'));
   log(`reference run: ${(ref.ms / 1000).toFixed(1)} s, final weights sha256 ${refSha.slice(0, 16)}`);
-  const s = { kills: 0, byKind: {}, afterKill: {}, launches: 0, runs: 0, identical: 0, faultsNotReached: 0, failures: [], resumeMs: [] };
+  const s = {
+    kills: 0,
+    byKind: {},
+    afterKill: {},
+    launches: 0,
+    runs: 0,
+    identical: 0,
+    faultsNotReached: 0,
+    failures: [],
+    resumeMs: [],
+  };
   let ci = 0;
   while (plan ? s.launches < plan.length : s.kills < kills) {
     const dir = join(work, `c${ci}`);
@@ -139,26 +176,46 @@ async function trainCampaigns(work, kills, r, log, plan = null) {
       const args = started ? ['train', '--resume', dir] : ['train', ...TINY, '--out', work, '--name', `c${ci}`];
       // At most 10 kills a run and none past the total, so every run ends and is compared.
       const fixed = plan?.[s.launches];
-      const plan1 = fixed ? parsePlan(fixed, ref.ms) : !plan && inRun < 10 && s.kills < kills ? planKill(r, ref.ms) : { what: 'none' };
+      const plan1 = fixed
+        ? parsePlan(fixed, ref.ms)
+        : !plan && inRun < 10 && s.kills < kills
+          ? planKill(r, ref.ms)
+          : { what: 'none' };
       const res = await runCli(args, plan1);
       s.launches++;
       if (res.signal === 'SIGKILL') {
-        s.kills++; inRun++;
+        s.kills++;
+        inRun++;
         const kind = plan1.what.startsWith('fault') ? plan1.what.replace(/:\d+:/, ':n:') : plan1.what;
         s.byKind[kind] = (s.byKind[kind] ?? 0) + 1;
         let state;
-        try { state = checkRunFolder(dir); } catch (e) { state = 'broken'; s.failures.push(`${dir} after ${plan1.what}: ${e.message}`); }
+        try {
+          state = checkRunFolder(dir);
+        } catch (e) {
+          state = 'broken';
+          s.failures.push(`${dir} after ${plan1.what}: ${e.message}`);
+        }
         s.afterKill[state] = (s.afterKill[state] ?? 0) + 1;
         continue;
       }
-      if (res.code !== 0) { s.failures.push(`${dir}: ${args.join(' ')} exited ${res.code} (${plan1.what}):\n${res.out.slice(-2000)}`); break; }
+      if (res.code !== 0) {
+        s.failures.push(`${dir}: ${args.join(' ')} exited ${res.code} (${plan1.what}):\n${res.out.slice(-2000)}`);
+        break;
+      }
       if (plan1.env) s.faultsNotReached++;
       s.runs++;
       const sha = tensorsSha256(join(readPointer(dir, 'latest'), 'model.safetensors'));
       if (sha === refSha) s.identical++;
-      else s.failures.push(`${dir}: final weights sha256 ${sha.slice(0, 16)} differ from the uninterrupted run's ${refSha.slice(0, 16)}`);
-      if (plan && s.launches < plan.length) { s.failures.push(`${dir}: finished before plan entry ${s.launches + 1} (${plan[s.launches]})`); }
-      log(`run c${ci}: ${inRun} kills, final weights ${sha === refSha ? 'bit-identical' : 'DIFFERENT'} (${s.kills}/${plan?.length ?? kills} kills)`);
+      else
+        s.failures.push(
+          `${dir}: final weights sha256 ${sha.slice(0, 16)} differ from the uninterrupted run's ${refSha.slice(0, 16)}`,
+        );
+      if (plan && s.launches < plan.length) {
+        s.failures.push(`${dir}: finished before plan entry ${s.launches + 1} (${plan[s.launches]})`);
+      }
+      log(
+        `run c${ci}: ${inRun} kills, final weights ${sha === refSha ? 'bit-identical' : 'DIFFERENT'} (${s.kills}/${plan?.length ?? kills} kills)`,
+      );
       break;
     }
     rmSync(dir, { recursive: true, force: true });
@@ -182,36 +239,60 @@ async function writerKills(name, n, r, { commands, version, faults }, log, fixed
     ms[v] = t.ms;
     ids[v] = version();
   }
-  if (ids[0] === ids[1]) throw new Error(`${name}: the two versions are the same (${ids[0]}); the check could not tell them apart`);
+  if (ids[0] === ids[1])
+    throw new Error(`${name}: the two versions are the same (${ids[0]}); the check could not tell them apart`);
   for (let i = 0; i < n; i++) {
     const before = version();
     const target = before === ids[0] ? 1 : 0;
-    const plan = fixed ? { what: 'fault', env: { GOODSREC_FAULT: faults[i % faults.length] } }
-      : r() < 0.5 ? { what: 'random', kill: { afterMs: Math.round(r() * 1.1 * ms[target]) } }
+    const plan = fixed
+      ? { what: 'fault', env: { GOODSREC_FAULT: faults[i % faults.length] } }
+      : r() < 0.5
+        ? { what: 'random', kill: { afterMs: Math.round(r() * 1.1 * ms[target]) } }
         : { what: 'fault', env: { GOODSREC_FAULT: pick(r, faults) } };
     const res = await runCli(commands[target], plan);
-    if (res.signal !== 'SIGKILL') { s.completed++; continue; }
+    if (res.signal !== 'SIGKILL') {
+      s.completed++;
+      continue;
+    }
     s.kills++;
     let now;
-    try { now = version(); } catch (e) { now = `unreadable: ${e.message}`; }
+    try {
+      now = version();
+    } catch (e) {
+      now = `unreadable: ${e.message}`;
+    }
     if (now === before) s.old++;
     else if (now === ids[target]) s.new++;
     else if (now === 'torn') s.torn++;
-    else { s.bad++; s.failures.push(`${name} after ${plan.what} ${plan.env?.GOODSREC_FAULT ?? ''}: ${now}`); }
+    else {
+      s.bad++;
+      s.failures.push(`${name} after ${plan.what} ${plan.env?.GOODSREC_FAULT ?? ''}: ${now}`);
+    }
   }
-  log(`${name}: ${s.kills} kills -> ${s.old} old, ${s.new} new, ${s.torn} torn pair(s), ${s.bad} broken; ${s.completed} finished before the kill`);
+  log(
+    `${name}: ${s.kills} kills -> ${s.old} old, ${s.new} new, ${s.torn} torn pair(s), ${s.bad} broken; ${s.completed} finished before the kill`,
+  );
   return s;
 }
 
 export async function main(argv = process.argv.slice(2)) {
-  const { values } = parseArgs({ args: argv, options: {
-    kills: { type: 'string', default: '50' }, 'writer-kills': { type: 'string', default: '12' },
-    seed: { type: 'string', default: '13' }, json: { type: 'boolean', default: false }, epochs: { type: 'string', default: '3' },
-    plan: { type: 'string' }, 'writer-faults-in-order': { type: 'boolean', default: false },
-    writers: { type: 'string', default: 'average,export,gallery' },
-  } });
-  const kills = Number(values.kills); const wk = Number(values['writer-kills']);
-  if (!Number.isInteger(kills) || kills < 0 || !Number.isInteger(wk) || wk < 0) throw new Error('--kills, --writer-kills: expected integers >= 0');
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      kills: { type: 'string', default: '50' },
+      'writer-kills': { type: 'string', default: '12' },
+      seed: { type: 'string', default: '13' },
+      json: { type: 'boolean', default: false },
+      epochs: { type: 'string', default: '3' },
+      plan: { type: 'string' },
+      'writer-faults-in-order': { type: 'boolean', default: false },
+      writers: { type: 'string', default: 'average,export,gallery' },
+    },
+  });
+  const kills = Number(values.kills);
+  const wk = Number(values['writer-kills']);
+  if (!Number.isInteger(kills) || kills < 0 || !Number.isInteger(wk) || wk < 0)
+    throw new Error('--kills, --writer-kills: expected integers >= 0');
   const log = values.json ? () => {} : (m) => console.log(m);
   const r = rng(Number(values.seed));
   TINY[TINY.indexOf('--epochs') + 1] = values.epochs;
@@ -225,43 +306,109 @@ export async function main(argv = process.argv.slice(2)) {
     const only = new Set(values.writers.split(','));
     if (wk > 0 && only.has('average')) {
       const avg = join(run, 'checkpoints', 'avg');
-      writers.average = await writerKills('average', wk, r, {
-        commands: [['average', run, '--last', '2', '--name', 'avg'], ['average', run, '--last', '3', '--name', 'avg']],
-        version: () => tensorsSha256(join(loadCheckpoint(resolveCheckpoint(avg).checkpointDir).dir, 'model.safetensors')).slice(0, 16),
-        faults: ['dir:1:swapped', 'file:1:partial', 'file:2:before-rename', 'file:3:after-rename', 'dir:1:before-rename', 'dir:1:after-rename'],
-      }, log, fixed);
+      writers.average = await writerKills(
+        'average',
+        wk,
+        r,
+        {
+          commands: [
+            ['average', run, '--last', '2', '--name', 'avg'],
+            ['average', run, '--last', '3', '--name', 'avg'],
+          ],
+          version: () =>
+            tensorsSha256(join(loadCheckpoint(resolveCheckpoint(avg).checkpointDir).dir, 'model.safetensors')).slice(
+              0,
+              16,
+            ),
+          faults: [
+            'dir:1:swapped',
+            'file:1:partial',
+            'file:2:before-rename',
+            'file:3:after-rename',
+            'dir:1:before-rename',
+            'dir:1:after-rename',
+          ],
+        },
+        log,
+        fixed,
+      );
     }
     if (wk > 0 && only.has('export')) {
       const ex = join(work, 'export');
-      writers.export = await writerKills('export', wk, r, {
-        commands: [['export', run, '--out', ex], ['export', run, '--out', ex, '--tta', 'flip']],
-        version: () => {
-          // What openServedModel does first: an export killed after its sidecar is finished.
-          finishExport(join(ex, 'model.onnx'), JSON.parse(readFileSync(join(ex, 'model.json'), 'utf8')).sha256);
-          const graph = createHash('sha256').update(readFileSync(join(ex, 'model.onnx'))).digest('hex');
-          const side = JSON.parse(readFileSync(join(ex, 'model.json'), 'utf8'));
-          return side.sha256 === graph ? graph.slice(0, 16) : 'torn';
+      writers.export = await writerKills(
+        'export',
+        wk,
+        r,
+        {
+          commands: [
+            ['export', run, '--out', ex],
+            ['export', run, '--out', ex, '--tta', 'flip'],
+          ],
+          version: () => {
+            // What openServedModel does first: an export killed after its sidecar is finished.
+            finishExport(join(ex, 'model.onnx'), JSON.parse(readFileSync(join(ex, 'model.json'), 'utf8')).sha256);
+            const graph = createHash('sha256')
+              .update(readFileSync(join(ex, 'model.onnx')))
+              .digest('hex');
+            const side = JSON.parse(readFileSync(join(ex, 'model.json'), 'utf8'));
+            return side.sha256 === graph ? graph.slice(0, 16) : 'torn';
+          },
+          faults: [
+            'file:1:partial',
+            'file:1:before-rename',
+            'file:1:after-rename',
+            'file:2:partial',
+            'file:2:before-rename',
+            'file:2:after-rename',
+          ],
         },
-        faults: ['file:1:partial', 'file:1:before-rename', 'file:1:after-rename', 'file:2:partial', 'file:2:before-rename', 'file:2:after-rename'],
-      }, log, fixed);
+        log,
+        fixed,
+      );
     }
     if (wk > 0 && only.has('gallery')) {
       const g = join(work, 'shop.gallery');
       const photos = join(sample, 'test', 'Oatly-Oat-Milk');
-      writers.gallery = await writerKills('gallery build/add', wk, r, {
-        commands: [['gallery', 'build', run, '--data', sample, '--split', 'test', '--out', g], ['gallery', 'add', g, '--class', 'New-Product', photos]],
-        version: () => { const x = readGallery(g); return `${x.meta.entries.length} photos`; },
-        faults: ['file:1:partial', 'file:1:before-rename', 'file:1:after-rename'],
-      }, log, fixed);
+      writers.gallery = await writerKills(
+        'gallery build/add',
+        wk,
+        r,
+        {
+          commands: [
+            ['gallery', 'build', run, '--data', sample, '--split', 'test', '--out', g],
+            ['gallery', 'add', g, '--class', 'New-Product', photos],
+          ],
+          version: () => {
+            const x = readGallery(g);
+            return `${x.meta.entries.length} photos`;
+          },
+          faults: ['file:1:partial', 'file:1:before-rename', 'file:1:after-rename'],
+        },
+        log,
+        fixed,
+      );
     }
     const failures = [...train.failures, ...Object.values(writers).flatMap((w) => w.failures)];
     const { refDir: _r, failures: _f, resumeMs: _m, ...trainSummary } = train;
-    const summary = { seconds: Math.round((Date.now() - t0) / 1000), train: trainSummary, writers: Object.fromEntries(
-      Object.entries(writers).map(([k, w]) => [k, { kills: w.kills, old: w.old, new: w.new, torn: w.torn, broken: w.bad, completed: w.completed }])), failures };
+    const summary = {
+      seconds: Math.round((Date.now() - t0) / 1000),
+      train: trainSummary,
+      writers: Object.fromEntries(
+        Object.entries(writers).map(([k, w]) => [
+          k,
+          { kills: w.kills, old: w.old, new: w.new, torn: w.torn, broken: w.bad, completed: w.completed },
+        ]),
+      ),
+      failures,
+    };
     if (values.json) console.log(JSON.stringify(summary));
     else {
-      console.log(`\ntrain: ${train.kills} kills over ${train.runs} runs (${train.launches} launches); kinds ${JSON.stringify(train.byKind)}`);
-      console.log(`after each kill the run folder held: ${JSON.stringify(train.afterKill)}; ${train.identical}/${train.runs} runs bit-identical`);
+      console.log(
+        `\ntrain: ${train.kills} kills over ${train.runs} runs (${train.launches} launches); kinds ${JSON.stringify(train.byKind)}`,
+      );
+      console.log(
+        `after each kill the run folder held: ${JSON.stringify(train.afterKill)}; ${train.identical}/${train.runs} runs bit-identical`,
+      );
       console.log(`${failures.length} failure(s) in ${summary.seconds} s`);
       for (const f of failures) console.log(`FAIL ${f}`);
     }

@@ -9,8 +9,11 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
 function multiarch() {
-  try { return execFileSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).trim() || 'x86_64-linux-gnu'; }
-  catch { return 'x86_64-linux-gnu'; }
+  try {
+    return execFileSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).trim() || 'x86_64-linux-gnu';
+  } catch {
+    return 'x86_64-linux-gnu';
+  }
 }
 
 function fromRoot(root, source) {
@@ -29,12 +32,18 @@ function fromDebian() {
 function fromPython() {
   for (const py of [process.env.PYTHON ?? 'python3', '/usr/bin/python3']) {
     try {
-      const out = execFileSync(py, ['-c',
-        'import torch, os; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))'],
-        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
+      const out = execFileSync(
+        py,
+        ['-c', 'import torch, os; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))'],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+      )
+        .trim()
+        .split('\n');
       const found = fromRoot(out[0], `python torch at ${out[0]}`);
       if (found) return { ...found, cxx11abi: out[1] === '1' };
-    } catch { /* try the next interpreter */ }
+    } catch {
+      /* try the next interpreter */
+    }
   }
   return null;
 }
@@ -42,15 +51,18 @@ function fromPython() {
 function find() {
   if (process.env.LIBTORCH) {
     const found = fromRoot(process.env.LIBTORCH, `LIBTORCH=${process.env.LIBTORCH}`);
-    if (!found) throw new Error(`LIBTORCH=${process.env.LIBTORCH} does not contain include/ATen/ATen.h and lib/libtorch_cpu.so`);
+    if (!found)
+      throw new Error(`LIBTORCH=${process.env.LIBTORCH} does not contain include/ATen/ATen.h and lib/libtorch_cpu.so`);
     return found;
   }
   const found = fromDebian() ?? fromPython();
   if (!found) {
-    throw new Error('libtorch not found. Install one of:\n' +
-      '  - Debian/Ubuntu: apt-get install libtorch-dev   (CPU, libtorch 1.13)\n' +
-      '  - an unpacked libtorch (pytorch.org), then export LIBTORCH=/path/to/libtorch\n' +
-      '  - a Python torch install (pip install torch, CUDA builds included): found via `python3 -c "import torch"`');
+    throw new Error(
+      'libtorch not found. Install one of:\n' +
+        '  - Debian/Ubuntu: apt-get install libtorch-dev   (CPU, libtorch 1.13)\n' +
+        '  - an unpacked libtorch (pytorch.org), then export LIBTORCH=/path/to/libtorch\n' +
+        '  - a Python torch install (pip install torch, CUDA builds included): found via `python3 -c "import torch"`',
+    );
   }
   return found;
 }
@@ -63,10 +75,15 @@ function describe() {
   // libtorch 2.x moved the numbers to torch/headeronly/version.h.
   let version = 'unknown';
   for (const dir of f.include) {
-    for (const rel of [['torch', 'version.h'], ['torch', 'headeronly', 'version.h']]) {
+    for (const rel of [
+      ['torch', 'version.h'],
+      ['torch', 'headeronly', 'version.h'],
+    ]) {
       const header = join(dir, ...rel);
       if (version !== 'unknown' || !existsSync(header)) continue;
-      const m = readFileSync(header, 'utf8').match(/TORCH_VERSION_MAJOR (\d+)[\s\S]*TORCH_VERSION_MINOR (\d+)[\s\S]*TORCH_VERSION_PATCH (\d+)/);
+      const m = readFileSync(header, 'utf8').match(
+        /TORCH_VERSION_MAJOR (\d+)[\s\S]*TORCH_VERSION_MINOR (\d+)[\s\S]*TORCH_VERSION_PATCH (\d+)/,
+      );
       if (m) version = `${m[1]}.${m[2]}.${m[3]}`;
     }
   }
@@ -74,8 +91,11 @@ function describe() {
   // CUDA builds of libtorch ship ProcessGroupNCCL (USE_NCCL); the CPU builds (Debian's) do not.
   const ncclHeader = (d) => existsSync(join(d, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupNCCL.hpp'));
   const nccl = cuda && f.include.some(ncclHeader) && existsSync(join(f.libdir, 'libtorch_cuda.so'));
-  const defines = [`_GLIBCXX_USE_CXX11_ABI=${abi}`, ...(cuda ? ['GOODSREC_CUDA=1'] : []),
-    ...(nccl ? ['GOODSREC_NCCL=1', 'USE_C10D_NCCL=1'] : [])];
+  const defines = [
+    `_GLIBCXX_USE_CXX11_ABI=${abi}`,
+    ...(cuda ? ['GOODSREC_CUDA=1'] : []),
+    ...(nccl ? ['GOODSREC_NCCL=1', 'USE_C10D_NCCL=1'] : []),
+  ];
   return { ...f, cuda, nccl, libs, version, defines };
 }
 

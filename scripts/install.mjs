@@ -17,7 +17,8 @@ const log = (s) => process.stderr.write(`goodsrec install: ${s}\n`);
 
 /** Loads the libtorch addon in a child process; null when it loads with matching libtorch versions. */
 function loadProblem(file) {
-  const probe = 'const b = require(process.argv[1]); const v = b.libtorch;' +
+  const probe =
+    'const b = require(process.argv[1]); const v = b.libtorch;' +
     'if (!v || v.compiled.split("+")[0] !== v.runtime.split("+")[0]) ' +
     // biome-ignore lint/suspicious/noTemplateCurlyInString: code for node -e, interpolated by that process
     '{ console.error(`compiled against libtorch ${v?.compiled}, loaded ${v?.runtime}`); process.exit(3); }';
@@ -27,7 +28,10 @@ function loadProblem(file) {
 
 function usePrebuilt(dir) {
   const missing = ADDONS.filter((f) => !existsSync(join(dir, f)));
-  if (missing.length) { log(`GOODSREC_PREBUILT=${dir} lacks ${missing.join(', ')}; building instead`); return false; }
+  if (missing.length) {
+    log(`GOODSREC_PREBUILT=${dir} lacks ${missing.join(', ')}; building instead`);
+    return false;
+  }
   const out = join(root, 'build', 'Release');
   mkdirSync(out, { recursive: true });
   for (const f of ADDONS) copyFileSync(join(dir, f), join(out, f));
@@ -42,18 +46,27 @@ function usePrebuilt(dir) {
 
 function build() {
   const found = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), 'json'], { encoding: 'utf8' });
-  if (found.status !== 0) { process.stderr.write(found.stderr); process.exit(1); }
+  if (found.status !== 0) {
+    process.stderr.write(found.stderr);
+    process.exit(1);
+  }
   log(`building the native addons against ${JSON.parse(found.stdout).source} (a few minutes)`);
   const jobs = String(Math.max(1, Math.min(availableParallelism(), 8)));
   // npm puts its own node-gyp on PATH for install scripts.
-  const r = spawnSync('node-gyp', ['rebuild', '-j', jobs],
-    { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+  const r = spawnSync('node-gyp', ['rebuild', '-j', jobs], {
+    cwd: root,
+    stdio: 'inherit',
+    shell: process.platform === 'win32',
+  });
   if (r.status !== 0) {
     log('the addon build failed: see the compiler output above; README "Without root or apt" lists what it needs');
     process.exit(r.status ?? 1);
   }
   const problem = loadProblem(join(root, 'build', 'Release', 'goodsrec_native.node'));
-  if (problem) { log(`the addon was built but does not load: ${problem}`); process.exit(1); }
+  if (problem) {
+    log(`the addon was built but does not load: ${problem}`);
+    process.exit(1);
+  }
 }
 
 if (existsSync(join(root, 'scripts', 'setup.sh'))) {

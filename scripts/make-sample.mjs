@@ -9,8 +9,12 @@ import { join } from 'node:path';
 const src = process.argv[2] ?? '../shared/datasets/grocery-store';
 const out = 'examples/grocery-sample';
 const classes = [
-  'Juice/Bravo-Apple-Juice', 'Milk/Arla-Standard-Milk', 'Oat-Milk/Oatly-Oat-Milk',
-  'Soy-Milk/Alpro-Fresh-Soy-Milk', 'Yoghurt/Yoggi-Strawberry-Yoghurt', 'Oatghurt/Oatly-Natural-Oatghurt',
+  'Juice/Bravo-Apple-Juice',
+  'Milk/Arla-Standard-Milk',
+  'Oat-Milk/Oatly-Oat-Milk',
+  'Soy-Milk/Alpro-Fresh-Soy-Milk',
+  'Yoghurt/Yoggi-Strawberry-Yoghurt',
+  'Oatghurt/Oatly-Natural-Oatghurt',
 ];
 const perSplit = { train: 24, test: 10 };
 
@@ -20,7 +24,10 @@ for (const [split, n] of Object.entries(perSplit)) {
   for (const c of classes) {
     const name = c.split('/')[1];
     const dir = join(src, 'dataset', split, 'Packages', c);
-    const files = readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().slice(0, n);
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.jpg'))
+      .sort()
+      .slice(0, n);
     mkdirSync(join(out, split, name), { recursive: true });
     for (const f of files) {
       copyFileSync(join(dir, f), join(out, split, name, f));
@@ -30,7 +37,9 @@ for (const [split, n] of Object.entries(perSplit)) {
 }
 writeFileSync(join(out, 'SOURCES.txt'), lines.join('\n') + '\n');
 copyFileSync(join(src, 'LICENSE'), join(out, 'LICENSE'));
-writeFileSync(join(out, 'README.md'), `# Grocery Store sample
+writeFileSync(
+  join(out, 'README.md'),
+  `# Grocery Store sample
 
 A small subset of the Grocery Store Dataset (Marcus Klasson, Cheng Zhang, Hedvig Kjellström:
 "A Hierarchical Grocery Store Image Dataset with Visual and Semantic Labels", WACV 2019),
@@ -39,5 +48,6 @@ ${perSplit.test} test photos each, copied unchanged from the dataset's train and
 (SOURCES.txt lists every file's origin). Layout: \`<split>/<class>/<image>.jpg\`.
 
 Rebuild with \`node scripts/make-sample.mjs ../shared/datasets/grocery-store\`.
-`);
+`,
+);
 console.log(`wrote ${lines.length} images to ${out}`);

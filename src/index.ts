@@ -4,14 +4,26 @@
 import { resolveConfig, type TrainConfig } from './run/config.js';
 import { train as trainRun, type TrainOptions, type TrainResult } from './train/trainer.js';
 import {
-  disposeRecognizer, expandImagePaths, loadRecognizer, predictFiles, skippedPredictions,
-  type LoadedRecognizer, type LoadOptions, type Prediction, type PredictOptions,
+  disposeRecognizer,
+  expandImagePaths,
+  loadRecognizer,
+  predictFiles,
+  skippedPredictions,
+  type LoadedRecognizer,
+  type LoadOptions,
+  type Prediction,
+  type PredictOptions,
 } from './eval/predictor.js';
 
 // --- models -------------------------------------------------------------------------------
 export {
-  createModel, listModels, getModelCfg, registerModel,
-  type CreateModelOptions, type ModelFactory, type CheckpointFilter,
+  createModel,
+  listModels,
+  getModelCfg,
+  registerModel,
+  type CreateModelOptions,
+  type ModelFactory,
+  type CheckpointFilter,
 } from './models/registry.js';
 export { ClassifierModel, IMAGENET_MEAN, IMAGENET_STD, type ModelCfg } from './models/model.js';
 export { countFlops, type FlopsCount } from './models/flops.js';
@@ -27,19 +39,37 @@ export { loadDataset, selectSplits, type Dataset, type Sample } from './data/dat
 
 // --- the run folder -------------------------------------------------------------------------------------
 export {
-  evalPipeline, trainPipeline, preprocessFromConfig, type PreprocessConfig,
+  evalPipeline,
+  trainPipeline,
+  preprocessFromConfig,
+  type PreprocessConfig,
 } from './run/pipelines.js';
 export { readRunInfo, type RunInfo } from './run/run-folder.js';
-export { resolveCheckpoint, loadCheckpoint, listCheckpoints, CheckpointError, type LoadedCheckpoint } from './run/checkpoint.js';
+export {
+  resolveCheckpoint,
+  loadCheckpoint,
+  listCheckpoints,
+  CheckpointError,
+  type LoadedCheckpoint,
+} from './run/checkpoint.js';
 export { averageCheckpoints } from './run/average.js';
 export { readEvalFile, type EvalFile } from './run/eval-file.js';
 
 // --- training -------------------------------------------------------------------------------------
 export {
-  DEFAULT_CONFIG, ConfigError, type TrainConfig, type AmpMode, type ResizeMode, type Interpolation,
+  DEFAULT_CONFIG,
+  ConfigError,
+  type TrainConfig,
+  type AmpMode,
+  type ResizeMode,
+  type Interpolation,
 } from './run/config.js';
 export {
-  TrainingDivergedError, type TrainOptions, type TrainResult, type TrainEvents, type EpochRecord,
+  TrainingDivergedError,
+  type TrainOptions,
+  type TrainResult,
+  type TrainEvents,
+  type EpochRecord,
 } from './train/trainer.js';
 
 /** A training configuration in which every section and option may be left out (the recipe's defaults fill it). */
@@ -63,13 +93,23 @@ export function train(settings: TrainSettings, options: TrainOptions = {}): Prom
 
 // --- evaluation and prediction -----------------------------------------------------------------------
 export {
-  evaluate, TTA_VIEWS, TTA_MEANS,
-  type EvaluateOptions, type EvaluateResult, type SamplePrediction, type TtaView, type TtaMean,
+  evaluate,
+  TTA_VIEWS,
+  TTA_MEANS,
+  type EvaluateOptions,
+  type EvaluateResult,
+  type SamplePrediction,
+  type TtaView,
+  type TtaMean,
 } from './eval/evaluate.js';
 export { type EvalMetrics, type ClassMetrics, formatMetrics } from './eval/metrics.js';
 export {
-  loadRecognizer, disposeRecognizer,
-  type LoadedRecognizer, type LoadOptions, type Prediction, type PredictOptions,
+  loadRecognizer,
+  disposeRecognizer,
+  type LoadedRecognizer,
+  type LoadOptions,
+  type Prediction,
+  type PredictOptions,
 } from './eval/predictor.js';
 
 /**

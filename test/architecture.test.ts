@@ -21,11 +21,13 @@ function tsFiles(dir: string): string[] {
 /** Import specifiers of a file that resolve into src/train (static, dynamic, re-exports; as TypeScript reads them). */
 export function trainImports(file: string, text: string): string[] {
   const { importedFiles } = ts.preProcessFile(text, true, true);
-  return importedFiles.map((f) => f.fileName).filter((spec) => {
-    if (!spec.startsWith('.')) return false;
-    const target = relative(src, resolve(dirname(file), spec));
-    return target === 'train' || target.startsWith(`train${sep}`);
-  });
+  return importedFiles
+    .map((f) => f.fileName)
+    .filter((spec) => {
+      if (!spec.startsWith('.')) return false;
+      const target = relative(src, resolve(dirname(file), spec));
+      return target === 'train' || target.startsWith(`train${sep}`);
+    });
 }
 
 test('no room after training imports src/train (only src/cli and src/index.ts do)', () => {

@@ -5,7 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -16,7 +26,11 @@ const work = mkdtempSync(join(tmpdir(), 'goodsrec-bad-entries-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
 function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, CI: '1' },
+    timeout: 120_000,
+  });
   if (r.error) throw r.error; // a timeout: something blocked (a FIFO opened for reading?)
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -27,7 +41,10 @@ const classes = readdirSync(join(sample, 'train')).sort().slice(0, 2);
 for (const split of ['train', 'test']) {
   for (const c of classes) {
     mkdirSync(join(ds, split, c), { recursive: true });
-    for (const f of readdirSync(join(sample, split, c)).sort().slice(0, 4)) copyFileSync(join(sample, split, c, f), join(ds, split, c, f));
+    for (const f of readdirSync(join(sample, split, c))
+      .sort()
+      .slice(0, 4))
+      copyFileSync(join(sample, split, c, f), join(ds, split, c, f));
   }
 }
 const bad = join(ds, 'train', classes[0]!);
@@ -35,12 +52,21 @@ symlinkSync(join(work, 'nowhere.jpg'), join(bad, 'dangling.jpg'));
 symlinkSync('loop.jpg', join(bad, 'loop.jpg'));
 symlinkSync('..', join(bad, 'cycle'));
 mkdirSync(join(bad, 'folder.jpg'));
-copyFileSync(join(bad, readdirSync(bad).find((f) => f.endsWith('.jpg') && !f.startsWith('dangling') && !f.startsWith('loop'))!), join(bad, 'noread.jpg'));
+copyFileSync(
+  join(bad, readdirSync(bad).find((f) => f.endsWith('.jpg') && !f.startsWith('dangling') && !f.startsWith('loop'))!),
+  join(bad, 'noread.jpg'),
+);
 chmodSync(join(bad, 'noread.jpg'), 0o000);
 const fifo = spawnSync('mkfifo', [join(bad, 'pipe.jpg')]);
-const sock = spawnSync('python3', ['-c', `import socket; s=socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(join(bad, 'sock.jpg'))})`]);
+const sock = spawnSync('python3', [
+  '-c',
+  `import socket; s=socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(join(bad, 'sock.jpg'))})`,
+]);
 const expected: [string, RegExp][] = [
-  ['dangling.jpg', /dangling-symlink/], ['loop.jpg', /symlink-loop/], ['cycle', /symlink-loop/], ['folder.jpg', /folder-named-like-a-file/],
+  ['dangling.jpg', /dangling-symlink/],
+  ['loop.jpg', /symlink-loop/],
+  ['cycle', /symlink-loop/],
+  ['folder.jpg', /folder-named-like-a-file/],
   ['noread.jpg', /unreadable \(no read permission/],
   ...(fifo.status === 0 ? [['pipe.jpg', /fifo/] as [string, RegExp]] : []),
   ...(sock.status === 0 ? [['sock.jpg', /socket/] as [string, RegExp]] : []),
@@ -62,8 +88,29 @@ test('fixture has every kind of bad entry (mkfifo and AF_UNIX available)', () =>
 const runDir = join(work, 'runs', 'r');
 
 test('train: a summary of skipped entries before the first step, trains on the rest, exit 3', () => {
-  const r = run(['train', '--data', ds, '--model', 'resnet18', '--size', '32', '--batch-size', '4', '--epochs', '1',
-    '--out', join(work, 'runs'), '--name', 'r', '--set', 'threads=2', '--set', 'data.workers=1', '--set', 'augment.cutout=4']);
+  const r = run([
+    'train',
+    '--data',
+    ds,
+    '--model',
+    'resnet18',
+    '--size',
+    '32',
+    '--batch-size',
+    '4',
+    '--epochs',
+    '1',
+    '--out',
+    join(work, 'runs'),
+    '--name',
+    'r',
+    '--set',
+    'threads=2',
+    '--set',
+    'data.workers=1',
+    '--set',
+    'augment.cutout=4',
+  ]);
   assert.equal(r.code, 3, r.stderr);
   const out = r.stdout + r.stderr;
   assertReported(out);
@@ -82,7 +129,12 @@ test('predict on the folder: bad entries reported with their reason, good photos
   const good = preds.filter((p) => !p.error);
   assert.equal(good.length, 4, 'the 4 photos are predicted');
   assert.ok(good.every((p) => p.top.length === 2));
-  assertReported(preds.filter((p) => p.error).map((p) => `${p.path}: ${p.error}`).join('\n'));
+  assertReported(
+    preds
+      .filter((p) => p.error)
+      .map((p) => `${p.path}: ${p.error}`)
+      .join('\n'),
+  );
   assert.ok(preds.some((p) => p.path.endsWith('missing.jpg') && /missing/.test(p.error ?? '')));
   assert.match(r.stderr, /could not be predicted \(exit code 3\)/);
   // Negative control: a folder without bad entries exits 0.
@@ -91,7 +143,10 @@ test('predict on the folder: bad entries reported with their reason, good photos
 });
 
 test('predict on a FIFO given by name does not block', (t) => {
-  if (fifo.status !== 0) { t.skip('no mkfifo'); return; }
+  if (fifo.status !== 0) {
+    t.skip('no mkfifo');
+    return;
+  }
   const r = run(['predict', runDir, join(bad, 'pipe.jpg')]);
   assert.equal(r.code, 3, r.stderr);
   assert.match(r.stdout, /error: fifo/);

@@ -17,7 +17,11 @@ const work = mkdtempSync(join(tmpdir(), 'goodsrec-cli-options-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
 function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, CI: '1' },
+    timeout: 120_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -36,7 +40,19 @@ test('parseCommandLine: types, defaults, flags, repeats', () => {
     set: { type: 'string', repeatable: true, description: '' },
     w: { type: 'list', of: { type: 'number', min: 0 }, description: '' },
   } as const;
-  const p = parseCommandLine(spec, ['a', '--top=3', '--no-ema', '--set', 'x=1', '--set', 'y=2', '--w', '0.5,1', '--', '--top']);
+  const p = parseCommandLine(spec, [
+    'a',
+    '--top=3',
+    '--no-ema',
+    '--set',
+    'x=1',
+    '--set',
+    'y=2',
+    '--w',
+    '0.5,1',
+    '--',
+    '--top',
+  ]);
   assert.deepEqual(p.options, { top: 3, ema: false, set: ['x=1', 'y=2'], w: [0.5, 1] });
   assert.deepEqual(p.positionals, ['a', '--top']);
   assert.deepEqual(parseCommandLine(spec, []).options, { top: 5, ema: true, set: [] });
@@ -51,7 +67,11 @@ test('parseCommandLine: types, defaults, flags, repeats', () => {
     [['--tpo', '3'], /unknown option --tpo; did you mean --top\?/],
     [['--ema=yes'], /--ema is a flag/],
   ] as const) {
-    assert.throws(() => parseCommandLine(spec, args), (e: Error) => e.name === 'UsageError' && msg.test(e.message), String(args));
+    assert.throws(
+      () => parseCommandLine(spec, args),
+      (e: Error) => e.name === 'UsageError' && msg.test(e.message),
+      String(args),
+    );
   }
 });
 
@@ -68,7 +88,10 @@ test('every command: bad option values exit 2 and name the option and what it ac
     [['ensemble', sample, sample, '--mean', 'median'], /--mean: expected 'logits' or 'probs'/],
     [['average', sample, '--last', '-1'], /--last: expected an integer >= 1/],
     [['train', '--data', join(work, 'nope')], /--data: '.*nope' not found/],
-    [['train', '--data', sample, '--epochs', '0'], /--epochs \(schedule\.epochs\): expected an integer >= 1 but received 0/],
+    [
+      ['train', '--data', sample, '--epochs', '0'],
+      /--epochs \(schedule\.epochs\): expected an integer >= 1 but received 0/,
+    ],
     [['train', '--data', sample, '--batch-size', 'abc'], /--batch-size \(batchSize\): expected an integer >= 1/],
   ];
   for (const [args, msg] of cases) {
@@ -92,7 +115,16 @@ test('unknown options and commands are errors with a did-you-mean (exit 2)', () 
   assert.equal(cmd.code, 2);
   assert.match(cmd.stderr, /unknown command 'trian' \(did you mean 'train'\?\)/);
   // Negative control: the same command lines without the mistake are accepted.
-  const ok = run(['train', '--data', sample, '--set', 'loss.labelSmoothing=0.2', '--set', 'optim.lr=0.1', '--print-config']);
+  const ok = run([
+    'train',
+    '--data',
+    sample,
+    '--set',
+    'loss.labelSmoothing=0.2',
+    '--set',
+    'optim.lr=0.1',
+    '--print-config',
+  ]);
   assert.equal(ok.code, 0, ok.stderr);
   const cfg = JSON.parse(ok.stdout) as { loss: { labelSmoothing: number }; optim: { lr: number }; device: string };
   assert.equal(cfg.loss.labelSmoothing, 0.2);
@@ -106,7 +138,10 @@ test("a subcommand's --help is its own usage, not its group's", () => {
   assert.match(sub.stdout, /goodsrec gallery calibrate \[OPTIONS\] <GALLERY>/);
   assert.match(sub.stdout, /--far/);
   // Negative control: the group's help lists subcommands, not their options; an unknown word stays there.
-  for (const args of [['gallery', '--help'], ['gallery', 'nope', '--help']]) {
+  for (const args of [
+    ['gallery', '--help'],
+    ['gallery', 'nope', '--help'],
+  ]) {
     const group = run(args);
     assert.match(group.stdout, /build\|add\|remove\|list\|calibrate/);
     assert.doesNotMatch(group.stdout, /--far/);
@@ -122,16 +157,43 @@ test('a runtime failure exits 1, not 2', () => {
 });
 
 test('a run killed before its first checkpoint resumes from step 0', async () => {
-  const args = ['train', '--data', sample, '--model', 'resnet18', '--size', '32', '--batch-size', '8', '--epochs', '1',
-    '--set', 'data.fraction=0.25', '--set', 'threads=2', '--set', 'data.workers=1', '--out', work, '--name', 'early'];
+  const args = [
+    'train',
+    '--data',
+    sample,
+    '--model',
+    'resnet18',
+    '--size',
+    '32',
+    '--batch-size',
+    '8',
+    '--epochs',
+    '1',
+    '--set',
+    'data.fraction=0.25',
+    '--set',
+    'threads=2',
+    '--set',
+    'data.workers=1',
+    '--out',
+    work,
+    '--name',
+    'early',
+  ];
   const dir = join(work, 'early');
   const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, CI: '1' }, stdio: 'ignore' });
   const exited = new Promise<void>((res) => child.on('exit', () => res()));
   await new Promise<void>((res, rej) => {
     const t0 = Date.now();
     const timer = setInterval(() => {
-      if (existsSync(join(dir, 'config.json'))) { clearInterval(timer); child.kill('SIGKILL'); res(); }
-      else if (Date.now() - t0 > 60_000 || child.exitCode !== null) { clearInterval(timer); rej(new Error('config.json never appeared')); }
+      if (existsSync(join(dir, 'config.json'))) {
+        clearInterval(timer);
+        child.kill('SIGKILL');
+        res();
+      } else if (Date.now() - t0 > 60_000 || child.exitCode !== null) {
+        clearInterval(timer);
+        rej(new Error('config.json never appeared'));
+      }
     }, 10);
   });
   await exited;

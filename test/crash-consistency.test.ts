@@ -22,19 +22,48 @@ const work = mkdtempSync(join(tmpdir(), 'goodsrec-crash-test-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
 interface Summary {
-  train: { kills: number; runs: number; identical: number; byKind: Record<string, number>; afterKill: Record<string, number>; faultsNotReached: number };
+  train: {
+    kills: number;
+    runs: number;
+    identical: number;
+    byKind: Record<string, number>;
+    afterKill: Record<string, number>;
+    faultsNotReached: number;
+  };
   writers: Record<string, { kills: number; old: number; new: number; torn: number; broken: number }>;
   failures: string[];
 }
 
-test('6 kills (4 inside writes, 1 at an epoch end) then --resume: bit-identical weights; writers killed mid-write keep a whole version', { timeout: 300_000 }, () => {
+test('6 kills (4 inside writes, 1 at an epoch end) then --resume: bit-identical weights; writers killed mid-write keep a whole version', {
+  timeout: 300_000,
+}, () => {
   // Writes of a fresh run: 1-5 config/classes/preprocess/versions/dataset, 6-8 the first checkpoint's
   // files, 9 latest.json. dir:1:after-rename leaves a checkpoint folder latest.json does not name; the
   // next launch saves it again, replacing it, and dir:1:swapped kills between moving it aside and
   // renaming the new one in.
-  const plan = ['file:7:partial', 'dir:1:after-rename', 'dir:1:swapped', 'file:2:before-rename', 'epoch:1', 'random:0.3'];
-  const r = spawnSync(process.execPath, [join(root, 'scripts', 'crash-consistency.mjs'), '--plan', plan.join(','), '--writer-kills', '1',
-    '--writer-faults-in-order', '--epochs', '2', '--json'], { encoding: 'utf8', timeout: 290_000 });
+  const plan = [
+    'file:7:partial',
+    'dir:1:after-rename',
+    'dir:1:swapped',
+    'file:2:before-rename',
+    'epoch:1',
+    'random:0.3',
+  ];
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(root, 'scripts', 'crash-consistency.mjs'),
+      '--plan',
+      plan.join(','),
+      '--writer-kills',
+      '1',
+      '--writer-faults-in-order',
+      '--epochs',
+      '2',
+      '--json',
+    ],
+    { encoding: 'utf8', timeout: 290_000 },
+  );
   const line = r.stdout.trim().split('\n').pop() ?? '';
   assert.ok(line.startsWith('{'), `no summary (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
   const s = JSON.parse(line) as Summary;
@@ -44,7 +73,12 @@ test('6 kills (4 inside writes, 1 at an epoch end) then --resume: bit-identical 
   assert.equal(s.train.runs, 1);
   assert.equal(s.train.identical, 1);
   assert.equal(s.train.byKind['epoch-end'], 1);
-  assert.equal(Object.entries(s.train.byKind).filter(([k]) => k.startsWith('fault')).reduce((a, [, n]) => a + n, 0), 4);
+  assert.equal(
+    Object.entries(s.train.byKind)
+      .filter(([k]) => k.startsWith('fault'))
+      .reduce((a, [, n]) => a + n, 0),
+    4,
+  );
   assert.equal(s.train.afterKill.broken ?? 0, 0);
   for (const [name, w] of Object.entries(s.writers)) {
     assert.equal(w.kills, 1, `${name} killed`);
@@ -67,8 +101,20 @@ test('negative controls: a cut checkpoint, a cut gallery and a mismatched export
   const { recognizer, exportDir } = await standInRecognizer(work);
   const g = join(work, 'g.gallery');
   writeGallery(g, {
-    meta: { format: GALLERY_FORMAT, dim: 2, k: 1, threshold: null, entries: [{ class: 'a', path: '/a.jpg' }],
-      model: { hash: 'ab'.repeat(32), checkpoint: '/x', name: 'resnet18', embedding: 'pooled', preprocess: recognizer.preprocess } },
+    meta: {
+      format: GALLERY_FORMAT,
+      dim: 2,
+      k: 1,
+      threshold: null,
+      entries: [{ class: 'a', path: '/a.jpg' }],
+      model: {
+        hash: 'ab'.repeat(32),
+        checkpoint: '/x',
+        name: 'resnet18',
+        embedding: 'pooled',
+        preprocess: recognizer.preprocess,
+      },
+    },
     embeddings: new Float32Array([1, 0]),
   });
   assert.equal(readGallery(g).meta.entries.length, 1);

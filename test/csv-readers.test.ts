@@ -16,11 +16,14 @@ function fixture(): string {
   const dir = mkdtempSync(join(tmpdir(), 'goodsrec-csv-'));
   const d = join(dir, 'dataset');
   mkdirSync(join(d, 'img'), { recursive: true });
-  writeFileSync(join(d, 'classes.csv'), [
-    'Class Name (str),Class ID (int),Coarse Class Name (str),Coarse Class ID (int),Iconic Image Path (str)',
-    `"${nfd}",0,Dairy,0,"/icons/cafe, creme.jpg"`,
-    'Oat-Milk,1,Dairy,0,/icons/oat.jpg',
-  ].join('\r\n') + '\r\n');
+  writeFileSync(
+    join(d, 'classes.csv'),
+    [
+      'Class Name (str),Class ID (int),Coarse Class Name (str),Coarse Class ID (int),Iconic Image Path (str)',
+      `"${nfd}",0,Dairy,0,"/icons/cafe, creme.jpg"`,
+      'Oat-Milk,1,Dairy,0,/icons/oat.jpg',
+    ].join('\r\n') + '\r\n',
+  );
   writeFileSync(join(d, 'train.txt'), '"img/cafe, 1.jpg", 0, 0\nimg/oat.jpg, 1, 0\n');
   return dir;
 }
@@ -43,7 +46,13 @@ test('manifest datasets: quoted split-file paths with a comma; class names NFC, 
   try {
     const ds = readManifestDataset(dir);
     assert.deepEqual(ds.classes, [nfc, 'Oat-Milk']);
-    assert.deepEqual(ds.samples.map((s) => [s.path, ds.classes[s.label]]), [['img/cafe, 1.jpg', nfc], ['img/oat.jpg', 'Oat-Milk']]);
+    assert.deepEqual(
+      ds.samples.map((s) => [s.path, ds.classes[s.label]]),
+      [
+        ['img/cafe, 1.jpg', nfc],
+        ['img/oat.jpg', 'Oat-Milk'],
+      ],
+    );
     // The server looks reference photos up by the model's class names, which come from the dataset.
     const refs = readReferencePhotos(dir);
     assert.ok(ds.classes.every((c) => refs.has(c)));

@@ -11,7 +11,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import {
-  DataLoader, parseCsv, decodeJpegNative, nativeImage, processBuffer, readFolderDataset,
+  DataLoader,
+  parseCsv,
+  decodeJpegNative,
+  nativeImage,
+  processBuffer,
+  readFolderDataset,
   type PipelineConfig,
 } from '../src/data/index.js';
 import { recipeEval, recipeTrain } from './helpers/recipe.js';
@@ -30,12 +35,29 @@ async function jpegVariants(): Promise<{ name: string; buf: Buffer }[]> {
   const base = groceryJpeg(500);
   const v = [
     { name: 'grocery-348', buf: base },
-    { name: 'progressive', buf: await sharp(base).resize(611, 437).jpeg({ quality: 90, progressive: true }).toBuffer() },
-    { name: '444', buf: await sharp(base).resize(501, 333).jpeg({ quality: 90, chromaSubsampling: '4:4:4' }).toBuffer() },
+    {
+      name: 'progressive',
+      buf: await sharp(base).resize(611, 437).jpeg({ quality: 90, progressive: true }).toBuffer(),
+    },
+    {
+      name: '444',
+      buf: await sharp(base).resize(501, 333).jpeg({ quality: 90, chromaSubsampling: '4:4:4' }).toBuffer(),
+    },
     { name: 'gray', buf: await sharp(base).resize(300, 410).grayscale().jpeg({ quality: 90 }).toBuffer() },
-    { name: 'large-progressive-o6', buf: await sharp(base).resize(1500, 1100).jpeg({ quality: 90, progressive: true }).withMetadata({ orientation: 6 }).toBuffer() },
+    {
+      name: 'large-progressive-o6',
+      buf: await sharp(base)
+        .resize(1500, 1100)
+        .jpeg({ quality: 90, progressive: true })
+        .withMetadata({ orientation: 6 })
+        .toBuffer(),
+    },
   ];
-  for (let o = 1; o <= 8; o++) v.push({ name: `orientation-${o}`, buf: await sharp(base).resize(333, 250).jpeg({ quality: 92 }).withMetadata({ orientation: o }).toBuffer() });
+  for (let o = 1; o <= 8; o++)
+    v.push({
+      name: `orientation-${o}`,
+      buf: await sharp(base).resize(333, 250).jpeg({ quality: 92 }).withMetadata({ orientation: o }).toBuffer(),
+    });
   return v;
 }
 
@@ -49,29 +71,45 @@ test('native kernels give the same pixels as sharp + TypeScript: decoding, eight
   mkdirSync(dir, { recursive: true });
   const files: string[] = [];
   const base = groceryJpeg(100);
-  const add = async (name: string, buf: Buffer | Promise<Buffer>) => { const p = join(dir, name); writeFileSync(p, await buf); files.push(p); };
+  const add = async (name: string, buf: Buffer | Promise<Buffer>) => {
+    const p = join(dir, name);
+    writeFileSync(p, await buf);
+    files.push(p);
+  };
   await add('square.jpg', base);
   await add('landscape.jpg', groceryJpeg(2000));
   await add('portrait.jpg', sharp(base).resize(300, 470).jpeg({ quality: 90 }).toBuffer());
-  await add('rotated6.jpg', sharp(base).resize(300, 200).jpeg({ quality: 90 }).withMetadata({ orientation: 6 }).toBuffer());
+  await add(
+    'rotated6.jpg',
+    sharp(base).resize(300, 200).jpeg({ quality: 90 }).withMetadata({ orientation: 6 }).toBuffer(),
+  );
   await add('progressive.jpg', sharp(base).resize(257, 199).jpeg({ quality: 85, progressive: true }).toBuffer());
   await add('odd.png', sharp(base).resize(171, 233).png().toBuffer());
   const script = join(REPO, 'dist', 'test', 'helpers', 'pipeline-digest.js');
-  const run = (env: NodeJS.ProcessEnv) => JSON.parse(execFileSync(process.execPath, [script, root, ...files], { env: { ...process.env, ...env }, encoding: 'utf8' })) as Record<string, string | boolean>;
+  const run = (env: NodeJS.ProcessEnv) =>
+    JSON.parse(
+      execFileSync(process.execPath, [script, root, ...files], { env: { ...process.env, ...env }, encoding: 'utf8' }),
+    ) as Record<string, string | boolean>;
   const nat = run({});
   const ts = run({ GOODSREC_NATIVE_IMAGE: '0' });
   assert.equal(nat['native'], true, 'the first run should use the native kernels');
   assert.equal(ts['native'], false, 'GOODSREC_NATIVE_IMAGE=0 should disable them');
   delete nat['native'];
   delete ts['native'];
-  assert.ok(Object.keys(nat).length >= 16, `expected digests for 6 decodes, 8 pipelines, the augment ops and the loader, got ${Object.keys(nat).join(', ')}`);
+  assert.ok(
+    Object.keys(nat).length >= 16,
+    `expected digests for 6 decodes, 8 pipelines, the augment ops and the loader, got ${Object.keys(nat).join(', ')}`,
+  );
   assert.deepEqual(nat, ts);
 });
 
 test('windowed JPEG decoding equals the same window of a full decode (scales, orientations, padding)', async () => {
   assert.ok(native);
   let seed = 12345;
-  const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
   let windows = 0;
   for (const { name, buf } of await jpegVariants()) {
     for (const d of [1, 2, 4, 8]) {
@@ -79,18 +117,26 @@ test('windowed JPEG decoding equals the same window of a full decode (scales, or
       assert.equal(full.status, 'ok', `${name}: full decode at 1/${d}`);
       if (full.status !== 'ok') continue;
       for (let t = 0; t < 6; t++) {
-        const w: number = 1 + Math.floor(rnd() * full.width * 1.2), h: number = 1 + Math.floor(rnd() * full.height * 1.2);
-        const x0: number = Math.floor(rnd() * (full.width + 20)) - 10 - Math.floor(w / 3), y0: number = Math.floor(rnd() * (full.height + 20)) - 10 - Math.floor(h / 3);
+        const w: number = 1 + Math.floor(rnd() * full.width * 1.2),
+          h: number = 1 + Math.floor(rnd() * full.height * 1.2);
+        const x0: number = Math.floor(rnd() * (full.width + 20)) - 10 - Math.floor(w / 3),
+          y0: number = Math.floor(rnd() * (full.height + 20)) - 10 - Math.floor(h / 3);
         const r = native.decodeJpeg(buf, d, 1e9, [x0, y0, w, h, 7, 8, 9]);
         assert.equal(r.status, 'ok');
         if (r.status !== 'ok') continue;
         assert.deepEqual([r.width, r.height], [w, h]);
         let bad = 0;
-        for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
-          const X = x0 + x, Y = y0 + y;
-          const want = X < 0 || Y < 0 || X >= full.width || Y >= full.height ? 7 + c : full.data[(Y * full.width + X) * 3 + c]!;
-          if (r.data[(y * w + x) * 3 + c] !== want) bad++;
-        }
+        for (let y = 0; y < h; y++)
+          for (let x = 0; x < w; x++)
+            for (let c = 0; c < 3; c++) {
+              const X = x0 + x,
+                Y = y0 + y;
+              const want =
+                X < 0 || Y < 0 || X >= full.width || Y >= full.height
+                  ? 7 + c
+                  : full.data[(Y * full.width + X) * 3 + c]!;
+              if (r.data[(y * w + x) * 3 + c] !== want) bad++;
+            }
         assert.equal(bad, 0, `${name} at 1/${d}, window ${[x0, y0, w, h]}: ${bad} values differ from the full decode`);
         windows++;
       }
@@ -134,7 +180,10 @@ test('fused train pipeline straight from JPEG: bad files still reported, batches
     const names = loader.badFiles.map((b) => `${b.path.split('/').pop()}:${b.reason}`).sort();
     assert.ok(names.includes('b_truncated.jpg:truncated'), `workers ${workers}: truncated file reported, got ${names}`);
     const kept = batches.flatMap((b) => [...b.indices].map((i) => ds.samples[i]!.path.split('/').pop()!));
-    assert.ok(kept.includes('e_cmyk.jpg') && kept.includes('f.jpg') && !kept.includes('b_truncated.jpg'), `kept ${kept}`);
+    assert.ok(
+      kept.includes('e_cmyk.jpg') && kept.includes('f.jpg') && !kept.includes('b_truncated.jpg'),
+      `kept ${kept}`,
+    );
     assert.equal(kept.length + loader.badFiles.length, 6);
     // Each kept sample sits where it belongs: equal to processing its file alone with its seed.
     const b = batches[0]!;
@@ -142,8 +191,17 @@ test('fused train pipeline straight from JPEG: bad files still reported, batches
     for (let j = 0; j < b.shape[0]; j++) {
       const idx = b.indices[j]!;
       // Eval mode keeps dataset order: the position of a sample is its index.
-      const alone = await processBuffer(readFileSync(join(root, ds.samples[idx]!.path)), 'x', pipeline, loader.sampleSeed(0, idx, idx));
-      assert.equal(diffStats(b.data.subarray(j * per, (j + 1) * per), alone.data).maxAbs, 0, `workers ${workers}: sample ${j} (${ds.samples[idx]!.path}) misplaced`);
+      const alone = await processBuffer(
+        readFileSync(join(root, ds.samples[idx]!.path)),
+        'x',
+        pipeline,
+        loader.sampleSeed(0, idx, idx),
+      );
+      assert.equal(
+        diffStats(b.data.subarray(j * per, (j + 1) * per), alone.data).maxAbs,
+        0,
+        `workers ${workers}: sample ${j} (${ds.samples[idx]!.path}) misplaced`,
+      );
     }
   }
 });
@@ -152,7 +210,10 @@ test('fastDecode: DCT-scaled decoding of a large photo stays close to full decod
   const big = await sharp(groceryJpeg(700)).resize(2000, 1500).jpeg({ quality: 92 }).toBuffer();
   const cases: [string, PipelineConfig][] = [
     ['eval letterbox 256 + crop 224', recipeEval()],
-    ['train letterbox + RRC 224', recipeTrain({ input: { size: 224 }, augment: { cutout: 0, colorJitter: 0, hflip: 0 } })],
+    [
+      'train letterbox + RRC 224',
+      recipeTrain({ input: { size: 224 }, augment: { cutout: 0, colorJitter: 0, hflip: 0 } }),
+    ],
   ];
   for (const [name, cfg] of cases) {
     let worst = 0;

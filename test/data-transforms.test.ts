@@ -8,9 +8,22 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import {
-  decodeImage, parseCsv, letterbox, resize, centerCrop, hflipInPlace, processFile,
-  planRandomErasing, planCutout, planRandAugment, parseRandAugment, planRandomResizedCrop, finishSample, validatePipeline,
-  type PipelineConfig, type RgbImage,
+  decodeImage,
+  parseCsv,
+  letterbox,
+  resize,
+  centerCrop,
+  hflipInPlace,
+  processFile,
+  planRandomErasing,
+  planCutout,
+  planRandAugment,
+  parseRandAugment,
+  planRandomResizedCrop,
+  finishSample,
+  validatePipeline,
+  type PipelineConfig,
+  type RgbImage,
 } from '../src/data/index.js';
 import { Rng, deriveSeed } from '../src/util/rng.js';
 import { AUGMENT, recipeEval, recipeTrain } from './helpers/recipe.js';
@@ -25,7 +38,8 @@ async function pickImages(): Promise<string[]> {
   const out = IMAGES.map((p) => join(GROCERY, p));
   // One portrait and one landscape image (348x464, 464x348) from the train list, found by header.
   const lines = parseCsv((await import('node:fs')).readFileSync(join(GROCERY, 'dataset', 'train.txt'), 'utf8'));
-  let portrait = '', landscape = '';
+  let portrait = '',
+    landscape = '';
   for (const l of lines) {
     const p = join(GROCERY, 'dataset', l[0]!.trim());
     const m = await sharp(p).metadata();
@@ -90,8 +104,13 @@ test('deterministic transforms match torchvision + PIL', async (t) => {
       const d = diffStats(ours.data, o.data, 0);
       assert.ok(d.maxAbs <= 1 && d.fracOver < 0.01, `${name} bicubic vs PIL (image ${i}): ${JSON.stringify(d)}`);
       const neg = diffStats(bilinear.data, o.data, 0);
-      t.diagnostic(`image ${i} ${name} bicubic vs PIL: maxAbs=${d.maxAbs} fracOver0=${d.fracOver.toFixed(5)}; bilinear: maxAbs=${neg.maxAbs}`);
-      assert.ok(neg.maxAbs > 1, `negative control: bilinear ${name} should differ from PIL bicubic (image ${i}): ${JSON.stringify(neg)}`);
+      t.diagnostic(
+        `image ${i} ${name} bicubic vs PIL: maxAbs=${d.maxAbs} fracOver0=${d.fracOver.toFixed(5)}; bilinear: maxAbs=${neg.maxAbs}`,
+      );
+      assert.ok(
+        neg.maxAbs > 1,
+        `negative control: bilinear ${name} should differ from PIL bicubic (image ${i}): ${JSON.stringify(neg)}`,
+      );
     }
     // The run's eval pipeline with a pretrained config's crop_mode 'center' + bicubic, from the file,
     // vs torchvision in normalised units: float32 rounding plus at most one decode level (1/255/std ~ 0.02).
@@ -99,7 +118,10 @@ test('deterministic transforms match torchvision + PIL', async (t) => {
     const evco = get(i, 'eval_center_bicubic');
     assert.deepEqual([3, evc.height, evc.width], evco.shape);
     const dc = diffStats(evc.data, evco.data, 1e-5);
-    assert.ok(dc.maxAbs <= 0.021 && dc.meanAbs < 1e-3, `center/bicubic eval pipeline vs torchvision: ${JSON.stringify(dc)}`);
+    assert.ok(
+      dc.maxAbs <= 0.021 && dc.meanAbs < 1e-3,
+      `center/bicubic eval pipeline vs torchvision: ${JSON.stringify(dc)}`,
+    );
 
     const fl = hflipInPlace({ ...pil, data: new Uint8Array(pil.data) });
     assert.equal(diffStats(fl.data, get(i, 'hflip').data).maxAbs, 0, 'hflip differs');
@@ -115,7 +137,9 @@ test('deterministic transforms match torchvision + PIL', async (t) => {
     // Fast decode (libvips letterbox while decoding): within a few levels, stated tolerance.
     const fast = await processFile(images[i]!, recipeEval({}, true), 0);
     const dfst = diffStats(fast.data, evo.data);
-    t.diagnostic(`image ${i}: fastDecode eval vs torchvision meanAbs=${dfst.meanAbs.toFixed(4)} maxAbs=${dfst.maxAbs.toFixed(3)} (normalised units)`);
+    t.diagnostic(
+      `image ${i}: fastDecode eval vs torchvision meanAbs=${dfst.meanAbs.toFixed(4)} maxAbs=${dfst.maxAbs.toFixed(3)} (normalised units)`,
+    );
     // Stated tolerance for libvips resizing (shrink-on-load, sub-pixel placement of the padding differs):
     // mean |diff| < 0.08 after normalising, about 4 levels of 255; measured 0.06 on the 1100x820 JPEG.
     assert.ok(dfst.meanAbs < 0.08, `fastDecode eval too far from torchvision: ${JSON.stringify(dfst)}`);
@@ -134,7 +158,14 @@ test('random transforms: same seed, same output; other seed, other output', asyn
     assert.ok(diffStats(a.data, c.data).maxAbs > 0, `${augment}: different seeds gave the same output`);
   }
   // uint8 output with erasing: also reproducible and the right layout.
-  const cfg: PipelineConfig = { ops: [{ op: 'letterbox', size: 64 }, { op: 'normalize', mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }, { op: 'randomErasing', p: 1, mode: 'pixel' }], output: 'uint8' };
+  const cfg: PipelineConfig = {
+    ops: [
+      { op: 'letterbox', size: 64 },
+      { op: 'normalize', mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+      { op: 'randomErasing', p: 1, mode: 'pixel' },
+    ],
+    output: 'uint8',
+  };
   const u1 = await processFile(img, cfg, 11);
   const u2 = await processFile(img, cfg, 11);
   assert.ok(u1.data instanceof Uint8Array && u1.data.length === 64 * 64 * 3);
@@ -143,12 +174,19 @@ test('random transforms: same seed, same output; other seed, other output', asyn
 
 test('RandomResizedCrop boxes follow scale and ratio ranges', () => {
   const rng = new Rng(1);
-  let minS = 1, maxS = 0, minR = 99, maxR = 0;
+  let minS = 1,
+    maxS = 0,
+    minR = 99,
+    maxR = 0;
   for (let i = 0; i < 20000; i++) {
     const b = planRandomResizedCrop(rng, 300, 400);
     assert.ok(b.x >= 0 && b.y >= 0 && b.x + b.w <= 300 && b.y + b.h <= 400);
-    const s = (b.w * b.h) / (300 * 400), r = b.w / b.h;
-    minS = Math.min(minS, s); maxS = Math.max(maxS, s); minR = Math.min(minR, r); maxR = Math.max(maxR, r);
+    const s = (b.w * b.h) / (300 * 400),
+      r = b.w / b.h;
+    minS = Math.min(minS, s);
+    maxS = Math.max(maxS, s);
+    minR = Math.min(minR, r);
+    maxR = Math.max(maxR, r);
   }
   // Rounding w and h to integers moves the bounds slightly.
   assert.ok(minS > 0.075 && minS < 0.09, `min area fraction ${minS}`);
@@ -158,22 +196,29 @@ test('RandomResizedCrop boxes follow scale and ratio ranges', () => {
 
 test('Random Erasing: probability, area and aspect ranges (timm semantics)', () => {
   const rng = new Rng(2);
-  const N = 20000, H = 224, W = 224;
+  const N = 20000,
+    H = 224,
+    W = 224;
   let erased = 0;
   const areas: number[] = [];
-  let minR = 99, maxR = 0;
+  let minR = 99,
+    maxR = 0;
   for (let i = 0; i < N; i++) {
     const p = planRandomErasing(rng, { p: 0.25, scale: [0.02, 1 / 3], ratio: [0.3, 1 / 0.3] }, H, W);
     if (p.rects.length) erased++;
     for (const r of p.rects) {
       assert.ok(r.top >= 0 && r.left >= 0 && r.top + r.h <= H && r.left + r.w <= W);
       areas.push((r.h * r.w) / (H * W));
-      minR = Math.min(minR, r.h / r.w); maxR = Math.max(maxR, r.h / r.w);
+      minR = Math.min(minR, r.h / r.w);
+      maxR = Math.max(maxR, r.h / r.w);
     }
   }
   const rate = erased / N;
   assert.ok(Math.abs(rate - 0.25) < 0.015, `erasing rate ${rate}, expected 0.25`);
-  assert.ok(Math.min(...areas) >= 0.018 && Math.max(...areas) <= 0.34, `area range ${Math.min(...areas)}..${Math.max(...areas)}`);
+  assert.ok(
+    Math.min(...areas) >= 0.018 && Math.max(...areas) <= 0.34,
+    `area range ${Math.min(...areas)}..${Math.max(...areas)}`,
+  );
   const mean = areas.reduce((a, b) => a + b, 0) / areas.length;
   // Uniform on [0.02, 1/3] has mean 0.177; large, very elongated draws are rejected, lowering it a bit.
   assert.ok(mean > 0.15 && mean < 0.18, `mean erased area ${mean}`);
@@ -191,13 +236,17 @@ test('RandAugment rand-m9-mstd0.5-inc1: op probability and magnitude noise', () 
   assert.throws(() => parseRandAugment('rand-x9'), /unknown section 'x'/);
   const rng = new Rng(3);
   const mags: number[] = [];
-  let ops = 0, applied = 0;
+  let ops = 0,
+    applied = 0;
   const names = new Set<string>();
   for (let i = 0; i < 20000; i++) {
     for (const s of planRandAugment(rng, cfg, [224, 224])) {
       ops++;
       names.add(s.name);
-      if (s.applied) { applied++; mags.push(s.magnitude); }
+      if (s.applied) {
+        applied++;
+        mags.push(s.magnitude);
+      }
     }
   }
   assert.equal(ops, 40000);
@@ -212,25 +261,39 @@ test('RandAugment rand-m9-mstd0.5-inc1: op probability and magnitude noise', () 
 });
 
 test('pipeline config validation names the op and field', () => {
-  assert.throws(() => validatePipeline({ ops: [{ op: 'hflip', p: 2 }] }), /Expected a probability in \[0, 1\] for pipeline\.ops\[0\]\.p but received 2/);
+  assert.throws(
+    () => validatePipeline({ ops: [{ op: 'hflip', p: 2 }] }),
+    /Expected a probability in \[0, 1\] for pipeline\.ops\[0\]\.p but received 2/,
+  );
   assert.throws(() => validatePipeline({ ops: [{ op: 'cutout', length: 14 }] }), /put a 'normalize' op before them/);
-  assert.throws(() => validatePipeline({ ops: [{ op: 'normalize', mean: [0, 0, 0], std: [1, 1, 1] }, { op: 'hflip' }] }), /must come before 'normalize'/);
+  assert.throws(
+    () => validatePipeline({ ops: [{ op: 'normalize', mean: [0, 0, 0], std: [1, 1, 1] }, { op: 'hflip' }] }),
+    /must come before 'normalize'/,
+  );
   assert.throws(() => validatePipeline({ ops: [{ op: 'blur' } as never] }), /known op/);
   // JSON round trip keeps behaviour: the config is plain data.
   const cfg = recipeTrain({ augment: { autoAugment: AUGMENT.randaugment } });
   const back = JSON.parse(JSON.stringify(cfg)) as PipelineConfig;
   validatePipeline(back);
   const img: RgbImage = { data: new Uint8Array(300 * 200 * 3).map((_, i) => (i * 7) & 255), width: 300, height: 200 };
-  const a = finishSample(img, cfg, new Rng(5), 0), b = finishSample(img, back, new Rng(5), 0);
+  const a = finishSample(img, cfg, new Rng(5), 0),
+    b = finishSample(img, back, new Rng(5), 0);
   assert.equal(diffStats(a.data, b.data).maxAbs, 0);
   writeFileSync(join(tmpDir('cfg'), 'pipeline.json'), JSON.stringify(back));
 });
 
 test('fused letterbox + RandomResizedCrop stays close to the literal two-step path', async () => {
   const images = await pickImages();
-  for (const p of images.slice(1, 4)) { // portrait, landscape, odd: the crop often covers padding
+  for (const p of images.slice(1, 4)) {
+    // portrait, landscape, odd: the crop often covers padding
     const img = await decodeImage(p);
-    const base: PipelineConfig = { ops: [{ op: 'letterbox', size: 224 }, { op: 'randomResizedCrop', size: 224, scale: [0.08, 1] }] , output: 'uint8' };
+    const base: PipelineConfig = {
+      ops: [
+        { op: 'letterbox', size: 224 },
+        { op: 'randomResizedCrop', size: 224, scale: [0.08, 1] },
+      ],
+      output: 'uint8',
+    };
     let meanSum = 0;
     for (let s = 0; s < 12; s++) {
       const fused = finishSample(img, base, new Rng(s), 0);
@@ -244,13 +307,27 @@ test('fused letterbox + RandomResizedCrop stays close to the literal two-step pa
 });
 
 test('a flip deferred into normalisation equals flipping first', () => {
-  const img: RgbImage = { data: new Uint8Array(37 * 23 * 3).map((_, i) => (i * 31 + (i >> 5)) & 255), width: 37, height: 23 };
+  const img: RgbImage = {
+    data: new Uint8Array(37 * 23 * 3).map((_, i) => (i * 31 + (i >> 5)) & 255),
+    width: 37,
+    height: 23,
+  };
   const norm = { op: 'normalize', mean: [0.4, 0.5, 0.6], std: [0.2, 0.3, 0.25] } as const;
   const jitter = { op: 'colorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4 } as const;
-  const deferred = finishSample(img, { ops: [{ op: 'hflip', p: 1 }, jitter, { ...norm, mean: [...norm.mean], std: [...norm.std] }] }, new Rng(9), 0);
+  const deferred = finishSample(
+    img,
+    { ops: [{ op: 'hflip', p: 1 }, jitter, { ...norm, mean: [...norm.mean], std: [...norm.std] }] },
+    new Rng(9),
+    0,
+  );
   const flipped = hflipInPlace({ ...img, data: new Uint8Array(img.data) });
   const rng = new Rng(9);
   rng.random(); // the flip's draw
-  const direct = finishSample(flipped, { ops: [jitter, { ...norm, mean: [...norm.mean], std: [...norm.std] }] }, rng, 0);
+  const direct = finishSample(
+    flipped,
+    { ops: [jitter, { ...norm, mean: [...norm.mean], std: [...norm.std] }] },
+    rng,
+    0,
+  );
   assert.equal(diffStats(deferred.data, direct.data).maxAbs, 0);
 });

@@ -16,22 +16,58 @@ const work = mkdtempSync(join(tmpdir(), 'goodsrec-dist-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
 const tiny = [
-  '--data', sample, '--model', 'resnet18', '--size', '32', '--batch-size', '8',
-  '--set', 'data.fraction=0.5', '--set', 'augment.cutout=4', '--set', 'data.workers=0', '--set', 'validateEvery=0',
+  '--data',
+  sample,
+  '--model',
+  'resnet18',
+  '--size',
+  '32',
+  '--batch-size',
+  '8',
+  '--set',
+  'data.fraction=0.5',
+  '--set',
+  'augment.cutout=4',
+  '--set',
+  'data.workers=0',
+  '--set',
+  'validateEvery=0',
 ];
 
-interface Rank { code: Promise<number | null>; stderr: () => string; kill: (sig: NodeJS.Signals) => void; started: number }
+interface Rank {
+  code: Promise<number | null>;
+  stderr: () => string;
+  kill: (sig: NodeJS.Signals) => void;
+  started: number;
+}
 
 /** One rank started by hand, as torchrun/Slurm/Kubernetes would. */
 function startRank(args: string[], rank: number, port: number, env: Record<string, string> = {}): Rank {
   const p = spawn(process.execPath, [cli, 'train', ...args], {
-    env: { ...process.env, CI: '1', RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ...env },
+    env: {
+      ...process.env,
+      CI: '1',
+      RANK: String(rank),
+      LOCAL_RANK: String(rank),
+      WORLD_SIZE: '2',
+      LOCAL_WORLD_SIZE: '2',
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: String(port),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
-  p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  p.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
   p.stdout.resume();
-  return { code: new Promise((r) => p.on('exit', (c) => r(c))), stderr: () => err, kill: (s) => p.kill(s), started: Date.now() };
+  return {
+    code: new Promise((r) => p.on('exit', (c) => r(c))),
+    stderr: () => err,
+    kill: (s) => p.kill(s),
+    started: Date.now(),
+  };
 }
 
 async function until(cond: () => boolean, ms: number): Promise<void> {
@@ -42,43 +78,70 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
   }
 }
 
-test('--nproc-per-node 2 --sync-bn: one run folder by rank 0, settings recorded, sharded validation = 1-process eval',
-  { timeout: 240_000 }, async () => {
-    const port = await freePort();
-    const r = spawnSync(process.execPath, [cli, 'train', ...tiny, '--epochs', '1', '--out', work, '--name', 'launch',
-      '--sync-bn', '--set', 'validateEvery=1', '--nproc-per-node', '2', '--master-port', String(port)],
-    { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 170_000 });
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /launched ranks 0-1 of 2/);
-    assert.match(r.stderr + r.stdout, /sync-bn: \d+ BatchNorm layers/);
-    assert.deepEqual(readdirSync(work), ['launch']);
-    const dir = join(work, 'launch');
-    type Config = { distributed: Record<string, unknown> };
-    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
-    assert.deepEqual(config.distributed, { bucketCapMB: 25, syncBn: true, worldSize: 2, globalBatch: 16 });
-    type Val = { top1: number; top5: number; loss: number; meanClassAccuracy: number };
-    const epochs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')
-      .map((l) => JSON.parse(l) as { type: string; val?: Val });
-    assert.equal(epochs.length, 1, 'one metrics line per epoch: only rank 0 writes');
-    assert.ok(existsSync(join(dir, 'checkpoints', 'epoch-0001')));
-    // 36 images, 2 ranks: 18 each, 2 full batches of 8 per epoch.
-    assert.match(r.stdout, /done in/);
+test('--nproc-per-node 2 --sync-bn: one run folder by rank 0, settings recorded, sharded validation = 1-process eval', {
+  timeout: 240_000,
+}, async () => {
+  const port = await freePort();
+  const r = spawnSync(
+    process.execPath,
+    [
+      cli,
+      'train',
+      ...tiny,
+      '--epochs',
+      '1',
+      '--out',
+      work,
+      '--name',
+      'launch',
+      '--sync-bn',
+      '--set',
+      'validateEvery=1',
+      '--nproc-per-node',
+      '2',
+      '--master-port',
+      String(port),
+    ],
+    { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 170_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /launched ranks 0-1 of 2/);
+  assert.match(r.stderr + r.stdout, /sync-bn: \d+ BatchNorm layers/);
+  assert.deepEqual(readdirSync(work), ['launch']);
+  const dir = join(work, 'launch');
+  type Config = { distributed: Record<string, unknown> };
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
+  assert.deepEqual(config.distributed, { bucketCapMB: 25, syncBn: true, worldSize: 2, globalBatch: 16 });
+  type Val = { top1: number; top5: number; loss: number; meanClassAccuracy: number };
+  const epochs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; val?: Val });
+  assert.equal(epochs.length, 1, 'one metrics line per epoch: only rank 0 writes');
+  assert.ok(existsSync(join(dir, 'checkpoints', 'epoch-0001')));
+  // 36 images, 2 ranks: 18 each, 2 full batches of 8 per epoch.
+  assert.match(r.stdout, /done in/);
 
-    // Validation ran sharded (30 of the 60 test images per rank, counts summed): the same metrics as one
-    // process evaluating the checkpoint.
-    const ckpt = join(dir, 'checkpoints', 'epoch-0001');
-    const e = spawnSync(process.execPath, [cli, 'eval', ckpt, '--json', '--out', join(work, 'eval.json')],
-      { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 120_000 });
-    assert.equal(e.status, 0, e.stderr);
-    const one = JSON.parse(e.stdout) as Val & { samples: number };
-    const val = epochs[0]!.val!;
-    assert.equal(one.samples, 60);
-    assert.deepEqual([val.top1 * 60, val.top5 * 60].map(Math.round), [one.top1 * 60, one.top5 * 60].map(Math.round));
-    assert.deepEqual([val.top1, val.top5, val.meanClassAccuracy], [one.top1, one.top5, one.meanClassAccuracy]);
-    assert.ok(Math.abs(val.loss - one.loss) <= 1e-6 * one.loss, `loss ${val.loss} vs ${one.loss}`);
+  // Validation ran sharded (30 of the 60 test images per rank, counts summed): the same metrics as one
+  // process evaluating the checkpoint.
+  const ckpt = join(dir, 'checkpoints', 'epoch-0001');
+  const e = spawnSync(process.execPath, [cli, 'eval', ckpt, '--json', '--out', join(work, 'eval.json')], {
+    encoding: 'utf8',
+    env: { ...process.env, CI: '1' },
+    timeout: 120_000,
   });
+  assert.equal(e.status, 0, e.stderr);
+  const one = JSON.parse(e.stdout) as Val & { samples: number };
+  const val = epochs[0]!.val!;
+  assert.equal(one.samples, 60);
+  assert.deepEqual([val.top1 * 60, val.top5 * 60].map(Math.round), [one.top1 * 60, one.top5 * 60].map(Math.round));
+  assert.deepEqual([val.top1, val.top5, val.meanClassAccuracy], [one.top1, one.top5, one.meanClassAccuracy]);
+  assert.ok(Math.abs(val.loss - one.loss) <= 1e-6 * one.loss, `loss ${val.loss} vs ${one.loss}`);
+});
 
-test('a killed rank ends the job with an error naming rank and step; the run resumes with 1 process', { timeout: 360_000 }, async () => {
+test('a killed rank ends the job with an error naming rank and step; the run resumes with 1 process', {
+  timeout: 360_000,
+}, async () => {
   const port = await freePort();
   // 12 epochs of 2 steps: the run must outlast the 100 ms poll for latest.json, or the kill may land after
   // it finished (seen on an idle machine with 2 epochs).
@@ -97,7 +160,11 @@ test('a killed rank ends the job with an error naming rank and step; the run res
   assert.match(r0.stderr(), /resumable/);
   await r1.code;
 
-  const r = spawnSync(process.execPath, [cli, 'train', '--resume', dir], { encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 240_000 });
+  const r = spawnSync(process.execPath, [cli, 'train', '--resume', dir], {
+    encoding: 'utf8',
+    env: { ...process.env, CI: '1' },
+    timeout: 240_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr + r.stdout, /written by 2 process\(es\), this run has 1/);
   assert.ok(existsSync(join(dir, 'checkpoints', 'epoch-0012')));

@@ -30,10 +30,20 @@ function runRank(dir: string, mode: string, rank: number, port: number): Promise
   return new Promise((resolveRun, reject) => {
     const p = spawn(process.execPath, [WORKER, dir, String(STEPS), mode], {
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, RANK: String(rank), WORLD_SIZE: '2', LOCAL_RANK: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), GOODSREC_DIST_TIMEOUT: '60' },
+      env: {
+        ...process.env,
+        RANK: String(rank),
+        WORLD_SIZE: '2',
+        LOCAL_RANK: String(rank),
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: String(port),
+        GOODSREC_DIST_TIMEOUT: '60',
+      },
     });
     p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolveRun() : reject(new Error(`rank ${rank} (${mode}) exited with ${code}`))));
+    p.on('exit', (code) =>
+      code === 0 ? resolveRun() : reject(new Error(`rank ${rank} (${mode}) exited with ${code}`)),
+    );
   });
 }
 
@@ -50,28 +60,43 @@ function maxRelError(a: Map<string, T.Tensor>, b: Map<string, T.Tensor>): number
   return worst;
 }
 
-test('2-process Gloo data parallel and SyncBatchNorm match PyTorch DDP (losses and weights), negative controls differ',
-  { timeout: 240_000 }, async () => {
+test('2-process Gloo data parallel and SyncBatchNorm match PyTorch DDP (losses and weights), negative controls differ', {
+  timeout: 240_000,
+}, async () => {
   const oracle = runOracle('ddp_oracle.py', String(await freePort()), String(STEPS));
   try {
     const dir = oracle.dir;
-    const torchLosses = (oracle.json.losses as number[][]);
+    const torchLosses = oracle.json.losses as number[][];
     const torchW = [0, 1].map((r) => loadTensors(join(dir, `torch-rank${r}.safetensors`)));
     // DDP's replicas keep identical parameters (BatchNorm statistics are per replica after the last forward).
-    const params = (m: Map<string, T.Tensor>): Map<string, T.Tensor> => new Map([...m].filter(([k]) => !/running_|num_batches/.test(k)));
+    const params = (m: Map<string, T.Tensor>): Map<string, T.Tensor> =>
+      new Map([...m].filter(([k]) => !/running_|num_batches/.test(k)));
     assert.equal(maxRelError(params(torchW[0]!), params(torchW[1]!)), 0);
 
     // Overlapped with backward (several small buckets), and all after backward.
     for (const mode of ['ddp', 'ddp-post']) await runGoodsrec(dir, mode);
-    for (const [mode, r] of [['ddp', 0], ['ddp', 1], ['ddp-post', 0], ['ddp-post', 1]] as const) {
-      const mine = JSON.parse(readFileSync(join(dir, `goodsrec-${mode}-rank${r}.json`), 'utf8')) as { losses: number[]; buckets: number[]; early: number };
+    for (const [mode, r] of [
+      ['ddp', 0],
+      ['ddp', 1],
+      ['ddp-post', 0],
+      ['ddp-post', 1],
+    ] as const) {
+      const mine = JSON.parse(readFileSync(join(dir, `goodsrec-${mode}-rank${r}.json`), 'utf8')) as {
+        losses: number[];
+        buckets: number[];
+        early: number;
+      };
       if (mode === 'ddp') {
         assert.ok(mine.buckets.length >= 3, `several buckets: ${mine.buckets}`);
         assert.equal(mine.early, mine.buckets.length, 'every bucket was launched from a backward hook');
       }
       assert.equal(mine.losses.length, STEPS);
-      mine.losses.forEach((l, s) => assert.ok(Math.abs(l - torchLosses[r]![s]!) <= TOL * Math.abs(torchLosses[r]![s]!),
-        `${mode} rank ${r} step ${s + 1}: loss ${l} vs PyTorch DDP ${torchLosses[r]![s]}`));
+      mine.losses.forEach((l, s) =>
+        assert.ok(
+          Math.abs(l - torchLosses[r]![s]!) <= TOL * Math.abs(torchLosses[r]![s]!),
+          `${mode} rank ${r} step ${s + 1}: loss ${l} vs PyTorch DDP ${torchLosses[r]![s]}`,
+        ),
+      );
       const w = loadTensors(join(dir, `goodsrec-${mode}-rank${r}.safetensors`));
       const err = maxRelError(w, torchW[r]!);
       assert.ok(err <= TOL, `${mode} rank ${r}: weights after ${STEPS} steps differ from PyTorch DDP's by ${err}`);
@@ -96,8 +121,12 @@ test('2-process Gloo data parallel and SyncBatchNorm match PyTorch DDP (losses a
       type Out = { losses: number[]; buckets: number[]; early: number };
       const mine = JSON.parse(readFileSync(join(dir, `goodsrec-syncbn-rank${r}.json`), 'utf8')) as Out;
       assert.equal(mine.early, mine.buckets.length, 'buckets still overlap backward beside SyncBN all-reduces');
-      mine.losses.forEach((l, s) => assert.ok(Math.abs(l - syncLosses[r]![s]!) <= TOL * Math.abs(syncLosses[r]![s]!),
-        `syncbn rank ${r} step ${s + 1}: loss ${l} vs PyTorch SyncBN ${syncLosses[r]![s]}`));
+      mine.losses.forEach((l, s) =>
+        assert.ok(
+          Math.abs(l - syncLosses[r]![s]!) <= TOL * Math.abs(syncLosses[r]![s]!),
+          `syncbn rank ${r} step ${s + 1}: loss ${l} vs PyTorch SyncBN ${syncLosses[r]![s]}`,
+        ),
+      );
       const w = loadTensors(join(dir, `goodsrec-syncbn-rank${r}.safetensors`));
       const err = maxRelError(w, torchSync[r]!);
       assert.ok(err <= TOL, `syncbn rank ${r}: state after ${STEPS} steps differs from PyTorch SyncBN's by ${err}`);
@@ -122,10 +151,17 @@ test('sharding: as DistributedSampler for training (padded by the head), every s
   assert.deepEqual([...shardOrder(order, { rank: 2, worldSize: 3 }, true)], [9, 1, 3]);
   for (const w of [1, 2, 3, 4, 8, 10]) {
     const train = Array.from({ length: w }, (_, r) => [...shardOrder(order, { rank: r, worldSize: w }, true)]);
-    assert.ok(train.every((s) => s.length === Math.ceil(order.length / w)), `world ${w}: equal steps on every rank`);
+    assert.ok(
+      train.every((s) => s.length === Math.ceil(order.length / w)),
+      `world ${w}: equal steps on every rank`,
+    );
     assert.deepEqual(new Set(train.flat()), new Set(order), `world ${w}: every sample seen in training`);
     const evalShards = Array.from({ length: w }, (_, r) => [...shardOrder(order, { rank: r, worldSize: w }, false)]);
-    assert.deepEqual(evalShards.flat().sort((a, b) => a - b), [...order].sort((a, b) => a - b), `world ${w}: eval counts each once`);
+    assert.deepEqual(
+      evalShards.flat().sort((a, b) => a - b),
+      [...order].sort((a, b) => a - b),
+      `world ${w}: eval counts each once`,
+    );
     evalShards.forEach((s, r) => assert.equal(s.length, shardLength(order.length, { rank: r, worldSize: w }, false)));
   }
 });
@@ -139,8 +175,13 @@ test('sharded evaluation: each rank its strided share, summed counts give the 1-
   assert.equal(ds.samples.length, 13);
   T.manualSeed(3);
   const model = createModel('resnet18', { numClasses: ds.classes.length, log: null });
-  const pipeline = evalPipeline({ size: 32, resize: 'letterbox', cropPct: 0.875,
-    mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
+  const pipeline = evalPipeline({
+    size: 32,
+    resize: 'letterbox',
+    cropPct: 0.875,
+    mean: [0.5, 0.5, 0.5],
+    std: [0.25, 0.25, 0.25],
+  });
   const whole = (await evaluate(model, ds, pipeline, { batchSize: 4, keepTopK: 0 })).metrics;
   assert.equal(whole.samples, 13);
   for (const worldSize of [2, 3]) {
@@ -148,15 +189,27 @@ test('sharded evaluation: each rank its strided share, summed counts give the 1-
     let seen = 0;
     for (let rank = 0; rank < worldSize; rank++) {
       const r = await evaluate(model, ds, pipeline, {
-        batchSize: 4, keepTopK: 0, shard: { rank, worldSize }, reduceCounts: (c) => { parts.push(c); return c; },
+        batchSize: 4,
+        keepTopK: 0,
+        shard: { rank, worldSize },
+        reduceCounts: (c) => {
+          parts.push(c);
+          return c;
+        },
       });
       seen += r.metrics.samples;
       assert.equal(r.metrics.samples, shardLength(13, { rank, worldSize }, false), `rank ${rank}/${worldSize}`);
     }
     assert.equal(seen, 13, `world ${worldSize}: every sample once, no padding`);
     const sum = parts.reduce((a, b) => a.map((v, i) => v + b[i]!));
-    const m: EvalMetrics = (await evaluate(model, ds, pipeline,
-      { batchSize: 4, keepTopK: 0, shard: { rank: 0, worldSize }, reduceCounts: () => sum })).metrics;
+    const m: EvalMetrics = (
+      await evaluate(model, ds, pipeline, {
+        batchSize: 4,
+        keepTopK: 0,
+        shard: { rank: 0, worldSize },
+        reduceCounts: () => sum,
+      })
+    ).metrics;
     assert.deepEqual(m.confusion, whole.confusion, `world ${worldSize}: confusion counts`);
     assert.deepEqual(m.perClass, whole.perClass, `world ${worldSize}: per-class counts`);
     assert.deepEqual([m.samples, m.top1 * 13, m.top5 * 13], [whole.samples, whole.top1 * 13, whole.top5 * 13]);
@@ -174,24 +227,38 @@ async function soloGroup(): Promise<T.ProcessGroup> {
   return T.ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort, rank: 0, worldSize: 1, timeoutMs: 30_000 });
 }
 
-test('SyncBatchNorm on one rank is BatchNorm: outputs, input gradients, running stats (float32, mean 1e3)',
-  async () => {
+test('SyncBatchNorm on one rank is BatchNorm: outputs, input gradients, running stats (float32, mean 1e3)', async () => {
   const pg = await soloGroup();
   try {
     // The sums are taken around the running mean: near the batch mean (990) float32 keeps its precision.
-    const results = ([[false, 990], [true, 990], [true, 0]] as const).map(([sync, runningMean]) => T.tidy(() => {
-      T.manualSeed(5);
-      const bn = new BatchNorm2d(6);
-      T.noGrad(() => { bn.weight!.uniform_(0.5, 1.5); bn.bias!.uniform_(-1, 1); bn.running_mean!.fill_(runningMean); });
-      if (sync) convertSyncBatchNorm(bn, pg);
-      const x = T.randn([4, 6, 5, 5]).mul(3).add(1000).setRequiresGrad();
-      const y = bn.forward(x);
-      y.mul(T.randn([4, 6, 5, 5])).sum().backward();
-      const out = [y, x.grad!, bn.weight!.grad!, bn.running_mean!, bn.running_var!]
-        .map((t) => t.detach().clone().keep());
-      bn.dispose();
-      return out;
-    }));
+    const results = (
+      [
+        [false, 990],
+        [true, 990],
+        [true, 0],
+      ] as const
+    ).map(([sync, runningMean]) =>
+      T.tidy(() => {
+        T.manualSeed(5);
+        const bn = new BatchNorm2d(6);
+        T.noGrad(() => {
+          bn.weight!.uniform_(0.5, 1.5);
+          bn.bias!.uniform_(-1, 1);
+          bn.running_mean!.fill_(runningMean);
+        });
+        if (sync) convertSyncBatchNorm(bn, pg);
+        const x = T.randn([4, 6, 5, 5]).mul(3).add(1000).setRequiresGrad();
+        const y = bn.forward(x);
+        y.mul(T.randn([4, 6, 5, 5]))
+          .sum()
+          .backward();
+        const out = [y, x.grad!, bn.weight!.grad!, bn.running_mean!, bn.running_var!].map((t) =>
+          t.detach().clone().keep(),
+        );
+        bn.dispose();
+        return out;
+      }),
+    );
     const [plain, synced, unshifted] = results as [T.Tensor[], T.Tensor[], T.Tensor[]];
     const names = ['output', 'input gradient', 'weight gradient', 'running mean', 'running var'];
     plain.forEach((p, i) => {
@@ -207,23 +274,33 @@ test('SyncBatchNorm on one rank is BatchNorm: outputs, input gradients, running 
   }
 });
 
-test('backend follows the device: Gloo for the CPU, NCCL for CUDA (a clear error when libtorch has no NCCL)',
-  async () => {
+test('backend follows the device: Gloo for the CPU, NCCL for CUDA (a clear error when libtorch has no NCCL)', async () => {
   assert.deepEqual(['cpu', 'cuda', 'cuda:3'].map(T.backendForDevice), ['gloo', 'nccl', 'nccl']);
   const pg = await soloGroup();
   assert.equal(pg.backend, 'gloo');
   pg.destroy();
   if (T.cuda.isAvailable()) return; // a CUDA build has NCCL; the error below is the CPU builds'
   const started = Date.now();
-  const cudaGroup = { masterAddr: '127.0.0.1',
-    masterPort: 1, rank: 1, worldSize: 2, timeoutMs: 5000, device: 'cuda:1' };
-  assert.throws(() => T.ProcessGroup.init(cudaGroup),
-    /training on device cuda:1 needs the NCCL backend: .*without CUDA\/NCCL.*CUDA libtorch built with NCCL/);
+  const cudaGroup = {
+    masterAddr: '127.0.0.1',
+    masterPort: 1,
+    rank: 1,
+    worldSize: 2,
+    timeoutMs: 5000,
+    device: 'cuda:1',
+  };
+  assert.throws(
+    () => T.ProcessGroup.init(cudaGroup),
+    /training on device cuda:1 needs the NCCL backend: .*without CUDA\/NCCL.*CUDA libtorch built with NCCL/,
+  );
   assert.ok(Date.now() - started < 4_000, 'refused before the rendezvous, not after its timeout');
 });
 
 test('gradient buckets: reverse order, first bucket 1 MiB then the cap, an oversized tensor alone', () => {
   const MiB = 1024 * 1024;
-  assert.deepEqual(bucketSizes([0.5 * MiB, 0.4 * MiB, 0.2 * MiB, 10 * MiB, 20 * MiB, 30 * MiB, 1], MiB, 25 * MiB), [2, 2, 1, 1, 1]);
+  assert.deepEqual(
+    bucketSizes([0.5 * MiB, 0.4 * MiB, 0.2 * MiB, 10 * MiB, 20 * MiB, 30 * MiB, 1], MiB, 25 * MiB),
+    [2, 2, 1, 1, 1],
+  );
   assert.deepEqual(bucketSizes([], MiB, 25 * MiB), []);
 });

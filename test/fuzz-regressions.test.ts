@@ -48,7 +48,8 @@ test('an EXIF IFD offset near 2^32 reads nothing outside the JPEG (it was a segf
   const nat = nativeImage();
   for (const ifd of [0xffffffff, 0xfffffffe, 0xfffffff0, 0x7fffffff]) {
     const b = exifWithIfd(ifd);
-    if (nat) assert.equal(nat.jpegInfo(b)?.orientation, 1, `ifd 0x${ifd.toString(16)}: malformed EXIF means no rotation`);
+    if (nat)
+      assert.equal(nat.jpegInfo(b)?.orientation, 1, `ifd 0x${ifd.toString(16)}: malformed EXIF means no rotation`);
     const out = await processBuffer(Buffer.from(b), 'exif.jpg', recipeEval({ input: { size: 16 } }), 0);
     assert.equal(out.width, 16);
   }
@@ -75,21 +76,34 @@ test('damaged ONNX sidecars that crashed later code or were accepted are refused
   const path = join(dir, 'model.json');
   writeFileSync(path, JSON.stringify(good));
   assert.equal(readSidecar(path).classes.length, 3, 'control: the seed sidecar is accepted');
-  for (const [k, v] of [['input', { name: 'input', dims: 'x' }], ['output', { name: 'logits', dims: [4] }], ['classes', [1, 2, 3]],
-    ['preprocess', { ...(good['preprocess'] as object), cropPct: 0 }], ['preprocess', { ...(good['preprocess'] as object), std: [1, 1, 0] }]] as const) {
+  for (const [k, v] of [
+    ['input', { name: 'input', dims: 'x' }],
+    ['output', { name: 'logits', dims: [4] }],
+    ['classes', [1, 2, 3]],
+    ['preprocess', { ...(good['preprocess'] as object), cropPct: 0 }],
+    ['preprocess', { ...(good['preprocess'] as object), std: [1, 1, 0] }],
+  ] as const) {
     writeFileSync(path, JSON.stringify({ ...good, [k]: v }));
-    assert.throws(() => readSidecar(path), (e: Error) => e.constructor === Error && e.message.startsWith(path), `${k}: ${JSON.stringify(v)}`);
+    assert.throws(
+      () => readSidecar(path),
+      (e: Error) => e.constructor === Error && e.message.startsWith(path),
+      `${k}: ${JSON.stringify(v)}`,
+    );
   }
 });
 
 test('a JSON manifest sample with an empty path is refused, naming the manifest (it was accepted as the folder itself)', async () => {
-  for (const i of [25443, 66062, 79146]) assert.ok(await replay('manifest-json', i) instanceof Error, `#${i} accepted`);
+  for (const i of [25443, 66062, 79146])
+    assert.ok((await replay('manifest-json', i)) instanceof Error, `#${i} accepted`);
 });
 
 test('a .pth whose ZIP64 fields exceed 2^53 is refused with WeightFileError naming the file (it was a bare RangeError)', async () => {
   for (const i of [32729, 95203]) {
     const e = await replay('pth', i);
-    assert.ok(e instanceof WeightFileError && e.code === 'WEIGHTS_BAD_ZIP' && /beyond 2\^53/.test(e.message), String(e));
+    assert.ok(
+      e instanceof WeightFileError && e.code === 'WEIGHTS_BAD_ZIP' && /beyond 2\^53/.test(e.message),
+      String(e),
+    );
   }
 });
 
@@ -109,7 +123,10 @@ const seedMembers = (() => {
 function pthWithPickle(name: string, pickle: string): string {
   const data = Uint8Array.from(pickle, (c) => c.charCodeAt(0));
   const path = join(dir, `${name}.pth`);
-  writeFileSync(path, buildStoredZip(seedMembers.map((m) => (m.name.endsWith('data.pkl') ? { name: m.name, data } : m))));
+  writeFileSync(
+    path,
+    buildStoredZip(seedMembers.map((m) => (m.name.endsWith('data.pkl') ? { name: m.name, data } : m))),
+  );
   return path;
 }
 
@@ -121,7 +138,10 @@ const UNSAFE: [string, string][] = [
   ['GLOBAL posix.system + REDUCE', `\x80\x02cposix\nsystem\n(${str(sh)}tR.`],
   ['GLOBAL builtins.eval + REDUCE', `\x80\x02cbuiltins\neval\n(${str(`__import__('os').system('${sh}')`)}tR.`],
   ['GLOBAL __builtin__.exec + REDUCE', `\x80\x02c__builtin__\nexec\n(${str('import os')}tR.`],
-  ['STACK_GLOBAL subprocess.Popen + REDUCE', `\x80\x04\x8c\nsubprocess\x8c\x05Popen\x93(${str('touch')}${str(marker)}\x86\x85R.`],
+  [
+    'STACK_GLOBAL subprocess.Popen + REDUCE',
+    `\x80\x04\x8c\nsubprocess\x8c\x05Popen\x93(${str('touch')}${str(marker)}\x86\x85R.`,
+  ],
   ['STACK_GLOBAL builtins.getattr', `\x80\x04\x8c\x08builtins\x8c\x07getattr\x93.`],
   ['INST os.system', `\x80\x02(${str(sh)}ios\nsystem\n.`],
   ['OBJ with os.system', `\x80\x02(cos\nsystem\n${str(sh)}o.`],
@@ -134,21 +154,36 @@ const UNSAFE: [string, string][] = [
 test('a .pth whose pickle names os.system, builtins.eval, subprocess.Popen or any global outside the allow-list is refused and runs nothing', () => {
   for (const [what, pickle] of UNSAFE) {
     const path = pthWithPickle(what.replace(/\W+/g, '-'), pickle);
-    assert.throws(() => readPthSync(path), (e: unknown) => {
-      assert.ok(e instanceof WeightFileError, `${what}: ${String(e)}`);
-      assert.ok(e.message.startsWith(path), `${what}: the message names the file`);
-      assert.ok(['WEIGHTS_UNSAFE_PICKLE', 'WEIGHTS_BAD_PICKLE'].includes(e.code), `${what}: ${e.code} ${e.message}`);
-      return true;
-    }, what);
+    assert.throws(
+      () => readPthSync(path),
+      (e: unknown) => {
+        assert.ok(e instanceof WeightFileError, `${what}: ${String(e)}`);
+        assert.ok(e.message.startsWith(path), `${what}: the message names the file`);
+        assert.ok(['WEIGHTS_UNSAFE_PICKLE', 'WEIGHTS_BAD_PICKLE'].includes(e.code), `${what}: ${e.code} ${e.message}`);
+        return true;
+      },
+      what,
+    );
     assert.equal(existsSync(marker), false, `${what}: nothing was executed`);
   }
   // The globals themselves are named as unsafe (not merely a malformed pickle).
-  assert.throws(() => readPthSync(pthWithPickle('os-system', UNSAFE[0]![1])),
-    (e: WeightFileError) => e.code === 'WEIGHTS_UNSAFE_PICKLE' && /os\.system/.test(e.message));
-  assert.throws(() => readPthSync(pthWithPickle('eval', UNSAFE[2]![1])),
-    (e: WeightFileError) => e.code === 'WEIGHTS_UNSAFE_PICKLE' && /builtins\.eval/.test(e.message));
+  assert.throws(
+    () => readPthSync(pthWithPickle('os-system', UNSAFE[0]![1])),
+    (e: WeightFileError) => e.code === 'WEIGHTS_UNSAFE_PICKLE' && /os\.system/.test(e.message),
+  );
+  assert.throws(
+    () => readPthSync(pthWithPickle('eval', UNSAFE[2]![1])),
+    (e: WeightFileError) => e.code === 'WEIGHTS_UNSAFE_PICKLE' && /builtins\.eval/.test(e.message),
+  );
   // Control: the rebuilt zip with the original pickle loads (the builder is not what refuses them).
   const original = seedMembers.find((m) => m.name.endsWith('data.pkl'))!.data;
   const ok = pthWithPickle('original', String.fromCharCode(...original));
-  assert.deepEqual([...readPthSync(ok).keys()].sort(), ['bn.num_batches_tracked', 'bn.running_mean', 'conv.weight', 'fc.bias', 'fc.weight', 'tied']);
+  assert.deepEqual([...readPthSync(ok).keys()].sort(), [
+    'bn.num_batches_tracked',
+    'bn.running_mean',
+    'conv.weight',
+    'fc.bias',
+    'fc.weight',
+    'tied',
+  ]);
 });

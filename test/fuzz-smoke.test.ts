@@ -36,7 +36,13 @@ test('fuzz smoke: inputs are reproducible from (seed, parser, index), and a wron
   assert.deepEqual(fuzzInput(t, 13, 7).bytes, fuzzInput(t, 13, 7).bytes);
   assert.notDeepEqual(fuzzInput(t, 13, 7).bytes, fuzzInput(t, 14, 7).bytes);
   // Negative control: a parser that throws a TypeError (a bad assumption) is reported, not counted as refused.
-  const broken = { ...t, name: 'broken', run: (path: string) => { if (path.length) throw new TypeError('x is undefined'); } };
+  const broken = {
+    ...t,
+    name: 'broken',
+    run: (path: string) => {
+      if (path.length) throw new TypeError('x is undefined');
+    },
+  };
   const s = await runCampaign(broken, { seed: 13, start: 0, count: 5, dir });
   assert.equal(s.other, 5);
   assert.equal(s.named, 0);

@@ -32,7 +32,9 @@ let base: Gallery;
 let ds: Dataset;
 const classes = readdirSync(join(sample, 'train')).sort();
 const held = classes[5]!;
-const heldPhotos = readdirSync(join(sample, 'train', held)).sort().map((f) => join(sample, 'train', held, f));
+const heldPhotos = readdirSync(join(sample, 'train', held))
+  .sort()
+  .map((f) => join(sample, 'train', held, f));
 
 before(async () => {
   await makeRun(runDir, { model: 'resnet18', size: 32, seed: 5 });
@@ -40,7 +42,12 @@ before(async () => {
   // 5 classes x 3 photos; the 6th class is enrolled through the server.
   const all = selectSplits(loadDataset(sample), ['train']);
   const keep = new Map<number, number>();
-  ds = { ...all, samples: all.samples.filter((s) => s.label < 5 && (keep.set(s.label, (keep.get(s.label) ?? 0) + 1).get(s.label)! <= 3)) };
+  ds = {
+    ...all,
+    samples: all.samples.filter(
+      (s) => s.label < 5 && keep.set(s.label, (keep.get(s.label) ?? 0) + 1).get(s.label)! <= 3,
+    ),
+  };
   base = (await buildGallery(recognizer, ds, { k: 3 })).gallery;
   model = await openServedModel(runDir, { threads: 2, embedding: true, exportDir: join(work, 'export') });
 });
@@ -60,23 +67,36 @@ function galleryFile(name: string, g: Gallery = base): string {
 async function server(path: string, adminToken: string | null = TOKEN): Promise<FastifyInstance> {
   // close() releases the server's model: each server opens its own session on the export.
   const own = await openServedModel(join(work, 'export'), { threads: 2, embedding: true });
-  return buildServer({ model: own, gallery: new ServedGallery(path, readGallery(path)), maxDelayMs: 1, ...(adminToken ? { adminToken } : {}) });
+  return buildServer({
+    model: own,
+    gallery: new ServedGallery(path, readGallery(path)),
+    maxDelayMs: 1,
+    ...(adminToken ? { adminToken } : {}),
+  });
 }
 
 function multipart(files: string[]): { payload: Buffer; headers: Record<string, string> } {
   const boundary = '----goodsrec' + Math.random().toString(16).slice(2);
   const parts: Buffer[] = [];
   for (const f of files) {
-    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="photos"; filename="${f.split('/').pop()}"\r\nContent-Type: image/jpeg\r\n\r\n`));
+    parts.push(
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="photos"; filename="${f.split('/').pop()}"\r\nContent-Type: image/jpeg\r\n\r\n`,
+      ),
+    );
     parts.push(readFileSync(f), Buffer.from('\r\n'));
   }
   parts.push(Buffer.from(`--${boundary}--\r\n`));
   return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
 }
 
-const cosine = (a: Float32Array, b: Float32Array): number => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!; return s; };
+const cosine = (a: Float32Array, b: Float32Array): number => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+};
 
-test('the exported graph\'s embedding output is the gallery embedding (float64 cosine), tagged with the weights hash', async () => {
+test("the exported graph's embedding output is the gallery embedding (float64 cosine), tagged with the weights hash", async () => {
   const emb = model.sidecar.embedding!;
   assert.equal(emb.weightsSha256, base.meta.model.hash);
   assert.deepEqual(emb.dims, [512]);
@@ -124,9 +144,19 @@ test('enrol and remove need the bearer token; reads stay open; the file follows 
   }
   const app = await server(path);
   try {
-    for (const authorization of [undefined, 'Bearer wrong-token-0123456789abcde', `Basic ${TOKEN}`, `Bearer ${TOKEN}x`]) {
+    for (const authorization of [
+      undefined,
+      'Bearer wrong-token-0123456789abcde',
+      `Basic ${TOKEN}`,
+      `Bearer ${TOKEN}x`,
+    ]) {
       const m = multipart(heldPhotos.slice(0, 2));
-      const r = await app.inject({ method: 'POST', url, payload: m.payload, headers: { ...m.headers, ...(authorization ? { authorization } : {}) } });
+      const r = await app.inject({
+        method: 'POST',
+        url,
+        payload: m.payload,
+        headers: { ...m.headers, ...(authorization ? { authorization } : {}) },
+      });
       assert.equal(r.statusCode, 401, `${authorization}: ${r.body}`);
       assert.equal(r.json().error.code, 'UNAUTHORIZED');
     }
@@ -134,7 +164,12 @@ test('enrol and remove need the bearer token; reads stay open; the file follows 
     assert.equal(readGallery(path).meta.entries.length, 15, 'refused writes change nothing');
 
     const m = multipart(heldPhotos.slice(0, 3));
-    let r = await app.inject({ method: 'POST', url, payload: m.payload, headers: { ...m.headers, authorization: `Bearer ${TOKEN}` } });
+    let r = await app.inject({
+      method: 'POST',
+      url,
+      payload: m.payload,
+      headers: { ...m.headers, authorization: `Bearer ${TOKEN}` },
+    });
     assert.equal(r.statusCode, 201, r.body);
     assert.deepEqual(r.json(), { class: held, added: 3, photos: 18, version: 1 });
     const onDisk = readGallery(path);
@@ -142,7 +177,11 @@ test('enrol and remove need the bearer token; reads stay open; the file follows 
 
     r = await app.inject({ method: 'GET', url: '/v1/gallery' });
     assert.equal(r.statusCode, 200);
-    assert.ok((r.json() as { classes: { class: string; photos: number }[] }).classes.some((c) => c.class === held && c.photos === 3));
+    assert.ok(
+      (r.json() as { classes: { class: string; photos: number }[] }).classes.some(
+        (c) => c.class === held && c.photos === 3,
+      ),
+    );
     r = await app.inject({ method: 'POST', url: '/v1/predict', ...multipart([heldPhotos[1]!]) });
     const g = (r.json() as PredictResponse).predictions[0]!.gallery!;
     assert.equal(g.class, held);
@@ -159,18 +198,28 @@ test('enrol and remove need the bearer token; reads stay open; the file follows 
   }
 });
 
-test('copy-on-write: a reader\'s snapshot never changes, concurrent writes all land, a failed write changes nothing', async () => {
+test("copy-on-write: a reader's snapshot never changes, concurrent writes all land, a failed write changes nothing", async () => {
   const path = galleryFile('cow.gallery');
   const sg = new ServedGallery(path, readGallery(path));
   const snap = sg.current;
   const rows = Float32Array.from(base.embeddings.subarray(0, base.meta.dim));
   const writes = ['a', 'b', 'c', 'd'].map((c) => sg.enrol(c, [{ class: c, path: `upload:${c}.jpg` }], rows));
   const results = await Promise.all(writes);
-  assert.deepEqual(results.map((s) => s.version), [1, 2, 3, 4], 'serialised in order');
+  assert.deepEqual(
+    results.map((s) => s.version),
+    [1, 2, 3, 4],
+    'serialised in order',
+  );
   assert.equal(snap.gallery.meta.entries.length, 15, 'the old snapshot is untouched');
   assert.equal(snap.matcher.index.size, 15);
   assert.equal(sg.current.gallery.meta.entries.length, 19);
-  assert.deepEqual(readGallery(path).meta.entries.slice(15).map((e) => e.class), ['a', 'b', 'c', 'd'], 'no lost update');
+  assert.deepEqual(
+    readGallery(path)
+      .meta.entries.slice(15)
+      .map((e) => e.class),
+    ['a', 'b', 'c', 'd'],
+    'no lost update',
+  );
   await assert.rejects(sg.remove('no-such-class'), /no class 'no-such-class'/);
   assert.equal(sg.current.version, 4);
   assert.equal(readGallery(path).meta.entries.length, 19);
@@ -179,25 +228,36 @@ test('copy-on-write: a reader\'s snapshot never changes, concurrent writes all l
 test('a gallery built with other weights is refused', async () => {
   const other = { ...base, meta: { ...base.meta, model: { ...base.meta.model, hash: 'cd'.repeat(32) } } };
   const path = galleryFile('other.gallery', other);
-  await assert.rejects(buildServer({ model, gallery: new ServedGallery(path, readGallery(path)) }), /built with other weights/);
+  await assert.rejects(
+    buildServer({ model, gallery: new ServedGallery(path, readGallery(path)) }),
+    /built with other weights/,
+  );
 });
 
 function clustered(n: number, d: number, seed: number): Float32Array {
   let s = seed >>> 0;
-  const rnd = (): number => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 2 ** 32 - 0.5; };
+  const rnd = (): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  };
   const centres = Array.from({ length: Math.ceil(n / 10) }, () => Array.from({ length: d }, rnd));
   const out = new Float32Array(n * d);
   for (let i = 0; i < n; i++) {
     const c = centres[i % centres.length]!;
     let norm = 0;
-    for (let j = 0; j < d; j++) { const v = c[j]! + 0.2 * rnd(); out[i * d + j] = v; norm += v * v; }
+    for (let j = 0; j < d; j++) {
+      const v = c[j]! + 0.2 * rnd();
+      out[i * d + j] = v;
+      norm += v * v;
+    }
     for (let j = 0; j < d; j++) out[i * d + j]! /= Math.sqrt(norm);
   }
   return out;
 }
 
 test('usearch indexes: brute force = libtorch exact search; HNSW recall@1 on clustered rows, saved next to the gallery', async () => {
-  const d = 32; const n = 3000;
+  const d = 32;
+  const n = 3000;
   const rows = clustered(n, d, 1);
   const queries = clustered(100, d, 2);
   const exact = new ExactIndex(rows, d);
@@ -224,8 +284,13 @@ test('usearch indexes: brute force = libtorch exact search; HNSW recall@1 on clu
     // A gallery over the threshold is searched approximately; its graph is kept next to it and replaced on writes.
     const g: Gallery = {
       meta: {
-        format: GALLERY_FORMAT, dim: d, k: 1, threshold: null, search: { approximateFrom: 1000 },
-        model: { ...base.meta.model }, entries: Array.from({ length: n }, (_, i) => ({ class: `c${i % 300}`, path: `/p/${i}` })),
+        format: GALLERY_FORMAT,
+        dim: d,
+        k: 1,
+        threshold: null,
+        search: { approximateFrom: 1000 },
+        model: { ...base.meta.model },
+        entries: Array.from({ length: n }, (_, i) => ({ class: `c${i % 300}`, path: `/p/${i}` })),
       },
       embeddings: rows,
     };
@@ -250,14 +315,18 @@ test('usearch indexes: brute force = libtorch exact search; HNSW recall@1 on clu
   }
 });
 
-test('a large enrol builds the HNSW graph off the event loop: reads keep being answered, each from the old or the new gallery', { timeout: 180_000 }, async () => {
+test('a large enrol builds the HNSW graph off the event loop: reads keep being answered, each from the old or the new gallery', {
+  timeout: 180_000,
+}, async () => {
   // 6000 random 512-d rows (the served embedding's width) with a light graph, so the build takes seconds here.
   const d = base.meta.dim;
   const n = 6000;
   const hnsw = { connectivity: 8, expansionAdd: 32, expansionSearch: 64 };
   const big: Gallery = {
     meta: {
-      ...base.meta, k: 1, search: { approximateFrom: 1000, hnsw },
+      ...base.meta,
+      k: 1,
+      search: { approximateFrom: 1000, hnsw },
       entries: [
         ...base.meta.entries,
         ...Array.from({ length: n }, (_, i) => ({ class: `r${i % 500}`, path: `/r/${i}` })),
@@ -274,8 +343,9 @@ test('a large enrol builds the HNSW graph off the event loop: reads keep being a
     let writing = true;
     const t0 = performance.now();
     const headers = { ...m.headers, authorization: `Bearer ${TOKEN}` };
-    const enrol = app.inject({ method: 'POST', url, payload: m.payload, headers })
-      .finally(() => { writing = false; });
+    const enrol = app.inject({ method: 'POST', url, payload: m.payload, headers }).finally(() => {
+      writing = false;
+    });
     const reads: { ms: number; photos: number; version: number; predicted: string | null }[] = [];
     const probe = multipart([heldPhotos[0]!]);
     const predictNow = async (): Promise<string | null> => {
@@ -287,7 +357,8 @@ test('a large enrol builds the HNSW graph off the event loop: reads keep being a
     while (writing) {
       const s = performance.now();
       const [g, p] = await Promise.all([
-        app.inject({ method: 'GET', url: '/v1/gallery' }), app.inject({ method: 'POST', url: '/v1/predict', ...probe }),
+        app.inject({ method: 'GET', url: '/v1/gallery' }),
+        app.inject({ method: 'POST', url: '/v1/predict', ...probe }),
       ]);
       const gj = g.json() as { photos: number; version: number };
       const predicted = (p.json() as PredictResponse).predictions[0]!.gallery!.class;
@@ -302,20 +373,28 @@ test('a large enrol builds the HNSW graph off the event loop: reads keep being a
     HnswIndex.build(readGallery(path).embeddings, d, hnsw);
     const blockMs = performance.now() - t1;
     const worst = Math.max(...reads.map((x) => x.ms));
-    console.log(`enrol into ${before} photos: ${enrolMs.toFixed(0)} ms; ${reads.length} reads meanwhile, worst ${worst.toFixed(0)} ms; ` +
-      `the build on the event loop: ${blockMs.toFixed(0)} ms`);
+    console.log(
+      `enrol into ${before} photos: ${enrolMs.toFixed(0)} ms; ${reads.length} reads meanwhile, worst ${worst.toFixed(0)} ms; ` +
+        `the build on the event loop: ${blockMs.toFixed(0)} ms`,
+    );
     assert.ok(reads.length >= 5, `reads answered during the write: ${reads.length}`);
-    assert.ok(worst < Math.min(1500, blockMs / 2),
-      `worst read latency ${worst.toFixed(0)} ms (an in-loop build stalls ${blockMs.toFixed(0)} ms)`);
+    assert.ok(
+      worst < Math.min(1500, blockMs / 2),
+      `worst read latency ${worst.toFixed(0)} ms (an in-loop build stalls ${blockMs.toFixed(0)} ms)`,
+    );
     // Old or new, never between; once the new gallery is seen, never the old again (GET and predict each:
     // a GET and the predict sent with it may fall on either side of the swap).
-    let newGet = false, newPredict = false;
+    let newGet = false,
+      newPredict = false;
     for (const x of reads) {
       const isNew = x.version === 1;
       assert.deepEqual([x.version, x.photos], isNew ? [1, before + 3] : [0, before]);
       assert.ok(!(newGet && !isNew), 'no GET goes back to the old gallery');
       newGet ||= isNew;
-      assert.ok(x.predicted === oldAnswer || x.predicted === held, `${x.predicted}: neither the old nor the new answer`);
+      assert.ok(
+        x.predicted === oldAnswer || x.predicted === held,
+        `${x.predicted}: neither the old nor the new answer`,
+      );
       assert.ok(!(newPredict && x.predicted !== held), 'no prediction goes back to the old gallery');
       newPredict ||= x.predicted === held;
     }

@@ -5,7 +5,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
 
-export interface FakeRepo { commit: string; files: Map<string, Buffer>; token?: string }
+export interface FakeRepo {
+  commit: string;
+  files: Map<string, Buffer>;
+  token?: string;
+}
 export interface Faults {
   /** Paths (as requested) that answer 503. */
   unavailable: Set<string>;
@@ -35,7 +39,9 @@ export class FakeHub {
   cdnBase = '';
 
   addRepo(repo: string, files: Record<string, Buffer>, token?: string): FakeRepo {
-    const commit = createHash('sha1').update(repo + Object.keys(files).join()).digest('hex');
+    const commit = createHash('sha1')
+      .update(repo + Object.keys(files).join())
+      .digest('hex');
     const r: FakeRepo = { commit, files: new Map(Object.entries(files)), ...(token ? { token } : {}) };
     this.repos.set(repo, r);
     return r;
@@ -47,8 +53,12 @@ export class FakeHub {
   }
 
   async start(): Promise<void> {
-    this.hub = createServer((q, s) => { void this.onHub(q, s); });
-    this.cdn = createServer((q, s) => { void this.onCdn(q, s); });
+    this.hub = createServer((q, s) => {
+      void this.onHub(q, s);
+    });
+    this.cdn = createServer((q, s) => {
+      void this.onCdn(q, s);
+    });
     await new Promise<void>((r) => this.hub.listen(0, '127.0.0.1', r));
     await new Promise<void>((r) => this.cdn.listen(0, '127.0.0.2', r));
     this.endpoint = `http://127.0.0.1:${(this.hub.address() as { port: number }).port}`;
@@ -56,7 +66,8 @@ export class FakeHub {
   }
 
   async stop(): Promise<void> {
-    this.hub.closeAllConnections(); this.cdn.closeAllConnections();
+    this.hub.closeAllConnections();
+    this.cdn.closeAllConnections();
     await Promise.all([new Promise((r) => this.hub.close(r)), new Promise((r) => this.cdn.close(r))]);
   }
 
@@ -68,22 +79,43 @@ export class FakeHub {
     this.record(q, 'hub');
     const path = decodeURIComponent(q.url ?? '');
     const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
-    if (!m) { s.writeHead(404).end(); return; }
+    if (!m) {
+      s.writeHead(404).end();
+      return;
+    }
     const [, repoId, rev, file] = m as unknown as [string, string, string, string];
-    if (this.faults.unavailable.has(path)) { s.writeHead(503, { 'x-error-message': 'unavailable' }).end(); return; }
+    if (this.faults.unavailable.has(path)) {
+      s.writeHead(503, { 'x-error-message': 'unavailable' }).end();
+      return;
+    }
     const to = this.renamed.get(repoId);
-    if (to) { s.writeHead(307, { location: `/${to}/resolve/${encodeURIComponent(rev)}/${file}` }).end(); return; }
+    if (to) {
+      s.writeHead(307, { location: `/${to}/resolve/${encodeURIComponent(rev)}/${file}` }).end();
+      return;
+    }
     const repo = this.repos.get(repoId);
     if (!repo || (repo.token && q.headers.authorization !== `Bearer ${repo.token}`)) {
-      s.writeHead(401, { 'x-error-code': 'RepoNotFound', 'x-error-message': 'Repository not found' }).end(); return;
+      s.writeHead(401, { 'x-error-code': 'RepoNotFound', 'x-error-message': 'Repository not found' }).end();
+      return;
     }
-    if (rev !== 'main' && rev !== repo.commit) { s.writeHead(404, { 'x-error-code': 'RevisionNotFound' }).end(); return; }
+    if (rev !== 'main' && rev !== repo.commit) {
+      s.writeHead(404, { 'x-error-code': 'RevisionNotFound' }).end();
+      return;
+    }
     const body = repo.files.get(file);
-    if (!body) { s.writeHead(404, { 'x-error-code': 'EntryNotFound', 'x-repo-commit': repo.commit }).end(); return; }
+    if (!body) {
+      s.writeHead(404, { 'x-error-code': 'EntryNotFound', 'x-repo-commit': repo.commit }).end();
+      return;
+    }
     const common = { 'x-repo-commit': repo.commit, etag: `"${gitSha(body)}"` };
     if (isLfs(file)) {
       const sha = sha256(body);
-      s.writeHead(302, { ...common, 'x-linked-etag': `"${sha}"`, 'x-linked-size': String(body.length), location: `${this.cdnBase}/cdn/${sha}` }).end();
+      s.writeHead(302, {
+        ...common,
+        'x-linked-etag': `"${sha}"`,
+        'x-linked-size': String(body.length),
+        location: `${this.cdnBase}/cdn/${sha}`,
+      }).end();
       return;
     }
     s.writeHead(200, { ...common, 'content-length': String(body.length) });
@@ -99,18 +131,31 @@ export class FakeHub {
     this.record(q, 'cdn');
     const sha = (q.url ?? '').replace(/^\/cdn\//, '');
     let body = this.files.get(q.url ?? '') ?? this.blob(sha);
-    if (!body) { s.writeHead(404).end(); return; }
-    if (this.faults.corrupt.has(sha)) { body = Buffer.from(body); body[body.length >> 1] ^= 0xff; }
+    if (!body) {
+      s.writeHead(404).end();
+      return;
+    }
+    if (this.faults.corrupt.has(sha)) {
+      body = Buffer.from(body);
+      body[body.length >> 1] ^= 0xff;
+    }
     let start = 0;
     const range = /^bytes=(\d+)-$/.exec(q.headers.range ?? '');
     if (range) start = Number(range[1]);
-    if (start >= body.length && range) { s.writeHead(416, { 'content-range': `bytes */${body.length}` }).end(); return; }
+    if (start >= body.length && range) {
+      s.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
+      return;
+    }
     const part = body.subarray(start);
     s.writeHead(range ? 206 : 200, {
-      'content-length': String(part.length), 'accept-ranges': 'bytes',
+      'content-length': String(part.length),
+      'accept-ranges': 'bytes',
       ...(range ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
     });
-    if (q.method === 'HEAD') { s.end(); return; }
+    if (q.method === 'HEAD') {
+      s.end();
+      return;
+    }
     const cut = this.faults.truncateNext.get(sha);
     if (cut !== undefined) this.faults.truncateNext.delete(sha);
     const limit = cut ?? part.length;
@@ -118,7 +163,10 @@ export class FakeHub {
       await new Promise((r) => s.write(part.subarray(i, Math.min(limit, i + 65536)), r));
       if (this.faults.chunkDelayMs) await new Promise((r) => setTimeout(r, this.faults.chunkDelayMs));
     }
-    if (cut !== undefined) { s.destroy(); return; }
+    if (cut !== undefined) {
+      s.destroy();
+      return;
+    }
     s.end();
   }
 }

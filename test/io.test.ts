@@ -51,7 +51,9 @@ let manifest: Manifest;
 before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'goodsrec-io-'));
   oracle = path.join(tmp, 'oracle');
-  const r = spawnSync(ORACLE_PYTHON, [path.join(repoRoot, 'scripts/oracle/make_weights.py'), oracle], { encoding: 'utf8' });
+  const r = spawnSync(ORACLE_PYTHON, [path.join(repoRoot, 'scripts/oracle/make_weights.py'), oracle], {
+    encoding: 'utf8',
+  });
   assert.equal(
     r.status,
     0,
@@ -162,7 +164,10 @@ describe('safetensors', () => {
       r.close();
     }
     // No temp files left beside the target.
-    assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.endsWith('.tmp')), []);
+    assert.deepEqual(
+      fs.readdirSync(tmp).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
   });
 
   test('reads into a caller-owned buffer, tensor by tensor', async () => {
@@ -211,26 +216,39 @@ describe('safetensors', () => {
       /device lost/,
     );
     assert.deepEqual(fs.readFileSync(p), before);
-    assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('atomic') && f !== 'atomic.safetensors'), []);
+    assert.deepEqual(
+      fs.readdirSync(tmp).filter((f) => f.includes('atomic') && f !== 'atomic.safetensors'),
+      [],
+    );
   });
 
   test('writer rejects bad input with a clear message', () => {
     const p = path.join(tmp, 'bad-input.safetensors');
     assert.throws(
       () => writeSafetensorsSync(p, { a: { dtype: 'float32', shape: [2, 2], data: new Uint8Array(15) } }),
-      (e: unknown) => e instanceof WeightFileError && e.code === 'WEIGHTS_INVALID_ARGUMENT' && /needs 16 bytes but data has 15/.test(e.message),
+      (e: unknown) =>
+        e instanceof WeightFileError &&
+        e.code === 'WEIGHTS_INVALID_ARGUMENT' &&
+        /needs 16 bytes but data has 15/.test(e.message),
     );
     assert.throws(
       () => writeSafetensorsSync(p, { a: { dtype: 'complex64' as DType, shape: [1], data: new Uint8Array(8) } }),
       /unknown dtype "complex64"/,
     );
-    assert.throws(() => writeSafetensorsSync(p, { a: { dtype: 'uint8', shape: [1.5], data: new Uint8Array(1) } }), /not a list of non-negative integers/);
-    assert.throws(() => writeSafetensorsSync(p, { __metadata__: randomTensor('uint8', [1], 1) }), /can't be used as a tensor name/);
+    assert.throws(
+      () => writeSafetensorsSync(p, { a: { dtype: 'uint8', shape: [1.5], data: new Uint8Array(1) } }),
+      /not a list of non-negative integers/,
+    );
+    assert.throws(
+      () => writeSafetensorsSync(p, { __metadata__: randomTensor('uint8', [1], 1) }),
+      /can't be used as a tensor name/,
+    );
     assert.equal(fs.existsSync(p), false);
     const nowhere = path.join(tmp, 'no-such-dir', 'w.safetensors');
     assert.throws(
       () => writeSafetensorsSync(nowhere, { a: randomTensor('uint8', [1], 1) }),
-      (e: unknown) => e instanceof WeightFileError && e.code === 'WEIGHTS_IO' && e.message.startsWith(`${nowhere}: could not write`),
+      (e: unknown) =>
+        e instanceof WeightFileError && e.code === 'WEIGHTS_IO' && e.message.startsWith(`${nowhere}: could not write`),
     );
   });
 
@@ -273,11 +291,19 @@ describe('safetensors', () => {
       await rejectsWith(p, 'WEIGHTS_TRUNCATED', /5 bytes, fewer than the 8-byte header length/);
     });
     test('header length beyond the file size', async () => {
-      await rejectsWith(craft('hlen.safetensors', ok, 16, 1_000_000n), 'WEIGHTS_BAD_HEADER', /header length 1000000 exceeds the file size/);
+      await rejectsWith(
+        craft('hlen.safetensors', ok, 16, 1_000_000n),
+        'WEIGHTS_BAD_HEADER',
+        /header length 1000000 exceeds the file size/,
+      );
       await rejectsWith(craft('hlen64.safetensors', ok, 16, 1n << 63n), 'WEIGHTS_BAD_HEADER', /exceeds the file size/);
     });
     test('bad JSON, not an object, not UTF-8', async () => {
-      await rejectsWith(craft('json.safetensors', '{"a": {"dtype": "F32",', 16), 'WEIGHTS_BAD_HEADER', /header is not valid JSON/);
+      await rejectsWith(
+        craft('json.safetensors', '{"a": {"dtype": "F32",', 16),
+        'WEIGHTS_BAD_HEADER',
+        /header is not valid JSON/,
+      );
       await rejectsWith(craft('array.safetensors', '[1, 2]', 0), 'WEIGHTS_BAD_HEADER', /header JSON is not an object/);
       const p = craft('utf8.safetensors', '{"\u00ff": 1}', 0);
       const b = fs.readFileSync(p);
@@ -291,7 +317,11 @@ describe('safetensors', () => {
         'WEIGHTS_UNKNOWN_DTYPE',
         /tensor "a": unknown or unsupported dtype "F8_E4M3"/,
       );
-      await rejectsWith(craft('nodtype.safetensors', { a: { shape: [2], data_offsets: [0, 2] } }, 2), 'WEIGHTS_BAD_HEADER', /"dtype" is missing/);
+      await rejectsWith(
+        craft('nodtype.safetensors', { a: { shape: [2], data_offsets: [0, 2] } }, 2),
+        'WEIGHTS_BAD_HEADER',
+        /"dtype" is missing/,
+      );
     });
     test('shape and offsets disagree on the size', async () => {
       await rejectsWith(
@@ -313,28 +343,65 @@ describe('safetensors', () => {
           /tensor "a": shape .* not a non-negative integer/,
         );
       }
-      await rejectsWith(craft('shape-obj.safetensors', { a: { dtype: 'U8', shape: 3, data_offsets: [0, 3] } }, 3), 'WEIGHTS_BAD_HEADER', /"shape" is missing or not an array/);
-      await rejectsWith(craft('off1.safetensors', { a: { dtype: 'U8', shape: [2], data_offsets: [0] } }, 2), 'WEIGHTS_BAD_HEADER', /"data_offsets" must be \[begin, end\]/);
-      await rejectsWith(craft('off2.safetensors', { a: { dtype: 'U8', shape: [0], data_offsets: [5, 2] } }, 5), 'WEIGHTS_BAD_HEADER', /0 <= begin <= end/);
-      await rejectsWith(craft('off3.safetensors', { a: { dtype: 'U8', shape: [2], data_offsets: [0.5, 2.5] } }, 3), 'WEIGHTS_BAD_HEADER', /not integers/);
+      await rejectsWith(
+        craft('shape-obj.safetensors', { a: { dtype: 'U8', shape: 3, data_offsets: [0, 3] } }, 3),
+        'WEIGHTS_BAD_HEADER',
+        /"shape" is missing or not an array/,
+      );
+      await rejectsWith(
+        craft('off1.safetensors', { a: { dtype: 'U8', shape: [2], data_offsets: [0] } }, 2),
+        'WEIGHTS_BAD_HEADER',
+        /"data_offsets" must be \[begin, end\]/,
+      );
+      await rejectsWith(
+        craft('off2.safetensors', { a: { dtype: 'U8', shape: [0], data_offsets: [5, 2] } }, 5),
+        'WEIGHTS_BAD_HEADER',
+        /0 <= begin <= end/,
+      );
+      await rejectsWith(
+        craft('off3.safetensors', { a: { dtype: 'U8', shape: [2], data_offsets: [0.5, 2.5] } }, 3),
+        'WEIGHTS_BAD_HEADER',
+        /not integers/,
+      );
     });
     test('offsets out of range', async () => {
       await rejectsWith(
-        craft('range.safetensors', { a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] }, b: { dtype: 'U8', shape: [4], data_offsets: [1000, 1004] } }, 8),
+        craft(
+          'range.safetensors',
+          {
+            a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] },
+            b: { dtype: 'U8', shape: [4], data_offsets: [1000, 1004] },
+          },
+          8,
+        ),
         'WEIGHTS_BAD_HEADER',
         /tensor "b": data_offsets \[1000, 1004\] are out of range \(the data buffer holds 8 bytes\)/,
       );
     });
     test('overlapping tensors', async () => {
       await rejectsWith(
-        craft('overlap.safetensors', { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12),
+        craft(
+          'overlap.safetensors',
+          {
+            a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+            b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+          },
+          12,
+        ),
         'WEIGHTS_BAD_HEADER',
         /tensors "a" and "b" overlap/,
       );
     });
     test('holes and trailing bytes (the buffer must be fully covered)', async () => {
       await rejectsWith(
-        craft('hole.safetensors', { a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] }, b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] } }, 12),
+        craft(
+          'hole.safetensors',
+          {
+            a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] },
+            b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] },
+          },
+          12,
+        ),
         'WEIGHTS_BAD_HEADER',
         /hole: bytes from 4 up to tensor "b"/,
       );
@@ -343,28 +410,48 @@ describe('safetensors', () => {
     test('truncated file', async () => {
       const p = path.join(tmp, 'cut.safetensors');
       fs.writeFileSync(p, fs.readFileSync(o('dtypes.safetensors')).subarray(0, -10));
-      await rejectsWith(p, 'WEIGHTS_TRUNCATED', /file is truncated: the header describes \d+ bytes of tensor data but only \d+ follow it/);
+      await rejectsWith(
+        p,
+        'WEIGHTS_TRUNCATED',
+        /file is truncated: the header describes \d+ bytes of tensor data but only \d+ follow it/,
+      );
       const q = path.join(tmp, 'cut-header.safetensors');
       fs.writeFileSync(q, fs.readFileSync(o('dtypes.safetensors')).subarray(0, 100));
       await rejectsWith(q, 'WEIGHTS_BAD_HEADER', /exceeds the file size \(100 bytes\)/);
     });
     test('duplicate tensor names', async () => {
       await rejectsWith(
-        craft('dup.safetensors', '{"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}, "a": {"dtype": "U8", "shape": [2], "data_offsets": [2, 4]}}', 4),
+        craft(
+          'dup.safetensors',
+          '{"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}, "a": {"dtype": "U8", "shape": [2], "data_offsets": [2, 4]}}',
+          4,
+        ),
         'WEIGHTS_BAD_HEADER',
         /duplicate tensor name "a"/,
       );
       // The same name nested deeper is not a duplicate.
-      const p = craft('nodup.safetensors', { __metadata__: { a: 'x' }, a: { dtype: 'U8', shape: [2], data_offsets: [0, 2] } }, 2);
+      const p = craft(
+        'nodup.safetensors',
+        { __metadata__: { a: 'x' }, a: { dtype: 'U8', shape: [2], data_offsets: [0, 2] } },
+        2,
+      );
       assert.deepEqual((await readSafetensors(p)).get('a')!.shape, [2]);
     });
     test('bad metadata', async () => {
-      await rejectsWith(craft('meta.safetensors', { __metadata__: { n: 3 }, ...ok }, 16), 'WEIGHTS_BAD_HEADER', /"__metadata__" value for "n" is 3, not a string/);
+      await rejectsWith(
+        craft('meta.safetensors', { __metadata__: { n: 3 }, ...ok }, 16),
+        'WEIGHTS_BAD_HEADER',
+        /"__metadata__" value for "n" is 3, not a string/,
+      );
     });
     test('keys listed out of offset order are fine', async () => {
       const p = craft(
         'unordered.safetensors',
-        { z: { dtype: 'U8', shape: [2], data_offsets: [3, 5] }, e: { dtype: 'BOOL', shape: [0], data_offsets: [3, 3] }, a: { dtype: 'U8', shape: [3], data_offsets: [0, 3] } },
+        {
+          z: { dtype: 'U8', shape: [2], data_offsets: [3, 5] },
+          e: { dtype: 'BOOL', shape: [0], data_offsets: [3, 3] },
+          a: { dtype: 'U8', shape: [3], data_offsets: [0, 3] },
+        },
         Uint8Array.from([1, 2, 3, 4, 5]),
       );
       const m = await readSafetensors(p);
@@ -445,7 +532,13 @@ describe('PyTorch checkpoints (.pth)', () => {
 
   test('wrapped checkpoints and DataParallel prefixes are unwrapped', async () => {
     const expected = manifest['small_keys']!;
-    for (const name of ['wrapped_state_dict.pth', 'wrapped_model.pth', 'wrapped_model_state_dict.pth', 'dataparallel.pth', 'dataparallel.safetensors']) {
+    for (const name of [
+      'wrapped_state_dict.pth',
+      'wrapped_model.pth',
+      'wrapped_model_state_dict.pth',
+      'dataparallel.pth',
+      'dataparallel.safetensors',
+    ]) {
       const sd = await loadStateDictFile(o(name));
       assert.deepEqual([...sd.keys()], Object.keys(expected), `${name}: keys`);
       const ref = manifest[name]!;
@@ -460,8 +553,28 @@ describe('PyTorch checkpoints (.pth)', () => {
     const raw = await readPth(o('wrapped_state_dict.pth'));
     assert.ok([...raw.keys()].every((k) => k.startsWith('state_dict.module.')));
     // A flat map loses only an all-keys `module.` prefix.
-    assert.deepEqual([...extractStateDict(new Map([['module.a', 1], ['module.b', 2]])).keys()], ['a', 'b']);
-    assert.deepEqual([...extractStateDict(new Map([['module.a', 1], ['b', 2]])).keys()], ['module.a', 'b']);
+    assert.deepEqual(
+      [
+        ...extractStateDict(
+          new Map([
+            ['module.a', 1],
+            ['module.b', 2],
+          ]),
+        ).keys(),
+      ],
+      ['a', 'b'],
+    );
+    assert.deepEqual(
+      [
+        ...extractStateDict(
+          new Map([
+            ['module.a', 1],
+            ['b', 2],
+          ]),
+        ).keys(),
+      ],
+      ['module.a', 'b'],
+    );
   });
 
   test('loadStateDictFile picks the format by content, not extension', async () => {
@@ -481,7 +594,11 @@ describe('PyTorch checkpoints (.pth)', () => {
     ];
     for (const [name, pattern] of cases) {
       test(name, async () => {
-        for (const load of [() => readPth(o(name)), () => loadStateDictFile(o(name)), async () => readPthSync(o(name))]) {
+        for (const load of [
+          () => readPth(o(name)),
+          () => loadStateDictFile(o(name)),
+          async () => readPthSync(o(name)),
+        ]) {
           await assert.rejects(load, (e: unknown) => {
             assert.ok(e instanceof WeightFileError, String(e));
             assert.equal(e.code, 'WEIGHTS_UNSAFE_PICKLE');
@@ -508,7 +625,10 @@ describe('PyTorch checkpoints (.pth)', () => {
           (e: unknown) => e instanceof WeightFileError && e.code === 'WEIGHTS_UNSAFE_PICKLE' && pattern.test(e.message),
         );
       }
-      assert.throws(() => unpickle(Uint8Array.from([0x80, 2, 0x82, 1, 0x2e]), { file: 'f', findGlobal: () => undefined }), /extension registry/);
+      assert.throws(
+        () => unpickle(Uint8Array.from([0x80, 2, 0x82, 1, 0x2e]), { file: 'f', findGlobal: () => undefined }),
+        /extension registry/,
+      );
     });
   });
 
@@ -561,14 +681,24 @@ describe('PyTorch checkpoints (.pth)', () => {
     });
 
     test('legacy (pre-1.6) torch.save format', async () => {
-      await expectError(o('legacy.pth'), 'WEIGHTS_UNSUPPORTED_FORMAT', /legacy \(pre-1\.6, non-zip\) torch\.save format/);
+      await expectError(
+        o('legacy.pth'),
+        'WEIGHTS_UNSUPPORTED_FORMAT',
+        /legacy \(pre-1\.6, non-zip\) torch\.save format/,
+      );
     });
 
     test('not a checkpoint at all', async () => {
       const p = path.join(tmp, 'noise.pth');
-      fs.writeFileSync(p, randomBytes(300, 3).map((x, i) => (i === 0 ? 0x41 : x)));
+      fs.writeFileSync(
+        p,
+        randomBytes(300, 3).map((x, i) => (i === 0 ? 0x41 : x)),
+      );
       await expectError(p, 'WEIGHTS_UNSUPPORTED_FORMAT', /not a PyTorch checkpoint/);
-      await assert.rejects(readPth(path.join(tmp, 'does-not-exist.pth')), (e: unknown) => e instanceof WeightFileError && e.code === 'WEIGHTS_IO' && /cannot open/.test(e.message));
+      await assert.rejects(
+        readPth(path.join(tmp, 'does-not-exist.pth')),
+        (e: unknown) => e instanceof WeightFileError && e.code === 'WEIGHTS_IO' && /cannot open/.test(e.message),
+      );
     });
   });
 });

@@ -44,9 +44,18 @@ test('resnet50 initialisation equals torchvision for the same seed', () => {
 test('eval-mode logits match torchvision from safetensors and from a wrapped .pth', () => {
   const logs: string[] = [];
   for (const file of ['weights.safetensors', 'weights.pth']) {
-    const model = createModel('resnet50', { numClasses: 10, pretrained: join(oracle.dir, file), log: (m) => logs.push(m) });
+    const model = createModel('resnet50', {
+      numClasses: 10,
+      pretrained: join(oracle.dir, file),
+      log: (m) => logs.push(m),
+    });
     model.to({ dtype: 'float64' }).eval();
-    const err = T.tidy(() => relError(T.noGrad(() => model.forward(inputs.get('x')!.to({ dtype: 'float64' }))), result.get('eval.logits')!));
+    const err = T.tidy(() =>
+      relError(
+        T.noGrad(() => model.forward(inputs.get('x')!.to({ dtype: 'float64' }))),
+        result.get('eval.logits')!,
+      ),
+    );
     assert.ok(err < TOL, `${file}: relative error ${err}`);
     model.dispose();
   }
@@ -57,14 +66,19 @@ test('eval-mode logits match torchvision from safetensors and from a wrapped .pt
 
 /** 3 SGD momentum steps in float64 from the oracle's weights; the entries over TOL against the oracle's state. */
 function sgdSteps(labelSmoothing: number): { losses: number[]; worst: [string, number][] } {
-  const model = createModel('resnet50', { numClasses: 10, pretrained: join(oracle.dir, 'weights.safetensors'), log: null });
+  const model = createModel('resnet50', {
+    numClasses: 10,
+    pretrained: join(oracle.dir, 'weights.safetensors'),
+    log: null,
+  });
   model.to({ dtype: 'float64' }).train();
   const groups = paramGroupsNoDecay(model, 1e-4);
   const opt = new SGD(groups, { lr: 0.1, momentum: 0.9 });
   const losses: number[] = [];
   const worst: [string, number][] = [];
   T.tidy(() => {
-    const x = inputs.get('x')!.to({ dtype: 'float64' }), y = inputs.get('y')!;
+    const x = inputs.get('x')!.to({ dtype: 'float64' }),
+      y = inputs.get('y')!;
     for (let i = 0; i < 3; i++) {
       opt.zeroGrad();
       T.tidy(() => {
@@ -102,7 +116,12 @@ test(`3 SGD momentum steps with label smoothing: every parameter, running stat a
   const before = T.memory().tensors;
   const { losses, worst } = sgdSteps(0.1);
   const expectedLosses = oracle.json.losses as number[];
-  losses.forEach((l, i) => assert.ok(Math.abs(l - expectedLosses[i]!) <= TOL * Math.abs(expectedLosses[i]!), `loss ${i}: ${l} vs ${expectedLosses[i]}`));
+  losses.forEach((l, i) =>
+    assert.ok(
+      Math.abs(l - expectedLosses[i]!) <= TOL * Math.abs(expectedLosses[i]!),
+      `loss ${i}: ${l} vs ${expectedLosses[i]}`,
+    ),
+  );
   assert.deepEqual(worst, [], `entries over ${TOL} relative error: ${worst.map(([k, e]) => `${k} ${e}`).join(', ')}`);
   assert.equal(T.memory().tensors, before, 'the training loop leaks no tensors');
 });
@@ -114,12 +133,19 @@ test('negative control: the same run without label smoothing fails that comparis
 
 test('pretrained with another class count re-initialises the classifier and says so', () => {
   const logs: string[] = [];
-  const model = createModel('resnet50', { numClasses: 7, pretrained: join(oracle.dir, 'weights.safetensors'), log: (m) => logs.push(m) });
+  const model = createModel('resnet50', {
+    numClasses: 7,
+    pretrained: join(oracle.dir, 'weights.safetensors'),
+    log: (m) => logs.push(m),
+  });
   assert.match(logs[0]!, /loaded 318 tensors .*skipped fc\.weight \[10, 2048\], fc\.bias \[10\]/);
   T.tidy(() => {
     const sd = model.stateDict();
     assert.deepEqual(sd.get('fc.weight')!.shape, [7, 2048]);
-    assert.ok(relError(sd.get('layer4.2.conv3.weight')!, result.get('after.layer4.2.conv3.weight')!) > 0, 'sanity: trained weights differ');
+    assert.ok(
+      relError(sd.get('layer4.2.conv3.weight')!, result.get('after.layer4.2.conv3.weight')!) > 0,
+      'sanity: trained weights differ',
+    );
   });
   model.dispose();
 });
@@ -137,8 +163,12 @@ test('createModel: unknown names list close ones; options override the variant',
 
 // Published parameter counts (torchvision model docs), 1000 classes.
 const PARAMS: Record<string, number> = {
-  resnet18: 11_689_512, resnet34: 21_797_672, resnet50: 25_557_032, resnet101: 44_549_160,
-  resnet152: 60_192_808, resnext50_32x4d: 25_028_904,
+  resnet18: 11_689_512,
+  resnet34: 21_797_672,
+  resnet50: 25_557_032,
+  resnet101: 44_549_160,
+  resnet152: 60_192_808,
+  resnext50_32x4d: 25_028_904,
 };
 
 // Other families (inception_resnet_v2 needs >= 75 px) have their own zoo tests.
@@ -170,18 +200,38 @@ test('headless weights load with a fresh classifier; a mis-shaped trunk is refus
   const dir = oracle.dir;
   const logs: string[] = [];
   T.tidy(() => {
-    const sd = new Map([...result].filter(([k]) => k.startsWith('after.') && !k.startsWith('after.fc.')).map(([k, t]) => [k.slice(6), t]));
+    const sd = new Map(
+      [...result]
+        .filter(([k]) => k.startsWith('after.') && !k.startsWith('after.fc.'))
+        .map(([k, t]) => [k.slice(6), t]),
+    );
     const src = createModel('resnet50', { numClasses: 0 });
     src.loadStateDict(sd);
     nn.saveWeights(src, join(dir, 'trained.safetensors'));
     src.dispose();
   });
-  const model = createModel('resnet50', { numClasses: 3, pretrained: join(dir, 'trained.safetensors'), log: (m) => logs.push(m) });
+  const model = createModel('resnet50', {
+    numClasses: 3,
+    pretrained: join(dir, 'trained.safetensors'),
+    log: (m) => logs.push(m),
+  });
   assert.match(logs[0]!, /loaded 318 tensors .*the file has no classifier \(fc\): classifier initialised fresh/);
   // The oracle's float64 state was stored into a float32 model: the same values, rounded once.
-  T.tidy(() => assert.ok(model.stateDict().get('layer1.0.bn1.running_var')!.equal(result.get('after.layer1.0.bn1.running_var')!.to({ dtype: 'float32' }))));
+  T.tidy(() =>
+    assert.ok(
+      model
+        .stateDict()
+        .get('layer1.0.bn1.running_var')!
+        .equal(result.get('after.layer1.0.bn1.running_var')!.to({ dtype: 'float32' })),
+    ),
+  );
   model.dispose();
   // The same weights into ResNeXt: every mis-shaped conv is named in one error.
-  assert.throws(() => createModel('resnext50_32x4d', { numClasses: 10, pretrained: join(dir, 'weights.safetensors'), log: null }),
-    (e: unknown) => e instanceof nn.StateDictError && e.shapeMismatches.length === 176 && /layer4\.2\.conv2\.weight: checkpoint \[512, 512, 3, 3\], model \[1024, 32, 3, 3\]/.test(e.message));
+  assert.throws(
+    () => createModel('resnext50_32x4d', { numClasses: 10, pretrained: join(dir, 'weights.safetensors'), log: null }),
+    (e: unknown) =>
+      e instanceof nn.StateDictError &&
+      e.shapeMismatches.length === 176 &&
+      /layer4\.2\.conv2\.weight: checkpoint \[512, 512, 3, 3\], model \[1024, 32, 3, 3\]/.test(e.message),
+  );
 });

@@ -35,8 +35,12 @@ const TWINS: Record<string, { model: string; options?: Record<string, unknown>; 
 };
 /** Negative controls: BASE~WRONG is BASE's weights and input through a wrong architecture (see the oracle). */
 const WRONG = [
-  'resnet50_cbam_authors~cbam_order', 'resnet50_cbam_authors~cbam_mean_max', 'resnet50_bam_authors~bam_no_sigmoid',
-  'resnet101~no_residual', 'resnext50_32x4d~transposed_stem', 'seresnext50_32x4d~se_no_sigmoid',
+  'resnet50_cbam_authors~cbam_order',
+  'resnet50_cbam_authors~cbam_mean_max',
+  'resnet50_bam_authors~bam_no_sigmoid',
+  'resnet101~no_residual',
+  'resnext50_32x4d~transposed_stem',
+  'seresnext50_32x4d~se_no_sigmoid',
 ];
 let oracle: OracleRun;
 
@@ -54,7 +58,12 @@ function twinCheck(name: string): ReturnType<typeof compareTwin> {
   const base = name.split('~')[0]!;
   const twin = TWINS[base]!;
   const result = loadTensors(join(oracle.dir, `${name}.result.safetensors`));
-  const model = createModel(twin.model, { ...twin.options, numClasses: 10, pretrained: join(oracle.dir, `${base}.weights.safetensors`), log: null });
+  const model = createModel(twin.model, {
+    ...twin.options,
+    numClasses: 10,
+    pretrained: join(oracle.dir, `${base}.weights.safetensors`),
+    log: null,
+  });
   try {
     model.to({ dtype: 'float64' });
     return compareTwin(model, result, { filter: twin.filter, zeroGrad: ZERO_GRAD });
@@ -68,7 +77,9 @@ for (const [name, twin] of Object.entries(TWINS)) {
   test(`${twin.model}${name === twin.model ? '' : ` (twin ${name})`}: eval logits, one training step's loss and every gradient match the oracle twin in float64 (${TWIN_TOL})`, (t) => {
     const before = T.memory().tensors;
     const r = twinCheck(name);
-    t.diagnostic(`errors: eval ${r.evalErr.toExponential(1)}, loss ${r.lossErr.toExponential(1)}, worst gradient ${r.maxGradErr.toExponential(1)}`);
+    t.diagnostic(
+      `errors: eval ${r.evalErr.toExponential(1)}, loss ${r.lossErr.toExponential(1)}, worst gradient ${r.maxGradErr.toExponential(1)}`,
+    );
     assert.equal(r.compared, r.expected, 'every parameter has a twin');
     assert.ok(r.evalErr < TWIN_TOL, `eval logits: relative error ${r.evalErr}`);
     assert.ok(r.lossErr < TWIN_TOL, `loss: relative error ${r.lossErr}`);
@@ -80,7 +91,9 @@ for (const [name, twin] of Object.entries(TWINS)) {
 test(`negative controls: wrong twins (${WRONG.map((w) => w.split('~')[1]).join(', ')}) fail the same float64 comparison`, (t) => {
   for (const name of WRONG) {
     const r = twinCheck(name);
-    t.diagnostic(`${name}: eval ${r.evalErr.toExponential(1)}, worst gradient ${r.maxGradErr.toExponential(1)}, ${r.failures.length} gradients over`);
+    t.diagnostic(
+      `${name}: eval ${r.evalErr.toExponential(1)}, worst gradient ${r.maxGradErr.toExponential(1)}, ${r.failures.length} gradients over`,
+    );
     assert.equal(r.compared, r.expected, `${name}: every parameter has a twin`);
     assert.ok(r.evalErr > 1e3 * TWIN_TOL, `${name}: eval logits must differ (relative error ${r.evalErr})`);
     assert.ok(r.failures.length > 0, `${name}: gradients must differ`);
@@ -93,7 +106,10 @@ const PUBLISHED: Record<string, { params: number; source: string }> = {
   seresnext50_32x4d: { params: 27.56e6, source: 'timm model card / results (27.56M)' },
   resnet50_cbam: { params: 28.09e6, source: 'CBAM paper (Woo et al. 2018) table 4: ResNet50 + CBAM 28.09M' },
   resnet50_bam: { params: 25.92e6, source: 'BAM paper (Park et al. 2018) ImageNet table: ResNet50 + BAM 25.92M' },
-  inception_resnet_v2: { params: 55.84e6, source: 'timm model card (55.84M); the timm-layout twin in the oracle gives 55,843,464' },
+  inception_resnet_v2: {
+    params: 55.84e6,
+    source: 'timm model card (55.84M); the timm-layout twin in the oracle gives 55,843,464',
+  },
 };
 const EXACT: Record<string, number> = { inception_resnet_v2: 55_843_464 };
 
@@ -109,10 +125,31 @@ test('the zoo registers every variant of these families', () => {
 /** Some reference state-dict names per variant (timm's, the BAM authors'). */
 const NAMES: Record<string, string[]> = {
   seresnet50: ['layer1.0.se.fc1.weight', 'layer1.0.se.fc1.bias', 'layer4.2.se.fc2.bias'],
-  resnet50_cbam: ['layer1.0.se.channel.fc1.weight', 'layer1.0.se.channel.fc2.bias', 'layer3.5.se.spatial.conv.conv.weight', 'layer3.5.se.spatial.conv.bn.running_var'],
-  resnet50_bam: ['bam1.channel_att.gate_c.gate_c_fc_0.weight', 'bam2.channel_att.gate_c.gate_c_bn_1.running_mean', 'bam3.channel_att.gate_c.gate_c_fc_final.bias',
-    'bam1.spatial_att.gate_s.gate_s_conv_reduce0.weight', 'bam3.spatial_att.gate_s.gate_s_conv_di_1.weight', 'bam2.spatial_att.gate_s.gate_s_bn_di_0.weight', 'bam1.spatial_att.gate_s.gate_s_conv_final.bias'],
-  inception_resnet_v2: ['conv2d_1a.conv.weight', 'mixed_5b.branch3.1.bn.running_var', 'repeat.9.conv2d.bias', 'repeat_1.19.branch1.2.conv.weight', 'mixed_7a.branch2.2.bn.weight', 'block8.conv2d.weight', 'conv2d_7b.bn.num_batches_tracked', 'classif.bias'],
+  resnet50_cbam: [
+    'layer1.0.se.channel.fc1.weight',
+    'layer1.0.se.channel.fc2.bias',
+    'layer3.5.se.spatial.conv.conv.weight',
+    'layer3.5.se.spatial.conv.bn.running_var',
+  ],
+  resnet50_bam: [
+    'bam1.channel_att.gate_c.gate_c_fc_0.weight',
+    'bam2.channel_att.gate_c.gate_c_bn_1.running_mean',
+    'bam3.channel_att.gate_c.gate_c_fc_final.bias',
+    'bam1.spatial_att.gate_s.gate_s_conv_reduce0.weight',
+    'bam3.spatial_att.gate_s.gate_s_conv_di_1.weight',
+    'bam2.spatial_att.gate_s.gate_s_bn_di_0.weight',
+    'bam1.spatial_att.gate_s.gate_s_conv_final.bias',
+  ],
+  inception_resnet_v2: [
+    'conv2d_1a.conv.weight',
+    'mixed_5b.branch3.1.bn.running_var',
+    'repeat.9.conv2d.bias',
+    'repeat_1.19.branch1.2.conv.weight',
+    'mixed_7a.branch2.2.bn.weight',
+    'block8.conv2d.weight',
+    'conv2d_7b.bn.num_batches_tracked',
+    'classif.bias',
+  ],
 };
 
 function classifierWeight(m: ClassifierModel): T.Tensor {
@@ -136,7 +173,11 @@ for (const name of MINE) {
     if (wider) {
       assert.equal(m.numFeatures, 4096);
       assert.deepEqual(classifierWeight(m).shape, [1000, 4096]);
-      assert.equal(m.getClassifier().stateTensors().has('bias'), false, 'the wider variants have a bias-free classifier');
+      assert.equal(
+        m.getClassifier().stateTensors().has('bias'),
+        false,
+        'the wider variants have a bias-free classifier',
+      );
     }
     T.tidy(() => {
       const keys = m.stateTensors();
@@ -144,20 +185,30 @@ for (const name of MINE) {
     });
     m.resetClassifier(5);
     m.eval();
-    T.tidy(() => T.noGrad(() => {
-      for (const size of [224, 256]) {
-        const out = m.forward(T.randn([1, 3, size, size]));
-        assert.deepEqual(out.shape, [1, 5], `${name} at ${size}`);
-        assert.ok(out.isfinite().all().item(), `${name} at ${size}: finite logits`);
-      }
-    }));
+    T.tidy(() =>
+      T.noGrad(() => {
+        for (const size of [224, 256]) {
+          const out = m.forward(T.randn([1, 3, size, size]));
+          assert.deepEqual(out.shape, [1, 5], `${name} at ${size}`);
+          assert.ok(out.isfinite().all().item(), `${name} at ${size}: finite logits`);
+        }
+      }),
+    );
     // Backward in train mode (batch 2: BatchNorm1d in BAM needs two samples), non-square input.
     m.train();
     T.tidy(() => {
       const loss = T.F.crossEntropy(m.forward(T.randn([2, 3, 96, 128])), T.tensor([1, 3], [2], { dtype: 'int64' }));
       loss.backward();
     });
-    const noGrad = T.tidy(() => m.namedParameters().filter(([, p]) => { const g = p.grad; return !g?.isfinite().all().item(); }).map(([k]) => k));
+    const noGrad = T.tidy(() =>
+      m
+        .namedParameters()
+        .filter(([, p]) => {
+          const g = p.grad;
+          return !g?.isfinite().all().item();
+        })
+        .map(([k]) => k),
+    );
     assert.deepEqual(noGrad, [], `${name}: every parameter gets a finite gradient`);
     m.eval();
     T.tidy(() => {
@@ -177,7 +228,10 @@ test('resnet50_bam weights round-trip through a safetensors file and createModel
   const file = join(oracle.dir, 'bam.safetensors');
   const a = createModel('resnet50_bam', { numClasses: 3 });
   // Trained-looking BN statistics in the BAM gates, so the check cannot pass on defaults.
-  T.noGrad(() => { for (const [k, t] of a.stateTensors()) if (k.startsWith('bam') && k.endsWith('running_var')) T.tidy(() => t.copy_(T.rand(t.shape).add(0.5))); });
+  T.noGrad(() => {
+    for (const [k, t] of a.stateTensors())
+      if (k.startsWith('bam') && k.endsWith('running_var')) T.tidy(() => t.copy_(T.rand(t.shape).add(0.5)));
+  });
   nn.saveWeights(a, file);
   const logs: string[] = [];
   const b = createModel('resnet50_bam', { numClasses: 3, pretrained: file, log: (s) => logs.push(s) });
@@ -209,21 +263,32 @@ test("head: 'wide' gives numFeatures -> 4096 -> classes under the classifier's n
   // Pretrained weights of the plain model: the trunk loads, the head stays fresh.
   const file = join(oracle.dir, 'resnext50_32x4d.weights.safetensors');
   const logs: string[] = [];
-  const p = createModel('resnext50_32x4d', { numClasses: 10, head: 'wide', pretrained: file, log: (s) => logs.push(s) });
+  const p = createModel('resnext50_32x4d', {
+    numClasses: 10,
+    head: 'wide',
+    pretrained: file,
+    log: (s) => logs.push(s),
+  });
   assert.match(logs[0]!, /skipped fc\.weight \[10, 2048\], fc\.bias \[10\].*classifier re-initialised/);
   const inc = createModel('inception_resnet_v2', { numClasses: 4, head: 'wide' });
   T.tidy(() => {
     assert.deepEqual(inc.stateTensors().get('classif.0.weight')!.shape, [4096, 1536]);
     assert.deepEqual(T.noGrad(() => inc.eval().forward(T.randn([1, 3, 80, 80]))).shape, [1, 4]);
   });
-  assert.throws(() => createModel('resnet18', { head: 'huge' }), /Expected one of linear, wide for head but received "huge"/);
+  assert.throws(
+    () => createModel('resnet18', { head: 'huge' }),
+    /Expected one of linear, wide for head but received "huge"/,
+  );
   assert.throws(() => inc.forward(T.randn([1, 3, 64, 64])), /smaller than the minimum 75x75/);
   for (const x of [m, p, inc]) x.dispose();
 });
 
-test('FLOPs (multiply-adds) agree with torchvision\'s and timm\'s published numbers', () => {
+test("FLOPs (multiply-adds) agree with torchvision's and timm's published numbers", () => {
   // torchvision 0.14 model docs: resnet50 4.09, resnext50_32x4d 4.23.
-  for (const [name, g] of [['resnet50', 4.09], ['resnext50_32x4d', 4.23]] as const) {
+  for (const [name, g] of [
+    ['resnet50', 4.09],
+    ['resnext50_32x4d', 4.23],
+  ] as const) {
     const m = createModel(name, { log: null });
     const f = countFlops(m);
     assert.ok(Math.abs(f.macs / 1e9 - g) < 0.005, `${name}: ${f.macs / 1e9} GMACs vs ${g}`);
@@ -244,7 +309,10 @@ test('goodsrec models prints parameters and GFLOPs at 224 (--json, --filter)', (
   const r = spawnSync(process.execPath, [cli, 'models', '--filter', 'resnet50*', '--json'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const rows = JSON.parse(r.stdout) as { name: string; params: number; gflops224: number }[];
-  assert.deepEqual(rows.map((x) => x.name), listModels('resnet50*'));
+  assert.deepEqual(
+    rows.map((x) => x.name),
+    listModels('resnet50*'),
+  );
   const r50 = rows.find((x) => x.name === 'resnet50')!;
   assert.equal(r50.params, 25_557_032);
   assert.ok(Math.abs(r50.gflops224 - 4.09) < 0.005, `resnet50: ${r50.gflops224}`);

@@ -31,7 +31,10 @@ const CASES: Record<string, string> = {
   swin_tiny_patch4_window7_224: 'swin_t',
 };
 /** Negative controls: our model -> an oracle case with its weights and a wrong architecture. */
-const NEGATIVE: [string, string][] = [['efficientnet_b0', 'efficientnet_b0~se_no_sigmoid'], ['swin_tiny_patch4_window7_224', 'swin_t~no_shift']];
+const NEGATIVE: [string, string][] = [
+  ['efficientnet_b0', 'efficientnet_b0~se_no_sigmoid'],
+  ['swin_tiny_patch4_window7_224', 'swin_t~no_shift'],
+];
 
 /** Sizes the oracle used per case: eval-mode sizes and the training-step size. */
 function sizesOf(tv: string): { eval: number[]; train: number } {
@@ -40,17 +43,32 @@ function sizesOf(tv: string): { eval: number[]; train: number } {
 
 /** Our `name` with the weights of torchvision case `tv` (its base case for a negative control), in float64. */
 function load(name: string, tv: string): ClassifierModel {
-  const m = createModel(name, { numClasses: 10, pretrained: join(oracle.dir, `${tv.split('~')[0]}.safetensors`), log: null, dropRate: 0, dropPathRate: 0 });
+  const m = createModel(name, {
+    numClasses: 10,
+    pretrained: join(oracle.dir, `${tv.split('~')[0]}.safetensors`),
+    log: null,
+    dropRate: 0,
+    dropPathRate: 0,
+  });
   return m.to({ dtype: 'float64' });
 }
 
 /** Eval logits at every size of the case, then one training step: the errors against the oracle's case `tv`. */
-function compareCase(name: string, tv: string): { evalErrs: number[]; lossErr: number; maxGradErr: number; failures: string[]; compared: number } {
+function compareCase(
+  name: string,
+  tv: string,
+): { evalErrs: number[]; lossErr: number; maxGradErr: number; failures: string[]; compared: number } {
   const model = load(name, tv);
   try {
     model.eval();
     const evalErrs = sizesOf(tv).eval.map((s) =>
-      T.tidy(() => relError(T.noGrad(() => model.forward(result.get(`${tv}.x${s}`)!)), result.get(`${tv}.eval.${s}`)!)));
+      T.tidy(() =>
+        relError(
+          T.noGrad(() => model.forward(result.get(`${tv}.x${s}`)!)),
+          result.get(`${tv}.eval.${s}`)!,
+        ),
+      ),
+    );
     model.train();
     const s = sizesOf(tv).train;
     return T.tidy(() => {
@@ -59,16 +77,24 @@ function compareCase(name: string, tv: string): { evalErrs: number[]; lossErr: n
       const expected = (oracle.json.losses as Record<string, number>)[tv]!;
       const lossErr = Math.abs(loss.item() - expected) / Math.abs(expected);
       const failures: string[] = [];
-      let compared = 0, maxGradErr = 0;
+      let compared = 0,
+        maxGradErr = 0;
       for (const [k, p] of model.namedParameters()) {
         const ref = result.get(`${tv}.grad.${k}`);
-        if (!ref) { failures.push(`${k}: the oracle has no gradient`); continue; }
+        if (!ref) {
+          failures.push(`${k}: the oracle has no gradient`);
+          continue;
+        }
         const err = p.grad ? relError(p.grad, ref) : Infinity;
         maxGradErr = Math.max(maxGradErr, err);
         if (!(err < TWIN_TOL)) failures.push(`${k} ${err}`);
         compared++;
       }
-      assert.equal(compared, [...result.keys()].filter((k) => k.startsWith(`${tv}.grad.`)).length, 'every torchvision parameter is compared');
+      assert.equal(
+        compared,
+        [...result.keys()].filter((k) => k.startsWith(`${tv}.grad.`)).length,
+        'every torchvision parameter is compared',
+      );
       return { evalErrs, lossErr, maxGradErr, failures, compared };
     });
   } finally {
@@ -80,7 +106,9 @@ for (const [name, tv] of Object.entries(CASES)) {
   test(`${name}: eval logits, one training step's loss and every parameter's gradient equal torchvision ${tv}'s in float64 (${TWIN_TOL})`, (t) => {
     const before = T.memory().tensors;
     const r = compareCase(name, tv);
-    t.diagnostic(`errors: eval ${r.evalErrs.map((e) => e.toExponential(1)).join('/')}, loss ${r.lossErr.toExponential(1)}, worst gradient ${r.maxGradErr.toExponential(1)}`);
+    t.diagnostic(
+      `errors: eval ${r.evalErrs.map((e) => e.toExponential(1)).join('/')}, loss ${r.lossErr.toExponential(1)}, worst gradient ${r.maxGradErr.toExponential(1)}`,
+    );
     assert.ok(r.evalErrs.length >= 1);
     r.evalErrs.forEach((e, i) => assert.ok(e < TWIN_TOL, `${name} at ${sizesOf(tv).eval[i]}px: relative error ${e}`));
     assert.ok(r.lossErr < TWIN_TOL, `loss: relative error ${r.lossErr}`);
@@ -92,7 +120,9 @@ for (const [name, tv] of Object.entries(CASES)) {
 test(`negative controls: ${NEGATIVE.map(([, tv]) => tv).join(', ')} fail the same float64 comparison`, (t) => {
   for (const [name, tv] of NEGATIVE) {
     const r = compareCase(name, tv);
-    t.diagnostic(`${tv}: eval ${r.evalErrs.map((e) => e.toExponential(1)).join('/')}, worst gradient ${r.maxGradErr.toExponential(1)}`);
+    t.diagnostic(
+      `${tv}: eval ${r.evalErrs.map((e) => e.toExponential(1)).join('/')}, worst gradient ${r.maxGradErr.toExponential(1)}`,
+    );
     assert.ok(Math.min(...r.evalErrs) > 1e3 * TWIN_TOL, `${tv}: eval logits must differ at every size`);
     assert.ok(r.failures.length > 0, `${tv}: gradients must differ`);
   }
@@ -100,15 +130,25 @@ test(`negative controls: ${NEGATIVE.map(([, tv]) => tv).join(', ')} fail the sam
 
 // torchvision's published parameter counts (Weights.meta.num_params), 1000 classes.
 const PARAMS: Record<string, number> = {
-  efficientnet_b0: 5_288_548, efficientnet_b1: 7_794_184, efficientnet_b2: 9_109_994, efficientnet_b3: 12_233_232,
-  efficientnet_b4: 19_341_616, efficientnet_b5: 30_389_784, efficientnet_b6: 43_040_704, efficientnet_b7: 66_347_960,
+  efficientnet_b0: 5_288_548,
+  efficientnet_b1: 7_794_184,
+  efficientnet_b2: 9_109_994,
+  efficientnet_b3: 12_233_232,
+  efficientnet_b4: 19_341_616,
+  efficientnet_b5: 30_389_784,
+  efficientnet_b6: 43_040_704,
+  efficientnet_b7: 66_347_960,
   swin_tiny_patch4_window7_224: 28_288_354,
 };
 
 // [eval-mode forward sizes, training forward+backward size]: 224 and a small one (B4-B7 at their own
 // 380-600 px would take too long here); backward at a small size (batch 1 keeps BN statistics defined).
 const SIZES: Record<string, [number[], number]> = {
-  ...Object.fromEntries(Object.keys(PARAMS).filter((n) => n.startsWith('efficientnet')).map((n) => [n, [[224, 80], 64]])),
+  ...Object.fromEntries(
+    Object.keys(PARAMS)
+      .filter((n) => n.startsWith('efficientnet'))
+      .map((n) => [n, [[224, 80], 64]]),
+  ),
   swin_tiny_patch4_window7_224: [[224, 100], 96],
 };
 
@@ -131,21 +171,33 @@ for (const [name, [evalSizes, trainSize]] of Object.entries(SIZES)) {
         const logits = T.noGrad(() => m.forwardHead(f));
         assert.deepEqual(logits.shape, [1, 5]);
         assert.ok(logits.isfinite().all().item(), `${name}: finite logits at ${s}px`);
-        if (small === undefined || s < small.shape[2]!) { small = x; smallLogits = logits; }
+        if (small === undefined || s < small.shape[2]!) {
+          small = x;
+          smallLogits = logits;
+        }
       }
       const twin = createModel(name, { numClasses: 5 });
       twin.loadStateDict(m.stateDict());
-      assert.ok(T.noGrad(() => twin.eval().forward(small!)).equal(smallLogits!), `${name}: state-dict round trip gives identical logits`);
+      assert.ok(
+        T.noGrad(() => twin.eval().forward(small!)).equal(smallLogits!),
+        `${name}: state-dict round trip gives identical logits`,
+      );
       twin.dispose();
 
       m.train();
-      const loss = T.F.crossEntropy(m.forward(T.randn([1, 3, trainSize, trainSize])), T.tensor([3], [1], { dtype: 'int64' }));
+      const loss = T.F.crossEntropy(
+        m.forward(T.randn([1, 3, trainSize, trainSize])),
+        T.tensor([3], [1], { dtype: 'int64' }),
+      );
       loss.backward();
       const params = m.namedParameters();
       const missing = params.filter(([, p]) => p.grad === undefined).map(([k]) => k);
       assert.deepEqual(missing, [], `${name}: every parameter gets a gradient`);
       const g = params[0]![1].grad!;
-      assert.ok(g.isfinite().all().item() && g.abs().sum().item() > 0, `${name}: the stem's gradient is finite and non-zero`);
+      assert.ok(
+        g.isfinite().all().item() && g.abs().sum().item() > 0,
+        `${name}: the stem's gradient is finite and non-zero`,
+      );
       m.dispose();
     });
   });
@@ -153,10 +205,16 @@ for (const [name, [evalSizes, trainSize]] of Object.entries(SIZES)) {
 
 test('configs: torchvision eval transforms, classifier and first-conv names that exist in the state dict', () => {
   const b0 = getModelCfg('efficientnet_b0');
-  assert.deepEqual([b0.inputSize, b0.interpolation, b0.cropPct, b0.classifier], [[3, 224, 224], 'bicubic', 224 / 256, 'classifier.1']);
+  assert.deepEqual(
+    [b0.inputSize, b0.interpolation, b0.cropPct, b0.classifier],
+    [[3, 224, 224], 'bicubic', 224 / 256, 'classifier.1'],
+  );
   assert.deepEqual(getModelCfg('efficientnet_b7').inputSize, [3, 600, 600]);
   const sw = getModelCfg('swin_tiny_patch4_window7_224');
-  assert.deepEqual([sw.inputSize, sw.interpolation, sw.cropPct, sw.classifier], [[3, 224, 224], 'bicubic', 224 / 232, 'head']);
+  assert.deepEqual(
+    [sw.inputSize, sw.interpolation, sw.cropPct, sw.classifier],
+    [[3, 224, 224], 'bicubic', 224 / 232, 'head'],
+  );
   for (const name of ['efficientnet_b0', 'swin_tiny_patch4_window7_224']) {
     T.tidy(() => {
       const m = createModel(name, { numClasses: 3 });
@@ -164,7 +222,10 @@ test('configs: torchvision eval transforms, classifier and first-conv names that
       const keys = [...m.stateDict().keys()];
       assert.ok(keys.includes(`${cfg.classifier}.weight`) && keys.includes(`${cfg.firstConv}.weight`), name);
       assert.equal(m.getClassifier(), m.namedModules().find(([k]) => k === cfg.classifier)![1]);
-      assert.deepEqual(T.noGrad(() => m.eval().forwardHead(T.zeros([2, m.numFeatures, 7, 7]), true)).shape, [2, m.numFeatures]);
+      assert.deepEqual(T.noGrad(() => m.eval().forwardHead(T.zeros([2, m.numFeatures, 7, 7]), true)).shape, [
+        2,
+        m.numFeatures,
+      ]);
       m.resetClassifier(0);
       assert.deepEqual(T.noGrad(() => m.forward(T.zeros([1, 3, 64, 64]))).shape, [1, m.numFeatures]);
       m.dispose();
@@ -174,8 +235,15 @@ test('configs: torchvision eval transforms, classifier and first-conv names that
 
 test('pretrained torchvision weights with another class count keep a fresh classifier and say so', () => {
   const logs: string[] = [];
-  const m = createModel('efficientnet_b0', { numClasses: 4, pretrained: join(oracle.dir, 'efficientnet_b0.safetensors'), log: (s) => logs.push(s) });
-  assert.match(logs[0]!, /skipped classifier\.1\.weight \[10, 1280\], classifier\.1\.bias \[10\].*classifier re-initialised/);
+  const m = createModel('efficientnet_b0', {
+    numClasses: 4,
+    pretrained: join(oracle.dir, 'efficientnet_b0.safetensors'),
+    log: (s) => logs.push(s),
+  });
+  assert.match(
+    logs[0]!,
+    /skipped classifier\.1\.weight \[10, 1280\], classifier\.1\.bias \[10\].*classifier re-initialised/,
+  );
   m.dispose();
 });
 
@@ -192,7 +260,10 @@ test("swin: a fresh model's relative_position_index buffers equal torchvision's 
 });
 
 test("head 'wide' puts numFeatures -> 4096 -> classes in the classifier slot of EfficientNet and Swin", () => {
-  for (const [name, size, prefix] of [['efficientnet_b0', 64, 'classifier.1'], ['swin_tiny_patch4_window7_224', 96, 'head']] as const) {
+  for (const [name, size, prefix] of [
+    ['efficientnet_b0', 64, 'classifier.1'],
+    ['swin_tiny_patch4_window7_224', 96, 'head'],
+  ] as const) {
     const m = createModel(name, { numClasses: 7, head: 'wide', log: null });
     try {
       const sd = m.stateTensors();

@@ -45,15 +45,22 @@ test('the loaded addon exports exactly the declared ops', () => {
 test('errors from native code name the op, and argument errors the argument', () => {
   const a = T.zeros([2, 3]);
   const b = T.zeros([4, 5]);
-  assert.throws(() => a.matmul(b), (e: Error) => /^matmul: mat1 and mat2 shapes cannot be multiplied/.test(e.message));
+  assert.throws(
+    () => a.matmul(b),
+    (e: Error) => /^matmul: mat1 and mat2 shapes cannot be multiplied/.test(e.message),
+  );
   const badStride = [a.handle, b.handle, null, 3, [0, 0], [1, 1], 1] as unknown as OpArgs<'conv2d'>;
-  assert.throws(() => call('conv2d', ...badStride),
-    (e: Error) => e instanceof TypeError &&
-      e.message === 'conv2d: argument 3 (stride: int[]) must be an array of integers');
+  assert.throws(
+    () => call('conv2d', ...badStride),
+    (e: Error) =>
+      e instanceof TypeError && e.message === 'conv2d: argument 3 (stride: int[]) must be an array of integers',
+  );
   b.dispose();
   assert.throws(() => a.add(b), /Error: add: argument 1 \(other: tensor\) is a disposed tensor/);
-  assert.throws(() => T.cat([a, b]),
-    /Error: cat: argument 0 \(tensors: tensor\[\]\) holds a disposed tensor at position 1/);
+  assert.throws(
+    () => T.cat([a, b]),
+    /Error: cat: argument 0 \(tensors: tensor\[\]\) holds a disposed tensor at position 1/,
+  );
   a.dispose();
 });
 
@@ -102,9 +109,12 @@ test('the addon reports the libtorch it was compiled against and the one the pro
   // Negative control: another runtime version gives the one-sentence error naming both and the library.
   const other = { compiled: '1.13.0', runtime: '2.5.1', library: '/opt/torch/lib/libtorch_cpu.so' };
   const msg = libtorchMismatch(other, 'a.node');
-  assert.equal(msg, 'goodsrec: the native addon a.node was compiled against libtorch 1.13.0, but this process loaded ' +
-    'libtorch 2.5.1 from /opt/torch/lib/libtorch_cpu.so; rebuild the addon with `npm run build:native` ' +
-    '(or point LIBTORCH / the library path at the libtorch it was built with).');
+  assert.equal(
+    msg,
+    'goodsrec: the native addon a.node was compiled against libtorch 1.13.0, but this process loaded ' +
+      'libtorch 2.5.1 from /opt/torch/lib/libtorch_cpu.so; rebuild the addon with `npm run build:native` ' +
+      '(or point LIBTORCH / the library path at the libtorch it was built with).',
+  );
   assert.match(libtorchMismatch(undefined, 'old.node') ?? '', /predates the libtorch version check/);
 });
 
@@ -115,14 +125,22 @@ test('an addon that cannot bind to the libtorch found says which libtorch it was
     const soname = basename(native.libtorch.library);
     writeFileSync(join(dir, 'stub.c'), 'int goodsrec_stub;\n');
     execFileSync('gcc', ['-shared', '-fPIC', `-Wl,-soname,${soname}`, '-o', join(dir, soname), join(dir, 'stub.c')]);
-    const load = (env: NodeJS.ProcessEnv): ReturnType<typeof spawnSync> => spawnSync(process.execPath,
-      ['--input-type=module', '-e', "await import('./dist/src/tensor/index.js'); console.log('loaded');"],
-      { env: { ...process.env, ...env }, encoding: 'utf8' });
+    const load = (env: NodeJS.ProcessEnv): ReturnType<typeof spawnSync> =>
+      spawnSync(
+        process.execPath,
+        ['--input-type=module', '-e', "await import('./dist/src/tensor/index.js'); console.log('loaded');"],
+        { env: { ...process.env, ...env }, encoding: 'utf8' },
+      );
     const bad = load({ LD_LIBRARY_PATH: dir });
     assert.notEqual(bad.status, 0);
     const compiled = native.libtorch.compiled.replace(/[.+]/g, '\\$&');
-    assert.match(String(bad.stderr), new RegExp(`was compiled against libtorch ${compiled}, ` +
-      'but the libtorch this process loads does not match it \\(undefined symbol'));
+    assert.match(
+      String(bad.stderr),
+      new RegExp(
+        `was compiled against libtorch ${compiled}, ` +
+          'but the libtorch this process loads does not match it \\(undefined symbol',
+      ),
+    );
     const good = load({}); // control: the same command loads without the stub
     assert.equal(good.status, 0, String(good.stderr));
     assert.match(String(good.stdout), /loaded/);

@@ -10,7 +10,11 @@ import type { ClassifierModel, CheckpointFilter } from '../src/models/index.js';
 
 const ORACLE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'oracle');
 
-export interface OracleRun { dir: string; json: Record<string, unknown>; cleanup(): void }
+export interface OracleRun {
+  dir: string;
+  json: Record<string, unknown>;
+  cleanup(): void;
+}
 
 /** Runs test/oracle/<script> with /usr/bin/python3 (the interpreter that has torch) into a fresh temp dir. */
 export function runOracle(script: string, ...args: string[]): OracleRun {
@@ -34,7 +38,8 @@ export function loadTensors(path: string): Map<string, T.Tensor> {
 export function relError(a: T.Tensor, b: T.Tensor): number {
   if (a.shape.join() !== b.shape.join()) return Infinity;
   return T.tidy(() => {
-    const af = a.to({ dtype: 'float64' }), bf = b.to({ dtype: 'float64' });
+    const af = a.to({ dtype: 'float64' }),
+      bf = b.to({ dtype: 'float64' });
     const diff = af.sub(bf).abs().max().item();
     const scale = bf.abs().max().item();
     return diff === 0 ? 0 : diff / Math.max(scale, 1e-30);
@@ -70,9 +75,15 @@ export function compareTwin(
   result: Map<string, T.Tensor>,
   opts: { filter?: CheckpointFilter | undefined; zeroGrad?: RegExp } = {},
 ): TwinComparison {
-  const x = result.get('x')!, y = result.get('y')!;
+  const x = result.get('x')!,
+    y = result.get('y')!;
   model.eval();
-  const evalErr = T.tidy(() => relError(T.noGrad(() => model.forward(x)), result.get('eval.logits')!));
+  const evalErr = T.tidy(() =>
+    relError(
+      T.noGrad(() => model.forward(x)),
+      result.get('eval.logits')!,
+    ),
+  );
   model.train();
   const loss = T.tidy(() => {
     const l = T.F.crossEntropy(model.forward(x), y);
@@ -82,7 +93,8 @@ export function compareTwin(
   const refLoss = result.get('loss')!.item();
   const lossErr = Math.abs(loss - refLoss) / Math.abs(refLoss);
   const failures: string[] = [];
-  let compared = 0, maxGradErr = 0;
+  let compared = 0,
+    maxGradErr = 0;
   T.tidy(() => {
     let refs = new Map([...result].filter(([k]) => k.startsWith('grad.')).map(([k, t]) => [k.slice(5), t]));
     if (opts.filter) refs = opts.filter(refs, model);
@@ -91,9 +103,15 @@ export function compareTwin(
     for (const [k, p] of params) {
       const ref = refs.get(k);
       const g = p.grad;
-      if (!ref) { failures.push(`${k}: the oracle has no gradient`); continue; }
+      if (!ref) {
+        failures.push(`${k}: the oracle has no gradient`);
+        continue;
+      }
       compared++;
-      if (!g) { failures.push(`${k}: no gradient`); continue; }
+      if (!g) {
+        failures.push(`${k}: no gradient`);
+        continue;
+      }
       if (opts.zeroGrad?.test(k)) {
         const m = Math.max(g.abs().max().item(), ref.abs().max().item());
         if (!(m <= TWIN_TOL * scale)) failures.push(`${k}: |grad| ${m} should be ~0 (largest gradient ${scale})`);

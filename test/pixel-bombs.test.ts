@@ -35,14 +35,26 @@ function bitPng(name: string, width: number, height: number, rows = height): str
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 1; // bit depth 1, colour type 0 (grey)
   const raw = Buffer.alloc(rows * (1 + Math.ceil(width / 8))); // filter byte 0 + zero bits per row
-  const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(raw, { level: 9 })), chunk('IEND', new Uint8Array(0))]);
+  const png = Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw, { level: 9 })),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
   const path = join(dir, name);
   writeFileSync(path, png);
   return path;
 }
 
-interface ChildResult { ok: boolean; reason?: string; message?: string; width?: number; peakMB: number; baseMB: number; fileKB?: number }
+interface ChildResult {
+  ok: boolean;
+  reason?: string;
+  message?: string;
+  width?: number;
+  peakMB: number;
+  baseMB: number;
+  fileKB?: number;
+}
 
 /** Runs `body` (module code with `path`, `maxPixels` and the data layer as `D`) in a child; its peak RSS. */
 function inChild(body: string, env: Record<string, string>): ChildResult {
@@ -56,7 +68,10 @@ function inChild(body: string, env: Record<string, string>): ChildResult {
     r.peakMB = process.resourceUsage().maxRSS / 1024; r.baseMB = baseMB;
     if (path) r.fileKB = statSync(path).size / 1024;
     console.log(JSON.stringify(r));`;
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
   return JSON.parse(out.trim().split('\n').pop()!) as ChildResult;
 }
 
@@ -65,7 +80,10 @@ const evalProcess = `const cfg = { ...${JSON.stringify(recipeEval({ input: { siz
   const out = await D.processFile(path, cfg, 0); return { width: out.width };`;
 
 test('control: the peak-RSS measurement sees a real 512 MB allocation', () => {
-  const r = inChild('const b = Buffer.alloc(2 ** 29, 1); return { width: b[12345] };', { BOMB_PATH: '', BOMB_MAX: '0' });
+  const r = inChild('const b = Buffer.alloc(2 ** 29, 1); return { width: b[12345] };', {
+    BOMB_PATH: '',
+    BOMB_MAX: '0',
+  });
   assert.ok(r.ok && r.peakMB - r.baseMB > 500, JSON.stringify(r));
 });
 
@@ -77,7 +95,9 @@ test('a 20000 x 20000 PNG of 50 kB (1.2 GB as RGB) is refused from its header by
     assert.ok(r.message?.startsWith(path), r.message);
     assert.ok(r.fileKB! < 200, `a small file: ${r.fileKB} kB`);
     assert.ok(r.peakMB - r.baseMB < 150, `nothing near 1.2 GB was allocated: ${JSON.stringify(r)}`);
-    console.log(`20000x20000 bomb (${r.fileKB!.toFixed(0)} kB): ${r.reason}, peak RSS ${r.peakMB.toFixed(0)} MB (base ${r.baseMB.toFixed(0)} MB)`);
+    console.log(
+      `20000x20000 bomb (${r.fileKB!.toFixed(0)} kB): ${r.reason}, peak RSS ${r.peakMB.toFixed(0)} MB (base ${r.baseMB.toFixed(0)} MB)`,
+    );
   }
 });
 
@@ -92,9 +112,14 @@ test('under a raised limit a single-colour bomb decodes within what the limit al
   const rgbMB = (6000 * 6000 * 3) / MB;
   // The RGB result once, plus libvips' own buffers: at most 3x the image, never unbounded.
   assert.ok(under.peakMB - under.baseMB > rgbMB * 0.9, `the image was really decoded: ${JSON.stringify(under)}`);
-  assert.ok(under.peakMB - under.baseMB < 3 * rgbMB, `bounded by the limit: ${JSON.stringify(under)} (RGB ${rgbMB.toFixed(0)} MB)`);
-  console.log(`6000x6000 bomb: over the limit peak +${(over.peakMB - over.baseMB).toFixed(0)} MB; ` +
-    `under it decoded with peak +${(under.peakMB - under.baseMB).toFixed(0)} MB for ${rgbMB.toFixed(0)} MB of RGB`);
+  assert.ok(
+    under.peakMB - under.baseMB < 3 * rgbMB,
+    `bounded by the limit: ${JSON.stringify(under)} (RGB ${rgbMB.toFixed(0)} MB)`,
+  );
+  console.log(
+    `6000x6000 bomb: over the limit peak +${(over.peakMB - over.baseMB).toFixed(0)} MB; ` +
+      `under it decoded with peak +${(under.peakMB - under.baseMB).toFixed(0)} MB for ${rgbMB.toFixed(0)} MB of RGB`,
+  );
 });
 
 test('a zlib stream that holds fewer rows than the header claims is refused, within the memory the claimed size allows', () => {
@@ -104,7 +129,7 @@ test('a zlib stream that holds fewer rows than the header claims is refused, wit
   assert.equal(r.ok, false, JSON.stringify(r));
   assert.ok(['truncated', 'corrupt'].includes(r.reason!), JSON.stringify(r));
   assert.ok(r.message?.startsWith(path), r.message);
-  assert.ok(r.peakMB - r.baseMB < 3 * (8000 * 8000 * 3) / MB, JSON.stringify(r));
+  assert.ok(r.peakMB - r.baseMB < (3 * (8000 * 8000 * 3)) / MB, JSON.stringify(r));
   console.log(`8000x8000 header, 10 rows of data: ${r.reason}, peak +${(r.peakMB - r.baseMB).toFixed(0)} MB`);
 });
 
@@ -115,7 +140,10 @@ test('a 1 x 40000 PNG (40k pixels) is refused before its 40000² letterbox canva
   assert.match(r.message!, /letterboxes to a 40000x40000 canvas/);
   assert.ok(r.peakMB - r.baseMB < 100, JSON.stringify(r));
   // Control: a 1 x 400 strip is fine.
-  const ok = inChild(evalProcess, { BOMB_PATH: bitPng('strip-small.png', 400, 1), BOMB_MAX: String(DEFAULT_MAX_PIXELS) });
+  const ok = inChild(evalProcess, {
+    BOMB_PATH: bitPng('strip-small.png', 400, 1),
+    BOMB_MAX: String(DEFAULT_MAX_PIXELS),
+  });
   assert.ok(ok.ok && ok.width === 32, JSON.stringify(ok));
 });
 
@@ -123,8 +151,17 @@ test('the limit reaches every pipeline: train (data.maxPixels, also in the loade
   const c = resolveConfig([{ source: 'test', values: { data: { root: 'x', maxPixels: 1234 } } }]);
   assert.equal(trainPipeline(c, { mean: [0, 0, 0], std: [1, 1, 1] }).maxPixels, 1234);
   assert.equal(resolveConfig([{ source: 'test', values: { data: { root: 'x' } } }]).data.maxPixels, DEFAULT_MAX_PIXELS);
-  assert.throws(() => resolveConfig([{ source: 'test', values: { data: { root: 'x', maxPixels: 0 } } }]), /data\.maxPixels/);
-  const pre = { size: 32, resize: 'letterbox' as const, cropPct: 0.875, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] };
+  assert.throws(
+    () => resolveConfig([{ source: 'test', values: { data: { root: 'x', maxPixels: 0 } } }]),
+    /data\.maxPixels/,
+  );
+  const pre = {
+    size: 32,
+    resize: 'letterbox' as const,
+    cropPct: 0.875,
+    mean: [0, 0, 0] as [number, number, number],
+    std: [1, 1, 1] as [number, number, number],
+  };
   assert.equal(evalPipeline(pre, 999).maxPixels, 999);
   assert.equal(evalPipeline(pre).maxPixels, undefined); // then DEFAULT_MAX_PIXELS applies
 });
@@ -134,12 +171,21 @@ test('goodsrec analyze --max-pixels: every photo over the limit is skipped as to
   const sample = join(new URL('../..', import.meta.url).pathname, 'examples', 'grocery-sample');
   const run = (extra: string[]): { status: number | null; bad: { reason: string }[] } => {
     const out = join(dir, `analysis-${extra.length}`);
-    const r = spawnSync(process.execPath, [cli, 'analyze', sample, '--quick', '--out', out, ...extra], { encoding: 'utf8' });
-    return { status: r.status, bad: (JSON.parse(readFileSync(join(out, 'analysis.json'), 'utf8')) as { badFiles: { reason: string }[] }).badFiles };
+    const r = spawnSync(process.execPath, [cli, 'analyze', sample, '--quick', '--out', out, ...extra], {
+      encoding: 'utf8',
+    });
+    return {
+      status: r.status,
+      bad: (JSON.parse(readFileSync(join(out, 'analysis.json'), 'utf8')) as { badFiles: { reason: string }[] })
+        .badFiles,
+    };
   };
   const limited = run(['--max-pixels', '100']);
   assert.equal(limited.status, 3);
-  assert.ok(limited.bad.length > 0 && limited.bad.every((b) => b.reason === 'too-large'), JSON.stringify(limited.bad.slice(0, 2)));
+  assert.ok(
+    limited.bad.length > 0 && limited.bad.every((b) => b.reason === 'too-large'),
+    JSON.stringify(limited.bad.slice(0, 2)),
+  );
   const plain = run([]);
   assert.equal(plain.status, 0);
   assert.equal(plain.bad.length, 0);

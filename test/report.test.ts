@@ -31,18 +31,40 @@ function plantedEval(): EvalFile {
     const conf = wrong >= 0 ? 0.55 + (i % 9) * 0.05 : 0.6 + (i % 4) * 0.1;
     const second = top1 === s.label ? (s.label + 2) % c : s.label;
     const scores = new Float32Array(c).fill(-5);
-    scores[top1] = 5; scores[second] = 1;
+    scores[top1] = 5;
+    scores[second] = 1;
     acc.add(scores, [s.label], [i]);
     return { index: i, path: s.path, label: s.label, top: [top1, second], probs: [conf, (1 - conf) / 2] };
   });
-  return { model: 'planted', checkpoint: null, data: sample, split: 'test', preprocess: { size: 32 }, tta: [], classes: ds.classes, metrics: acc.result(), predictions };
+  return {
+    model: 'planted',
+    checkpoint: null,
+    data: sample,
+    split: 'test',
+    preprocess: { size: 32 },
+    tta: [],
+    classes: ds.classes,
+    metrics: acc.result(),
+    predictions,
+  };
 }
 
 test('confused pairs and reliability bins from an evaluation', () => {
-  const pairs = confusedPairs([[5, 2, 0], [3, 4, 1], [0, 0, 9]], 2);
-  assert.deepEqual(pairs, [{ truth: 1, predicted: 0, count: 3 }, { truth: 0, predicted: 1, count: 2 }]);
+  const pairs = confusedPairs(
+    [
+      [5, 2, 0],
+      [3, 4, 1],
+      [0, 0, 9],
+    ],
+    2,
+  );
+  assert.deepEqual(pairs, [
+    { truth: 1, predicted: 0, count: 3 },
+    { truth: 0, predicted: 1, count: 2 },
+  ]);
   const preds: SamplePrediction[] = [
-    { index: 0, path: 'a', label: 0, top: [0], probs: [0.95] }, { index: 1, path: 'b', label: 1, top: [0], probs: [0.91] },
+    { index: 0, path: 'a', label: 0, top: [0], probs: [0.95] },
+    { index: 1, path: 'b', label: 1, top: [0], probs: [0.91] },
     { index: 2, path: 'c', label: 1, top: [1], probs: [0.35] },
   ];
   const r = reliability(preds, 10);
@@ -59,18 +81,30 @@ test('the error report names the most confused pair first and embeds thumbnails'
   const top = confusedPairs(ev.metrics.confusion, 1)[0]!;
   const firstPair = html.indexOf('<div class="pair">');
   assert.ok(firstPair > 0);
-  assert.ok(html.slice(firstPair, firstPair + 400).includes(`${top.count}× <b>${ev.classes[top.truth]}</b> → <b>${ev.classes[top.predicted]}</b>`));
+  assert.ok(
+    html
+      .slice(firstPair, firstPair + 400)
+      .includes(`${top.count}× <b>${ev.classes[top.truth]}</b> → <b>${ev.classes[top.predicted]}</b>`),
+  );
   const thumbs = html.match(/src="data:image\/jpeg;base64,/g) ?? [];
   assert.ok(thumbs.length >= 6 + 4, `${thumbs.length} thumbnails`);
   assert.equal((html.match(/<tr><td>/g) ?? []).length, ev.classes.length);
   // The command: eval JSON in, HTML next to it.
   const evalJson = join(work, 'eval-test.json');
   writeFileSync(evalJson, JSON.stringify(ev));
-  const r = spawnSync(process.execPath, [join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'report', evalJson, '--pairs', '4'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'report', evalJson, '--pairs', '4'],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.ok(readFileSync(join(work, 'eval-test.html'), 'utf8').includes('Most confused pairs (4)'));
   writeFileSync(join(work, 'bad.json'), '{"metrics":{}}');
-  const bad = spawnSync(process.execPath, [join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'report', join(work, 'bad.json')], { encoding: 'utf8' });
+  const bad = spawnSync(
+    process.execPath,
+    [join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'report', join(work, 'bad.json')],
+    { encoding: 'utf8' },
+  );
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /bad\.json: not an evaluation written by goodsrec eval/);
 });
@@ -78,7 +112,9 @@ test('the error report names the most confused pair first and embeds thumbnails'
 const chromium = '/usr/bin/chromium';
 const havePlaywright = existsSync(join(repoRoot, 'node_modules', 'playwright-core'));
 
-test('both HTML reports render in headless Chromium: plots drawn, thumbnails loaded, no console errors', { skip: !existsSync(chromium) || !havePlaywright ? 'needs /usr/bin/chromium and playwright-core' : false }, async () => {
+test('both HTML reports render in headless Chromium: plots drawn, thumbnails loaded, no console errors', {
+  skip: !existsSync(chromium) || !havePlaywright ? 'needs /usr/bin/chromium and playwright-core' : false,
+}, async () => {
   const { chromium: pw } = await import('playwright-core');
   const analysisHtml = join(work, 'analysis.html');
   writeFileSync(analysisHtml, renderAnalysisHtml(await analyzeDataset(sample), 'sample analysis'));
@@ -87,38 +123,65 @@ test('both HTML reports render in headless Chromium: plots drawn, thumbnails loa
   mkdirSync(artifacts, { recursive: true });
   const profile = mkdtempSync(join(tmpdir(), 'goodsrec-chromium-'));
   const browser = await pw.launchPersistentContext(profile, {
-    executablePath: chromium, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    executablePath: chromium,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
     viewport: { width: 1280, height: 900 },
   });
   try {
-    for (const [file, charts, shot] of [[analysisHtml, 3, 'analysis-report.png'], [errorsHtml, 3, 'error-report.png']] as const) {
+    for (const [file, charts, shot] of [
+      [analysisHtml, 3, 'analysis-report.png'],
+      [errorsHtml, 3, 'error-report.png'],
+    ] as const) {
       const page = await browser.newPage();
       const errors: string[] = [];
-      page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
       page.on('pageerror', (e) => errors.push(e.message));
       await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
       await page.waitForTimeout(800); // echarts' first frame (animation)
       // Every chart container holds a canvas with painted (non-transparent) pixels.
-      const painted = await page.evaluate(() => Array.from(document.querySelectorAll('.chart')).map((el) => {
-        const cv = el.querySelector('canvas');
-        if (!cv || cv.width === 0 || cv.height === 0) return 0;
-        const px = cv.getContext('2d')!.getImageData(0, 0, cv.width, cv.height).data;
-        let n = 0;
-        for (let i = 3; i < px.length; i += 4) if (px[i]! > 0) n++;
-        return n;
-      }));
+      const painted = await page.evaluate(() =>
+        Array.from(document.querySelectorAll('.chart')).map((el) => {
+          const cv = el.querySelector('canvas');
+          if (!cv || cv.width === 0 || cv.height === 0) return 0;
+          const px = cv.getContext('2d')!.getImageData(0, 0, cv.width, cv.height).data;
+          let n = 0;
+          for (let i = 3; i < px.length; i += 4) if (px[i]! > 0) n++;
+          return n;
+        }),
+      );
       assert.equal(painted.length, charts, `${shot}: chart containers`);
       for (const [i, n] of painted.entries()) assert.ok(n > 500, `${shot}: chart ${i} has ${n} painted pixels`);
-      const imgs = await page.evaluate(() => Array.from(document.images).map((im) => ({ ok: im.complete && im.naturalWidth > 0, alt: im.alt })));
+      const imgs = await page.evaluate(() =>
+        Array.from(document.images).map((im) => ({ ok: im.complete && im.naturalWidth > 0, alt: im.alt })),
+      );
       if (file === errorsHtml) {
         assert.ok(imgs.length >= 8, `${imgs.length} thumbnails`);
-        assert.deepEqual(imgs.filter((i) => !i.ok), [], 'every thumbnail decoded');
+        assert.deepEqual(
+          imgs.filter((i) => !i.ok),
+          [],
+          'every thumbnail decoded',
+        );
         // The table sorts: click 'accuracy' twice gives descending order.
         await page.click('#classes th:nth-child(5)');
         await page.click('#classes th:nth-child(5)');
-        const acc = await page.evaluate(() => Array.from(document.querySelectorAll('#classes tbody tr')).map((tr) => Number(tr.children[4]!.textContent)));
-        assert.deepEqual(acc, [...acc].sort((a, b) => b - a));
+        const acc = await page.evaluate(() =>
+          Array.from(document.querySelectorAll('#classes tbody tr')).map((tr) => Number(tr.children[4]!.textContent)),
+        );
+        assert.deepEqual(
+          acc,
+          [...acc].sort((a, b) => b - a),
+        );
       }
       assert.deepEqual(errors, [], `${shot}: console errors`);
       await page.screenshot({ path: join(artifacts, shot), fullPage: true });

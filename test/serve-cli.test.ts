@@ -26,11 +26,19 @@ before(async () => {
   // A run folder as `goodsrec train` leaves it: config, classes, pre-processing, a best checkpoint.
   mkdirSync(run, { recursive: true });
   const p = SAMPLE.preprocess;
-  const config = { ...DEFAULT_CONFIG, model: { ...DEFAULT_CONFIG.model, name: 'resnet18' }, input: { ...DEFAULT_CONFIG.input, ...p } };
+  const config = {
+    ...DEFAULT_CONFIG,
+    model: { ...DEFAULT_CONFIG.model, name: 'resnet18' },
+    input: { ...DEFAULT_CONFIG.input, ...p },
+  };
   writeFileSync(join(run, 'config.json'), JSON.stringify(config));
   writeFileSync(join(run, 'classes.json'), JSON.stringify(SAMPLE.classes));
   writeFileSync(join(run, 'preprocess.json'), JSON.stringify(p));
-  await saveCheckpoint(join(run, 'checkpoints'), 'epoch-0001', { model: recognizer.model.stateTensors(), optimizer: {}, state: {} });
+  await saveCheckpoint(join(run, 'checkpoints'), 'epoch-0001', {
+    model: recognizer.model.stateTensors(),
+    optimizer: {},
+    state: {},
+  });
   writePointer(run, 'best', 'epoch-0001');
 });
 
@@ -62,34 +70,55 @@ test('goodsrec export writes model.onnx and its sidecar; a bad format or view is
   assert.match(bad.stderr, /--format: expected 'onnx' but received 'tflite'/);
   const badTta = goodsrec(['export', run, '--tta', 'rotate']);
   assert.equal(badTta.code, 2);
-  assert.match(badTta.stderr, /--tta: expected a comma-separated list of 'flip', 'zoom' or 'zoomflip' but received 'rotate'/);
+  assert.match(
+    badTta.stderr,
+    /--tta: expected a comma-separated list of 'flip', 'zoom' or 'zoomflip' but received 'rotate'/,
+  );
 });
 
 test('goodsrec serve <run> exports into the run, answers like goodsrec predict, stops on SIGTERM', async () => {
   const photos = SAMPLE.photos.filter((_, i) => i % 10 === 0);
   const predicted = goodsrec(['predict', run, ...photos, '--json', '--top', '1']);
   assert.equal(predicted.code, 0, predicted.stderr);
-  const expected = (JSON.parse(predicted.stdout) as { path: string; top: { class: string }[] }[]).map((p) => p.top[0]!.class);
+  const expected = (JSON.parse(predicted.stdout) as { path: string; top: { class: string }[] }[]).map(
+    (p) => p.top[0]!.class,
+  );
 
-  const child = spawn(process.execPath, [cli, 'serve', run, '--port', '0', '--threads', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'serve', run, '--port', '0', '--threads', '2'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
   try {
     const url = await new Promise<string>((res, rej) => {
       const timer = setInterval(() => {
         const m = /listening on (http:\/\/\S+)/.exec(stdout);
-        if (m) { clearInterval(timer); res(m[1]!); }
+        if (m) {
+          clearInterval(timer);
+          res(m[1]!);
+        }
       }, 50);
-      void exited.then((code) => { clearInterval(timer); rej(new Error(`serve exited ${code}: ${stderr}`)); });
+      void exited.then((code) => {
+        clearInterval(timer);
+        rej(new Error(`serve exited ${code}: ${stderr}`));
+      });
     });
     assert.match(stdout, /exporting .*epoch-0001 to .*export-onnx/);
     assert.ok(existsSync(join(run, 'export-onnx', 'model.onnx')));
     const served: string[] = [];
     for (const p of photos) {
-      const r = await fetch(`${url}/v1/predict?top=1`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: readFileSync(p) });
+      const r = await fetch(`${url}/v1/predict?top=1`, {
+        method: 'POST',
+        headers: { 'content-type': 'image/jpeg' },
+        body: readFileSync(p),
+      });
       assert.equal(r.status, 200);
       served.push(((await r.json()) as PredictResponse).predictions[0]!.top[0]!.label);
     }
@@ -104,7 +133,12 @@ test('goodsrec serve <run> exports into the run, answers like goodsrec predict, 
   const again = spawn(process.execPath, [cli, 'serve', run, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out2 = '';
   const done2 = new Promise<number | null>((res) => again.on('exit', (code) => res(code)));
-  await new Promise<void>((res) => again.stdout.on('data', (d: Buffer) => { out2 += d.toString(); if (out2.includes('listening on')) res(); }));
+  await new Promise<void>((res) =>
+    again.stdout.on('data', (d: Buffer) => {
+      out2 += d.toString();
+      if (out2.includes('listening on')) res();
+    }),
+  );
   again.kill('SIGTERM');
   assert.equal(await done2, 0);
   assert.match(out2, /using the export in .*export-onnx/);

@@ -39,7 +39,13 @@ function smallestSize(model: Module): number {
 async function photos(SIZE: number): Promise<{ data: Float32Array; n: number }> {
   const classes = readdirSync(sampleTest).sort().slice(0, 3);
   const files = classes.map((c) => join(sampleTest, c, readdirSync(join(sampleTest, c)).sort()[0]!));
-  const pipe = evalPipeline({ size: SIZE, resize: 'letterbox', cropPct: 0.875, mean: IMAGENET_MEAN, std: IMAGENET_STD });
+  const pipe = evalPipeline({
+    size: SIZE,
+    resize: 'letterbox',
+    cropPct: 0.875,
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+  });
   const imgs = await Promise.all(files.map((f) => processFile(f, pipe, 0)));
   const data = new Float32Array(imgs.length * 3 * SIZE * SIZE);
   imgs.forEach((im, i) => data.set(im.data as Float32Array, i * 3 * SIZE * SIZE));
@@ -61,8 +67,12 @@ function randomizeNorms(m: Module, seed: number): void {
 }
 
 function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0, m = 0;
-  for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i]! - b[i]!)); m = Math.max(m, Math.abs(b[i]!)); }
+  let d = 0,
+    m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    m = Math.max(m, Math.abs(b[i]!));
+  }
   return d / m;
 }
 
@@ -119,12 +129,15 @@ class Unmapped extends Module {
 test('an op without an ONNX mapping is named with its module; the hook and forwards are restored', () => {
   const m = new Unmapped();
   m.eval();
-  assert.throws(() => exportModel(m, { size: 8 }), (e: unknown) => {
-    assert.ok(e instanceof UnsupportedOpError);
-    assert.equal(e.op, 'cumsum');
-    assert.match(e.message, /'cumsum'.*'<root>' \(Unmapped\)/);
-    return true;
-  });
+  assert.throws(
+    () => exportModel(m, { size: 8 }),
+    (e: unknown) => {
+      assert.ok(e instanceof UnsupportedOpError);
+      assert.equal(e.op, 'cumsum');
+      assert.match(e.message, /'cumsum'.*'<root>' \(Unmapped\)/);
+      return true;
+    },
+  );
   // Also when the model is wrapped for test-time views.
   assert.throws(() => exportModel(m, { size: 8, tta: ['flip'] }), /'cumsum' in module '<root>' \(Unmapped\)/);
   assert.equal(setCallHook(null), null, 'no hook left installed');
@@ -143,7 +156,9 @@ test('a model in training mode exports its eval graph (BN running stats) and sta
 
 class BatchNormOnly extends Module {
   readonly bn = new BatchNorm2d(3);
-  override forward(x: T.Tensor): T.Tensor { return this.bn.forward(x).flatten(1); }
+  override forward(x: T.Tensor): T.Tensor {
+    return this.bn.forward(x).flatten(1);
+  }
 }
 
 test('test-time views and an ensemble are traced into one graph that scores like predictFiles', async () => {
@@ -154,35 +169,64 @@ test('test-time views and an ensemble are traced into one graph that scores like
     const model = createModel(name, { numClasses: 6, log: null });
     randomizeNorms(model, seed);
     model.eval();
-    return { model, modelName: name, classes, preprocess, device: 'cpu', checkpointDir: `m${seed}`, runDir: undefined, ema: false };
+    return {
+      model,
+      modelName: name,
+      classes,
+      preprocess,
+      device: 'cpu',
+      checkpointDir: `m${seed}`,
+      runDir: undefined,
+      ema: false,
+    };
   };
   const members = [member('resnet18', 3), member('resnet34', 4)];
   const r: LoadedRecognizer = {
-    ...members[0]!, modelName: 'ensemble', checkpointDir: 'ensemble.json',
-    ensemble: { path: 'ensemble.json', members, weights: [0.25, 0.75], mean: 'probs', tta: ['flip', 'zoom'], ttaMean: 'logits' },
+    ...members[0]!,
+    modelName: 'ensemble',
+    checkpointDir: 'ensemble.json',
+    ensemble: {
+      path: 'ensemble.json',
+      members,
+      weights: [0.25, 0.75],
+      mean: 'probs',
+      tta: ['flip', 'zoom'],
+      ttaMean: 'logits',
+    },
   };
   const dir = mkdtempSync(join(tmpdir(), 'goodsrec-export-ens-'));
   try {
     const out = exportLoaded(r, { outDir: dir });
     assert.deepEqual(out.sidecar.tta, ['flip', 'zoom']);
-    assert.deepEqual(out.sidecar.members.map((m) => m.weight), [0.25, 0.75]);
+    assert.deepEqual(
+      out.sidecar.members.map((m) => m.weight),
+      [0.25, 0.75],
+    );
     assert.ok(out.ops.Resize && out.ops.Slice, 'zoom (Resize) and flip (Slice) are in the graph');
-    const files = readdirSync(sampleTest).sort().map((c) => join(sampleTest, c, readdirSync(join(sampleTest, c)).sort()[1]!));
+    const files = readdirSync(sampleTest)
+      .sort()
+      .map((c) => join(sampleTest, c, readdirSync(join(sampleTest, c)).sort()[1]!));
     const expected = await predictFiles(r, files, { topK: 6 });
     const pipe = evalPipeline(preprocess);
     const imgs = await Promise.all(files.map((f) => processFile(f, pipe, 0)));
     const x = new Float32Array(files.length * 3 * 64 * 64);
     imgs.forEach((im, i) => x.set(im.data as Float32Array, i * 3 * 64 * 64));
-    const session = await ort.InferenceSession.create(readFileSync(out.onnxPath), { graphOptimizationLevel: 'disabled' });
+    const session = await ort.InferenceSession.create(readFileSync(out.onnxPath), {
+      graphOptimizationLevel: 'disabled',
+    });
     try {
-      const y = (await session.run({ input: new ort.Tensor('float32', x, [files.length, 3, 64, 64]) })).logits!.data as Float32Array;
+      const y = (await session.run({ input: new ort.Tensor('float32', x, [files.length, 3, 64, 64]) })).logits!
+        .data as Float32Array;
       files.forEach((f, i) => {
         const row = y.subarray(i * 6, (i + 1) * 6);
         const m = Math.max(...row);
         const z = row.reduce((a, v) => a + Math.exp(v - m), 0);
         for (const t of expected[i]!.top) {
           const p = Math.exp(row[t.index]! - m) / z;
-          assert.ok(Math.abs(p - t.probability) < 1e-4, `${f} class ${t.class}: onnx ${p} vs predictFiles ${t.probability}`);
+          assert.ok(
+            Math.abs(p - t.probability) < 1e-4,
+            `${f} class ${t.class}: onnx ${p} vs predictFiles ${t.probability}`,
+          );
         }
       });
     } finally {

@@ -19,9 +19,17 @@ const classes = readdirSync(sampleTest).sort();
 export const SAMPLE = {
   classes,
   /** Every sample test photo, class by class. */
-  photos: classes.flatMap((c) => readdirSync(join(sampleTest, c)).sort().map((f) => join(sampleTest, c, f))),
+  photos: classes.flatMap((c) =>
+    readdirSync(join(sampleTest, c))
+      .sort()
+      .map((f) => join(sampleTest, c, f)),
+  ),
   preprocess: {
-    size: 64, resize: 'letterbox', cropPct: 0.875, mean: DEFAULT_CONFIG.input.mean as Triple, std: DEFAULT_CONFIG.input.std as Triple,
+    size: 64,
+    resize: 'letterbox',
+    cropPct: 0.875,
+    mean: DEFAULT_CONFIG.input.mean as Triple,
+    std: DEFAULT_CONFIG.input.std as Triple,
   } as PreprocessConfig,
 };
 
@@ -41,7 +49,16 @@ export async function standInRecognizer(work: string): Promise<{ recognizer: Loa
   });
   model.eval();
   await nearestMeanClassifier(model as ResNet, SAMPLE.preprocess);
-  const recognizer: LoadedRecognizer = { model, modelName: 'resnet18', classes, preprocess: SAMPLE.preprocess, device: 'cpu', checkpointDir: 'test', runDir: undefined, ema: false };
+  const recognizer: LoadedRecognizer = {
+    model,
+    modelName: 'resnet18',
+    classes,
+    preprocess: SAMPLE.preprocess,
+    device: 'cpu',
+    checkpointDir: 'test',
+    runDir: undefined,
+    ema: false,
+  };
   const exportDir = join(work, 'export');
   mkdirSync(exportDir, { recursive: true });
   exportLoaded(recognizer, { outDir: exportDir });
@@ -58,21 +75,45 @@ async function nearestMeanClassifier(model: ResNet, preprocess: PreprocessConfig
   const n = 3 * preprocess.size * preprocess.size;
   const rows: number[][] = [];
   for (const c of classes) {
-    const files = readdirSync(join(trainDir, c)).sort().slice(0, 4).map((f) => join(trainDir, c, f));
+    const files = readdirSync(join(trainDir, c))
+      .sort()
+      .slice(0, 4)
+      .map((f) => join(trainDir, c, f));
     const imgs = await Promise.all(files.map((f) => processFile(f, pipe, 0)));
     const x = new Float32Array(imgs.length * n);
     imgs.forEach((im, i) => x.set(im.data as Float32Array, i * n));
-    rows.push(T.tidy(() => T.noGrad(() => {
-      const f = model.forwardHead(model.forwardFeatures(T.tensor(x, [imgs.length, 3, preprocess.size, preprocess.size])), true);
-      return Array.from(f.mean(0).data<'float32'>());
-    })));
+    rows.push(
+      T.tidy(() =>
+        T.noGrad(() => {
+          const f = model.forwardHead(
+            model.forwardFeatures(T.tensor(x, [imgs.length, 3, preprocess.size, preprocess.size])),
+            true,
+          );
+          return Array.from(f.mean(0).data<'float32'>());
+        }),
+      ),
+    );
   }
   const bias = rows.map((r) => -0.5 * r.reduce((a, v) => a + v * v, 0));
   // Logits of order 10 (not hundreds), so float rounding stays far below the probability tolerance.
   const scale = 10 / Math.max(...bias.map(Math.abs));
   const fc = model.fc as Linear;
   T.noGrad(() => {
-    fc.weight.copy_(T.tidy(() => T.tensor(Float32Array.from(rows.flat(), (v) => v * scale), [classes.length, rows[0]!.length])));
-    fc.bias!.copy_(T.tidy(() => T.tensor(Float32Array.from(bias, (v) => v * scale), [classes.length])));
+    fc.weight.copy_(
+      T.tidy(() =>
+        T.tensor(
+          Float32Array.from(rows.flat(), (v) => v * scale),
+          [classes.length, rows[0]!.length],
+        ),
+      ),
+    );
+    fc.bias!.copy_(
+      T.tidy(() =>
+        T.tensor(
+          Float32Array.from(bias, (v) => v * scale),
+          [classes.length],
+        ),
+      ),
+    );
   });
 }

@@ -35,11 +35,18 @@ async function server(o: Partial<ServerOptions> = {}): Promise<FastifyInstance> 
   return buildServer({ model, maxDelayMs: 2, ...o });
 }
 
-function multipart(files: { name: string; bytes: Buffer; type?: string }[]): { payload: Buffer; headers: Record<string, string> } {
+function multipart(files: { name: string; bytes: Buffer; type?: string }[]): {
+  payload: Buffer;
+  headers: Record<string, string>;
+} {
   const boundary = '----goodsrec' + Math.random().toString(16).slice(2);
   const parts: Buffer[] = [];
   for (const f of files) {
-    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${f.name}"\r\nContent-Type: ${f.type ?? 'image/jpeg'}\r\n\r\n`));
+    parts.push(
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${f.name}"\r\nContent-Type: ${f.type ?? 'image/jpeg'}\r\n\r\n`,
+      ),
+    );
     parts.push(f.bytes, Buffer.from('\r\n'));
   }
   parts.push(Buffer.from(`--${boundary}--\r\n`));
@@ -66,7 +73,10 @@ test('served top-1 equals predictFiles (goodsrec predict) on every sample test p
       const s = served[i]!;
       assert.equal(s.name, basename(photos[i]!));
       assert.equal(s.top[0]!.label, e.top[0]!.class, `${photos[i]}: top-1`);
-      assert.ok(Math.abs(s.top[0]!.probability - e.top[0]!.probability) < 1e-4, `${photos[i]}: ${s.top[0]!.probability} vs ${e.top[0]!.probability}`);
+      assert.ok(
+        Math.abs(s.top[0]!.probability - e.top[0]!.probability) < 1e-4,
+        `${photos[i]}: ${s.top[0]!.probability} vs ${e.top[0]!.probability}`,
+      );
     }
     // The two paths must not agree by being constant: several classes appear across the photos.
     const distinct = new Set(served.map((s) => s.top[0]!.label)).size;
@@ -79,21 +89,139 @@ test('served top-1 equals predictFiles (goodsrec predict) on every sample test p
 test('bad inputs get the catalogued status and message; the server still answers afterwards', async () => {
   const app = await server({ maxBodyBytes: 200_000, maxPixels: 1_000_000, maxImages: 3, maxQueue: 4 });
   try {
-    const big = await sharp({ create: { width: 1200, height: 1000, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toBuffer();
+    const big = await sharp({
+      create: { width: 1200, height: 1000, channels: 3, background: { r: 200, g: 10, b: 10 } },
+    })
+      .png()
+      .toBuffer();
     const cases: { what: string; req: InjectOptions; status: number; code: string; message: RegExp }[] = [
-      { what: 'not an image', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: Buffer.from('hello, this is text') }, status: 422, code: 'NOT_AN_IMAGE', message: /unsupported image format/i },
-      { what: 'truncated', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: jpeg.subarray(0, Math.floor(jpeg.length / 3)) }, status: 422, code: 'TRUNCATED_IMAGE', message: /premature end|truncated/i },
-      { what: 'too large (bytes)', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: Buffer.alloc(300_000, 1) }, status: 413, code: 'BODY_TOO_LARGE', message: /200000 bytes/ },
-      { what: 'too many pixels', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/png' }, payload: big }, status: 413, code: 'TOO_MANY_PIXELS', message: /pixel limit.*1000000 pixels/i },
-      { what: 'wrong content type', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'text/plain' }, payload: 'hello' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: /'text\/plain' is not accepted/ },
-      { what: 'json', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'application/json' }, payload: '{"a":1}' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: /application\/json/ },
-      { what: 'empty', req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: Buffer.alloc(0) }, status: 400, code: 'EMPTY_BODY', message: /empty/ },
-      { what: 'no body', req: { method: 'POST', url: '/v1/predict' }, status: 400, code: 'EMPTY_BODY', message: /send an image/ },
-      { what: 'multipart without files', req: { method: 'POST', url: '/v1/predict', ...multipart([]) }, status: 400, code: 'EMPTY_BODY', message: /no image file/ },
-      { what: 'too many images', req: { method: 'POST', url: '/v1/predict', ...multipart([1, 2, 3, 4].map((i) => ({ name: `${i}.jpg`, bytes: jpeg }))) }, status: 413, code: 'TOO_MANY_IMAGES', message: /at most 3 images/ },
-      { what: 'bad top', req: { method: 'POST', url: '/v1/predict?top=0', headers: { 'content-type': 'image/jpeg' }, payload: jpeg }, status: 400, code: 'BAD_REQUEST', message: /top/ },
-      { what: 'unknown route', req: { method: 'GET', url: '/v2/nothing' }, status: 404, code: 'NOT_FOUND', message: /GET \/v2\/nothing/ },
-      { what: 'one bad file among good ones', req: { method: 'POST', url: '/v1/predict', ...multipart([{ name: 'ok.jpg', bytes: jpeg }, { name: 'bad.jpg', bytes: Buffer.from('nope') }]) }, status: 422, code: 'NOT_AN_IMAGE', message: /^bad\.jpg:/ },
+      {
+        what: 'not an image',
+        req: {
+          method: 'POST',
+          url: '/v1/predict',
+          headers: { 'content-type': 'image/jpeg' },
+          payload: Buffer.from('hello, this is text'),
+        },
+        status: 422,
+        code: 'NOT_AN_IMAGE',
+        message: /unsupported image format/i,
+      },
+      {
+        what: 'truncated',
+        req: {
+          method: 'POST',
+          url: '/v1/predict',
+          headers: { 'content-type': 'image/jpeg' },
+          payload: jpeg.subarray(0, Math.floor(jpeg.length / 3)),
+        },
+        status: 422,
+        code: 'TRUNCATED_IMAGE',
+        message: /premature end|truncated/i,
+      },
+      {
+        what: 'too large (bytes)',
+        req: {
+          method: 'POST',
+          url: '/v1/predict',
+          headers: { 'content-type': 'image/jpeg' },
+          payload: Buffer.alloc(300_000, 1),
+        },
+        status: 413,
+        code: 'BODY_TOO_LARGE',
+        message: /200000 bytes/,
+      },
+      {
+        what: 'too many pixels',
+        req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/png' }, payload: big },
+        status: 413,
+        code: 'TOO_MANY_PIXELS',
+        message: /pixel limit.*1000000 pixels/i,
+      },
+      {
+        what: 'wrong content type',
+        req: { method: 'POST', url: '/v1/predict', headers: { 'content-type': 'text/plain' }, payload: 'hello' },
+        status: 415,
+        code: 'UNSUPPORTED_MEDIA_TYPE',
+        message: /'text\/plain' is not accepted/,
+      },
+      {
+        what: 'json',
+        req: {
+          method: 'POST',
+          url: '/v1/predict',
+          headers: { 'content-type': 'application/json' },
+          payload: '{"a":1}',
+        },
+        status: 415,
+        code: 'UNSUPPORTED_MEDIA_TYPE',
+        message: /application\/json/,
+      },
+      {
+        what: 'empty',
+        req: {
+          method: 'POST',
+          url: '/v1/predict',
+          headers: { 'content-type': 'image/jpeg' },
+          payload: Buffer.alloc(0),
+        },
+        status: 400,
+        code: 'EMPTY_BODY',
+        message: /empty/,
+      },
+      {
+        what: 'no body',
+        req: { method: 'POST', url: '/v1/predict' },
+        status: 400,
+        code: 'EMPTY_BODY',
+        message: /send an image/,
+      },
+      {
+        what: 'multipart without files',
+        req: { method: 'POST', url: '/v1/predict', ...multipart([]) },
+        status: 400,
+        code: 'EMPTY_BODY',
+        message: /no image file/,
+      },
+      {
+        what: 'too many images',
+        req: {
+          method: 'POST',
+          url: '/v1/predict',
+          ...multipart([1, 2, 3, 4].map((i) => ({ name: `${i}.jpg`, bytes: jpeg }))),
+        },
+        status: 413,
+        code: 'TOO_MANY_IMAGES',
+        message: /at most 3 images/,
+      },
+      {
+        what: 'bad top',
+        req: { method: 'POST', url: '/v1/predict?top=0', headers: { 'content-type': 'image/jpeg' }, payload: jpeg },
+        status: 400,
+        code: 'BAD_REQUEST',
+        message: /top/,
+      },
+      {
+        what: 'unknown route',
+        req: { method: 'GET', url: '/v2/nothing' },
+        status: 404,
+        code: 'NOT_FOUND',
+        message: /GET \/v2\/nothing/,
+      },
+      {
+        what: 'one bad file among good ones',
+        req: {
+          method: 'POST',
+          url: '/v1/predict',
+          ...multipart([
+            { name: 'ok.jpg', bytes: jpeg },
+            { name: 'bad.jpg', bytes: Buffer.from('nope') },
+          ]),
+        },
+        status: 422,
+        code: 'NOT_AN_IMAGE',
+        message: /^bad\.jpg:/,
+      },
     ];
     for (const c of cases) {
       const r = await app.inject(c.req);
@@ -103,7 +231,12 @@ test('bad inputs get the catalogued status and message; the server still answers
       assert.equal(SERVE_ERRORS[body.error.code].status, c.status, `${c.what}: catalogue status`);
       assert.match(body.error.message, c.message, c.what);
       // Still serving correctly after each bad request.
-      const ok = await app.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: jpeg });
+      const ok = await app.inject({
+        method: 'POST',
+        url: '/v1/predict',
+        headers: { 'content-type': 'image/jpeg' },
+        payload: jpeg,
+      });
       assert.equal(ok.statusCode, 200, `after ${c.what}: ${ok.body}`);
       assert.equal((ok.json() as PredictResponse).predictions[0]!.top.length, 5);
     }
@@ -118,20 +251,36 @@ test('bad inputs get the catalogued status and message; the server still answers
 test('a full queue answers 503 QUEUE_FULL; a slow prediction answers 503 INFERENCE_TIMEOUT', async () => {
   const small = await server({ maxQueue: 2, maxImages: 8 });
   try {
-    const r = await small.inject({ method: 'POST', url: '/v1/predict', ...multipart([1, 2, 3].map((i) => ({ name: `${i}.jpg`, bytes: jpeg }))) });
+    const r = await small.inject({
+      method: 'POST',
+      url: '/v1/predict',
+      ...multipart([1, 2, 3].map((i) => ({ name: `${i}.jpg`, bytes: jpeg }))),
+    });
     assert.equal(r.statusCode, 503);
     assert.equal((r.json() as ErrorBody).error.code, 'QUEUE_FULL');
-    const ok = await small.inject({ method: 'POST', url: '/v1/predict', ...multipart([1, 2].map((i) => ({ name: `${i}.jpg`, bytes: jpeg }))) });
+    const ok = await small.inject({
+      method: 'POST',
+      url: '/v1/predict',
+      ...multipart([1, 2].map((i) => ({ name: `${i}.jpg`, bytes: jpeg }))),
+    });
     assert.equal(ok.statusCode, 200);
   } finally {
     await small.close();
   }
   const model = await openServedModel(exportDir, { threads: 1 });
   const slowRun = model.run.bind(model);
-  model.run = async (x, n) => { await new Promise((res) => setTimeout(res, 300)); return slowRun(x, n); };
+  model.run = async (x, n) => {
+    await new Promise((res) => setTimeout(res, 300));
+    return slowRun(x, n);
+  };
   const slow = await buildServer({ model, requestTimeoutMs: 150 });
   try {
-    const r = await slow.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: jpeg });
+    const r = await slow.inject({
+      method: 'POST',
+      url: '/v1/predict',
+      headers: { 'content-type': 'image/jpeg' },
+      payload: jpeg,
+    });
     assert.equal(r.statusCode, 503, r.body);
     assert.equal((r.json() as ErrorBody).error.code, 'INFERENCE_TIMEOUT');
   } finally {
@@ -142,12 +291,21 @@ test('a full queue answers 503 QUEUE_FULL; a slow prediction answers 503 INFEREN
 test('GET /v1/model, /healthz, /metrics, the page and onnxruntime-web files', async () => {
   const app = await server();
   try {
-    const m = (await app.inject({ method: 'GET', url: '/v1/model' })).json() as { model: string; classes: string[]; preprocess: PreprocessConfig; input: { dims: number[] } };
+    const m = (await app.inject({ method: 'GET', url: '/v1/model' })).json() as {
+      model: string;
+      classes: string[];
+      preprocess: PreprocessConfig;
+      input: { dims: number[] };
+    };
     assert.equal(m.model, 'resnet18');
     assert.deepEqual(m.classes, classes);
     assert.deepEqual(m.preprocess, preprocess);
     assert.deepEqual(m.input.dims, [3, 64, 64]);
-    assert.deepEqual((await app.inject({ method: 'GET', url: '/healthz' })).json(), { status: 'ok', inflight: 1, queue: 0 });
+    assert.deepEqual((await app.inject({ method: 'GET', url: '/healthz' })).json(), {
+      status: 'ok',
+      inflight: 1,
+      queue: 0,
+    });
     const page = await app.inject({ method: 'GET', url: '/' });
     assert.equal(page.statusCode, 200);
     assert.match(page.headers['content-type'] as string, /text\/html/);
@@ -180,10 +338,17 @@ test('loopback load at concurrency 1, 8, 32: zero errors, micro-batching, RSS fl
     for (const connections of [1, 8, 32]) {
       // Bounded in time (2 s each, 20 s per request at most) and so in count.
       const r = await autocannon({
-        url: `${url}/v1/predict`, method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo,
-        connections, duration: 2, timeout: 20,
+        url: `${url}/v1/predict`,
+        method: 'POST',
+        headers: { 'content-type': 'image/jpeg' },
+        body: photo,
+        connections,
+        duration: 2,
+        timeout: 20,
       });
-      report.push(`c=${connections}: ${r.requests.average.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${r.requests.total} requests`);
+      report.push(
+        `c=${connections}: ${r.requests.average.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${r.requests.total} requests`,
+      );
       assert.equal(r.errors, 0, `c=${connections}: errors`);
       assert.equal(r.non2xx, 0, `c=${connections}: non-2xx answers`);
       assert.equal(r.timeouts, 0, `c=${connections}: timeouts`);
@@ -213,14 +378,22 @@ test('graceful shutdown: requests in flight when close() starts are answered, la
   // A slow model keeps the requests in flight long enough to close under them.
   const model = await openServedModel(exportDir, { threads: 1 });
   const run = model.run.bind(model);
-  model.run = async (x, n) => { await new Promise((res) => setTimeout(res, 300)); return run(x, n); };
+  model.run = async (x, n) => {
+    await new Promise((res) => setTimeout(res, 300));
+    return run(x, n);
+  };
   let released = false;
   const release = model.release.bind(model);
-  model.release = async () => { released = true; await release(); };
+  model.release = async () => {
+    released = true;
+    await release();
+  };
   const app = await buildServer({ model, maxBatch: 2 });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   const photo = readFileSync(photos[5]!);
-  const inflight = Array.from({ length: 6 }, () => fetch(`${url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo }));
+  const inflight = Array.from({ length: 6 }, () =>
+    fetch(`${url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo }),
+  );
   let seen = 0;
   for (let i = 0; i < 400 && seen < 7; i++) {
     seen = ((await (await fetch(`${url}/healthz`)).json()) as { inflight: number }).inflight; // the six + this check
@@ -230,7 +403,10 @@ test('graceful shutdown: requests in flight when close() starts are answered, la
   const t0 = Date.now();
   const closed = app.close();
   const answers = await Promise.all(inflight);
-  assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200]);
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    [200, 200, 200, 200, 200, 200],
+  );
   await closed;
   assert.ok(Date.now() - t0 < 10_000, `close() took ${Date.now() - t0} ms (keep-alive connections left open?)`);
   assert.ok(released, 'the onnxruntime session was released on close');

@@ -20,7 +20,11 @@ test('tensor round-trips typed arrays for every dtype', () => {
     const t = T.tensor(data, [2, 2], { dtype });
     assert.equal(t.dtype, dtype);
     assert.deepEqual(t.shape, [2, 2]);
-    assert.deepEqual(Array.from(t.data() as ArrayLike<number | bigint>), Array.from(data as unknown as ArrayLike<number | bigint>), dtype);
+    assert.deepEqual(
+      Array.from(t.data() as ArrayLike<number | bigint>),
+      Array.from(data as unknown as ArrayLike<number | bigint>),
+      dtype,
+    );
     t.dispose();
   }
   const h = T.tensor(new Uint16Array([0x3c00, 0xc000]), [2], { dtype: 'float16' });
@@ -29,7 +33,10 @@ test('tensor round-trips typed arrays for every dtype', () => {
 });
 
 test('nested arrays, scalars and item()', () => {
-  const t = T.tensor([[1, 2, 3], [4, 5, 6]]);
+  const t = T.tensor([
+    [1, 2, 3],
+    [4, 5, 6],
+  ]);
   assert.deepEqual(t.shape, [2, 3]);
   assert.equal(t.sum().item(), 21);
   assert.throws(() => T.tensor(new Float32Array(5), [2, 3]), /shape \[2, 3\] needs 6 values but the array has 5/);
@@ -45,9 +52,17 @@ test('tidy frees everything but the result, also when fn throws', () => {
   });
   assert.equal(T.memory().tensors, before + 2);
   assert.equal(kept.out.item(), 256);
-  kept.out.dispose(); kept.list[0]!.dispose();
+  kept.out.dispose();
+  kept.list[0]!.dispose();
   assert.equal(T.memory().tensors, before);
-  assert.throws(() => T.tidy(() => { T.zeros([3]); throw new Error('boom'); }), /boom/);
+  assert.throws(
+    () =>
+      T.tidy(() => {
+        T.zeros([3]);
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
   assert.equal(T.memory().tensors, before);
   assert.equal(T.scopeDepth(), 0);
 });
@@ -62,7 +77,8 @@ test('nested tidy moves results to the parent; keep() survives', () => {
   });
   assert.deepEqual(r.toArray(), [3, 3]);
   assert.equal(escaped!.isDisposed, false);
-  r.dispose(); escaped!.dispose();
+  r.dispose();
+  escaped!.dispose();
   assert.equal(T.memory().tensors, before);
 });
 
@@ -72,7 +88,8 @@ test('tidy rejects async functions', () => {
 
 test('disposed tensors refuse use; dispose is idempotent', () => {
   const t = T.ones([2]);
-  t.dispose(); t.dispose();
+  t.dispose();
+  t.dispose();
   assert.equal(t.isDisposed, true);
   assert.throws(() => t.add(1), /disposed/);
 });
@@ -91,7 +108,8 @@ test('memory accounting counts shared storage once', () => {
   const m = T.memory();
   assert.equal(m.tensors - before.tensors, 2);
   assert.equal(m.bytes - before.bytes, 4096);
-  a.dispose(); v.dispose();
+  a.dispose();
+  v.dispose();
   assert.equal(T.memory().bytes, before.bytes);
 });
 
@@ -111,9 +129,12 @@ test('noGrad scope and requiresGrad', () => {
 
 test('manualSeed makes random ops reproducible', () => {
   T.tidy(() => {
-    T.manualSeed(7); const a = T.randn([16]).toArray();
-    T.manualSeed(7); const b = T.randn([16]).toArray();
-    T.manualSeed(8); const c = T.randn([16]).toArray();
+    T.manualSeed(7);
+    const a = T.randn([16]).toArray();
+    T.manualSeed(7);
+    const b = T.randn([16]).toArray();
+    T.manualSeed(8);
+    const c = T.randn([16]).toArray();
     assert.deepEqual(a, b);
     assert.notDeepEqual(a, c);
   });
@@ -122,7 +143,8 @@ test('manualSeed makes random ops reproducible', () => {
 test('threads default to the machine cores', () => {
   assert.equal(T.getNumThreads() >= 1, true);
   const prev = T.getNumThreads();
-  T.setNumThreads(1); assert.equal(T.getNumThreads(), 1);
+  T.setNumThreads(1);
+  assert.equal(T.getNumThreads(), 1);
   T.setNumThreads(prev);
   assert.throws(() => T.setNumThreads(0), /positive integer/);
 });
@@ -154,6 +176,9 @@ test('fromRaw/toRaw round-trip bytes exactly, also from non-contiguous tensors',
       assert.deepEqual(tr.shape, [4, 3]);
       assert.equal(T.fromRaw(tr).equal(t.t()), true, `${dtype} transposed`);
     }
-    assert.throws(() => T.fromRaw({ dtype: 'float32', shape: [2, 2], data: new Uint8Array(12) }), /12 bytes given, shape needs 16/);
+    assert.throws(
+      () => T.fromRaw({ dtype: 'float32', shape: [2, 2], data: new Uint8Array(12) }),
+      /12 bytes given, shape needs 16/,
+    );
   });
 });

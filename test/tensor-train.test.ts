@@ -14,7 +14,9 @@ const STEPS = 300;
 const WARMUP = 30;
 const RSS_BOUND = 64 * 2 ** 20;
 
-interface Params { [name: string]: T.Tensor }
+interface Params {
+  [name: string]: T.Tensor;
+}
 
 function kaiming(shape: number[], fanIn: number): T.Tensor {
   return T.tidy(() => T.randn(shape).mul(Math.sqrt(2 / fanIn))).setRequiresGrad(true);
@@ -22,12 +24,20 @@ function kaiming(shape: number[], fanIn: number): T.Tensor {
 
 function makeModel(): { params: Params; buffers: Params } {
   const params: Params = {
-    c1: kaiming([8, 3, 3, 3], 27), g1: T.ones([8]).keep().setRequiresGrad(true), b1: T.zeros([8]).keep().setRequiresGrad(true),
-    c2: kaiming([16, 8, 3, 3], 72), g2: T.ones([16]).keep().setRequiresGrad(true), b2: T.zeros([16]).keep().setRequiresGrad(true),
-    fw: kaiming([CLASSES, 16], 16), fb: T.zeros([CLASSES]).keep().setRequiresGrad(true),
+    c1: kaiming([8, 3, 3, 3], 27),
+    g1: T.ones([8]).keep().setRequiresGrad(true),
+    b1: T.zeros([8]).keep().setRequiresGrad(true),
+    c2: kaiming([16, 8, 3, 3], 72),
+    g2: T.ones([16]).keep().setRequiresGrad(true),
+    b2: T.zeros([16]).keep().setRequiresGrad(true),
+    fw: kaiming([CLASSES, 16], 16),
+    fb: T.zeros([CLASSES]).keep().setRequiresGrad(true),
   };
   const buffers: Params = {
-    m1: T.zeros([8]).keep(), v1: T.ones([8]).keep(), m2: T.zeros([16]).keep(), v2: T.ones([16]).keep(),
+    m1: T.zeros([8]).keep(),
+    v1: T.ones([8]).keep(),
+    m2: T.zeros([16]).keep(),
+    v2: T.ones([16]).keep(),
   };
   return { params, buffers };
 }
@@ -71,16 +81,21 @@ test('small CNN trains 300 steps: loss falls, memory flat after warm-up', () => 
     loss.backward();
     losses.push(loss.item());
     loss.dispose();
-    T.tidy(() => T.noGrad(() => {
-      for (const [k, p] of Object.entries(params)) {
-        const g = p.grad!;
-        velocity[k]!.mul_(momentum).add_(g);
-        p.add_(velocity[k]!, -lr);
-        p.zeroGrad();
-      }
-    }));
+    T.tidy(() =>
+      T.noGrad(() => {
+        for (const [k, p] of Object.entries(params)) {
+          const g = p.grad!;
+          velocity[k]!.mul_(momentum).add_(g);
+          p.add_(velocity[k]!, -lr);
+          p.zeroGrad();
+        }
+      }),
+    );
     const m = T.memory();
-    if (step === WARMUP) { ref = { tensors: m.tensors, bytes: m.bytes }; rssRef = m.rss; }
+    if (step === WARMUP) {
+      ref = { tensors: m.tensors, bytes: m.bytes };
+      rssRef = m.rss;
+    }
     if (step > WARMUP) {
       assert.deepEqual({ tensors: m.tensors, bytes: m.bytes }, ref, `memory after step ${step}`);
       rssMax = Math.max(rssMax, m.rss);
@@ -91,22 +106,40 @@ test('small CNN trains 300 steps: loss falls, memory flat after warm-up', () => 
   const mean = (a: number[]): number => a.reduce((s, v) => s + v, 0) / a.length;
   const first = mean(losses.slice(0, 10));
   const last = mean(losses.slice(-10));
-  assert.ok(last < 0.35 * first, `loss should fall clearly: first 10 steps ${first.toFixed(3)}, last 10 ${last.toFixed(3)}`);
+  assert.ok(
+    last < 0.35 * first,
+    `loss should fall clearly: first 10 steps ${first.toFixed(3)}, last 10 ${last.toFixed(3)}`,
+  );
   assert.ok(losses.every(Number.isFinite));
-  assert.ok(rssMax - rssRef < RSS_BOUND, `RSS grew ${((rssMax - rssRef) / 2 ** 20).toFixed(1)} MB after warm-up (bound 64 MB)`);
+  assert.ok(
+    rssMax - rssRef < RSS_BOUND,
+    `RSS grew ${((rssMax - rssRef) / 2 ** 20).toFixed(1)} MB after warm-up (bound 64 MB)`,
+  );
 
   // Eval mode (running statistics) classifies the training set.
-  const acc = T.tidy(() => T.noGrad(() => {
-    const pred = forward(images, params, buffers, false).argmax(1);
-    return pred.eq(labels).float().mean().item();
-  }));
+  const acc = T.tidy(() =>
+    T.noGrad(() => {
+      const pred = forward(images, params, buffers, false).argmax(1);
+      return pred.eq(labels).float().mean().item();
+    }),
+  );
   assert.ok(acc > 0.9, `eval accuracy ${acc}`);
 
-  for (const t of [templates, labels, images, ...Object.values(params), ...Object.values(buffers), ...Object.values(velocity)]) t.dispose();
+  for (const t of [
+    templates,
+    labels,
+    images,
+    ...Object.values(params),
+    ...Object.values(buffers),
+    ...Object.values(velocity),
+  ])
+    t.dispose();
   assert.equal(T.memory().tensors, start.tensors, 'everything freed');
   assert.equal(T.memory().bytes, start.bytes);
-  console.log(`# ${STEPS} steps in ${seconds.toFixed(1)} s; loss ${first.toFixed(3)} -> ${last.toFixed(3)}; eval acc ${acc.toFixed(3)}; ` +
-    `after warm-up: ${ref!.tensors} tensors, ${ref!.bytes} bytes every step, RSS +${((rssMax - rssRef) / 2 ** 20).toFixed(1)} MB`);
+  console.log(
+    `# ${STEPS} steps in ${seconds.toFixed(1)} s; loss ${first.toFixed(3)} -> ${last.toFixed(3)}; eval acc ${acc.toFixed(3)}; ` +
+      `after warm-up: ${ref!.tensors} tensors, ${ref!.bytes} bytes every step, RSS +${((rssMax - rssRef) / 2 ** 20).toFixed(1)} MB`,
+  );
 });
 
 const MB = 2 ** 20;
@@ -129,17 +162,25 @@ test("dispose frees the storage at once, not at GC: with malloc policy 'retain' 
     // free space (the high-water mark moves, then holds), hence the bound of 4 of those 10.
     assert.ok(growth < 4 * 256 * MB, `RSS grew by ${(growth / MB).toFixed(0)} MB over 10 rounds of allocate + dispose`);
     // The caching CPU allocator hands the same 256 MB block back each round.
-    assert.ok(T.memory().cacheHits - before.cacheHits >= rounds - 1, `cache hits: ${T.memory().cacheHits - before.cacheHits}`);
+    assert.ok(
+      T.memory().cacheHits - before.cacheHits >= rounds - 1,
+      `cache hits: ${T.memory().cacheHits - before.cacheHits}`,
+    );
   } else {
     assert.ok(rss[rounds - 1]! - before.rss < 128 * MB, 'the memory went back to the OS');
   }
 });
 
-test("with GOODSREC_MALLOC=system, dispose returns the memory to the OS at once", { skip: process.platform !== 'linux' && 'glibc only' }, () => {
+test('with GOODSREC_MALLOC=system, dispose returns the memory to the OS at once', {
+  skip: process.platform !== 'linux' && 'glibc only',
+}, () => {
   const code = `import * as T from ${JSON.stringify(new URL('../src/tensor/index.js', import.meta.url).href)};
     const before = T.memory(); const big = T.zeros([64, 1024, 1024]); const during = T.memory(); big.dispose(); const after = T.memory();
     console.log(JSON.stringify({ policy: T.getMallocPolicy(), fell: during.rss - after.rss }));`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, GOODSREC_MALLOC: 'system' } });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    encoding: 'utf8',
+    env: { ...process.env, GOODSREC_MALLOC: 'system' },
+  });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { policy: string; fell: number };
   assert.equal(out.policy, 'system');
@@ -161,17 +202,24 @@ function workerRoundFaults(policy: 'retain' | 'system'): number[] {
       }
       parentPort.postMessage(faults);\`, { eval: true });
     w.on('message', (f) => { console.log(JSON.stringify({ policy: T.getMallocPolicy(), faults: f })); w.terminate(); });`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, GOODSREC_MALLOC: policy } });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    encoding: 'utf8',
+    env: { ...process.env, GOODSREC_MALLOC: policy },
+  });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { policy: string; faults: number[] };
   assert.equal(out.policy, policy);
   return out.faults;
 }
 
-test("malloc policy 'retain' in a worker thread: re-allocating 80 MB a round page-faults nothing new", { skip: process.platform !== 'linux' && 'glibc only' }, () => {
+test("malloc policy 'retain' in a worker thread: re-allocating 80 MB a round page-faults nothing new", {
+  skip: process.platform !== 'linux' && 'glibc only',
+}, () => {
   const retain = workerRoundFaults('retain');
   const system = workerRoundFaults('system');
-  console.log(`# page faults per round (80 MB allocated and freed) in a worker: retain ${retain.join(' ')} | system ${system.join(' ')}`);
+  console.log(
+    `# page faults per round (80 MB allocated and freed) in a worker: retain ${retain.join(' ')} | system ${system.join(' ')}`,
+  );
   // 80 MB is 20k pages: the first round faults them in; after it, 'retain' reuses them.
   assert.ok(Math.max(...retain.slice(2)) < 2000, `retain: ${retain.join(' ')}`);
   // Negative control: glibc's defaults give the memory back, and each round faults it in again.
@@ -186,7 +234,9 @@ test('grad getter handles are scoped; backward frees the graph', () => {
   assert.equal(T.memory().tensors, base.tensors + 1);
   loss.backward();
   loss.dispose();
-  T.tidy(() => { for (let i = 0; i < 100; i++) assert.equal(w.grad!.shape[0], 256); });
+  T.tidy(() => {
+    for (let i = 0; i < 100; i++) assert.equal(w.grad!.shape[0], 256);
+  });
   const m = T.memory();
   assert.equal(m.tensors, base.tensors, 'grad handles freed by tidy');
   w.zeroGrad();

@@ -7,7 +7,12 @@ import { Worker } from 'node:worker_threads';
 import * as T from '../src/tensor/index.js';
 import { computeLoop } from './helpers/compute-loop.js';
 
-interface WorkerResult { result: number; ms: number; memory: T.MemoryInfo; libtorchError: string }
+interface WorkerResult {
+  result: number;
+  ms: number;
+  memory: T.MemoryInfo;
+  libtorchError: string;
+}
 
 const WORKER = new URL('./helpers/tensor-worker.js', import.meta.url);
 
@@ -16,7 +21,9 @@ function runWorker(steps: number): Promise<WorkerResult> {
     const w = new Worker(WORKER, { workerData: { steps } });
     w.once('message', (m: WorkerResult) => resolve(m));
     w.once('error', reject);
-    w.once('exit', (code) => { if (code !== 0) reject(new Error(`worker exited with code ${code}`)); });
+    w.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`worker exited with code ${code}`));
+    });
   });
 }
 
@@ -44,15 +51,24 @@ const expected = computeLoop(STEPS);
 
 test('compute in a worker keeps the main thread responsive', async () => {
   const { value, maxDelay, ticks } = await timerDelayDuring(() => runWorker(STEPS));
-  assert.ok(Math.abs(value.result - expected) <= 1e-5 * Math.abs(expected), `worker ${value.result} vs main ${expected}`);
+  assert.ok(
+    Math.abs(value.result - expected) <= 1e-5 * Math.abs(expected),
+    `worker ${value.result} vs main ${expected}`,
+  );
   assert.equal(value.memory.tensors, 0, 'the worker freed its tensors');
   assert.match(value.libtorchError, /cannot be multiplied/, 'libtorch errors are JS exceptions in workers too');
   assert.ok(ticks > 10, `${ticks} timer ticks during ${value.ms} ms of compute`);
   assert.ok(maxDelay < 250, `main-thread timer delay ${maxDelay.toFixed(1)} ms while the worker computed`);
   // The same loop on the main thread blocks timers for its whole duration.
-  const blocked = await timerDelayDuring(async () => { const t0 = performance.now(); computeLoop(STEPS); return performance.now() - t0; });
-  console.log(`# worker: ${value.ms} ms compute, max main-thread timer delay ${maxDelay.toFixed(1)} ms over ${ticks} ticks; ` +
-    `same loop on the main thread: ${blocked.value.toFixed(0)} ms with ${blocked.ticks} ticks`);
+  const blocked = await timerDelayDuring(async () => {
+    const t0 = performance.now();
+    computeLoop(STEPS);
+    return performance.now() - t0;
+  });
+  console.log(
+    `# worker: ${value.ms} ms compute, max main-thread timer delay ${maxDelay.toFixed(1)} ms over ${ticks} ticks; ` +
+      `same loop on the main thread: ${blocked.value.toFixed(0)} ms with ${blocked.ticks} ticks`,
+  );
 });
 
 test('two workers compute at once and agree', async () => {

@@ -18,12 +18,35 @@ process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
 // Small and quick: resnet18 at 32 px on half the sample (72 images, 9 steps of 8).
 const tiny = [
-  '--data', sample, '--model', 'resnet18', '--size', '32', '--batch-size', '8', '--epochs', '2',
-  '--set', 'data.fraction=0.5', '--set', 'augment.cutout=4', '--set', 'threads=2', '--set', 'data.workers=1',
+  '--data',
+  sample,
+  '--model',
+  'resnet18',
+  '--size',
+  '32',
+  '--batch-size',
+  '8',
+  '--epochs',
+  '2',
+  '--set',
+  'data.fraction=0.5',
+  '--set',
+  'augment.cutout=4',
+  '--set',
+  'threads=2',
+  '--set',
+  'data.workers=1',
 ];
 
-function run(args: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1', ...env }, timeout: 300_000 });
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, CI: '1', ...env },
+    timeout: 300_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -36,10 +59,21 @@ test('train 2 epochs, then eval and predict the run', () => {
   const r = run(['train', ...tiny, '--out', work, '--name', 'basic']);
   assert.equal(r.code, 0, r.stderr);
   const dir = join(work, 'basic');
-  for (const f of ['config.json', 'classes.json', 'preprocess.json', 'versions.json', 'metrics.jsonl', 'latest.json', 'best.json']) {
+  for (const f of [
+    'config.json',
+    'classes.json',
+    'preprocess.json',
+    'versions.json',
+    'metrics.jsonl',
+    'latest.json',
+    'best.json',
+  ]) {
     assert.ok(existsSync(join(dir, f)), `${f} written`);
   }
-  const epochs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; val?: { top1: number } })
+  const epochs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; val?: { top1: number } })
     .filter((m) => m.type === 'epoch');
   assert.equal(epochs.length, 2);
   assert.ok(epochs.every((e) => e.val && e.val.top1 >= 0 && e.val.top1 <= 1));
@@ -49,13 +83,20 @@ test('train 2 epochs, then eval and predict the run', () => {
   const ev = run(['eval', dir, '--split', 'test', '--out', join(work, 'eval.json')]);
   assert.equal(ev.code, 0, ev.stderr);
   const e = JSON.parse(readFileSync(join(work, 'eval.json'), 'utf8')) as {
-    metrics: { samples: number; top1: number; perClass: { support: number }[]; confusion: number[][] }; predictions: { index: number }[];
+    metrics: { samples: number; top1: number; perClass: { support: number }[]; confusion: number[][] };
+    predictions: { index: number }[];
   };
   // Every test image exactly once: 6 classes x 10, no partial batch dropped (batch 32 does not divide 60).
   assert.equal(e.metrics.samples, 60);
-  assert.deepEqual(e.metrics.perClass.map((p) => p.support), [10, 10, 10, 10, 10, 10]);
+  assert.deepEqual(
+    e.metrics.perClass.map((p) => p.support),
+    [10, 10, 10, 10, 10, 10],
+  );
   assert.equal(new Set(e.predictions.map((p) => p.index)).size, 60);
-  assert.equal(e.metrics.confusion.flat().reduce((a, b) => a + b, 0), 60);
+  assert.equal(
+    e.metrics.confusion.flat().reduce((a, b) => a + b, 0),
+    60,
+  );
   assert.match(ev.stdout, /top-1\s+\d+\.\d+%/);
 
   const img = join(sample, 'test', 'Oatly-Oat-Milk');
@@ -90,8 +131,13 @@ function waitFor(cond: () => boolean, child: ChildProcess, timeoutMs: number): P
   return new Promise((resolvePromise, reject) => {
     const t0 = Date.now();
     const timer = setInterval(() => {
-      if (cond()) { clearInterval(timer); resolvePromise(); }
-      else if (Date.now() - t0 > timeoutMs || child.exitCode !== null) { clearInterval(timer); reject(new Error('condition not reached')); }
+      if (cond()) {
+        clearInterval(timer);
+        resolvePromise();
+      } else if (Date.now() - t0 > timeoutMs || child.exitCode !== null) {
+        clearInterval(timer);
+        reject(new Error('condition not reached'));
+      }
     }, 50);
   });
 }
@@ -101,14 +147,21 @@ test('a run killed with SIGKILL mid-epoch resumes to the same weights', async ()
   const a = run(['train', ...common, '--name', 'straight']);
   assert.equal(a.code, 0, a.stderr);
 
-  const child = spawn(process.execPath, [cli, 'train', ...common, '--name', 'killed'], { env: { ...process.env, CI: '1' }, stdio: 'ignore' });
+  const child = spawn(process.execPath, [cli, 'train', ...common, '--name', 'killed'], {
+    env: { ...process.env, CI: '1' },
+    stdio: 'ignore',
+  });
   const latest = join(work, 'killed', 'latest.json');
   // Kill once a mid-epoch checkpoint of the second epoch exists.
-  await waitFor(() => {
-    if (!existsSync(latest)) return false;
-    const p = (JSON.parse(readFileSync(latest, 'utf8')) as { position: { epoch: number; step: number } }).position;
-    return p.epoch === 1 && p.step >= 2;
-  }, child, 240_000);
+  await waitFor(
+    () => {
+      if (!existsSync(latest)) return false;
+      const p = (JSON.parse(readFileSync(latest, 'utf8')) as { position: { epoch: number; step: number } }).position;
+      return p.epoch === 1 && p.step >= 2;
+    },
+    child,
+    240_000,
+  );
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
   const killedAt = (JSON.parse(readFileSync(latest, 'utf8')) as { checkpoint: string }).checkpoint;
@@ -132,7 +185,10 @@ test('a checkpoint that cannot be written (disk full) keeps the previous one', (
   mkdirSync(mnt, { recursive: true });
   // A real full disk: a tmpfs with room for one checkpoint (~90 MB for resnet18) but not two.
   const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=150m', 'tmpfs', mnt]);
-  if (m.status !== 0) { t.skip('cannot mount a tmpfs here (needs root): not checked'); return; }
+  if (m.status !== 0) {
+    t.skip('cannot mount a tmpfs here (needs root): not checked');
+    return;
+  }
   try {
     const r = run(['train', ...tiny, '--out', mnt, '--name', 'full', '--set', 'checkpointEvery=1']);
     assert.equal(r.code, 1);
@@ -165,8 +221,22 @@ test('a diverging loss stops the run and names the last good checkpoint', () => 
 
 test('EMA, gradient accumulation, class-balanced sampling and bf16 autocast run end to end', () => {
   const oneEpoch = tiny.map((a, i) => (tiny[i - 1] === '--epochs' ? '1' : a));
-  const r = run(['train', ...oneEpoch, '--out', work, '--name', 'options', '--amp', 'bf16',
-    '--set', 'ema=0.9', '--set', 'accumulate=2', '--set', 'classBalanced=true']);
+  const r = run([
+    'train',
+    ...oneEpoch,
+    '--out',
+    work,
+    '--name',
+    'options',
+    '--amp',
+    'bf16',
+    '--set',
+    'ema=0.9',
+    '--set',
+    'accumulate=2',
+    '--set',
+    'classBalanced=true',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const dir = join(work, 'options');
   const latest = (JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as { checkpoint: string }).checkpoint;
@@ -180,6 +250,11 @@ test('EMA, gradient accumulation, class-balanced sampling and bf16 autocast run 
   // 9 batches with accumulation 2: 5 optimizer steps (the last one on a single batch).
   const state = ck.state as { globalStep: number };
   assert.equal(state.globalStep, 5);
-  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { amp: string; ema: number; accumulate: number; classBalanced: boolean };
+  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as {
+    amp: string;
+    ema: number;
+    accumulate: number;
+    classBalanced: boolean;
+  };
   assert.deepEqual([cfg.amp, cfg.ema, cfg.accumulate, cfg.classBalanced], ['bf16', 0.9, 2, true]);
 });

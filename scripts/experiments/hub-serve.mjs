@@ -7,7 +7,10 @@ import { join, resolve } from 'node:path';
 import { FakeHub } from '../../dist/test/hub-fake.js';
 
 const [endpointFile, ...repos] = process.argv.slice(2);
-if (!endpointFile || !repos.length) { console.error('usage: hub-serve.mjs ENDPOINT_FILE org/name=FOLDER ...'); process.exit(2); }
+if (!endpointFile || !repos.length) {
+  console.error('usage: hub-serve.mjs ENDPOINT_FILE org/name=FOLDER ...');
+  process.exit(2);
+}
 const hub = new FakeHub();
 await hub.start();
 for (const spec of repos) {
@@ -18,5 +21,9 @@ for (const spec of repos) {
 }
 writeFileSync(endpointFile, `${hub.endpoint}\n`);
 console.log(`HF_ENDPOINT=${hub.endpoint}`);
-const stop = async () => { await hub.stop(); process.exit(0); };
-process.on('SIGTERM', stop); process.on('SIGINT', stop);
+const stop = async () => {
+  await hub.stop();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

@@ -7,11 +7,17 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync } from
 import { join, resolve } from 'node:path';
 
 const [run, out] = process.argv.slice(2).map((p) => resolve(p));
-if (!run || !out) { console.error('usage: publish-timm.mjs RUN_DIR OUT_DIR'); process.exit(2); }
+if (!run || !out) {
+  console.error('usage: publish-timm.mjs RUN_DIR OUT_DIR');
+  process.exit(2);
+}
 const best = JSON.parse(readFileSync(join(run, 'best.json'), 'utf8'));
 const ckpt = resolve(run, 'checkpoints', best.name ?? best.checkpoint ?? '');
 const weights = join(ckpt, 'model.safetensors');
-if (!existsSync(weights)) { console.error(`${weights}: not found (best.json: ${JSON.stringify(best)})`); process.exit(1); }
+if (!existsSync(weights)) {
+  console.error(`${weights}: not found (best.json: ${JSON.stringify(best)})`);
+  process.exit(1);
+}
 const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
 const classes = JSON.parse(readFileSync(join(run, 'classes.json'), 'utf8'));
 const labels = Array.isArray(classes) ? classes : classes.classes;
@@ -22,8 +28,14 @@ const timm = {
   num_features: 512,
   label_names: labels,
   pretrained_cfg: {
-    tag: 'grocery_a', input_size: [3, size, size], mean: config.input.mean, std: config.input.std,
-    interpolation: 'bilinear', crop_pct: config.input.cropPct, crop_mode: 'center', num_classes: labels.length,
+    tag: 'grocery_a',
+    input_size: [3, size, size],
+    mean: config.input.mean,
+    std: config.input.std,
+    interpolation: 'bilinear',
+    crop_pct: config.input.cropPct,
+    crop_mode: 'center',
+    num_classes: labels.length,
   },
 };
 mkdirSync(out, { recursive: true });

@@ -16,9 +16,13 @@ function expand(list) {
   const out = [];
   for (const item of list ?? []) {
     const m = /^<!(@?)\((.*)\)$/.exec(item);
-    if (!m) { out.push(item); continue; }
+    if (!m) {
+      out.push(item);
+      continue;
+    }
     const text = execFileSync('bash', ['-c', m[2]], { cwd: root, encoding: 'utf8' }).trim();
-    if (m[1]) out.push(...text.split(/\s+/).filter(Boolean)); else out.push(text);
+    if (m[1]) out.push(...text.split(/\s+/).filter(Boolean));
+    else out.push(text);
   }
   return out;
 }
@@ -31,7 +35,9 @@ function nodeIncludes() {
   return [found];
 }
 
-function newest(paths) { return Math.max(...paths.map((p) => statSync(p).mtimeMs)); }
+function newest(paths) {
+  return Math.max(...paths.map((p) => statSync(p).mtimeMs));
+}
 
 function run(cmd, args) {
   return new Promise((ok, fail) => {
@@ -42,21 +48,37 @@ function run(cmd, args) {
 
 async function pool(tasks, jobs) {
   let next = 0;
-  await Promise.all(Array.from({ length: jobs }, async () => { while (next < tasks.length) await tasks[next++](); }));
+  await Promise.all(
+    Array.from({ length: jobs }, async () => {
+      while (next < tasks.length) await tasks[next++]();
+    }),
+  );
 }
 
 export async function buildSanitized(jobs = 2) {
   const gyp = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8'));
   const headers = ['native', 'native/image'].flatMap((d) =>
-    readdirSync(join(root, d)).filter((f) => f.endsWith('.h')).map((f) => join(root, d, f)));
+    readdirSync(join(root, d))
+      .filter((f) => f.endsWith('.h'))
+      .map((f) => join(root, d, f)),
+  );
   const outputs = [];
   for (const t of gyp.targets) {
     const objDir = join(sanitizeDir, 'obj', t.target_name);
     const defines = expand(t.defines).map((d) => `-D${d}`);
     const includes = [...nodeIncludes(), ...expand(t.include_dirs)].map((d) => `-I${d}`);
     const cc = (t.cflags_cc ?? []).filter((f) => !/^-O\d$/.test(f));
-    const flags = ['-fPIC', '-pthread', '-m64', ...SAN, ...cc, `-DNODE_GYP_MODULE_NAME=${t.target_name}`,
-      '-DBUILDING_NODE_EXTENSION', ...defines, ...includes];
+    const flags = [
+      '-fPIC',
+      '-pthread',
+      '-m64',
+      ...SAN,
+      ...cc,
+      `-DNODE_GYP_MODULE_NAME=${t.target_name}`,
+      '-DBUILDING_NODE_EXTENSION',
+      ...defines,
+      ...includes,
+    ];
     const objects = [];
     const tasks = [];
     for (const src of t.sources) {
@@ -76,7 +98,16 @@ export async function buildSanitized(jobs = 2) {
     const out = join(sanitizeDir, `${t.target_name}.node`);
     if (tasks.length || !existsSync(out)) {
       const libs = [...expand(t.ldflags), ...expand(t.libraries)];
-      await run('g++', ['-shared', '-pthread', '-rdynamic', '-fsanitize=address,undefined', '-o', out, ...objects, ...libs]);
+      await run('g++', [
+        '-shared',
+        '-pthread',
+        '-rdynamic',
+        '-fsanitize=address,undefined',
+        '-o',
+        out,
+        ...objects,
+        ...libs,
+      ]);
     }
     outputs.push(out);
   }
@@ -86,7 +117,8 @@ export async function buildSanitized(jobs = 2) {
 /** The gcc sanitizer runtimes to LD_PRELOAD into an uninstrumented node. */
 export function sanitizerRuntimes() {
   return ['libasan.so', 'libubsan.so'].map((lib) =>
-    execFileSync('gcc', [`-print-file-name=${lib}`], { encoding: 'utf8' }).trim());
+    execFileSync('gcc', [`-print-file-name=${lib}`], { encoding: 'utf8' }).trim(),
+  );
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

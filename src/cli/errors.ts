@@ -18,7 +18,10 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** A bad command line: reported with exit code 2. */
 export class UsageError extends Error {
-  constructor(message: string, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
     super(message);
     this.name = 'UsageError';
   }
@@ -35,9 +38,12 @@ export function reportError(e: unknown, command?: string): void {
   if (process.env.GOODSREC_DEBUG) console.error(err.stack ?? err);
   console.error(`goodsrec: ${err.message}`);
   const usage = isUsage(err);
-  const hint = err instanceof UsageError && err.hint
-    ? err.hint
-    : usage ? `see goodsrec ${command ? command + ' ' : ''}--help` : undefined;
+  const hint =
+    err instanceof UsageError && err.hint
+      ? err.hint
+      : usage
+        ? `see goodsrec ${command ? command + ' ' : ''}--help`
+        : undefined;
   if (hint) console.error(`  ${hint}`);
   process.exitCode = usage ? EXIT.usage : EXIT.failure;
 }

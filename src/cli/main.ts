@@ -65,12 +65,19 @@ async function run(argv: string[]): Promise<void> {
     if (name === undefined) process.exitCode = EXIT.usage;
     return;
   }
-  if (name === '--version' || name === '-v') { console.log(goodsrecVersion()); return; }
+  if (name === '--version' || name === '-v') {
+    console.log(goodsrecVersion());
+    return;
+  }
   const lazy = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!lazy) {
     const what = name.startsWith('-') ? 'option' : 'command';
-    reportError(new UsageError(`unknown ${what} '${name}'${didYouMean(name, Object.keys(commands))}`,
-      `commands: ${Object.keys(commands).join(', ')} (goodsrec --help)`));
+    reportError(
+      new UsageError(
+        `unknown ${what} '${name}'${didYouMean(name, Object.keys(commands))}`,
+        `commands: ${Object.keys(commands).join(', ')} (goodsrec --help)`,
+      ),
+    );
     return;
   }
   const cmd = await lazy();

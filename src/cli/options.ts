@@ -8,26 +8,66 @@ import { closestNames } from '../util/did-you-mean.js';
 import { EXIT, reportError, UsageError, type ExitCode } from './errors.js';
 
 /** `required`: the command cannot run without it (a usage error names it). */
-interface Described { description: string; required?: boolean }
-export interface IntegerOption extends Described { type: 'integer'; min?: number; max?: number; default?: number }
+interface Described {
+  description: string;
+  required?: boolean;
+}
+export interface IntegerOption extends Described {
+  type: 'integer';
+  min?: number;
+  max?: number;
+  default?: number;
+}
 /** `above`/`below` are exclusive bounds, `min`/`max` inclusive. */
 export interface NumberOption extends Described {
-  type: 'number'; min?: number; max?: number; above?: number; below?: number; default?: number;
+  type: 'number';
+  min?: number;
+  max?: number;
+  above?: number;
+  below?: number;
+  default?: number;
 }
-export interface EnumOption<V extends string = string> extends Described { type: 'enum'; values: readonly V[]; default?: V }
-export interface BooleanOption extends Described { type: 'boolean'; default?: boolean }
+export interface EnumOption<V extends string = string> extends Described {
+  type: 'enum';
+  values: readonly V[];
+  default?: V;
+}
+export interface BooleanOption extends Described {
+  type: 'boolean';
+  default?: boolean;
+}
 /** Free text; `repeatable` collects every occurrence into a list. */
 export interface StringOption extends Described {
-  type: 'string'; default?: string; pattern?: RegExp; expected?: string; repeatable?: boolean;
+  type: 'string';
+  default?: string;
+  pattern?: RegExp;
+  expected?: string;
+  repeatable?: boolean;
 }
 /** A path; with `exists` it must exist (and be a file or folder) when given. */
-export interface PathOption extends Described { type: 'path'; exists?: 'file' | 'dir' | 'any' }
-type Element = Omit<IntegerOption, 'description' | 'default'> | Omit<NumberOption, 'description' | 'default'>
+export interface PathOption extends Described {
+  type: 'path';
+  exists?: 'file' | 'dir' | 'any';
+}
+type Element =
+  | Omit<IntegerOption, 'description' | 'default'>
+  | Omit<NumberOption, 'description' | 'default'>
   | Omit<EnumOption, 'description' | 'default'>;
 /** Comma-separated values of one element type. */
-export interface ListOption extends Described { type: 'list'; of: Element; minItems?: number }
+export interface ListOption extends Described {
+  type: 'list';
+  of: Element;
+  minItems?: number;
+}
 
-export type OptionSpec = IntegerOption | NumberOption | EnumOption | BooleanOption | StringOption | PathOption | ListOption;
+export type OptionSpec =
+  | IntegerOption
+  | NumberOption
+  | EnumOption
+  | BooleanOption
+  | StringOption
+  | PathOption
+  | ListOption;
 
 export interface PositionalSpec extends Described {
   /** The remaining positionals as a list (the last positional only). */
@@ -38,21 +78,37 @@ export interface PositionalSpec extends Described {
 }
 
 type ElementValue<E> = E extends { type: 'enum'; values: readonly (infer V)[] } ? V : number;
-type ValueOf<S> = S extends { type: 'integer' | 'number' } ? number
-  : S extends { type: 'enum'; values: readonly (infer V)[] } ? V
-  : S extends { type: 'boolean' } ? boolean
-  : S extends { type: 'list'; of: infer E } ? ElementValue<E>[]
-  : S extends { repeatable: true } ? string[]
-  : string;
-type Always<S> = S extends { default: unknown } | { type: 'boolean' } | { repeatable: true } | { required: true } ? true : false;
-export type OptionValues<O> = { -readonly [K in keyof O]: Always<O[K]> extends true ? ValueOf<O[K]> : ValueOf<O[K]> | undefined };
+type ValueOf<S> = S extends { type: 'integer' | 'number' }
+  ? number
+  : S extends { type: 'enum'; values: readonly (infer V)[] }
+    ? V
+    : S extends { type: 'boolean' }
+      ? boolean
+      : S extends { type: 'list'; of: infer E }
+        ? ElementValue<E>[]
+        : S extends { repeatable: true }
+          ? string[]
+          : string;
+type Always<S> = S extends { default: unknown } | { type: 'boolean' } | { repeatable: true } | { required: true }
+  ? true
+  : false;
+export type OptionValues<O> = {
+  -readonly [K in keyof O]: Always<O[K]> extends true ? ValueOf<O[K]> : ValueOf<O[K]> | undefined;
+};
 export type PositionalValues<P> = {
-  -readonly [K in keyof P]: P[K] extends { variadic: true } ? string[] : P[K] extends { required: true } ? string : string | undefined;
+  -readonly [K in keyof P]: P[K] extends { variadic: true }
+    ? string[]
+    : P[K] extends { required: true }
+      ? string
+      : string | undefined;
 };
 
 /** `--device`: the same choices and default in every command. */
 export const deviceOption = {
-  type: 'string', default: 'auto', pattern: /^(auto|cpu|cuda(:\d+)?)$/, expected: "'auto', 'cpu', 'cuda' or 'cuda:N'",
+  type: 'string',
+  default: 'auto',
+  pattern: /^(auto|cpu|cuda(:\d+)?)$/,
+  expected: "'auto', 'cpu', 'cuda' or 'cuda:N'",
   description: "compute device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'",
 } as const satisfies StringOption;
 
@@ -61,7 +117,9 @@ export const deviceOption = {
  * header before any pixel is allocated; it also bounds the letterbox canvas, the longer side squared).
  */
 export const maxPixelsOption = {
-  type: 'integer', min: 1, default: DEFAULT_MAX_PIXELS,
+  type: 'integer',
+  min: 1,
+  default: DEFAULT_MAX_PIXELS,
   description: `pixels per image at most, from its header before decoding (decompression bombs; default ${DEFAULT_MAX_PIXELS})`,
 } as const satisfies IntegerOption;
 
@@ -77,19 +135,37 @@ function bounds(s: { min?: number; max?: number; above?: number; below?: number 
 /** What an option accepts, in words: used by errors and --help. */
 export function accepts(s: OptionSpec | Element): string {
   switch (s.type) {
-    case 'integer': return `an integer${bounds(s)}`;
-    case 'number': return `a number${bounds(s)}`;
-    case 'enum': return s.values.map((v) => `'${v}'`).join(', ').replace(/, ([^,]*)$/, ' or $1');
-    case 'boolean': return 'no value (a flag)';
-    case 'string': return s.expected ?? 'a value';
-    case 'path': return s.exists === 'dir' ? 'an existing folder' : s.exists === 'file' ? 'an existing file' : s.exists ? 'an existing path' : 'a path';
-    case 'list': return `a comma-separated list of ${s.of.type === 'enum' ? accepts(s.of) : `${s.of.type}s${bounds(s.of)}`}`;
+    case 'integer':
+      return `an integer${bounds(s)}`;
+    case 'number':
+      return `a number${bounds(s)}`;
+    case 'enum':
+      return s.values
+        .map((v) => `'${v}'`)
+        .join(', ')
+        .replace(/, ([^,]*)$/, ' or $1');
+    case 'boolean':
+      return 'no value (a flag)';
+    case 'string':
+      return s.expected ?? 'a value';
+    case 'path':
+      return s.exists === 'dir'
+        ? 'an existing folder'
+        : s.exists === 'file'
+          ? 'an existing file'
+          : s.exists
+            ? 'an existing path'
+            : 'a path';
+    case 'list':
+      return `a comma-separated list of ${s.of.type === 'enum' ? accepts(s.of) : `${s.of.type}s${bounds(s.of)}`}`;
   }
 }
 
 function checkPath(what: string, raw: string, exists: 'file' | 'dir' | 'any'): void {
   let st: import('node:fs').Stats;
-  try { st = statSync(raw); } catch (e) {
+  try {
+    st = statSync(raw);
+  } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new UsageError(`${what}: '${raw}' not found${code === 'ENOENT' ? '' : ` (${code})`}`);
   }
@@ -103,7 +179,9 @@ function element(name: string, s: Element, raw: string, whole: string, expected 
   if (s.type === 'enum') {
     if (!s.values.includes(raw)) {
       const near = closestNames(raw, s.values);
-      throw new UsageError(`--${name}: expected ${expected} but received '${raw}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}`);
+      throw new UsageError(
+        `--${name}: expected ${expected} but received '${raw}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}`,
+      );
     }
     return raw;
   }
@@ -111,25 +189,35 @@ function element(name: string, s: Element, raw: string, whole: string, expected 
   const n = Number(raw);
   if (!Number.isFinite(n) || (s.type === 'integer' && !Number.isInteger(n))) throw bad();
   if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw bad();
-  if (s.type === 'number' && ((s.above !== undefined && n <= s.above) || (s.below !== undefined && n >= s.below))) throw bad();
+  if (s.type === 'number' && ((s.above !== undefined && n <= s.above) || (s.below !== undefined && n >= s.below)))
+    throw bad();
   return n;
 }
 
 /** Converts one option's raw text to its typed value; a UsageError names the option and what it accepts. */
 export function parseOptionValue(name: string, s: OptionSpec, raw: string): unknown {
   switch (s.type) {
-    case 'integer': case 'number': case 'enum': return element(name, s, raw, raw);
-    case 'boolean': return raw;
+    case 'integer':
+    case 'number':
+    case 'enum':
+      return element(name, s, raw, raw);
+    case 'boolean':
+      return raw;
     case 'string':
-      if (s.pattern && !s.pattern.test(raw)) throw new UsageError(`--${name}: expected ${accepts(s)} but received '${raw}'`);
+      if (s.pattern && !s.pattern.test(raw))
+        throw new UsageError(`--${name}: expected ${accepts(s)} but received '${raw}'`);
       return raw;
     case 'path':
       if (raw === '') throw new UsageError(`--${name}: expected ${accepts(s)} but received an empty value`);
       if (s.exists) checkPath(`--${name}`, raw, s.exists);
       return raw;
     case 'list': {
-      const items = raw.split(',').map((x) => x.trim()).filter(Boolean);
-      if (items.length < (s.minItems ?? 1)) throw new UsageError(`--${name}: expected ${accepts(s)} but received '${raw}'`);
+      const items = raw
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
+      if (items.length < (s.minItems ?? 1))
+        throw new UsageError(`--${name}: expected ${accepts(s)} but received '${raw}'`);
       return items.map((x) => element(name, s.of, x, raw, accepts(s)));
     }
   }
@@ -137,7 +225,10 @@ export function parseOptionValue(name: string, s: OptionSpec, raw: string): unkn
 
 const kebab = (n: string): string => n.replace(/[A-Z]/g, (m) => '-' + m.toLowerCase());
 
-export interface ParsedCommandLine { options: Record<string, unknown>; positionals: string[] }
+export interface ParsedCommandLine {
+  options: Record<string, unknown>;
+  positionals: string[];
+}
 
 /**
  * Parses raw arguments against the schema: `--name value`, `--name=value`, `--flag`, `--no-flag`, `--`.
@@ -145,14 +236,22 @@ export interface ParsedCommandLine { options: Record<string, unknown>; positiona
  * unknown name (train: `--set key=value`).
  */
 export function parseCommandLine(
-  spec: Record<string, OptionSpec>, raw: readonly string[], suggest?: (name: string, value: string | undefined) => string | undefined,
+  spec: Record<string, OptionSpec>,
+  raw: readonly string[],
+  suggest?: (name: string, value: string | undefined) => string | undefined,
 ): ParsedCommandLine {
   const given = new Map<string, string[]>();
   const positionals: string[] = [];
   for (let i = 0; i < raw.length; i++) {
     const a = raw[i]!;
-    if (a === '--') { positionals.push(...raw.slice(i + 1)); break; }
-    if (!a.startsWith('-') || a === '-' || /^-\d/.test(a)) { positionals.push(a); continue; }
+    if (a === '--') {
+      positionals.push(...raw.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith('-') || a === '-' || /^-\d/.test(a)) {
+      positionals.push(a);
+      continue;
+    }
     const eq = a.indexOf('=');
     const name = kebab(a.slice(a.startsWith('--') ? 2 : 1, eq < 0 ? undefined : eq));
     const inline = eq < 0 ? undefined : a.slice(eq + 1);
@@ -207,7 +306,11 @@ export function parseCommandLine(
   return { options, positionals };
 }
 
-function bindPositionals(spec: Record<string, PositionalSpec>, given: string[], command: string): Record<string, unknown> {
+function bindPositionals(
+  spec: Record<string, PositionalSpec>,
+  given: string[],
+  command: string,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const names = Object.keys(spec);
   let i = 0;
@@ -216,11 +319,15 @@ function bindPositionals(spec: Record<string, PositionalSpec>, given: string[], 
     const v = s.variadic ? given.slice(i) : given[i];
     i = s.variadic ? given.length : i + 1;
     const missing = v === undefined || (Array.isArray(v) && v.length === 0);
-    if (missing && s.required) throw new UsageError(`missing ${name.toUpperCase()}: ${s.description}`, `usage: see goodsrec ${command} --help`);
+    if (missing && s.required)
+      throw new UsageError(`missing ${name.toUpperCase()}: ${s.description}`, `usage: see goodsrec ${command} --help`);
     if (!missing && s.exists) for (const p of Array.isArray(v) ? v : [v]) checkPath(name.toUpperCase(), p, s.exists);
     out[name] = v;
   }
-  if (i < given.length) throw new UsageError(`unexpected argument '${given[i]}' (goodsrec ${command} takes ${names.map((n) => n.toUpperCase()).join(', ') || 'no arguments'})`);
+  if (i < given.length)
+    throw new UsageError(
+      `unexpected argument '${given[i]}' (goodsrec ${command} takes ${names.map((n) => n.toUpperCase()).join(', ') || 'no arguments'})`,
+    );
   return out;
 }
 
@@ -232,15 +339,20 @@ export interface CliCommand<O extends Record<string, OptionSpec>, P extends Reco
   /** A hint for an unknown option (e.g. the config key it may mean). */
   suggest?: (name: string, value: string | undefined) => string | undefined;
   /** Returns an exit code (EXIT.partial when some inputs were skipped), or nothing for success. */
-  // biome-ignore lint/suspicious/noConfusingVoidType: a command may return nothing (exit code 0)
-  run(ctx: { options: OptionValues<O>; args: PositionalValues<P>; rawArgs: readonly string[] }): Promise<ExitCode | void> | ExitCode | void;
+  run(ctx: {
+    options: OptionValues<O>;
+    args: PositionalValues<P>;
+    rawArgs: readonly string[];
+    // biome-ignore lint/suspicious/noConfusingVoidType: a command may return nothing (exit code 0)
+  }): Promise<ExitCode | void> | ExitCode | void;
 }
 
 /** A citty command whose arguments are parsed and validated by the schema; errors take the one error path. */
-// biome-ignore lint/complexity/noBannedTypes: {} = no positionals; Record<string, never> breaks the inference of P
-export function defineCliCommand<const O extends Record<string, OptionSpec>, const P extends Record<string, PositionalSpec> = {}>(
-  c: CliCommand<O, P>,
-): CommandDef<ArgsDef> {
+export function defineCliCommand<
+  const O extends Record<string, OptionSpec>,
+  // biome-ignore lint/complexity/noBannedTypes: {} = no positionals; Record<string, never> breaks the inference of P
+  const P extends Record<string, PositionalSpec> = {},
+>(c: CliCommand<O, P>): CommandDef<ArgsDef> {
   const args: ArgsDef = {};
   for (const [name, s] of Object.entries(c.positionals ?? {})) {
     args[name] = { type: 'positional', description: s.description, required: Boolean(s.required) };
@@ -248,9 +360,10 @@ export function defineCliCommand<const O extends Record<string, OptionSpec>, con
   for (const [name, s] of Object.entries(c.options)) {
     const def = 'default' in s && s.default !== undefined ? String(s.default) : undefined;
     const desc = s.type === 'boolean' || s.type === 'string' ? s.description : `${s.description} [${accepts(s)}]`;
-    args[name] = s.type === 'boolean'
-      ? { type: 'boolean', description: desc, ...(s.default === true ? { default: true } : {}) }
-      : { type: 'string', description: desc, ...(def !== undefined ? { default: def } : {}) };
+    args[name] =
+      s.type === 'boolean'
+        ? { type: 'boolean', description: desc, ...(s.default === true ? { default: true } : {}) }
+        : { type: 'string', description: desc, ...(def !== undefined ? { default: def } : {}) };
   }
   return defineCommand({
     meta: { name: c.name, description: c.description },
@@ -259,7 +372,11 @@ export function defineCliCommand<const O extends Record<string, OptionSpec>, con
       try {
         const parsed = parseCommandLine(c.options, rawArgs, c.suggest);
         const positional = bindPositionals(c.positionals ?? {}, parsed.positionals, c.name);
-        const code = await c.run({ options: parsed.options as OptionValues<O>, args: positional as PositionalValues<P>, rawArgs });
+        const code = await c.run({
+          options: parsed.options as OptionValues<O>,
+          args: positional as PositionalValues<P>,
+          rawArgs,
+        });
         if (code !== undefined && code !== EXIT.ok) process.exitCode = code;
       } catch (e) {
         reportError(e, c.name);

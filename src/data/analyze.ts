@@ -7,10 +7,21 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { loadDataset, resolveSamplePath, splitNames, type Dataset } from './dataset.js';
 import type { SkippedEntry } from './walk.js';
-import { BadImageError, DEFAULT_MAX_PIXELS, decodeBuffer, probeImage, readImageFile, type BadFileReason } from './image.js';
+import {
+  BadImageError,
+  DEFAULT_MAX_PIXELS,
+  decodeBuffer,
+  probeImage,
+  readImageFile,
+  type BadFileReason,
+} from './image.js';
 import { mapPool } from './stats.js';
 
-export interface HistogramBin { lo: number; hi: number; count: number }
+export interface HistogramBin {
+  lo: number;
+  hi: number;
+  count: number;
+}
 
 export interface DuplicateGroup {
   sha256: string;
@@ -26,10 +37,40 @@ export interface DatasetAnalysis {
   images: number;
   splits: Record<string, number>;
   classes: { name: string; total: number; perSplit: Record<string, number> }[];
-  longTail: { maxPerClass: number; minPerClass: number; medianPerClass: number; imbalanceRatio: number; classesUnder10: number; emptyInSplit: Record<string, number> };
-  aspect: { histogram: HistogramBin[]; median: number; fractionTallerThan1_5: number; fractionWiderThan1_5: number; perSplit: Record<string, HistogramBin[]> };
-  sizes: { widths: HistogramBin[]; heights: HistogramBin[]; minWidth: number; minHeight: number; maxWidth: number; maxHeight: number; medianWidth: number; medianHeight: number; common: { size: string; count: number }[]; formats: Record<string, number> };
-  duplicates: { groups: DuplicateGroup[]; withinSplit: number; crossSplit: number; conflictingLabels: number; redundantFiles: number };
+  longTail: {
+    maxPerClass: number;
+    minPerClass: number;
+    medianPerClass: number;
+    imbalanceRatio: number;
+    classesUnder10: number;
+    emptyInSplit: Record<string, number>;
+  };
+  aspect: {
+    histogram: HistogramBin[];
+    median: number;
+    fractionTallerThan1_5: number;
+    fractionWiderThan1_5: number;
+    perSplit: Record<string, HistogramBin[]>;
+  };
+  sizes: {
+    widths: HistogramBin[];
+    heights: HistogramBin[];
+    minWidth: number;
+    minHeight: number;
+    maxWidth: number;
+    maxHeight: number;
+    medianWidth: number;
+    medianHeight: number;
+    common: { size: string; count: number }[];
+    formats: Record<string, number>;
+  };
+  duplicates: {
+    groups: DuplicateGroup[];
+    withinSplit: number;
+    crossSplit: number;
+    conflictingLabels: number;
+    redundantFiles: number;
+  };
   badFiles: { path: string; reason: BadFileReason; message: string }[];
   badByReason: Partial<Record<BadFileReason, number>>;
   /** Folder entries that are not readable files (dangling symlinks, FIFOs, ...), never opened. */
@@ -67,8 +108,16 @@ function sizeEdges(values: number[]): number[] {
   return edges;
 }
 
-function maxOf(v: number[]): number { let m = -Infinity; for (const x of v) if (x > m) m = x; return m; }
-function minOf(v: number[]): number { let m = Infinity; for (const x of v) if (x < m) m = x; return m; }
+function maxOf(v: number[]): number {
+  let m = -Infinity;
+  for (const x of v) if (x > m) m = x;
+  return m;
+}
+function minOf(v: number[]): number {
+  let m = Infinity;
+  for (const x of v) if (x < m) m = x;
+  return m;
+}
 
 function median(v: number[]): number {
   if (!v.length) return 0;
@@ -105,14 +154,27 @@ export async function analyzeDataset(input: Dataset | string, opts: AnalyzeOptio
   badFiles.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 
   const splitCounts: Record<string, number> = Object.fromEntries(splits.map((sp) => [sp, 0]));
-  const perClass = ds.classes.map((name) => ({ name, total: 0, perSplit: Object.fromEntries(splits.map((sp) => [sp, 0])) as Record<string, number> }));
-  for (const s of ds.samples) { splitCounts[s.split]!++; perClass[s.label]!.total++; perClass[s.label]!.perSplit[s.split]!++; }
+  const perClass = ds.classes.map((name) => ({
+    name,
+    total: 0,
+    perSplit: Object.fromEntries(splits.map((sp) => [sp, 0])) as Record<string, number>,
+  }));
+  for (const s of ds.samples) {
+    splitCounts[s.split]!++;
+    perClass[s.label]!.total++;
+    perClass[s.label]!.perSplit[s.split]!++;
+  }
   const totals = perClass.map((c) => c.total);
-  const maxC = maxOf(totals), minC = minOf(totals);
+  const maxC = maxOf(totals),
+    minC = minOf(totals);
 
-  const good = info.map((x, i) => ({ x, s: ds.samples[i]! })).filter((r) => r.x !== null) as { x: NonNullable<(typeof info)[number]>; s: Dataset['samples'][number] }[];
+  const good = info.map((x, i) => ({ x, s: ds.samples[i]! })).filter((r) => r.x !== null) as {
+    x: NonNullable<(typeof info)[number]>;
+    s: Dataset['samples'][number];
+  }[];
   const aspects = good.map((r) => r.x.h / r.x.w);
-  const widths = good.map((r) => r.x.w), heights = good.map((r) => r.x.h);
+  const widths = good.map((r) => r.x.w),
+    heights = good.map((r) => r.x.h);
   const sizeCount = new Map<string, number>();
   const formats: Record<string, number> = {};
   for (const r of good) {
@@ -122,13 +184,24 @@ export async function analyzeDataset(input: Dataset | string, opts: AnalyzeOptio
   }
 
   const byHash = new Map<string, number[]>();
-  info.forEach((x, i) => { if (x) { const g = byHash.get(x.hash); if (g) g.push(i); else byHash.set(x.hash, [i]); } });
+  info.forEach((x, i) => {
+    if (x) {
+      const g = byHash.get(x.hash);
+      if (g) g.push(i);
+      else byHash.set(x.hash, [i]);
+    }
+  });
   const groups: DuplicateGroup[] = [];
   for (const [hash, idx] of byHash) {
     if (idx.length < 2) continue;
-    const files = idx.map((i) => ({ path: ds.samples[i]!.path, split: ds.samples[i]!.split, class: ds.classes[ds.samples[i]!.label]! }));
+    const files = idx.map((i) => ({
+      path: ds.samples[i]!.path,
+      split: ds.samples[i]!.split,
+      class: ds.classes[ds.samples[i]!.label]!,
+    }));
     groups.push({
-      sha256: hash, files,
+      sha256: hash,
+      files,
       kind: new Set(files.map((f) => f.split)).size > 1 ? 'cross-split' : 'within-split',
       conflictingLabels: new Set(files.map((f) => f.class)).size > 1,
     });
@@ -137,14 +210,17 @@ export async function analyzeDataset(input: Dataset | string, opts: AnalyzeOptio
   const badByReason: Partial<Record<BadFileReason, number>> = {};
   for (const b of badFiles) badByReason[b.reason] = (badByReason[b.reason] ?? 0) + 1;
 
-  const we = sizeEdges(widths), he = sizeEdges(heights);
+  const we = sizeEdges(widths),
+    he = sizeEdges(heights);
   return {
     root: ds.root,
     images: n,
     splits: splitCounts,
     classes: [...perClass].sort((a, b) => b.total - a.total || (a.name < b.name ? -1 : 1)),
     longTail: {
-      maxPerClass: maxC, minPerClass: minC, medianPerClass: median(totals),
+      maxPerClass: maxC,
+      minPerClass: minC,
+      medianPerClass: median(totals),
       imbalanceRatio: minC > 0 ? maxC / minC : Infinity,
       classesUnder10: totals.filter((t) => t < 10).length,
       emptyInSplit: Object.fromEntries(splits.map((sp) => [sp, perClass.filter((c) => c.perSplit[sp] === 0).length])),
@@ -154,14 +230,29 @@ export async function analyzeDataset(input: Dataset | string, opts: AnalyzeOptio
       median: median(aspects),
       fractionTallerThan1_5: aspects.length ? aspects.filter((a) => a >= 1.5).length / aspects.length : 0,
       fractionWiderThan1_5: aspects.length ? aspects.filter((a) => a <= 1 / 1.5).length / aspects.length : 0,
-      perSplit: Object.fromEntries(splits.map((sp) => [sp, histogram(good.filter((r) => r.s.split === sp).map((r) => r.x.h / r.x.w), ASPECT_EDGES)])),
+      perSplit: Object.fromEntries(
+        splits.map((sp) => [
+          sp,
+          histogram(
+            good.filter((r) => r.s.split === sp).map((r) => r.x.h / r.x.w),
+            ASPECT_EDGES,
+          ),
+        ]),
+      ),
     },
     sizes: {
-      widths: histogram(widths, we), heights: histogram(heights, he),
-      minWidth: widths.length ? minOf(widths) : 0, minHeight: heights.length ? minOf(heights) : 0,
-      maxWidth: widths.length ? maxOf(widths) : 0, maxHeight: heights.length ? maxOf(heights) : 0,
-      medianWidth: median(widths), medianHeight: median(heights),
-      common: [...sizeCount].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([size, count]) => ({ size, count })),
+      widths: histogram(widths, we),
+      heights: histogram(heights, he),
+      minWidth: widths.length ? minOf(widths) : 0,
+      minHeight: heights.length ? minOf(heights) : 0,
+      maxWidth: widths.length ? maxOf(widths) : 0,
+      maxHeight: heights.length ? maxOf(heights) : 0,
+      medianWidth: median(widths),
+      medianHeight: median(heights),
+      common: [...sizeCount]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 10)
+        .map(([size, count]) => ({ size, count })),
       formats,
     },
     duplicates: {

@@ -12,48 +12,168 @@ import * as C from './color.js';
 const LEVEL_DENOM = 10;
 
 export type AugOpName =
-  | 'AutoContrast' | 'Equalize' | 'Invert' | 'Rotate' | 'Posterize' | 'PosterizeIncreasing' | 'PosterizeOriginal'
-  | 'Solarize' | 'SolarizeIncreasing' | 'SolarizeAdd' | 'Color' | 'ColorIncreasing' | 'Contrast' | 'ContrastIncreasing'
-  | 'Brightness' | 'BrightnessIncreasing' | 'Sharpness' | 'SharpnessIncreasing' | 'ShearX' | 'ShearY'
-  | 'TranslateX' | 'TranslateY' | 'TranslateXRel' | 'TranslateYRel';
+  | 'AutoContrast'
+  | 'Equalize'
+  | 'Invert'
+  | 'Rotate'
+  | 'Posterize'
+  | 'PosterizeIncreasing'
+  | 'PosterizeOriginal'
+  | 'Solarize'
+  | 'SolarizeIncreasing'
+  | 'SolarizeAdd'
+  | 'Color'
+  | 'ColorIncreasing'
+  | 'Contrast'
+  | 'ContrastIncreasing'
+  | 'Brightness'
+  | 'BrightnessIncreasing'
+  | 'Sharpness'
+  | 'SharpnessIncreasing'
+  | 'ShearX'
+  | 'ShearY'
+  | 'TranslateX'
+  | 'TranslateY'
+  | 'TranslateXRel'
+  | 'TranslateYRel';
 
 export const RAND_TRANSFORMS: readonly AugOpName[] = [
-  'AutoContrast', 'Equalize', 'Invert', 'Rotate', 'Posterize', 'Solarize', 'SolarizeAdd', 'Color', 'Contrast',
-  'Brightness', 'Sharpness', 'ShearX', 'ShearY', 'TranslateXRel', 'TranslateYRel',
+  'AutoContrast',
+  'Equalize',
+  'Invert',
+  'Rotate',
+  'Posterize',
+  'Solarize',
+  'SolarizeAdd',
+  'Color',
+  'Contrast',
+  'Brightness',
+  'Sharpness',
+  'ShearX',
+  'ShearY',
+  'TranslateXRel',
+  'TranslateYRel',
 ];
 export const RAND_INCREASING_TRANSFORMS: readonly AugOpName[] = [
-  'AutoContrast', 'Equalize', 'Invert', 'Rotate', 'PosterizeIncreasing', 'SolarizeIncreasing', 'SolarizeAdd',
-  'ColorIncreasing', 'ContrastIncreasing', 'BrightnessIncreasing', 'SharpnessIncreasing', 'ShearX', 'ShearY',
-  'TranslateXRel', 'TranslateYRel',
+  'AutoContrast',
+  'Equalize',
+  'Invert',
+  'Rotate',
+  'PosterizeIncreasing',
+  'SolarizeIncreasing',
+  'SolarizeAdd',
+  'ColorIncreasing',
+  'ContrastIncreasing',
+  'BrightnessIncreasing',
+  'SharpnessIncreasing',
+  'ShearX',
+  'ShearY',
+  'TranslateXRel',
+  'TranslateYRel',
 ];
 
 /** AutoAugment ImageNet policy (Cubuk et al. 2018), as timm's auto_augment_policy_original. */
 export const IMAGENET_POLICY: readonly (readonly [AugOpName, number, number])[][] = [
-  [['PosterizeOriginal', 0.4, 8], ['Rotate', 0.6, 9]],
-  [['Solarize', 0.6, 5], ['AutoContrast', 0.6, 5]],
-  [['Equalize', 0.8, 8], ['Equalize', 0.6, 3]],
-  [['PosterizeOriginal', 0.6, 7], ['PosterizeOriginal', 0.6, 6]],
-  [['Equalize', 0.4, 7], ['Solarize', 0.2, 4]],
-  [['Equalize', 0.4, 4], ['Rotate', 0.8, 8]],
-  [['Solarize', 0.6, 3], ['Equalize', 0.6, 7]],
-  [['PosterizeOriginal', 0.8, 5], ['Equalize', 1.0, 2]],
-  [['Rotate', 0.2, 3], ['Solarize', 0.6, 8]],
-  [['Equalize', 0.6, 8], ['PosterizeOriginal', 0.4, 6]],
-  [['Rotate', 0.8, 8], ['Color', 0.4, 0]],
-  [['Rotate', 0.4, 9], ['Equalize', 0.6, 2]],
-  [['Equalize', 0.0, 7], ['Equalize', 0.8, 8]],
-  [['Invert', 0.6, 4], ['Equalize', 1.0, 8]],
-  [['Color', 0.6, 4], ['Contrast', 1.0, 8]],
-  [['Rotate', 0.8, 8], ['Color', 1.0, 2]],
-  [['Color', 0.8, 8], ['Solarize', 0.8, 7]],
-  [['Sharpness', 0.4, 7], ['Invert', 0.6, 8]],
-  [['ShearX', 0.6, 5], ['Equalize', 1.0, 9]],
-  [['Color', 0.4, 0], ['Equalize', 0.6, 3]],
-  [['Equalize', 0.4, 7], ['Solarize', 0.2, 4]],
-  [['Solarize', 0.6, 5], ['AutoContrast', 0.6, 5]],
-  [['Invert', 0.6, 4], ['Equalize', 1.0, 8]],
-  [['Color', 0.6, 4], ['Contrast', 1.0, 8]],
-  [['Equalize', 0.8, 8], ['Equalize', 0.6, 3]],
+  [
+    ['PosterizeOriginal', 0.4, 8],
+    ['Rotate', 0.6, 9],
+  ],
+  [
+    ['Solarize', 0.6, 5],
+    ['AutoContrast', 0.6, 5],
+  ],
+  [
+    ['Equalize', 0.8, 8],
+    ['Equalize', 0.6, 3],
+  ],
+  [
+    ['PosterizeOriginal', 0.6, 7],
+    ['PosterizeOriginal', 0.6, 6],
+  ],
+  [
+    ['Equalize', 0.4, 7],
+    ['Solarize', 0.2, 4],
+  ],
+  [
+    ['Equalize', 0.4, 4],
+    ['Rotate', 0.8, 8],
+  ],
+  [
+    ['Solarize', 0.6, 3],
+    ['Equalize', 0.6, 7],
+  ],
+  [
+    ['PosterizeOriginal', 0.8, 5],
+    ['Equalize', 1.0, 2],
+  ],
+  [
+    ['Rotate', 0.2, 3],
+    ['Solarize', 0.6, 8],
+  ],
+  [
+    ['Equalize', 0.6, 8],
+    ['PosterizeOriginal', 0.4, 6],
+  ],
+  [
+    ['Rotate', 0.8, 8],
+    ['Color', 0.4, 0],
+  ],
+  [
+    ['Rotate', 0.4, 9],
+    ['Equalize', 0.6, 2],
+  ],
+  [
+    ['Equalize', 0.0, 7],
+    ['Equalize', 0.8, 8],
+  ],
+  [
+    ['Invert', 0.6, 4],
+    ['Equalize', 1.0, 8],
+  ],
+  [
+    ['Color', 0.6, 4],
+    ['Contrast', 1.0, 8],
+  ],
+  [
+    ['Rotate', 0.8, 8],
+    ['Color', 1.0, 2],
+  ],
+  [
+    ['Color', 0.8, 8],
+    ['Solarize', 0.8, 7],
+  ],
+  [
+    ['Sharpness', 0.4, 7],
+    ['Invert', 0.6, 8],
+  ],
+  [
+    ['ShearX', 0.6, 5],
+    ['Equalize', 1.0, 9],
+  ],
+  [
+    ['Color', 0.4, 0],
+    ['Equalize', 0.6, 3],
+  ],
+  [
+    ['Equalize', 0.4, 7],
+    ['Solarize', 0.2, 4],
+  ],
+  [
+    ['Solarize', 0.6, 5],
+    ['AutoContrast', 0.6, 5],
+  ],
+  [
+    ['Invert', 0.6, 4],
+    ['Equalize', 1.0, 8],
+  ],
+  [
+    ['Color', 0.6, 4],
+    ['Contrast', 1.0, 8],
+  ],
+  [
+    ['Equalize', 0.8, 8],
+    ['Equalize', 0.6, 3],
+  ],
 ];
 
 export interface RandAugmentConfig {
@@ -68,11 +188,18 @@ export interface RandAugmentConfig {
 export function parseRandAugment(s: string): RandAugmentConfig {
   const parts = s.split('-');
   if (parts[0] !== 'rand') throw new Error(`RandAugment config '${s}': must start with 'rand'`);
-  const cfg: RandAugmentConfig = { magnitude: LEVEL_DENOM, numLayers: 2, magnitudeStd: 0, magnitudeMax: LEVEL_DENOM, increasing: false };
+  const cfg: RandAugmentConfig = {
+    magnitude: LEVEL_DENOM,
+    numLayers: 2,
+    magnitudeStd: 0,
+    magnitudeMax: LEVEL_DENOM,
+    increasing: false,
+  };
   for (const p of parts.slice(1)) {
     const m = /^([a-z]+)(\d.*)$/.exec(p);
     if (!m) throw new Error(`RandAugment config '${s}': cannot parse section '${p}'`);
-    const key = m[1]!, v = Number(m[2]);
+    const key = m[1]!,
+      v = Number(m[2]);
     if (!Number.isFinite(v)) throw new Error(`RandAugment config '${s}': bad number in '${p}'`);
     if (key === 'm') cfg.magnitude = Math.trunc(v);
     else if (key === 'n') cfg.numLayers = Math.trunc(v);
@@ -100,26 +227,55 @@ function negate(rng: Rng, v: number): number {
 function levelToArg(rng: Rng, name: AugOpName, level: number, size: [number, number], translateConst: number): number {
   const l = level / LEVEL_DENOM;
   switch (name) {
-    case 'Rotate': return negate(rng, l * 30);
-    case 'Posterize': return Math.trunc(l * 4);
-    case 'PosterizeIncreasing': return 4 - Math.trunc(l * 4);
-    case 'PosterizeOriginal': return Math.trunc(l * 4) + 4;
-    case 'Solarize': return Math.trunc(l * 256);
-    case 'SolarizeIncreasing': return 256 - Math.trunc(l * 256);
-    case 'SolarizeAdd': return Math.trunc(l * 110);
-    case 'Color': case 'Contrast': case 'Brightness': case 'Sharpness': return l * 1.8 + 0.1;
-    case 'ColorIncreasing': case 'ContrastIncreasing': case 'BrightnessIncreasing': case 'SharpnessIncreasing':
+    case 'Rotate':
+      return negate(rng, l * 30);
+    case 'Posterize':
+      return Math.trunc(l * 4);
+    case 'PosterizeIncreasing':
+      return 4 - Math.trunc(l * 4);
+    case 'PosterizeOriginal':
+      return Math.trunc(l * 4) + 4;
+    case 'Solarize':
+      return Math.trunc(l * 256);
+    case 'SolarizeIncreasing':
+      return 256 - Math.trunc(l * 256);
+    case 'SolarizeAdd':
+      return Math.trunc(l * 110);
+    case 'Color':
+    case 'Contrast':
+    case 'Brightness':
+    case 'Sharpness':
+      return l * 1.8 + 0.1;
+    case 'ColorIncreasing':
+    case 'ContrastIncreasing':
+    case 'BrightnessIncreasing':
+    case 'SharpnessIncreasing':
       return Math.max(0.1, 1 + negate(rng, l * 0.9));
-    case 'ShearX': case 'ShearY': return negate(rng, l * 0.3);
-    case 'TranslateX': case 'TranslateY': return negate(rng, l * translateConst);
-    case 'TranslateXRel': return negate(rng, l * 0.45) * size[0];
-    case 'TranslateYRel': return negate(rng, l * 0.45) * size[1];
-    default: return 0;
+    case 'ShearX':
+    case 'ShearY':
+      return negate(rng, l * 0.3);
+    case 'TranslateX':
+    case 'TranslateY':
+      return negate(rng, l * translateConst);
+    case 'TranslateXRel':
+      return negate(rng, l * 0.45) * size[0];
+    case 'TranslateYRel':
+      return negate(rng, l * 0.45) * size[1];
+    default:
+      return 0;
   }
 }
 
 /** timm AugmentOp.__call__ draws: probability gate, magnitude noise, clip, level args. */
-function planOp(rng: Rng, name: AugOpName, prob: number, magnitude: number, std: number, max: number, size: [number, number]): AugStep {
+function planOp(
+  rng: Rng,
+  name: AugOpName,
+  prob: number,
+  magnitude: number,
+  std: number,
+  max: number,
+  size: [number, number],
+): AugStep {
   if (prob < 1 && rng.random() > prob) return { name, applied: false, magnitude, arg: 0 };
   let m = magnitude;
   if (std === Infinity) m = rng.uniform(0, magnitude);
@@ -143,7 +299,8 @@ export function planAutoAugment(rng: Rng, size: [number, number]): AugStep[] {
 function rotateMatrix(w: number, h: number, degrees: number): number[] {
   const angle = -((degrees % 360) * Math.PI) / 180;
   const m = [Math.cos(angle), Math.sin(angle), 0, -Math.sin(angle), Math.cos(angle), 0];
-  const cx = w / 2, cy = h / 2;
+  const cx = w / 2,
+    cy = h / 2;
   m[2] = m[0]! * -cx + m[1]! * -cy + cx;
   m[5] = m[3]! * -cx + m[4]! * -cy + cy;
   return m;
@@ -152,20 +309,44 @@ function rotateMatrix(w: number, h: number, degrees: number): number[] {
 export function applyAugStep(img: RgbImage, s: AugStep, fill: Rgb): RgbImage {
   if (!s.applied) return img;
   switch (s.name) {
-    case 'AutoContrast': return C.autoContrast(img);
-    case 'Equalize': return C.equalize(img);
-    case 'Invert': return C.invert(img);
-    case 'Rotate': return affineBilinear(img, rotateMatrix(img.width, img.height, s.arg), fill);
-    case 'Posterize': case 'PosterizeIncreasing': case 'PosterizeOriginal': return C.posterize(img, s.arg);
-    case 'Solarize': case 'SolarizeIncreasing': return C.solarize(img, s.arg);
-    case 'SolarizeAdd': return C.solarizeAdd(img, s.arg);
-    case 'Color': case 'ColorIncreasing': return C.adjustSaturation(img, s.arg);
-    case 'Contrast': case 'ContrastIncreasing': return C.adjustContrast(img, s.arg);
-    case 'Brightness': case 'BrightnessIncreasing': return C.adjustBrightness(img, s.arg);
-    case 'Sharpness': case 'SharpnessIncreasing': return C.adjustSharpness(img, s.arg);
-    case 'ShearX': return affineBilinear(img, [1, s.arg, 0, 0, 1, 0], fill);
-    case 'ShearY': return affineBilinear(img, [1, 0, 0, s.arg, 1, 0], fill);
-    case 'TranslateX': case 'TranslateXRel': return affineBilinear(img, [1, 0, s.arg, 0, 1, 0], fill);
-    case 'TranslateY': case 'TranslateYRel': return affineBilinear(img, [1, 0, 0, 0, 1, s.arg], fill);
+    case 'AutoContrast':
+      return C.autoContrast(img);
+    case 'Equalize':
+      return C.equalize(img);
+    case 'Invert':
+      return C.invert(img);
+    case 'Rotate':
+      return affineBilinear(img, rotateMatrix(img.width, img.height, s.arg), fill);
+    case 'Posterize':
+    case 'PosterizeIncreasing':
+    case 'PosterizeOriginal':
+      return C.posterize(img, s.arg);
+    case 'Solarize':
+    case 'SolarizeIncreasing':
+      return C.solarize(img, s.arg);
+    case 'SolarizeAdd':
+      return C.solarizeAdd(img, s.arg);
+    case 'Color':
+    case 'ColorIncreasing':
+      return C.adjustSaturation(img, s.arg);
+    case 'Contrast':
+    case 'ContrastIncreasing':
+      return C.adjustContrast(img, s.arg);
+    case 'Brightness':
+    case 'BrightnessIncreasing':
+      return C.adjustBrightness(img, s.arg);
+    case 'Sharpness':
+    case 'SharpnessIncreasing':
+      return C.adjustSharpness(img, s.arg);
+    case 'ShearX':
+      return affineBilinear(img, [1, s.arg, 0, 0, 1, 0], fill);
+    case 'ShearY':
+      return affineBilinear(img, [1, 0, 0, s.arg, 1, 0], fill);
+    case 'TranslateX':
+    case 'TranslateXRel':
+      return affineBilinear(img, [1, 0, s.arg, 0, 1, 0], fill);
+    case 'TranslateY':
+    case 'TranslateYRel':
+      return affineBilinear(img, [1, 0, 0, 0, 1, s.arg], fill);
   }
 }

@@ -57,10 +57,14 @@ export function adjustSaturation(img: RgbImage, f: number): RgbImage {
   const d = img.data;
   const g = 1 - f;
   for (let i = 0; i < d.length; i += 3) {
-    const r = d[i]!, gr = d[i + 1]!, b = d[i + 2]!;
+    const r = d[i]!,
+      gr = d[i + 1]!,
+      b = d[i + 2]!;
     const l = ((r * 19595 + gr * 38470 + b * 7471 + 0x8000) >>> 16) * g;
     // PIL blend: trunc(l + f (v - l)), clipped; Uint8Array stores truncate after the clamp below.
-    const x = l + f * r, y = l + f * gr, z = l + f * b;
+    const x = l + f * r,
+      y = l + f * gr,
+      z = l + f * b;
     d[i] = x <= 0 ? 0 : x >= 255 ? 255 : x;
     d[i + 1] = y <= 0 ? 0 : y >= 255 ? 255 : y;
     d[i + 2] = z <= 0 ? 0 : z >= 255 ? 255 : z;
@@ -74,8 +78,11 @@ export function adjustHue(img: RgbImage, h: number): RgbImage {
   const d = img.data;
   const shift = Math.trunc(h * 255); // torchvision: np_h += np.uint8(hue_factor * 255) (wraps)
   for (let i = 0; i < d.length; i += 3) {
-    const r = d[i]!, g = d[i + 1]!, b = d[i + 2]!;
-    const mx = Math.max(r, g, b), mn = Math.min(r, g, b);
+    const r = d[i]!,
+      g = d[i + 1]!,
+      b = d[i + 2]!;
+    const mx = Math.max(r, g, b),
+      mn = Math.min(r, g, b);
     const v = mx;
     const c = mx - mn;
     let hh = 0;
@@ -95,17 +102,44 @@ export function adjustHue(img: RgbImage, h: number): RgbImage {
     const sf = s / 255;
     const k = Math.floor(hf) % 6;
     const fr = hf - Math.floor(hf);
-    const p = v * (1 - sf), q = v * (1 - sf * fr), t = v * (1 - sf * (1 - fr));
+    const p = v * (1 - sf),
+      q = v * (1 - sf * fr),
+      t = v * (1 - sf * (1 - fr));
     let rr: number, gg: number, bb: number;
     switch (k) {
-      case 0: rr = v; gg = t; bb = p; break;
-      case 1: rr = q; gg = v; bb = p; break;
-      case 2: rr = p; gg = v; bb = t; break;
-      case 3: rr = p; gg = q; bb = v; break;
-      case 4: rr = t; gg = p; bb = v; break;
-      default: rr = v; gg = p; bb = q;
+      case 0:
+        rr = v;
+        gg = t;
+        bb = p;
+        break;
+      case 1:
+        rr = q;
+        gg = v;
+        bb = p;
+        break;
+      case 2:
+        rr = p;
+        gg = v;
+        bb = t;
+        break;
+      case 3:
+        rr = p;
+        gg = q;
+        bb = v;
+        break;
+      case 4:
+        rr = t;
+        gg = p;
+        bb = v;
+        break;
+      default:
+        rr = v;
+        gg = p;
+        bb = q;
     }
-    d[i] = Math.round(rr); d[i + 1] = Math.round(gg); d[i + 2] = Math.round(bb);
+    d[i] = Math.round(rr);
+    d[i + 1] = Math.round(gg);
+    d[i + 2] = Math.round(bb);
   }
   return img;
 }
@@ -143,7 +177,9 @@ function applyLut(img: RgbImage, luts: [Uint8Array, Uint8Array, Uint8Array] | Ui
     return img;
   }
   for (let i = 0; i < d.length; i += 3) {
-    d[i] = l0[d[i]!]!; d[i + 1] = l1[d[i + 1]!]!; d[i + 2] = l2[d[i + 2]!]!;
+    d[i] = l0[d[i]!]!;
+    d[i + 1] = l1[d[i + 1]!]!;
+    d[i + 2] = l2[d[i + 2]!]!;
   }
   return img;
 }
@@ -152,11 +188,23 @@ function histograms(img: RgbImage): [Float64Array, Float64Array, Float64Array] {
   const nat = nativeImage();
   if (nat) {
     const h = nat.histograms(img.data);
-    return [Float64Array.from(h.subarray(0, 256)), Float64Array.from(h.subarray(256, 512)), Float64Array.from(h.subarray(512))];
+    return [
+      Float64Array.from(h.subarray(0, 256)),
+      Float64Array.from(h.subarray(256, 512)),
+      Float64Array.from(h.subarray(512)),
+    ];
   }
-  const hs: [Float64Array, Float64Array, Float64Array] = [new Float64Array(256), new Float64Array(256), new Float64Array(256)];
+  const hs: [Float64Array, Float64Array, Float64Array] = [
+    new Float64Array(256),
+    new Float64Array(256),
+    new Float64Array(256),
+  ];
   const d = img.data;
-  for (let i = 0; i < d.length; i += 3) { hs[0][d[i]!]!++; hs[1][d[i + 1]!]!++; hs[2][d[i + 2]!]!++; }
+  for (let i = 0; i < d.length; i += 3) {
+    hs[0][d[i]!]!++;
+    hs[1][d[i + 1]!]!++;
+    hs[2][d[i + 2]!]!++;
+  }
   return hs;
 }
 
@@ -164,12 +212,20 @@ function histograms(img: RgbImage): [Float64Array, Float64Array, Float64Array] {
 export function autoContrast(img: RgbImage): RgbImage {
   const luts = histograms(img).map((h) => {
     const lut = new Uint8Array(256);
-    let lo = 0; while (lo < 256 && h[lo] === 0) lo++;
-    let hi = 255; while (hi >= 0 && h[hi] === 0) hi--;
-    if (hi <= lo) { for (let i = 0; i < 256; i++) lut[i] = i; return lut; }
+    let lo = 0;
+    while (lo < 256 && h[lo] === 0) lo++;
+    let hi = 255;
+    while (hi >= 0 && h[hi] === 0) hi--;
+    if (hi <= lo) {
+      for (let i = 0; i < 256; i++) lut[i] = i;
+      return lut;
+    }
     const scale = 255 / (hi - lo);
     const offset = -lo * scale;
-    for (let i = 0; i < 256; i++) { const v = Math.trunc(i * scale + offset); lut[i] = v < 0 ? 0 : v > 255 ? 255 : v; }
+    for (let i = 0; i < 256; i++) {
+      const v = Math.trunc(i * scale + offset);
+      lut[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
     return lut;
   }) as [Uint8Array, Uint8Array, Uint8Array];
   return applyLut(img, luts);
@@ -183,9 +239,15 @@ export function equalize(img: RgbImage): RgbImage {
     for (let i = 0; i < 256; i++) if (h[i]! > 0) nz.push(h[i]!);
     let step = 0;
     if (nz.length > 1) step = Math.floor((nz.reduce((a, b) => a + b, 0) - nz[nz.length - 1]!) / 255);
-    if (step === 0) { for (let i = 0; i < 256; i++) lut[i] = i; return lut; }
+    if (step === 0) {
+      for (let i = 0; i < 256; i++) lut[i] = i;
+      return lut;
+    }
     let n = Math.floor(step / 2);
-    for (let i = 0; i < 256; i++) { lut[i] = Math.min(255, Math.floor(n / step)); n += h[i]!; }
+    for (let i = 0; i < 256; i++) {
+      lut[i] = Math.min(255, Math.floor(n / step));
+      n += h[i]!;
+    }
     return lut;
   }) as [Uint8Array, Uint8Array, Uint8Array];
   return applyLut(img, luts);
@@ -235,8 +297,10 @@ export interface ColorJitterPlan {
 /** torchvision ColorJitter.get_params: a random order of the four ops and their factors. */
 export function planColorJitter(rng: Rng, o: ColorJitterOptions): ColorJitterPlan {
   const order = rng.shuffle([0, 1, 2, 3]);
-  const range = (v: number | undefined) => (v && v > 0 ? [Math.max(0, 1 - v), 1 + v] as const : null);
-  const b = range(o.brightness), c = range(o.contrast), s = range(o.saturation);
+  const range = (v: number | undefined) => (v && v > 0 ? ([Math.max(0, 1 - v), 1 + v] as const) : null);
+  const b = range(o.brightness),
+    c = range(o.contrast),
+    s = range(o.saturation);
   const h = o.hue && o.hue > 0 ? ([-o.hue, o.hue] as const) : null;
   return {
     order,

@@ -32,7 +32,16 @@ export interface Dataset {
   skipped?: SkippedEntry[];
 }
 
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif']);
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
+  '.jpg',
+  '.jpeg',
+  '.png',
+  '.webp',
+  '.tif',
+  '.tiff',
+  '.gif',
+  '.avif',
+]);
 
 export function isImageFile(name: string): boolean {
   return IMAGE_EXTENSIONS.has(extname(name).toLowerCase());
@@ -73,8 +82,9 @@ function listDir(dir: string, skipped: SkippedEntry[]): { name: string; isDir: b
   for (const name of readdirSync(dir).sort(compareCodePoints)) {
     if (name.startsWith('.')) continue;
     const e = classifyEntry(join(dir, name));
-    if (e.kind === 'skip') { if (isImageFile(name) || e.skipped.reason !== 'missing') skipped.push(e.skipped); }
-    else out.push({ name, isDir: e.kind === 'dir' });
+    if (e.kind === 'skip') {
+      if (isImageFile(name) || e.skipped.reason !== 'missing') skipped.push(e.skipped);
+    } else out.push({ name, isDir: e.kind === 'dir' });
   }
   return out;
 }
@@ -97,7 +107,8 @@ export interface FolderReadOptions {
  */
 export function readFolderDataset(root: string, opts: FolderReadOptions = {}): Dataset {
   const absRoot = resolve(root);
-  if (!existsSync(absRoot) || !statSync(absRoot).isDirectory()) throw new Error(`dataset folder ${absRoot}: not a folder`);
+  if (!existsSync(absRoot) || !statSync(absRoot).isDirectory())
+    throw new Error(`dataset folder ${absRoot}: not a folder`);
   const skipped: SkippedEntry[] = [];
   const top = listDir(absRoot, skipped).filter((e) => e.isDir);
   // Single-split layout: some top folder contains images directly.
@@ -115,14 +126,21 @@ export function readFolderDataset(root: string, opts: FolderReadOptions = {}): D
   } else {
     const wanted = opts.splits ? new Set(opts.splits) : null;
     for (const s of top) if (!wanted || wanted.has(s.name)) readSplit(join(absRoot, s.name), s.name);
-    if (wanted) for (const w of wanted) if (!top.some((t) => t.name === w)) throw new Error(`dataset folder ${absRoot}: split folder '${w}' not found`);
+    if (wanted)
+      for (const w of wanted)
+        if (!top.some((t) => t.name === w)) throw new Error(`dataset folder ${absRoot}: split folder '${w}' not found`);
   }
-  if (raw.length === 0) throw new Error(`dataset folder ${absRoot}: no images found (expected root/<split>/<class>/<image>)`);
+  if (raw.length === 0)
+    throw new Error(`dataset folder ${absRoot}: no images found (expected root/<split>/<class>/<image>)`);
   const ds = finish(absRoot, raw);
   return skipped.length ? { ...ds, skipped } : ds;
 }
 
-function finish(root: string, raw: { path: string; cls: string; split: string }[], classNames?: Iterable<string>): Dataset {
+function finish(
+  root: string,
+  raw: { path: string; cls: string; split: string }[],
+  classNames?: Iterable<string>,
+): Dataset {
   const classes = buildClassIndex(classNames ?? raw.map((r) => r.cls));
   const idx = new Map(classes.map((c, i) => [c, i]));
   const samples = raw.map((r) => {
@@ -145,18 +163,27 @@ export function parseCsv(text: string): string[][] {
     const ch = text[i]!;
     if (quoted) {
       if (ch === '"') {
-        if (text[i + 1] === '"') { field += '"'; i++; } else quoted = false;
+        if (text[i + 1] === '"') {
+          field += '"';
+          i++;
+        } else quoted = false;
       } else field += ch;
     } else if (ch === '"') quoted = true;
-    else if (ch === ',') { row.push(field); field = ''; }
-    else if (ch === '\n' || ch === '\r') {
+    else if (ch === ',') {
+      row.push(field);
+      field = '';
+    } else if (ch === '\n' || ch === '\r') {
       if (ch === '\r' && text[i + 1] === '\n') i++;
-      row.push(field); field = '';
+      row.push(field);
+      field = '';
       if (row.length > 1 || row[0] !== '') rows.push(row);
       row = [];
     } else field += ch;
   }
-  if (field !== '' || row.length > 0) { row.push(field); rows.push(row); }
+  if (field !== '' || row.length > 0) {
+    row.push(field);
+    rows.push(row);
+  }
   return rows;
 }
 
@@ -191,10 +218,16 @@ export function readManifestDataset(dir: string, opts: ManifestReadOptions = {})
   for (const [k, r] of rows.slice(1).entries()) {
     const name = r[nameCol]?.trim();
     const id = Number(r[idCol]);
-    if (!name || !Number.isInteger(id)) throw new Error(`${classesPath}:${k + 2}: expected a class name and an integer id`);
+    if (!name || !Number.isInteger(id))
+      throw new Error(`${classesPath}:${k + 2}: expected a class name and an integer id`);
     idToName.set(id, name.normalize('NFC'));
   }
-  const splits = opts.splits ?? readdirSync(d).filter((f) => f.endsWith('.txt')).map((f) => basename(f, '.txt')).sort(compareCodePoints);
+  const splits =
+    opts.splits ??
+    readdirSync(d)
+      .filter((f) => f.endsWith('.txt'))
+      .map((f) => basename(f, '.txt'))
+      .sort(compareCodePoints);
   const raw: { path: string; cls: string; split: string }[] = [];
   for (const split of splits) {
     const file = join(d, `${split}.txt`);
@@ -206,7 +239,8 @@ export function readManifestDataset(dir: string, opts: ManifestReadOptions = {})
       const parts = (parseCsv(line)[0] ?? []).map((p) => p.trim());
       const id = Number(parts[1]);
       const cls = idToName.get(id);
-      if (parts.length < 2 || !parts[0] || cls === undefined) throw new Error(`${file}:${n + 1}: expected 'path, class_id' with a class id from ${cf}, got '${line}'`);
+      if (parts.length < 2 || !parts[0] || cls === undefined)
+        throw new Error(`${file}:${n + 1}: expected 'path, class_id' with a class id from ${cf}, got '${line}'`);
       raw.push({ path: toPosix(relative(d, resolve(d, parts[0]))), cls, split });
     });
   }
@@ -226,11 +260,16 @@ export function readGoodsrecManifest(file: string): Dataset {
   let classNames: string[] | undefined;
   if (extname(f).toLowerCase() === '.json') {
     let obj: unknown;
-    try { obj = JSON.parse(text); } catch (e) { throw new Error(`${f}: invalid JSON (${(e as Error).message})`); }
+    try {
+      obj = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${f}: invalid JSON (${(e as Error).message})`);
+    }
     const o = obj as { classes?: unknown; samples?: unknown };
     if (!o || !Array.isArray(o.samples)) throw new Error(`${f}: expected an object with a 'samples' array`);
     if (o.classes !== undefined) {
-      if (!Array.isArray(o.classes) || !o.classes.every((c) => typeof c === 'string')) throw new Error(`${f}: 'classes' must be an array of strings`);
+      if (!Array.isArray(o.classes) || !o.classes.every((c) => typeof c === 'string'))
+        throw new Error(`${f}: 'classes' must be an array of strings`);
       classNames = (o.classes as string[]).map((c) => c.normalize('NFC'));
     }
     o.samples.forEach((s: unknown, i: number) => {
@@ -247,7 +286,8 @@ export function readGoodsrecManifest(file: string): Dataset {
     const pc = header.indexOf('path');
     const cc = header.indexOf('class');
     const sc = header.indexOf('split');
-    if (pc < 0 || cc < 0) throw new Error(`${f}: CSV header must name 'path' and 'class' columns (and optionally 'split')`);
+    if (pc < 0 || cc < 0)
+      throw new Error(`${f}: CSV header must name 'path' and 'class' columns (and optionally 'split')`);
     rows.slice(1).forEach((r, i) => {
       const p = r[pc]?.trim();
       const c = r[cc]?.trim();
@@ -257,7 +297,8 @@ export function readGoodsrecManifest(file: string): Dataset {
   }
   if (classNames) {
     const known = new Set(classNames);
-    for (const r of raw) if (!known.has(r.cls)) throw new Error(`${f}: class '${r.cls}' of ${r.path} is not in 'classes'`);
+    for (const r of raw)
+      if (!known.has(r.cls)) throw new Error(`${f}: class '${r.cls}' of ${r.path} is not in 'classes'`);
   }
   return finish(root, raw, classNames);
 }
@@ -268,7 +309,8 @@ export function loadDataset(path: string, opts: { splits?: string[] } = {}): Dat
   if (!existsSync(p)) throw new Error(`dataset ${p}: not found`);
   let ds: Dataset;
   if (statSync(p).isFile()) ds = readGoodsrecManifest(p);
-  else if (existsSync(join(p, 'classes.csv')) || existsSync(join(p, 'dataset', 'classes.csv'))) return readManifestDataset(p, opts);
+  else if (existsSync(join(p, 'classes.csv')) || existsSync(join(p, 'dataset', 'classes.csv')))
+    return readManifestDataset(p, opts);
   else return readFolderDataset(p, opts);
   return opts.splits ? selectSplits(ds, opts.splits) : ds;
 }

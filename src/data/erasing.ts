@@ -6,7 +6,12 @@
  */
 import type { Rng } from '../util/rng.js';
 
-export interface Rect { top: number; left: number; h: number; w: number }
+export interface Rect {
+  top: number;
+  left: number;
+  h: number;
+  w: number;
+}
 
 export interface RandomErasingOptions {
   /** Probability of erasing at all (timm default 0.5). */
@@ -21,7 +26,10 @@ export interface RandomErasingOptions {
   count?: [number, number];
 }
 
-export interface ErasePlan { rects: Rect[]; mode: 'const' | 'rand' | 'pixel' }
+export interface ErasePlan {
+  rects: Rect[];
+  mode: 'const' | 'rand' | 'pixel';
+}
 
 /** timm RandomErasing._erase draws. Returns no rectangles when the probability gate says no. */
 export function planRandomErasing(rng: Rng, o: RandomErasingOptions, h: number, w: number): ErasePlan {
@@ -35,7 +43,8 @@ export function planRandomErasing(rng: Rng, o: RandomErasingOptions, h: number, 
   if (rng.random() > p) return { rects, mode };
   const area = h * w;
   const count = minC === maxC ? minC : rng.int(minC, maxC + 1);
-  const lo = Math.log(minR), hi = Math.log(maxR);
+  const lo = Math.log(minR),
+    hi = Math.log(maxR);
   for (let n = 0; n < count; n++) {
     for (let attempt = 0; attempt < 10; attempt++) {
       const target = (rng.uniform(minA, maxA) * area) / count;
@@ -56,16 +65,26 @@ export function planCutout(rng: Rng, length: number, holes: number, h: number, w
   const rects: Rect[] = [];
   const half = Math.floor(length / 2);
   for (let i = 0; i < holes; i++) {
-    const y = rng.int(0, h), x = rng.int(0, w);
-    const y1 = Math.min(Math.max(y - half, 0), h), y2 = Math.min(Math.max(y + half, 0), h);
-    const x1 = Math.min(Math.max(x - half, 0), w), x2 = Math.min(Math.max(x + half, 0), w);
+    const y = rng.int(0, h),
+      x = rng.int(0, w);
+    const y1 = Math.min(Math.max(y - half, 0), h),
+      y2 = Math.min(Math.max(y + half, 0), h);
+    const x1 = Math.min(Math.max(x - half, 0), w),
+      x2 = Math.min(Math.max(x + half, 0), w);
     rects.push({ top: y1, left: x1, h: y2 - y1, w: x2 - x1 });
   }
   return rects;
 }
 
 /** Fills rectangles of a normalised float32 CHW image. */
-export function eraseFloatChw(data: Float32Array, h: number, w: number, rects: Rect[], mode: 'const' | 'rand' | 'pixel', rng: Rng): void {
+export function eraseFloatChw(
+  data: Float32Array,
+  h: number,
+  w: number,
+  rects: Rect[],
+  mode: 'const' | 'rand' | 'pixel',
+  rng: Rng,
+): void {
   const plane = h * w;
   for (const r of rects) {
     for (let c = 0; c < 3; c++) {
@@ -79,7 +98,15 @@ export function eraseFloatChw(data: Float32Array, h: number, w: number, rects: R
 }
 
 /** Same on an 8-bit HWC image that is normalised later with mean/std (in 0..1 units). */
-export function eraseUint8Hwc(data: Uint8Array, w: number, rects: Rect[], mode: 'const' | 'rand' | 'pixel', rng: Rng, mean: readonly number[], std: readonly number[]): void {
+export function eraseUint8Hwc(
+  data: Uint8Array,
+  w: number,
+  rects: Rect[],
+  mode: 'const' | 'rand' | 'pixel',
+  rng: Rng,
+  mean: readonly number[],
+  std: readonly number[],
+): void {
   const to8 = (c: number, z: number) => {
     const v = Math.round((mean[c]! + std[c]! * z) * 255);
     return v < 0 ? 0 : v > 255 ? 255 : v;

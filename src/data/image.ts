@@ -44,7 +44,10 @@ export interface DecodeOptions {
    * Faster than decoding at full size, but not bit-equal to PIL.
    */
   resize?: {
-    width: number; height: number; fit: 'fill' | 'contain'; background: readonly [number, number, number];
+    width: number;
+    height: number;
+    fit: 'fill' | 'contain';
+    background: readonly [number, number, number];
     /** libvips kernel (default linear). */
     kernel?: 'linear' | 'cubic';
   };
@@ -54,9 +57,22 @@ function classify(path: string, err: unknown): BadImageError {
   const msg = err instanceof Error ? err.message : String(err);
   const m = msg.toLowerCase();
   let reason: BadFileReason = 'corrupt';
-  if (m.includes('unsupported image format') || m.includes('not a known file format') || m.includes('bad seek') && m.includes('header')) reason = 'not-an-image';
+  if (
+    m.includes('unsupported image format') ||
+    m.includes('not a known file format') ||
+    (m.includes('bad seek') && m.includes('header'))
+  )
+    reason = 'not-an-image';
   else if (m.includes('pixel limit')) reason = 'too-large';
-  else if (m.includes('premature end') || m.includes('truncated') || m.includes('unexpected end') || m.includes('not enough data') || m.includes('read error') || m.includes('end of stream')) reason = 'truncated';
+  else if (
+    m.includes('premature end') ||
+    m.includes('truncated') ||
+    m.includes('unexpected end') ||
+    m.includes('not enough data') ||
+    m.includes('read error') ||
+    m.includes('end of stream')
+  )
+    reason = 'truncated';
   return new BadImageError(path, reason, msg.split('\n')[0]!);
 }
 
@@ -74,12 +90,20 @@ export async function readImageFile(path: string): Promise<Buffer> {
       : openSync(path, OPEN_FLAGS);
     const st = fstatSync(fd);
     if (!st.isFile()) {
-      const what = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a named pipe' : st.isSocket() ? 'a socket' : 'not a regular file';
+      const what = st.isDirectory()
+        ? 'a folder'
+        : st.isFIFO()
+          ? 'a named pipe'
+          : st.isSocket()
+            ? 'a socket'
+            : 'not a regular file';
       throw new BadImageError(path, 'unreadable', `${what}, not a file`);
     }
     if ((st.mode & 0o444) === 0) throw new BadImageError(path, 'unreadable', 'no read permission (mode 000)');
     const f = fd;
-    const buf = isMainThread ? await new Promise<Buffer>((res, rej) => readFile(f, (e, b) => (e ? rej(e) : res(b)))) : readFileSync(f);
+    const buf = isMainThread
+      ? await new Promise<Buffer>((res, rej) => readFile(f, (e, b) => (e ? rej(e) : res(b))))
+      : readFileSync(f);
     if (buf.length === 0) throw new BadImageError(path, 'empty', '0 bytes');
     return buf;
   } catch (e) {
@@ -95,12 +119,22 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 
 /** Builds the sharp pipeline that yields 8-bit sRGB, 3 channels. */
 function rgbPipeline(input: Buffer, opts: DecodeOptions): Sharp {
-  let s = sharp(input, { failOn: 'error', limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS, autoOrient: true, sequentialRead: true });
-  if (opts.alpha === 'black' || opts.alpha === 'white') s = s.flatten({ background: opts.alpha === 'black' ? '#000000' : '#ffffff' });
+  let s = sharp(input, {
+    failOn: 'error',
+    limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
+    autoOrient: true,
+    sequentialRead: true,
+  });
+  if (opts.alpha === 'black' || opts.alpha === 'white')
+    s = s.flatten({ background: opts.alpha === 'black' ? '#000000' : '#ffffff' });
   s = s.removeAlpha().toColourspace('srgb');
   if (opts.resize) {
     const [r, g, b] = opts.resize.background;
-    s = s.resize(opts.resize.width, opts.resize.height, { fit: opts.resize.fit, kernel: opts.resize.kernel ?? 'linear', background: { r, g, b, alpha: 1 } });
+    s = s.resize(opts.resize.width, opts.resize.height, {
+      fit: opts.resize.fit,
+      kernel: opts.resize.kernel ?? 'linear',
+      background: { r, g, b, alpha: 1 },
+    });
   }
   return s;
 }
@@ -127,7 +161,11 @@ export async function decodeBuffer(input: Buffer, path: string, opts: DecodeOpti
  * 1/scaleDenom. Null when the addon is unavailable, the data is not a plain 8-bit JPEG, or libjpeg
  * complains in any way: the caller then uses sharp, which classifies bad files.
  */
-export function decodeJpegNative(input: Uint8Array, scaleDenom: 1 | 2 | 4 | 8, maxPixels = DEFAULT_MAX_PIXELS): RgbImage | null {
+export function decodeJpegNative(
+  input: Uint8Array,
+  scaleDenom: 1 | 2 | 4 | 8,
+  maxPixels = DEFAULT_MAX_PIXELS,
+): RgbImage | null {
   const nat = nativeImage();
   if (!nat || !looksLikeJpeg(input)) return null;
   const r = nat.decodeJpeg(input, scaleDenom, maxPixels);
@@ -165,8 +203,14 @@ export function imageSizeFromHeader(b: Uint8Array): { width: number; height: num
   while (p + 9 < b.length) {
     if (b[p] !== 0xff) return null;
     const m = b[p + 1]!;
-    if (m === 0xff) { p++; continue; }
-    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) { p += 2; continue; }
+    if (m === 0xff) {
+      p++;
+      continue;
+    }
+    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
+      p += 2;
+      continue;
+    }
     const len = (b[p + 2]! << 8) | b[p + 3]!;
     if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
       return { height: (b[p + 5]! << 8) | b[p + 6]!, width: (b[p + 7]! << 8) | b[p + 8]! };
@@ -184,9 +228,14 @@ export async function probeImage(input: Buffer, path: string, maxPixels = DEFAUL
     if (m.width * m.height > maxPixels) throw new Error(`Input image exceeds pixel limit (${m.width}x${m.height})`);
     const swap = (m.orientation ?? 1) >= 5;
     return {
-      width: m.width, height: m.height, format: m.format,
-      orientedWidth: swap ? m.height : m.width, orientedHeight: swap ? m.width : m.height,
-      channels: m.channels ?? 0, space: m.space ?? 'unknown', depth: m.depth ?? 'unknown',
+      width: m.width,
+      height: m.height,
+      format: m.format,
+      orientedWidth: swap ? m.height : m.width,
+      orientedHeight: swap ? m.width : m.height,
+      channels: m.channels ?? 0,
+      space: m.space ?? 'unknown',
+      depth: m.depth ?? 'unknown',
     };
   } catch (e) {
     throw classify(path, e);

@@ -13,7 +13,13 @@ import { resolveSamplePath, type Dataset } from './dataset.js';
 import { BadImageError, type BadFileReason } from './image.js';
 import { processSample, type BatchSlot, type SharedImage } from './sample.js';
 import { shardLength, shardOrder, type Shard } from './shard.js';
-import { decodePrefixLength, deterministicPrefixLength, pipelineOutputSize, validatePipeline, type PipelineConfig } from './transforms.js';
+import {
+  decodePrefixLength,
+  deterministicPrefixLength,
+  pipelineOutputSize,
+  validatePipeline,
+  type PipelineConfig,
+} from './transforms.js';
 
 export interface Batch {
   /**
@@ -30,9 +36,17 @@ export interface Batch {
   step: number;
 }
 
-export interface LoaderState { epoch: number; step: number }
+export interface LoaderState {
+  epoch: number;
+  step: number;
+}
 
-export interface BadFileRecord { path: string; reason: BadFileReason; message: string; epoch: number }
+export interface BadFileRecord {
+  path: string;
+  reason: BadFileReason;
+  message: string;
+  epoch: number;
+}
 
 export interface DataLoaderOptions {
   /** The samples to load (select the split first). */
@@ -90,7 +104,9 @@ export interface WorkerResult {
   error?: { reason: string; message: string; bad: boolean };
 }
 
-interface Pending { resolve: (r: WorkerResult) => void }
+interface Pending {
+  resolve: (r: WorkerResult) => void;
+}
 
 class WorkerPool {
   private workers: { w: Worker; busy: number }[] = [];
@@ -99,12 +115,19 @@ class WorkerPool {
   private queue: { job: Omit<WorkerJob, 'id'>; resolve: (r: WorkerResult) => void }[] = [];
   private failure: Error | null = null;
 
-  constructor(n: number, private perWorker: number, pipeline: PipelineConfig, prefixLen: number) {
+  constructor(
+    n: number,
+    private perWorker: number,
+    pipeline: PipelineConfig,
+    prefixLen: number,
+  ) {
     for (let i = 0; i < n; i++) {
       const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { pipeline, prefixLen } });
       w.on('message', (r: WorkerResult) => this.onResult(i, r));
       w.on('error', (e) => this.onFailure(e));
-      w.on('exit', (code) => { if (code !== 0) this.onFailure(new Error(`data worker exited with code ${code}`)); });
+      w.on('exit', (code) => {
+        if (code !== 0) this.onFailure(new Error(`data worker exited with code ${code}`));
+      });
       w.unref();
       this.workers.push({ w, busy: 0 });
     }
@@ -112,8 +135,12 @@ class WorkerPool {
 
   private onFailure(e: Error): void {
     this.failure = e;
-    for (const [id, p] of this.pending) { this.pending.delete(id); p.resolve({ id, error: { reason: 'error', message: e.message, bad: false } }); }
-    for (const q of this.queue.splice(0)) q.resolve({ id: 0, error: { reason: 'error', message: e.message, bad: false } });
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.resolve({ id, error: { reason: 'error', message: e.message, bad: false } });
+    }
+    for (const q of this.queue.splice(0))
+      q.resolve({ id: 0, error: { reason: 'error', message: e.message, bad: false } });
   }
 
   private onResult(i: number, r: WorkerResult): void {
@@ -160,7 +187,11 @@ class WorkerPool {
 }
 
 /** A processed sample: in its batch slot (`data` null) or in its own array. */
-interface SampleResult { data: Float32Array | Uint8Array | null; width: number; height: number }
+interface SampleResult {
+  data: Float32Array | Uint8Array | null;
+  width: number;
+  height: number;
+}
 
 export class DataLoader implements AsyncIterable<Batch> {
   readonly dataset: Dataset;
@@ -171,7 +202,12 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly seed: number;
   /** Bad files met so far (each path once per epoch). */
   readonly badFiles: BadFileRecord[] = [];
-  private readonly opts: Required<Pick<DataLoaderOptions, 'sampler' | 'dropLast' | 'workers' | 'perWorker' | 'prefetch' | 'onBadFile' | 'cacheBytes' | 'reuseBuffers'>>;
+  private readonly opts: Required<
+    Pick<
+      DataLoaderOptions,
+      'sampler' | 'dropLast' | 'workers' | 'perWorker' | 'prefetch' | 'onBadFile' | 'cacheBytes' | 'reuseBuffers'
+    >
+  >;
   /** Batch buffers handed back by the consumer (reuseBuffers). */
   private freeBuffers: SharedArrayBuffer[] = [];
   private pos: LoaderState;
@@ -185,8 +221,10 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   constructor(o: DataLoaderOptions) {
     validatePipeline(o.pipeline);
-    if (!(Number.isInteger(o.batchSize) && o.batchSize > 0)) throw new Error(`Expected a positive integer for batchSize but received ${o.batchSize}`);
-    if (o.dataset.samples.length === 0) throw new Error('DataLoader: the dataset has no samples (check the split name)');
+    if (!(Number.isInteger(o.batchSize) && o.batchSize > 0))
+      throw new Error(`Expected a positive integer for batchSize but received ${o.batchSize}`);
+    if (o.dataset.samples.length === 0)
+      throw new Error('DataLoader: the dataset has no samples (check the split name)');
     this.dataset = o.dataset;
     this.pipeline = o.pipeline;
     this.batchSize = o.batchSize;
@@ -210,7 +248,9 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.prefixLen = this.opts.cacheBytes > 0 ? deterministicPrefixLength(o.pipeline) : decodePrefixLength(o.pipeline);
     this.outputSize = pipelineOutputSize(o.pipeline);
     this.byClass = [];
-    o.dataset.samples.forEach((s, i) => { (this.byClass[s.label] ??= []).push(i); });
+    o.dataset.samples.forEach((s, i) => {
+      (this.byClass[s.label] ??= []).push(i);
+    });
   }
 
   /** Batches per epoch. */
@@ -227,8 +267,18 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   /** Moves to a position (e.g. from a checkpoint); the next iteration starts there. */
   setState(s: LoaderState): void {
-    if (!(Number.isInteger(s.epoch) && s.epoch >= 0 && Number.isInteger(s.step) && s.step >= 0 && s.step <= this.stepsPerEpoch)) {
-      throw new Error(`DataLoader.setState: invalid position ${JSON.stringify(s)} (steps per epoch: ${this.stepsPerEpoch})`);
+    if (
+      !(
+        Number.isInteger(s.epoch) &&
+        s.epoch >= 0 &&
+        Number.isInteger(s.step) &&
+        s.step >= 0 &&
+        s.step <= this.stepsPerEpoch
+      )
+    ) {
+      throw new Error(
+        `DataLoader.setState: invalid position ${JSON.stringify(s)} (steps per epoch: ${this.stepsPerEpoch})`,
+      );
     }
     this.pos = { ...s };
   }
@@ -277,7 +327,12 @@ export class DataLoader implements AsyncIterable<Batch> {
         this.pos = b.step + 1 >= steps ? { epoch: epoch + 1, step: 0 } : { epoch, step: b.step + 1 };
         yield b;
         // The consumer asked for the next batch: with reuseBuffers, this one's buffer is free again.
-        if (this.opts.reuseBuffers && b.data.buffer instanceof SharedArrayBuffer && this.freeBuffers.length <= ahead + 1) this.freeBuffers.push(b.data.buffer);
+        if (
+          this.opts.reuseBuffers &&
+          b.data.buffer instanceof SharedArrayBuffer &&
+          this.freeBuffers.length <= ahead + 1
+        )
+          this.freeBuffers.push(b.data.buffer);
       }
     } finally {
       // A consumer that stops early leaves outstanding batches; they finish and are dropped.
@@ -293,7 +348,12 @@ export class DataLoader implements AsyncIterable<Batch> {
     return deriveSeed(this.seed, epoch, position, index);
   }
 
-  private async loadSample(epoch: number, position: number, index: number, slot: BatchSlot | null): Promise<SampleResult | null> {
+  private async loadSample(
+    epoch: number,
+    position: number,
+    index: number,
+    slot: BatchSlot | null,
+  ): Promise<SampleResult | null> {
     const s = this.dataset.samples[index]!;
     const path = resolveSamplePath(this.dataset, s);
     const seed = this.sampleSeed(epoch, position, index);
@@ -301,7 +361,13 @@ export class DataLoader implements AsyncIterable<Batch> {
     const wantPrefix = !cached && this.opts.cacheBytes > 0 && this.cacheUsed < this.opts.cacheBytes;
     if (this.opts.workers > 0) {
       this.pool ??= new WorkerPool(this.opts.workers, this.opts.perWorker, this.pipeline, this.prefixLen);
-      const r = await this.pool.run({ path, seed, wantPrefix, ...(cached ? { cached } : {}), ...(slot ? { into: slot } : {}) });
+      const r = await this.pool.run({
+        path,
+        seed,
+        wantPrefix,
+        ...(cached ? { cached } : {}),
+        ...(slot ? { into: slot } : {}),
+      });
       if (r.error) {
         if (r.error.bad) return this.bad(path, r.error.reason as BadFileReason, r.error.message, epoch);
         throw new Error(`data worker failed on ${path}: ${r.error.message}`);
@@ -311,7 +377,14 @@ export class DataLoader implements AsyncIterable<Batch> {
     }
     // Main-thread path: the same code the workers run.
     try {
-      const r = await processSample(this.pipeline, { path, seed, prefixLen: this.prefixLen, cached, wantPrefix, slot: slot ?? undefined });
+      const r = await processSample(this.pipeline, {
+        path,
+        seed,
+        prefixLen: this.prefixLen,
+        cached,
+        wantPrefix,
+        slot: slot ?? undefined,
+      });
       if (r.prefix) this.remember(index, r.prefix);
       return { data: r.inSlot ? null : r.out.data, width: r.out.width, height: r.out.height };
     } catch (e) {
@@ -329,7 +402,8 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   private bad(path: string, reason: BadFileReason, message: string, epoch: number): null {
     if (this.opts.onBadFile === 'fail') throw new BadImageError(path, reason, message);
-    if (!this.badFiles.some((b) => b.path === path && b.epoch === epoch)) this.badFiles.push({ path, reason, message, epoch });
+    if (!this.badFiles.some((b) => b.path === path && b.epoch === epoch))
+      this.badFiles.push({ path, reason, message, epoch });
     return null;
   }
 
@@ -340,22 +414,35 @@ export class DataLoader implements AsyncIterable<Batch> {
     const fixedPer = fixed ? fixed[0] * fixed[1] * 3 : 0;
     const sab = fixed ? this.batchBuffer(ids.length * fixedPer * (uint8 ? 1 : 4)) : null;
     const batchView = sab ? (uint8 ? new Uint8Array(sab) : new Float32Array(sab)) : null;
-    const slotOf = (k: number): BatchSlot | null => (sab ? { buffer: sab, offset: k * fixedPer, length: fixedPer } : null);
-    const results = await Promise.all(Array.from(ids, (idx, k) => this.loadSample(epoch, firstPos + k, idx, slotOf(k))));
+    const slotOf = (k: number): BatchSlot | null =>
+      sab ? { buffer: sab, offset: k * fixedPer, length: fixedPer } : null;
+    const results = await Promise.all(
+      Array.from(ids, (idx, k) => this.loadSample(epoch, firstPos + k, idx, slotOf(k))),
+    );
     const keep: number[] = [];
-    results.forEach((r, k) => { if (r) keep.push(k); });
+    results.forEach((r, k) => {
+      if (r) keep.push(k);
+    });
     const first = keep.length ? results[keep[0]!]! : null;
-    const w = first?.width ?? 0, h = first?.height ?? 0;
+    const w = first?.width ?? 0,
+      h = first?.height ?? 0;
     const per = w * h * 3;
-    if (batchView && per !== fixedPer && keep.length) throw new Error(`internal: pipeline output ${w}x${h} differs from its fixed size ${fixed![1]}x${fixed![0]}`);
-    const data = batchView ? batchView.subarray(0, keep.length * per) : uint8 ? new Uint8Array(keep.length * per) : new Float32Array(keep.length * per);
+    if (batchView && per !== fixedPer && keep.length)
+      throw new Error(`internal: pipeline output ${w}x${h} differs from its fixed size ${fixed![1]}x${fixed![0]}`);
+    const data = batchView
+      ? batchView.subarray(0, keep.length * per)
+      : uint8
+        ? new Uint8Array(keep.length * per)
+        : new Float32Array(keep.length * per);
     const labels = new Int32Array(keep.length);
     const indices = new Int32Array(keep.length);
     keep.forEach((k, j) => {
       const r = results[k]!;
       const idx = ids[k]!;
       if (r.width !== w || r.height !== h) {
-        throw new Error(`pipeline output sizes differ within a batch: ${resolveSamplePath(this.dataset, this.dataset.samples[idx]!)} gave ${r.width}x${r.height}, expected ${w}x${h}; end the pipeline with a fixed-size crop or resize`);
+        throw new Error(
+          `pipeline output sizes differ within a batch: ${resolveSamplePath(this.dataset, this.dataset.samples[idx]!)} gave ${r.width}x${r.height}, expected ${w}x${h}; end the pipeline with a fixed-size crop or resize`,
+        );
       }
       if (r.data) (data as Float32Array).set(r.data as Float32Array, j * per);
       else if (k !== j) batchView!.copyWithin(j * per, k * per, (k + 1) * per); // close the gap left by a bad file

@@ -12,7 +12,13 @@ import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { packageRoot } from '../util/version.js';
 
-export interface JpegHeaderInfo { width: number; height: number; components: number; orientation: number; supported: boolean }
+export interface JpegHeaderInfo {
+  width: number;
+  height: number;
+  components: number;
+  orientation: number;
+  supported: boolean;
+}
 
 export type NativeDecodeResult =
   | { status: 'ok'; data: Uint8Array; width: number; height: number }
@@ -35,13 +41,40 @@ export interface NativeImage {
    * result is the window, pixel for pixel what a full decode gives there. With `resample`
    * [outW, outH, x, y], the result is the window resampled (see `resample`).
    */
-  decodeJpeg(buf: Uint8Array, scaleDenom: number, maxPixels: number, window?: JpegWindow | null, resample?: readonly [number, number, ResampleAxis, ResampleAxis]): NativeDecodeResult;
+  decodeJpeg(
+    buf: Uint8Array,
+    scaleDenom: number,
+    maxPixels: number,
+    window?: JpegWindow | null,
+    resample?: readonly [number, number, ResampleAxis, ResampleAxis],
+  ): NativeDecodeResult;
   /** PIL's bilinear resample (see resample.ts); with `resample` on decodeJpeg the decoded pixels never reach JS. */
-  resample(src: Uint8Array, width: number, height: number, outW: number, outH: number, x: ResampleAxis, y: ResampleAxis): { data: Uint8Array; width: number; height: number };
+  resample(
+    src: Uint8Array,
+    width: number,
+    height: number,
+    outW: number,
+    outH: number,
+    x: ResampleAxis,
+    y: ResampleAxis,
+  ): { data: Uint8Array; width: number; height: number };
   /** In place; order holds op ids (0 brightness, 1 contrast, 2 saturation, 3 hue); NaN skips a factor. */
-  colorJitter(data: Uint8Array, order: readonly number[], brightness: number, contrast: number, saturation: number, hue: number): void;
+  colorJitter(
+    data: Uint8Array,
+    order: readonly number[],
+    brightness: number,
+    contrast: number,
+    saturation: number,
+    hue: number,
+  ): void;
   /** PIL's bilinear affine transform (resample.ts affineBilinear); a new image of the same size. */
-  affine(src: Uint8Array, width: number, height: number, matrix: readonly number[], fill: readonly number[]): Uint8Array;
+  affine(
+    src: Uint8Array,
+    width: number,
+    height: number,
+    matrix: readonly number[],
+    fill: readonly number[],
+  ): Uint8Array;
   /** PIL ImageEnhance.Sharpness, in place. */
   sharpness(data: Uint8Array, width: number, height: number, factor: number): void;
   /** data[i] = lut[i % 3][data[i]], in place; each table has 256 entries. */
@@ -49,7 +82,15 @@ export interface NativeImage {
   /** Per-channel histograms: channel c's count of value v at c * 256 + v. */
   histograms(data: Uint8Array): Uint32Array;
   /** Into `out` when given (its length must be width * height * 3), else into a new array. */
-  toFloatChw(src: Uint8Array, width: number, height: number, mean: readonly number[], std: readonly number[], flip: boolean, out?: Float32Array): Float32Array;
+  toFloatChw(
+    src: Uint8Array,
+    width: number,
+    height: number,
+    mean: readonly number[],
+    std: readonly number[],
+    flip: boolean,
+    out?: Float32Array,
+  ): Float32Array;
 }
 
 let loaded: NativeImage | null | undefined;
@@ -59,16 +100,26 @@ function load(): NativeImage | null {
   const root = packageRoot();
   // GOODSREC_ADDON_DIR (e.g. the sanitizer build, scripts/fuzz) is the only place looked in when set.
   const dir = process.env['GOODSREC_ADDON_DIR'];
-  if (dir && !existsSync(join(dir, 'goodsrec_image.node'))) throw new Error(`GOODSREC_ADDON_DIR=${dir} has no goodsrec_image.node`);
-  const found = (dir ? [join(dir, 'goodsrec_image.node')]
-    : [join(root, 'build', 'Release', 'goodsrec_image.node'), join(root, 'build', 'Debug', 'goodsrec_image.node')]).find((p) => existsSync(p));
+  if (dir && !existsSync(join(dir, 'goodsrec_image.node')))
+    throw new Error(`GOODSREC_ADDON_DIR=${dir} has no goodsrec_image.node`);
+  const found = (
+    dir
+      ? [join(dir, 'goodsrec_image.node')]
+      : [join(root, 'build', 'Release', 'goodsrec_image.node'), join(root, 'build', 'Debug', 'goodsrec_image.node')]
+  ).find((p) => existsSync(p));
   try {
     if (found) return createRequire(import.meta.url)(found) as NativeImage;
   } catch (e) {
-    if (isMainThread) process.emitWarning(`goodsrec: cannot load ${found} (${(e as Error).message}); images are decoded with sharp and transformed in TypeScript, which is slower. Rebuild with \`npm run setup\`.`);
+    if (isMainThread)
+      process.emitWarning(
+        `goodsrec: cannot load ${found} (${(e as Error).message}); images are decoded with sharp and transformed in TypeScript, which is slower. Rebuild with \`npm run setup\`.`,
+      );
     return null;
   }
-  if (isMainThread) process.emitWarning('goodsrec: the native image kernels are not built (build/Release/goodsrec_image.node); images are decoded with sharp and transformed in TypeScript, which is slower. Build them with `npm run setup`.');
+  if (isMainThread)
+    process.emitWarning(
+      'goodsrec: the native image kernels are not built (build/Release/goodsrec_image.node); images are decoded with sharp and transformed in TypeScript, which is slower. Build them with `npm run setup`.',
+    );
   return null;
 }
 

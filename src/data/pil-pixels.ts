@@ -39,7 +39,14 @@ const FILTERS: Record<Interpolation, { support: number; f: (t: number) => number
   },
 };
 
-function precompute(lo: number, hi: number, in0: number, in1: number, outSize: number, filter: Interpolation = 'bilinear'): Coeffs {
+function precompute(
+  lo: number,
+  hi: number,
+  in0: number,
+  in1: number,
+  outSize: number,
+  filter: Interpolation = 'bilinear',
+): Coeffs {
   const { support: base, f } = FILTERS[filter];
   const scale = (in1 - in0) / outSize;
   const filterscale = Math.max(scale, 1);
@@ -77,10 +84,22 @@ function precompute(lo: number, hi: number, in0: number, in1: number, outSize: n
   return { ksize, bounds, k };
 }
 
-export interface Axis { lo: number; hi: number; in0: number; in1: number }
+export interface Axis {
+  lo: number;
+  hi: number;
+  in0: number;
+  in1: number;
+}
 
 /** Two-pass PIL resample of `img` over per-axis boxes (see precompute); 8-bit intermediate like PIL. */
-export function resampleTs(img: RgbImage, outW: number, outH: number, ax: Axis, ay: Axis, filter: Interpolation = 'bilinear'): RgbImage {
+export function resampleTs(
+  img: RgbImage,
+  outW: number,
+  outH: number,
+  ax: Axis,
+  ay: Axis,
+  filter: Interpolation = 'bilinear',
+): RgbImage {
   const src = img.data;
   const sw = img.width;
   const needH = !(ax.in0 === ax.lo && ax.in1 === ax.hi && ax.hi - ax.lo === outW);
@@ -89,7 +108,10 @@ export function resampleTs(img: RgbImage, outW: number, outH: number, ax: Axis, 
   // Rows the vertical pass reads (PIL's ybox_first / ybox_last).
   let yFirst = needV ? cv.bounds[0]! : ay.lo;
   let yLast = needV ? cv.bounds[(outH - 1) * 2]! + cv.bounds[(outH - 1) * 2 + 1]! : ay.hi;
-  if (yLast <= yFirst) { yFirst = ay.lo; yLast = ay.lo + 1; }
+  if (yLast <= yFirst) {
+    yFirst = ay.lo;
+    yLast = ay.lo + 1;
+  }
   const rows = yLast - yFirst;
   let tmp: Uint8Array;
   let tw: number;
@@ -104,7 +126,9 @@ export function resampleTs(img: RgbImage, outW: number, outH: number, ax: Axis, 
         const xmin = bounds[xx * 2]!;
         const n = bounds[xx * 2 + 1]!;
         const kb = xx * ksize;
-        let s0 = HALF, s1 = HALF, s2 = HALF;
+        let s0 = HALF,
+          s1 = HALF,
+          s2 = HALF;
         let p = rowBase + xmin * 3;
         for (let x = 0; x < n; x++, p += 3) {
           const c = k[kb + x]!;
@@ -113,7 +137,9 @@ export function resampleTs(img: RgbImage, outW: number, outH: number, ax: Axis, 
           s2 = (s2 + src[p + 2]! * c) | 0;
         }
         const o = outBase + xx * 3;
-        s0 >>= PRECISION_BITS; s1 >>= PRECISION_BITS; s2 >>= PRECISION_BITS;
+        s0 >>= PRECISION_BITS;
+        s1 >>= PRECISION_BITS;
+        s2 >>= PRECISION_BITS;
         tmp[o] = s0 < 0 ? 0 : s0 > 255 ? 255 : s0;
         tmp[o + 1] = s1 < 0 ? 0 : s1 > 255 ? 255 : s1;
         tmp[o + 2] = s2 < 0 ? 0 : s2 > 255 ? 255 : s2;
@@ -122,7 +148,8 @@ export function resampleTs(img: RgbImage, outW: number, outH: number, ax: Axis, 
   } else {
     tw = ax.hi - ax.lo;
     tmp = new Uint8Array(tw * rows * 3);
-    for (let y = 0; y < rows; y++) tmp.set(src.subarray(((yFirst + y) * sw + ax.lo) * 3, ((yFirst + y) * sw + ax.hi) * 3), y * tw * 3);
+    for (let y = 0; y < rows; y++)
+      tmp.set(src.subarray(((yFirst + y) * sw + ax.lo) * 3, ((yFirst + y) * sw + ax.hi) * 3), y * tw * 3);
   }
   if (!needV) return { data: tmp, width: tw, height: rows };
   const { ksize, bounds, k } = cv;
@@ -155,7 +182,11 @@ export function crop(img: RgbImage, x: number, y: number, w: number, h: number, 
   const out = new Uint8Array(w * h * 3);
   const inside = x >= 0 && y >= 0 && x + w <= img.width && y + h <= img.height;
   if (!inside && (fill[0] | fill[1] | fill[2]) !== 0) {
-    for (let i = 0; i < w * h; i++) { out[i * 3] = fill[0]; out[i * 3 + 1] = fill[1]; out[i * 3 + 2] = fill[2]; }
+    for (let i = 0; i < w * h; i++) {
+      out[i * 3] = fill[0];
+      out[i * 3 + 1] = fill[1];
+      out[i * 3 + 2] = fill[2];
+    }
   }
   const xs = Math.max(0, x);
   const xe = Math.min(img.width, x + w);
@@ -200,7 +231,11 @@ export function centerCrop(img: RgbImage, cw: number, chh: number, fill: Rgb = [
 
 /** HWC uint8 -> normalised CHW float32 ((v / 255 - mean) / std), optionally mirrored left-right. */
 export function normalizeChw(
-  img: RgbImage, mean: readonly number[], std: readonly number[], flip = false, into?: Float32Array,
+  img: RgbImage,
+  mean: readonly number[],
+  std: readonly number[],
+  flip = false,
+  into?: Float32Array,
 ): Float32Array {
   const { data, width, height } = img;
   const plane = width * height;

@@ -11,12 +11,36 @@ import { nativeImage, type ResampleAxis } from './native-image.js';
 import { crop, resampleTs, type Axis, type Interpolation, type Rgb } from './pil-pixels.js';
 
 // The portable arithmetic lives in pil-pixels.ts (shared with the browser page).
-export { centerCrop, crop, padToSquare, roundHalfEven, shorterSideSize, type Interpolation, type Rgb } from './pil-pixels.js';
+export {
+  centerCrop,
+  crop,
+  padToSquare,
+  roundHalfEven,
+  shorterSideSize,
+  type Interpolation,
+  type Rgb,
+} from './pil-pixels.js';
 
 /** PIL's two-pass resample over per-axis boxes: the native kernel when built (bilinear), else the same in TS. */
-function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: Axis, filter: Interpolation = 'bilinear'): RgbImage {
+function resampleCore(
+  img: RgbImage,
+  outW: number,
+  outH: number,
+  ax: Axis,
+  ay: Axis,
+  filter: Interpolation = 'bilinear',
+): RgbImage {
   const nat = filter === 'bilinear' ? nativeImage() : null;
-  if (nat) return nat.resample(img.data, img.width, img.height, outW, outH, [ax.lo, ax.hi, ax.in0, ax.in1], [ay.lo, ay.hi, ay.in0, ay.in1]);
+  if (nat)
+    return nat.resample(
+      img.data,
+      img.width,
+      img.height,
+      outW,
+      outH,
+      [ax.lo, ax.hi, ax.in0, ax.in1],
+      [ay.lo, ay.hi, ay.in0, ay.in1],
+    );
   return resampleTs(img, outW, outH, ax, ay, filter);
 }
 
@@ -24,13 +48,22 @@ function resampleCore(img: RgbImage, outW: number, outH: number, ax: Axis, ay: A
  * Crops the window (x, y, w, h) of `img` (inside the image) and resizes it to outW x outH with PIL's
  * bilinear filter: equivalent to PIL `img.crop(box).resize((outW, outH), BILINEAR)`, without the copy.
  */
-export function resizeBilinear(img: RgbImage, outW: number, outH: number, win?: { x: number; y: number; w: number; h: number }): RgbImage {
+export function resizeBilinear(
+  img: RgbImage,
+  outW: number,
+  outH: number,
+  win?: { x: number; y: number; w: number; h: number },
+): RgbImage {
   return resizeWith(img, outW, outH, 'bilinear', win);
 }
 
 /** resizeBilinear with a choice of filter: PIL `img.crop(box).resize((outW, outH), BILINEAR | BICUBIC)`. */
 export function resizeWith(
-  img: RgbImage, outW: number, outH: number, filter: Interpolation, win?: { x: number; y: number; w: number; h: number },
+  img: RgbImage,
+  outW: number,
+  outH: number,
+  filter: Interpolation,
+  win?: { x: number; y: number; w: number; h: number },
 ): RgbImage {
   const x0 = win?.x ?? 0;
   const y0 = win?.y ?? 0;
@@ -44,30 +77,58 @@ export function resizeWith(
   return resampleCore(img, outW, outH, ax, { lo: y0, hi: y0 + ch, in0: y0, in1: y0 + ch }, filter);
 }
 
-export interface CanvasBox { x0: number; y0: number; x1: number; y1: number }
+export interface CanvasBox {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
 
 /**
  * The part [x0, x1) x [y0, y1) of a canvasW x canvasH canvas that resampling `box` to outW x outH can
  * read: the box plus the filter's reach, clipped to the canvas.
  */
-export function canvasBoxRegion(canvasW: number, canvasH: number, box: CanvasBox, outW: number, outH: number): CanvasBox {
+export function canvasBoxRegion(
+  canvasW: number,
+  canvasH: number,
+  box: CanvasBox,
+  outW: number,
+  outH: number,
+): CanvasBox {
   const mx = Math.ceil(Math.max((box.x1 - box.x0) / outW, 1)) + 1;
   const my = Math.ceil(Math.max((box.y1 - box.y0) / outH, 1)) + 1;
   return {
-    x0: Math.max(0, Math.floor(box.x0) - mx), x1: Math.min(canvasW, Math.ceil(box.x1) + mx),
-    y0: Math.max(0, Math.floor(box.y0) - my), y1: Math.min(canvasH, Math.ceil(box.y1) + my),
+    x0: Math.max(0, Math.floor(box.x0) - mx),
+    x1: Math.min(canvasW, Math.ceil(box.x1) + mx),
+    y0: Math.max(0, Math.floor(box.y0) - my),
+    y1: Math.min(canvasH, Math.ceil(box.y1) + my),
   };
 }
 
 /** The resample axes ([lo, hi, in0, in1] for x and y) of `box` within the canvas region `r`. */
 export function regionBoxAxes(r: CanvasBox, box: CanvasBox): [ResampleAxis, ResampleAxis] {
-  return [[0, r.x1 - r.x0, box.x0 - r.x0, box.x1 - r.x0], [0, r.y1 - r.y0, box.y0 - r.y0, box.y1 - r.y0]];
+  return [
+    [0, r.x1 - r.x0, box.x0 - r.x0, box.x1 - r.x0],
+    [0, r.y1 - r.y0, box.y0 - r.y0, box.y1 - r.y0],
+  ];
 }
 
 /** Resamples `box` (canvas coordinates) from `region`, the canvas pixels of canvasBoxRegion's result. */
-export function resampleRegionBox(region: RgbImage, r: CanvasBox, box: CanvasBox, outW: number, outH: number): RgbImage {
+export function resampleRegionBox(
+  region: RgbImage,
+  r: CanvasBox,
+  box: CanvasBox,
+  outW: number,
+  outH: number,
+): RgbImage {
   const [x, y] = regionBoxAxes(r, box);
-  return resampleCore(region, outW, outH, { lo: x[0], hi: x[1], in0: x[2], in1: x[3] }, { lo: y[0], hi: y[1], in0: y[2], in1: y[3] });
+  return resampleCore(
+    region,
+    outW,
+    outH,
+    { lo: x[0], hi: x[1], in0: x[2], in1: x[3] },
+    { lo: y[0], hi: y[1], in0: y[2], in1: y[3] },
+  );
 }
 
 /**
@@ -76,20 +137,35 @@ export function resampleRegionBox(region: RgbImage, r: CanvasBox, box: CanvasBox
  * filter support is clipped at the canvas edges (PIL `resize(size, box=...)` on the padded canvas).
  * Used to fuse letterbox + RandomResizedCrop into a single resampling.
  */
-export function resampleCanvasBox(img: RgbImage, canvasW: number, canvasH: number, offX: number, offY: number, box: CanvasBox, outW: number, outH: number, fill: Rgb = [0, 0, 0]): RgbImage {
+export function resampleCanvasBox(
+  img: RgbImage,
+  canvasW: number,
+  canvasH: number,
+  offX: number,
+  offY: number,
+  box: CanvasBox,
+  outW: number,
+  outH: number,
+  fill: Rgb = [0, 0, 0],
+): RgbImage {
   const r = canvasBoxRegion(canvasW, canvasH, box, outW, outH);
   // Region of the canvas the filter can touch, in image coordinates.
-  const ix0 = r.x0 - offX, iy0 = r.y0 - offY;
-  const rw = r.x1 - r.x0, rh = r.y1 - r.y0;
+  const ix0 = r.x0 - offX,
+    iy0 = r.y0 - offY;
+  const rw = r.x1 - r.x0,
+    rh = r.y1 - r.y0;
   if (ix0 >= 0 && iy0 >= 0 && ix0 + rw <= img.width && iy0 + rh <= img.height) {
     // Same coefficients as resampleRegionBox on a copy of the region (positions are relative to lo).
-    return resampleCore(img, outW, outH,
+    return resampleCore(
+      img,
+      outW,
+      outH,
       { lo: ix0, hi: ix0 + rw, in0: box.x0 - offX, in1: box.x1 - offX },
-      { lo: iy0, hi: iy0 + rh, in0: box.y0 - offY, in1: box.y1 - offY });
+      { lo: iy0, hi: iy0 + rh, in0: box.y0 - offY, in1: box.y1 - offY },
+    );
   }
   return resampleRegionBox(crop(img, ix0, iy0, rw, rh, fill), r, box, outW, outH);
 }
-
 
 /** Mirrors left-right in place. */
 export function hflipInPlace(img: RgbImage): RgbImage {
@@ -127,7 +203,9 @@ export function affineBilinear(img: RgbImage, m: readonly number[], fill: Rgb): 
       const o = (y * w + x) * 3;
       // PIL leaves pixels whose centre maps outside the image at the fill colour.
       if (xin < -0.5 || yin < -0.5 || xin >= w - 0.5 || yin >= h - 0.5) {
-        out[o] = fill[0]; out[o + 1] = fill[1]; out[o + 2] = fill[2];
+        out[o] = fill[0];
+        out[o + 1] = fill[1];
+        out[o + 2] = fill[2];
         continue;
       }
       const x0 = Math.floor(xin);
@@ -138,7 +216,10 @@ export function affineBilinear(img: RgbImage, m: readonly number[], fill: Rgb): 
       const xb = x0 + 1 >= w ? w - 1 : x0 + 1;
       const ya = y0 < 0 ? 0 : y0;
       const yb = y0 + 1 >= h ? h - 1 : y0 + 1;
-      const p00 = (ya * w + xa) * 3, p01 = (ya * w + xb) * 3, p10 = (yb * w + xa) * 3, p11 = (yb * w + xb) * 3;
+      const p00 = (ya * w + xa) * 3,
+        p01 = (ya * w + xb) * 3,
+        p10 = (yb * w + xa) * 3,
+        p11 = (yb * w + xb) * 3;
       for (let ch = 0; ch < 3; ch++) {
         const top = src[p00 + ch]! + (src[p01 + ch]! - src[p00 + ch]!) * dx;
         const bot = src[p10 + ch]! + (src[p11 + ch]! - src[p10 + ch]!) * dx;

@@ -8,14 +8,24 @@ import { decodeWithPrefix, finishSample, processBuffer, type PipelineConfig, typ
 import { Rng } from '../util/rng.js';
 
 /** An 8-bit RGB image in shared memory (a cached prefix), passed between threads without copying. */
-export interface SharedImage { buffer: SharedArrayBuffer; width: number; height: number }
+export interface SharedImage {
+  buffer: SharedArrayBuffer;
+  width: number;
+  height: number;
+}
 
 /** A sample's place in a batch: `length` elements (float32 or uint8, per the pipeline) from element `offset`. */
-export interface BatchSlot { buffer: SharedArrayBuffer; offset: number; length: number }
+export interface BatchSlot {
+  buffer: SharedArrayBuffer;
+  offset: number;
+  length: number;
+}
 
 /** The typed view of a slot. */
 export function slotView(slot: BatchSlot, cfg: PipelineConfig): Float32Array | Uint8Array {
-  return cfg.output === 'uint8' ? new Uint8Array(slot.buffer, slot.offset, slot.length) : new Float32Array(slot.buffer, slot.offset * 4, slot.length);
+  return cfg.output === 'uint8'
+    ? new Uint8Array(slot.buffer, slot.offset, slot.length)
+    : new Float32Array(slot.buffer, slot.offset * 4, slot.length);
 }
 
 export interface SampleJob {
@@ -47,7 +57,8 @@ export async function processSample(cfg: PipelineConfig, job: SampleJob): Promis
     out = await processBuffer(await readImageFile(job.path), job.path, cfg, job.seed, into);
   } else {
     let img: RgbImage;
-    if (job.cached) img = { data: new Uint8Array(job.cached.buffer), width: job.cached.width, height: job.cached.height };
+    if (job.cached)
+      img = { data: new Uint8Array(job.cached.buffer), width: job.cached.width, height: job.cached.height };
     else {
       const decoded = await decodeWithPrefix(job.path, cfg, job.prefixLen);
       const sab = new SharedArrayBuffer(decoded.data.length);

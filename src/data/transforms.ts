@@ -11,8 +11,18 @@ import type { RgbImage } from './image.js';
 import { BadImageError, decodeBuffer, decodeJpegNative, readImageFile, DEFAULT_MAX_PIXELS } from './image.js';
 import { Rng } from '../util/rng.js';
 import {
-  canvasBoxRegion, centerCrop, hflipInPlace, padToSquare, regionBoxAxes, resampleCanvasBox, resizeBilinear, resizeWith,
-  shorterSideSize, type CanvasBox, type Interpolation, type Rgb,
+  canvasBoxRegion,
+  centerCrop,
+  hflipInPlace,
+  padToSquare,
+  regionBoxAxes,
+  resampleCanvasBox,
+  resizeBilinear,
+  resizeWith,
+  shorterSideSize,
+  type CanvasBox,
+  type Interpolation,
+  type Rgb,
 } from './resample.js';
 import { imageSizeFromHeader } from './image.js';
 import { applyColorJitter, planColorJitter } from './color.js';
@@ -44,7 +54,14 @@ export type TransformOp =
   /** mean/std in 0..1 units; 'dataset' is replaced by statistics of the training split (resolvePipeline). */
   | { op: 'normalize'; mean: Triple | 'dataset'; std: Triple | 'dataset' }
   | { op: 'cutout'; length: number; holes?: number }
-  | { op: 'randomErasing'; p?: number; scale?: [number, number]; ratio?: [number, number]; mode?: 'const' | 'rand' | 'pixel'; count?: [number, number] };
+  | {
+      op: 'randomErasing';
+      p?: number;
+      scale?: [number, number];
+      ratio?: [number, number];
+      mode?: 'const' | 'rand' | 'pixel';
+      count?: [number, number];
+    };
 
 export interface PipelineConfig {
   ops: TransformOp[];
@@ -70,17 +87,23 @@ export interface PipelineConfig {
   exact?: boolean;
 }
 
-export interface ChannelStats { mean: Triple; std: Triple }
+export interface ChannelStats {
+  mean: Triple;
+  std: Triple;
+}
 
 function invalid(name: string, expected: string, actual: unknown): Error {
   return new Error(`Expected ${expected} for ${name} but received ${JSON.stringify(actual)} of type ${typeof actual}`);
 }
 const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
-const isTriple = (v: unknown): v is Triple => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
-const isRange = (v: unknown): v is [number, number] => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number' && Number.isFinite(x)) && v[0] <= v[1];
+const isTriple = (v: unknown): v is Triple =>
+  Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+const isRange = (v: unknown): v is [number, number] =>
+  Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number' && Number.isFinite(x)) && v[0] <= v[1];
 
 function checkSize(name: string, v: unknown): void {
-  if (!(isPosInt(v) || (Array.isArray(v) && v.length === 2 && v.every(isPosInt)))) throw invalid(name, 'a positive integer or [height, width]', v);
+  if (!(isPosInt(v) || (Array.isArray(v) && v.length === 2 && v.every(isPosInt))))
+    throw invalid(name, 'a positive integer or [height, width]', v);
 }
 function checkFill(name: string, v: unknown): void {
   if (v === undefined || v === 'black' || v === 'mean') return;
@@ -90,63 +113,103 @@ function checkInterpolation(name: string, v: unknown): void {
   if (v !== undefined && v !== 'bilinear' && v !== 'bicubic') throw invalid(name, "'bilinear' or 'bicubic'", v);
 }
 function checkProb(name: string, v: unknown): void {
-  if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 1)) throw invalid(name, 'a probability in [0, 1]', v);
+  if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 1))
+    throw invalid(name, 'a probability in [0, 1]', v);
 }
 
 /** Validates a config; throws with the op index and field on the first problem. */
 export function validatePipeline(cfg: PipelineConfig): void {
   if (!cfg || !Array.isArray(cfg.ops)) throw invalid('pipeline.ops', 'an array of ops', cfg?.ops);
-  if (cfg.output !== undefined && cfg.output !== 'float32' && cfg.output !== 'uint8') throw invalid('pipeline.output', "'float32' or 'uint8'", cfg.output);
+  if (cfg.output !== undefined && cfg.output !== 'float32' && cfg.output !== 'uint8')
+    throw invalid('pipeline.output', "'float32' or 'uint8'", cfg.output);
   let normalized = false;
   cfg.ops.forEach((o, i) => {
     const at = `pipeline.ops[${i}]`;
     const raw = o as unknown as Record<string, unknown>;
-    if (normalized && o.op !== 'cutout' && o.op !== 'randomErasing') throw new Error(`${at}: '${o.op}' must come before 'normalize' (only cutout and randomErasing may follow it)`);
+    if (normalized && o.op !== 'cutout' && o.op !== 'randomErasing')
+      throw new Error(`${at}: '${o.op}' must come before 'normalize' (only cutout and randomErasing may follow it)`);
     switch (o.op) {
       case 'letterbox':
         if (o.size !== undefined && !isPosInt(o.size)) throw invalid(`${at}.size`, 'a positive integer', o.size);
-        checkFill(`${at}.fill`, o.fill); checkInterpolation(`${at}.interpolation`, o.interpolation);
+        checkFill(`${at}.fill`, o.fill);
+        checkInterpolation(`${at}.interpolation`, o.interpolation);
         break;
       case 'resize':
-        checkSize(`${at}.size`, o.size); checkInterpolation(`${at}.interpolation`, o.interpolation);
-        if (o.mode !== undefined && o.mode !== 'shorter' && o.mode !== 'squash') throw invalid(`${at}.mode`, "'shorter' or 'squash'", o.mode);
+        checkSize(`${at}.size`, o.size);
+        checkInterpolation(`${at}.interpolation`, o.interpolation);
+        if (o.mode !== undefined && o.mode !== 'shorter' && o.mode !== 'squash')
+          throw invalid(`${at}.mode`, "'shorter' or 'squash'", o.mode);
         break;
-      case 'centerCrop': checkSize(`${at}.size`, o.size); break;
+      case 'centerCrop':
+        checkSize(`${at}.size`, o.size);
+        break;
       case 'randomResizedCrop':
         checkSize(`${at}.size`, o.size);
-        if (o.scale !== undefined && !(isRange(o.scale) && o.scale[0] > 0 && o.scale[1] <= 1)) throw invalid(`${at}.scale`, '[min, max] within (0, 1]', o.scale);
-        if (o.ratio !== undefined && !(isRange(o.ratio) && o.ratio[0] > 0)) throw invalid(`${at}.ratio`, '[min, max] > 0', o.ratio);
+        if (o.scale !== undefined && !(isRange(o.scale) && o.scale[0] > 0 && o.scale[1] <= 1))
+          throw invalid(`${at}.scale`, '[min, max] within (0, 1]', o.scale);
+        if (o.ratio !== undefined && !(isRange(o.ratio) && o.ratio[0] > 0))
+          throw invalid(`${at}.ratio`, '[min, max] > 0', o.ratio);
         break;
-      case 'hflip': checkProb(`${at}.p`, o.p); break;
+      case 'hflip':
+        checkProb(`${at}.p`, o.p);
+        break;
       case 'colorJitter':
-        for (const k of ['brightness', 'contrast', 'saturation'] as const) if (o[k] !== undefined && !(typeof o[k] === 'number' && o[k]! >= 0)) throw invalid(`${at}.${k}`, 'a number >= 0', o[k]);
-        if (o.hue !== undefined && !(typeof o.hue === 'number' && o.hue >= 0 && o.hue <= 0.5)) throw invalid(`${at}.hue`, 'a number in [0, 0.5]', o.hue);
+        for (const k of ['brightness', 'contrast', 'saturation'] as const)
+          if (o[k] !== undefined && !(typeof o[k] === 'number' && o[k]! >= 0))
+            throw invalid(`${at}.${k}`, 'a number >= 0', o[k]);
+        if (o.hue !== undefined && !(typeof o.hue === 'number' && o.hue >= 0 && o.hue <= 0.5))
+          throw invalid(`${at}.hue`, 'a number in [0, 0.5]', o.hue);
         break;
-      case 'autoAugment': if (o.policy !== undefined && o.policy !== 'imagenet') throw invalid(`${at}.policy`, "'imagenet'", o.policy); checkFill(`${at}.fill`, o.fill); break;
-      case 'randAugment': if (typeof o.config !== 'string') throw invalid(`${at}.config`, "a timm string like 'rand-m9-mstd0.5-inc1'", o.config); parseRandAugment(o.config); checkFill(`${at}.fill`, o.fill); break;
+      case 'autoAugment':
+        if (o.policy !== undefined && o.policy !== 'imagenet') throw invalid(`${at}.policy`, "'imagenet'", o.policy);
+        checkFill(`${at}.fill`, o.fill);
+        break;
+      case 'randAugment':
+        if (typeof o.config !== 'string')
+          throw invalid(`${at}.config`, "a timm string like 'rand-m9-mstd0.5-inc1'", o.config);
+        parseRandAugment(o.config);
+        checkFill(`${at}.fill`, o.fill);
+        break;
       case 'normalize':
         if (o.mean !== 'dataset' && !isTriple(o.mean)) throw invalid(`${at}.mean`, "[r, g, b] or 'dataset'", o.mean);
-        if (o.std !== 'dataset' && !(isTriple(o.std) && o.std.every((x) => x > 0))) throw invalid(`${at}.std`, "[r, g, b] > 0 or 'dataset'", o.std);
+        if (o.std !== 'dataset' && !(isTriple(o.std) && o.std.every((x) => x > 0)))
+          throw invalid(`${at}.std`, "[r, g, b] > 0 or 'dataset'", o.std);
         normalized = true;
         break;
-      case 'cutout': if (!isPosInt(o.length)) throw invalid(`${at}.length`, 'a positive integer', o.length); if (o.holes !== undefined && !isPosInt(o.holes)) throw invalid(`${at}.holes`, 'a positive integer', o.holes); break;
+      case 'cutout':
+        if (!isPosInt(o.length)) throw invalid(`${at}.length`, 'a positive integer', o.length);
+        if (o.holes !== undefined && !isPosInt(o.holes)) throw invalid(`${at}.holes`, 'a positive integer', o.holes);
+        break;
       case 'randomErasing':
         checkProb(`${at}.p`, o.p);
-        if (o.scale !== undefined && !(isRange(o.scale) && o.scale[0] > 0 && o.scale[1] <= 1)) throw invalid(`${at}.scale`, '[min, max] within (0, 1]', o.scale);
-        if (o.ratio !== undefined && !(isRange(o.ratio) && o.ratio[0] > 0)) throw invalid(`${at}.ratio`, '[min, max] > 0', o.ratio);
-        if (o.mode !== undefined && !['const', 'rand', 'pixel'].includes(o.mode)) throw invalid(`${at}.mode`, "'const', 'rand' or 'pixel'", o.mode);
-        if (o.count !== undefined && !(isRange(o.count) && o.count[0] >= 1 && o.count.every(Number.isInteger))) throw invalid(`${at}.count`, '[min, max] integers >= 1', o.count);
+        if (o.scale !== undefined && !(isRange(o.scale) && o.scale[0] > 0 && o.scale[1] <= 1))
+          throw invalid(`${at}.scale`, '[min, max] within (0, 1]', o.scale);
+        if (o.ratio !== undefined && !(isRange(o.ratio) && o.ratio[0] > 0))
+          throw invalid(`${at}.ratio`, '[min, max] > 0', o.ratio);
+        if (o.mode !== undefined && !['const', 'rand', 'pixel'].includes(o.mode))
+          throw invalid(`${at}.mode`, "'const', 'rand' or 'pixel'", o.mode);
+        if (o.count !== undefined && !(isRange(o.count) && o.count[0] >= 1 && o.count.every(Number.isInteger)))
+          throw invalid(`${at}.count`, '[min, max] integers >= 1', o.count);
         break;
-      default: throw invalid(`${at}.op`, 'a known op (letterbox, resize, centerCrop, randomResizedCrop, hflip, colorJitter, autoAugment, randAugment, normalize, cutout, randomErasing)', raw['op']);
+      default:
+        throw invalid(
+          `${at}.op`,
+          'a known op (letterbox, resize, centerCrop, randomResizedCrop, hflip, colorJitter, autoAugment, randAugment, normalize, cutout, randomErasing)',
+          raw['op'],
+        );
     }
   });
-  if (cfg.ops.some((o) => (o.op === 'cutout' || o.op === 'randomErasing')) && !normalized) throw new Error("pipeline: cutout and randomErasing act on normalised data: put a 'normalize' op before them");
+  if (cfg.ops.some((o) => o.op === 'cutout' || o.op === 'randomErasing') && !normalized)
+    throw new Error("pipeline: cutout and randomErasing act on normalised data: put a 'normalize' op before them");
 }
 
 /** True when the pipeline needs dataset statistics ('dataset' mean/std or 'mean' fill without numeric mean). */
 export function needsDatasetStats(cfg: PipelineConfig): boolean {
-  return cfg.ops.some((o) => o.op === 'normalize' && (o.mean === 'dataset' || o.std === 'dataset')) ||
-    (cfg.ops.some((o) => 'fill' in o && o.fill === 'mean') && !cfg.ops.some((o) => o.op === 'normalize' && isTriple(o.mean)));
+  return (
+    cfg.ops.some((o) => o.op === 'normalize' && (o.mean === 'dataset' || o.std === 'dataset')) ||
+    (cfg.ops.some((o) => 'fill' in o && o.fill === 'mean') &&
+      !cfg.ops.some((o) => o.op === 'normalize' && isTriple(o.mean)))
+  );
 }
 
 /** Replaces 'dataset' statistics and 'mean' fills with numbers; the result is what a run stores. */
@@ -154,16 +217,28 @@ export function resolvePipeline(cfg: PipelineConfig, stats?: ChannelStats): Pipe
   validatePipeline(cfg);
   const norm = cfg.ops.find((o) => o.op === 'normalize') as Extract<TransformOp, { op: 'normalize' }> | undefined;
   const need = (what: string) => {
-    if (!stats) throw new Error(`pipeline: ${what} needs dataset statistics (compute them with computeChannelStats on the training split)`);
+    if (!stats)
+      throw new Error(
+        `pipeline: ${what} needs dataset statistics (compute them with computeChannelStats on the training split)`,
+      );
     return stats;
   };
-  const mean: Triple | undefined = norm ? (norm.mean === 'dataset' ? need("normalize mean 'dataset'").mean : norm.mean) : stats?.mean;
+  const mean: Triple | undefined = norm
+    ? norm.mean === 'dataset'
+      ? need("normalize mean 'dataset'").mean
+      : norm.mean
+    : stats?.mean;
   const fillMean = (): Triple => {
     const m = mean ?? need("fill 'mean'").mean;
     return m.map((v) => Math.min(255, Math.max(0, Math.round(v * 255)))) as Triple;
   };
   const ops = cfg.ops.map((o): TransformOp => {
-    if (o.op === 'normalize') return { op: 'normalize', mean: o.mean === 'dataset' ? need("normalize mean 'dataset'").mean : o.mean, std: o.std === 'dataset' ? need("normalize std 'dataset'").std : o.std };
+    if (o.op === 'normalize')
+      return {
+        op: 'normalize',
+        mean: o.mean === 'dataset' ? need("normalize mean 'dataset'").mean : o.mean,
+        std: o.std === 'dataset' ? need("normalize std 'dataset'").std : o.std,
+      };
     if ('fill' in o && o.fill === 'mean') return { ...o, fill: fillMean() };
     return { ...o };
   });
@@ -178,12 +253,24 @@ function fillRgb(f: FillSpec | undefined, dflt: Rgb): Rgb {
 }
 const hw = (s: Size): [number, number] => (typeof s === 'number' ? [s, s] : s);
 
-export interface CropBox { x: number; y: number; w: number; h: number }
+export interface CropBox {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
 
 /** torchvision RandomResizedCrop.get_params, with its 10 tries and centre-crop fallback. */
-export function planRandomResizedCrop(rng: Rng, width: number, height: number, scale: [number, number] = [0.08, 1], ratio: [number, number] = [3 / 4, 4 / 3]): CropBox {
+export function planRandomResizedCrop(
+  rng: Rng,
+  width: number,
+  height: number,
+  scale: [number, number] = [0.08, 1],
+  ratio: [number, number] = [3 / 4, 4 / 3],
+): CropBox {
   const area = width * height;
-  const lr0 = Math.log(ratio[0]), lr1 = Math.log(ratio[1]);
+  const lr0 = Math.log(ratio[0]),
+    lr1 = Math.log(ratio[1]);
   for (let t = 0; t < 10; t++) {
     const target = area * rng.uniform(scale[0], scale[1]);
     const ar = Math.exp(rng.uniform(lr0, lr1));
@@ -195,19 +282,36 @@ export function planRandomResizedCrop(rng: Rng, width: number, height: number, s
   }
   const inRatio = width / height;
   let w: number, h: number;
-  if (inRatio < Math.min(ratio[0], ratio[1])) { w = width; h = Math.round(w / Math.min(ratio[0], ratio[1])); }
-  else if (inRatio > Math.max(ratio[0], ratio[1])) { h = height; w = Math.round(h * Math.max(ratio[0], ratio[1])); }
-  else { w = width; h = height; }
+  if (inRatio < Math.min(ratio[0], ratio[1])) {
+    w = width;
+    h = Math.round(w / Math.min(ratio[0], ratio[1]));
+  } else if (inRatio > Math.max(ratio[0], ratio[1])) {
+    h = height;
+    w = Math.round(h * Math.max(ratio[0], ratio[1]));
+  } else {
+    w = width;
+    h = height;
+  }
   return { y: Math.floor((height - h) / 2), x: Math.floor((width - w) / 2), w, h };
 }
 
 /** Structure-retention resize: pad to square (PIL paste offsets), then resize (bilinear by default). */
-export function letterbox(img: RgbImage, size: number | undefined, fill: Rgb = [0, 0, 0], filter: Interpolation = 'bilinear'): RgbImage {
+export function letterbox(
+  img: RgbImage,
+  size: number | undefined,
+  fill: Rgb = [0, 0, 0],
+  filter: Interpolation = 'bilinear',
+): RgbImage {
   const sq = padToSquare(img, fill);
   return size === undefined || size === sq.width ? sq : resizeWith(sq, size, size, filter);
 }
 
-export function resize(img: RgbImage, size: Size, mode: 'shorter' | 'squash' = 'shorter', filter: Interpolation = 'bilinear'): RgbImage {
+export function resize(
+  img: RgbImage,
+  size: Size,
+  mode: 'shorter' | 'squash' = 'shorter',
+  filter: Interpolation = 'bilinear',
+): RgbImage {
   let w: number, h: number;
   if (Array.isArray(size)) [h, w] = size;
   else if (mode === 'squash') w = h = size;
@@ -224,7 +328,13 @@ export interface Processed {
 }
 
 /** HWC uint8 -> normalised CHW float32, optionally mirrored left-right on the way (a deferred hflip). */
-function toFloatChw(img: RgbImage, mean: readonly number[], std: readonly number[], flip = false, into?: Float32Array): Float32Array {
+function toFloatChw(
+  img: RgbImage,
+  mean: readonly number[],
+  std: readonly number[],
+  flip = false,
+  into?: Float32Array,
+): Float32Array {
   const target = into && into.length === img.width * img.height * 3 ? into : undefined;
   const nat = nativeImage();
   if (nat) return nat.toFloatChw(img.data, img.width, img.height, mean, std, flip, target);
@@ -255,7 +365,12 @@ export function deterministicPrefixLength(cfg: PipelineConfig): number {
 /** True when op i is a letterbox that will be fused with the randomResizedCrop after it. */
 function fusesWithNext(cfg: PipelineConfig, i: number): boolean {
   const o = cfg.ops[i];
-  return !cfg.exact && o?.op === 'letterbox' && (o.interpolation ?? 'bilinear') === 'bilinear' && cfg.ops[i + 1]?.op === 'randomResizedCrop';
+  return (
+    !cfg.exact &&
+    o?.op === 'letterbox' &&
+    (o.interpolation ?? 'bilinear') === 'bilinear' &&
+    cfg.ops[i + 1]?.op === 'randomResizedCrop'
+  );
 }
 
 /**
@@ -274,18 +389,27 @@ type LetterboxOp = Extract<TransformOp, { op: 'letterbox' }>;
  * letterbox + RandomResizedCrop as one resampling: the crop is planned on the letterboxed canvas (the
  * same draws as the two-step path) and mapped to the padded source canvas (S x S, image at offX, offY).
  */
-function planFusedCrop(width: number, height: number, lb: LetterboxOp, rrc: RrcOp, rng: Rng): { S: number; offX: number; offY: number; box: CanvasBox; outW: number; outH: number } {
+function planFusedCrop(
+  width: number,
+  height: number,
+  lb: LetterboxOp,
+  rrc: RrcOp,
+  rng: Rng,
+): { S: number; offX: number; offY: number; box: CanvasBox; outW: number; outH: number } {
   const S = Math.max(width, height);
   const size = lb.size ?? S;
   const b = planRandomResizedCrop(rng, size, size, rrc.scale, rrc.ratio);
   const f = S / size;
   const [outH, outW] = hw(rrc.size);
   return {
-    S, offX: Math.floor((S - width) / 2), offY: Math.floor((S - height) / 2),
-    box: { x0: b.x * f, y0: b.y * f, x1: (b.x + b.w) * f, y1: (b.y + b.h) * f }, outW, outH,
+    S,
+    offX: Math.floor((S - width) / 2),
+    offY: Math.floor((S - height) / 2),
+    box: { x0: b.x * f, y0: b.y * f, x1: (b.x + b.w) * f, y1: (b.y + b.h) * f },
+    outW,
+    outH,
   };
 }
-
 
 /**
  * A leading letterbox + RandomResizedCrop straight from JPEG bytes: the crop is planned from the header,
@@ -298,22 +422,48 @@ function fusedCropFromJpeg(buf: Uint8Array, cfg: PipelineConfig, rng: Rng): RgbI
   const nat = nativeImage();
   const lb = cfg.ops[0];
   // Only complete files: a window above a truncation would decode cleanly and hide the damage.
-  if (!nat || lb?.op !== 'letterbox' || !fusesWithNext(cfg, 0) || !looksLikeJpeg(buf) || buf[buf.length - 2] !== 0xff || buf[buf.length - 1] !== 0xd9) return null;
+  if (
+    !nat ||
+    lb?.op !== 'letterbox' ||
+    !fusesWithNext(cfg, 0) ||
+    !looksLikeJpeg(buf) ||
+    buf[buf.length - 2] !== 0xff ||
+    buf[buf.length - 1] !== 0xd9
+  )
+    return null;
   const info = nat.jpegInfo(buf);
   const maxPixels = cfg.maxPixels ?? DEFAULT_MAX_PIXELS;
   // Over a limit: decodeBufferWithPrefix refuses it with the file's name.
-  if (!info?.supported || info.width * info.height > maxPixels || Math.max(info.width, info.height) ** 2 > maxPixels) return null;
+  if (!info?.supported || info.width * info.height > maxPixels || Math.max(info.width, info.height) ** 2 > maxPixels)
+    return null;
   const [W, H] = orientedSize(info);
   const p = planFusedCrop(W, H, lb, cfg.ops[1] as RrcOp, rng);
   const d = cfg.fastDecode ? dctScale(p.box.x1 - p.box.x0, p.box.y1 - p.box.y0, p.outW, p.outH) : 1;
   // At 1/d the image is ceil(W/d) x ceil(H/d) (libjpeg's rounding); the canvas and box scale with it.
-  const Wd = Math.ceil(W / d), Hd = Math.ceil(H / d), Sd = Math.max(Wd, Hd);
-  const offX = d === 1 ? p.offX : Math.floor((Sd - Wd) / 2), offY = d === 1 ? p.offY : Math.floor((Sd - Hd) / 2);
-  const box = d === 1 ? p.box : { x0: (p.box.x0 - p.offX) / d + offX, y0: (p.box.y0 - p.offY) / d + offY, x1: (p.box.x1 - p.offX) / d + offX, y1: (p.box.y1 - p.offY) / d + offY };
+  const Wd = Math.ceil(W / d),
+    Hd = Math.ceil(H / d),
+    Sd = Math.max(Wd, Hd);
+  const offX = d === 1 ? p.offX : Math.floor((Sd - Wd) / 2),
+    offY = d === 1 ? p.offY : Math.floor((Sd - Hd) / 2);
+  const box =
+    d === 1
+      ? p.box
+      : {
+          x0: (p.box.x0 - p.offX) / d + offX,
+          y0: (p.box.y0 - p.offY) / d + offY,
+          x1: (p.box.x1 - p.offX) / d + offX,
+          y1: (p.box.y1 - p.offY) / d + offY,
+        };
   const r = canvasBoxRegion(Sd, Sd, box, p.outW, p.outH);
   const fill = fillRgb(lb.fill, [0, 0, 0]);
   const [ax, ay] = regionBoxAxes(r, box);
-  const res = nat.decodeJpeg(buf, d, maxPixels, [r.x0 - offX, r.y0 - offY, r.x1 - r.x0, r.y1 - r.y0, fill[0], fill[1], fill[2]], [p.outW, p.outH, ax, ay]);
+  const res = nat.decodeJpeg(
+    buf,
+    d,
+    maxPixels,
+    [r.x0 - offX, r.y0 - offY, r.x1 - r.x0, r.y1 - r.y0, fill[0], fill[1], fill[2]],
+    [p.outW, p.outH, ax, ay],
+  );
   return res.status === 'ok' ? { data: res.data, width: res.width, height: res.height } : null;
 }
 
@@ -326,7 +476,11 @@ function checkLetterboxCanvas(path: string, cfg: PipelineConfig, width: number, 
   const maxPixels = cfg.maxPixels ?? DEFAULT_MAX_PIXELS;
   const s = Math.max(width, height);
   if (cfg.ops[0]?.op === 'letterbox' && s * s > maxPixels) {
-    throw new BadImageError(path, 'too-large', `${width}x${height} letterboxes to a ${s}x${s} canvas, over the limit of ${maxPixels} pixels`);
+    throw new BadImageError(
+      path,
+      'too-large',
+      `${width}x${height} letterboxes to a ${s}x${s} canvas, over the limit of ${maxPixels} pixels`,
+    );
   }
 }
 
@@ -334,12 +488,21 @@ function checkLetterboxCanvas(path: string, cfg: PipelineConfig, width: number, 
  * Decodes a file and applies the deterministic prefix ops [0, prefixEnd). With `fastDecode`, a large
  * image is decoded at reduced size for a leading letterbox-with-size or fixed resize (see fastDecode).
  */
-export async function decodeWithPrefix(path: string, cfg: PipelineConfig, prefixEnd = deterministicPrefixLength(cfg)): Promise<RgbImage> {
+export async function decodeWithPrefix(
+  path: string,
+  cfg: PipelineConfig,
+  prefixEnd = deterministicPrefixLength(cfg),
+): Promise<RgbImage> {
   return decodeBufferWithPrefix(await readImageFile(path), path, cfg, prefixEnd);
 }
 
 /** decodeWithPrefix for an image already in memory (an upload); `path` only names it in errors. */
-export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: PipelineConfig, prefixEnd = deterministicPrefixLength(cfg)): Promise<RgbImage> {
+export async function decodeBufferWithPrefix(
+  buf: Buffer,
+  path: string,
+  cfg: PipelineConfig,
+  prefixEnd = deterministicPrefixLength(cfg),
+): Promise<RgbImage> {
   const dopts = { maxPixels: cfg.maxPixels ?? DEFAULT_MAX_PIXELS, alpha: cfg.alpha ?? 'drop' } as const;
   const header = imageSizeFromHeader(buf);
   if (header) checkLetterboxCanvas(path, cfg, header.width, header.height);
@@ -347,8 +510,15 @@ export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: Pip
   let img: RgbImage | null = null;
   const first = cfg.ops[0];
   // The size a leading letterbox-with-size or fixed resize produces, [height, width].
-  const target = !first ? null : first.op === 'letterbox' ? (first.size === undefined ? null : [first.size, first.size])
-    : first.op === 'resize' && (Array.isArray(first.size) || first.mode === 'squash') ? hw(first.size) : null;
+  const target = !first
+    ? null
+    : first.op === 'letterbox'
+      ? first.size === undefined
+        ? null
+        : [first.size, first.size]
+      : first.op === 'resize' && (Array.isArray(first.size) || first.mode === 'squash')
+        ? hw(first.size)
+        : null;
   if (cfg.fastDecode && prefixEnd > 0 && target) {
     // JPEG: decode at 1/2..1/8 in the DCT domain while the image stays at least the target size, then
     // run the op itself (PIL's filter) on the smaller image.
@@ -364,10 +534,18 @@ export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: Pip
       // (shrink-on-load pays off from 2x the target).
       const dims = imageSizeFromHeader(buf);
       if (dims && Math.min(dims.width, dims.height) >= 2 * Math.max(target[0], target[1])) {
-        const kernel = 'interpolation' in first! && first.interpolation === 'bicubic' ? 'cubic' as const : 'linear' as const;
-        const resize = first!.op === 'letterbox'
-          ? { width: target[1], height: target[0], fit: 'contain' as const, background: fillRgb(first!.fill, [0, 0, 0]), kernel }
-          : { width: target[1], height: target[0], fit: 'fill' as const, background: [0, 0, 0] as const, kernel };
+        const kernel =
+          'interpolation' in first! && first.interpolation === 'bicubic' ? ('cubic' as const) : ('linear' as const);
+        const resize =
+          first!.op === 'letterbox'
+            ? {
+                width: target[1],
+                height: target[0],
+                fit: 'contain' as const,
+                background: fillRgb(first!.fill, [0, 0, 0]),
+                kernel,
+              }
+            : { width: target[1], height: target[0], fit: 'fill' as const, background: [0, 0, 0] as const, kernel };
         img = await decodeBuffer(buf, path, { ...dopts, resize });
         start = 1;
       }
@@ -378,13 +556,27 @@ export async function decodeBufferWithPrefix(buf: Buffer, path: string, cfg: Pip
   return applyOps(img, cfg, new Rng(0), start, prefixEnd).img;
 }
 
-interface OpsState { img: RgbImage; float: Float32Array | null; mean: Triple | null; std: Triple | null; flip: boolean }
+interface OpsState {
+  img: RgbImage;
+  float: Float32Array | null;
+  mean: Triple | null;
+  std: Triple | null;
+  flip: boolean;
+}
 
 /**
  * Applies ops [from, to) to an 8-bit image. `input` is copied before the first in-place op unless
  * `owned`; `into` receives the float output of normalize when it has the right length.
  */
-function applyOps(img0: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, to: number, owned = false, into?: Float32Array): OpsState {
+function applyOps(
+  img0: RgbImage,
+  cfg: PipelineConfig,
+  rng: Rng,
+  from: number,
+  to: number,
+  owned = false,
+  into?: Float32Array,
+): OpsState {
   // `input` is what must not be modified: nothing when the caller hands over the image.
   const input: RgbImage | null = owned ? null : img0;
   const st: OpsState = { img: img0, float: null, mean: null, std: null, flip: false };
@@ -402,8 +594,14 @@ function applyOps(img0: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, t
         } else img = letterbox(img, o.size, fill, o.interpolation);
         break;
       }
-      case 'resize': img = resize(img, o.size, o.mode, o.interpolation); break;
-      case 'centerCrop': { const [h, w] = hw(o.size); img = centerCrop(img, w, h); break; }
+      case 'resize':
+        img = resize(img, o.size, o.mode, o.interpolation);
+        break;
+      case 'centerCrop': {
+        const [h, w] = hw(o.size);
+        img = centerCrop(img, w, h);
+        break;
+      }
       case 'randomResizedCrop': {
         const [h, w] = hw(o.size);
         const b = planRandomResizedCrop(rng, img.width, img.height, o.scale, o.ratio);
@@ -412,7 +610,8 @@ function applyOps(img0: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, t
       }
       case 'hflip':
         if (rng.random() < (o.p ?? 0.5)) {
-          if (canDeferFlip(cfg, i)) st.flip = !st.flip; // ColorJitter commutes with a mirror
+          if (canDeferFlip(cfg, i))
+            st.flip = !st.flip; // ColorJitter commutes with a mirror
           else img = hflipInPlace(img === input ? { ...img, data: new Uint8Array(img.data) } : img);
         }
         break;
@@ -424,7 +623,10 @@ function applyOps(img0: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, t
       }
       case 'autoAugment':
       case 'randAugment': {
-        const steps = o.op === 'autoAugment' ? planAutoAugment(rng, [img.width, img.height]) : planRandAugment(rng, parseRandAugment(o.config), [img.width, img.height]);
+        const steps =
+          o.op === 'autoAugment'
+            ? planAutoAugment(rng, [img.width, img.height])
+            : planRandAugment(rng, parseRandAugment(o.config), [img.width, img.height]);
         const fill = fillRgb(o.fill, [128, 128, 128]);
         for (const s of steps) {
           if (s.applied && img === input) img = { ...img, data: new Uint8Array(img.data) };
@@ -433,14 +635,19 @@ function applyOps(img0: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, t
         break;
       }
       case 'normalize': {
-        if (o.mean === 'dataset' || o.std === 'dataset') throw new Error("pipeline: normalize 'dataset' is unresolved; call resolvePipeline first");
-        st.mean = o.mean; st.std = o.std;
+        if (o.mean === 'dataset' || o.std === 'dataset')
+          throw new Error("pipeline: normalize 'dataset' is unresolved; call resolvePipeline first");
+        st.mean = o.mean;
+        st.std = o.std;
         if (!uint8Out) st.float = toFloatChw(img, o.mean, o.std, st.flip, into);
         break;
       }
       case 'cutout':
       case 'randomErasing': {
-        const rects = o.op === 'cutout' ? { rects: planCutout(rng, o.length, o.holes ?? 1, img.height, img.width), mode: 'const' as const } : planRandomErasing(rng, o, img.height, img.width);
+        const rects =
+          o.op === 'cutout'
+            ? { rects: planCutout(rng, o.length, o.holes ?? 1, img.height, img.width), mode: 'const' as const }
+            : planRandomErasing(rng, o, img.height, img.width);
         if (rects.rects.length === 0) break;
         if (st.float) eraseFloatChw(st.float, img.height, img.width, rects.rects, rects.mode, rng);
         else {
@@ -469,7 +676,13 @@ export interface FinishOptions {
  * Runs ops [from, end) on an already decoded image (the cacheable prefix output) and produces the final
  * sample. The input image is not modified unless `opts.owned`.
  */
-export function finishSample(img: RgbImage, cfg: PipelineConfig, rng: Rng, from: number, opts: FinishOptions = {}): Processed {
+export function finishSample(
+  img: RgbImage,
+  cfg: PipelineConfig,
+  rng: Rng,
+  from: number,
+  opts: FinishOptions = {},
+): Processed {
   const intoF = opts.into instanceof Float32Array ? opts.into : undefined;
   const st = applyOps(img, cfg, rng, from, cfg.ops.length, opts.owned ?? false, intoF);
   const out = st.img;
@@ -478,7 +691,11 @@ export function finishSample(img: RgbImage, cfg: PipelineConfig, rng: Rng, from:
       opts.into.set(out.data);
       return { data: opts.into, width: out.width, height: out.height };
     }
-    return { data: out.data === img.data && !opts.owned ? new Uint8Array(out.data) : out.data, width: out.width, height: out.height };
+    return {
+      data: out.data === img.data && !opts.owned ? new Uint8Array(out.data) : out.data,
+      width: out.width,
+      height: out.height,
+    };
   }
   const data = st.float ?? toFloatChw(out, [0, 0, 0], [1, 1, 1], false, intoF);
   return { data, width: out.width, height: out.height };
@@ -499,7 +716,12 @@ export function pipelineOutputSize(cfg: PipelineConfig): [number, number] | null
 }
 
 /** Decodes and transforms one file; `seed` is the per-sample seed (see sampleSeed). */
-export async function processFile(path: string, cfg: PipelineConfig, seed: number, into?: Float32Array | Uint8Array): Promise<Processed> {
+export async function processFile(
+  path: string,
+  cfg: PipelineConfig,
+  seed: number,
+  into?: Float32Array | Uint8Array,
+): Promise<Processed> {
   return processBuffer(await readImageFile(path), path, cfg, seed, into);
 }
 
@@ -507,7 +729,13 @@ export async function processFile(path: string, cfg: PipelineConfig, seed: numbe
  * processFile for an encoded image in memory (the server's uploads): same decode, same ops. `into`: see
  * FinishOptions.
  */
-export async function processBuffer(buf: Buffer, path: string, cfg: PipelineConfig, seed: number, into?: Float32Array | Uint8Array): Promise<Processed> {
+export async function processBuffer(
+  buf: Buffer,
+  path: string,
+  cfg: PipelineConfig,
+  seed: number,
+  into?: Float32Array | Uint8Array,
+): Promise<Processed> {
   const rng = new Rng(seed);
   const fused = fusedCropFromJpeg(buf, cfg, rng);
   if (fused) return finishSample(fused, cfg, rng, 2, { owned: true, into });

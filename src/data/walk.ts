@@ -6,10 +6,21 @@ import { lstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node
 import { dirname, join, resolve } from 'node:path';
 
 export type SkipReason =
-  | 'missing' | 'dangling-symlink' | 'symlink-loop' | 'unreadable' | 'fifo' | 'socket' | 'device' | 'folder-named-like-a-file';
+  | 'missing'
+  | 'dangling-symlink'
+  | 'symlink-loop'
+  | 'unreadable'
+  | 'fifo'
+  | 'socket'
+  | 'device'
+  | 'folder-named-like-a-file';
 
 /** An input that was not used, and why. */
-export interface SkippedEntry { path: string; reason: SkipReason; detail: string }
+export interface SkippedEntry {
+  path: string;
+  reason: SkipReason;
+  detail: string;
+}
 
 export interface WalkOptions {
   /** Which regular files to keep, by name (others are ignored silently, e.g. README.txt). */
@@ -23,7 +34,10 @@ export interface WalkOptions {
 }
 
 /** A folder entry as the walk sees it: a readable file, a folder to descend, or skipped. */
-export type EntryKind = { kind: 'file'; stats: Stats } | { kind: 'dir'; stats: Stats } | { kind: 'skip'; skipped: SkippedEntry };
+export type EntryKind =
+  | { kind: 'file'; stats: Stats }
+  | { kind: 'dir'; stats: Stats }
+  | { kind: 'skip'; skipped: SkippedEntry };
 
 function errCode(e: unknown): string {
   return (e as NodeJS.ErrnoException).code ?? String(e);
@@ -40,11 +54,18 @@ export function classifyEntry(path: string): EntryKind {
     st = statSync(path);
   } catch (e) {
     const code = errCode(e);
-    const skip = (reason: SkipReason, detail: string): EntryKind => ({ kind: 'skip', skipped: { path, reason, detail } });
+    const skip = (reason: SkipReason, detail: string): EntryKind => ({
+      kind: 'skip',
+      skipped: { path, reason, detail },
+    });
     if (code === 'ELOOP') return skip('symlink-loop', 'too many levels of symbolic links');
     if (code === 'ENOENT') {
       let link = false;
-      try { link = lstatSync(path).isSymbolicLink(); } catch { /* missing itself */ }
+      try {
+        link = lstatSync(path).isSymbolicLink();
+      } catch {
+        /* missing itself */
+      }
       return link ? skip('dangling-symlink', 'symlink to a missing target') : skip('missing', 'no such file or folder');
     }
     return skip('unreadable', code);
@@ -59,7 +80,10 @@ export function classifyEntry(path: string): EntryKind {
   return { kind: 'file', stats: st };
 }
 
-export interface WalkResult { files: string[]; skipped: SkippedEntry[] }
+export interface WalkResult {
+  files: string[];
+  skipped: SkippedEntry[];
+}
 
 /**
  * Image files under `dir` (recursively), sorted per folder. Folders reached twice through symlinks (a
@@ -78,20 +102,28 @@ export function walkFiles(dir: string, o: WalkOptions, into: WalkResult = { file
       above.add(id(statSync(d)));
       if (d === dirname(d)) break;
     }
-  } catch { /* the root itself is reported below */ }
+  } catch {
+    /* the root itself is reported below */
+  }
   const visit = (d: string, st: Stats, stack: Set<string>): void => {
     if (above.has(id(st)) || stack.has(id(st))) {
       into.skipped.push({ path: d, reason: 'symlink-loop', detail: 'symlink to a folder that contains it' });
       return;
     }
     if (seen.has(id(st))) {
-      into.skipped.push({ path: d, reason: 'symlink-loop', detail: 'folder already walked (reached again through a symlink)' });
+      into.skipped.push({
+        path: d,
+        reason: 'symlink-loop',
+        detail: 'folder already walked (reached again through a symlink)',
+      });
       return;
     }
     seen.add(id(st));
     const inner = new Set(stack).add(id(st));
     let names: string[];
-    try { names = readdirSync(d); } catch (e) {
+    try {
+      names = readdirSync(d);
+    } catch (e) {
       into.skipped.push({ path: d, reason: 'unreadable', detail: `cannot list folder: ${errCode(e)}` });
       return;
     }
@@ -100,10 +132,12 @@ export function walkFiles(dir: string, o: WalkOptions, into: WalkResult = { file
       const p = join(d, n);
       const e = classifyEntry(p);
       if (e.kind === 'dir') {
-        if (named(n)) into.skipped.push({ path: p, reason: 'folder-named-like-a-file', detail: 'a folder, not an image file' });
+        if (named(n))
+          into.skipped.push({ path: p, reason: 'folder-named-like-a-file', detail: 'a folder, not an image file' });
         else visit(p, e.stats, inner);
-      } else if (e.kind === 'file') { if (o.accept(n)) into.files.push(p); }
-      else if (o.accept(n) || e.skipped.reason !== 'missing') into.skipped.push(e.skipped);
+      } else if (e.kind === 'file') {
+        if (o.accept(n)) into.files.push(p);
+      } else if (o.accept(n) || e.skipped.reason !== 'missing') into.skipped.push(e.skipped);
     }
   };
   const root = classifyEntry(resolve(dir));

@@ -16,9 +16,22 @@ sharp.cache(false); // every file is read once per epoch; libvips' operation cac
 
 async function run(job: WorkerJob): Promise<void> {
   try {
-    const { out, inSlot, prefix } = await processSample(cfg, { path: job.path, seed: job.seed, prefixLen, cached: job.cached, wantPrefix: job.wantPrefix, slot: job.into });
+    const { out, inSlot, prefix } = await processSample(cfg, {
+      path: job.path,
+      seed: job.seed,
+      prefixLen,
+      cached: job.cached,
+      wantPrefix: job.wantPrefix,
+      slot: job.into,
+    });
     if (inSlot) {
-      parentPort!.postMessage({ id: job.id, width: out.width, height: out.height, inSlot: true, prefix } satisfies WorkerResult);
+      parentPort!.postMessage({
+        id: job.id,
+        width: out.width,
+        height: out.height,
+        inSlot: true,
+        prefix,
+      } satisfies WorkerResult);
       return;
     }
     // The result did not fit the slot (an image-dependent size): send it, the loader decides.
@@ -26,7 +39,10 @@ async function run(job: WorkerJob): Promise<void> {
     const msg: WorkerResult = { id: job.id, data: out.data, width: out.width, height: out.height, prefix };
     parentPort!.postMessage(msg, buf instanceof ArrayBuffer && out.data.byteLength === buf.byteLength ? [buf] : []);
   } catch (e) {
-    const err = e instanceof BadImageError ? { reason: e.reason, message: e.message, bad: true } : { reason: 'error', message: (e as Error).stack ?? String(e), bad: false };
+    const err =
+      e instanceof BadImageError
+        ? { reason: e.reason, message: e.message, bad: true }
+        : { reason: 'error', message: (e as Error).stack ?? String(e), bad: false };
     parentPort!.postMessage({ id: job.id, error: err } satisfies WorkerResult);
   }
 }

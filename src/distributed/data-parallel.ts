@@ -25,11 +25,17 @@ export interface ParamSet {
 /** Splits tensors (in the given order) into buckets of at most capBytes (one tensor may exceed it alone). */
 export function bucketSizes(bytes: readonly number[], firstCapBytes: number, capBytes: number): number[] {
   const sizes: number[] = [];
-  let count = 0; let filled = 0;
+  let count = 0;
+  let filled = 0;
   for (const b of bytes) {
     const cap = sizes.length === 0 ? firstCapBytes : capBytes;
-    if (count > 0 && filled + b > cap) { sizes.push(count); count = 0; filled = 0; }
-    count++; filled += b;
+    if (count > 0 && filled + b > cap) {
+      sizes.push(count);
+      count = 0;
+      filled = 0;
+    }
+    count++;
+    filled += b;
   }
   if (count > 0) sizes.push(count);
   return sizes;
@@ -51,19 +57,26 @@ export class DataParallel {
 
   constructor(pg: T.ProcessGroup, model: ParamSet, o: DataParallelOptions = {}) {
     this.pg = pg;
-    this.params = model.parameters().filter((p) => p.requiresGrad).reverse();
+    this.params = model
+      .parameters()
+      .filter((p) => p.requiresGrad)
+      .reverse();
     this.buffers = model.buffers().filter((b) => T.isFloating(b.dtype) || b.dtype === 'int64');
     const bytes = this.params.map((p) => p.numel * T.bytesPerElement(p.dtype));
     const mib = 1024 * 1024;
     this.buckets = bucketSizes(bytes, (o.firstBucketCapMB ?? 1) * mib, (o.bucketCapMB ?? 25) * mib);
     this.bytesPerStep = bytes.reduce((a, b) => a + b, 0);
     this.broadcastBuffersEachStep = o.broadcastBuffers ?? true;
-    this.overlap = (o.overlap ?? true) && pg.worldSize > 1
-      ? pg.overlapGradients(this.params, this.buckets, 1 / pg.worldSize) : null;
+    this.overlap =
+      (o.overlap ?? true) && pg.worldSize > 1 ? pg.overlapGradients(this.params, this.buckets, 1 / pg.worldSize) : null;
   }
 
-  get worldSize(): number { return this.pg.worldSize; }
-  get rank(): number { return this.pg.rank; }
+  get worldSize(): number {
+    return this.pg.worldSize;
+  }
+  get rank(): number {
+    return this.pg.rank;
+  }
 
   /** Makes every rank start from rank 0's parameters and buffers. */
   broadcastState(): void {
@@ -79,7 +92,10 @@ export class DataParallel {
 
   /** Before a backward whose gradients will be averaged: their all-reduce starts during it (overlap). */
   beforeBackward(): void {
-    if (this.overlap) { this.overlap.arm(); this.armed = true; }
+    if (this.overlap) {
+      this.overlap.arm();
+      this.armed = true;
+    }
   }
 
   /**
@@ -97,8 +113,10 @@ export class DataParallel {
       const grads = this.params.map((p, i) => {
         const g = p.grad;
         if (g === undefined) {
-          throw new Error(`data-parallel: parameter ${this.params.length - 1 - i} (registration order) has no gradient after ` +
-            'backward; every trainable parameter must take part in the loss');
+          throw new Error(
+            `data-parallel: parameter ${this.params.length - 1 - i} (registration order) has no gradient after ` +
+              'backward; every trainable parameter must take part in the loss',
+          );
         }
         return g;
       });

@@ -21,7 +21,8 @@ function intVar(env: NodeJS.ProcessEnv, name: string, fallback?: number, min = 0
     throw new Error(`distributed training: environment variable ${name} is not set (torchrun's contract needs it)`);
   }
   const v = Number(raw);
-  if (!Number.isInteger(v) || v < min) throw new Error(`distributed training: ${name}=${raw} is not an integer >= ${min}`);
+  if (!Number.isInteger(v) || v < min)
+    throw new Error(`distributed training: ${name}=${raw} is not an integer >= ${min}`);
   return v;
 }
 
@@ -36,9 +37,17 @@ export function distEnvFromProcess(env: NodeJS.ProcessEnv = process.env): DistEn
   const masterPort = intVar(env, 'MASTER_PORT', 29500, 1);
   if (masterPort > 65535) throw new Error(`distributed training: MASTER_PORT=${masterPort} is not a port`);
   const timeoutS = Number(env.GOODSREC_DIST_TIMEOUT ?? DEFAULT_DIST_TIMEOUT_S);
-  if (!(timeoutS > 0)) throw new Error(`distributed training: GOODSREC_DIST_TIMEOUT=${env.GOODSREC_DIST_TIMEOUT} is not a positive number of seconds`);
+  if (!(timeoutS > 0))
+    throw new Error(
+      `distributed training: GOODSREC_DIST_TIMEOUT=${env.GOODSREC_DIST_TIMEOUT} is not a positive number of seconds`,
+    );
   return {
-    rank, worldSize, localRank, localWorldSize, masterPort,
-    masterAddr: env.MASTER_ADDR || '127.0.0.1', timeoutMs: Math.round(timeoutS * 1000),
+    rank,
+    worldSize,
+    localRank,
+    localWorldSize,
+    masterPort,
+    masterAddr: env.MASTER_ADDR || '127.0.0.1',
+    timeoutMs: Math.round(timeoutS * 1000),
   };
 }

@@ -21,7 +21,10 @@ export function stripLaunchFlags(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if ((LAUNCH_FLAGS as readonly string[]).includes(a)) { i++; continue; }
+    if ((LAUNCH_FLAGS as readonly string[]).includes(a)) {
+      i++;
+      continue;
+    }
     if (LAUNCH_FLAGS.some((f) => a.startsWith(`${f}=`))) continue;
     out.push(a);
   }
@@ -44,7 +47,12 @@ export function validateLaunch(o: LaunchOptions): void {
  * Runs `node <script> <args>` once per local rank and waits for all. Resolves with the job's exit code: 0 when
  * every rank succeeded, else the first failing rank's code (its own error is on stderr).
  */
-export function launchRanks(script: string, args: readonly string[], o: LaunchOptions, log: (line: string) => void): Promise<number> {
+export function launchRanks(
+  script: string,
+  args: readonly string[],
+  o: LaunchOptions,
+  log: (line: string) => void,
+): Promise<number> {
   validateLaunch(o);
   const world = o.nnodes * o.nprocPerNode;
   const children: { rank: number; proc: ChildProcess; done: boolean }[] = [];
@@ -53,18 +61,29 @@ export function launchRanks(script: string, args: readonly string[], o: LaunchOp
     const proc = spawn(process.execPath, [...process.execArgv, script, ...args], {
       stdio: 'inherit',
       env: {
-        ...process.env, RANK: String(rank), LOCAL_RANK: String(local), WORLD_SIZE: String(world),
-        LOCAL_WORLD_SIZE: String(o.nprocPerNode), GROUP_RANK: String(o.nodeRank),
-        MASTER_ADDR: o.masterAddr, MASTER_PORT: String(o.masterPort),
+        ...process.env,
+        RANK: String(rank),
+        LOCAL_RANK: String(local),
+        WORLD_SIZE: String(world),
+        LOCAL_WORLD_SIZE: String(o.nprocPerNode),
+        GROUP_RANK: String(o.nodeRank),
+        MASTER_ADDR: o.masterAddr,
+        MASTER_PORT: String(o.masterPort),
       },
     });
     children.push({ rank, proc, done: false });
   }
-  log(`launched ranks ${children[0]!.rank}-${children.at(-1)!.rank} of ${world} (rendezvous ${o.masterAddr}:${o.masterPort})`);
+  log(
+    `launched ranks ${children[0]!.rank}-${children.at(-1)!.rank} of ${world} (rendezvous ${o.masterAddr}:${o.masterPort})`,
+  );
   // SIGTERM (Slurm, Kubernetes) goes to every rank; Ctrl-C reaches them from the terminal directly.
-  const forward = (sig: NodeJS.Signals): void => { for (const c of children) if (!c.done) c.proc.kill(sig); };
+  const forward = (sig: NodeJS.Signals): void => {
+    for (const c of children) if (!c.done) c.proc.kill(sig);
+  };
   const onTerm = (): void => forward('SIGTERM');
-  const onInt = (): void => { /* the ranks got it too: they stop together at the next step */ };
+  const onInt = (): void => {
+    /* the ranks got it too: they stop together at the next step */
+  };
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
   return new Promise((resolveCode) => {

@@ -14,7 +14,9 @@ import { convertSyncBatchNorm } from './sync-batchnorm.js';
 const LONG_WAIT_MS = 24 * 3600 * 1000;
 
 export function sha256(value: unknown): string {
-  return createHash('sha256').update(typeof value === 'string' ? value : JSON.stringify(value)).digest('hex');
+  return createHash('sha256')
+    .update(typeof value === 'string' ? value : JSON.stringify(value))
+    .digest('hex');
 }
 
 function rankDevice(device: T.Device, localRank: number): T.Device {
@@ -42,7 +44,11 @@ export class DistributedSession {
     const e = distEnvFromProcess(env);
     if (!e || e.worldSize === 1) return null;
     const pg = T.ProcessGroup.init({
-      masterAddr: e.masterAddr, masterPort: e.masterPort, rank: e.rank, worldSize: e.worldSize, timeoutMs: e.timeoutMs,
+      masterAddr: e.masterAddr,
+      masterPort: e.masterPort,
+      rank: e.rank,
+      worldSize: e.worldSize,
+      timeoutMs: e.timeoutMs,
       device: rankDevice(device, e.localRank),
     });
     return new DistributedSession(e, pg);
@@ -53,10 +59,18 @@ export class DistributedSession {
     return rankDevice(device, this.env.localRank);
   }
 
-  get rank(): number { return this.env.rank; }
-  get worldSize(): number { return this.env.worldSize; }
-  get isMain(): boolean { return this.env.rank === 0; }
-  get dataParallel(): DataParallel | null { return this.dp; }
+  get rank(): number {
+    return this.env.rank;
+  }
+  get worldSize(): number {
+    return this.env.worldSize;
+  }
+  get isMain(): boolean {
+    return this.env.rank === 0;
+  }
+  get dataParallel(): DataParallel | null {
+    return this.dp;
+  }
 
   /** Intra-op threads per rank by default: the cores divided among this node's ranks. */
   defaultThreads(): number {
@@ -91,8 +105,10 @@ export class DistributedSession {
       // Every rank has read every value before any of them fails (rank 0's exit closes the store).
       this.pg.barrier();
       if (bad.length) {
-        throw new Error(`data-parallel start-up (rank ${this.rank}): ${bad.join('; ')}. Every rank must run the same ` +
-          'config on the same dataset (same files, same splits); compare the config files and dataset folders of the nodes');
+        throw new Error(
+          `data-parallel start-up (rank ${this.rank}): ${bad.join('; ')}. Every rank must run the same ` +
+            'config on the same dataset (same files, same splits); compare the config files and dataset folders of the nodes',
+        );
       }
     });
   }
@@ -118,11 +134,14 @@ export class DistributedSession {
     this.guard(() => T.noGrad(() => this.pg.broadcast([...model.parameters(), ...model.buffers()], 0)));
     return {
       shard: { rank: this.rank, worldSize: this.worldSize },
-      reduceCounts: (counts) => this.guard(() => T.tidy(() => {
-        const t = T.tensor(counts, [counts.length], { dtype: 'float64' });
-        this.pg.allreduce(t, 'sum');
-        return Float64Array.from(t.data<'float64'>());
-      })),
+      reduceCounts: (counts) =>
+        this.guard(() =>
+          T.tidy(() => {
+            const t = T.tensor(counts, [counts.length], { dtype: 'float64' });
+            this.pg.allreduce(t, 'sum');
+            return Float64Array.from(t.data<'float64'>());
+          }),
+        ),
     };
   }
 
@@ -150,11 +169,13 @@ export class DistributedSession {
 
   /** One vote per step: true on every rank as soon as any rank asks to stop (Ctrl-C reaches ranks at different steps). */
   agreeStop(local: boolean): boolean {
-    return this.guard(() => T.tidy(() => {
-      const flag = T.tensor([local ? 1 : 0], [1]);
-      this.pg.allreduce(flag, 'max');
-      return flag.item() > 0;
-    }));
+    return this.guard(() =>
+      T.tidy(() => {
+        const flag = T.tensor([local ? 1 : 0], [1]);
+        this.pg.allreduce(flag, 'max');
+        return flag.item() > 0;
+      }),
+    );
   }
 
   /** Waits for rank 0 after work only it does (validation, checkpoints). */
@@ -185,8 +206,10 @@ export class DistributedSession {
       return fn();
     } catch (e) {
       if (!(e instanceof T.CollectiveError)) throw e;
-      throw new T.CollectiveError(`data-parallel job failed on rank ${this.rank} of ${this.worldSize} at ${this.where}: ` +
-        `${e.message}\n${this.progressReport()}\nThe job stops; the run folder stays resumable from its last checkpoint (--resume).`);
+      throw new T.CollectiveError(
+        `data-parallel job failed on rank ${this.rank} of ${this.worldSize} at ${this.where}: ` +
+          `${e.message}\n${this.progressReport()}\nThe job stops; the run folder stays resumable from its last checkpoint (--resume).`,
+      );
     }
   }
 
@@ -197,18 +220,23 @@ export class DistributedSession {
     try {
       for (let r = 0; r < this.worldSize; r++) {
         const raw = this.pg.storeGet(`progress/${r}`);
-        const p = raw ? JSON.parse(raw) as { epoch: number; step: number; phase: string; at: number } : null;
+        const p = raw ? (JSON.parse(raw) as { epoch: number; step: number; phase: string; at: number }) : null;
         const key = p ? p.epoch * 1e9 + p.step * 2 + (p.phase === 'computing' ? 0 : 1) : null;
         seen.push(key);
         if (key !== null) furthest = Math.max(furthest, key);
-        lines.push(p ? `rank ${r}: epoch ${p.epoch + 1}, step ${p.step + 1}, ${p.phase} for ${((Date.now() - p.at) / 1000).toFixed(0)} s`
-          : `rank ${r}: no step yet`);
+        lines.push(
+          p
+            ? `rank ${r}: epoch ${p.epoch + 1}, step ${p.step + 1}, ${p.phase} for ${((Date.now() - p.at) / 1000).toFixed(0)} s`
+            : `rank ${r}: no step yet`,
+        );
       }
     } catch {
       return 'The rendezvous store on rank 0 is unreachable: rank 0 died or its machine is gone.';
     }
     const behind = seen.map((k, r) => (k === null || k < furthest ? r : -1)).filter((r) => r >= 0);
-    return `Last progress per rank: ${lines.join('; ')}.` +
-      (behind.length ? ` Behind (dead or hung): rank ${behind.join(', rank ')}.` : '');
+    return (
+      `Last progress per rank: ${lines.join('; ')}.` +
+      (behind.length ? ` Behind (dead or hung): rank ${behind.join(', rank ')}.` : '')
+    );
   }
 }

@@ -22,7 +22,8 @@ export function syncBatchNorm(pg: T.ProcessGroup, bn: BatchNorm2d, x: T.Tensor, 
     const dims = [0, ...x.shape.slice(2).map((_, i) => i + 2)];
     const view = [1, c, ...x.shape.slice(2).map(() => 1)];
     // A copy: the running mean is updated in place below.
-    const shift = bn.running_mean ? bn.running_mean.detach().to({ dtype: xs.dtype, copy: true })
+    const shift = bn.running_mean
+      ? bn.running_mean.detach().to({ dtype: xs.dtype, copy: true })
       : T.zeros([c], { dtype: xs.dtype, device: x.device as T.Device });
     const xc = xs.sub(shift.reshape(view));
     const count = x.numel / c;
@@ -38,7 +39,8 @@ export function syncBatchNorm(pg: T.ProcessGroup, bn: BatchNorm2d, x: T.Tensor, 
     let y = xc.sub(meanC.reshape(view)).mul(variance.add(bn.eps).rsqrt().reshape(view));
     if (bn.weight) y = y.mul(bn.weight.reshape(view));
     if (bn.bias) y = y.add(bn.bias.reshape(view));
-    const rm = bn.running_mean; const rv = bn.running_var;
+    const rm = bn.running_mean;
+    const rv = bn.running_var;
     if (rm && rv) {
       T.noGrad(() => {
         rm.mul_(1 - factor).add_(meanC.add(shift).to({ dtype: rm.dtype }), factor);

@@ -8,7 +8,14 @@ import type { Dataset } from '../data/index.js';
 import { evalPipeline, type PreprocessConfig } from '../run/pipelines.js';
 import type { ClassifierModel } from '../models/index.js';
 import { writeJsonAtomic } from '../util/atomic.js';
-import { evaluate, type EvaluateOptions, type EvaluateResult, type SamplePrediction, type TtaMean, type TtaView } from './evaluate.js';
+import {
+  evaluate,
+  type EvaluateOptions,
+  type EvaluateResult,
+  type SamplePrediction,
+  type TtaMean,
+  type TtaView,
+} from './evaluate.js';
 import { MetricsAccumulator, softmaxRow, topk, type EvalMetrics } from './metrics.js';
 
 export const ENSEMBLE_FORMAT = 'goodsrec-ensemble-1';
@@ -54,14 +61,20 @@ export function readEnsemble(path: string): EnsembleSpec {
   } catch (e) {
     throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
   }
-  if (v.format !== ENSEMBLE_FORMAT) throw new Error(`${path}: not a goodsrec ensemble (format ${JSON.stringify(v.format)})`);
+  if (v.format !== ENSEMBLE_FORMAT)
+    throw new Error(`${path}: not a goodsrec ensemble (format ${JSON.stringify(v.format)})`);
   if (!Array.isArray(v.members) || v.members.length === 0) throw new Error(`${path}: the ensemble lists no members`);
-  if (v.mean !== 'logits' && v.mean !== 'probs') throw new Error(`${path}: mean must be 'logits' or 'probs' but is ${JSON.stringify(v.mean)}`);
+  if (v.mean !== 'logits' && v.mean !== 'probs')
+    throw new Error(`${path}: mean must be 'logits' or 'probs' but is ${JSON.stringify(v.mean)}`);
   const base = dirname(resolve(path));
-  return { ...v, members: v.members.map((m, i) => {
-    if (!(typeof m.checkpoint === 'string' && Number.isFinite(m.weight) && m.weight >= 0)) throw new Error(`${path}: member ${i + 1} needs a checkpoint path and a weight >= 0`);
-    return { ...m, checkpoint: resolve(base, m.checkpoint), run: m.run ? resolve(base, m.run) : null };
-  }) };
+  return {
+    ...v,
+    members: v.members.map((m, i) => {
+      if (!(typeof m.checkpoint === 'string' && Number.isFinite(m.weight) && m.weight >= 0))
+        throw new Error(`${path}: member ${i + 1} needs a checkpoint path and a weight >= 0`);
+      return { ...m, checkpoint: resolve(base, m.checkpoint), run: m.run ? resolve(base, m.run) : null };
+    }),
+  };
 }
 
 export function writeEnsemble(path: string, spec: Omit<EnsembleSpec, 'format'>): void {
@@ -72,7 +85,8 @@ export function writeEnsemble(path: string, spec: Omit<EnsembleSpec, 'format'>):
 export function normaliseWeights(weights: readonly number[] | undefined, n: number): number[] {
   const w = weights ?? new Array<number>(n).fill(1);
   if (w.length !== n) throw new Error(`--weights: ${w.length} weight(s) for ${n} member(s)`);
-  if (w.some((x) => !(Number.isFinite(x) && x >= 0)) || w.reduce((a, b) => a + b, 0) <= 0) throw new Error(`--weights: expected numbers >= 0 with a positive sum but received ${w.join(',')}`);
+  if (w.some((x) => !(Number.isFinite(x) && x >= 0)) || w.reduce((a, b) => a + b, 0) <= 0)
+    throw new Error(`--weights: expected numbers >= 0 with a positive sum but received ${w.join(',')}`);
   const s = w.reduce((a, b) => a + b, 0);
   return w.map((x) => x / s);
 }
@@ -82,9 +96,15 @@ export function normaliseWeights(weights: readonly number[] | undefined, n: numb
  * logits, or of the probabilities (returned as log-probabilities, so softmax
  * of the result is the mean probability). Rows that are NaN in any member stay NaN.
  */
-export function combineScores(members: readonly Float32Array[], weights: readonly number[], classes: number, mean: TtaMean): Float32Array {
+export function combineScores(
+  members: readonly Float32Array[],
+  weights: readonly number[],
+  classes: number,
+  mean: TtaMean,
+): Float32Array {
   const len = members[0]!.length;
-  if (members.some((m) => m.length !== len)) throw new Error('combineScores: members scored different numbers of samples');
+  if (members.some((m) => m.length !== len))
+    throw new Error('combineScores: members scored different numbers of samples');
   const out = new Float32Array(len);
   const n = len / classes;
   for (let i = 0; i < n; i++) {
@@ -106,21 +126,36 @@ export interface EnsembleEvalResult {
 
 /** Evaluates every member with its own pre-processing, then the weighted mean of their scores. */
 export async function evaluateEnsemble(
-  members: readonly EnsembleMember[], ds: Dataset, o: { weights?: number[]; mean?: TtaMean; keepTopK?: number } & Omit<EvaluateOptions, 'keepLogits' | 'device'> = {},
+  members: readonly EnsembleMember[],
+  ds: Dataset,
+  o: { weights?: number[]; mean?: TtaMean; keepTopK?: number } & Omit<EvaluateOptions, 'keepLogits' | 'device'> = {},
 ): Promise<EnsembleEvalResult> {
   const classes = members[0]!.classes;
   for (const m of members) {
-    if (JSON.stringify(m.classes) !== JSON.stringify(classes)) throw new Error(`${m.checkpointDir}: its classes differ from ${members[0]!.checkpointDir}'s; ensemble members must share one class list`);
+    if (JSON.stringify(m.classes) !== JSON.stringify(classes))
+      throw new Error(
+        `${m.checkpointDir}: its classes differ from ${members[0]!.checkpointDir}'s; ensemble members must share one class list`,
+      );
   }
   const weights = normaliseWeights(o.weights, members.length);
   const results: EnsembleEvalResult['members'] = [];
   for (let i = 0; i < members.length; i++) {
     const m = members[i]!;
-    const r = await evaluate(m.model, ds, evalPipeline(m.preprocess, m.maxPixels), { ...o, device: m.device, keepLogits: true, keepTopK: 0 });
+    const r = await evaluate(m.model, ds, evalPipeline(m.preprocess, m.maxPixels), {
+      ...o,
+      device: m.device,
+      keepLogits: true,
+      keepTopK: 0,
+    });
     results.push({ ...r, name: m.modelName, checkpoint: m.checkpointDir, weight: weights[i]! });
   }
   const c = classes.length;
-  const logits = combineScores(results.map((r) => r.logits!), weights, c, o.mean ?? 'logits');
+  const logits = combineScores(
+    results.map((r) => r.logits!),
+    weights,
+    c,
+    o.mean ?? 'logits',
+  );
   const acc = new MetricsAccumulator(classes);
   const predictions: SamplePrediction[] = [];
   const k = Math.min(o.keepTopK ?? 5, c);
@@ -132,7 +167,10 @@ export async function evaluateEnsemble(
     // The ensemble's loss: cross-entropy of its mean scores.
     const p = softmaxRow(row);
     acc.addLoss(-Math.log(Math.max(p[label]!, 1e-45)), 1);
-    if (k > 0) { const top = topk(row, k); predictions.push({ index: i, path: ds.samples[i]!.path, label, top, probs: top.map((j) => p[j]!) }); }
+    if (k > 0) {
+      const top = topk(row, k);
+      predictions.push({ index: i, path: ds.samples[i]!.path, label, top, probs: top.map((j) => p[j]!) });
+    }
   }
   return { members: results, ensemble: { metrics: acc.result(), predictions, logits } };
 }

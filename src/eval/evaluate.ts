@@ -56,7 +56,8 @@ export type TtaMean = (typeof TTA_MEANS)[number];
 
 function zoom(x: T.Tensor): T.Tensor {
   const [h, w] = [x.shape[2]!, x.shape[3]!];
-  const ch = Math.round((h * 7) / 8); const cw = Math.round((w * 7) / 8);
+  const ch = Math.round((h * 7) / 8);
+  const cw = Math.round((w * 7) / 8);
   const crop = x.narrow(2, Math.floor((h - ch) / 2), ch).narrow(3, Math.floor((w - cw) / 2), cw);
   return T.F.interpolate(crop, { size: [h, w], mode: 'bilinear', alignCorners: false });
 }
@@ -78,24 +79,40 @@ export function ttaViews(x: T.Tensor, tta: readonly string[]): T.Tensor[] {
  * the TTA views: the mean of logits, or with mean 'probs' the log of the mean
  * probability (so a softmax of the result gives the mean probabilities).
  */
-export function batchLogits(model: Module, x: T.Tensor, tta: readonly string[] = [], mean: TtaMean = 'logits'): T.Tensor {
-  return T.tidy(() => T.noGrad(() => {
-    const views = ttaViews(x, tta);
-    let sum: T.Tensor | null = null;
-    for (const v of views) {
-      const logits = model.forward(v).float();
-      const s = mean === 'probs' ? T.F.softmax(logits, 1) : logits;
-      sum = sum ? sum.add(s) : s;
-    }
-    const avg = views.length > 1 ? sum!.div(views.length) : sum!;
-    return mean === 'probs' ? avg.log() : avg;
-  }));
+export function batchLogits(
+  model: Module,
+  x: T.Tensor,
+  tta: readonly string[] = [],
+  mean: TtaMean = 'logits',
+): T.Tensor {
+  return T.tidy(() =>
+    T.noGrad(() => {
+      const views = ttaViews(x, tta);
+      let sum: T.Tensor | null = null;
+      for (const v of views) {
+        const logits = model.forward(v).float();
+        const s = mean === 'probs' ? T.F.softmax(logits, 1) : logits;
+        sum = sum ? sum.add(s) : s;
+      }
+      const avg = views.length > 1 ? sum!.div(views.length) : sum!;
+      return mean === 'probs' ? avg.log() : avg;
+    }),
+  );
 }
 
-export async function evaluate(model: Module, ds: Dataset, pipeline: PipelineConfig, o: EvaluateOptions = {}): Promise<EvaluateResult> {
+export async function evaluate(
+  model: Module,
+  ds: Dataset,
+  pipeline: PipelineConfig,
+  o: EvaluateOptions = {},
+): Promise<EvaluateResult> {
   const started = Date.now();
   const loader = new DataLoader({
-    dataset: ds, pipeline, batchSize: o.batchSize ?? 32, mode: 'eval', ...(o.workers !== undefined ? { workers: o.workers } : {}),
+    dataset: ds,
+    pipeline,
+    batchSize: o.batchSize ?? 32,
+    mode: 'eval',
+    ...(o.workers !== undefined ? { workers: o.workers } : {}),
     ...(o.shard ? { shard: o.shard } : {}),
     reuseBuffers: true, // each batch is copied into a tensor before the next is requested
   });
@@ -114,7 +131,9 @@ export async function evaluate(model: Module, ds: Dataset, pipeline: PipelineCon
         if (o.device && o.device !== 'cpu') x = x.to(o.device);
         if (o.channelsLast) x = x.contiguous('channelsLast');
         const logits = batchLogits(model, x, o.tta ?? [], o.ttaMean ?? 'logits');
-        const y = T.tensor(batch.labels, [batch.labels.length]).long().to((o.device ?? 'cpu') as T.Device);
+        const y = T.tensor(batch.labels, [batch.labels.length])
+          .long()
+          .to((o.device ?? 'cpu') as T.Device);
         const loss = T.F.crossEntropy(logits, y, { reduction: 'sum' });
         acc.addLoss(loss.item(), batch.labels.length);
         return logits.cpu().data<'float32'>();
@@ -128,7 +147,13 @@ export async function evaluate(model: Module, ds: Dataset, pipeline: PipelineCon
           const p = softmaxRow(row);
           const top = topk(row, k);
           const idx = batch.indices[i]!;
-          predictions.push({ index: idx, path: ds.samples[idx]!.path, label: batch.labels[i]!, top, probs: top.map((j) => p[j]!) });
+          predictions.push({
+            index: idx,
+            path: ds.samples[idx]!.path,
+            label: batch.labels[i]!,
+            top,
+            probs: top.map((j) => p[j]!),
+          });
         }
       }
       done += batch.labels.length;

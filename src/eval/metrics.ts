@@ -45,7 +45,8 @@ export class MetricsAccumulator {
   add(scores: Float32Array, labels: ArrayLike<number>, indices?: ArrayLike<number>): void {
     const n = labels.length;
     const c = this.numClasses;
-    if (scores.length !== n * c) throw new RangeError(`MetricsAccumulator: ${scores.length} scores for ${n} samples x ${c} classes`);
+    if (scores.length !== n * c)
+      throw new RangeError(`MetricsAccumulator: ${scores.length} scores for ${n} samples x ${c} classes`);
     for (let i = 0; i < n; i++) {
       if (indices) {
         const idx = indices[i]!;
@@ -86,7 +87,9 @@ export class MetricsAccumulator {
     const c = this.numClasses;
     if (v.length !== 5 + c * c) throw new RangeError(`MetricsAccumulator: ${v.length} counts for ${c} classes`);
     [this.seen, this.top1, this.top5, this.lossSum, this.lossCount] = [v[0]!, v[1]!, v[2]!, v[3]!, v[4]!];
-    this.confusion.forEach((row, k) => { for (let j = 0; j < c; j++) row[j] = v[5 + k * c + j]!; });
+    this.confusion.forEach((row, k) => {
+      for (let j = 0; j < c; j++) row[j] = v[5 + k * c + j]!;
+    });
   }
 
   result(): EvalMetrics {
@@ -133,7 +136,10 @@ export function softmaxRow(row: ArrayLike<number>): Float64Array {
   for (let j = 0; j < row.length; j++) m = Math.max(m, row[j]!);
   const out = new Float64Array(row.length);
   let s = 0;
-  for (let j = 0; j < row.length; j++) { out[j] = Math.exp(row[j]! - m); s += out[j]!; }
+  for (let j = 0; j < row.length; j++) {
+    out[j] = Math.exp(row[j]! - m);
+    s += out[j]!;
+  }
   for (let j = 0; j < row.length; j++) out[j] = out[j]! / s;
   return out;
 }
@@ -148,7 +154,10 @@ export function formatMetrics(m: EvalMetrics, worst = 5): string {
     `mean class acc ${pct(m.meanClassAccuracy)}`,
   ];
   if (m.loss !== null) lines.push(`loss           ${m.loss.toFixed(4)}`);
-  const sorted = m.perClass.filter((p) => p.support > 0).sort((a, b) => a.accuracy - b.accuracy).slice(0, worst);
+  const sorted = m.perClass
+    .filter((p) => p.support > 0)
+    .sort((a, b) => a.accuracy - b.accuracy)
+    .slice(0, worst);
   if (sorted.length) {
     lines.push(`weakest classes:`);
     for (const p of sorted) lines.push(`  ${pct(p.accuracy).padStart(7)}  ${p.correct}/${p.support}  ${p.name}`);

@@ -26,7 +26,14 @@ export interface LoadedRecognizer {
   /** --max-pixels: what its evaluation pipeline refuses to decode (default DEFAULT_MAX_PIXELS). */
   maxPixels?: number;
   /** An ensemble file was loaded: its members (model/preprocess above are the first member's) and how they combine. */
-  ensemble?: { path: string; members: LoadedRecognizer[]; weights: number[]; mean: TtaMean; tta: TtaView[]; ttaMean: TtaMean };
+  ensemble?: {
+    path: string;
+    members: LoadedRecognizer[];
+    weights: number[];
+    mean: TtaMean;
+    tta: TtaView[];
+    ttaMean: TtaMean;
+  };
 }
 
 /** Frees the model(s) of a recognizer. */
@@ -49,7 +56,10 @@ export interface LoadOptions {
 
 export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecognizer {
   if (isEnsembleFile(path)) {
-    if (!o.allowEnsemble) throw new Error(`${path}: an ensemble file; this command takes a single run or checkpoint (eval and predict take ensembles)`);
+    if (!o.allowEnsemble)
+      throw new Error(
+        `${path}: an ensemble file; this command takes a single run or checkpoint (eval and predict take ensembles)`,
+      );
     const spec = readEnsemble(path);
     const members: LoadedRecognizer[] = [];
     try {
@@ -60,14 +70,33 @@ export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecogni
     }
     const first = members[0]!;
     const bad = members.find((m) => JSON.stringify(m.classes) !== JSON.stringify(first.classes));
-    if (bad) { for (const m of members) m.model.dispose(); throw new Error(`${path}: members ${first.checkpointDir} and ${bad.checkpointDir} have different classes`); }
+    if (bad) {
+      for (const m of members) m.model.dispose();
+      throw new Error(`${path}: members ${first.checkpointDir} and ${bad.checkpointDir} have different classes`);
+    }
     return {
-      ...first, modelName: `ensemble(${members.map((m) => m.modelName).join(', ')})`, checkpointDir: resolve(path), runDir: undefined,
-      ensemble: { path: resolve(path), members, weights: normaliseWeights(spec.members.map((m) => m.weight), members.length), mean: spec.mean, tta: spec.tta ?? [], ttaMean: spec.ttaMean ?? 'logits' },
+      ...first,
+      modelName: `ensemble(${members.map((m) => m.modelName).join(', ')})`,
+      checkpointDir: resolve(path),
+      runDir: undefined,
+      ensemble: {
+        path: resolve(path),
+        members,
+        weights: normaliseWeights(
+          spec.members.map((m) => m.weight),
+          members.length,
+        ),
+        mean: spec.mean,
+        tta: spec.tta ?? [],
+        ttaMean: spec.ttaMean ?? 'logits',
+      },
     };
   }
   const { runDir, checkpointDir } = resolveCheckpoint(path, o.prefer ?? 'best');
-  if (!runDir) throw new Error(`${path}: the checkpoint is not inside a run folder (config.json, classes.json, preprocess.json are needed)`);
+  if (!runDir)
+    throw new Error(
+      `${path}: the checkpoint is not inside a run folder (config.json, classes.json, preprocess.json are needed)`,
+    );
   const { config, classes, preprocess } = readRunInfo(runDir);
   const ck = loadCheckpoint(checkpointDir);
   const device: T.Device = o.device ?? 'cpu';
@@ -84,7 +113,17 @@ export function loadRecognizer(path: string, o: LoadOptions = {}): LoadedRecogni
     model.dispose();
     throw new Error(`${checkpointDir}: cannot load weights into ${config.model.name}: ${(e as Error).message}`);
   }
-  return { model, modelName: config.model.name, classes, preprocess, device, checkpointDir, runDir, ema: useEma, maxPixels: o.maxPixels };
+  return {
+    model,
+    modelName: config.model.name,
+    classes,
+    preprocess,
+    device,
+    checkpointDir,
+    runDir,
+    ema: useEma,
+    maxPixels: o.maxPixels,
+  };
 }
 
 export interface Prediction {
@@ -106,7 +145,12 @@ export function skippedPredictions(w: WalkResult): Prediction[] {
   return w.skipped.map((s) => ({ path: s.path, top: [], error: `${s.reason} (${s.detail})` }));
 }
 
-export interface PredictOptions { topK?: number; batchSize?: number; tta?: TtaView[]; ttaMean?: TtaMean }
+export interface PredictOptions {
+  topK?: number;
+  batchSize?: number;
+  tta?: TtaView[];
+  ttaMean?: TtaMean;
+}
 
 /** One batch [n, 3, s, s] -> [n, width] rows (logits by default; a gallery passes its embedding). */
 export type BatchForward = (x: T.Tensor) => T.Tensor;
@@ -115,7 +159,12 @@ export type BatchForward = (x: T.Tensor) => T.Tensor;
  * Scores (logits, or log-probabilities with ttaMean 'probs'; or what `forward` returns) per file of one
  * model, through the run's evaluation pre-processing; a bad file gets an error.
  */
-export async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], o: PredictOptions, forward?: BatchForward): Promise<{ path: string; scores?: Float32Array; error?: string }[]> {
+export async function scoreFiles(
+  r: LoadedRecognizer,
+  paths: readonly string[],
+  o: PredictOptions,
+  forward?: BatchForward,
+): Promise<{ path: string; scores?: Float32Array; error?: string }[]> {
   const pipeline = evalPipeline(r.preprocess, r.maxPixels);
   const bs = o.batchSize ?? 16;
   const run = forward ?? ((x: T.Tensor) => batchLogits(r.model, x, o.tta ?? [], o.ttaMean ?? 'logits'));
@@ -123,15 +172,19 @@ export async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], 
   const out: { path: string; scores?: Float32Array; error?: string }[] = [];
   for (let i = 0; i < paths.length; i += bs) {
     const chunk = paths.slice(i, i + bs);
-    const done = await Promise.all(chunk.map(async (p) => {
-      try {
-        return { path: p, img: await processFile(p, pipeline, 0) };
-      } catch (e) {
-        if (e instanceof BadImageError) return { path: p, error: e.message };
-        throw e;
-      }
-    }));
-    const good = done.filter((d): d is { path: string; img: { data: Float32Array | Uint8Array; width: number; height: number } } => 'img' in d);
+    const done = await Promise.all(
+      chunk.map(async (p) => {
+        try {
+          return { path: p, img: await processFile(p, pipeline, 0) };
+        } catch (e) {
+          if (e instanceof BadImageError) return { path: p, error: e.message };
+          throw e;
+        }
+      }),
+    );
+    const good = done.filter(
+      (d): d is { path: string; img: { data: Float32Array | Uint8Array; width: number; height: number } } => 'img' in d,
+    );
     let scores: Float32Array = new Float32Array(0);
     if (good.length) {
       const s = r.preprocess.size;
@@ -147,7 +200,10 @@ export async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], 
     }
     let gi = 0;
     for (const d of done) {
-      if (!('img' in d)) { out.push({ path: d.path, error: d.error }); continue; }
+      if (!('img' in d)) {
+        out.push({ path: d.path, error: d.error });
+        continue;
+      }
       out.push({ path: d.path, scores: scores.slice(gi * c, (gi + 1) * c) });
       gi++;
     }
@@ -156,7 +212,11 @@ export async function scoreFiles(r: LoadedRecognizer, paths: readonly string[], 
 }
 
 /** Top-k predictions for image files (an ensemble averages its members); a bad file yields an entry with `error` instead of stopping. */
-export async function predictFiles(r: LoadedRecognizer, paths: readonly string[], o: PredictOptions = {}): Promise<Prediction[]> {
+export async function predictFiles(
+  r: LoadedRecognizer,
+  paths: readonly string[],
+  o: PredictOptions = {},
+): Promise<Prediction[]> {
   const k = Math.min(o.topK ?? 5, r.classes.length);
   const c = r.classes.length;
   let scored: { path: string; scores?: Float32Array; error?: string }[];
@@ -167,12 +227,25 @@ export async function predictFiles(r: LoadedRecognizer, paths: readonly string[]
     for (const m of e.members) per.push(await scoreFiles(m, paths, opts));
     scored = paths.map((p, i) => {
       const err = per.find((m) => m[i]!.error)?.[i]?.error;
-      return err !== undefined ? { path: p, error: err } : { path: p, scores: combineScores(per.map((m) => m[i]!.scores!), e.weights, c, e.mean) };
+      return err !== undefined
+        ? { path: p, error: err }
+        : {
+            path: p,
+            scores: combineScores(
+              per.map((m) => m[i]!.scores!),
+              e.weights,
+              c,
+              e.mean,
+            ),
+          };
     });
   } else scored = await scoreFiles(r, paths, o);
   return scored.map((d) => {
     if (!d.scores) return { path: d.path, top: [], error: d.error ?? 'unreadable' };
     const p = softmaxRow(d.scores);
-    return { path: d.path, top: topk(d.scores, k).map((j) => ({ class: r.classes[j]!, index: j, probability: p[j]! })) };
+    return {
+      path: d.path,
+      top: topk(d.scores, k).map((j) => ({ class: r.classes[j]!, index: j, probability: p[j]! })),
+    };
   });
 }

@@ -72,7 +72,7 @@ export function hashFile(path: string): string {
   const fd = openSync(path, 'r');
   try {
     const buf = Buffer.allocUnsafe(1 << 22);
-    for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
+    for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
   } finally {
     closeSync(fd);
   }
@@ -85,12 +85,16 @@ export function weightsFileOf(checkpointDir: string, ema: boolean): string {
 }
 
 export class GalleryError extends Error {
-  constructor(message: string) { super(message); this.name = 'GalleryError'; }
+  constructor(message: string) {
+    super(message);
+    this.name = 'GalleryError';
+  }
 }
 
 function check(g: Gallery, where: string): void {
   const m = g.meta;
-  if (m.format !== GALLERY_FORMAT) throw new GalleryError(`${where}: not a goodsrec gallery (format ${JSON.stringify(m.format)})`);
+  if (m.format !== GALLERY_FORMAT)
+    throw new GalleryError(`${where}: not a goodsrec gallery (format ${JSON.stringify(m.format)})`);
   if (!Number.isInteger(m.dim) || m.dim < 1) throw new GalleryError(`${where}: bad embedding width ${m.dim}`);
   if (!Array.isArray(m.entries) || g.embeddings.length !== m.entries.length * m.dim) {
     throw new GalleryError(`${where}: ${m.entries?.length} entries but ${g.embeddings.length / m.dim} embedding rows`);
@@ -112,7 +116,9 @@ export function readGallery(path: string): Gallery {
     const meta = JSON.parse(text) as GalleryMeta;
     const raw = r.readSync('embeddings');
     if (raw.dtype !== 'float32') throw new GalleryError(`${path}: embeddings are ${raw.dtype}, expected float32`);
-    const embeddings = new Float32Array(raw.data.buffer.slice(raw.data.byteOffset, raw.data.byteOffset + raw.data.byteLength));
+    const embeddings = new Float32Array(
+      raw.data.buffer.slice(raw.data.byteOffset, raw.data.byteOffset + raw.data.byteLength),
+    );
     const g = { meta, embeddings };
     check(g, path);
     return g;
@@ -126,15 +132,20 @@ export function writeGallery(path: string, g: Gallery): void {
   check(g, path);
   const n = g.meta.entries.length;
   const data = new Uint8Array(g.embeddings.buffer, g.embeddings.byteOffset, g.embeddings.byteLength);
-  writeSafetensorsSync(path, { embeddings: { dtype: 'float32', shape: [n, g.meta.dim], data } },
-    { format: GALLERY_FORMAT, gallery: JSON.stringify(g.meta) });
+  writeSafetensorsSync(
+    path,
+    { embeddings: { dtype: 'float32', shape: [n, g.meta.dim], data } },
+    { format: GALLERY_FORMAT, gallery: JSON.stringify(g.meta) },
+  );
 }
 
 /** Throws unless the gallery was made by the weights with this hash. */
 export function checkSameModel(g: Gallery, hash: string, galleryPath: string, modelPath: string): void {
   if (g.meta.model.hash !== hash) {
-    throw new GalleryError(`${galleryPath}: built with another model (weights sha256 ${g.meta.model.hash.slice(0, 12)}… from ` +
-      `${g.meta.model.checkpoint}) than ${modelPath} (${hash.slice(0, 12)}…); rebuild it with goodsrec gallery build`);
+    throw new GalleryError(
+      `${galleryPath}: built with another model (weights sha256 ${g.meta.model.hash.slice(0, 12)}… from ` +
+        `${g.meta.model.checkpoint}) than ${modelPath} (${hash.slice(0, 12)}…); rebuild it with goodsrec gallery build`,
+    );
   }
 }
 
@@ -149,7 +160,8 @@ export function filterGallery(g: Gallery, keep: (e: GalleryEntry) => boolean): G
 
 /** A copy with rows appended. */
 export function appendToGallery(g: Gallery, entries: readonly GalleryEntry[], embeddings: Float32Array): Gallery {
-  if (embeddings.length !== entries.length * g.meta.dim) throw new GalleryError(`appendToGallery: ${entries.length} entries, ${embeddings.length / g.meta.dim} rows`);
+  if (embeddings.length !== entries.length * g.meta.dim)
+    throw new GalleryError(`appendToGallery: ${entries.length} entries, ${embeddings.length / g.meta.dim} rows`);
   const emb = new Float32Array(g.embeddings.length + embeddings.length);
   emb.set(g.embeddings);
   emb.set(embeddings, g.embeddings.length);

@@ -12,14 +12,29 @@ import { syncDirQuietly } from '../io/file.js';
 import type { NeighbourIndex, SearchResult } from './neighbour-index.js';
 
 /** HNSW settings (usearch's names): graph degree, and the candidate lists while adding and searching. */
-export interface HnswSettings { connectivity: number; expansionAdd: number; expansionSearch: number }
+export interface HnswSettings {
+  connectivity: number;
+  expansionAdd: number;
+  expansionSearch: number;
+}
 
 export const DEFAULT_HNSW: HnswSettings = { connectivity: 16, expansionAdd: 128, expansionSearch: 128 };
 
-const keysFor = (n: number): BigUint64Array => { const k = new BigUint64Array(n); for (let i = 0; i < n; i++) k[i] = BigInt(i); return k; };
+const keysFor = (n: number): BigUint64Array => {
+  const k = new BigUint64Array(n);
+  for (let i = 0; i < n; i++) k[i] = BigInt(i);
+  return k;
+};
 
 /** Rows of `keys`/`distances` (usearch: distance = 1 - inner product) as a SearchResult; missing neighbours are -1. */
-function toResult(keys: BigUint64Array, distances: Float32Array, counts: ArrayLike<number | bigint>, q: number, k: number, size: number): SearchResult {
+function toResult(
+  keys: BigUint64Array,
+  distances: Float32Array,
+  counts: ArrayLike<number | bigint>,
+  q: number,
+  k: number,
+  size: number,
+): SearchResult {
   const scores = new Float32Array(q * k).fill(-Infinity);
   const indices = new Int32Array(q * k).fill(-1);
   for (let i = 0; i < q; i++) {
@@ -38,9 +53,14 @@ function toResult(keys: BigUint64Array, distances: Float32Array, counts: ArrayLi
 export class BruteForceIndex implements NeighbourIndex {
   readonly kind = 'exact';
   readonly size: number;
-  constructor(private readonly rows: Float32Array, readonly dim: number, private readonly threads = 0) {
+  constructor(
+    private readonly rows: Float32Array,
+    readonly dim: number,
+    private readonly threads = 0,
+  ) {
     this.size = rows.length / dim;
-    if (!Number.isInteger(this.size)) throw new RangeError(`BruteForceIndex: ${rows.length} floats are not rows of ${dim}`);
+    if (!Number.isInteger(this.size))
+      throw new RangeError(`BruteForceIndex: ${rows.length} floats are not rows of ${dim}`);
   }
 
   searchRows(queries: Float32Array, k: number): SearchResult {
@@ -52,18 +72,30 @@ export class BruteForceIndex implements NeighbourIndex {
     return toResult(m.keys, m.distances, [m.keys.length], 1, kk, this.size);
   }
 
-  dispose(): void { /* plain arrays */ }
+  dispose(): void {
+    /* plain arrays */
+  }
 }
 
 /** Approximate search on an HNSW graph (recall below 1: see the bench). */
 export class HnswIndex implements NeighbourIndex {
   readonly kind = 'approximate';
-  private constructor(private readonly index: Index, readonly dim: number, readonly size: number, private readonly threads: number) {}
+  private constructor(
+    private readonly index: Index,
+    readonly dim: number,
+    readonly size: number,
+    private readonly threads: number,
+  ) {}
 
   private static empty(dim: number, s: HnswSettings): Index {
     return new Index({
-      dimensions: dim, metric: MetricKind.IP, quantization: ScalarKind.F32, multi: false,
-      connectivity: s.connectivity, expansion_add: s.expansionAdd, expansion_search: s.expansionSearch,
+      dimensions: dim,
+      metric: MetricKind.IP,
+      quantization: ScalarKind.F32,
+      multi: false,
+      connectivity: s.connectivity,
+      expansion_add: s.expansionAdd,
+      expansion_search: s.expansionSearch,
     });
   }
 
@@ -90,7 +122,11 @@ export class HnswIndex implements NeighbourIndex {
     try {
       this.index.save(tmp);
       const fd = openSync(tmp, 'r+');
-      try { fsyncSync(fd); } finally { closeSync(fd); }
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, path);
     } catch (e) {
       rmSync(tmp, { force: true });
@@ -111,12 +147,16 @@ export class HnswIndex implements NeighbourIndex {
     return toResult(m.keys, m.distances, m.counts, q, kk, this.size);
   }
 
-  dispose(): void { /* freed with the object (usearch has no explicit free) */ }
+  dispose(): void {
+    /* freed with the object (usearch has no explicit free) */
+  }
 }
 
 /** The file an HNSW graph over these embeddings is kept in, next to the gallery. */
 export function hnswPathFor(galleryPath: string, embeddings: Float32Array): string {
-  const h = createHash('sha256').update(new Uint8Array(embeddings.buffer, embeddings.byteOffset, embeddings.byteLength)).digest('hex');
+  const h = createHash('sha256')
+    .update(new Uint8Array(embeddings.buffer, embeddings.byteOffset, embeddings.byteLength))
+    .digest('hex');
   return `${galleryPath}.${h.slice(0, 16)}.hnsw`;
 }
 
@@ -124,12 +164,21 @@ export function hnswPathFor(galleryPath: string, embeddings: Float32Array): stri
  * The graph for a gallery file's embeddings: loaded when saved before, else built and saved (graphs of
  * earlier versions of the gallery are deleted). Without a path it is only built.
  */
-export function galleryHnsw(rows: Float32Array, dim: number, galleryPath: string | null, o: { settings?: HnswSettings; threads?: number; log?: (m: string) => void; graph?: string } = {}): HnswIndex {
+export function galleryHnsw(
+  rows: Float32Array,
+  dim: number,
+  galleryPath: string | null,
+  o: { settings?: HnswSettings; threads?: number; log?: (m: string) => void; graph?: string } = {},
+): HnswIndex {
   const s = o.settings ?? DEFAULT_HNSW;
   const n = rows.length / dim;
   const file = o.graph ?? (galleryPath ? hnswPathFor(galleryPath, rows) : null);
   if (file && existsSync(file)) {
-    try { return HnswIndex.load(file, dim, n, s, o.threads ?? 0); } catch (e) { o.log?.(`${(e as Error).message}; rebuilding it`); }
+    try {
+      return HnswIndex.load(file, dim, n, s, o.threads ?? 0);
+    } catch (e) {
+      o.log?.(`${(e as Error).message}; rebuilding it`);
+    }
   }
   const t0 = performance.now();
   const index = HnswIndex.build(rows, dim, s, o.threads ?? 0);
@@ -138,7 +187,8 @@ export function galleryHnsw(rows: Float32Array, dim: number, galleryPath: string
     index.save(file);
     const stem = basename(galleryPath) + '.';
     for (const f of readdirSync(dirname(galleryPath))) {
-      if (f.startsWith(stem) && f.endsWith('.hnsw') && join(dirname(galleryPath), f) !== file) rmSync(join(dirname(galleryPath), f), { force: true });
+      if (f.startsWith(stem) && f.endsWith('.hnsw') && join(dirname(galleryPath), f) !== file)
+        rmSync(join(dirname(galleryPath), f), { force: true });
     }
   }
   return index;

@@ -28,7 +28,13 @@ export function isApproximate(g: Gallery, approximateFrom?: number): boolean {
 
 export function openGalleryIndex(g: Gallery, o: OpenIndexOptions = {}): NeighbourIndex {
   const { dim } = g.meta;
-  if (!isApproximate(g, o.approximateFrom)) return o.exact ? o.exact(g.embeddings, dim) : new BruteForceIndex(g.embeddings, dim, o.threads ?? 0);
+  if (!isApproximate(g, o.approximateFrom))
+    return o.exact ? o.exact(g.embeddings, dim) : new BruteForceIndex(g.embeddings, dim, o.threads ?? 0);
   const settings = { ...DEFAULT_HNSW, ...(g.meta.search?.hnsw ?? {}) };
-  return galleryHnsw(g.embeddings, dim, o.path ?? null, { settings, ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.graph ? { graph: o.graph } : {}), ...(o.log ? { log: o.log } : {}) });
+  return galleryHnsw(g.embeddings, dim, o.path ?? null, {
+    settings,
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.graph ? { graph: o.graph } : {}),
+    ...(o.log ? { log: o.log } : {}),
+  });
 }

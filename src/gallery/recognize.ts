@@ -6,7 +6,12 @@
 import { galleryClasses, type Gallery } from './format.js';
 import type { NeighbourIndex } from './neighbour-index.js';
 
-export interface GalleryVote { class: string; index: number; votes: number; similarity: number }
+export interface GalleryVote {
+  class: string;
+  index: number;
+  votes: number;
+  similarity: number;
+}
 
 export interface GalleryAnswer {
   /** Best class, or null for "unknown product" (best similarity below the threshold). */
@@ -29,8 +34,12 @@ export class GalleryMatcher {
   private readonly classPhotos = new Map<string, number>();
 
   /** index: over gallery.embeddings (open-index.ts picks exact or approximate by size); the matcher owns it. */
-  constructor(readonly gallery: Gallery, readonly index: NeighbourIndex) {
-    if (index.size !== gallery.meta.entries.length) throw new RangeError(`GalleryMatcher: an index of ${index.size} rows for ${gallery.meta.entries.length} entries`);
+  constructor(
+    readonly gallery: Gallery,
+    readonly index: NeighbourIndex,
+  ) {
+    if (index.size !== gallery.meta.entries.length)
+      throw new RangeError(`GalleryMatcher: an index of ${index.size} rows for ${gallery.meta.entries.length} entries`);
     this.classes = galleryClasses(gallery);
     this.classIndex = new Map(this.classes.map((c, i) => [c, i]));
     for (const e of gallery.meta.entries) this.classPhotos.set(e.class, (this.classPhotos.get(e.class) ?? 0) + 1);
@@ -40,7 +49,10 @@ export class GalleryMatcher {
    * Answers for unit-length query rows [q * dim]. A neighbour whose source photo is the query's own
    * (queryPaths[i]) is skipped, so a gallery can be evaluated on the photos it was built from (leave-one-out).
    */
-  match(queries: Float32Array, o: { k?: number; threshold?: number | null; queryPaths?: readonly (string | undefined)[] } = {}): GalleryAnswer[] {
+  match(
+    queries: Float32Array,
+    o: { k?: number; threshold?: number | null; queryPaths?: readonly (string | undefined)[] } = {},
+  ): GalleryAnswer[] {
     const dim = this.gallery.meta.dim;
     const q = queries.length / dim;
     if (!Number.isInteger(q)) throw new RangeError(`match: ${queries.length} floats are not rows of ${dim}`);
@@ -61,7 +73,12 @@ export class GalleryMatcher {
       }
       const votes = new Map<string, GalleryVote>();
       for (const n of neighbours) {
-        const v = votes.get(n.class) ?? { class: n.class, index: this.classIndex.get(n.class)!, votes: 0, similarity: -Infinity };
+        const v = votes.get(n.class) ?? {
+          class: n.class,
+          index: this.classIndex.get(n.class)!,
+          votes: 0,
+          similarity: -Infinity,
+        };
         v.votes += Math.max(n.similarity, 0);
         v.similarity = Math.max(v.similarity, n.similarity);
         votes.set(n.class, v);
@@ -77,7 +94,9 @@ export class GalleryMatcher {
     return out;
   }
 
-  dispose(): void { this.index.dispose(); }
+  dispose(): void {
+    this.index.dispose();
+  }
 }
 
 /** Area under the ROC curve of "known scores above unknown scores" (ties count half). */
@@ -86,7 +105,7 @@ export function auroc(known: readonly number[], unknown: readonly number[]): num
   const all = [...known.map((s) => ({ s, k: 1 })), ...unknown.map((s) => ({ s, k: 0 }))].sort((a, b) => a.s - b.s);
   // Mann-Whitney U with mid-ranks for ties.
   let rankSum = 0;
-  for (let i = 0; i < all.length;) {
+  for (let i = 0; i < all.length; ) {
     let j = i;
     while (j < all.length && all[j]!.s === all[i]!.s) j++;
     const mid = (i + 1 + j) / 2;
@@ -100,8 +119,13 @@ export function auroc(known: readonly number[], unknown: readonly number[]): num
  * The smallest threshold whose false-accept rate on the unknown scores is at most targetFar
  * (accept when similarity >= threshold), with the rates it gives.
  */
-export function thresholdForFar(known: readonly number[], unknown: readonly number[], targetFar: number): { threshold: number; far: number; tar: number } {
-  if (!(targetFar >= 0 && targetFar < 1)) throw new RangeError(`--far: expected a rate in [0, 1) but received ${targetFar}`);
+export function thresholdForFar(
+  known: readonly number[],
+  unknown: readonly number[],
+  targetFar: number,
+): { threshold: number; far: number; tar: number } {
+  if (!(targetFar >= 0 && targetFar < 1))
+    throw new RangeError(`--far: expected a rate in [0, 1) but received ${targetFar}`);
   if (!unknown.length) throw new Error('calibration needs at least one unknown photo');
   const u = [...unknown].sort((a, b) => b - a);
   const allowed = Math.floor(targetFar * u.length);

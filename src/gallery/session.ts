@@ -7,8 +7,15 @@ import type { LoadedRecognizer } from '../eval/predictor.js';
 import type { TtaView } from '../eval/evaluate.js';
 import { embedDataset, embedFiles, hasEmbeddingHead } from './embed.js';
 import {
-  GALLERY_FORMAT, appendToGallery, writeGallery, checkSameModel, hashFile, weightsFileOf, GalleryError,
-  type Gallery, type GalleryEntry,
+  GALLERY_FORMAT,
+  appendToGallery,
+  writeGallery,
+  checkSameModel,
+  hashFile,
+  weightsFileOf,
+  GalleryError,
+  type Gallery,
+  type GalleryEntry,
 } from './format.js';
 import { GalleryMatcher, auroc, type GalleryAnswer } from './recognize.js';
 import { ExactIndex } from './search.js';
@@ -19,7 +26,11 @@ import type { Device } from '../tensor/index.js';
  * A matcher for a gallery: exact search on libtorch (on the model's device) below the gallery's size
  * threshold, the HNSW graph kept next to the gallery file (built and saved when missing) from it on.
  */
-export function openMatcher(g: Gallery, path: string | null, o: { device?: Device; log?: (m: string) => void } = {}): GalleryMatcher {
+export function openMatcher(
+  g: Gallery,
+  path: string | null,
+  o: { device?: Device; log?: (m: string) => void } = {},
+): GalleryMatcher {
   const exact = (rows: Float32Array, dim: number): ExactIndex => new ExactIndex(rows, dim, o.device ?? 'cpu');
   return new GalleryMatcher(g, openGalleryIndex(g, { path, exact, ...(o.log ? { log: o.log } : {}) }));
 }
@@ -36,24 +47,48 @@ export function recognizerHash(r: LoadedRecognizer): string {
   return hashFile(weightsFileOf(r.checkpointDir, r.ema));
 }
 
-export interface BuildOptions { k?: number; tta?: TtaView[]; batchSize?: number; onBatch?: (done: number, total: number) => void }
+export interface BuildOptions {
+  k?: number;
+  tta?: TtaView[];
+  batchSize?: number;
+  onBatch?: (done: number, total: number) => void;
+}
 
 /** A new gallery from every readable photo of a dataset (split already selected). */
-export async function buildGallery(r: LoadedRecognizer, ds: Dataset, o: BuildOptions = {}): Promise<{ gallery: Gallery; badFiles: { path: string; message: string }[] }> {
+export async function buildGallery(
+  r: LoadedRecognizer,
+  ds: Dataset,
+  o: BuildOptions = {},
+): Promise<{ gallery: Gallery; badFiles: { path: string; message: string }[] }> {
   if (ds.samples.length === 0) throw new GalleryError(`dataset ${ds.root}: no photos to build a gallery from`);
   const hash = recognizerHash(r);
   const e = await embedDataset(r, ds, o);
   const entries: GalleryEntry[] = [];
   const rows: number[] = [];
-  ds.samples.forEach((s, i) => { if (e.ok[i]) { entries.push({ class: ds.classes[s.label]!, path: resolveSamplePath(ds, s) }); rows.push(i); } });
-  if (!entries.length) throw new GalleryError(`dataset ${ds.root}: none of its ${ds.samples.length} photos could be read`);
+  ds.samples.forEach((s, i) => {
+    if (e.ok[i]) {
+      entries.push({ class: ds.classes[s.label]!, path: resolveSamplePath(ds, s) });
+      rows.push(i);
+    }
+  });
+  if (!entries.length)
+    throw new GalleryError(`dataset ${ds.root}: none of its ${ds.samples.length} photos could be read`);
   const emb = new Float32Array(rows.length * e.dim);
   rows.forEach((i, j) => emb.set(e.embeddings.subarray(i * e.dim, (i + 1) * e.dim), j * e.dim));
   const gallery: Gallery = {
     meta: {
       format: GALLERY_FORMAT,
-      model: { hash, checkpoint: r.checkpointDir, name: r.modelName, embedding: hasEmbeddingHead(r.model) ? 'neck' : 'pooled', preprocess: r.preprocess },
-      dim: e.dim, entries, k: o.k ?? 5, threshold: null,
+      model: {
+        hash,
+        checkpoint: r.checkpointDir,
+        name: r.modelName,
+        embedding: hasEmbeddingHead(r.model) ? 'neck' : 'pooled',
+        preprocess: r.preprocess,
+      },
+      dim: e.dim,
+      entries,
+      k: o.k ?? 5,
+      threshold: null,
     },
     embeddings: emb,
   };
@@ -61,18 +96,32 @@ export async function buildGallery(r: LoadedRecognizer, ds: Dataset, o: BuildOpt
 }
 
 /** The gallery with photos of one class appended (bad photos are reported, not enrolled). */
-export async function enrolPhotos(r: LoadedRecognizer, g: Gallery, className: string, paths: readonly string[], o: { tta?: TtaView[] } = {}): Promise<{ gallery: Gallery; added: number; errors: { path: string; error: string }[] }> {
+export async function enrolPhotos(
+  r: LoadedRecognizer,
+  g: Gallery,
+  className: string,
+  paths: readonly string[],
+  o: { tta?: TtaView[] } = {},
+): Promise<{ gallery: Gallery; added: number; errors: { path: string; error: string }[] }> {
   if (!className.trim()) throw new GalleryError('--class: a class name is needed');
   const files = await embedFiles(r, paths, o);
   const good = files.filter((f) => f.embedding);
   const errors = files.filter((f) => !f.embedding).map((f) => ({ path: f.path, error: f.error ?? 'unreadable' }));
-  if (!good.length) throw new GalleryError(`none of the ${paths.length} photo(s) for '${className}' could be read: ${errors.map((e) => `${e.path}: ${e.error}`).join('; ')}`);
+  if (!good.length)
+    throw new GalleryError(
+      `none of the ${paths.length} photo(s) for '${className}' could be read: ${errors.map((e) => `${e.path}: ${e.error}`).join('; ')}`,
+    );
   const emb = new Float32Array(good.length * g.meta.dim);
   good.forEach((f, i) => {
-    if (f.embedding!.length !== g.meta.dim) throw new GalleryError(`embedding width ${f.embedding!.length} differs from the gallery's ${g.meta.dim}`);
+    if (f.embedding!.length !== g.meta.dim)
+      throw new GalleryError(`embedding width ${f.embedding!.length} differs from the gallery's ${g.meta.dim}`);
     emb.set(f.embedding!, i * g.meta.dim);
   });
-  const gallery = appendToGallery(g, good.map((f) => ({ class: className, path: resolve(f.path) })), emb);
+  const gallery = appendToGallery(
+    g,
+    good.map((f) => ({ class: className, path: resolve(f.path) })),
+    emb,
+  );
   return { gallery, added: good.length, errors };
 }
 
@@ -81,19 +130,40 @@ export function checkGalleryModel(g: Gallery, r: LoadedRecognizer, galleryPath: 
   checkSameModel(g, recognizerHash(r), galleryPath, r.checkpointDir);
 }
 
-export interface GalleryPrediction extends GalleryAnswer { path: string; error?: string }
+export interface GalleryPrediction extends GalleryAnswer {
+  path: string;
+  error?: string;
+}
 
 /** Answers for photo files (a bad file gets an error entry). */
-export async function predictWithGallery(r: LoadedRecognizer, m: GalleryMatcher, paths: readonly string[], o: { k?: number; tta?: TtaView[] } = {}): Promise<GalleryPrediction[]> {
+export async function predictWithGallery(
+  r: LoadedRecognizer,
+  m: GalleryMatcher,
+  paths: readonly string[],
+  o: { k?: number; tta?: TtaView[] } = {},
+): Promise<GalleryPrediction[]> {
   const files = await embedFiles(r, paths, o);
   const good = files.filter((f) => f.embedding);
   const q = new Float32Array(good.length * m.gallery.meta.dim);
   good.forEach((f, i) => q.set(f.embedding!, i * m.gallery.meta.dim));
-  const answers = m.match(q, { ...(o.k !== undefined ? { k: o.k } : {}), queryPaths: good.map((f) => resolve(f.path)) });
+  const answers = m.match(q, {
+    ...(o.k !== undefined ? { k: o.k } : {}),
+    queryPaths: good.map((f) => resolve(f.path)),
+  });
   let gi = 0;
-  return files.map((f) => f.embedding
-    ? { path: f.path, ...answers[gi++]! }
-    : { path: f.path, class: null, unknown: true, similarity: NaN, top: [], neighbours: [], error: f.error ?? 'unreadable' });
+  return files.map((f) =>
+    f.embedding
+      ? { path: f.path, ...answers[gi++]! }
+      : {
+          path: f.path,
+          class: null,
+          unknown: true,
+          similarity: NaN,
+          top: [],
+          neighbours: [],
+          error: f.error ?? 'unreadable',
+        },
+  );
 }
 
 export interface GalleryEvalResult {
@@ -119,7 +189,12 @@ export interface GalleryEvalResult {
  * rates at the threshold, and AUROC of known vs never-enrolled photos. A photo that is itself in the
  * gallery does not count as its own neighbour.
  */
-export async function evaluateWithGallery(r: LoadedRecognizer, m: GalleryMatcher, ds: Dataset, o: { k?: number; tta?: TtaView[]; onBatch?: (d: number, t: number) => void } = {}): Promise<GalleryEvalResult> {
+export async function evaluateWithGallery(
+  r: LoadedRecognizer,
+  m: GalleryMatcher,
+  ds: Dataset,
+  o: { k?: number; tta?: TtaView[]; onBatch?: (d: number, t: number) => void } = {},
+): Promise<GalleryEvalResult> {
   const e = await embedDataset(r, ds, o);
   const idx = ds.samples.flatMap((_, i) => (e.ok[i] ? [i] : []));
   const q = new Float32Array(idx.length * e.dim);
@@ -127,13 +202,19 @@ export async function evaluateWithGallery(r: LoadedRecognizer, m: GalleryMatcher
   const paths = idx.map((i) => resolveSamplePath(ds, ds.samples[i]!));
   const answers = m.match(q, { ...(o.k !== undefined ? { k: o.k } : {}), queryPaths: paths });
   const enrolled = new Set(m.classes);
-  const knownS: number[] = []; const unknownS: number[] = [];
-  let top1 = 0; let acceptedCorrect = 0; let unknownRejected = 0;
+  const knownS: number[] = [];
+  const unknownS: number[] = [];
+  let top1 = 0;
+  let acceptedCorrect = 0;
+  let unknownRejected = 0;
   const predictions = answers.map((a, j) => {
     const cls = ds.classes[ds.samples[idx[j]!]!.label]!;
     if (enrolled.has(cls)) {
       knownS.push(a.similarity);
-      if (a.top[0]?.class === cls) { top1++; if (!a.unknown) acceptedCorrect++; }
+      if (a.top[0]?.class === cls) {
+        top1++;
+        if (!a.unknown) acceptedCorrect++;
+      }
     } else {
       unknownS.push(a.similarity);
       if (a.unknown) unknownRejected++;
@@ -142,8 +223,15 @@ export async function evaluateWithGallery(r: LoadedRecognizer, m: GalleryMatcher
   });
   const rate = (n: number, d: number): number => (d ? n / d : NaN);
   return {
-    samples: answers.length, known: knownS.length, unknown: unknownS.length,
-    top1: rate(top1, knownS.length), acceptedCorrect: rate(acceptedCorrect, knownS.length), unknownRejected: rate(unknownRejected, unknownS.length),
-    auroc: auroc(knownS, unknownS), threshold: m.gallery.meta.threshold, predictions, badFiles: e.badFiles,
+    samples: answers.length,
+    known: knownS.length,
+    unknown: unknownS.length,
+    top1: rate(top1, knownS.length),
+    acceptedCorrect: rate(acceptedCorrect, knownS.length),
+    unknownRejected: rate(unknownRejected, unknownS.length),
+    auroc: auroc(knownS, unknownS),
+    threshold: m.gallery.meta.threshold,
+    predictions,
+    badFiles: e.badFiles,
   };
 }

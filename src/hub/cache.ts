@@ -67,7 +67,11 @@ export function linkSnapshot(c: RepoCache, commit: string, file: string, etag: s
   mkdirSync(dirname(pointer), { recursive: true });
   const target = relative(dirname(pointer), c.blob(etag));
   const tmp = `${pointer}.${process.pid}.tmp-link`;
-  try { if (lstatSync(tmp)) unlinkSync(tmp); } catch { /* none */ }
+  try {
+    if (lstatSync(tmp)) unlinkSync(tmp);
+  } catch {
+    /* none */
+  }
   symlinkSync(target, tmp);
   renameSync(tmp, pointer);
   return pointer;

@@ -32,7 +32,10 @@ export function hubFileUrl(endpoint: string, repo: string, revision: string, fil
 
 export function checkRepoId(repo: string): void {
   if (!/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(repo) || repo.includes('..') || repo.includes('--')) {
-    throw new HubError('BAD_NAME', `'${repo}' is not a Hub repository id (expected org/name, e.g. timm/resnet50.a1_in1k)`);
+    throw new HubError(
+      'BAD_NAME',
+      `'${repo}' is not a Hub repository id (expected org/name, e.g. timm/resnet50.a1_in1k)`,
+    );
   }
 }
 
@@ -42,12 +45,16 @@ export async function hubDownload(repo: string, file: string, o: HubDownloadOpti
   const revision = o.revision ?? 'main';
   const log = o.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   const c = repoCache(s.cacheDir, repo);
-  if (COMMIT_HASH.test(revision) && existsSync(c.pointer(revision, file))) return { path: c.pointer(revision, file), commit: revision, cached: true };
+  if (COMMIT_HASH.test(revision) && existsSync(c.pointer(revision, file)))
+    return { path: c.pointer(revision, file), commit: revision, cached: true };
   const cached = cachedFile(c, revision, file);
   if (s.offline) {
     if (cached) return { path: cached, commit: null, cached: true };
-    throw new HubError('OFFLINE_NOT_CACHED', `HF_HUB_OFFLINE=1 and ${repo}/${file} (revision '${revision}') is not in the cache ${s.cacheDir}: ` +
-      `run 'goodsrec pull hf-hub:${repo}${revision === 'main' ? '' : `@${revision}`}' where the Hub is reachable, or unset HF_HUB_OFFLINE`);
+    throw new HubError(
+      'OFFLINE_NOT_CACHED',
+      `HF_HUB_OFFLINE=1 and ${repo}/${file} (revision '${revision}') is not in the cache ${s.cacheDir}: ` +
+        `run 'goodsrec pull hf-hub:${repo}${revision === 'main' ? '' : `@${revision}`}' where the Hub is reachable, or unset HF_HUB_OFFLINE`,
+    );
   }
   const headers: Record<string, string> = { 'user-agent': `goodsrec/${goodsrecVersion()}` };
   if (s.token) headers.authorization = `Bearer ${s.token}`;
@@ -69,17 +76,27 @@ export async function hubDownload(repo: string, file: string, o: HubDownloadOpti
   if (existsSync(pointer)) return { path: pointer, commit: meta.commit, cached: true };
   const blob = c.blob(meta.etag);
   let downloaded = false;
-  await withFileLock(c.lock(meta.etag), async () => {
-    if (!existsSync(blob)) {
-      const getHeaders = { ...headers };
-      if (!sameOrHubHost(url, meta.location)) delete getHeaders.authorization; // a signed CDN URL needs no token
-      await downloadBlob({
-        url: meta.location, headers: getHeaders, dest: blob, size: meta.size, etag: meta.etag,
-        label: `${repo}/${file}`, progress: o.progress ?? true, ctx,
-      });
-      downloaded = true;
-    }
-    linkSnapshot(c, meta.commit, file, meta.etag);
-  }, () => log(`${repo}/${file}: another process is downloading it; waiting`));
+  await withFileLock(
+    c.lock(meta.etag),
+    async () => {
+      if (!existsSync(blob)) {
+        const getHeaders = { ...headers };
+        if (!sameOrHubHost(url, meta.location)) delete getHeaders.authorization; // a signed CDN URL needs no token
+        await downloadBlob({
+          url: meta.location,
+          headers: getHeaders,
+          dest: blob,
+          size: meta.size,
+          etag: meta.etag,
+          label: `${repo}/${file}`,
+          progress: o.progress ?? true,
+          ctx,
+        });
+        downloaded = true;
+      }
+      linkSnapshot(c, meta.commit, file, meta.etag);
+    },
+    () => log(`${repo}/${file}: another process is downloading it; waiting`),
+  );
   return { path: pointer, commit: meta.commit, cached: !downloaded };
 }

@@ -5,6 +5,13 @@ export { repoFolderName, repoCache, cachedFile } from './cache.js';
 export { hubDownload, hubFileUrl, type HubFile, type HubDownloadOptions } from './download.js';
 export { TORCHVISION_WEIGHTS, torchvisionDownload, torchvisionWeights, torchvisionBaseUrl } from './torchvision.js';
 export {
-  parsePretrainedName, pretrainedArchitecture, resolvePretrained, checkArchitecture, readTimmConfig, zooArchitecture,
-  type PretrainedName, type PretrainedCfg, type ResolvedPretrained,
+  parsePretrainedName,
+  pretrainedArchitecture,
+  resolvePretrained,
+  checkArchitecture,
+  readTimmConfig,
+  zooArchitecture,
+  type PretrainedName,
+  type PretrainedCfg,
+  type ResolvedPretrained,
 } from './pretrained.js';

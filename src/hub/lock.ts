@@ -9,16 +9,29 @@ const held = new Map<string, Promise<void>>();
 
 function ownerAlive(path: string): boolean {
   let pid: number;
-  try { pid = Number.parseInt(readFileSync(path, 'utf8'), 10); } catch { return true; } // being written: assume alive
+  try {
+    pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+  } catch {
+    return true;
+  } // being written: assume alive
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return false; // this process's callers queue on `held`: a leftover
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function tryCreate(path: string): boolean {
   try {
     const fd = openSync(path, 'wx');
-    try { writeSync(fd, String(process.pid)); } finally { closeSync(fd); }
+    try {
+      writeSync(fd, String(process.pid));
+    } finally {
+      closeSync(fd);
+    }
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -30,16 +43,39 @@ function tryCreate(path: string): boolean {
 export async function withFileLock<X>(path: string, fn: () => Promise<X>, onWait?: () => void): Promise<X> {
   while (held.has(path)) await held.get(path)!.catch(() => undefined);
   let release!: () => void;
-  held.set(path, new Promise<void>((r) => { release = r; }));
+  held.set(
+    path,
+    new Promise<void>((r) => {
+      release = r;
+    }),
+  );
   try {
     mkdirSync(dirname(path), { recursive: true });
     let told = false;
     while (!tryCreate(path)) {
-      if (!ownerAlive(path)) { try { unlinkSync(path); } catch { /* another waiter took it over */ } continue; }
-      if (!told) { told = true; onWait?.(); }
+      if (!ownerAlive(path)) {
+        try {
+          unlinkSync(path);
+        } catch {
+          /* another waiter took it over */
+        }
+        continue;
+      }
+      if (!told) {
+        told = true;
+        onWait?.();
+      }
       await sleep(100);
     }
-    try { return await fn(); } finally { try { unlinkSync(path); } catch { /* already gone */ } }
+    try {
+      return await fn();
+    } finally {
+      try {
+        unlinkSync(path);
+      } catch {
+        /* already gone */
+      }
+    }
   } finally {
     held.delete(path);
     release();

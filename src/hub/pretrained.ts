@@ -52,7 +52,9 @@ export function parsePretrainedName(name: string): PretrainedName {
   if (name.startsWith('torchvision:')) {
     const rest = name.slice(12);
     const dot = rest.indexOf('.');
-    return dot < 0 ? { kind: 'torchvision', model: rest, weights: 'DEFAULT' } : { kind: 'torchvision', model: rest.slice(0, dot), weights: rest.slice(dot + 1) };
+    return dot < 0
+      ? { kind: 'torchvision', model: rest, weights: 'DEFAULT' }
+      : { kind: 'torchvision', model: rest.slice(0, dot), weights: rest.slice(dot + 1) };
   }
   return { kind: 'file', path: name };
 }
@@ -71,12 +73,18 @@ export function zooArchitecture(arch: string, from: 'timm' | 'torchvision' | 'an
   const name = TIMM_ALIASES[base] ?? TORCHVISION_ALIASES[base] ?? base;
   if (!listModels().includes(name)) {
     const close = closeModelNames(name);
-    throw new HubError('BAD_NAME', `architecture '${arch}' is not in goodsrec's zoo` +
-      `${close.length ? `; close matches: ${close.join(', ')}` : ''} (goodsrec models lists them all)`);
+    throw new HubError(
+      'BAD_NAME',
+      `architecture '${arch}' is not in goodsrec's zoo` +
+        `${close.length ? `; close matches: ${close.join(', ')}` : ''} (goodsrec models lists them all)`,
+    );
   }
   if (from === 'timm' && TORCHVISION_LAYOUT.test(name)) {
-    throw new HubError('BAD_NAME', `timm's ${base} weights use timm's module layout, but goodsrec's ${name} is torchvision's; ` +
-      `use --pretrained torchvision:${name}`);
+    throw new HubError(
+      'BAD_NAME',
+      `timm's ${base} weights use timm's module layout, but goodsrec's ${name} is torchvision's; ` +
+        `use --pretrained torchvision:${name}`,
+    );
   }
   return name;
 }
@@ -86,7 +94,11 @@ export function pretrainedArchitecture(name: string): string | null {
   const n = parsePretrainedName(name);
   if (n.kind === 'hf-hub') {
     // A guess from the repo name; the repo's config.json decides (and its errors come after the download).
-    try { return n.repo.startsWith('timm/') ? zooArchitecture(n.repo.slice(5), 'timm') : null; } catch { return null; }
+    try {
+      return n.repo.startsWith('timm/') ? zooArchitecture(n.repo.slice(5), 'timm') : null;
+    } catch {
+      return null;
+    }
   }
   if (n.kind === 'torchvision') return zooArchitecture(n.model, 'torchvision');
   return null;
@@ -94,17 +106,23 @@ export function pretrainedArchitecture(name: string): string | null {
 
 type Json = Record<string, unknown>;
 const triple = (v: unknown): [number, number, number] | undefined =>
-  Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number') ? (v as [number, number, number]) : undefined;
+  Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number')
+    ? (v as [number, number, number])
+    : undefined;
 
 /** timm's config.json ({architecture, num_classes, label_names, pretrained_cfg}) -> architecture + cfg. */
 export function readTimmConfig(path: string): { architecture: string | null; cfg: PretrainedCfg } {
   let j: Json;
-  try { j = JSON.parse(readFileSync(path, 'utf8')) as Json; } catch (e) {
+  try {
+    j = JSON.parse(readFileSync(path, 'utf8')) as Json;
+  } catch (e) {
     throw new HubError('BAD_NAME', `${path}: not a timm config.json (${(e as Error).message})`);
   }
   const p = (typeof j.pretrained_cfg === 'object' && j.pretrained_cfg !== null ? j.pretrained_cfg : {}) as Json;
   const cfg: PretrainedCfg = {};
-  const set = <K extends keyof PretrainedCfg>(k: K, v: PretrainedCfg[K] | undefined): void => { if (v !== undefined) cfg[k] = v; };
+  const set = <K extends keyof PretrainedCfg>(k: K, v: PretrainedCfg[K] | undefined): void => {
+    if (v !== undefined) cfg[k] = v;
+  };
   set('inputSize', triple(p.input_size));
   set('testInputSize', triple(p.test_input_size));
   set('mean', triple(p.mean));
@@ -115,8 +133,12 @@ export function readTimmConfig(path: string): { architecture: string | null; cfg
   const nc = j.num_classes ?? p.num_classes;
   set('numClasses', typeof nc === 'number' ? nc : undefined);
   const labels = j.label_names ?? p.label_names;
-  set('labelNames', Array.isArray(labels) && labels.every((x) => typeof x === 'string') ? (labels as string[]) : undefined);
-  const arch = typeof j.architecture === 'string' ? j.architecture : typeof p.architecture === 'string' ? p.architecture : null;
+  set(
+    'labelNames',
+    Array.isArray(labels) && labels.every((x) => typeof x === 'string') ? (labels as string[]) : undefined,
+  );
+  const arch =
+    typeof j.architecture === 'string' ? j.architecture : typeof p.architecture === 'string' ? p.architecture : null;
   return { architecture: arch, cfg };
 }
 
@@ -128,7 +150,11 @@ export interface ResolveOptions {
 }
 
 async function fromHub(name: string, repo: string, revision: string, o: ResolveOptions): Promise<ResolvedPretrained> {
-  const dl = { revision, ...(o.progress !== undefined ? { progress: o.progress } : {}), ...(o.log ? { log: o.log } : {}) };
+  const dl = {
+    revision,
+    ...(o.progress !== undefined ? { progress: o.progress } : {}),
+    ...(o.log ? { log: o.log } : {}),
+  };
   const config = await hubDownload(repo, 'config.json', dl);
   const { architecture, cfg } = readTimmConfig(config.path);
   const arch = zooArchitecture(architecture ?? repo.split('/')[1]!, 'timm');
@@ -147,7 +173,11 @@ async function fromHub(name: string, repo: string, revision: string, o: ResolveO
 
 function fromFolder(name: string, dir: string): ResolvedPretrained {
   const file = WEIGHT_FILES.map((f) => join(dir, f)).find((f) => existsSync(f));
-  if (!file) throw new HubError('BAD_NAME', `${dir}: a pretrained folder needs ${WEIGHT_FILES.join(' or ')} (and timm's config.json)`);
+  if (!file)
+    throw new HubError(
+      'BAD_NAME',
+      `${dir}: a pretrained folder needs ${WEIGHT_FILES.join(' or ')} (and timm's config.json)`,
+    );
   const conf = join(dir, 'config.json');
   if (!existsSync(conf)) return { name, weights: file, architecture: null, cfg: null };
   const { architecture, cfg } = readTimmConfig(conf);
@@ -157,8 +187,13 @@ function fromFolder(name: string, dir: string): ResolvedPretrained {
 function torchvisionCfg(model: string, weights: string): PretrainedCfg {
   const t = torchvisionWeights(model, weights);
   return {
-    inputSize: [3, t.cropSize, t.cropSize], mean: IMAGENET_MEAN, std: IMAGENET_STD, interpolation: t.interpolation,
-    cropPct: t.cropSize / t.resizeSize, cropMode: 'center', numClasses: 1000,
+    inputSize: [3, t.cropSize, t.cropSize],
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+    interpolation: t.interpolation,
+    cropPct: t.cropSize / t.resizeSize,
+    cropMode: 'center',
+    numClasses: 1000,
   };
 }
 
@@ -168,12 +203,20 @@ export async function resolvePretrained(name: string, o: ResolveOptions = {}): P
   if (n.kind === 'hf-hub') return fromHub(name, n.repo, n.revision, o);
   if (n.kind === 'torchvision') {
     const arch = zooArchitecture(n.model, 'torchvision');
-    if (!TORCHVISION_WEIGHTS[arch]) throw new HubError('BAD_NAME', `torchvision:${n.model}: torchvision publishes no weights for ${arch}`);
-    const weights = await torchvisionDownload(arch, n.weights, o.progress !== undefined ? { progress: o.progress } : {});
+    if (!TORCHVISION_WEIGHTS[arch])
+      throw new HubError('BAD_NAME', `torchvision:${n.model}: torchvision publishes no weights for ${arch}`);
+    const weights = await torchvisionDownload(
+      arch,
+      n.weights,
+      o.progress !== undefined ? { progress: o.progress } : {},
+    );
     return { name, weights, architecture: arch, cfg: torchvisionCfg(arch, n.weights) };
   }
   if (!existsSync(n.path)) {
-    throw new HubError('BAD_NAME', `pretrained '${name}': no such file or folder (or use hf-hub:org/name or torchvision:model)`);
+    throw new HubError(
+      'BAD_NAME',
+      `pretrained '${name}': no such file or folder (or use hf-hub:org/name or torchvision:model)`,
+    );
   }
   if (statSync(n.path).isDirectory()) return fromFolder(name, n.path);
   return { name, weights: n.path, architecture: null, cfg: null };
@@ -183,7 +226,10 @@ export async function resolvePretrained(name: string, o: ResolveOptions = {}): P
 export function checkArchitecture(p: ResolvedPretrained, model: string): void {
   getModelEntry(model);
   if (p.architecture && p.architecture !== model) {
-    throw new HubError('BAD_NAME', `pretrained ${p.name} holds ${p.architecture} weights but model.name is ${model}: ` +
-      `use --model ${p.architecture} (or leave --model out to take it from the weights)`);
+    throw new HubError(
+      'BAD_NAME',
+      `pretrained ${p.name} holds ${p.architecture} weights but model.name is ${model}: ` +
+        `use --model ${p.architecture} (or leave --model out to take it from the weights)`,
+    );
   }
 }

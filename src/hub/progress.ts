@@ -6,7 +6,12 @@ export interface ByteProgress {
 
 const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
 
-export function byteProgress(label: string, total: number | null, start = 0, stream: NodeJS.WriteStream = process.stderr): ByteProgress {
+export function byteProgress(
+  label: string,
+  total: number | null,
+  start = 0,
+  stream: NodeJS.WriteStream = process.stderr,
+): ByteProgress {
   const tty = stream.isTTY === true;
   const t0 = Date.now();
   let lastDraw = 0;
@@ -30,9 +35,14 @@ export function byteProgress(label: string, total: number | null, start = 0, str
         stream.write(`\r${line()}\x1b[K`);
       } else if (total) {
         const q = Math.floor((4 * done) / total);
-        if (q > lastQuarter && q < 4) { lastQuarter = q; stream.write(`${line()}\n`); }
+        if (q > lastQuarter && q < 4) {
+          lastQuarter = q;
+          stream.write(`${line()}\n`);
+        }
       }
     },
-    end() { stream.write(tty ? `\r${line()}\x1b[K\n` : `${line()}\n`); },
+    end() {
+      stream.write(tty ? `\r${line()}\x1b[K\n` : `${line()}\n`);
+    },
   };
 }

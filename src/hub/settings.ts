@@ -15,7 +15,8 @@ export interface HubSettings {
   offline: boolean;
 }
 
-const truthy = (v: string | undefined): boolean => v !== undefined && ['1', 'on', 'yes', 'true'].includes(v.trim().toLowerCase());
+const truthy = (v: string | undefined): boolean =>
+  v !== undefined && ['1', 'on', 'yes', 'true'].includes(v.trim().toLowerCase());
 
 function hfHome(env: NodeJS.ProcessEnv): string {
   if (env.HF_HOME) return env.HF_HOME;
@@ -27,7 +28,11 @@ export function hubSettings(env: NodeJS.ProcessEnv = process.env): HubSettings {
   let token = env.HF_TOKEN?.trim() || null;
   const tokenPath = env.HF_TOKEN_PATH || join(home, 'token');
   if (!token && existsSync(tokenPath)) {
-    try { token = readFileSync(tokenPath, 'utf8').trim() || null; } catch { token = null; }
+    try {
+      token = readFileSync(tokenPath, 'utf8').trim() || null;
+    } catch {
+      token = null;
+    }
   }
   return {
     endpoint: (env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, ''),

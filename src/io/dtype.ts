@@ -78,9 +78,7 @@ const SAFETENSORS_OF: Record<DType, string> = {
   uint8: 'U8',
   bool: 'BOOL',
 };
-const DTYPE_OF_SAFETENSORS = new Map<string, DType>(
-  Object.entries(SAFETENSORS_OF).map(([k, v]) => [v, k as DType]),
-);
+const DTYPE_OF_SAFETENSORS = new Map<string, DType>(Object.entries(SAFETENSORS_OF).map(([k, v]) => [v, k as DType]));
 
 export function toSafetensorsDType(dtype: DType): string {
   return SAFETENSORS_OF[dtype];

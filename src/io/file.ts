@@ -49,7 +49,13 @@ function readOnce(fd: number, buf: Uint8Array, offset: number, length: number, p
 }
 
 /** Async twin of readAtSync (reads run on libuv's thread pool, the event loop stays free). */
-export async function readAt(fd: number, file: string, position: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+export async function readAt(
+  fd: number,
+  file: string,
+  position: number,
+  length: number,
+  into?: Uint8Array,
+): Promise<Uint8Array> {
   const out = into ?? new Uint8Array(length);
   if (out.byteLength < length) throw new RangeError(`buffer of ${out.byteLength} bytes is smaller than ${length}`);
   let done = 0;
@@ -110,7 +116,10 @@ export function closeQuietly(fd: number): void {
 
 /** A temp file next to `target`, so the final rename stays on one file system (and is atomic). */
 function tempPathFor(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  return path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
 }
 
 /** fsyncs a folder so a rename in it is durable; best effort. */

@@ -17,7 +17,16 @@ export {
   writeSafetensorsSync,
 } from './safetensors.js';
 export { PthCheckpoint, PthTensor, TorchStorage, flattenTensors, readPth, readPthSync } from './pth.js';
-export { PyDict, PyTuple, PySet, PyOpaque, type PyValue, type PyKey, unpickle, type UnpickleOptions } from './pickle.js';
+export {
+  PyDict,
+  PyTuple,
+  PySet,
+  PyOpaque,
+  type PyValue,
+  type PyKey,
+  unpickle,
+  type UnpickleOptions,
+} from './pickle.js';
 export {
   extractStateDict,
   loadStateDictFile,

@@ -55,7 +55,18 @@ export class PyCallable extends PyOpaque {
   }
 }
 
-export type PyValue = null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyTuple | PySet | PyDict | PyOpaque;
+export type PyValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | PyValue[]
+  | PyTuple
+  | PySet
+  | PyDict
+  | PyOpaque;
 
 export interface UnpickleOptions {
   /** The file the pickle comes from, for error messages. */
@@ -69,18 +80,73 @@ export interface UnpickleOptions {
 }
 
 const OP_NAMES: Record<number, string> = {
-  0x28: 'MARK', 0x2e: 'STOP', 0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP', 0x46: 'FLOAT', 0x49: 'INT',
-  0x4a: 'BININT', 0x4b: 'BININT1', 0x4c: 'LONG', 0x4d: 'BININT2', 0x4e: 'NONE', 0x50: 'PERSID',
-  0x51: 'BINPERSID', 0x52: 'REDUCE', 0x53: 'STRING', 0x54: 'BINSTRING', 0x55: 'SHORT_BINSTRING',
-  0x56: 'UNICODE', 0x58: 'BINUNICODE', 0x61: 'APPEND', 0x62: 'BUILD', 0x63: 'GLOBAL', 0x64: 'DICT',
-  0x7d: 'EMPTY_DICT', 0x65: 'APPENDS', 0x67: 'GET', 0x68: 'BINGET', 0x69: 'INST', 0x6a: 'LONG_BINGET',
-  0x6c: 'LIST', 0x5d: 'EMPTY_LIST', 0x6f: 'OBJ', 0x70: 'PUT', 0x71: 'BINPUT', 0x72: 'LONG_BINPUT',
-  0x73: 'SETITEM', 0x74: 'TUPLE', 0x29: 'EMPTY_TUPLE', 0x75: 'SETITEMS', 0x47: 'BINFLOAT',
-  0x80: 'PROTO', 0x81: 'NEWOBJ', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x85: 'TUPLE1',
-  0x86: 'TUPLE2', 0x87: 'TUPLE3', 0x88: 'NEWTRUE', 0x89: 'NEWFALSE', 0x8a: 'LONG1', 0x8b: 'LONG4',
-  0x42: 'BINBYTES', 0x43: 'SHORT_BINBYTES', 0x8c: 'SHORT_BINUNICODE', 0x8d: 'BINUNICODE8',
-  0x8e: 'BINBYTES8', 0x8f: 'EMPTY_SET', 0x90: 'ADDITEMS', 0x91: 'FROZENSET', 0x92: 'NEWOBJ_EX',
-  0x93: 'STACK_GLOBAL', 0x94: 'MEMOIZE', 0x95: 'FRAME', 0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER',
+  0x28: 'MARK',
+  0x2e: 'STOP',
+  0x30: 'POP',
+  0x31: 'POP_MARK',
+  0x32: 'DUP',
+  0x46: 'FLOAT',
+  0x49: 'INT',
+  0x4a: 'BININT',
+  0x4b: 'BININT1',
+  0x4c: 'LONG',
+  0x4d: 'BININT2',
+  0x4e: 'NONE',
+  0x50: 'PERSID',
+  0x51: 'BINPERSID',
+  0x52: 'REDUCE',
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x56: 'UNICODE',
+  0x58: 'BINUNICODE',
+  0x61: 'APPEND',
+  0x62: 'BUILD',
+  0x63: 'GLOBAL',
+  0x64: 'DICT',
+  0x7d: 'EMPTY_DICT',
+  0x65: 'APPENDS',
+  0x67: 'GET',
+  0x68: 'BINGET',
+  0x69: 'INST',
+  0x6a: 'LONG_BINGET',
+  0x6c: 'LIST',
+  0x5d: 'EMPTY_LIST',
+  0x6f: 'OBJ',
+  0x70: 'PUT',
+  0x71: 'BINPUT',
+  0x72: 'LONG_BINPUT',
+  0x73: 'SETITEM',
+  0x74: 'TUPLE',
+  0x29: 'EMPTY_TUPLE',
+  0x75: 'SETITEMS',
+  0x47: 'BINFLOAT',
+  0x80: 'PROTO',
+  0x81: 'NEWOBJ',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x85: 'TUPLE1',
+  0x86: 'TUPLE2',
+  0x87: 'TUPLE3',
+  0x88: 'NEWTRUE',
+  0x89: 'NEWFALSE',
+  0x8a: 'LONG1',
+  0x8b: 'LONG4',
+  0x42: 'BINBYTES',
+  0x43: 'SHORT_BINBYTES',
+  0x8c: 'SHORT_BINUNICODE',
+  0x8d: 'BINUNICODE8',
+  0x8e: 'BINBYTES8',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
+  0x92: 'NEWOBJ_EX',
+  0x93: 'STACK_GLOBAL',
+  0x94: 'MEMOIZE',
+  0x95: 'FRAME',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
   0x98: 'READONLY_BUFFER',
 };
 
@@ -116,11 +182,19 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
   const memo = new Map<number, PyValue>();
 
   const fail = (problem: string): never => {
-    throw new WeightFileError('WEIGHTS_BAD_PICKLE', opts.file, `${what}: ${problem} (opcode ${OP_NAMES[op] ?? `0x${op.toString(16)}`} at byte ${opAt})`);
+    throw new WeightFileError(
+      'WEIGHTS_BAD_PICKLE',
+      opts.file,
+      `${what}: ${problem} (opcode ${OP_NAMES[op] ?? `0x${op.toString(16)}`} at byte ${opAt})`,
+    );
   };
   const need = (n: number): void => {
     if (pos + n > data.length) {
-      throw new WeightFileError('WEIGHTS_BAD_PICKLE', opts.file, `${what} is truncated: it ends at byte ${data.length} inside ${OP_NAMES[op] ?? 'an opcode'} (at byte ${opAt}) before STOP`);
+      throw new WeightFileError(
+        'WEIGHTS_BAD_PICKLE',
+        opts.file,
+        `${what} is truncated: it ends at byte ${data.length} inside ${OP_NAMES[op] ?? 'an opcode'} (at byte ${opAt}) before STOP`,
+      );
     }
   };
   const bytes = (n: number | bigint): Uint8Array => {
@@ -294,14 +368,33 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
         stack.push(str(bytes(u64())));
         break;
       case 0x56: // UNICODE (raw-unicode-escape text)
-        stack.push(line().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, a: string | undefined, b: string | undefined) => String.fromCodePoint(parseInt(a ?? b!, 16))));
+        stack.push(
+          line().replace(
+            /\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g,
+            (_m, a: string | undefined, b: string | undefined) => String.fromCodePoint(parseInt(a ?? b!, 16)),
+          ),
+        );
         break;
       case 0x53: {
         // STRING: a quoted Python 2 str literal; only simple escapes are handled
         const s = line();
         const q = s[0];
         if ((q !== "'" && q !== '"') || s[s.length - 1] !== q) fail('bad STRING literal');
-        stack.push(s.slice(1, -1).replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_m, e: string) => (e[0] === 'x' ? String.fromCharCode(parseInt(e.slice(1), 16)) : e === 'n' ? '\n' : e === 't' ? '\t' : e === 'r' ? '\r' : e)));
+        stack.push(
+          s
+            .slice(1, -1)
+            .replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_m, e: string) =>
+              e[0] === 'x'
+                ? String.fromCharCode(parseInt(e.slice(1), 16))
+                : e === 'n'
+                  ? '\n'
+                  : e === 't'
+                    ? '\t'
+                    : e === 'r'
+                      ? '\r'
+                      : e,
+            ),
+        );
         break;
       }
       case 0x54: // BINSTRING (Python 2 str; read as latin-1 like Python 3's encoding='latin1')
@@ -489,7 +582,11 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
       case 0x82:
       case 0x83:
       case 0x84:
-        throw new WeightFileError('WEIGHTS_UNSAFE_PICKLE', opts.file, `${what} uses the extension registry (${OP_NAMES[op]}), which is not allowed`);
+        throw new WeightFileError(
+          'WEIGHTS_UNSAFE_PICKLE',
+          opts.file,
+          `${what} uses the extension registry (${OP_NAMES[op]}), which is not allowed`,
+        );
       case 0x97:
       case 0x98:
         fail('out-of-band buffers are not supported');

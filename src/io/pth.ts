@@ -85,33 +85,55 @@ export class PthTensor extends PyOpaque {
 
 function intArg(file: string, fn: string, what: string, v: PyValue | undefined): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `${fn}: ${what} is ${describeValue(v)}, not a non-negative integer`);
+    throw new WeightFileError(
+      'WEIGHTS_BAD_TENSOR',
+      file,
+      `${fn}: ${what} is ${describeValue(v)}, not a non-negative integer`,
+    );
   }
   return v;
 }
 
 function intTuple(file: string, fn: string, what: string, v: PyValue | undefined): number[] {
   const items = v instanceof PyTuple ? v.items : Array.isArray(v) ? v : undefined;
-  if (items === undefined) throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `${fn}: ${what} is ${describeValue(v)}, not a tuple`);
+  if (items === undefined)
+    throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `${fn}: ${what} is ${describeValue(v)}, not a tuple`);
   return items.map((x, i) => intArg(file, fn, `${what}[${i}]`, x));
 }
 
 function rebuildTensor(file: string, fn: string, args: PyValue[], dtypeArg?: PyValue): PthTensor {
   const [storage, offset, size, stride, requiresGrad] = args;
   if (!(storage instanceof TorchStorage)) {
-    throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `${fn}: first argument is ${describeValue(storage)}, not a storage`);
+    throw new WeightFileError(
+      'WEIGHTS_BAD_TENSOR',
+      file,
+      `${fn}: first argument is ${describeValue(storage)}, not a storage`,
+    );
   }
   const shape = intTuple(file, fn, 'size', size);
   const strides = stride === undefined ? contiguousStrides(shape) : intTuple(file, fn, 'stride', stride);
   if (strides.length !== shape.length) {
-    throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `${fn}: size has ${shape.length} dims but stride has ${strides.length}`);
+    throw new WeightFileError(
+      'WEIGHTS_BAD_TENSOR',
+      file,
+      `${fn}: size has ${shape.length} dims but stride has ${strides.length}`,
+    );
   }
   let dtype = storage.dtype;
   if (dtypeArg !== undefined) {
-    if (!(dtypeArg instanceof TorchDTypeValue)) throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `${fn}: dtype is ${describeValue(dtypeArg)}`);
+    if (!(dtypeArg instanceof TorchDTypeValue))
+      throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `${fn}: dtype is ${describeValue(dtypeArg)}`);
     dtype = dtypeArg.dtype;
   }
-  return new PthTensor(storage, dtype, intArg(file, fn, 'storage offset', offset), shape, strides, requiresGrad === true, false);
+  return new PthTensor(
+    storage,
+    dtype,
+    intArg(file, fn, 'storage offset', offset),
+    shape,
+    strides,
+    requiresGrad === true,
+    false,
+  );
 }
 
 function contiguousStrides(shape: readonly number[]): number[] {
@@ -126,7 +148,8 @@ function contiguousStrides(shape: readonly number[]): number[] {
 
 function rebuildParameter(file: string, fn: string, args: PyValue[]): PthTensor {
   const [t, requiresGrad] = args;
-  if (!(t instanceof PthTensor)) throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `${fn}: data is ${describeValue(t)}, not a tensor`);
+  if (!(t instanceof PthTensor))
+    throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `${fn}: data is ${describeValue(t)}, not a tensor`);
   return new PthTensor(t.storage, t.dtype, t.storageOffset, t.shape, t.stride, requiresGrad !== false, true);
 }
 
@@ -143,7 +166,8 @@ function stateDictGlobals(file: string): (module: string, name: string) => PyVal
           const init = args[0];
           if (Array.isArray(init)) {
             for (const pair of init) {
-              if (pair instanceof PyTuple && pair.items.length === 2 && typeof pair.items[0] === 'string') d.items.set(pair.items[0], pair.items[1]!);
+              if (pair instanceof PyTuple && pair.items.length === 2 && typeof pair.items[0] === 'string')
+                d.items.set(pair.items[0], pair.items[1]!);
             }
           }
           return d;
@@ -165,8 +189,11 @@ function stateDictGlobals(file: string): (module: string, name: string) => PyVal
         // How protocol 2 spells a bytes object: _codecs.encode("\x00...", "latin1").
         return new PyCallable(q, (args) => {
           const [s, enc] = args;
-          if (typeof s !== 'string') throw new WeightFileError('WEIGHTS_BAD_PICKLE', file, '_codecs.encode of a non-string');
-          return enc === 'latin1' || enc === 'latin-1' ? Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff) : new TextEncoder().encode(s);
+          if (typeof s !== 'string')
+            throw new WeightFileError('WEIGHTS_BAD_PICKLE', file, '_codecs.encode of a non-string');
+          return enc === 'latin1' || enc === 'latin-1'
+            ? Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff)
+            : new TextEncoder().encode(s);
         });
     }
     if (module === 'torch') {
@@ -176,7 +203,11 @@ function stateDictGlobals(file: string): (module: string, name: string) => PyVal
     if (STORAGE_MODULES.has(module) && name.endsWith('Storage')) {
       const dt = fromTorchStorageName(name);
       if (dt === undefined) {
-        throw new WeightFileError('WEIGHTS_UNKNOWN_DTYPE', file, `storage type ${q} is not supported (supported: float32/16/64, bfloat16, int64/32/16/8, uint8, bool)`);
+        throw new WeightFileError(
+          'WEIGHTS_UNKNOWN_DTYPE',
+          file,
+          `storage type ${q} is not supported (supported: float32/16/64, bfloat16, int64/32/16/8, uint8, bool)`,
+        );
       }
       return new TorchStorageType(q, dt);
     }
@@ -199,7 +230,11 @@ function formatError(file: string, head: Uint8Array, size: number): WeightFileEr
         're-save it with PyTorch >= 1.6 (torch.save(torch.load(f), f2)) or convert it to safetensors',
     );
   }
-  return new WeightFileError('WEIGHTS_UNSUPPORTED_FORMAT', file, 'not a PyTorch checkpoint (no zip signature at the start of the file)');
+  return new WeightFileError(
+    'WEIGHTS_UNSUPPORTED_FORMAT',
+    file,
+    'not a PyTorch checkpoint (no zip signature at the start of the file)',
+  );
 }
 
 /** The `<dir>/` prefix of the records: the directory holding data.pkl. */
@@ -208,11 +243,20 @@ function findPrefix(zip: ZipArchive): string {
   if (pkls.length === 0) {
     const names = [...zip.entries.keys()];
     if (names.some((n) => n.endsWith('/constants.pkl'))) {
-      throw new WeightFileError('WEIGHTS_UNSUPPORTED_FORMAT', zip.path, 'this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint; save model.state_dict() with torch.save instead');
+      throw new WeightFileError(
+        'WEIGHTS_UNSUPPORTED_FORMAT',
+        zip.path,
+        'this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint; save model.state_dict() with torch.save instead',
+      );
     }
-    throw new WeightFileError('WEIGHTS_BAD_ZIP', zip.path, 'zip entry "<dir>/data.pkl" is missing: not a torch.save checkpoint, or a damaged one');
+    throw new WeightFileError(
+      'WEIGHTS_BAD_ZIP',
+      zip.path,
+      'zip entry "<dir>/data.pkl" is missing: not a torch.save checkpoint, or a damaged one',
+    );
   }
-  if (pkls.length > 1) throw new WeightFileError('WEIGHTS_BAD_ZIP', zip.path, `zip holds several data.pkl records (${pkls.join(', ')})`);
+  if (pkls.length > 1)
+    throw new WeightFileError('WEIGHTS_BAD_ZIP', zip.path, `zip holds several data.pkl records (${pkls.join(', ')})`);
   return pkls[0]!.slice(0, -'data.pkl'.length);
 }
 
@@ -222,7 +266,12 @@ function parseCheckpoint(zip: ZipArchive, pkl: Uint8Array, byteorderRecord: Uint
   let byteOrder: 'little' | 'big' = 'little';
   if (byteorderRecord !== undefined) {
     const s = new TextDecoder().decode(byteorderRecord).trim();
-    if (s !== 'little' && s !== 'big') throw new WeightFileError('WEIGHTS_BAD_ZIP', file, `record "${prefix}byteorder" says "${s}", expected little or big`);
+    if (s !== 'little' && s !== 'big')
+      throw new WeightFileError(
+        'WEIGHTS_BAD_ZIP',
+        file,
+        `record "${prefix}byteorder" says "${s}", expected little or big`,
+      );
     byteOrder = s;
   }
   const storages = new Map<string, TorchStorage>();
@@ -233,8 +282,17 @@ function parseCheckpoint(zip: ZipArchive, pkl: Uint8Array, byteorderRecord: Uint
     persistentLoad: (pid) => {
       const items = pid instanceof PyTuple ? pid.items : [];
       const [tag, type, key, location, count] = items;
-      if (tag !== 'storage' || !(type instanceof TorchStorageType) || typeof key !== 'string' || typeof count !== 'number') {
-        throw new WeightFileError('WEIGHTS_BAD_PICKLE', file, `unexpected persistent id ${describeValue(pid)} (expected ('storage', type, key, location, numel))`);
+      if (
+        tag !== 'storage' ||
+        !(type instanceof TorchStorageType) ||
+        typeof key !== 'string' ||
+        typeof count !== 'number'
+      ) {
+        throw new WeightFileError(
+          'WEIGHTS_BAD_PICKLE',
+          file,
+          `unexpected persistent id ${describeValue(pid)} (expected ('storage', type, key, location, numel))`,
+        );
       }
       const known = storages.get(key);
       if (known !== undefined) return known;
@@ -242,7 +300,11 @@ function parseCheckpoint(zip: ZipArchive, pkl: Uint8Array, byteorderRecord: Uint
       const entry = zip.entry(record);
       const s = new TorchStorage(key, type.dtype, typeof location === 'string' ? location : 'cpu', count);
       if (entry.size < count * itemSize(s.dtype)) {
-        throw new WeightFileError('WEIGHTS_BAD_ZIP', file, `zip entry "${record}" has ${entry.size} bytes, fewer than its ${count} ${s.dtype} elements need`);
+        throw new WeightFileError(
+          'WEIGHTS_BAD_ZIP',
+          file,
+          `zip entry "${record}" has ${entry.size} bytes, fewer than its ${count} ${s.dtype} elements need`,
+        );
       }
       storages.set(key, s);
       return s;
@@ -434,7 +496,8 @@ export function flattenTensors(root: PyValue, file = '?'): Map<string, PthTensor
   const onPath = new Set<object>();
   const walk = (v: PyValue, key: string): void => {
     if (v instanceof PthTensor) {
-      if (out.has(key)) throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `two tensors flatten to the same key "${key}"`);
+      if (out.has(key))
+        throw new WeightFileError('WEIGHTS_BAD_TENSOR', file, `two tensors flatten to the same key "${key}"`);
       out.set(key, v);
       return;
     }

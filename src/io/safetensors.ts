@@ -217,17 +217,27 @@ function parseHeader(file: string, headerBytes: Uint8Array, dataLength: number):
     );
   }
   if (holeAt !== undefined) {
-    throw bad(file, `data buffer has a hole: bytes from ${holeAt.at} up to tensor "${holeAt.next}" belong to no tensor`);
+    throw bad(
+      file,
+      `data buffer has a hole: bytes from ${holeAt.at} up to tensor "${holeAt.next}" belong to no tensor`,
+    );
   }
   if (covered < dataLength) {
-    throw bad(file, `data buffer has ${dataLength - covered} trailing bytes after the last tensor that belong to no tensor`);
+    throw bad(
+      file,
+      `data buffer has ${dataLength - covered} trailing bytes after the last tensor that belong to no tensor`,
+    );
   }
   return { tensors, metadata };
 }
 
 function headerLength(file: string, prefix: Uint8Array, fileSize: number): number {
   if (fileSize < 8) {
-    throw new WeightFileError('WEIGHTS_TRUNCATED', file, `file is truncated: ${fileSize} bytes, fewer than the 8-byte header length`);
+    throw new WeightFileError(
+      'WEIGHTS_TRUNCATED',
+      file,
+      `file is truncated: ${fileSize} bytes, fewer than the 8-byte header length`,
+    );
   }
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(fileSize - 8)) {
@@ -372,7 +382,11 @@ function entriesOf<T>(m: TensorMap<T>): [string, T][] {
  * then by name (as the Python safetensors library does), and the header is padded with spaces to a
  * multiple of 8, so every tensor starts aligned to its element size.
  */
-function plan(file: string, tensors: TensorMap<TensorSource>, metadata?: Record<string, string>): { header: Uint8Array; order: Planned[] } {
+function plan(
+  file: string,
+  tensors: TensorMap<TensorSource>,
+  metadata?: Record<string, string>,
+): { header: Uint8Array; order: Planned[] } {
   const order: Planned[] = [];
   for (const [name, src] of entriesOf(tensors)) {
     if (name === METADATA_KEY) throw invalid(file, `"${METADATA_KEY}" can't be used as a tensor name`);
@@ -389,7 +403,9 @@ function plan(file: string, tensors: TensorMap<TensorSource>, metadata?: Record<
     }
     order.push({ name, src, byteLength });
   }
-  order.sort((a, b) => itemSize(b.src.dtype) - itemSize(a.src.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  order.sort(
+    (a, b) => itemSize(b.src.dtype) - itemSize(a.src.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
 
   const json: Record<string, unknown> = {};
   if (metadata !== undefined) {
@@ -400,7 +416,11 @@ function plan(file: string, tensors: TensorMap<TensorSource>, metadata?: Record<
   }
   let offset = 0;
   for (const p of order) {
-    json[p.name] = { dtype: toSafetensorsDType(p.src.dtype), shape: p.src.shape, data_offsets: [offset, offset + p.byteLength] };
+    json[p.name] = {
+      dtype: toSafetensorsDType(p.src.dtype),
+      shape: p.src.shape,
+      data_offsets: [offset, offset + p.byteLength],
+    };
     offset += p.byteLength;
   }
   const text = new TextEncoder().encode(JSON.stringify(json));

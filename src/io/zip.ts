@@ -52,7 +52,8 @@ function crc32(data: Uint8Array): number {
 function u64(dv: DataView, off: number, file: string): number {
   const v = dv.getBigUint64(off, true);
   // A named error (it was a bare RangeError, found by fuzzing).
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new WeightFileError('WEIGHTS_BAD_ZIP', file, `64-bit zip field ${v} beyond 2^53`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new WeightFileError('WEIGHTS_BAD_ZIP', file, `64-bit zip field ${v} beyond 2^53`);
   return Number(v);
 }
 
@@ -88,7 +89,9 @@ function* parseDirectory(file: string, size: number): Reads<Map<string, ZipEntry
     }
   }
   if (eocd < 0) {
-    throw badZip('zip central directory is missing (no end-of-central-directory record): the file is truncated or not a zip archive');
+    throw badZip(
+      'zip central directory is missing (no end-of-central-directory record): the file is truncated or not a zip archive',
+    );
   }
   let count = tv.getUint16(eocd + 10, true);
   let cdSize = tv.getUint32(eocd + 12, true);
@@ -96,7 +99,8 @@ function* parseDirectory(file: string, size: number): Reads<Map<string, ZipEntry
   if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
     // ZIP64: the locator sits right before the classic record and points at the 64-bit record.
     const loc = eocd - 20;
-    if (loc < 0 || tv.getUint32(loc, true) !== SIG_ZIP64_LOCATOR) throw badZip('ZIP64 end-of-central-directory locator is missing');
+    if (loc < 0 || tv.getUint32(loc, true) !== SIG_ZIP64_LOCATOR)
+      throw badZip('ZIP64 end-of-central-directory locator is missing');
     const recOffset = u64(tv, loc + 8, file);
     if (recOffset + 56 > size) throw badZip('ZIP64 end-of-central-directory record lies beyond the end of the file');
     const rec = view(yield { position: recOffset, length: 56 });
@@ -106,7 +110,9 @@ function* parseDirectory(file: string, size: number): Reads<Map<string, ZipEntry
     cdOffset = u64(rec, 48, file);
   }
   if (cdOffset + cdSize > size) {
-    throw badZip(`zip central directory (offset ${cdOffset}, ${cdSize} bytes) lies beyond the end of the file (${size} bytes): truncated?`);
+    throw badZip(
+      `zip central directory (offset ${cdOffset}, ${cdSize} bytes) lies beyond the end of the file (${size} bytes): truncated?`,
+    );
   }
   const cd = yield { position: cdOffset, length: cdSize };
   const cv = view(cd);
@@ -114,7 +120,8 @@ function* parseDirectory(file: string, size: number): Reads<Map<string, ZipEntry
   const decoder = new TextDecoder();
   let p = 0;
   for (let n = 0; n < count; n++) {
-    if (p + 46 > cdSize || cv.getUint32(p, true) !== SIG_CENTRAL) throw badZip(`zip central directory entry ${n} is corrupt`);
+    if (p + 46 > cdSize || cv.getUint32(p, true) !== SIG_CENTRAL)
+      throw badZip(`zip central directory entry ${n} is corrupt`);
     const method = cv.getUint16(p + 10, true);
     const crc = cv.getUint32(p + 16, true);
     let compressedSize = cv.getUint32(p + 20, true);
@@ -147,7 +154,8 @@ function* parseDirectory(file: string, size: number): Reads<Map<string, ZipEntry
 
 function* parseLocalHeader(file: string, size: number, entry: ZipEntry): Reads<number> {
   const badZip = (problem: string): WeightFileError => new WeightFileError('WEIGHTS_BAD_ZIP', file, problem);
-  if (entry.localHeaderOffset + 30 > size) throw badZip(`zip entry "${entry.name}" starts beyond the end of the file: truncated?`);
+  if (entry.localHeaderOffset + 30 > size)
+    throw badZip(`zip entry "${entry.name}" starts beyond the end of the file: truncated?`);
   const lh = view(yield { position: entry.localHeaderOffset, length: 30 });
   if (lh.getUint32(0, true) !== SIG_LOCAL) throw badZip(`zip entry "${entry.name}" has a corrupt local header`);
   const dataOffset = entry.localHeaderOffset + 30 + lh.getUint16(26, true) + lh.getUint16(28, true);
@@ -159,7 +167,9 @@ function* parseLocalHeader(file: string, size: number, entry: ZipEntry): Reads<n
     );
   }
   if (entry.method !== 0 && entry.method !== 8) {
-    throw badZip(`zip entry "${entry.name}" uses compression method ${entry.method} (only stored and deflate are supported)`);
+    throw badZip(
+      `zip entry "${entry.name}" uses compression method ${entry.method} (only stored and deflate are supported)`,
+    );
   }
   return dataOffset;
 }
@@ -217,10 +227,18 @@ export class ZipArchive {
       try {
         data = new Uint8Array(zlib.inflateRawSync(raw));
       } catch (err) {
-        throw new WeightFileError('WEIGHTS_BAD_ZIP', this.path, `zip entry "${entry.name}" does not inflate: ${(err as Error).message}`);
+        throw new WeightFileError(
+          'WEIGHTS_BAD_ZIP',
+          this.path,
+          `zip entry "${entry.name}" does not inflate: ${(err as Error).message}`,
+        );
       }
       if (data.byteLength !== entry.size) {
-        throw new WeightFileError('WEIGHTS_BAD_ZIP', this.path, `zip entry "${entry.name}" inflates to ${data.byteLength} bytes, expected ${entry.size}`);
+        throw new WeightFileError(
+          'WEIGHTS_BAD_ZIP',
+          this.path,
+          `zip entry "${entry.name}" inflates to ${data.byteLength} bytes, expected ${entry.size}`,
+        );
       }
     }
     if (crc32(data) !== entry.crc32) {

@@ -26,13 +26,26 @@ export function makeDivisible(v: number, divisor = 8, minValue = divisor): numbe
   return out;
 }
 
-interface NormArgs { eps: number; momentum: number }
+interface NormArgs {
+  eps: number;
+  momentum: number;
+}
 
 /** Conv (no bias) + BatchNorm + optional SiLU, named 0/1/2 like torchvision's Conv2dNormActivation. */
 export class ConvNormAct extends Sequential {
-  constructor(inCh: number, outCh: number, kernel: number, o: { stride?: number; groups?: number; act?: boolean; norm: NormArgs }) {
+  constructor(
+    inCh: number,
+    outCh: number,
+    kernel: number,
+    o: { stride?: number; groups?: number; act?: boolean; norm: NormArgs },
+  ) {
     super(
-      new Conv2d(inCh, outCh, kernel, { stride: o.stride ?? 1, padding: (kernel - 1) >> 1, groups: o.groups ?? 1, bias: false }),
+      new Conv2d(inCh, outCh, kernel, {
+        stride: o.stride ?? 1,
+        padding: (kernel - 1) >> 1,
+        groups: o.groups ?? 1,
+        bias: false,
+      }),
       new BatchNorm2d(outCh, o.norm),
     );
     if (o.act ?? true) this.append(new SiLU());
@@ -79,12 +92,15 @@ export class MBConv extends Module {
 
   constructor(a: MBConvArgs) {
     super();
-    if (a.stride !== 1 && a.stride !== 2) throw new RangeError(`Expected stride 1 or 2 for MBConv but received ${a.stride}`);
+    if (a.stride !== 1 && a.stride !== 2)
+      throw new RangeError(`Expected stride 1 or 2 for MBConv but received ${a.stride}`);
     this.useResConnect = a.stride === 1 && a.inChannels === a.outChannels;
     const expanded = makeDivisible(a.inChannels * a.expandRatio);
     this.block = new Sequential();
     if (expanded !== a.inChannels) this.block.append(new ConvNormAct(a.inChannels, expanded, 1, { norm: a.norm }));
-    this.block.append(new ConvNormAct(expanded, expanded, a.kernel, { stride: a.stride, groups: expanded, norm: a.norm }));
+    this.block.append(
+      new ConvNormAct(expanded, expanded, a.kernel, { stride: a.stride, groups: expanded, norm: a.norm }),
+    );
     this.block.append(new SqueezeExcitation(expanded, Math.max(1, Math.floor(a.inChannels / 4))));
     this.block.append(new ConvNormAct(expanded, a.outChannels, 1, { act: false, norm: a.norm }));
     this.stochastic_depth = new DropPath(a.dropPath);
@@ -103,7 +119,14 @@ export class MBConv extends Module {
 // --- model -----------------------------------------------------------------------------
 
 /** One stage of Table 1 of the EfficientNet paper, before width/depth scaling. */
-export interface StageSpec { expandRatio: number; kernel: number; stride: number; inChannels: number; outChannels: number; layers: number }
+export interface StageSpec {
+  expandRatio: number;
+  kernel: number;
+  stride: number;
+  inChannels: number;
+  outChannels: number;
+  layers: number;
+}
 
 /** The B0 stages; B1-B7 scale them (torchvision's _efficientnet_conf). */
 export const EFFICIENTNET_B0_STAGES: readonly StageSpec[] = [
@@ -161,13 +184,17 @@ export class EfficientNet extends ClassifierModel {
     for (const s of stages) {
       const stage = new Sequential();
       for (let i = 0; i < s.layers; i++) {
-        stage.append(new MBConv({
-          expandRatio: s.expandRatio, kernel: s.kernel, norm,
-          stride: i === 0 ? s.stride : 1,
-          inChannels: i === 0 ? s.inChannels : s.outChannels,
-          outChannels: s.outChannels,
-          dropPath: (dpr * id++) / total, // torchvision divides by the block count, not count - 1
-        }));
+        stage.append(
+          new MBConv({
+            expandRatio: s.expandRatio,
+            kernel: s.kernel,
+            norm,
+            stride: i === 0 ? s.stride : 1,
+            inChannels: i === 0 ? s.inChannels : s.outChannels,
+            outChannels: s.outChannels,
+            dropPath: (dpr * id++) / total, // torchvision divides by the block count, not count - 1
+          }),
+        );
       }
       this.features.append(stage);
     }
@@ -196,18 +223,26 @@ export class EfficientNet extends ClassifierModel {
       if (m instanceof Conv2d) {
         kaimingNormal_(m.weight, { mode: 'fan_out' });
         if (m.bias) zeros_(m.bias);
-      } else if (m instanceof BatchNorm2d && m.weight && m.bias) { ones_(m.weight); zeros_(m.bias); }
+      } else if (m instanceof BatchNorm2d && m.weight && m.bias) {
+        ones_(m.weight);
+        zeros_(m.bias);
+      }
     }
   }
 
   override forwardFeatures(x: T.Tensor): T.Tensor {
-    if (x.ndim !== 4) throw new RangeError(`Error in EfficientNet: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`);
+    if (x.ndim !== 4)
+      throw new RangeError(
+        `Error in EfficientNet: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`,
+      );
     return this.features.forward(x);
   }
 
   override forwardHead(features: T.Tensor, preLogits = false): T.Tensor {
     const flatten = (t: T.Tensor): T.Tensor => t.flatten(1);
-    return preLogits ? pipe(features, this.avgpool, flatten, this.classifier.at(0)) : pipe(features, this.avgpool, flatten, this.classifier);
+    return preLogits
+      ? pipe(features, this.avgpool, flatten, this.classifier.at(0))
+      : pipe(features, this.avgpool, flatten, this.classifier);
   }
 
   override resetClassifier(numClasses: number): void {
@@ -218,13 +253,16 @@ export class EfficientNet extends ClassifierModel {
     this.setNumClasses(numClasses);
   }
 
-  override getClassifier(): Module { return this.classifier.at(1); }
+  override getClassifier(): Module {
+    return this.classifier.at(1);
+  }
 }
 
 // --- create ----------------------------------------------------------------------------
 
 function createEfficientNet(variant: EfficientNetArgs, o: CreateModelOptions): EfficientNet {
-  const pick = <K extends keyof EfficientNetArgs>(k: K): EfficientNetArgs[K] => (o[k] !== undefined ? (o[k] as EfficientNetArgs[K]) : variant[k]);
+  const pick = <K extends keyof EfficientNetArgs>(k: K): EfficientNetArgs[K] =>
+    o[k] !== undefined ? (o[k] as EfficientNetArgs[K]) : variant[k];
   return new EfficientNet({
     ...variant,
     numClasses: pick('numClasses'),
@@ -240,8 +278,15 @@ function createEfficientNet(variant: EfficientNetArgs, o: CreateModelOptions): E
 /** torchvision's eval transforms of the DEFAULT weights: crop, resize (cropPct = crop / resize), interpolation. */
 function cfg(crop: number, resize: number, interpolation: ModelCfg['interpolation'] = 'bicubic'): ModelCfg {
   return {
-    inputSize: [3, crop, crop], mean: IMAGENET_MEAN, std: IMAGENET_STD, interpolation, cropPct: crop / resize,
-    classifier: 'classifier.1', firstConv: 'features.0.0', numClasses: 1000, source: 'torchvision',
+    inputSize: [3, crop, crop],
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+    interpolation,
+    cropPct: crop / resize,
+    classifier: 'classifier.1',
+    firstConv: 'features.0.0',
+    numClasses: 1000,
+    source: 'torchvision',
   };
 }
 

@@ -20,17 +20,21 @@ const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 /** MACs of one native call from its argument and result shapes; 0 for ops that are not counted. */
 function macsOf(op: OpName, args: readonly NativeArg[], result: unknown, shape: (h: Handle) => number[]): number {
   switch (op) {
-    case 'conv2d': { // out = N*Cout*Ho*Wo; each = (Cin/groups)*kh*kw MACs
+    case 'conv2d': {
+      // out = N*Cout*Ho*Wo; each = (Cin/groups)*kh*kw MACs
       const a = namedArgs(op, args);
       return numel(shape(result as Handle)) * numel(shape(a.weight).slice(1));
     }
-    case 'convTranspose2d': { // each input element scatters into (Cout/groups)*kh*kw outputs
+    case 'convTranspose2d': {
+      // each input element scatters into (Cout/groups)*kh*kw outputs
       const a = namedArgs(op, args);
       return numel(shape(a.input)) * numel(shape(a.weight).slice(1));
     }
     case 'linear':
       return numel(shape(result as Handle)) * shape(namedArgs(op, args).weight).at(-1)!;
-    case 'matmul': case 'mm': case 'bmm':
+    case 'matmul':
+    case 'mm':
+    case 'bmm':
       return numel(shape(result as Handle)) * shape(namedArgs(op, args).self).at(-1)!;
     default:
       return 0;
@@ -51,7 +55,10 @@ export function countFlops(model: Module, inputSize: readonly [number, number, n
     inside = true;
     try {
       const n = macsOf(op, args, result, shape);
-      if (n > 0) { macs += n; byOp[op] = (byOp[op] ?? 0) + n; }
+      if (n > 0) {
+        macs += n;
+        byOp[op] = (byOp[op] ?? 0) + n;
+      }
     } finally {
       inside = false;
     }
@@ -60,7 +67,11 @@ export function countFlops(model: Module, inputSize: readonly [number, number, n
   model.eval();
   const prev = setCallHook(hook);
   try {
-    T.tidy(() => T.noGrad(() => { model.forward(T.zeros([1, ...inputSize])); }));
+    T.tidy(() =>
+      T.noGrad(() => {
+        model.forward(T.zeros([1, ...inputSize]));
+      }),
+    );
   } finally {
     setCallHook(prev);
     model.train(wasTraining);

@@ -23,7 +23,8 @@ export interface HeadOptions {
 
 /** Throws the usual message unless numClasses is a non-negative integer (0: no classifier). */
 export function checkNumClasses(numClasses: number): void {
-  if (!Number.isInteger(numClasses) || numClasses < 0) throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses < 0)
+    throw new RangeError(`Expected a non-negative integer for numClasses but received ${numClasses}`);
 }
 
 /** Throws the usual message when a head option is not one of HEAD_TYPES. */
@@ -47,6 +48,12 @@ export function createClassifier(numFeatures: number, numClasses: number, o: Hea
   const bias = o.bias ?? true;
   if (head === 'linear') return new Linear(numFeatures, numClasses, { bias });
   const hidden = o.headHidden ?? 4096;
-  if (!Number.isInteger(hidden) || hidden < 1) throw new RangeError(`Expected a positive integer for headHidden but received ${hidden}`);
-  return new Sequential(new Linear(numFeatures, hidden, { bias: false }), new BatchNorm1d(hidden), new ReLU(true), new Linear(hidden, numClasses, { bias }));
+  if (!Number.isInteger(hidden) || hidden < 1)
+    throw new RangeError(`Expected a positive integer for headHidden but received ${hidden}`);
+  return new Sequential(
+    new Linear(numFeatures, hidden, { bias: false }),
+    new BatchNorm1d(hidden),
+    new ReLU(true),
+    new Linear(hidden, numClasses, { bias }),
+  );
 }

@@ -51,14 +51,20 @@ function scaledResidual(x: T.Tensor, mixed: T.Tensor, conv: Conv2d, scale: numbe
   return relu ? up.relu_() : up;
 }
 
-const bc = (inC: number, outC: number, k: Pair, stride = 1, padding: Pair = 0): BasicConv2d => new BasicConv2d(inC, outC, k, stride, padding);
+const bc = (inC: number, outC: number, k: Pair, stride = 1, padding: Pair = 0): BasicConv2d =>
+  new BasicConv2d(inC, outC, k, stride, padding);
 
 export class Mixed5b extends Module {
   readonly branch0 = bc(192, 96, 1);
   readonly branch1 = new Sequential(bc(192, 48, 1), bc(48, 64, 5, 1, 2));
   readonly branch2 = new Sequential(bc(192, 64, 1), bc(64, 96, 3, 1, 1), bc(96, 96, 3, 1, 1));
-  readonly branch3 = new Sequential(new AvgPool2d(3, { stride: 1, padding: 1, countIncludePad: false }), bc(192, 64, 1));
-  override forward(x: T.Tensor): T.Tensor { return branches(x, this.branch0, this.branch1, this.branch2, this.branch3); }
+  readonly branch3 = new Sequential(
+    new AvgPool2d(3, { stride: 1, padding: 1, countIncludePad: false }),
+    bc(192, 64, 1),
+  );
+  override forward(x: T.Tensor): T.Tensor {
+    return branches(x, this.branch0, this.branch1, this.branch2, this.branch3);
+  }
 }
 
 export class Block35 extends Module {
@@ -66,7 +72,9 @@ export class Block35 extends Module {
   readonly branch1 = new Sequential(bc(320, 32, 1), bc(32, 32, 3, 1, 1));
   readonly branch2 = new Sequential(bc(320, 32, 1), bc(32, 48, 3, 1, 1), bc(48, 64, 3, 1, 1));
   readonly conv2d = new Conv2d(128, 320, 1);
-  constructor(readonly scale = 1) { super(); }
+  constructor(readonly scale = 1) {
+    super();
+  }
   override forward(x: T.Tensor): T.Tensor {
     return scaledResidual(x, branches(x, this.branch0, this.branch1, this.branch2), this.conv2d, this.scale, true);
   }
@@ -76,14 +84,18 @@ export class Mixed6a extends Module {
   readonly branch0 = bc(320, 384, 3, 2);
   readonly branch1 = new Sequential(bc(320, 256, 1), bc(256, 256, 3, 1, 1), bc(256, 384, 3, 2));
   readonly branch2 = new MaxPool2d(3, { stride: 2 });
-  override forward(x: T.Tensor): T.Tensor { return branches(x, this.branch0, this.branch1, this.branch2); }
+  override forward(x: T.Tensor): T.Tensor {
+    return branches(x, this.branch0, this.branch1, this.branch2);
+  }
 }
 
 export class Block17 extends Module {
   readonly branch0 = bc(1088, 192, 1);
   readonly branch1 = new Sequential(bc(1088, 128, 1), bc(128, 160, [1, 7], 1, [0, 3]), bc(160, 192, [7, 1], 1, [3, 0]));
   readonly conv2d = new Conv2d(384, 1088, 1);
-  constructor(readonly scale = 1) { super(); }
+  constructor(readonly scale = 1) {
+    super();
+  }
   override forward(x: T.Tensor): T.Tensor {
     return scaledResidual(x, branches(x, this.branch0, this.branch1), this.conv2d, this.scale, true);
   }
@@ -94,14 +106,21 @@ export class Mixed7a extends Module {
   readonly branch1 = new Sequential(bc(1088, 256, 1), bc(256, 288, 3, 2));
   readonly branch2 = new Sequential(bc(1088, 256, 1), bc(256, 288, 3, 1, 1), bc(288, 320, 3, 2));
   readonly branch3 = new MaxPool2d(3, { stride: 2 });
-  override forward(x: T.Tensor): T.Tensor { return branches(x, this.branch0, this.branch1, this.branch2, this.branch3); }
+  override forward(x: T.Tensor): T.Tensor {
+    return branches(x, this.branch0, this.branch1, this.branch2, this.branch3);
+  }
 }
 
 export class Block8 extends Module {
   readonly branch0 = bc(2080, 192, 1);
   readonly branch1 = new Sequential(bc(2080, 192, 1), bc(192, 224, [1, 3], 1, [0, 1]), bc(224, 256, [3, 1], 1, [1, 0]));
   readonly conv2d = new Conv2d(448, 2080, 1);
-  constructor(readonly scale = 1, readonly noRelu = false) { super(); }
+  constructor(
+    readonly scale = 1,
+    readonly noRelu = false,
+  ) {
+    super();
+  }
   override forward(x: T.Tensor): T.Tensor {
     return scaledResidual(x, branches(x, this.branch0, this.branch1), this.conv2d, this.scale, !this.noRelu);
   }
@@ -169,18 +188,40 @@ export class InceptionResNetV2 extends ClassifierModel {
   }
 
   override forwardFeatures(x: T.Tensor): T.Tensor {
-    if (x.ndim !== 4) throw new RangeError(`Error in InceptionResNetV2: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`);
+    if (x.ndim !== 4)
+      throw new RangeError(
+        `Error in InceptionResNetV2: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`,
+      );
     const [h, w] = x.shape.slice(2) as [number, number];
     if (h < INCEPTION_RESNET_V2_MIN_SIZE || w < INCEPTION_RESNET_V2_MIN_SIZE) {
-      throw new RangeError(`Error in InceptionResNetV2: input ${h}x${w} is smaller than the minimum ${INCEPTION_RESNET_V2_MIN_SIZE}x${INCEPTION_RESNET_V2_MIN_SIZE}`);
+      throw new RangeError(
+        `Error in InceptionResNetV2: input ${h}x${w} is smaller than the minimum ${INCEPTION_RESNET_V2_MIN_SIZE}x${INCEPTION_RESNET_V2_MIN_SIZE}`,
+      );
     }
-    return pipe(x, this.conv2d_1a, this.conv2d_2a, this.conv2d_2b, this.maxpool_3a, this.conv2d_3b, this.conv2d_4a, this.maxpool_5a,
-      this.mixed_5b, this.repeat, this.mixed_6a, this.repeat_1, this.mixed_7a, this.repeat_2, this.block8, this.conv2d_7b);
+    return pipe(
+      x,
+      this.conv2d_1a,
+      this.conv2d_2a,
+      this.conv2d_2b,
+      this.maxpool_3a,
+      this.conv2d_3b,
+      this.conv2d_4a,
+      this.maxpool_5a,
+      this.mixed_5b,
+      this.repeat,
+      this.mixed_6a,
+      this.repeat_1,
+      this.mixed_7a,
+      this.repeat_2,
+      this.block8,
+      this.conv2d_7b,
+    );
   }
 
   override forwardHead(features: T.Tensor, preLogits = false): T.Tensor {
     const pool = (t: T.Tensor): T.Tensor => t.mean([2, 3]);
-    const drop = (t: T.Tensor): T.Tensor => (this.dropRate > 0 && this.training ? T.F.dropout(t, this.dropRate, true) : t);
+    const drop = (t: T.Tensor): T.Tensor =>
+      this.dropRate > 0 && this.training ? T.F.dropout(t, this.dropRate, true) : t;
     return preLogits ? pipe(features, pool, drop) : pipe(features, pool, drop, this.classif);
   }
 
@@ -191,17 +232,24 @@ export class InceptionResNetV2 extends ClassifierModel {
     this.setNumClasses(numClasses);
   }
 
-  override getClassifier(): Module { return this.classif; }
+  override getClassifier(): Module {
+    return this.classif;
+  }
 }
 
 // --- create ----------------------------------------------------------------------------
 
 function createInceptionResNetV2(variant: InceptionResNetV2Args, o: CreateModelOptions): InceptionResNetV2 {
-  const pick = <K extends keyof InceptionResNetV2Args>(k: K): InceptionResNetV2Args[K] => (o[k] !== undefined ? (o[k] as InceptionResNetV2Args[K]) : variant[k]);
+  const pick = <K extends keyof InceptionResNetV2Args>(k: K): InceptionResNetV2Args[K] =>
+    o[k] !== undefined ? (o[k] as InceptionResNetV2Args[K]) : variant[k];
   return new InceptionResNetV2({
     ...variant,
-    numClasses: pick('numClasses'), inChans: pick('inChans'), dropRate: pick('dropRate'),
-    head: pick('head'), headHidden: pick('headHidden'), fcBias: pick('fcBias'),
+    numClasses: pick('numClasses'),
+    inChans: pick('inChans'),
+    dropRate: pick('dropRate'),
+    head: pick('head'),
+    headHidden: pick('headHidden'),
+    fcBias: pick('fcBias'),
   });
 }
 
@@ -210,8 +258,15 @@ function createInceptionResNetV2(variant: InceptionResNetV2Args, o: CreateModelO
 /** timm's config: 299 px, Inception mean/std 0.5, bicubic, crop 0.8975. */
 function cfg(source: string): ModelCfg {
   return {
-    inputSize: [3, 299, 299], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: 'bicubic', cropPct: 0.8975,
-    classifier: 'classif', firstConv: 'conv2d_1a.conv', numClasses: 1000, source,
+    inputSize: [3, 299, 299],
+    mean: [0.5, 0.5, 0.5],
+    std: [0.5, 0.5, 0.5],
+    interpolation: 'bicubic',
+    cropPct: 0.8975,
+    classifier: 'classif',
+    firstConv: 'conv2d_1a.conv',
+    numClasses: 1000,
+    source,
   };
 }
 
@@ -219,7 +274,10 @@ function cfg(source: string): ModelCfg {
 
 export const INCEPTION_RESNET_V2_VARIANTS: Readonly<Record<string, { args: InceptionResNetV2Args; source: string }>> = {
   inception_resnet_v2: { args: {}, source: 'timm' },
-  inception_resnet_v2_wider: { args: { numFeatures: 4096, fcBias: false }, source: 'goodsrec recipe (wider Inception-ResNet-v2)' },
+  inception_resnet_v2_wider: {
+    args: { numFeatures: 4096, fcBias: false },
+    source: 'goodsrec recipe (wider Inception-ResNet-v2)',
+  },
 };
 
 for (const [name, v] of Object.entries(INCEPTION_RESNET_V2_VARIANTS)) {

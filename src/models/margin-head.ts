@@ -38,10 +38,15 @@ export class MarginHead extends Module {
   readonly bn: BatchNorm1d | null;
   readonly scale: number;
 
-  constructor(inFeatures: number, readonly numClasses: number, o: EmbeddingHeadOptions = {}) {
+  constructor(
+    inFeatures: number,
+    readonly numClasses: number,
+    o: EmbeddingHeadOptions = {},
+  ) {
     super();
     const dim = o.embeddingDim ?? 512;
-    if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`Expected a positive integer for embeddingDim but received ${dim}`);
+    if (!Number.isInteger(dim) || dim < 1)
+      throw new RangeError(`Expected a positive integer for embeddingDim but received ${dim}`);
     this.scale = o.scale ?? 30;
     if (!(this.scale > 0)) throw new RangeError(`Expected a positive scale but received ${this.scale}`);
     const bnNeck = o.bnNeck ?? true;
@@ -52,7 +57,9 @@ export class MarginHead extends Module {
     uniform_(this.registerParameter('weight', T.empty([numClasses, dim])), -bound, bound);
   }
 
-  get embeddingDim(): number { return this.neck.outFeatures; }
+  get embeddingDim(): number {
+    return this.neck.outFeatures;
+  }
 
   /** The embedding of pooled features [N, inFeatures] -> [N, dim] (not normalised). */
   embed(pooled: T.Tensor): T.Tensor {
@@ -74,16 +81,24 @@ export class EmbeddingNet extends ClassifierModel {
   readonly backbone: ClassifierModel;
   head: MarginHead;
 
-  constructor(backbone: ClassifierModel, numClasses: number, readonly headOptions: EmbeddingHeadOptions) {
+  constructor(
+    backbone: ClassifierModel,
+    numClasses: number,
+    readonly headOptions: EmbeddingHeadOptions,
+  ) {
     super();
     this.backbone = this.registerModule('backbone', backbone);
     this.head = this.registerModule('head', new MarginHead(backbone.numFeatures, numClasses, headOptions));
     this.setNumClasses(numClasses);
   }
 
-  get numFeatures(): number { return this.head.embeddingDim; }
+  get numFeatures(): number {
+    return this.head.embeddingDim;
+  }
 
-  override forwardFeatures(x: T.Tensor): T.Tensor { return this.backbone.forwardFeatures(x); }
+  override forwardFeatures(x: T.Tensor): T.Tensor {
+    return this.backbone.forwardFeatures(x);
+  }
 
   override forwardHead(features: T.Tensor, preLogits = false): T.Tensor {
     return T.tidy(() => {
@@ -103,5 +118,7 @@ export class EmbeddingNet extends ClassifierModel {
     this.setNumClasses(numClasses);
   }
 
-  override getClassifier(): Module { return this.head; }
+  override getClassifier(): Module {
+    return this.head;
+  }
 }

@@ -34,7 +34,9 @@ export abstract class ClassifierModel extends Module {
   private classCount = 0;
 
   /** Classes the classifier predicts (0: no classifier). */
-  get numClasses(): number { return this.classCount; }
+  get numClasses(): number {
+    return this.classCount;
+  }
 
   /** Records the class count of a new classifier, here and in pretrainedCfg (constructors and resetClassifier). */
   protected setNumClasses(numClasses: number): void {

@@ -34,8 +34,14 @@ export interface ModelEntry {
 
 const REGISTRY = new Map<string, ModelEntry>();
 
-export function registerModel(name: string, factory: ModelFactory, cfg: ModelCfg, extra: { filter?: CheckpointFilter; family?: string } = {}): void {
-  if (!/^[a-z0-9_]+$/.test(name)) throw new TypeError(`Expected a model name of lower-case letters, digits and '_' but received '${name}'`);
+export function registerModel(
+  name: string,
+  factory: ModelFactory,
+  cfg: ModelCfg,
+  extra: { filter?: CheckpointFilter; family?: string } = {},
+): void {
+  if (!/^[a-z0-9_]+$/.test(name))
+    throw new TypeError(`Expected a model name of lower-case letters, digits and '_' but received '${name}'`);
   if (REGISTRY.has(name)) process.emitWarning(`registerModel: '${name}' registered twice; the later registration wins`);
   REGISTRY.set(name, { name, factory, cfg, ...extra });
 }
@@ -44,7 +50,12 @@ export function registerModel(name: string, factory: ModelFactory, cfg: ModelCfg
 export function listModels(filter?: string): string[] {
   const names = [...REGISTRY.keys()].sort();
   if (!filter) return names;
-  const re = new RegExp(`^${filter.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const re = new RegExp(
+    `^${filter
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
   return names.filter((n) => re.test(n));
 }
 
@@ -77,7 +88,9 @@ export function getModelEntry(name: string): ModelEntry {
   if (e) return e;
   const close = closeModelNames(name);
   throw Object.assign(
-    new Error(`Unknown model '${name}'${close.length ? `; did you mean ${close.join(', ')}?` : ''} (${REGISTRY.size} models registered; see listModels())`),
+    new Error(
+      `Unknown model '${name}'${close.length ? `; did you mean ${close.join(', ')}?` : ''} (${REGISTRY.size} models registered; see listModels())`,
+    ),
     { code: 'MODEL_UNKNOWN' },
   );
 }
@@ -100,8 +113,11 @@ export function createModel(name: string, options: CreateModelOptions = {}): Cla
   if (isMarginHead(opts.head)) {
     const { head: _h, embeddingDim, bnNeck, scale, numClasses, ...rest } = opts;
     const backbone = createModel(name, { ...rest, numClasses: 0 });
-    const net = new EmbeddingNet(backbone, (numClasses as number | undefined) ?? 1000,
-      { embeddingDim: embeddingDim as number | undefined, bnNeck: bnNeck as boolean | undefined, scale: scale as number | undefined });
+    const net = new EmbeddingNet(backbone, (numClasses as number | undefined) ?? 1000, {
+      embeddingDim: embeddingDim as number | undefined,
+      bnNeck: bnNeck as boolean | undefined,
+      scale: scale as number | undefined,
+    });
     net.pretrainedCfg = { ...backbone.pretrainedCfg!, classifier: 'head', numClasses: net.numClasses };
     return net;
   }
@@ -118,7 +134,12 @@ export function createModel(name: string, options: CreateModelOptions = {}): Cla
   return model;
 }
 
-function loadPretrained(model: ClassifierModel, entry: ModelEntry, path: string, log: ((m: string) => void) | null): void {
+function loadPretrained(
+  model: ClassifierModel,
+  entry: ModelEntry,
+  path: string,
+  log: ((m: string) => void) | null,
+): void {
   T.tidy(() => {
     let sd = readStateDict(path);
     if (entry.filter) sd = entry.filter(sd, model);
@@ -128,15 +149,25 @@ function loadPretrained(model: ClassifierModel, entry: ModelEntry, path: string,
     for (const [k, t] of [...sd]) {
       if (!k.startsWith(prefix)) continue;
       const mine = own.get(k);
-      const same = mine !== undefined && mine.shape.length === t.shape.length && mine.shape.every((d, i) => d === t.shape[i]);
-      if (!same) { skipped.push(`${k} [${t.shape.join(', ')}]`); sd.delete(k); }
+      const same =
+        mine !== undefined && mine.shape.length === t.shape.length && mine.shape.every((d, i) => d === t.shape[i]);
+      if (!same) {
+        skipped.push(`${k} [${t.shape.join(', ')}]`);
+        sd.delete(k);
+      }
     }
     // A skipped or absent classifier (headless weights) keeps its fresh initialisation.
     const headless = ![...sd.keys()].some((k) => k.startsWith(prefix));
-    const r = model.loadStateDict(sd, skipped.length || headless ? { strict: true, allowMissing: entry.cfg.classifier } : { strict: true });
+    const r = model.loadStateDict(
+      sd,
+      skipped.length || headless ? { strict: true, allowMissing: entry.cfg.classifier } : { strict: true },
+    );
     if (log) {
-      const note = skipped.length ? `; skipped ${skipped.join(', ')} (model has ${model.numClasses} classes): classifier re-initialised`
-        : headless && r.missingKeys.length ? `; the file has no classifier (${entry.cfg.classifier}): classifier initialised fresh` : '';
+      const note = skipped.length
+        ? `; skipped ${skipped.join(', ')} (model has ${model.numClasses} classes): classifier re-initialised`
+        : headless && r.missingKeys.length
+          ? `; the file has no classifier (${entry.cfg.classifier}): classifier initialised fresh`
+          : '';
       log(`${entry.name}: loaded ${r.loaded.length} tensors from ${path}${note}`);
     }
   });

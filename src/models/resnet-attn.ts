@@ -14,8 +14,15 @@ import type { CheckpointFilter } from './registry.js';
 
 function cfg(source: string): ModelCfg {
   return {
-    inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD, interpolation: 'bilinear', cropPct: 0.875,
-    classifier: 'fc', firstConv: 'conv1', numClasses: 1000, source,
+    inputSize: [3, 224, 224],
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+    interpolation: 'bilinear',
+    cropPct: 0.875,
+    classifier: 'fc',
+    firstConv: 'conv1',
+    numClasses: 1000,
+    source,
   };
 }
 
@@ -37,7 +44,10 @@ export const cbamAuthorsFilter: CheckpointFilter = (sd) => {
   ];
   for (const [k, t] of sd) {
     const rule = rules.find(([re]) => re.test(k));
-    if (!rule) { out.set(k, t); continue; }
+    if (!rule) {
+      out.set(k, t);
+      continue;
+    }
     const name = k.replace(rule[0], rule[1]);
     let v = t;
     if (name.endsWith('.channel.fc1.weight') || name.endsWith('.channel.fc2.weight')) v = t.reshape([...t.shape, 1, 1]);
@@ -52,12 +62,21 @@ const R50: Pick<ResNetArgs, 'block' | 'layers'> = { block: 'bottleneck', layers:
 /** The recipe's wider last stage (GoodsRecognition.MindSpore): 4 x 1024 = 4096 pooled features, bias-free classifier. */
 const WIDER: Pick<ResNetArgs, 'planes' | 'fcBias'> = { planes: [64, 128, 256, 1024], fcBias: false };
 
-export const RESNET_ATTN_VARIANTS: Readonly<Record<string, { args: ResNetArgs; source: string; filter?: CheckpointFilter }>> = {
+export const RESNET_ATTN_VARIANTS: Readonly<
+  Record<string, { args: ResNetArgs; source: string; filter?: CheckpointFilter }>
+> = {
   seresnet50: { args: { ...R50, attnLayer: 'se' }, source: 'timm' },
   seresnext50_32x4d: { args: { ...R50, cardinality: 32, baseWidth: 4, attnLayer: 'se' }, source: 'timm' },
-  resnet50_cbam: { args: { ...R50, attnLayer: 'cbam', attnArgs: { mlpBias: true } }, source: 'Woo et al. 2018 (CBAM), timm module names; the authors\' checkpoints are renamed', filter: cbamAuthorsFilter },
-  resnet50_bam: { args: { ...R50, stageAttn: 'bam' }, source: 'Park et al. 2018 (BAM), authors\' module names' },
-  seresnext50_32x4d_wider: { args: { ...R50, cardinality: 32, baseWidth: 4, attnLayer: 'se', ...WIDER }, source: 'goodsrec recipe (wider SE-ResNeXt50)' },
+  resnet50_cbam: {
+    args: { ...R50, attnLayer: 'cbam', attnArgs: { mlpBias: true } },
+    source: "Woo et al. 2018 (CBAM), timm module names; the authors' checkpoints are renamed",
+    filter: cbamAuthorsFilter,
+  },
+  resnet50_bam: { args: { ...R50, stageAttn: 'bam' }, source: "Park et al. 2018 (BAM), authors' module names" },
+  seresnext50_32x4d_wider: {
+    args: { ...R50, cardinality: 32, baseWidth: 4, attnLayer: 'se', ...WIDER },
+    source: 'goodsrec recipe (wider SE-ResNeXt50)',
+  },
   resnet50_bam_wider: { args: { ...R50, stageAttn: 'bam', ...WIDER }, source: 'goodsrec recipe (wider ResNet50-BAM)' },
 };
 

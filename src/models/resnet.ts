@@ -47,7 +47,8 @@ export class BasicBlock extends Module {
 
   constructor(a: BlockArgs) {
     super();
-    if (a.cardinality !== 1 || a.baseWidth !== 64) throw new RangeError('BasicBlock only supports cardinality 1 and baseWidth 64');
+    if (a.cardinality !== 1 || a.baseWidth !== 64)
+      throw new RangeError('BasicBlock only supports cardinality 1 and baseWidth 64');
     this.conv1 = new Conv2d(a.inplanes, a.planes, 3, { stride: a.stride, padding: 1, bias: false });
     this.bn1 = new BatchNorm2d(a.planes);
     this.conv2 = new Conv2d(a.planes, a.planes, 3, { padding: 1, bias: false });
@@ -58,7 +59,9 @@ export class BasicBlock extends Module {
   }
 
   /** The BN whose weight is zeroed for zero-init-residual. */
-  lastNorm(): BatchNorm2d { return this.bn2; }
+  lastNorm(): BatchNorm2d {
+    return this.bn2;
+  }
 
   override forward(x: T.Tensor): T.Tensor {
     const out = pipe(x, this.conv1, this.bn1, reluInPlace, this.conv2, this.bn2);
@@ -94,7 +97,9 @@ export class Bottleneck extends Module {
     this.drop_path = a.dropPath > 0 ? new DropPath(a.dropPath) : null;
   }
 
-  lastNorm(): BatchNorm2d { return this.bn3; }
+  lastNorm(): BatchNorm2d {
+    return this.bn3;
+  }
 
   override forward(x: T.Tensor): T.Tensor {
     const out = pipe(x, this.conv1, this.bn1, reluInPlace, this.conv2, this.bn2, reluInPlace, this.conv3, this.bn3);
@@ -103,12 +108,21 @@ export class Bottleneck extends Module {
 }
 
 /** out = relu(dropPath(se(branch)) + shortcut(x)), in place on the branch like torchvision's `out += identity`. */
-function residual(branch: T.Tensor, x: T.Tensor, se: Module | null, dropPath: Module | null, downsample: Module | null): T.Tensor {
+function residual(
+  branch: T.Tensor,
+  x: T.Tensor,
+  se: Module | null,
+  dropPath: Module | null,
+  downsample: Module | null,
+): T.Tensor {
   let out = branch;
   for (const m of [se, dropPath]) {
     if (!m) continue;
     const next = m.forward(out);
-    if (next !== out) { out.dispose(); out = next; }
+    if (next !== out) {
+      out.dispose();
+      out = next;
+    }
   }
   const shortcut = downsample ? downsample.forward(x) : x;
   out.add_(shortcut);
@@ -116,30 +130,45 @@ function residual(branch: T.Tensor, x: T.Tensor, se: Module | null, dropPath: Mo
   return out.relu_();
 }
 
-type BlockClass = (typeof BasicBlock | typeof Bottleneck);
+type BlockClass = typeof BasicBlock | typeof Bottleneck;
 const BLOCKS: Record<ResNetBlock, BlockClass> = { basic: BasicBlock, bottleneck: Bottleneck };
 
 // --- layers ----------------------------------------------------------------------------
 
-interface StageSpec { planes: number; blocks: number; stride: number }
+interface StageSpec {
+  planes: number;
+  blocks: number;
+  stride: number;
+}
 
 /** One stage; the downsample is built before the first block, as torchvision does (same init draw order). */
-function makeStage(inplanes: number, s: StageSpec, block: BlockClass, a: Omit<BlockArgs, 'inplanes' | 'planes' | 'stride' | 'downsample' | 'dropPath'>, dropPaths: number[]): Sequential {
+function makeStage(
+  inplanes: number,
+  s: StageSpec,
+  block: BlockClass,
+  a: Omit<BlockArgs, 'inplanes' | 'planes' | 'stride' | 'downsample' | 'dropPath'>,
+  dropPaths: number[],
+): Sequential {
   const outplanes = s.planes * block.expansion;
   let downsample: Module | null = null;
   if (s.stride !== 1 || inplanes !== outplanes) {
-    downsample = new Sequential(new Conv2d(inplanes, outplanes, 1, { stride: s.stride, bias: false }), new BatchNorm2d(outplanes));
+    downsample = new Sequential(
+      new Conv2d(inplanes, outplanes, 1, { stride: s.stride, bias: false }),
+      new BatchNorm2d(outplanes),
+    );
   }
   const stage = new Sequential();
   for (let i = 0; i < s.blocks; i++) {
-    stage.append(new block({
-      ...a,
-      inplanes: i === 0 ? inplanes : outplanes,
-      planes: s.planes,
-      stride: i === 0 ? s.stride : 1,
-      downsample: i === 0 ? downsample : null,
-      dropPath: dropPaths[i] ?? 0,
-    }));
+    stage.append(
+      new block({
+        ...a,
+        inplanes: i === 0 ? inplanes : outplanes,
+        planes: s.planes,
+        stride: i === 0 ? s.stride : 1,
+        downsample: i === 0 ? downsample : null,
+        dropPath: dropPaths[i] ?? 0,
+      }),
+    );
   }
   return stage;
 }
@@ -204,11 +233,17 @@ export class ResNet extends ClassifierModel {
   constructor(args: ResNetArgs) {
     super();
     const block = BLOCKS[args.block];
-    if (!block) throw new TypeError(`Expected 'basic' or 'bottleneck' for ResNet block but received ${String(args.block)}`);
+    if (!block)
+      throw new TypeError(`Expected 'basic' or 'bottleneck' for ResNet block but received ${String(args.block)}`);
     const planes = args.planes ?? [64, 128, 256, 512];
     const numClasses = args.numClasses ?? 1000;
     checkNumClasses(numClasses);
-    const blockArgs = { cardinality: args.cardinality ?? 1, baseWidth: args.baseWidth ?? 64, attnLayer: args.attnLayer ?? null, attnArgs: args.attnArgs };
+    const blockArgs = {
+      cardinality: args.cardinality ?? 1,
+      baseWidth: args.baseWidth ?? 64,
+      attnLayer: args.attnLayer ?? null,
+      attnArgs: args.attnArgs,
+    };
     const total = args.layers.reduce((a, b) => a + b, 0);
     const dpr = args.dropPathRate ?? 0;
     const rates = Array.from({ length: total }, (_, i) => (total > 1 ? (dpr * i) / (total - 1) : 0));
@@ -244,25 +279,35 @@ export class ResNet extends ClassifierModel {
   private initWeights(zeroInitLast: boolean): void {
     for (const m of this.modules()) {
       if (m instanceof Conv2d) kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
-      else if (m instanceof BatchNorm2d && m.weight && m.bias) { ones_(m.weight); zeros_(m.bias); }
+      else if (m instanceof BatchNorm2d && m.weight && m.bias) {
+        ones_(m.weight);
+        zeros_(m.bias);
+      }
     }
     if (zeroInitLast) {
       for (const m of this.modules()) {
-        if ((m instanceof Bottleneck || m instanceof BasicBlock) && m.lastNorm().weight) constant_(m.lastNorm().weight!, 0);
+        if ((m instanceof Bottleneck || m instanceof BasicBlock) && m.lastNorm().weight)
+          constant_(m.lastNorm().weight!, 0);
       }
     }
   }
 
   override forwardFeatures(x: T.Tensor): T.Tensor {
-    if (x.ndim !== 4) throw new RangeError(`Error in ResNet: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`);
-    const stages = [this.layer1, this.bam1, this.layer2, this.bam2, this.layer3, this.bam3, this.layer4].filter((m): m is Module => m !== null);
+    if (x.ndim !== 4)
+      throw new RangeError(`Error in ResNet: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`);
+    const stages = [this.layer1, this.bam1, this.layer2, this.bam2, this.layer3, this.bam3, this.layer4].filter(
+      (m): m is Module => m !== null,
+    );
     return pipe(x, this.conv1, this.bn1, reluInPlace, this.maxpool, ...stages);
   }
 
   override forwardHead(features: T.Tensor, preLogits = false): T.Tensor {
     const flatten = (t: T.Tensor): T.Tensor => t.flatten(1);
-    const drop = (t: T.Tensor): T.Tensor => (this.dropRate > 0 && this.training ? T.F.dropout(t, this.dropRate, true) : t);
-    return preLogits ? pipe(features, this.avgpool, flatten, drop) : pipe(features, this.avgpool, flatten, drop, this.fc);
+    const drop = (t: T.Tensor): T.Tensor =>
+      this.dropRate > 0 && this.training ? T.F.dropout(t, this.dropRate, true) : t;
+    return preLogits
+      ? pipe(features, this.avgpool, flatten, drop)
+      : pipe(features, this.avgpool, flatten, drop, this.fc);
   }
 
   override resetClassifier(numClasses: number): void {
@@ -273,14 +318,17 @@ export class ResNet extends ClassifierModel {
     this.setNumClasses(numClasses);
   }
 
-  override getClassifier(): Module { return this.fc; }
+  override getClassifier(): Module {
+    return this.fc;
+  }
 }
 
 // --- create ----------------------------------------------------------------------------
 
 /** Builds a variant: the variant's arguments, overridden by the caller's options. */
 function createResNet(variant: ResNetArgs, o: CreateModelOptions): ResNet {
-  const pick = <K extends keyof ResNetArgs>(k: K): ResNetArgs[K] => (o[k] !== undefined ? (o[k] as ResNetArgs[K]) : variant[k]);
+  const pick = <K extends keyof ResNetArgs>(k: K): ResNetArgs[K] =>
+    o[k] !== undefined ? (o[k] as ResNetArgs[K]) : variant[k];
   return new ResNet({
     ...variant,
     numClasses: pick('numClasses'),
@@ -292,7 +340,10 @@ function createResNet(variant: ResNetArgs, o: CreateModelOptions): ResNet {
     planes: pick('planes'),
     fcBias: pick('fcBias'),
     attnArgs: o.attnArgs !== undefined ? { ...variant.attnArgs, ...(o.attnArgs as AttnArgs) } : variant.attnArgs,
-    stageAttnArgs: o.stageAttnArgs !== undefined ? { ...variant.stageAttnArgs, ...(o.stageAttnArgs as AttnArgs) } : variant.stageAttnArgs,
+    stageAttnArgs:
+      o.stageAttnArgs !== undefined
+        ? { ...variant.stageAttnArgs, ...(o.stageAttnArgs as AttnArgs) }
+        : variant.stageAttnArgs,
     head: pick('head'),
     headHidden: pick('headHidden'),
   });
@@ -302,8 +353,16 @@ function createResNet(variant: ResNetArgs, o: CreateModelOptions): ResNet {
 
 function cfg(source: string, over: Partial<ModelCfg> = {}): ModelCfg {
   return {
-    inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD, interpolation: 'bilinear', cropPct: 0.875,
-    classifier: 'fc', firstConv: 'conv1', numClasses: 1000, source, ...over,
+    inputSize: [3, 224, 224],
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+    interpolation: 'bilinear',
+    cropPct: 0.875,
+    classifier: 'fc',
+    firstConv: 'conv1',
+    numClasses: 1000,
+    source,
+    ...over,
   };
 }
 
@@ -320,8 +379,18 @@ export const RESNET_VARIANTS: Readonly<Record<string, ResNetArgs>> = {
 };
 
 /** Registers one ResNet-family variant (used here and by the model zoo for attention/wider variants). */
-export function registerResNet(name: string, args: ResNetArgs, config: ModelCfg = cfg('torchvision'), filter?: CheckpointFilter): void {
-  registerModel(name, (o) => createResNet(args, o), config, filter ? { family: 'resnet', filter } : { family: 'resnet' });
+export function registerResNet(
+  name: string,
+  args: ResNetArgs,
+  config: ModelCfg = cfg('torchvision'),
+  filter?: CheckpointFilter,
+): void {
+  registerModel(
+    name,
+    (o) => createResNet(args, o),
+    config,
+    filter ? { family: 'resnet', filter } : { family: 'resnet' },
+  );
 }
 
 for (const [name, args] of Object.entries(RESNET_VARIANTS)) registerResNet(name, args);

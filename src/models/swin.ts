@@ -23,7 +23,12 @@ import { checkHead, checkNumClasses, createClassifier, type HeadType } from './h
 
 /** trunc_normal_(std) with PyTorch's absolute bounds [-2, 2] (at std 0.02 that cut is ~100 std away). */
 function truncNormal_(t: T.Tensor, std: number): void {
-  T.noGrad(() => T.tidy(() => { t.normal_(0, std); t.copy_(t.clamp(-2, 2)); }));
+  T.noGrad(() =>
+    T.tidy(() => {
+      t.normal_(0, std);
+      t.copy_(t.clamp(-2, 2));
+    }),
+  );
 }
 
 /**
@@ -34,9 +39,11 @@ function rollDim(x: T.Tensor, shift: number, dim: number): T.Tensor {
   const n = x.shape[dim]!;
   const s = ((shift % n) + n) % n;
   if (s === 0) return x;
-  const a = x.narrow(dim, n - s, s), b = x.narrow(dim, 0, n - s);
+  const a = x.narrow(dim, n - s, s),
+    b = x.narrow(dim, 0, n - s);
   const out = T.cat([a, b], dim);
-  a.dispose(); b.dispose();
+  a.dispose();
+  b.dispose();
   return out;
 }
 
@@ -53,24 +60,37 @@ function pySlice(start: number, end: number | null, n: number): [number, number]
  */
 function shiftMask(padH: number, padW: number, ws: [number, number], shift: [number, number]): T.Tensor {
   const region = new Int32Array(padH * padW);
-  const hs: [number, number | null][] = [[0, -ws[0]], [-ws[0], -shift[0]], [-shift[0], null]];
-  const wsl: [number, number | null][] = [[0, -ws[1]], [-ws[1], -shift[1]], [-shift[1], null]];
+  const hs: [number, number | null][] = [
+    [0, -ws[0]],
+    [-ws[0], -shift[0]],
+    [-shift[0], null],
+  ];
+  const wsl: [number, number | null][] = [
+    [0, -ws[1]],
+    [-ws[1], -shift[1]],
+    [-shift[1], null],
+  ];
   let count = 0;
   for (const [h0, h1] of hs) {
     for (const [w0, w1] of wsl) {
-      const [ha, hb] = pySlice(h0, h1, padH), [wa, wb] = pySlice(w0, w1, padW);
+      const [ha, hb] = pySlice(h0, h1, padH),
+        [wa, wb] = pySlice(w0, w1, padW);
       for (let i = ha; i < hb; i++) for (let j = wa; j < wb; j++) region[i * padW + j] = count;
       count++;
     }
   }
-  const nh = padH / ws[0], nw = padW / ws[1], n = ws[0] * ws[1];
+  const nh = padH / ws[0],
+    nw = padW / ws[1],
+    n = ws[0] * ws[1];
   const mask = new Float32Array(nh * nw * n * n);
   const labels = new Int32Array(n);
   for (let wi = 0; wi < nh; wi++) {
     for (let wj = 0; wj < nw; wj++) {
-      for (let a = 0; a < ws[0]; a++) for (let b = 0; b < ws[1]; b++) labels[a * ws[1] + b] = region[(wi * ws[0] + a) * padW + wj * ws[1] + b]!;
+      for (let a = 0; a < ws[0]; a++)
+        for (let b = 0; b < ws[1]; b++) labels[a * ws[1] + b] = region[(wi * ws[0] + a) * padW + wj * ws[1] + b]!;
       const base = (wi * nw + wj) * n * n;
-      for (let p = 0; p < n; p++) for (let q = 0; q < n; q++) if (labels[p] !== labels[q]) mask[base + p * n + q] = -100;
+      for (let p = 0; p < n; p++)
+        for (let q = 0; q < n; q++) if (labels[p] !== labels[q]) mask[base + p * n + q] = -100;
     }
   }
   return T.tensor(mask, [nh * nw, 1, n, n]);
@@ -80,8 +100,12 @@ function shiftMask(padH: number, padW: number, ws: [number, number], shift: [num
 
 /** A module that permutes dimensions (torchvision.ops.misc.Permute; no parameters). */
 export class Permute extends Module {
-  constructor(readonly dims: readonly number[]) { super(); }
-  override forward(x: T.Tensor): T.Tensor { return x.permute(this.dims); }
+  constructor(readonly dims: readonly number[]) {
+    super();
+  }
+  override forward(x: T.Tensor): T.Tensor {
+    return x.permute(this.dims);
+  }
 }
 
 /** Window multi-head self-attention with relative position bias; shifted windows when shiftSize > 0. */
@@ -100,11 +124,15 @@ export class ShiftedWindowAttention extends Module {
     readonly dropout = 0,
   ) {
     super();
-    if (dim % numHeads !== 0) throw new RangeError(`Error in ShiftedWindowAttention: dim (${dim}) must be divisible by numHeads (${numHeads})`);
+    if (dim % numHeads !== 0)
+      throw new RangeError(`Error in ShiftedWindowAttention: dim (${dim}) must be divisible by numHeads (${numHeads})`);
     this.qkv = new Linear(dim, dim * 3);
     this.proj = new Linear(dim, dim);
     const [wh, ww] = windowSize;
-    const table = this.registerParameter('relative_position_bias_table', T.zeros([(2 * wh - 1) * (2 * ww - 1), numHeads]));
+    const table = this.registerParameter(
+      'relative_position_bias_table',
+      T.zeros([(2 * wh - 1) * (2 * ww - 1), numHeads]),
+    );
     truncNormal_(table, 0.02);
     // index[p, q] of the table row for tokens p, q of a window (torchvision's define_relative_position_index).
     const n = wh * ww;
@@ -122,29 +150,51 @@ export class ShiftedWindowAttention extends Module {
   /** [heads, N, N] bias gathered from the table. */
   relativePositionBias(): T.Tensor {
     const n = this.windowSize[0] * this.windowSize[1];
-    return T.tidy(() => this.relative_position_bias_table.index(this.relative_position_index).view([n, n, -1]).permute([2, 0, 1]).contiguous());
+    return T.tidy(() =>
+      this.relative_position_bias_table
+        .index(this.relative_position_index)
+        .view([n, n, -1])
+        .permute([2, 0, 1])
+        .contiguous(),
+    );
   }
 
   /** x: [B, H, W, C] -> [B, H, W, C]. */
   override forward(x: T.Tensor): T.Tensor {
-    if (x.ndim !== 4 || x.shape[3] !== this.dim) throw new RangeError(`Error in ShiftedWindowAttention: expected [B, H, W, ${this.dim}] but received [${x.shape.join(', ')}]`);
+    if (x.ndim !== 4 || x.shape[3] !== this.dim)
+      throw new RangeError(
+        `Error in ShiftedWindowAttention: expected [B, H, W, ${this.dim}] but received [${x.shape.join(', ')}]`,
+      );
     return T.tidy(() => {
       const [B, H, W, C] = x.shape as [number, number, number, number];
       const [wh, ww] = this.windowSize;
-      const padR = (ww - (W % ww)) % ww, padB = (wh - (H % wh)) % wh;
+      const padR = (ww - (W % ww)) % ww,
+        padB = (wh - (H % wh)) % wh;
       let h = padR || padB ? T.F.pad(x, [0, 0, 0, padR, 0, padB]) : x;
-      const pH = H + padB, pW = W + padR;
+      const pH = H + padB,
+        pW = W + padR;
       // No shift along an axis that a single window covers.
       const shift: [number, number] = [wh >= pH ? 0 : this.shiftSize[0], ww >= pW ? 0 : this.shiftSize[1]];
       const shifted = shift[0] + shift[1] > 0;
       if (shifted) h = rollDim(rollDim(h, -shift[0], 1), -shift[1], 2);
 
       // Windows, keeping the batch dimension first: [B, nW, N, C].
-      const nh = pH / wh, nw = pW / ww, nW = nh * nw, n = wh * ww, heads = this.numHeads, hd = C / heads;
+      const nh = pH / wh,
+        nw = pW / ww,
+        nW = nh * nw,
+        n = wh * ww,
+        heads = this.numHeads,
+        hd = C / heads;
       const win = h.view([B, nh, wh, nw, ww, C]).permute([0, 1, 3, 2, 4, 5]).reshape([B, nW, n, C]);
       const qkv = this.qkv.forward(win);
-      const part = (i: number): T.Tensor => qkv.narrow(-1, i * C, C).reshape([B, nW, n, heads, hd]).permute([0, 1, 3, 2, 4]);
-      const q = part(0).mul(hd ** -0.5), k = part(1), v = part(2);
+      const part = (i: number): T.Tensor =>
+        qkv
+          .narrow(-1, i * C, C)
+          .reshape([B, nW, n, heads, hd])
+          .permute([0, 1, 3, 2, 4]);
+      const q = part(0).mul(hd ** -0.5),
+        k = part(1),
+        v = part(2);
       let attn = q.matmul(k.transpose(-2, -1)).add(this.relativePositionBias()); // [B, nW, heads, N, N]
       if (shifted) attn = attn.add(shiftMask(pH, pW, this.windowSize, shift));
       attn = T.F.softmax(attn, -1);
@@ -170,7 +220,13 @@ export class SwinTransformerBlock extends Module {
   readonly norm2: LayerNorm;
   readonly mlp: Sequential;
 
-  constructor(dim: number, numHeads: number, windowSize: [number, number], shiftSize: [number, number], o: { mlpRatio?: number; dropout?: number; attentionDropout?: number; dropPath?: number } = {}) {
+  constructor(
+    dim: number,
+    numHeads: number,
+    windowSize: [number, number],
+    shiftSize: [number, number],
+    o: { mlpRatio?: number; dropout?: number; attentionDropout?: number; dropPath?: number } = {},
+  ) {
     super();
     const dropout = o.dropout ?? 0;
     this.norm1 = new LayerNorm(dim, 1e-5);
@@ -178,7 +234,13 @@ export class SwinTransformerBlock extends Module {
     this.stochastic_depth = new DropPath(o.dropPath ?? 0);
     this.norm2 = new LayerNorm(dim, 1e-5);
     const hidden = Math.trunc(dim * (o.mlpRatio ?? 4));
-    this.mlp = new Sequential(new Linear(dim, hidden), new GELU(), new Dropout(dropout), new Linear(hidden, dim), new Dropout(dropout));
+    this.mlp = new Sequential(
+      new Linear(dim, hidden),
+      new GELU(),
+      new Dropout(dropout),
+      new Linear(hidden, dim),
+      new Dropout(dropout),
+    );
   }
 
   override forward(x: T.Tensor): T.Tensor {
@@ -249,13 +311,19 @@ export class SwinTransformer extends ClassifierModel {
     this.headType = checkHead(args.head);
     const numClasses = args.numClasses ?? 1000;
     checkNumClasses(numClasses);
-    if (args.depths.length !== args.numHeads.length) throw new RangeError(`Error in SwinTransformer: ${args.depths.length} depths but ${args.numHeads.length} head counts`);
-    const ps = args.patchSize, ws: [number, number] = [args.windowSize, args.windowSize];
-    this.features = new Sequential(new Sequential(
-      new Conv2d(args.inChans ?? 3, args.embedDim, ps, { stride: ps }),
-      new Permute([0, 2, 3, 1]),
-      new LayerNorm(args.embedDim, 1e-5),
-    ));
+    if (args.depths.length !== args.numHeads.length)
+      throw new RangeError(
+        `Error in SwinTransformer: ${args.depths.length} depths but ${args.numHeads.length} head counts`,
+      );
+    const ps = args.patchSize,
+      ws: [number, number] = [args.windowSize, args.windowSize];
+    this.features = new Sequential(
+      new Sequential(
+        new Conv2d(args.inChans ?? 3, args.embedDim, ps, { stride: ps }),
+        new Permute([0, 2, 3, 1]),
+        new LayerNorm(args.embedDim, 1e-5),
+      ),
+    );
     const total = args.depths.reduce((a, b) => a + b, 0);
     const dpr = args.dropPathRate ?? 0.2;
     let id = 0;
@@ -263,10 +331,14 @@ export class SwinTransformer extends ClassifierModel {
       const dim = args.embedDim * 2 ** i;
       const stage = new Sequential();
       for (let j = 0; j < depth; j++) {
-        stage.append(new SwinTransformerBlock(dim, args.numHeads[i]!, ws, j % 2 === 0 ? [0, 0] : [ws[0] >> 1, ws[1] >> 1], {
-          mlpRatio: args.mlpRatio, dropout: args.dropout, attentionDropout: args.attentionDropout,
-          dropPath: total > 1 ? (dpr * id++) / (total - 1) : 0,
-        }));
+        stage.append(
+          new SwinTransformerBlock(dim, args.numHeads[i]!, ws, j % 2 === 0 ? [0, 0] : [ws[0] >> 1, ws[1] >> 1], {
+            mlpRatio: args.mlpRatio,
+            dropout: args.dropout,
+            attentionDropout: args.attentionDropout,
+            dropPath: total > 1 ? (dpr * id++) / (total - 1) : 0,
+          }),
+        );
       }
       this.features.append(stage);
       if (i < args.depths.length - 1) this.features.append(new PatchMerging(dim));
@@ -279,7 +351,10 @@ export class SwinTransformer extends ClassifierModel {
     this.head = this.makeHead(numClasses);
     // torchvision's init: every Linear (MLPs included) trunc_normal(0.02) with zero bias.
     for (const m of this.modules()) {
-      if (m instanceof Linear) { truncNormal_(m.weight, 0.02); if (m.bias) zeros_(m.bias); }
+      if (m instanceof Linear) {
+        truncNormal_(m.weight, 0.02);
+        if (m.bias) zeros_(m.bias);
+      }
     }
   }
 
@@ -294,14 +369,20 @@ export class SwinTransformer extends ClassifierModel {
 
   /** [N, C, H, W] after the final norm (torchvision norms channels-last, then permutes). */
   override forwardFeatures(x: T.Tensor): T.Tensor {
-    if (x.ndim !== 4) throw new RangeError(`Error in SwinTransformer: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`);
+    if (x.ndim !== 4)
+      throw new RangeError(
+        `Error in SwinTransformer: expected input [N, C, H, W] but received shape [${x.shape.join(', ')}]`,
+      );
     return pipe(x, this.features, this.norm, (t) => t.permute([0, 3, 1, 2]));
   }
 
   override forwardHead(features: T.Tensor, preLogits = false): T.Tensor {
     const flatten = (t: T.Tensor): T.Tensor => t.flatten(1);
-    const drop = (t: T.Tensor): T.Tensor => (this.dropRate > 0 && this.training ? T.F.dropout(t, this.dropRate, true) : t);
-    return preLogits ? pipe(features, this.avgpool, flatten, drop) : pipe(features, this.avgpool, flatten, drop, this.head);
+    const drop = (t: T.Tensor): T.Tensor =>
+      this.dropRate > 0 && this.training ? T.F.dropout(t, this.dropRate, true) : t;
+    return preLogits
+      ? pipe(features, this.avgpool, flatten, drop)
+      : pipe(features, this.avgpool, flatten, drop, this.head);
   }
 
   override resetClassifier(numClasses: number): void {
@@ -312,13 +393,16 @@ export class SwinTransformer extends ClassifierModel {
     this.setNumClasses(numClasses);
   }
 
-  override getClassifier(): Module { return this.head; }
+  override getClassifier(): Module {
+    return this.head;
+  }
 }
 
 // --- create ----------------------------------------------------------------------------
 
 function createSwin(variant: SwinArgs, o: CreateModelOptions): SwinTransformer {
-  const pick = <K extends keyof SwinArgs>(k: K): SwinArgs[K] => (o[k] !== undefined ? (o[k] as SwinArgs[K]) : variant[k]);
+  const pick = <K extends keyof SwinArgs>(k: K): SwinArgs[K] =>
+    o[k] !== undefined ? (o[k] as SwinArgs[K]) : variant[k];
   return new SwinTransformer({
     ...variant,
     numClasses: pick('numClasses'),
@@ -335,15 +419,29 @@ function createSwin(variant: SwinArgs, o: CreateModelOptions): SwinTransformer {
 
 /** torchvision's Swin_T_Weights transforms: bicubic resize to 232, crop 224. */
 const SWIN_T_CFG: ModelCfg = {
-  inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD, interpolation: 'bicubic', cropPct: 224 / 232,
-  classifier: 'head', firstConv: 'features.0.0', numClasses: 1000, source: 'torchvision',
+  inputSize: [3, 224, 224],
+  mean: IMAGENET_MEAN,
+  std: IMAGENET_STD,
+  interpolation: 'bicubic',
+  cropPct: 224 / 232,
+  classifier: 'head',
+  firstConv: 'features.0.0',
+  numClasses: 1000,
+  source: 'torchvision',
 };
 
 // --- variants --------------------------------------------------------------------------
 
 export const SWIN_VARIANTS: Readonly<Record<string, { args: SwinArgs; cfg: ModelCfg }>> = {
   swin_tiny_patch4_window7_224: {
-    args: { patchSize: 4, embedDim: 96, depths: [2, 2, 6, 2], numHeads: [3, 6, 12, 24], windowSize: 7, dropPathRate: 0.2 },
+    args: {
+      patchSize: 4,
+      embedDim: 96,
+      depths: [2, 2, 6, 2],
+      numHeads: [3, 6, 12, 24],
+      windowSize: 7,
+      dropPathRate: 0.2,
+    },
     cfg: SWIN_T_CFG,
   },
 };

@@ -1,7 +1,15 @@
 // goodsrec's neural-network layer: modules with PyTorch's names and semantics.
 export {
-  Module, StateDictError, pipe,
-  type ForwardHook, type HookHandle, type LoadStateDictOptions, type LoadStateDictResult, type StateDictInput, type Step, type ToTarget,
+  Module,
+  StateDictError,
+  pipe,
+  type ForwardHook,
+  type HookHandle,
+  type LoadStateDictOptions,
+  type LoadStateDictResult,
+  type StateDictInput,
+  type Step,
+  type ToTarget,
 } from './module.js';
 export { matcher, type NamePattern } from './pattern.js';
 export * as init from './init.js';

@@ -9,7 +9,9 @@ type Tensor = T.Tensor;
 /** Called after a module's forward; returning a tensor replaces the output (PyTorch's forward hook). */
 // biome-ignore lint/suspicious/noConfusingVoidType: a hook returns a replacement output or nothing
 export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => Tensor | void;
-export interface HookHandle { remove(): void }
+export interface HookHandle {
+  remove(): void;
+}
 
 export interface LoadStateDictOptions {
   /** Missing or unexpected keys are errors (default true). Shape mismatches always are. */
@@ -17,11 +19,19 @@ export interface LoadStateDictOptions {
   /** Keys allowed to be missing even when strict (e.g. a classifier deliberately left at its fresh initialisation). */
   allowMissing?: NamePattern;
 }
-export interface LoadStateDictResult { missingKeys: string[]; unexpectedKeys: string[]; loaded: string[] }
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+  loaded: string[];
+}
 
 export type StateDictInput = Map<string, Tensor> | Record<string, Tensor>;
 
-export type ToTarget = T.Device | T.DType | T.MemoryFormat | { device?: T.Device; dtype?: T.DType; memoryFormat?: T.MemoryFormat };
+export type ToTarget =
+  | T.Device
+  | T.DType
+  | T.MemoryFormat
+  | { device?: T.Device; dtype?: T.DType; memoryFormat?: T.MemoryFormat };
 
 /** Thrown by loadStateDict; `missingKeys`, `unexpectedKeys` and `shapeMismatches` list every problem. */
 export class StateDictError extends Error {
@@ -83,7 +93,10 @@ export class Module {
    */
   protected registerParameter<P extends Tensor | null>(name: string, t: P): P {
     this.checkName(name, this._paramNames);
-    if (t !== null) { t.keep(); if (!t.requiresGrad) t.setRequiresGrad(true); }
+    if (t !== null) {
+      t.keep();
+      if (!t.requiresGrad) t.setRequiresGrad(true);
+    }
     this.setSlot(name, t);
     return t;
   }
@@ -94,7 +107,11 @@ export class Module {
    * dict even when strict (BatchNorm's num_batches_tracked, which checkpoints
    * older than PyTorch 0.4.1 lack; PyTorch accepts those too).
    */
-  protected registerBuffer<B extends Tensor | null>(name: string, t: B, options: { persistent?: boolean; optional?: boolean } = {}): B {
+  protected registerBuffer<B extends Tensor | null>(
+    name: string,
+    t: B,
+    options: { persistent?: boolean; optional?: boolean } = {},
+  ): B {
     this.checkName(name, this._bufferNames);
     if (t !== null) t.keep();
     if (options.persistent === false) this._nonPersistent.add(name);
@@ -105,14 +122,17 @@ export class Module {
 
   /** Adds a child under any name (containers use '0', '1', ...). */
   protected registerModule<M extends Module>(name: string, m: M): M {
-    if (name === '' || name.includes('.')) throw new TypeError(`Expected a module name without dots for ${this.constructor.name} but received '${name}'`);
+    if (name === '' || name.includes('.'))
+      throw new TypeError(`Expected a module name without dots for ${this.constructor.name} but received '${name}'`);
     this._modules.set(name, m);
     return m;
   }
 
   private checkName(name: string, list: string[]): void {
-    if (name === '' || name.includes('.')) throw new TypeError(`Expected a name without dots for ${this.constructor.name} but received '${name}'`);
-    if (this._paramNames.includes(name) || this._bufferNames.includes(name)) throw new Error(`${this.constructor.name}: '${name}' is already registered`);
+    if (name === '' || name.includes('.'))
+      throw new TypeError(`Expected a name without dots for ${this.constructor.name} but received '${name}'`);
+    if (this._paramNames.includes(name) || this._bufferNames.includes(name))
+      throw new Error(`${this.constructor.name}: '${name}' is already registered`);
     list.push(name);
   }
 
@@ -227,7 +247,10 @@ export class Module {
     const out = new Map<string, Tensor>();
     for (const [prefix, m] of this.namedModules()) {
       const p = prefix === '' ? '' : `${prefix}.`;
-      for (const n of m._paramNames) { const t = m.slot(n); if (t) out.set(p + n, t.detach()); }
+      for (const n of m._paramNames) {
+        const t = m.slot(n);
+        if (t) out.set(p + n, t.detach());
+      }
       for (const n of m._bufferNames) {
         if (m._nonPersistent.has(n)) continue;
         const t = m.slot(n);
@@ -242,8 +265,14 @@ export class Module {
     const out = new Map<string, Tensor>();
     for (const [prefix, m] of this.namedModules()) {
       const p = prefix === '' ? '' : `${prefix}.`;
-      for (const n of m._paramNames) { const t = m.slot(n); if (t) out.set(p + n, t); }
-      for (const n of m._bufferNames) { const t = m.slot(n); if (t && !m._nonPersistent.has(n)) out.set(p + n, t); }
+      for (const n of m._paramNames) {
+        const t = m.slot(n);
+        if (t) out.set(p + n, t);
+      }
+      for (const n of m._bufferNames) {
+        const t = m.slot(n);
+        if (t && !m._nonPersistent.has(n)) out.set(p + n, t);
+      }
     }
     return out;
   }
@@ -268,18 +297,26 @@ export class Module {
       const src = entries.get(k);
       if (!src) continue;
       if (src.isDisposed) throw new TypeError(`loadStateDict: tensor '${k}' of the state dict is disposed`);
-      const a = src.shape, b = t.shape;
+      const a = src.shape,
+        b = t.shape;
       if (a.length !== b.length || a.some((d, i) => d !== b[i])) {
         shapeMismatches.push(`${k}: checkpoint ${shapeStr(a)}, model ${shapeStr(b)}`);
       }
     }
     const problems: string[] = [];
-    if (shapeMismatches.length) problems.push(`size mismatch for ${shapeMismatches.length} key(s):\n  ${shapeMismatches.join('\n  ')}`);
-    if (strict && reportedMissing.length) problems.push(`missing key(s) (${reportedMissing.length}): ${reportedMissing.join(', ')}`);
-    if (strict && unexpectedKeys.length) problems.push(`unexpected key(s) (${unexpectedKeys.length}): ${unexpectedKeys.join(', ')}`);
+    if (shapeMismatches.length)
+      problems.push(`size mismatch for ${shapeMismatches.length} key(s):\n  ${shapeMismatches.join('\n  ')}`);
+    if (strict && reportedMissing.length)
+      problems.push(`missing key(s) (${reportedMissing.length}): ${reportedMissing.join(', ')}`);
+    if (strict && unexpectedKeys.length)
+      problems.push(`unexpected key(s) (${unexpectedKeys.length}): ${unexpectedKeys.join(', ')}`);
     if (problems.length) {
-      throw new StateDictError(`Error(s) in loading state dict for ${this.constructor.name}:\n${problems.join('\n')}`,
-        missingKeys, unexpectedKeys, shapeMismatches);
+      throw new StateDictError(
+        `Error(s) in loading state dict for ${this.constructor.name}:\n${problems.join('\n')}`,
+        missingKeys,
+        unexpectedKeys,
+        shapeMismatches,
+      );
     }
     const loaded: string[] = [];
     T.noGrad(() => {
@@ -295,7 +332,8 @@ export class Module {
 
   private optionalKeys(): Set<string> {
     const out = new Set<string>();
-    for (const [prefix, m] of this.namedModules()) for (const n of m._optional) out.add(prefix === '' ? n : `${prefix}.${n}`);
+    for (const [prefix, m] of this.namedModules())
+      for (const n of m._optional) out.add(prefix === '' ? n : `${prefix}.${n}`);
     return out;
   }
 
@@ -317,10 +355,14 @@ export class Module {
    * 'channelsLast' conv weights). Create optimizers after calling to().
    */
   to(target: ToTarget): this {
-    const spec = typeof target === 'string'
-      ? (MEMORY_FORMATS.includes(target) ? { memoryFormat: target as T.MemoryFormat }
-        : target === 'cpu' || target.startsWith('cuda') ? { device: target as T.Device } : { dtype: target as T.DType })
-      : target;
+    const spec =
+      typeof target === 'string'
+        ? MEMORY_FORMATS.includes(target)
+          ? { memoryFormat: target as T.MemoryFormat }
+          : target === 'cpu' || target.startsWith('cuda')
+            ? { device: target as T.Device }
+            : { dtype: target as T.DType }
+        : target;
     // Tensors shared by several modules (tied weights) are converted once.
     const converted = new Map<Tensor, Tensor>();
     T.noGrad(() => {
@@ -329,12 +371,24 @@ export class Module {
           const t = m.slot(n);
           if (!t) continue;
           const done = converted.get(t);
-          if (done) { m.setSlot(n, done); continue; }
+          if (done) {
+            m.setSlot(n, done);
+            continue;
+          }
           let cur = t;
-          const convert = (next: Tensor): void => { if (cur !== t) cur.dispose(); cur = next; };
+          const convert = (next: Tensor): void => {
+            if (cur !== t) cur.dispose();
+            cur = next;
+          };
           if (spec.device !== undefined && cur.device !== spec.device) convert(cur.to({ device: spec.device }));
-          if (spec.dtype !== undefined && T.isFloating(cur.dtype) && cur.dtype !== spec.dtype) convert(cur.to({ dtype: spec.dtype }));
-          if (spec.memoryFormat !== undefined && spec.memoryFormat !== 'preserve' && cur.ndim === 4 && !cur.isContiguous(spec.memoryFormat)) {
+          if (spec.dtype !== undefined && T.isFloating(cur.dtype) && cur.dtype !== spec.dtype)
+            convert(cur.to({ dtype: spec.dtype }));
+          if (
+            spec.memoryFormat !== undefined &&
+            spec.memoryFormat !== 'preserve' &&
+            cur.ndim === 4 &&
+            !cur.isContiguous(spec.memoryFormat)
+          ) {
             convert(cur.contiguous(spec.memoryFormat));
           }
           if (cur === t) continue;
@@ -391,12 +445,17 @@ export class Module {
       const self = this;
       // An own `forward` wraps the class's method only while hooks exist: no cost otherwise.
       Object.defineProperty(this, 'forward', {
-        configurable: true, enumerable: false, writable: true,
+        configurable: true,
+        enumerable: false,
+        writable: true,
         value: function hooked(x: Tensor): Tensor {
           let out = inner.call(self, x);
           for (const h of [...self._hooks]) {
             const r = h(self, x, out);
-            if (r !== undefined && r !== out) { if (out !== x) out.dispose(); out = r; }
+            if (r !== undefined && r !== out) {
+              if (out !== x) out.dispose();
+              out = r;
+            }
           }
           return out;
         },

@@ -16,7 +16,10 @@ export function matcher(pattern: NamePattern): (name: string) => boolean {
   if (typeof pattern !== 'string' || pattern === '') {
     throw new TypeError(`Expected a non-empty glob string or a RegExp for pattern but received ${String(pattern)}`);
   }
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   const re = new RegExp(`^${body}(\\..*)?$`);
   return (name) => re.test(name);
 }

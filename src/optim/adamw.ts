@@ -14,19 +14,34 @@ export interface AdamWOptions extends GroupBase {
 
 export class AdamW extends Optimizer<AdamWOptions> {
   protected readonly torchNames = {
-    lr: 'lr', betas: 'betas', eps: 'eps', weightDecay: 'weight_decay', amsgrad: 'amsgrad', maximize: 'maximize',
+    lr: 'lr',
+    betas: 'betas',
+    eps: 'eps',
+    weightDecay: 'weight_decay',
+    amsgrad: 'amsgrad',
+    maximize: 'maximize',
   } as const;
 
   constructor(params: ParamsInput<AdamWOptions>, options: Partial<AdamWOptions> = {}) {
-    super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...options });
+    super(params, {
+      lr: 1e-3,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weightDecay: 1e-2,
+      amsgrad: false,
+      maximize: false,
+      ...options,
+    });
   }
 
   protected validate(g: ParamGroup<AdamWOptions>): void {
     if (!(g.lr >= 0)) throw new RangeError(`Expected lr >= 0 for AdamW but received ${g.lr}`);
     if (!(g.eps >= 0)) throw new RangeError(`Expected eps >= 0 for AdamW but received ${g.eps}`);
     const [b1, b2] = g.betas;
-    if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1)) throw new RangeError(`Expected betas in [0, 1) for AdamW but received [${g.betas.join(', ')}]`);
-    if (!(g.weightDecay >= 0)) throw new RangeError(`Expected weightDecay >= 0 for AdamW but received ${g.weightDecay}`);
+    if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1))
+      throw new RangeError(`Expected betas in [0, 1) for AdamW but received [${g.betas.join(', ')}]`);
+    if (!(g.weightDecay >= 0))
+      throw new RangeError(`Expected weightDecay >= 0 for AdamW but received ${g.weightDecay}`);
   }
 
   protected update(p: T.Tensor, grad0: T.Tensor, g: ParamGroup<AdamWOptions>, st: ParamState): void {

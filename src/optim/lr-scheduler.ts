@@ -3,7 +3,11 @@
 // iteration, with state dicts.
 import type { GroupBase, Optimizer } from './optimizer.js';
 
-export interface SchedulerStateDict { last_epoch: number; base_lrs: number[]; [key: string]: number | number[] | string }
+export interface SchedulerStateDict {
+  last_epoch: number;
+  base_lrs: number[];
+  [key: string]: number | number[] | string;
+}
 
 export interface SchedulerTiming {
   /**
@@ -22,11 +26,18 @@ export abstract class LRScheduler {
   lastStep = 0;
   protected readonly stepsPerEpoch: number;
 
-  constructor(readonly optimizer: Optimizer<GroupBase>, timing: SchedulerTiming = {}) {
+  constructor(
+    readonly optimizer: Optimizer<GroupBase>,
+    timing: SchedulerTiming = {},
+  ) {
     const interval = timing.interval ?? 'epoch';
-    if (interval !== 'epoch' && interval !== 'iteration') throw new TypeError(`Expected 'epoch' or 'iteration' for interval but received ${String(interval)}`);
+    if (interval !== 'epoch' && interval !== 'iteration')
+      throw new TypeError(`Expected 'epoch' or 'iteration' for interval but received ${String(interval)}`);
     const spe = interval === 'iteration' ? timing.stepsPerEpoch : 1;
-    if (spe === undefined || !Number.isInteger(spe) || spe < 1) throw new RangeError(`Expected a positive integer stepsPerEpoch for interval 'iteration' but received ${String(spe)}`);
+    if (spe === undefined || !Number.isInteger(spe) || spe < 1)
+      throw new RangeError(
+        `Expected a positive integer stepsPerEpoch for interval 'iteration' but received ${String(spe)}`,
+      );
     this.stepsPerEpoch = spe;
     for (const g of optimizer.paramGroups) g.initialLr ??= g.lr;
     this.baseLrs = optimizer.paramGroups.map((g) => g.initialLr!);
@@ -47,11 +58,15 @@ export abstract class LRScheduler {
   }
 
   /** Time in epochs of the current step. */
-  get epoch(): number { return this.lastStep / this.stepsPerEpoch; }
+  get epoch(): number {
+    return this.lastStep / this.stepsPerEpoch;
+  }
 
   private apply(): void {
     const t = this.epoch;
-    this.optimizer.paramGroups.forEach((g, i) => { g.lr = this.lrAt(t, this.baseLrs[i]!); });
+    this.optimizer.paramGroups.forEach((g, i) => {
+      g.lr = this.lrAt(t, this.baseLrs[i]!);
+    });
   }
 
   getLastLr(): number[] {
@@ -59,14 +74,25 @@ export abstract class LRScheduler {
   }
 
   stateDict(): SchedulerStateDict {
-    return { last_epoch: this.lastStep, base_lrs: [...this.baseLrs], steps_per_epoch: this.stepsPerEpoch, kind: this.constructor.name };
+    return {
+      last_epoch: this.lastStep,
+      base_lrs: [...this.baseLrs],
+      steps_per_epoch: this.stepsPerEpoch,
+      kind: this.constructor.name,
+    };
   }
 
   loadStateDict(sd: SchedulerStateDict): void {
-    if (sd.kind !== undefined && sd.kind !== this.constructor.name) throw new TypeError(`${this.constructor.name}.loadStateDict: the state is of a ${String(sd.kind)}`);
-    if (sd.base_lrs.length !== this.baseLrs.length) throw new RangeError(`${this.constructor.name}.loadStateDict: ${sd.base_lrs.length} groups in the state, ${this.baseLrs.length} in the optimizer`);
+    if (sd.kind !== undefined && sd.kind !== this.constructor.name)
+      throw new TypeError(`${this.constructor.name}.loadStateDict: the state is of a ${String(sd.kind)}`);
+    if (sd.base_lrs.length !== this.baseLrs.length)
+      throw new RangeError(
+        `${this.constructor.name}.loadStateDict: ${sd.base_lrs.length} groups in the state, ${this.baseLrs.length} in the optimizer`,
+      );
     if (sd.steps_per_epoch !== undefined && sd.steps_per_epoch !== this.stepsPerEpoch) {
-      throw new RangeError(`${this.constructor.name}.loadStateDict: the state was stepped ${String(sd.steps_per_epoch)} times per epoch, this scheduler ${this.stepsPerEpoch}`);
+      throw new RangeError(
+        `${this.constructor.name}.loadStateDict: the state was stepped ${String(sd.steps_per_epoch)} times per epoch, this scheduler ${this.stepsPerEpoch}`,
+      );
     }
     this.baseLrs.splice(0, this.baseLrs.length, ...sd.base_lrs);
     this.lastStep = sd.last_epoch;
@@ -100,7 +126,8 @@ export class CosineWarmupLR extends LRScheduler {
     super(optimizer, o);
     const warmup = o.warmupEpochs ?? 0;
     if (!(o.epochs > 0)) throw new RangeError(`Expected epochs > 0 for CosineWarmupLR but received ${o.epochs}`);
-    if (!(warmup >= 0 && warmup < o.epochs)) throw new RangeError(`Expected 0 <= warmupEpochs < epochs for CosineWarmupLR but received ${warmup}`);
+    if (!(warmup >= 0 && warmup < o.epochs))
+      throw new RangeError(`Expected 0 <= warmupEpochs < epochs for CosineWarmupLR but received ${warmup}`);
     const sf = o.warmupStartFactor ?? 0.001;
     if (!(sf > 0 && sf <= 1)) throw new RangeError(`Expected warmupStartFactor in (0, 1] but received ${sf}`);
     const minLr = o.minLr ?? 0;
@@ -113,7 +140,8 @@ export class CosineWarmupLR extends LRScheduler {
   }
 
   lrAt(t: number, baseLr: number): number {
-    if (t < this.warmupEpochs) return baseLr * (this.warmupStartFactor + ((1 - this.warmupStartFactor) * t) / this.warmupEpochs);
+    if (t < this.warmupEpochs)
+      return baseLr * (this.warmupStartFactor + ((1 - this.warmupStartFactor) * t) / this.warmupEpochs);
     const span = this.epochs - this.warmupEpochs;
     const tc = Math.min(t - this.warmupEpochs, span);
     return this.minLr + ((baseLr - this.minLr) * (1 + Math.cos((Math.PI * tc) / span))) / 2;

@@ -5,7 +5,10 @@ import * as T from '../tensor/index.js';
 type Tensor = T.Tensor;
 
 /** Hyper-parameters shared by every optimizer group (schedulers change lr). */
-export interface GroupBase { lr: number; /** lr when the scheduler started (PyTorch's initial_lr). */ initialLr?: number }
+export interface GroupBase {
+  lr: number /** lr when the scheduler started (PyTorch's initial_lr). */;
+  initialLr?: number;
+}
 
 /** A parameter group: its tensors and its hyper-parameters. */
 export type ParamGroup<O extends GroupBase> = O & { params: Tensor[] };
@@ -49,8 +52,10 @@ export abstract class Optimizer<O extends GroupBase> {
     const seen = new Set<Tensor>();
     this.paramGroups = groups.map((g, i) => {
       for (const p of g.params) {
-        if (!(p instanceof T.Tensor)) throw new TypeError(`${this.constructor.name}: group ${i} holds a non-tensor parameter`);
-        if (seen.has(p)) throw new Error(`${this.constructor.name}: a parameter appears in more than one group (group ${i})`);
+        if (!(p instanceof T.Tensor))
+          throw new TypeError(`${this.constructor.name}: group ${i} holds a non-tensor parameter`);
+        if (seen.has(p))
+          throw new Error(`${this.constructor.name}: a parameter appears in more than one group (group ${i})`);
         seen.add(p);
       }
       const merged = { ...defaults } as Record<string, unknown>;
@@ -77,7 +82,10 @@ export abstract class Optimizer<O extends GroupBase> {
             const grad = p.grad;
             if (!grad) return;
             let st = this.state.get(p);
-            if (!st) { st = {}; this.state.set(p, st); }
+            if (!st) {
+              st = {};
+              this.state.set(p, st);
+            }
             this.update(p, grad, g, st);
           }, 'optimizer.step');
         }
@@ -112,7 +120,10 @@ export abstract class Optimizer<O extends GroupBase> {
         packed[torchName] = (g as unknown as Record<string, number | boolean | null>)[k] ?? null;
       }
       if (g.initialLr !== undefined) packed.initial_lr = g.initialLr;
-      const params = g.params.map((p) => { if (!index.has(p)) index.set(p, next++); return index.get(p)!; });
+      const params = g.params.map((p) => {
+        if (!index.has(p)) index.set(p, next++);
+        return index.get(p)!;
+      });
       return { ...packed, params };
     });
     const state = new Map<number, ParamState>();
@@ -129,22 +140,29 @@ export abstract class Optimizer<O extends GroupBase> {
   /** Restores a state dict of the same parameter layout (tensors are copied; hyper-parameters replace the groups'). */
   loadStateDict(sd: OptimizerStateDict): void {
     if (sd.param_groups.length !== this.paramGroups.length) {
-      throw new RangeError(`${this.constructor.name}.loadStateDict: the state dict has ${sd.param_groups.length} parameter groups, the optimizer ${this.paramGroups.length}`);
+      throw new RangeError(
+        `${this.constructor.name}.loadStateDict: the state dict has ${sd.param_groups.length} parameter groups, the optimizer ${this.paramGroups.length}`,
+      );
     }
     const byIndex = new Map<number, Tensor>();
     sd.param_groups.forEach((sg, gi) => {
       const g = this.paramGroups[gi]!;
       if (sg.params.length !== g.params.length) {
-        throw new RangeError(`${this.constructor.name}.loadStateDict: group ${gi} has ${sg.params.length} parameters in the state dict, ${g.params.length} in the optimizer`);
+        throw new RangeError(
+          `${this.constructor.name}.loadStateDict: group ${gi} has ${sg.params.length} parameters in the state dict, ${g.params.length} in the optimizer`,
+        );
       }
       sg.params.forEach((idx, j) => byIndex.set(idx, g.params[j]!));
     });
     for (const [i, st] of sd.state) {
       const p = byIndex.get(i);
-      if (!p) throw new RangeError(`${this.constructor.name}.loadStateDict: state for parameter ${i}, which no group holds`);
+      if (!p)
+        throw new RangeError(`${this.constructor.name}.loadStateDict: state for parameter ${i}, which no group holds`);
       for (const [k, v] of Object.entries(st)) {
         if (v instanceof T.Tensor && v.shape.length > 0 && v.numel !== p.numel) {
-          throw new RangeError(`${this.constructor.name}.loadStateDict: state '${k}' of parameter ${i} has shape [${v.shape.join(', ')}], the parameter [${p.shape.join(', ')}]`);
+          throw new RangeError(
+            `${this.constructor.name}.loadStateDict: state '${k}' of parameter ${i} has shape [${v.shape.join(', ')}], the parameter [${p.shape.join(', ')}]`,
+          );
         }
       }
     }
@@ -156,7 +174,15 @@ export abstract class Optimizer<O extends GroupBase> {
       for (const [k, v] of Object.entries(st)) {
         if (v instanceof T.Tensor) {
           // Scalars such as AdamW's step become numbers; buffers are copied in the parameter's dtype and layout.
-          own[k] = v.shape.length === 0 && k === 'step' ? v.item() : T.tidy(() => v.to({ dtype: p.dtype, device: p.device as T.Device }).clone().keep());
+          own[k] =
+            v.shape.length === 0 && k === 'step'
+              ? v.item()
+              : T.tidy(() =>
+                  v
+                    .to({ dtype: p.dtype, device: p.device as T.Device })
+                    .clone()
+                    .keep(),
+                );
         } else own[k] = v;
       }
       this.state.set(p, own);

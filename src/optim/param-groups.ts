@@ -4,7 +4,12 @@ import type * as T from '../tensor/index.js';
 import type { Module } from '../nn/module.js';
 import { matcher, type NamePattern } from '../nn/pattern.js';
 
-export interface ParamGroupSpec { params: T.Tensor[]; weightDecay: number; lr?: number; names: string[] }
+export interface ParamGroupSpec {
+  params: T.Tensor[];
+  weightDecay: number;
+  lr?: number;
+  names: string[];
+}
 
 export interface NoDecayOptions {
   /** Further parameter names (globs/RegExp) exempt from weight decay. */
@@ -25,7 +30,10 @@ export function paramGroupsNoDecay(model: Module, weightDecay: number, options: 
   const groups = new Map<string, ParamGroupSpec>();
   const add = (key: string, spec: Omit<ParamGroupSpec, 'params' | 'names'>, name: string, p: T.Tensor): void => {
     let g = groups.get(key);
-    if (!g) { g = { ...spec, params: [], names: [] }; groups.set(key, g); }
+    if (!g) {
+      g = { ...spec, params: [], names: [] };
+      groups.set(key, g);
+    }
     g.params.push(p);
     g.names.push(name);
   };
@@ -34,7 +42,12 @@ export function paramGroupsNoDecay(model: Module, weightDecay: number, options: 
     const noDecay = p.ndim <= 1 || name.endsWith('.bias') || extra.some((m) => m(name));
     const head = isHead(name);
     const lr = head ? { lr: options.head!.lr } : {};
-    add(`${head ? 'head' : 'body'}-${noDecay ? 'nd' : 'd'}`, { weightDecay: noDecay ? 0 : weightDecay, ...lr }, name, p);
+    add(
+      `${head ? 'head' : 'body'}-${noDecay ? 'nd' : 'd'}`,
+      { weightDecay: noDecay ? 0 : weightDecay, ...lr },
+      name,
+      p,
+    );
   }
   const order = ['body-nd', 'body-d', 'head-nd', 'head-d'];
   return order.map((k) => groups.get(k)).filter((g): g is ParamGroupSpec => g !== undefined);

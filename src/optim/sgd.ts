@@ -13,7 +13,12 @@ export interface SGDOptions extends GroupBase {
 
 export class SGD extends Optimizer<SGDOptions> {
   protected readonly torchNames = {
-    lr: 'lr', momentum: 'momentum', dampening: 'dampening', weightDecay: 'weight_decay', nesterov: 'nesterov', maximize: 'maximize',
+    lr: 'lr',
+    momentum: 'momentum',
+    dampening: 'dampening',
+    weightDecay: 'weight_decay',
+    nesterov: 'nesterov',
+    maximize: 'maximize',
   } as const;
 
   constructor(params: ParamsInput<SGDOptions>, options: Partial<SGDOptions> & { lr: number }) {
@@ -24,7 +29,8 @@ export class SGD extends Optimizer<SGDOptions> {
     if (!(g.lr >= 0)) throw new RangeError(`Expected lr >= 0 for SGD but received ${g.lr}`);
     if (!(g.momentum >= 0)) throw new RangeError(`Expected momentum >= 0 for SGD but received ${g.momentum}`);
     if (!(g.weightDecay >= 0)) throw new RangeError(`Expected weightDecay >= 0 for SGD but received ${g.weightDecay}`);
-    if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new RangeError('SGD: Nesterov momentum requires a momentum and zero dampening');
+    if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0))
+      throw new RangeError('SGD: Nesterov momentum requires a momentum and zero dampening');
   }
 
   protected update(p: T.Tensor, grad: T.Tensor, g: ParamGroup<SGDOptions>, st: ParamState): void {

@@ -15,11 +15,22 @@ export function renderAnalysisHtml(a: DatasetAnalysis, title = 'goodsrec dataset
     perSplit: splits.map((sp) => ({ name: sp, values: a.classes.map((c) => c.perSplit[sp] ?? 0) })),
     aspectLabels: a.aspect.histogram.map(binLabel),
     aspectPerSplit: splits.map((sp) => ({ name: sp, values: (a.aspect.perSplit[sp] ?? []).map((b) => b.count) })),
-    widthLabels: a.sizes.widths.map(binLabel), widths: a.sizes.widths.map((b) => b.count),
-    heightLabels: a.sizes.heights.map(binLabel), heights: a.sizes.heights.map((b) => b.count),
+    widthLabels: a.sizes.widths.map(binLabel),
+    widths: a.sizes.widths.map((b) => b.count),
+    heightLabels: a.sizes.heights.map(binLabel),
+    heights: a.sizes.heights.map((b) => b.count),
   };
-  const dupRows = a.duplicates.groups.slice(0, 500).map((g) => `<tr><td>${g.kind}${g.conflictingLabels ? ' <b>(labels differ)</b>' : ''}</td><td><code>${g.sha256.slice(0, 12)}</code></td><td>${g.files.map((f) => `${esc(f.split)} / ${esc(f.class)}: <code>${esc(f.path)}</code>`).join('<br>')}</td></tr>`).join('\n');
-  const badRows = a.badFiles.slice(0, 2000).map((b) => `<tr><td>${esc(b.reason)}</td><td><code>${esc(b.path)}</code></td><td>${esc(b.message)}</td></tr>`).join('\n');
+  const dupRows = a.duplicates.groups
+    .slice(0, 500)
+    .map(
+      (g) =>
+        `<tr><td>${g.kind}${g.conflictingLabels ? ' <b>(labels differ)</b>' : ''}</td><td><code>${g.sha256.slice(0, 12)}</code></td><td>${g.files.map((f) => `${esc(f.split)} / ${esc(f.class)}: <code>${esc(f.path)}</code>`).join('<br>')}</td></tr>`,
+    )
+    .join('\n');
+  const badRows = a.badFiles
+    .slice(0, 2000)
+    .map((b) => `<tr><td>${esc(b.reason)}</td><td><code>${esc(b.path)}</code></td><td>${esc(b.message)}</td></tr>`)
+    .join('\n');
   const lt = a.longTail;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>

@@ -29,11 +29,23 @@ export interface ErrorReportOptions {
   bins?: number;
 }
 
-export interface ReliabilityBin { lo: number; hi: number; count: number; accuracy: number; confidence: number }
+export interface ReliabilityBin {
+  lo: number;
+  hi: number;
+  count: number;
+  accuracy: number;
+  confidence: number;
+}
 
 /** Reliability diagram bins over the top-1 probability, and the expected calibration error. */
 export function reliability(preds: readonly SamplePrediction[], bins = 10): { bins: ReliabilityBin[]; ece: number } {
-  const out: ReliabilityBin[] = Array.from({ length: bins }, (_, i) => ({ lo: i / bins, hi: (i + 1) / bins, count: 0, accuracy: 0, confidence: 0 }));
+  const out: ReliabilityBin[] = Array.from({ length: bins }, (_, i) => ({
+    lo: i / bins,
+    hi: (i + 1) / bins,
+    count: 0,
+    accuracy: 0,
+    confidence: 0,
+  }));
   for (const p of preds) {
     const conf = p.probs[0] ?? 0;
     const b = out[Math.min(bins - 1, Math.floor(conf * bins))]!;
@@ -43,16 +55,26 @@ export function reliability(preds: readonly SamplePrediction[], bins = 10): { bi
   }
   let ece = 0;
   for (const b of out) {
-    if (b.count) { b.accuracy /= b.count; b.confidence /= b.count; }
+    if (b.count) {
+      b.accuracy /= b.count;
+      b.confidence /= b.count;
+    }
     ece += (b.count / Math.max(1, preds.length)) * Math.abs(b.accuracy - b.confidence);
   }
   return { bins: out, ece };
 }
 
 /** Off-diagonal confusion counts, largest first. */
-export function confusedPairs(confusion: readonly (readonly number[])[], n: number): { truth: number; predicted: number; count: number }[] {
+export function confusedPairs(
+  confusion: readonly (readonly number[])[],
+  n: number,
+): { truth: number; predicted: number; count: number }[] {
   const pairs: { truth: number; predicted: number; count: number }[] = [];
-  confusion.forEach((row, t) => row.forEach((c, p) => { if (t !== p && c > 0) pairs.push({ truth: t, predicted: p, count: c }); }));
+  confusion.forEach((row, t) =>
+    row.forEach((c, p) => {
+      if (t !== p && c > 0) pairs.push({ truth: t, predicted: p, count: c });
+    }),
+  );
   return pairs.sort((a, b) => b.count - a.count || a.truth - b.truth || a.predicted - b.predicted).slice(0, n);
 }
 
@@ -73,7 +95,11 @@ export async function renderErrorReport(ev: EvalFile, o: ErrorReportOptions = {}
   const m = ev.metrics;
   const classes = ev.classes;
   let ds: Dataset | null = null;
-  try { if (existsSync(ev.data)) ds = loadDataset(ev.data); } catch { ds = null; }
+  try {
+    if (existsSync(ev.data)) ds = loadDataset(ev.data);
+  } catch {
+    ds = null;
+  }
   const abs = (p: string): string => (isAbsolute(p) || !ds ? p : join(ds.root, p));
 
   // Class frequency: images per class in the training split (by name), else the evaluated support.
@@ -83,17 +109,28 @@ export async function renderErrorReport(ev: EvalFile, o: ErrorReportOptions = {}
   const train = ds ? selectSplits(ds, o.trainSplit ?? 'train') : null;
   if (ds && train?.samples.length) {
     freq = classes.map(() => 0);
-    for (const s of train.samples) { const k = byName.get(ds.classes[s.label]!); if (k !== undefined) freq[k]!++; }
+    for (const s of train.samples) {
+      const k = byName.get(ds.classes[s.label]!);
+      if (k !== undefined) freq[k]!++;
+    }
     freqSource = `'${o.trainSplit ?? 'train'}' images`;
   }
   const withSupport = m.perClass.map((p, i) => ({ ...p, i, freq: freq[i]! })).filter((p) => p.support > 0);
   // Head / middle / tail thirds by frequency.
   const byFreq = [...withSupport].sort((a, b) => b.freq - a.freq);
   const third = Math.ceil(byFreq.length / 3);
-  const groups = ['head', 'middle', 'tail'].map((g, k) => {
-    const part = byFreq.slice(k * third, (k + 1) * third);
-    return { name: g, classes: part.length, meanAccuracy: part.length ? part.reduce((a, p) => a + p.accuracy, 0) / part.length : 0, minFreq: part.length ? part[part.length - 1]!.freq : 0, maxFreq: part.length ? part[0]!.freq : 0 };
-  }).filter((g) => g.classes > 0);
+  const groups = ['head', 'middle', 'tail']
+    .map((g, k) => {
+      const part = byFreq.slice(k * third, (k + 1) * third);
+      return {
+        name: g,
+        classes: part.length,
+        meanAccuracy: part.length ? part.reduce((a, p) => a + p.accuracy, 0) / part.length : 0,
+        minFreq: part.length ? part[part.length - 1]!.freq : 0,
+        maxFreq: part.length ? part[0]!.freq : 0,
+      };
+    })
+    .filter((g) => g.classes > 0);
 
   const side = o.thumb ?? 112;
   const thumbs = new Map<string, string | null>();
@@ -113,13 +150,27 @@ export async function renderErrorReport(ev: EvalFile, o: ErrorReportOptions = {}
   const pairs = confusedPairs(m.confusion, o.pairs ?? 12);
   const pairHtml: string[] = [];
   for (const p of pairs) {
-    const wrong = ev.predictions.filter((x) => x.label === p.truth && x.top[0] === p.predicted).sort((a, b) => b.probs[0]! - a.probs[0]!).slice(0, nEx);
-    let refs: string[] = ev.predictions.filter((x) => x.label === p.predicted && x.top[0] === p.predicted).slice(0, nEx).map((x) => x.path);
+    const wrong = ev.predictions
+      .filter((x) => x.label === p.truth && x.top[0] === p.predicted)
+      .sort((a, b) => b.probs[0]! - a.probs[0]!)
+      .slice(0, nEx);
+    let refs: string[] = ev.predictions
+      .filter((x) => x.label === p.predicted && x.top[0] === p.predicted)
+      .slice(0, nEx)
+      .map((x) => x.path);
     if (refs.length < nEx && train && ds) {
       const k = ds.classes.indexOf(classes[p.predicted]!);
-      refs = [...refs, ...train.samples.filter((s) => s.label === k).slice(0, nEx - refs.length).map((s) => s.path)];
+      refs = [
+        ...refs,
+        ...train.samples
+          .filter((s) => s.label === k)
+          .slice(0, nEx - refs.length)
+          .map((s) => s.path),
+      ];
     }
-    const left = await Promise.all(wrong.map((x) => img(x.path, `${pct(x.probs[0]!)} as ${esc(classes[p.predicted]!)}`)));
+    const left = await Promise.all(
+      wrong.map((x) => img(x.path, `${pct(x.probs[0]!)} as ${esc(classes[p.predicted]!)}`)),
+    );
     const right = await Promise.all(refs.map((r) => img(r, esc(classes[p.predicted]!))));
     pairHtml.push(`<div class="pair"><h3>${p.count}× <b>${esc(classes[p.truth]!)}</b> → <b>${esc(classes[p.predicted]!)}</b></h3>
 <div class="sides"><div class="side"><div class="lbl">true ${esc(classes[p.truth]!)}, predicted ${esc(classes[p.predicted]!)}</div>${left.join('')}</div>
@@ -127,17 +178,34 @@ export async function renderErrorReport(ev: EvalFile, o: ErrorReportOptions = {}
   }
 
   // Confident mistakes: candidates for label errors.
-  const mistakes = ev.predictions.filter((x) => x.top[0] !== x.label).sort((a, b) => b.probs[0]! - a.probs[0]!).slice(0, o.mistakes ?? 24);
-  const mistakeHtml = await Promise.all(mistakes.map((x) => img(x.path, `label <b>${esc(classes[x.label]!)}</b><br>predicted <b>${esc(classes[x.top[0]!]!)}</b> ${pct(x.probs[0]!)}`)));
+  const mistakes = ev.predictions
+    .filter((x) => x.top[0] !== x.label)
+    .sort((a, b) => b.probs[0]! - a.probs[0]!)
+    .slice(0, o.mistakes ?? 24);
+  const mistakeHtml = await Promise.all(
+    mistakes.map((x) =>
+      img(
+        x.path,
+        `label <b>${esc(classes[x.label]!)}</b><br>predicted <b>${esc(classes[x.top[0]!]!)}</b> ${pct(x.probs[0]!)}`,
+      ),
+    ),
+  );
 
   const rel = reliability(ev.predictions, o.bins ?? 10);
   const data = {
-    perClass: [...withSupport].sort((a, b) => a.accuracy - b.accuracy).map((p) => ({ name: p.name, accuracy: p.accuracy, support: p.support })),
+    perClass: [...withSupport]
+      .sort((a, b) => a.accuracy - b.accuracy)
+      .map((p) => ({ name: p.name, accuracy: p.accuracy, support: p.support })),
     freq: withSupport.map((p) => ({ name: p.name, freq: p.freq, accuracy: p.accuracy, support: p.support })),
     reliability: rel.bins,
     freqSource,
   };
-  const rows = m.perClass.map((p, i) => `<tr><td>${esc(p.name)}</td><td>${freq[i]}</td><td>${p.support}</td><td>${p.correct}</td><td>${p.accuracy.toFixed(4)}</td><td>${p.precision.toFixed(4)}</td><td>${p.recall.toFixed(4)}</td><td>${p.f1.toFixed(4)}</td></tr>`).join('\n');
+  const rows = m.perClass
+    .map(
+      (p, i) =>
+        `<tr><td>${esc(p.name)}</td><td>${freq[i]}</td><td>${p.support}</td><td>${p.correct}</td><td>${p.accuracy.toFixed(4)}</td><td>${p.precision.toFixed(4)}</td><td>${p.recall.toFixed(4)}</td><td>${p.f1.toFixed(4)}</td></tr>`,
+    )
+    .join('\n');
   const title = `goodsrec error report: ${ev.model} on ${ev.split}`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>

@@ -31,7 +31,8 @@ export function splitTensors(value: unknown, tensors: Map<string, Tensor>, path 
   if (Array.isArray(value)) return value.map((v, i) => splitTensors(v, tensors, path ? `${path}.${i}` : String(i)));
   if (value !== null && typeof value === 'object') {
     const o: Record<string, Tree> = {};
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) o[k] = splitTensors(v, tensors, path ? `${path}.${k}` : k);
+    for (const [k, v] of Object.entries(value))
+      if (v !== undefined) o[k] = splitTensors(v, tensors, path ? `${path}.${k}` : k);
     return o;
   }
   if (typeof value === 'number' && !Number.isFinite(value)) return { $number: String(value) };
@@ -101,9 +102,15 @@ export async function saveCheckpoint(checkpointsDir: string, name: string, c: Ch
   const optTree = splitTensors(c.optimizer, optTensors);
   await writeDirAtomic(dir, (tmp) => {
     writeSafetensorsSync(join(tmp, 'model.safetensors'), tensorsToRaw(c.model), { format: 'pt', producer: 'goodsrec' });
-    if (c.ema) writeSafetensorsSync(join(tmp, 'ema.safetensors'), tensorsToRaw(c.ema), { format: 'pt', producer: 'goodsrec' });
+    if (c.ema)
+      writeSafetensorsSync(join(tmp, 'ema.safetensors'), tensorsToRaw(c.ema), { format: 'pt', producer: 'goodsrec' });
     writeSafetensorsSync(join(tmp, 'optimizer.safetensors'), tensorsToRaw(optTensors), { producer: 'goodsrec' });
-    writeJsonAtomic(join(tmp, 'state.json'), { format: CHECKPOINT_FORMAT, savedAt: new Date().toISOString(), optimizer: optTree, ...c.state });
+    writeJsonAtomic(join(tmp, 'state.json'), {
+      format: CHECKPOINT_FORMAT,
+      savedAt: new Date().toISOString(),
+      optimizer: optTree,
+      ...c.state,
+    });
   });
   return dir;
 }
@@ -120,7 +127,9 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const statePath = join(dir, 'state.json');
   const modelPath = join(dir, 'model.safetensors');
   if (!existsSync(statePath) || !existsSync(modelPath)) {
-    throw new CheckpointError(`${dir} is not a goodsrec checkpoint (missing ${existsSync(statePath) ? 'model.safetensors' : 'state.json'})`);
+    throw new CheckpointError(
+      `${dir} is not a goodsrec checkpoint (missing ${existsSync(statePath) ? 'model.safetensors' : 'state.json'})`,
+    );
   }
   let state: Record<string, unknown>;
   try {
@@ -128,7 +137,8 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   } catch (e) {
     throw new CheckpointError(`${statePath}: not valid JSON (${(e as Error).message})`);
   }
-  if (state.format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${statePath}: unknown checkpoint format ${JSON.stringify(state.format)}`);
+  if (state.format !== CHECKPOINT_FORMAT)
+    throw new CheckpointError(`${statePath}: unknown checkpoint format ${JSON.stringify(state.format)}`);
   const model = readSafetensorsSync(modelPath);
   const emaPath = join(dir, 'ema.safetensors');
   const ema = existsSync(emaPath) ? readSafetensorsSync(emaPath) : undefined;
@@ -144,7 +154,12 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
 }
 
 /** Pointer files (latest.json, best.json) name a checkpoint folder; written atomically after it. */
-export function writePointer(runDir: string, which: 'latest' | 'best', checkpointName: string, extra: Record<string, unknown> = {}): void {
+export function writePointer(
+  runDir: string,
+  which: 'latest' | 'best',
+  checkpointName: string,
+  extra: Record<string, unknown> = {},
+): void {
   writeJsonAtomic(join(runDir, `${which}.json`), { checkpoint: checkpointName, ...extra });
 }
 
@@ -159,7 +174,10 @@ export function readPointer(runDir: string, which: 'latest' | 'best'): string | 
  * Resolves what a user names: a run folder (best, else latest checkpoint), a
  * checkpoint folder, or a run folder + 'best'/'latest'.
  */
-export function resolveCheckpoint(path: string, prefer: 'best' | 'latest' = 'best'): { runDir: string | undefined; checkpointDir: string } {
+export function resolveCheckpoint(
+  path: string,
+  prefer: 'best' | 'latest' = 'best',
+): { runDir: string | undefined; checkpointDir: string } {
   const p = resolve(path);
   if (!existsSync(p)) recoverDirAtomic(p); // a save killed while replacing it
   if (!existsSync(p)) throw new CheckpointError(`${path}: no such run or checkpoint`);
@@ -176,7 +194,9 @@ export function resolveCheckpoint(path: string, prefer: 'best' | 'latest' = 'bes
     }
     throw new CheckpointError(`${path}: this run has no checkpoint yet`);
   }
-  throw new CheckpointError(`${path}: neither a run folder (config.json) nor a checkpoint folder (state.json + model.safetensors)`);
+  throw new CheckpointError(
+    `${path}: neither a run folder (config.json) nor a checkpoint folder (state.json + model.safetensors)`,
+  );
 }
 
 /** Deletes periodic checkpoints beyond the newest `keep`, never the protected ones (best, latest). */
@@ -195,5 +215,8 @@ export function pruneCheckpoints(checkpointsDir: string, keep: number, protect: 
 export function listCheckpoints(runDir: string): string[] {
   const dir = join(resolve(runDir), 'checkpoints');
   if (!existsSync(dir)) throw new Error(`${runDir}: no checkpoints folder (is it a run folder?)`);
-  return readdirSync(dir).filter((n) => /^epoch-\d+(-step-\d+)?$/.test(n) && existsSync(join(dir, n, 'model.safetensors'))).sort().map((n) => join(dir, n));
+  return readdirSync(dir)
+    .filter((n) => /^epoch-\d+(-step-\d+)?$/.test(n) && existsSync(join(dir, n, 'model.safetensors')))
+    .sort()
+    .map((n) => join(dir, n));
 }

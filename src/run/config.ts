@@ -137,15 +137,48 @@ export interface TrainConfig {
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
-  data: { root: '', trainSplit: 'train', valSplit: 'test', fraction: 1, badFiles: 'skip', workers: 0, cacheMB: 0, maxPixels: DEFAULT_MAX_PIXELS },
-  model: { name: 'resnet50', pretrained: null, dropRate: 0, dropPathRate: 0, head: 'linear',
-    embeddingDim: 512, bnNeck: true, scale: 30, margin: null, easyMargin: false, channelsLast: false },
+  data: {
+    root: '',
+    trainSplit: 'train',
+    valSplit: 'test',
+    fraction: 1,
+    badFiles: 'skip',
+    workers: 0,
+    cacheMB: 0,
+    maxPixels: DEFAULT_MAX_PIXELS,
+  },
+  model: {
+    name: 'resnet50',
+    pretrained: null,
+    dropRate: 0,
+    dropPathRate: 0,
+    head: 'linear',
+    embeddingDim: 512,
+    bnNeck: true,
+    scale: 30,
+    margin: null,
+    easyMargin: false,
+    channelsLast: false,
+  },
   // mean/std: the recipe's statistics (RP2K, from the competition code); the only copy of these numbers.
   input: {
-    size: 224, testSize: 0, resize: 'letterbox', interpolation: 'bilinear', cropPct: 0.875,
-    mean: [0.4716, 0.425, 0.354], std: [0.2178, 0.2079, 0.1935],
+    size: 224,
+    testSize: 0,
+    resize: 'letterbox',
+    interpolation: 'bilinear',
+    cropPct: 0.875,
+    mean: [0.4716, 0.425, 0.354],
+    std: [0.2178, 0.2079, 0.1935],
   },
-  augment: { scale: [0.08, 1], ratio: [3 / 4, 4 / 3], hflip: 0.5, colorJitter: 0.4, cutout: 14, randomErasing: 0, autoAugment: null },
+  augment: {
+    scale: [0.08, 1],
+    ratio: [3 / 4, 4 / 3],
+    hflip: 0.5,
+    colorJitter: 0.4,
+    cutout: 14,
+    randomErasing: 0,
+    autoAugment: null,
+  },
   optim: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 1e-4, noDecayBiasNorm: true },
   schedule: { epochs: 75, warmupEpochs: 0, minLr: 1e-6, perIteration: false },
   loss: { labelSmoothing: 0.1 },
@@ -174,10 +207,12 @@ export const CONFIG_DOCS: Record<string, string> = {
   'data.fraction': 'fraction of the training split to use (stratified by class, from the seed)',
   'data.badFiles': "bad image files: 'skip' (reported, counted) or 'fail'",
   'data.workers': 'parallel decode/augment workers (0 = automatic)',
-  'data.cacheMB': 'keep decoded training images in memory up to this many MiB (0 = off; faster epochs after the first, costs memory)',
+  'data.cacheMB':
+    'keep decoded training images in memory up to this many MiB (0 = off; faster epochs after the first, costs memory)',
   'data.maxPixels': `pixels per image at most, from its header before decoding (decompression bombs; --max-pixels)`,
   'model.name': 'registered model (goodsrec models lists them)',
-  'model.pretrained': "weights to start from: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50[.IMAGENET1K_V1]', a file or folder",
+  'model.pretrained':
+    "weights to start from: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50[.IMAGENET1K_V1]', a file or folder",
   'model.dropRate': 'dropout before the classifier',
   'model.dropPathRate': 'stochastic depth rate',
   'model.head': "classifier head: 'linear', or 'wide' (features -> 4096 -> classes, the write-up's wider head)",
@@ -189,7 +224,8 @@ export const CONFIG_DOCS: Record<string, string> = {
   'model.easyMargin': "ArcFace: margin only where cos > 0 (insightface's easy_margin)",
   'input.size': 'training and evaluation resolution',
   'input.testSize': "evaluation resolution (0 = input.size; a pretrained model's test_input_size sets it)",
-  'input.resize': "'letterbox' (structure-retention: pad to square, then resize), 'squash' or 'center' (timm's center crop)",
+  'input.resize':
+    "'letterbox' (structure-retention: pad to square, then resize), 'squash' or 'center' (timm's center crop)",
   'input.interpolation': "evaluation resize filter: 'bilinear' or 'bicubic' (a pretrained model's config sets it)",
   'input.cropPct': 'eval: resize to size/cropPct, then center crop (0.875: 256 -> 224)',
   'input.mean': "normalisation mean [r,g,b] or 'dataset'",
@@ -212,7 +248,8 @@ export const CONFIG_DOCS: Record<string, string> = {
   'schedule.minLr': 'cosine annealing floor',
   'schedule.perIteration': 'update the learning rate every iteration instead of every epoch',
   'loss.labelSmoothing': 'label smoothing',
-  'finetune.headOnlyEpochs': 'first epochs in which only the classifier learns (trunk frozen, BatchNorm statistics kept)',
+  'finetune.headOnlyEpochs':
+    'first epochs in which only the classifier learns (trunk frozen, BatchNorm statistics kept)',
   'finetune.layerDecay': 'layer-wise lr decay: each depth below the classifier gets lr x this (1 = off)',
   'finetune.freezeBn': 'BatchNorm frozen: running statistics and affine parameters stay as loaded',
   batchSize: 'batch size per process (data-parallel: the global batch is this x processes)',
@@ -259,7 +296,9 @@ function merge(base: unknown, over: unknown, path: string, source: string): unkn
     if (!(k in base)) {
       const known = Object.keys(base).map((x) => (path ? `${path}.${x}` : x));
       const near = closestNames(p, configKeys());
-      const hint = near.length ? `did you mean ${near.map((n) => `'${n}'`).join(' or ')}?` : `known here: ${known.join(', ')}`;
+      const hint = near.length
+        ? `did you mean ${near.map((n) => `'${n}'`).join(' or ')}?`
+        : `known here: ${known.join(', ')}`;
       throw new ConfigError(`${source}: unknown option '${p}' (${hint})`, p);
     }
     out[k] = merge(base[k], v, p, source);
@@ -274,26 +313,40 @@ export function parseOverride(s: string): Record<string, unknown> {
   const key = s.slice(0, eq).trim();
   const raw = s.slice(eq + 1);
   let value: unknown;
-  try { value = parseYaml(raw) as Json; } catch { value = raw; }
+  try {
+    value = parseYaml(raw) as Json;
+  } catch {
+    value = raw;
+  }
   if (value === undefined) value = raw;
   const parts = key.split('.');
   const root: Record<string, unknown> = {};
   let cur = root;
   parts.forEach((p, i) => {
     if (i === parts.length - 1) cur[p] = value;
-    else { const next: Record<string, unknown> = {}; cur[p] = next; cur = next; }
+    else {
+      const next: Record<string, unknown> = {};
+      cur[p] = next;
+      cur = next;
+    }
   });
   return root;
 }
 
 export function loadConfigFile(path: string): Record<string, unknown> {
   let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch (e) {
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
     throw new ConfigError(`config file ${path}: ${(e as Error).message}`);
   }
   let v: unknown;
-  try { v = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text); } catch (e) {
-    throw new ConfigError(`config file ${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+  try {
+    v = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(
+      `config file ${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`,
+    );
   }
   if (v === null || v === undefined) return {};
   if (!isObject(v)) throw new ConfigError(`config file ${path}: expected a mapping of options at the top level`);
@@ -316,7 +369,12 @@ export function validateConfig(c: TrainConfig): void {
   const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
   const int = (v: unknown, min: number): boolean => Number.isInteger(v) && (v as number) >= min;
   check(typeof c.data.root === 'string' && c.data.root.length > 0, 'data.root', 'a dataset path (--data)', c.data.root);
-  check(num(c.data.fraction) && c.data.fraction > 0 && c.data.fraction <= 1, 'data.fraction', 'a number in (0, 1]', c.data.fraction);
+  check(
+    num(c.data.fraction) && c.data.fraction > 0 && c.data.fraction <= 1,
+    'data.fraction',
+    'a number in (0, 1]',
+    c.data.fraction,
+  );
   check(c.data.badFiles === 'skip' || c.data.badFiles === 'fail', 'data.badFiles', "'skip' or 'fail'", c.data.badFiles);
   check(int(c.data.workers, 0), 'data.workers', 'an integer >= 0', c.data.workers);
   // Run folders written before data.cacheMB existed: the cache was on (2 GiB); new runs default to off.
@@ -327,52 +385,156 @@ export function validateConfig(c: TrainConfig): void {
   check(typeof c.model.name === 'string' && c.model.name.length > 0, 'model.name', 'a model name', c.model.name);
   // Run folders written before model.head existed have none: the linear head.
   c.model.head ??= 'linear';
-  check(['linear', 'wide', 'arcface', 'cosface'].includes(c.model.head), 'model.head', "'linear', 'wide', 'arcface' or 'cosface'", c.model.head);
+  check(
+    ['linear', 'wide', 'arcface', 'cosface'].includes(c.model.head),
+    'model.head',
+    "'linear', 'wide', 'arcface' or 'cosface'",
+    c.model.head,
+  );
   // Run folders written before embedding heads existed: the defaults.
-  c.model.embeddingDim ??= 512; c.model.bnNeck ??= true; c.model.scale ??= 30; c.model.margin ??= null; c.model.easyMargin ??= false;
+  c.model.embeddingDim ??= 512;
+  c.model.bnNeck ??= true;
+  c.model.scale ??= 30;
+  c.model.margin ??= null;
+  c.model.easyMargin ??= false;
   check(int(c.model.embeddingDim, 1), 'model.embeddingDim', 'an integer >= 1', c.model.embeddingDim);
   check(typeof c.model.bnNeck === 'boolean', 'model.bnNeck', 'true or false', c.model.bnNeck);
   check(num(c.model.scale) && c.model.scale > 0, 'model.scale', 'a number > 0', c.model.scale);
-  check(c.model.margin === null || (num(c.model.margin) && c.model.margin >= 0 && c.model.margin < Math.PI / 2), 'model.margin', 'null or a number in [0, pi/2)', c.model.margin);
+  check(
+    c.model.margin === null || (num(c.model.margin) && c.model.margin >= 0 && c.model.margin < Math.PI / 2),
+    'model.margin',
+    'null or a number in [0, pi/2)',
+    c.model.margin,
+  );
   check(typeof c.model.easyMargin === 'boolean', 'model.easyMargin', 'true or false', c.model.easyMargin);
   check(int(c.input.size, 16), 'input.size', 'an integer >= 16', c.input.size);
   // Run folders written before input.testSize / finetune existed.
   c.input.testSize ??= 0;
   c.finetune ??= { headOnlyEpochs: 0, layerDecay: 1, freezeBn: false };
-  check(c.input.testSize === 0 || int(c.input.testSize, 16), 'input.testSize', '0 or an integer >= 16', c.input.testSize);
-  check(num(c.finetune.layerDecay) && c.finetune.layerDecay > 0 && c.finetune.layerDecay <= 1, 'finetune.layerDecay', 'a number in (0, 1]', c.finetune.layerDecay);
+  check(
+    c.input.testSize === 0 || int(c.input.testSize, 16),
+    'input.testSize',
+    '0 or an integer >= 16',
+    c.input.testSize,
+  );
+  check(
+    num(c.finetune.layerDecay) && c.finetune.layerDecay > 0 && c.finetune.layerDecay <= 1,
+    'finetune.layerDecay',
+    'a number in (0, 1]',
+    c.finetune.layerDecay,
+  );
   check(typeof c.finetune.freezeBn === 'boolean', 'finetune.freezeBn', 'true or false', c.finetune.freezeBn);
-  check(['letterbox', 'squash', 'center'].includes(c.input.resize), 'input.resize', "'letterbox', 'squash' or 'center'", c.input.resize);
+  check(
+    ['letterbox', 'squash', 'center'].includes(c.input.resize),
+    'input.resize',
+    "'letterbox', 'squash' or 'center'",
+    c.input.resize,
+  );
   // Run folders written before input.interpolation existed resized bilinearly.
   c.input.interpolation ??= 'bilinear';
-  check(c.input.interpolation === 'bilinear' || c.input.interpolation === 'bicubic', 'input.interpolation', "'bilinear' or 'bicubic'", c.input.interpolation);
-  check(num(c.input.cropPct) && c.input.cropPct > 0 && c.input.cropPct <= 1, 'input.cropPct', 'a number in (0, 1]', c.input.cropPct);
+  check(
+    c.input.interpolation === 'bilinear' || c.input.interpolation === 'bicubic',
+    'input.interpolation',
+    "'bilinear' or 'bicubic'",
+    c.input.interpolation,
+  );
+  check(
+    num(c.input.cropPct) && c.input.cropPct > 0 && c.input.cropPct <= 1,
+    'input.cropPct',
+    'a number in (0, 1]',
+    c.input.cropPct,
+  );
   for (const k of ['mean', 'std'] as const) {
     const v = c.input[k];
-    check(v === 'dataset' || (Array.isArray(v) && v.length === 3 && v.every(num)), `input.${k}`, "'dataset' or [r, g, b]", v);
+    check(
+      v === 'dataset' || (Array.isArray(v) && v.length === 3 && v.every(num)),
+      `input.${k}`,
+      "'dataset' or [r, g, b]",
+      v,
+    );
   }
-  check(Array.isArray(c.augment.scale) && c.augment.scale.length === 2 && c.augment.scale.every(num), 'augment.scale', '[min, max]', c.augment.scale);
-  check(Array.isArray(c.augment.ratio) && c.augment.ratio.length === 2 && c.augment.ratio.every(num), 'augment.ratio', '[min, max]', c.augment.ratio);
-  check(num(c.augment.hflip) && c.augment.hflip >= 0 && c.augment.hflip <= 1, 'augment.hflip', 'a probability', c.augment.hflip);
-  check(num(c.augment.colorJitter) && c.augment.colorJitter >= 0, 'augment.colorJitter', 'a number >= 0', c.augment.colorJitter);
+  check(
+    Array.isArray(c.augment.scale) && c.augment.scale.length === 2 && c.augment.scale.every(num),
+    'augment.scale',
+    '[min, max]',
+    c.augment.scale,
+  );
+  check(
+    Array.isArray(c.augment.ratio) && c.augment.ratio.length === 2 && c.augment.ratio.every(num),
+    'augment.ratio',
+    '[min, max]',
+    c.augment.ratio,
+  );
+  check(
+    num(c.augment.hflip) && c.augment.hflip >= 0 && c.augment.hflip <= 1,
+    'augment.hflip',
+    'a probability',
+    c.augment.hflip,
+  );
+  check(
+    num(c.augment.colorJitter) && c.augment.colorJitter >= 0,
+    'augment.colorJitter',
+    'a number >= 0',
+    c.augment.colorJitter,
+  );
   check(int(c.augment.cutout, 0), 'augment.cutout', 'an integer >= 0', c.augment.cutout);
-  check(num(c.augment.randomErasing) && c.augment.randomErasing >= 0 && c.augment.randomErasing <= 1, 'augment.randomErasing', 'a probability', c.augment.randomErasing);
-  check(c.augment.autoAugment === null || typeof c.augment.autoAugment === 'string', 'augment.autoAugment', 'a policy string or null', c.augment.autoAugment);
+  check(
+    num(c.augment.randomErasing) && c.augment.randomErasing >= 0 && c.augment.randomErasing <= 1,
+    'augment.randomErasing',
+    'a probability',
+    c.augment.randomErasing,
+  );
+  check(
+    c.augment.autoAugment === null || typeof c.augment.autoAugment === 'string',
+    'augment.autoAugment',
+    'a policy string or null',
+    c.augment.autoAugment,
+  );
   check(c.optim.name === 'sgd' || c.optim.name === 'adamw', 'optim.name', "'sgd' or 'adamw'", c.optim.name);
   check(num(c.optim.lr) && c.optim.lr > 0, 'optim.lr', 'a number > 0', c.optim.lr);
-  check(num(c.optim.momentum) && c.optim.momentum >= 0 && c.optim.momentum < 1, 'optim.momentum', 'a number in [0, 1)', c.optim.momentum);
-  check(num(c.optim.weightDecay) && c.optim.weightDecay >= 0, 'optim.weightDecay', 'a number >= 0', c.optim.weightDecay);
+  check(
+    num(c.optim.momentum) && c.optim.momentum >= 0 && c.optim.momentum < 1,
+    'optim.momentum',
+    'a number in [0, 1)',
+    c.optim.momentum,
+  );
+  check(
+    num(c.optim.weightDecay) && c.optim.weightDecay >= 0,
+    'optim.weightDecay',
+    'a number >= 0',
+    c.optim.weightDecay,
+  );
   check(int(c.schedule.epochs, 1), 'schedule.epochs', 'an integer >= 1', c.schedule.epochs);
-  check(num(c.schedule.warmupEpochs) && c.schedule.warmupEpochs >= 0 && c.schedule.warmupEpochs < c.schedule.epochs, 'schedule.warmupEpochs', 'a number in [0, epochs)', c.schedule.warmupEpochs);
+  check(
+    num(c.schedule.warmupEpochs) && c.schedule.warmupEpochs >= 0 && c.schedule.warmupEpochs < c.schedule.epochs,
+    'schedule.warmupEpochs',
+    'a number in [0, epochs)',
+    c.schedule.warmupEpochs,
+  );
   check(num(c.schedule.minLr) && c.schedule.minLr >= 0, 'schedule.minLr', 'a number >= 0', c.schedule.minLr);
-  check(int(c.finetune.headOnlyEpochs, 0) && c.finetune.headOnlyEpochs < c.schedule.epochs, 'finetune.headOnlyEpochs', 'an integer in [0, epochs)', c.finetune.headOnlyEpochs);
-  check(num(c.loss.labelSmoothing) && c.loss.labelSmoothing >= 0 && c.loss.labelSmoothing < 1, 'loss.labelSmoothing', 'a number in [0, 1)', c.loss.labelSmoothing);
+  check(
+    int(c.finetune.headOnlyEpochs, 0) && c.finetune.headOnlyEpochs < c.schedule.epochs,
+    'finetune.headOnlyEpochs',
+    'an integer in [0, epochs)',
+    c.finetune.headOnlyEpochs,
+  );
+  check(
+    num(c.loss.labelSmoothing) && c.loss.labelSmoothing >= 0 && c.loss.labelSmoothing < 1,
+    'loss.labelSmoothing',
+    'a number in [0, 1)',
+    c.loss.labelSmoothing,
+  );
   check(int(c.batchSize, 1), 'batchSize', 'an integer >= 1', c.batchSize);
   check(int(c.accumulate, 1), 'accumulate', 'an integer >= 1', c.accumulate);
   check(num(c.ema) && c.ema >= 0 && c.ema < 1, 'ema', 'a decay in [0, 1)', c.ema);
   check(['auto', 'off', 'bf16', 'fp16'].includes(c.amp), 'amp', "'auto', 'off', 'bf16' or 'fp16'", c.amp);
   check(int(c.seed, 0), 'seed', 'an integer >= 0', c.seed);
-  check(typeof c.device === 'string' && /^(auto|cpu|cuda(:\d+)?)$/.test(c.device), 'device', "'auto', 'cpu', 'cuda' or 'cuda:N'", c.device);
+  check(
+    typeof c.device === 'string' && /^(auto|cpu|cuda(:\d+)?)$/.test(c.device),
+    'device',
+    "'auto', 'cpu', 'cuda' or 'cuda:N'",
+    c.device,
+  );
   check(int(c.threads, 0), 'threads', 'an integer >= 0', c.threads);
   check(int(c.validateEvery, 0), 'validateEvery', 'an integer >= 0', c.validateEvery);
   check(int(c.checkpointEvery, 1), 'checkpointEvery', 'an integer >= 1', c.checkpointEvery);
@@ -410,13 +572,28 @@ export function configHelp(): string {
 }
 
 /** createModel options of the configured head (the embedding head's settings only for arcface/cosface). */
-export function headOptions(m: TrainConfig['model']): { head: TrainConfig['model']['head']; embeddingDim?: number; bnNeck?: boolean; scale?: number } {
-  return m.head === 'arcface' || m.head === 'cosface' ? { head: m.head, embeddingDim: m.embeddingDim, bnNeck: m.bnNeck, scale: m.scale } : { head: m.head ?? 'linear' };
+export function headOptions(m: TrainConfig['model']): {
+  head: TrainConfig['model']['head'];
+  embeddingDim?: number;
+  bnNeck?: boolean;
+  scale?: number;
+} {
+  return m.head === 'arcface' || m.head === 'cosface'
+    ? { head: m.head, embeddingDim: m.embeddingDim, bnNeck: m.bnNeck, scale: m.scale }
+    : { head: m.head ?? 'linear' };
 }
 
 /** The margin loss of an embedding head, or null for a softmax head. */
-export function marginOptions(c: TrainConfig): { type: 'arcface' | 'cosface'; scale: number; margin: number; easyMargin: boolean; labelSmoothing: number } | null {
+export function marginOptions(
+  c: TrainConfig,
+): { type: 'arcface' | 'cosface'; scale: number; margin: number; easyMargin: boolean; labelSmoothing: number } | null {
   const m = c.model;
   if (m.head !== 'arcface' && m.head !== 'cosface') return null;
-  return { type: m.head, scale: m.scale, margin: m.margin ?? (m.head === 'arcface' ? 0.5 : 0.35), easyMargin: m.easyMargin, labelSmoothing: c.loss.labelSmoothing };
+  return {
+    type: m.head,
+    scale: m.scale,
+    margin: m.margin ?? (m.head === 'arcface' ? 0.5 : 0.35),
+    easyMargin: m.easyMargin,
+    labelSmoothing: c.loss.labelSmoothing,
+  };
 }

@@ -37,8 +37,9 @@ export function readEvalFile(path: string): EvalFile {
     throw new Error(`${path}: ${(e as Error).message}`);
   }
   if (!v.metrics || !Array.isArray(v.classes) || !Array.isArray(v.predictions) || !Array.isArray(v.metrics.confusion)) {
-    throw new Error(`${path}: not an evaluation written by goodsrec eval `
-      + '(needs classes, metrics with confusion, predictions)');
+    throw new Error(
+      `${path}: not an evaluation written by goodsrec eval ` + '(needs classes, metrics with confusion, predictions)',
+    );
   }
   return v;
 }

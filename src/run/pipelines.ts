@@ -28,9 +28,10 @@ export function evalPipeline(p: PreprocessConfig, maxPixels?: number): PipelineC
   const interpolation = p.interpolation ?? 'bilinear';
   // Written only when not bilinear, so pipelines of older runs stay the same objects.
   const filter = interpolation === 'bilinear' ? {} : { interpolation };
-  const first: TransformOp = p.resize === 'letterbox'
-    ? { op: 'letterbox', size: resized, fill: 'black', ...filter }
-    : { op: 'resize', size: resized, mode: p.resize === 'center' ? 'shorter' : 'squash', ...filter };
+  const first: TransformOp =
+    p.resize === 'letterbox'
+      ? { op: 'letterbox', size: resized, fill: 'black', ...filter }
+      : { op: 'resize', size: resized, mode: p.resize === 'center' ? 'shorter' : 'squash', ...filter };
   return {
     ops: [first, { op: 'centerCrop', size: p.size }, { op: 'normalize', mean: p.mean, std: p.std }],
     fastDecode: true,
@@ -42,8 +43,9 @@ export function evalPipeline(p: PreprocessConfig, maxPixels?: number): PipelineC
 export function configNormalization(c: TrainConfig): ChannelStats {
   const { mean, std } = c.input;
   if (mean === 'dataset' || std === 'dataset') {
-    throw new Error("input.mean/std 'dataset': compute the training split's statistics (computeChannelStats) "
-      + 'and pass them');
+    throw new Error(
+      "input.mean/std 'dataset': compute the training split's statistics (computeChannelStats) " + 'and pass them',
+    );
   }
   return { mean: mean as Triple, std: std as Triple };
 }
@@ -73,12 +75,17 @@ export function trainPipeline(c: TrainConfig, norm: ChannelStats = configNormali
 
 /** The run's evaluation pre-processing (preprocess.json) from its config and normalisation. */
 export function preprocessFromConfig(
-  c: TrainConfig, norm: ChannelStats = configNormalization(c), pretrained?: PretrainedRecord,
+  c: TrainConfig,
+  norm: ChannelStats = configNormalization(c),
+  pretrained?: PretrainedRecord,
 ): PreprocessConfig {
   return {
-    size: c.input.testSize || c.input.size, resize: c.input.resize, cropPct: c.input.cropPct,
+    size: c.input.testSize || c.input.size,
+    resize: c.input.resize,
+    cropPct: c.input.cropPct,
     interpolation: c.input.interpolation ?? 'bilinear',
-    mean: norm.mean, std: norm.std,
+    mean: norm.mean,
+    std: norm.std,
     ...(pretrained ? { pretrained } : {}),
   };
 }

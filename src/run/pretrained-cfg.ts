@@ -30,24 +30,56 @@ export interface PretrainedRecord {
 const CROP_MODES: Partial<Record<string, ResizeMode>> = { squash: 'squash', center: 'center', border: 'letterbox' };
 
 /** Returns the config with the input options the user left alone set from the weights' config. */
-export function applyPretrainedCfg(c: TrainConfig, p: ResolvedPretrained, explicit: Set<string>): { config: TrainConfig; record: PretrainedRecord | null } {
+export function applyPretrainedCfg(
+  c: TrainConfig,
+  p: ResolvedPretrained,
+  explicit: Set<string>,
+): { config: TrainConfig; record: PretrainedRecord | null } {
   if (!p.cfg) return { config: c, record: null };
   const cfg = p.cfg;
   const out = structuredClone(c);
   const applied: string[] = [];
-  const set = (key: string, apply: () => void): void => { if (!explicit.has(key)) { apply(); applied.push(key); } };
-  if (cfg.inputSize) set('input.size', () => { out.input.size = cfg.inputSize![2]; });
-  if (cfg.testInputSize && cfg.testInputSize[2] !== (out.input.size)) set('input.testSize', () => { out.input.testSize = cfg.testInputSize![2]; });
-  if (cfg.mean) set('input.mean', () => { out.input.mean = [...cfg.mean!]; });
-  if (cfg.std) set('input.std', () => { out.input.std = [...cfg.std!]; });
-  if (cfg.cropPct) set('input.cropPct', () => { out.input.cropPct = cfg.cropPct!; });
+  const set = (key: string, apply: () => void): void => {
+    if (!explicit.has(key)) {
+      apply();
+      applied.push(key);
+    }
+  };
+  if (cfg.inputSize)
+    set('input.size', () => {
+      out.input.size = cfg.inputSize![2];
+    });
+  if (cfg.testInputSize && cfg.testInputSize[2] !== out.input.size)
+    set('input.testSize', () => {
+      out.input.testSize = cfg.testInputSize![2];
+    });
+  if (cfg.mean)
+    set('input.mean', () => {
+      out.input.mean = [...cfg.mean!];
+    });
+  if (cfg.std)
+    set('input.std', () => {
+      out.input.std = [...cfg.std!];
+    });
+  if (cfg.cropPct)
+    set('input.cropPct', () => {
+      out.input.cropPct = cfg.cropPct!;
+    });
   if (cfg.interpolation === 'bilinear' || cfg.interpolation === 'bicubic') {
     const f = cfg.interpolation;
-    set('input.interpolation', () => { out.input.interpolation = f; });
+    set('input.interpolation', () => {
+      out.input.interpolation = f;
+    });
   }
   // timm's eval crop: 'squash' and 'center' are ours; 'border' (longest side to size / cropPct, then
   // center crop or pad) is the letterbox's geometry.
   const resize = cfg.cropMode ? CROP_MODES[cfg.cropMode] : undefined;
-  if (resize) set('input.resize', () => { out.input.resize = resize; });
-  return { config: out, record: { name: p.name, architecture: p.architecture, ...(p.commit ? { commit: p.commit } : {}), cfg, applied } };
+  if (resize)
+    set('input.resize', () => {
+      out.input.resize = resize;
+    });
+  return {
+    config: out,
+    record: { name: p.name, architecture: p.architecture, ...(p.commit ? { commit: p.commit } : {}), cfg, applied },
+  };
 }

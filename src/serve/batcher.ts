@@ -33,14 +33,22 @@ export class MicroBatcher {
 
   constructor(private readonly o: BatcherOptions) {}
 
-  get queueLength(): number { return this.queue.length; }
+  get queueLength(): number {
+    return this.queue.length;
+  }
 
   /** Queues one image; resolves with its output row. */
   predict(data: Float32Array): Promise<Float32Array> {
     if (this.closed) return Promise.reject(new ServeError('SHUTTING_DOWN', 'the server is shutting down'));
-    if (data.length !== this.o.itemSize) return Promise.reject(new Error(`batcher: expected ${this.o.itemSize} floats, got ${data.length}`));
+    if (data.length !== this.o.itemSize)
+      return Promise.reject(new Error(`batcher: expected ${this.o.itemSize} floats, got ${data.length}`));
     if (this.queue.length >= this.o.maxQueue) {
-      return Promise.reject(new ServeError('QUEUE_FULL', `${this.queue.length} images are already waiting (limit ${this.o.maxQueue}); retry later`));
+      return Promise.reject(
+        new ServeError(
+          'QUEUE_FULL',
+          `${this.queue.length} images are already waiting (limit ${this.o.maxQueue}); retry later`,
+        ),
+      );
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ data, resolve, reject });
@@ -51,23 +59,41 @@ export class MicroBatcher {
   /** Queues several images at once (all or none, so a request never half-fits the queue). */
   predictMany(items: readonly Float32Array[]): Promise<Float32Array[]> {
     if (!this.closed && this.queue.length + items.length > this.o.maxQueue) {
-      return Promise.reject(new ServeError('QUEUE_FULL', `${this.queue.length} images are already waiting (limit ${this.o.maxQueue}); retry later`));
+      return Promise.reject(
+        new ServeError(
+          'QUEUE_FULL',
+          `${this.queue.length} images are already waiting (limit ${this.o.maxQueue}); retry later`,
+        ),
+      );
     }
     return Promise.all(items.map((d) => this.predict(d)));
   }
 
   private schedule(): void {
     if (this.running) return;
-    if (this.queue.length >= this.o.maxBatch) { this.clearTimer(); void this.flush(); return; }
-    this.timer ??= setTimeout(() => { this.timer = null; void this.flush(); }, this.o.maxDelayMs);
+    if (this.queue.length >= this.o.maxBatch) {
+      this.clearTimer();
+      void this.flush();
+      return;
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, this.o.maxDelayMs);
   }
 
   private clearTimer(): void {
-    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
   }
 
   private async flush(): Promise<void> {
-    if (this.running || this.queue.length === 0) { this.notifyIdle(); return; }
+    if (this.running || this.queue.length === 0) {
+      this.notifyIdle();
+      return;
+    }
     this.running = true;
     const batch = this.queue.splice(0, this.o.maxBatch);
     const n = batch.length;
@@ -85,7 +111,8 @@ export class MicroBatcher {
       this.running = false;
     }
     // Whatever arrived during the run goes next, without the extra delay.
-    if (this.queue.length) void this.flush(); else this.notifyIdle();
+    if (this.queue.length) void this.flush();
+    else this.notifyIdle();
   }
 
   private notifyIdle(): void {
@@ -100,7 +127,10 @@ export class MicroBatcher {
     this.closed = true;
     if (!this.running && this.queue.length === 0) return;
     const idle = new Promise<void>((r) => this.idleWaiters.push(r));
-    if (!this.running) { this.clearTimer(); void this.flush(); }
+    if (!this.running) {
+      this.clearTimer();
+      void this.flush();
+    }
     await idle;
   }
 }

@@ -36,14 +36,19 @@ export class ServeError extends Error {
 }
 
 /** The JSON body of every error answer. */
-export interface ErrorBody { error: { code: ServeErrorCode; message: string } }
+export interface ErrorBody {
+  error: { code: ServeErrorCode; message: string };
+}
 
 export function errorBody(e: ServeError): ErrorBody {
   return { error: { code: e.code, message: e.message } };
 }
 
 /** Maps fastify's and @fastify/multipart's own errors onto the catalogue. */
-export function fromFrameworkError(e: { code?: string; statusCode?: number; message: string }, limits: { bodyBytes: number; images: number }): ServeError {
+export function fromFrameworkError(
+  e: { code?: string; statusCode?: number; message: string },
+  limits: { bodyBytes: number; images: number },
+): ServeError {
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_REQ_FILE_TOO_LARGE':
@@ -54,7 +59,10 @@ export function fromFrameworkError(e: { code?: string; statusCode?: number; mess
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new ServeError('UNSUPPORTED_MEDIA_TYPE', `${e.message} (send an image with Content-Type image/*, or multipart/form-data with image files)`);
+      return new ServeError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        `${e.message} (send an image with Content-Type image/*, or multipart/form-data with image files)`,
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ServeError('EMPTY_BODY', 'the request has no image bytes');
     case 'FST_ERR_NOT_FOUND':
@@ -63,7 +71,8 @@ export function fromFrameworkError(e: { code?: string; statusCode?: number; mess
       if (e.statusCode === 408) return new ServeError('REQUEST_TIMEOUT', e.message);
       if (e.statusCode === 413) return new ServeError('BODY_TOO_LARGE', e.message);
       if (e.statusCode === 415) return new ServeError('UNSUPPORTED_MEDIA_TYPE', e.message);
-      if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) return new ServeError('BAD_REQUEST', e.message);
+      if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500)
+        return new ServeError('BAD_REQUEST', e.message);
       return new ServeError('INTERNAL', 'internal server error');
   }
 }

@@ -6,7 +6,10 @@ import { writeGallery, type Gallery } from '../gallery/format.js';
 import { hnswPathFor } from '../gallery/hnsw-index.js';
 import { isApproximate, openGalleryIndex } from '../gallery/open-index.js';
 
-export interface GalleryWriteJob { path: string; gallery: Gallery }
+export interface GalleryWriteJob {
+  path: string;
+  gallery: Gallery;
+}
 export type GalleryWriteReply = { ok: true; graph: string | null; buildMs: number } | { ok: false; message: string };
 
 const { path, gallery } = workerData as GalleryWriteJob;

@@ -49,7 +49,8 @@ export function readSidecar(path: string): OnnxSidecar {
   if (s === null || typeof s !== 'object' || s.format !== 'goodsrec-onnx') {
     throw new Error(`${path}: not a goodsrec ONNX sidecar (format '${String(s?.format)}')`);
   }
-  for (const k of ['classes', 'preprocess', 'input', 'output'] as const) if (!s[k]) throw new Error(`${path}: the sidecar has no '${k}'`);
+  for (const k of ['classes', 'preprocess', 'input', 'output'] as const)
+    if (!s[k]) throw new Error(`${path}: the sidecar has no '${k}'`);
   checkSidecar(s, path);
   return s;
 }
@@ -59,19 +60,23 @@ function checkSidecar(s: OnnxSidecar, path: string): void {
   const bad = (what: string, v: unknown): never => {
     throw new Error(`${path}: the sidecar's ${what} is invalid (${JSON.stringify(v)?.slice(0, 80)})`);
   };
-  const dims = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((d) => Number.isSafeInteger(d) && d > 0);
+  const dims = (v: unknown): v is number[] =>
+    Array.isArray(v) && v.length > 0 && v.every((d) => Number.isSafeInteger(d) && d > 0);
   const io = (k: 'input' | 'output' | 'embedding', v: { name?: unknown; dims?: unknown }): void => {
     if (typeof v !== 'object' || v === null || typeof v.name !== 'string' || v.name === '') bad(`${k}.name`, v?.name);
     if (!dims(v.dims)) bad(`${k}.dims`, v.dims);
   };
-  if (!Array.isArray(s.classes) || s.classes.length === 0 || !s.classes.every((c) => typeof c === 'string')) bad('classes', s.classes);
+  if (!Array.isArray(s.classes) || s.classes.length === 0 || !s.classes.every((c) => typeof c === 'string'))
+    bad('classes', s.classes);
   io('input', s.input);
   io('output', s.output);
-  if (s.input.dims.length !== 3 || s.input.dims[0] !== 3 || s.input.dims.reduce((a, b) => a * b, 1) > 2 ** 28) bad('input.dims (3 x size x size)', s.input.dims);
+  if (s.input.dims.length !== 3 || s.input.dims[0] !== 3 || s.input.dims.reduce((a, b) => a * b, 1) > 2 ** 28)
+    bad('input.dims (3 x size x size)', s.input.dims);
   if (s.output.dims[0] !== s.classes.length) bad(`output.dims (${s.classes.length} classes)`, s.output.dims);
   if (s.embedding !== undefined) io('embedding', s.embedding);
   const p = s.preprocess;
-  if (typeof p !== 'object' || !(typeof p.cropPct === 'number' && p.cropPct > 0 && p.cropPct <= 1)) bad('preprocess.cropPct', p?.cropPct);
+  if (typeof p !== 'object' || !(typeof p.cropPct === 'number' && p.cropPct > 0 && p.cropPct <= 1))
+    bad('preprocess.cropPct', p?.cropPct);
   if (p.resize !== 'letterbox' && p.resize !== 'squash') bad('preprocess.resize', p.resize);
   if (!Number.isSafeInteger(p.size) || p.size <= 0 || p.size > 8192) bad('preprocess.size', p.size);
   try {
@@ -86,13 +91,15 @@ export async function resolveServable(path: string, o: OpenOptions = {}): Promis
   const p = resolve(path);
   if (!existsSync(p)) throw new Error(`${path}: no such file or folder`);
   if (statSync(p).isFile() && p.endsWith('.onnx')) return p;
-  if (statSync(p).isDirectory() && existsSync(join(p, 'model.onnx')) && existsSync(join(p, 'model.json'))) return join(p, 'model.onnx');
+  if (statSync(p).isDirectory() && existsSync(join(p, 'model.onnx')) && existsSync(join(p, 'model.json')))
+    return join(p, 'model.onnx');
   // A run, checkpoint or ensemble file: libtorch is only loaded on this path.
   let outDir: string;
   let checkpointDir: string;
   if (statSync(p).isFile()) {
     const { isEnsembleFile } = await import('../eval/ensemble.js');
-    if (!isEnsembleFile(p)) throw new Error(`${path}: expected a .onnx file, an export folder, a run/checkpoint folder, or an ensemble file`);
+    if (!isEnsembleFile(p))
+      throw new Error(`${path}: expected a .onnx file, an export folder, a run/checkpoint folder, or an ensemble file`);
     checkpointDir = p;
     outDir = o.exportDir ?? p.replace(/\.[^./]+$/, '') + '-onnx';
   } else {
@@ -104,7 +111,10 @@ export async function resolveServable(path: string, o: OpenOptions = {}): Promis
   const cached = join(outDir, 'model.onnx');
   if (existsSync(cached) && existsSync(join(outDir, 'model.json'))) {
     const s = readSidecar(join(outDir, 'model.json'));
-    if (s.source.checkpoint === checkpointDir && (s.embedding || !o.embedding)) { o.log?.(`using the export in ${outDir}`); return cached; }
+    if (s.source.checkpoint === checkpointDir && (s.embedding || !o.embedding)) {
+      o.log?.(`using the export in ${outDir}`);
+      return cached;
+    }
   }
   o.log?.(`exporting ${checkpointDir} to ${outDir}`);
   const { exportRecognizer } = await import('./onnx/export.js');
@@ -118,22 +128,36 @@ export async function openServedModel(path: string, o: OpenOptions = {}): Promis
   let bytes = readFileSync(onnxPath);
   let sha = createHash('sha256').update(bytes).digest('hex');
   // An export killed after writing its sidecar: its graph is still in model.onnx.next.
-  if (sidecar.sha256 && sidecar.sha256 !== sha && (await import('./onnx/export.js')).finishExport(onnxPath, sidecar.sha256)) {
+  if (
+    sidecar.sha256 &&
+    sidecar.sha256 !== sha &&
+    (await import('./onnx/export.js')).finishExport(onnxPath, sidecar.sha256)
+  ) {
     bytes = readFileSync(onnxPath);
     sha = createHash('sha256').update(bytes).digest('hex');
   }
-  if (sidecar.sha256 && sidecar.sha256 !== sha) throw new Error(`${sidecarPath}: describes another graph than ${onnxPath} (sha256 differs); export again`);
+  if (sidecar.sha256 && sidecar.sha256 !== sha)
+    throw new Error(`${sidecarPath}: describes another graph than ${onnxPath} (sha256 differs); export again`);
   const dims = sidecar.input.dims;
   const itemSize = dims.reduce((a, b) => a * b, 1);
   if (o.embedding && !sidecar.embedding) {
-    throw new Error(`${onnxPath}: the graph has no embedding output (an ensemble, or exported before galleries); ` +
-      'serve the run folder or export it again with goodsrec export');
+    throw new Error(
+      `${onnxPath}: the graph has no embedding output (an ensemble, or exported before galleries); ` +
+        'serve the run folder or export it again with goodsrec export',
+    );
   }
   const embeddingDim = o.embedding ? sidecar.embedding!.dims[0]! : 0;
   const workerData: OrtWorkerData = {
-    onnxPath, inputName: sidecar.input.name, dims,
+    onnxPath,
+    inputName: sidecar.input.name,
+    dims,
     outputNames: embeddingDim ? [sidecar.output.name, sidecar.embedding!.name] : [sidecar.output.name],
-    options: { intraOpNumThreads: o.threads ?? availableParallelism(), interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' },
+    options: {
+      intraOpNumThreads: o.threads ?? availableParallelism(),
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+    },
   };
   const worker = new Worker(new URL('./ort-worker.js', import.meta.url), { workerData });
   const pending = new Map<number, { resolve: (x: Float32Array) => void; reject: (e: Error) => void }>();
@@ -142,12 +166,14 @@ export async function openServedModel(path: string, o: OpenOptions = {}): Promis
   await new Promise<void>((resolveReady, rejectReady) => {
     worker.on('message', (m: OrtReply) => {
       if (m.type === 'ready') resolveReady();
-      else if (m.type === 'fatal') rejectReady(new Error(`${onnxPath}: onnxruntime cannot load the graph: ${m.message}`));
+      else if (m.type === 'fatal')
+        rejectReady(new Error(`${onnxPath}: onnxruntime cannot load the graph: ${m.message}`));
       else if (m.type === 'released') onReleased?.();
       else {
         const p = pending.get(m.id);
         pending.delete(m.id);
-        if (m.type === 'result') p?.resolve(m.output); else p?.reject(new Error(`onnxruntime: ${m.message}`));
+        if (m.type === 'result') p?.resolve(m.output);
+        else p?.reject(new Error(`onnxruntime: ${m.message}`));
       }
     });
     worker.on('error', (e) => {
@@ -158,7 +184,10 @@ export async function openServedModel(path: string, o: OpenOptions = {}): Promis
   });
   let released: Promise<void> | null = null;
   return {
-    onnxPath, sidecar, itemSize, embeddingDim,
+    onnxPath,
+    sidecar,
+    itemSize,
+    embeddingDim,
     run(input: Float32Array, n: number): Promise<Float32Array> {
       if (released) return Promise.reject(new Error('onnxruntime session released'));
       return new Promise((resolve, reject) => {
@@ -170,7 +199,9 @@ export async function openServedModel(path: string, o: OpenOptions = {}): Promis
     },
     release(): Promise<void> {
       released ??= new Promise<void>((res) => {
-        onReleased = () => { void worker.terminate().then(() => res()); };
+        onReleased = () => {
+          void worker.terminate().then(() => res());
+        };
         worker.postMessage({ type: 'release' } satisfies OrtRequest);
       });
       return released;

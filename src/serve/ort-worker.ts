@@ -41,7 +41,10 @@ try {
           out = new Float32Array(row * m.n);
           for (let i = 0; i < m.n; i++) {
             let at = i * row;
-            outs.forEach((o, j) => { out.set(o.subarray(i * widths[j]!, (i + 1) * widths[j]!), at); at += widths[j]!; });
+            outs.forEach((o, j) => {
+              out.set(o.subarray(i * widths[j]!, (i + 1) * widths[j]!), at);
+              at += widths[j]!;
+            });
           }
         }
         post({ type: 'result', id: m.id, output: out }, [out.buffer as ArrayBuffer]);

@@ -8,7 +8,12 @@
 // serialised.
 import { Worker } from 'node:worker_threads';
 import {
-  GalleryError, appendToGallery, filterGallery, galleryClasses, type Gallery, type GalleryEntry,
+  GalleryError,
+  appendToGallery,
+  filterGallery,
+  galleryClasses,
+  type Gallery,
+  type GalleryEntry,
 } from '../gallery/format.js';
 import { GalleryMatcher } from '../gallery/recognize.js';
 import { isApproximate, openGalleryIndex } from '../gallery/open-index.js';
@@ -25,7 +30,11 @@ export class ServedGallery {
   private snap: GallerySnapshot;
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly path: string, gallery: Gallery, private readonly log?: (m: string) => void) {
+  constructor(
+    readonly path: string,
+    gallery: Gallery,
+    private readonly log?: (m: string) => void,
+  ) {
     this.snap = { gallery, matcher: this.matcher(gallery), version: 0 };
   }
 
@@ -35,9 +44,13 @@ export class ServedGallery {
   }
 
   /** What readers use; never changes under them. */
-  get current(): GallerySnapshot { return this.snap; }
+  get current(): GallerySnapshot {
+    return this.snap;
+  }
 
-  get searchKind(): 'exact' | 'approximate' { return isApproximate(this.snap.gallery) ? 'approximate' : 'exact'; }
+  get searchKind(): 'exact' | 'approximate' {
+    return isApproximate(this.snap.gallery) ? 'approximate' : 'exact';
+  }
 
   /** Appends photos of one class (embeddings: row-major unit rows). */
   enrol(_className: string, entries: readonly GalleryEntry[], embeddings: Float32Array): Promise<GallerySnapshot> {
@@ -77,9 +90,13 @@ function writeInWorker(job: GalleryWriteJob): Promise<{ graph: string | null; bu
     let done = false;
     w.once('message', (m: GalleryWriteReply) => {
       done = true;
-      if (m.ok) resolve({ graph: m.graph, buildMs: m.buildMs }); else reject(new Error(`${job.path}: ${m.message}`));
+      if (m.ok) resolve({ graph: m.graph, buildMs: m.buildMs });
+      else reject(new Error(`${job.path}: ${m.message}`));
     });
-    w.once('error', (e) => { done = true; reject(new Error(`${job.path}: the gallery writer failed: ${e.message}`)); });
+    w.once('error', (e) => {
+      done = true;
+      reject(new Error(`${job.path}: the gallery writer failed: ${e.message}`));
+    });
     w.once('exit', (code) => {
       if (!done) reject(new Error(`${job.path}: the gallery writer exited (code ${code}) before answering`));
     });

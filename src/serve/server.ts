@@ -76,26 +76,38 @@ export interface GalleryPrediction {
 
 export interface PredictResponse {
   model: string;
-  predictions: { name: string; top: { label: string; index: number; probability: number }[]; gallery?: GalleryPrediction }[];
+  predictions: {
+    name: string;
+    top: { label: string; index: number; probability: number }[];
+    gallery?: GalleryPrediction;
+  }[];
   timing: { preprocessMs: number; inferenceMs: number; totalMs: number };
 }
 
 const BAD_IMAGE: Record<BadFileReason, ServeErrorCode> = {
-  'empty': 'EMPTY_BODY',
-  'unreadable': 'CORRUPT_IMAGE',
+  empty: 'EMPTY_BODY',
+  unreadable: 'CORRUPT_IMAGE',
   'not-an-image': 'NOT_AN_IMAGE',
-  'truncated': 'TRUNCATED_IMAGE',
+  truncated: 'TRUNCATED_IMAGE',
   'too-large': 'TOO_MANY_PIXELS',
-  'corrupt': 'CORRUPT_IMAGE',
+  corrupt: 'CORRUPT_IMAGE',
 };
 
 const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8', '.wasm': 'application/wasm', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.png': 'image/png',
 };
 
 /** The browser page's files (src/serve/web: tsc does not copy them, so they are read from the source tree). */
-function webDir(): string { return join(packageRoot(), 'src', 'serve', 'web'); }
+function webDir(): string {
+  return join(packageRoot(), 'src', 'serve', 'web');
+}
 /** Compiled modules the page imports (pure TS, no Node imports), beside this file's compiled area. */
 const WEB_LIBS = new Set(['serve/web-preprocess.js', 'data/pil-pixels.js']);
 /** onnxruntime-web's dist folder, for in-browser inference. */
@@ -104,10 +116,16 @@ function ortWebDir(): string {
   return dirname(require.resolve('onnxruntime-web'));
 }
 
-interface Upload { name: string; bytes: Buffer }
+interface Upload {
+  name: string;
+  bytes: Buffer;
+}
 
 export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
-  const limits: ServerLimits = { ...DEFAULT_LIMITS, ...Object.fromEntries(Object.entries(o).filter(([k, v]) => k in DEFAULT_LIMITS && v !== undefined)) };
+  const limits: ServerLimits = {
+    ...DEFAULT_LIMITS,
+    ...Object.fromEntries(Object.entries(o).filter(([k, v]) => k in DEFAULT_LIMITS && v !== undefined)),
+  };
   const model = o.model;
   const sc = model.sidecar;
   const nClasses = sc.classes.length;
@@ -117,15 +135,23 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   const adminDigest = o.adminToken ? tokenDigest(o.adminToken) : null;
   // The same pre-processing as evaluation; only the decoder's pixel limit is the server's.
   const pipeline = {
-    ...evalPipeline(sc.preprocess), maxPixels: limits.maxPixels, ...(o.fastDecode === false ? { fastDecode: false } : {}),
+    ...evalPipeline(sc.preprocess),
+    maxPixels: limits.maxPixels,
+    ...(o.fastDecode === false ? { fastDecode: false } : {}),
   };
   let closing = false;
 
   const metrics = new ServeMetrics(() => batcher.queueLength);
   const batcher = new MicroBatcher({
-    maxBatch: o.maxBatch ?? 16, maxDelayMs: o.maxDelayMs ?? 4, maxQueue: limits.maxQueue, itemSize: model.itemSize,
+    maxBatch: o.maxBatch ?? 16,
+    maxDelayMs: o.maxDelayMs ?? 4,
+    maxQueue: limits.maxQueue,
+    itemSize: model.itemSize,
     run: (x, n) => model.run(x, n),
-    onBatch: (n, s) => { metrics.batchSize.observe(n); metrics.inferenceSeconds.observe(s); },
+    onBatch: (n, s) => {
+      metrics.batchSize.observe(n);
+      metrics.inferenceSeconds.observe(s);
+    },
   });
 
   const app = Fastify({
@@ -135,21 +161,44 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     return503OnClosing: false,
   });
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(/^image\/[\w.+-]+$/i, { parseAs: 'buffer', bodyLimit: limits.maxBodyBytes }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(
+    /^image\/[\w.+-]+$/i,
+    { parseAs: 'buffer', bodyLimit: limits.maxBodyBytes },
+    (_req, body, done) => done(null, body),
+  );
   await app.register(multipart, {
-    limits: { fileSize: limits.maxBodyBytes, files: limits.maxImages, fields: 8, parts: limits.maxImages + 8, fieldSize: 1024 },
+    limits: {
+      fileSize: limits.maxBodyBytes,
+      files: limits.maxImages,
+      fields: 8,
+      parts: limits.maxImages + 8,
+      fieldSize: 1024,
+    },
     throwFileSizeLimit: true,
   });
 
   app.setErrorHandler((err, req, reply) => {
-    let e = err instanceof ServeError ? err : fromFrameworkError(err as { code?: string; statusCode?: number; message: string }, { bodyBytes: limits.maxBodyBytes, images: limits.maxImages });
+    let e =
+      err instanceof ServeError
+        ? err
+        : fromFrameworkError(err as { code?: string; statusCode?: number; message: string }, {
+            bodyBytes: limits.maxBodyBytes,
+            images: limits.maxImages,
+          });
     if (e.code === 'UNSUPPORTED_MEDIA_TYPE' && !(err instanceof ServeError)) {
-      e = new ServeError(e.code, `content type '${req.headers['content-type'] ?? '(none)'}' is not accepted: send an image with Content-Type image/*, or multipart/form-data with image files`);
+      e = new ServeError(
+        e.code,
+        `content type '${req.headers['content-type'] ?? '(none)'}' is not accepted: send an image with Content-Type image/*, or multipart/form-data with image files`,
+      );
     }
-    if (e.code === 'INTERNAL') { if (o.logger) req.log.error(err); else console.error(err); }
+    if (e.code === 'INTERNAL') {
+      if (o.logger) req.log.error(err);
+      else console.error(err);
+    }
     metrics.errors.inc({ code: e.code });
     // The rest of an unread body is not drained: the connection closes after the answer.
-    if (e.statusCode === 413 || e.code === 'BAD_REQUEST' || e.code === 'REQUEST_TIMEOUT') void reply.header('connection', 'close');
+    if (e.statusCode === 413 || e.code === 'BAD_REQUEST' || e.code === 'REQUEST_TIMEOUT')
+      void reply.header('connection', 'close');
     void reply.status(e.statusCode).type('application/json').send(errorBody(e));
   });
   app.setNotFoundHandler((req, reply) => {
@@ -158,19 +207,25 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   });
   // Requests being handled (refused ones are never counted; a client that hangs up is counted out).
   const counted = new WeakSet<FastifyRequest>();
-  const countOut = (req: FastifyRequest): void => { if (counted.delete(req)) inflight--; };
+  const countOut = (req: FastifyRequest): void => {
+    if (counted.delete(req)) inflight--;
+  };
   let inflight = 0;
   app.addHook('onRequest', async (req) => {
     if (closing) throw new ServeError('SHUTTING_DOWN', 'the server is shutting down');
     counted.add(req);
     inflight++;
   });
-  app.addHook('onRequestAbort', async (req) => { countOut(req); });
+  app.addHook('onRequestAbort', async (req) => {
+    countOut(req);
+  });
   app.addHook('onResponse', async (req, reply) => {
     countOut(req);
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
-  app.addHook('preClose', async () => { closing = true; });
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   // Keep-alive connections busy when close() began would otherwise stay open until keepAliveTimeout.
   app.addHook('onSend', async (_req, reply, payload) => {
     if (closing) void reply.header('connection', 'close');
@@ -205,8 +260,10 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
       return [{ name: 'image', bytes: body }];
     }
     if (!req.headers['content-type']) {
-      throw new ServeError(Number(req.headers['content-length'] ?? 0) > 0 ? 'UNSUPPORTED_MEDIA_TYPE' : 'EMPTY_BODY',
-        'send an image with Content-Type image/*, or multipart/form-data with image files');
+      throw new ServeError(
+        Number(req.headers['content-length'] ?? 0) > 0 ? 'UNSUPPORTED_MEDIA_TYPE' : 'EMPTY_BODY',
+        'send an image with Content-Type image/*, or multipart/form-data with image files',
+      );
     }
     throw new ServeError('EMPTY_BODY', 'the request body is empty');
   }
@@ -244,37 +301,55 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   function withDeadline<X>(p: Promise<X>, ms: number): Promise<X> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ServeError('INFERENCE_TIMEOUT', `no prediction within ${limits.requestTimeoutMs} ms`)), Math.max(0, ms));
+      timer = setTimeout(
+        () => reject(new ServeError('INFERENCE_TIMEOUT', `no prediction within ${limits.requestTimeoutMs} ms`)),
+        Math.max(0, ms),
+      );
     });
     return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
   }
 
-  app.post<{ Querystring: { top?: number } }>('/v1/predict', {
-    schema: { querystring: { type: 'object', properties: { top: { type: 'integer', minimum: 1, maximum: sc.classes.length } }, additionalProperties: false } },
-  }, async (req) => {
-    const t0 = performance.now();
-    const k = req.query.top ?? Math.min(5, sc.classes.length);
-    const ups = await uploads(req);
-    const inputs = await Promise.all(ups.map(preprocess));
-    const t1 = performance.now();
-    // Test-time views and ensembles are inside the graph: one row of scores per image.
-    const rows = await withDeadline(batcher.predictMany(inputs), limits.requestTimeoutMs - (t1 - t0));
-    const answers = o.gallery ? galleryAnswers(rows) : null;
-    const t2 = performance.now();
-    const predictions = ups.map((u, i) => {
-      const logits = rows[i]!.subarray(0, nClasses);
-      const p = softmaxRow(logits);
-      const top = topk(logits, k).map((j) => ({ label: sc.classes[j]!, index: j, probability: p[j]! }));
-      return answers ? { name: u.name, top, gallery: answers[i]! } : { name: u.name, top };
-    });
-    metrics.images.inc({}, ups.length);
-    metrics.requestSeconds.observe((performance.now() - t0) / 1000);
-    const r: PredictResponse = {
-      model: sc.model, predictions,
-      timing: { preprocessMs: +(t1 - t0).toFixed(2), inferenceMs: +(t2 - t1).toFixed(2), totalMs: +(performance.now() - t0).toFixed(2) },
-    };
-    return r;
-  });
+  app.post<{ Querystring: { top?: number } }>(
+    '/v1/predict',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { top: { type: 'integer', minimum: 1, maximum: sc.classes.length } },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (req) => {
+      const t0 = performance.now();
+      const k = req.query.top ?? Math.min(5, sc.classes.length);
+      const ups = await uploads(req);
+      const inputs = await Promise.all(ups.map(preprocess));
+      const t1 = performance.now();
+      // Test-time views and ensembles are inside the graph: one row of scores per image.
+      const rows = await withDeadline(batcher.predictMany(inputs), limits.requestTimeoutMs - (t1 - t0));
+      const answers = o.gallery ? galleryAnswers(rows) : null;
+      const t2 = performance.now();
+      const predictions = ups.map((u, i) => {
+        const logits = rows[i]!.subarray(0, nClasses);
+        const p = softmaxRow(logits);
+        const top = topk(logits, k).map((j) => ({ label: sc.classes[j]!, index: j, probability: p[j]! }));
+        return answers ? { name: u.name, top, gallery: answers[i]! } : { name: u.name, top };
+      });
+      metrics.images.inc({}, ups.length);
+      metrics.requestSeconds.observe((performance.now() - t0) / 1000);
+      const r: PredictResponse = {
+        model: sc.model,
+        predictions,
+        timing: {
+          preprocessMs: +(t1 - t0).toFixed(2),
+          inferenceMs: +(t2 - t1).toFixed(2),
+          totalMs: +(performance.now() - t0).toFixed(2),
+        },
+      };
+      return r;
+    },
+  );
 
   /** Rows of [logits | embedding] -> the gallery's answers, from one snapshot for the whole request. */
   function galleryAnswers(rows: readonly Float32Array[]): GalleryPrediction[] {
@@ -282,16 +357,25 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     const q = new Float32Array(rows.length * d);
     rows.forEach((r, i) => q.set(r.subarray(nClasses, nClasses + d), i * d));
     return o.gallery!.current.matcher.match(q).map((a: GalleryAnswer) => ({
-      class: a.class, unknown: a.unknown, similarity: a.similarity,
+      class: a.class,
+      unknown: a.unknown,
+      similarity: a.similarity,
       top: a.top.map((t) => ({ class: t.class, votes: t.votes, similarity: t.similarity })),
     }));
   }
 
   function requireAdmin(req: FastifyRequest): void {
-    if (!adminDigest) throw new ServeError('FORBIDDEN', 'gallery writes are off: start the server with --admin-token or GOODSREC_ADMIN_TOKEN');
+    if (!adminDigest)
+      throw new ServeError(
+        'FORBIDDEN',
+        'gallery writes are off: start the server with --admin-token or GOODSREC_ADMIN_TOKEN',
+      );
     const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
     if (!m || !timingSafeEqual(tokenDigest(m[1]!), adminDigest)) {
-      throw new ServeError('UNAUTHORIZED', m ? 'wrong admin token' : 'gallery writes need the header Authorization: Bearer <admin token>');
+      throw new ServeError(
+        'UNAUTHORIZED',
+        m ? 'wrong admin token' : 'gallery writes need the header Authorization: Bearer <admin token>',
+      );
     }
   }
 
@@ -305,8 +389,13 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     const counts = new Map<string, number>();
     for (const e of gallery.meta.entries) counts.set(e.class, (counts.get(e.class) ?? 0) + 1);
     return {
-      version, photos: gallery.meta.entries.length, dim: gallery.meta.dim, k: gallery.meta.k, threshold: gallery.meta.threshold,
-      search: g.searchKind, model: gallery.meta.model.name,
+      version,
+      photos: gallery.meta.entries.length,
+      dim: gallery.meta.dim,
+      k: gallery.meta.k,
+      threshold: gallery.meta.threshold,
+      search: g.searchKind,
+      model: gallery.meta.model.name,
       classes: galleryClasses(gallery).map((c) => ({ class: c, photos: counts.get(c)! })),
     };
   };
@@ -319,7 +408,11 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     const g = requireGallery();
     const name = req.params.name.trim();
     // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-    if (!name || name.length > 200 || /[\u0000-\u001f]/.test(name)) throw new ServeError('BAD_REQUEST', `class name '${req.params.name}' is empty, too long or has control characters`);
+    if (!name || name.length > 200 || /[\u0000-\u001f]/.test(name))
+      throw new ServeError(
+        'BAD_REQUEST',
+        `class name '${req.params.name}' is empty, too long or has control characters`,
+      );
     const t0 = performance.now();
     const ups = await uploads(req);
     const inputs = await Promise.all(ups.map(preprocess));
@@ -327,9 +420,15 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     const d = model.embeddingDim;
     const emb = new Float32Array(rows.length * d);
     rows.forEach((r, i) => emb.set(r.subarray(nClasses, nClasses + d), i * d));
-    const snap = await g.enrol(name, ups.map((u) => ({ class: name, path: `upload:${u.name}` })), emb);
+    const snap = await g.enrol(
+      name,
+      ups.map((u) => ({ class: name, path: `upload:${u.name}` })),
+      emb,
+    );
     metrics.images.inc({}, ups.length);
-    return reply.status(201).send({ class: name, added: ups.length, photos: snap.gallery.meta.entries.length, version: snap.version });
+    return reply
+      .status(201)
+      .send({ class: name, added: ups.length, photos: snap.gallery.meta.entries.length, version: snap.version });
   });
 
   app.delete<{ Params: { name: string } }>('/v1/gallery/classes/:name', async (req) => {
@@ -338,7 +437,12 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     try {
       const before = g.current.gallery.meta.entries.length;
       const snap = await g.remove(req.params.name);
-      return { class: req.params.name, removed: before - snap.gallery.meta.entries.length, photos: snap.gallery.meta.entries.length, version: snap.version };
+      return {
+        class: req.params.name,
+        removed: before - snap.gallery.meta.entries.length,
+        photos: snap.gallery.meta.entries.length,
+        version: snap.version,
+      };
     } catch (e) {
       if (e instanceof GalleryError) throw new ServeError('NOT_FOUND', e.message);
       throw e;
@@ -348,22 +452,40 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   app.get('/v1/model', async () => ({
     // `pipeline`: the ops this server runs on uploads, which the page runs in the browser (web-preprocess.ts).
     pipeline,
-    model: sc.model, classes: sc.classes, preprocess: sc.preprocess, tta: sc.tta, ttaMean: sc.ttaMean, members: sc.members?.map((m) => ({ model: m.model, weight: m.weight })) ?? [], input: sc.input, output: sc.output,
-    opset: sc.opset, exportedBy: sc.goodsrecVersion, server: goodsrecVersion(), sha256: sc.sha256,
+    model: sc.model,
+    classes: sc.classes,
+    preprocess: sc.preprocess,
+    tta: sc.tta,
+    ttaMean: sc.ttaMean,
+    members: sc.members?.map((m) => ({ model: m.model, weight: m.weight })) ?? [],
+    input: sc.input,
+    output: sc.output,
+    opset: sc.opset,
+    exportedBy: sc.goodsrecVersion,
+    server: goodsrecVersion(),
+    sha256: sc.sha256,
     references: o.references ? sc.classes.map((c) => o.references!.has(c)) : sc.classes.map(() => false),
     limits: { ...limits, maxBatch: o.maxBatch ?? 16 },
     gallery: o.gallery ? { photos: o.gallery.current.gallery.meta.entries.length, enrol: adminDigest !== null } : null,
   }));
-  app.get('/v1/model.onnx', async (_req, reply) => reply.type('application/octet-stream').send(readFileSync(model.onnxPath)));
+  app.get('/v1/model.onnx', async (_req, reply) =>
+    reply.type('application/octet-stream').send(readFileSync(model.onnxPath)),
+  );
   app.get<{ Params: { index: string } }>('/v1/classes/:index/image', async (req, reply) => {
     const i = Number(req.params.index);
     const file = Number.isInteger(i) ? o.references?.get(sc.classes[i] ?? '') : undefined;
-    if (!file || !existsSync(file)) throw new ServeError('NOT_FOUND', `no reference photo for class ${req.params.index}`);
-    return reply.type(MIME[extname(file).toLowerCase()] ?? 'application/octet-stream').header('cache-control', 'max-age=3600').send(readFileSync(file));
+    if (!file || !existsSync(file))
+      throw new ServeError('NOT_FOUND', `no reference photo for class ${req.params.index}`);
+    return reply
+      .type(MIME[extname(file).toLowerCase()] ?? 'application/octet-stream')
+      .header('cache-control', 'max-age=3600')
+      .send(readFileSync(file));
   });
   // inflight counts this request too.
   app.get('/healthz', async () => ({ status: closing ? 'closing' : 'ok', inflight, queue: batcher.queueLength }));
-  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.text()));
+  app.get('/metrics', async (_req, reply) =>
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.text()),
+  );
 
   // The browser page and onnxruntime-web's files (self-contained: no CDN).
   const sendFile = (dir: string, name: string, reply: import('fastify').FastifyReply) => {
@@ -382,7 +504,8 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     return sendFile(fileURLToPath(new URL(`../${req.params.area}/`, import.meta.url)), req.params.file, reply);
   });
   app.get<{ Params: { file: string } }>('/ort/:file', async (req, reply) => {
-    if (!/^ort[\w.-]*\.(mjs|wasm)$/.test(req.params.file)) throw new ServeError('NOT_FOUND', `no file ${req.params.file}`);
+    if (!/^ort[\w.-]*\.(mjs|wasm)$/.test(req.params.file))
+      throw new ServeError('NOT_FOUND', `no file ${req.params.file}`);
     return sendFile(ortWebDir(), req.params.file, reply);
   });
 
@@ -393,12 +516,16 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 export function checkGalleryFits(g: ServedGallery, model: ServedModel): void {
   const emb = model.sidecar.embedding;
   const meta = g.current.gallery.meta;
-  if (!emb || model.embeddingDim === 0) throw new Error(`${model.onnxPath}: served without its embedding output; open it with { embedding: true }`);
+  if (!emb || model.embeddingDim === 0)
+    throw new Error(`${model.onnxPath}: served without its embedding output; open it with { embedding: true }`);
   if (emb.weightsSha256 !== meta.model.hash) {
-    throw new Error(`${g.path}: built with other weights (sha256 ${meta.model.hash.slice(0, 12)}…, ${meta.model.checkpoint}) than the served graph ` +
-      `(${emb.weightsSha256.slice(0, 12)}…, ${model.sidecar.source.checkpoint}); rebuild the gallery with goodsrec gallery build`);
+    throw new Error(
+      `${g.path}: built with other weights (sha256 ${meta.model.hash.slice(0, 12)}…, ${meta.model.checkpoint}) than the served graph ` +
+        `(${emb.weightsSha256.slice(0, 12)}…, ${model.sidecar.source.checkpoint}); rebuild the gallery with goodsrec gallery build`,
+    );
   }
-  if (meta.dim !== model.embeddingDim) throw new Error(`${g.path}: ${meta.dim}-d embeddings, the graph gives ${model.embeddingDim}`);
+  if (meta.dim !== model.embeddingDim)
+    throw new Error(`${g.path}: ${meta.dim}-d embeddings, the graph gives ${model.embeddingDim}`);
 }
 
 /**

@@ -13,16 +13,26 @@
 import type { RgbImage } from '../data/image.js';
 import type { PipelineConfig } from '../data/transforms.js';
 import {
-  centerCrop, dctScale, normalizeChw, padToSquare, resampleTs, shorterSideSize, type Interpolation, type Rgb,
+  centerCrop,
+  dctScale,
+  normalizeChw,
+  padToSquare,
+  resampleTs,
+  shorterSideSize,
+  type Interpolation,
+  type Rgb,
 } from '../data/pil-pixels.js';
 
 /** What the page knows of the encoded file: JPEG or not, and its EXIF orientation (1..8). */
-export interface EncodedInfo { jpeg: boolean; orientation: number }
+export interface EncodedInfo {
+  jpeg: boolean;
+  orientation: number;
+}
 
 const rd16 = (b: Uint8Array, i: number, le: boolean): number =>
-  (le ? b[i]! | (b[i + 1]! << 8) : (b[i]! << 8) | b[i + 1]!);
+  le ? b[i]! | (b[i + 1]! << 8) : (b[i]! << 8) | b[i + 1]!;
 const rd32 = (b: Uint8Array, i: number, le: boolean): number =>
-  le ? (rd16(b, i, true) + rd16(b, i + 2, true) * 65536) : (rd16(b, i, false) * 65536 + rd16(b, i + 2, false));
+  le ? rd16(b, i, true) + rd16(b, i + 2, true) * 65536 : rd16(b, i, false) * 65536 + rd16(b, i + 2, false);
 
 /** JPEG or not, and the EXIF orientation tag of IFD0 (1 when absent or malformed), as the native decoder reads it. */
 export function encodedInfo(b: Uint8Array): EncodedInfo {
@@ -68,34 +78,52 @@ function tiffOrientation(t: Uint8Array): number {
  */
 export function blockMean(img: RgbImage, d: number, o: number): RgbImage {
   const { width: W, height: H, data } = img;
-  const w = Math.ceil(W / d), h = Math.ceil(H / d);
+  const w = Math.ceil(W / d),
+    h = Math.ceil(H / d);
   // Orientations whose stored origin is at the displayed right / bottom edge.
   const fromRight = o === 2 || o === 3 || o === 6 || o === 7;
   const fromBottom = o === 3 || o === 4 || o === 7 || o === 8;
-  const x0 = fromRight ? W - w * d : 0, y0 = fromBottom ? H - h * d : 0;
+  const x0 = fromRight ? W - w * d : 0,
+    y0 = fromBottom ? H - h * d : 0;
   const out = new Uint8Array(w * h * 3);
   for (let by = 0; by < h; by++) {
-    const ya = Math.max(0, y0 + by * d), yb = Math.min(H, y0 + by * d + d);
+    const ya = Math.max(0, y0 + by * d),
+      yb = Math.min(H, y0 + by * d + d);
     for (let bx = 0; bx < w; bx++) {
-      const xa = Math.max(0, x0 + bx * d), xb = Math.min(W, x0 + bx * d + d);
-      let r = 0, g = 0, b = 0;
+      const xa = Math.max(0, x0 + bx * d),
+        xb = Math.min(W, x0 + bx * d + d);
+      let r = 0,
+        g = 0,
+        b = 0;
       for (let y = ya; y < yb; y++) {
         for (let x = xa; x < xb; x++) {
           const p = (y * W + x) * 3;
-          r += data[p]!; g += data[p + 1]!; b += data[p + 2]!;
+          r += data[p]!;
+          g += data[p + 1]!;
+          b += data[p + 2]!;
         }
       }
-      const n = (yb - ya) * (xb - xa), q = (by * w + bx) * 3;
-      out[q] = Math.round(r / n); out[q + 1] = Math.round(g / n); out[q + 2] = Math.round(b / n);
+      const n = (yb - ya) * (xb - xa),
+        q = (by * w + bx) * 3;
+      out[q] = Math.round(r / n);
+      out[q + 1] = Math.round(g / n);
+      out[q + 2] = Math.round(b / n);
     }
   }
   return { data: out, width: w, height: h };
 }
 
 const resizeWhole = (img: RgbImage, w: number, h: number, filter: Interpolation = 'bilinear'): RgbImage =>
-  (w === img.width && h === img.height ? img
-    : resampleTs(img, w, h, { lo: 0, hi: img.width, in0: 0, in1: img.width },
-      { lo: 0, hi: img.height, in0: 0, in1: img.height }, filter));
+  w === img.width && h === img.height
+    ? img
+    : resampleTs(
+        img,
+        w,
+        h,
+        { lo: 0, hi: img.width, in0: 0, in1: img.width },
+        { lo: 0, hi: img.height, in0: 0, in1: img.height },
+        filter,
+      );
 const hw = (s: number | [number, number]): [number, number] => (typeof s === 'number' ? [s, s] : s);
 const fillOf = (f: unknown): Rgb => (Array.isArray(f) ? [f[0], f[1], f[2]] : [0, 0, 0]);
 
@@ -107,12 +135,18 @@ const fillOf = (f: unknown): Rgb => (Array.isArray(f) ? [f[0], f[1], f[2]] : [0,
  */
 export function evalTensor(img: RgbImage, pipeline: PipelineConfig, enc: EncodedInfo): Float32Array {
   const first = pipeline.ops[0];
-  const target = first?.op === 'letterbox' && first.size !== undefined ? [first.size, first.size]
-    : first?.op === 'resize' && (Array.isArray(first.size) || first.mode === 'squash') ? hw(first.size) : null;
+  const target =
+    first?.op === 'letterbox' && first.size !== undefined
+      ? [first.size, first.size]
+      : first?.op === 'resize' && (Array.isArray(first.size) || first.mode === 'squash')
+        ? hw(first.size)
+        : null;
   if (pipeline.fastDecode && enc.jpeg && target && first) {
     const S = Math.max(img.width, img.height);
-    const d = first.op === 'letterbox' ? dctScale(S, S, target[1]!, target[0]!)
-      : dctScale(img.width, img.height, target[1]!, target[0]!);
+    const d =
+      first.op === 'letterbox'
+        ? dctScale(S, S, target[1]!, target[0]!)
+        : dctScale(img.width, img.height, target[1]!, target[0]!);
     if (d > 1) img = blockMean(img, d, enc.orientation);
   }
   for (const o of pipeline.ops) {
@@ -123,18 +157,26 @@ export function evalTensor(img: RgbImage, pipeline: PipelineConfig, enc: Encoded
         break;
       }
       case 'resize': {
-        const [w, h] = Array.isArray(o.size) ? [o.size[1], o.size[0]] : o.mode === 'squash' ? [o.size, o.size]
-          : shorterSideSize(img.width, img.height, o.size);
+        const [w, h] = Array.isArray(o.size)
+          ? [o.size[1], o.size[0]]
+          : o.mode === 'squash'
+            ? [o.size, o.size]
+            : shorterSideSize(img.width, img.height, o.size);
         img = resizeWhole(img, w, h, o.interpolation);
         break;
       }
-      case 'centerCrop': { const [h, w] = hw(o.size); img = centerCrop(img, w, h); break; }
+      case 'centerCrop': {
+        const [h, w] = hw(o.size);
+        img = centerCrop(img, w, h);
+        break;
+      }
       case 'normalize':
         if (!Array.isArray(o.mean) || !Array.isArray(o.std)) {
           throw new Error('web pre-processing: normalize needs resolved mean and std');
         }
         return normalizeChw(img, o.mean, o.std);
-      default: throw new Error(`web pre-processing: op '${o.op}' is not part of an evaluation pipeline`);
+      default:
+        throw new Error(`web pre-processing: op '${o.op}' is not part of an evaluation pipeline`);
     }
   }
   throw new Error('web pre-processing: the pipeline has no normalize op');
@@ -145,7 +187,9 @@ export function rgbaToRgb(rgba: Uint8Array | Uint8ClampedArray, width: number, h
   const n = width * height;
   const data = new Uint8Array(n * 3);
   for (let i = 0; i < n; i++) {
-    data[3 * i] = rgba[4 * i]!; data[3 * i + 1] = rgba[4 * i + 1]!; data[3 * i + 2] = rgba[4 * i + 2]!;
+    data[3 * i] = rgba[4 * i]!;
+    data[3 * i + 1] = rgba[4 * i + 1]!;
+    data[3 * i + 2] = rgba[4 * i + 2]!;
   }
   return { data, width, height };
 }

@@ -12,8 +12,10 @@ export type AutocastDevice = 'cpu' | 'cuda';
  */
 export function autocast<T>(device: AutocastDevice, fn: () => T, dtype?: DType): T {
   const dt: DType = dtype ?? (device === 'cpu' ? 'bfloat16' : 'float16');
-  if (device === 'cpu' && dt !== 'bfloat16') throw new TypeError(`Error in autocast: CPU autocast supports bfloat16 only, not ${dt}`);
-  if (dt !== 'bfloat16' && dt !== 'float16') throw new TypeError(`Error in autocast: dtype must be float16 or bfloat16, not ${dt}`);
+  if (device === 'cpu' && dt !== 'bfloat16')
+    throw new TypeError(`Error in autocast: CPU autocast supports bfloat16 only, not ${dt}`);
+  if (dt !== 'bfloat16' && dt !== 'float16')
+    throw new TypeError(`Error in autocast: dtype must be float16 or bfloat16, not ${dt}`);
   const prev = call('setAutocast', device, true, dtypeCode(dt));
   call('autocastEnter');
   try {
@@ -26,7 +28,13 @@ export function autocast<T>(device: AutocastDevice, fn: () => T, dtype?: DType):
   }
 }
 
-export interface GradScalerOptions { initScale?: number; growthFactor?: number; backoffFactor?: number; growthInterval?: number; enabled?: boolean }
+export interface GradScalerOptions {
+  initScale?: number;
+  growthFactor?: number;
+  backoffFactor?: number;
+  growthInterval?: number;
+  enabled?: boolean;
+}
 
 /**
  * Dynamic loss scaling for float16 training (torch.cuda.amp.GradScaler's
@@ -60,8 +68,16 @@ export class GradScaler {
    * optimizer step may run) and updates the scale.
    */
   unscaleAndUpdate(grads: readonly Tensor[]): boolean {
-    if (!this.enabled) return call('allFinite', grads.map((g) => g.handle));
-    const foundInf = call('unscaleAndCheck', grads.map((g) => g.handle), 1 / this.scale);
+    if (!this.enabled)
+      return call(
+        'allFinite',
+        grads.map((g) => g.handle),
+      );
+    const foundInf = call(
+      'unscaleAndCheck',
+      grads.map((g) => g.handle),
+      1 / this.scale,
+    );
     if (foundInf) {
       this.scale *= this.backoffFactor;
       this.growthTracker = 0;
@@ -72,11 +88,19 @@ export class GradScaler {
     return !foundInf;
   }
 
-  state(): { scale: number; growthTracker: number } { return { scale: this.scale, growthTracker: this.growthTracker }; }
-  loadState(s: { scale: number; growthTracker: number }): void { this.scale = s.scale; this.growthTracker = s.growthTracker; }
+  state(): { scale: number; growthTracker: number } {
+    return { scale: this.scale, growthTracker: this.growthTracker };
+  }
+  loadState(s: { scale: number; growthTracker: number }): void {
+    this.scale = s.scale;
+    this.growthTracker = s.growthTracker;
+  }
 }
 
 /** True when every tensor holds only finite values. */
 export function allFinite(tensors: readonly Tensor[]): boolean {
-  return call('allFinite', tensors.map((t) => t.handle));
+  return call(
+    'allFinite',
+    tensors.map((t) => t.handle),
+  );
 }

@@ -2,19 +2,56 @@
 export { Tensor, type Device, type MemoryFormat, type Scalar, type ValuesIndices } from './tensor.js';
 export { type DType, DTYPES, isFloating, bytesPerElement, type TypedArrayOf } from './dtype.js';
 export {
-  tensor, scalar, empty, zeros, ones, full, rand, randn, randint, randperm, arange, linspace, eye,
-  zerosLike, onesLike, fullLike, emptyLike, randLike, randnLike, type CreateOptions,
+  tensor,
+  scalar,
+  empty,
+  zeros,
+  ones,
+  full,
+  rand,
+  randn,
+  randint,
+  randperm,
+  arange,
+  linspace,
+  eye,
+  zerosLike,
+  onesLike,
+  fullLike,
+  emptyLike,
+  randLike,
+  randnLike,
+  type CreateOptions,
 } from './creation.js';
 export { tidy, keep, scopeDepth } from './scope.js';
 export {
-  memory, setNumThreads, getNumThreads, manualSeed, cuda, resolveDevice, buildInfo, noGrad, enableGrad, isGradEnabled,
-  setMallocPolicy, getMallocPolicy, releaseCachedMemory, type MallocPolicy, type MemoryInfo, type BuildInfo,
+  memory,
+  setNumThreads,
+  getNumThreads,
+  manualSeed,
+  cuda,
+  resolveDevice,
+  buildInfo,
+  noGrad,
+  enableGrad,
+  isGradEnabled,
+  setMallocPolicy,
+  getMallocPolicy,
+  releaseCachedMemory,
+  type MallocPolicy,
+  type MemoryInfo,
+  type BuildInfo,
 } from './runtime.js';
 export { autocast, GradScaler, allFinite, type AutocastDevice, type GradScalerOptions } from './autocast.js';
 export * as F from './functional.js';
 export { cat, stack, where, einsum } from './functional.js';
 export { fromRaw, toRaw } from './raw.js';
 export {
-  ProcessGroup, CollectiveError, backendForDevice,
-  type Backend, type GradientOverlap, type ProcessGroupOptions, type ReduceOp,
+  ProcessGroup,
+  CollectiveError,
+  backendForDevice,
+  type Backend,
+  type GradientOverlap,
+  type ProcessGroupOptions,
+  type ReduceOp,
 } from './process-group.js';

@@ -7,16 +7,30 @@ import { fileURLToPath } from 'node:url';
 import { OP_TABLE, opArgs, isOpName, type OpArgs, type OpName, type OpResult } from './ops.js';
 
 /** Opaque handle of one native tensor. */
-export interface Handle { readonly __tensorHandle: unique symbol }
+export interface Handle {
+  readonly __tensorHandle: unique symbol;
+}
 
 export type NativeArg =
-  | Handle | readonly Handle[] | number | readonly number[] | string | boolean | null | undefined
-  | ArrayBufferView | ArrayBuffer;
+  | Handle
+  | readonly Handle[]
+  | number
+  | readonly number[]
+  | string
+  | boolean
+  | null
+  | undefined
+  | ArrayBufferView
+  | ArrayBuffer;
 
 type OpFunctions = { readonly [K in OpName]: (...args: OpArgs<K>) => OpResult<K> };
 
 /** The libtorch the addon was compiled against and the one this process loaded. */
-export interface LibtorchVersions { compiled: string; runtime: string; library: string }
+export interface LibtorchVersions {
+  compiled: string;
+  runtime: string;
+  library: string;
+}
 
 /** The addon's exports: every op of the table (src/tensor/ops.ts), typed by it. */
 export interface NativeBinding extends OpFunctions {
@@ -41,17 +55,24 @@ function load(): NativeBinding {
   const root = packageRoot();
   // GOODSREC_ADDON_DIR (e.g. the sanitizer build, scripts/fuzz) is the only place looked in when set.
   const dir = process.env.GOODSREC_ADDON_DIR;
-  const candidates = (dir ? [join(dir, 'goodsrec_native.node')] : [
-    process.env.GOODSREC_NATIVE,
-    join(root, 'build', 'Release', 'goodsrec_native.node'),
-    join(root, 'build', 'Debug', 'goodsrec_native.node'),
-  ]).filter((p): p is string => typeof p === 'string');
+  const candidates = (
+    dir
+      ? [join(dir, 'goodsrec_native.node')]
+      : [
+          process.env.GOODSREC_NATIVE,
+          join(root, 'build', 'Release', 'goodsrec_native.node'),
+          join(root, 'build', 'Debug', 'goodsrec_native.node'),
+        ]
+  ).filter((p): p is string => typeof p === 'string');
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
     throw new Error(
-      'goodsrec: the native addon is not built (looked in ' + candidates.join(', ') + ').\n' +
-      'Run `npm run setup` (installs libtorch-dev when missing and builds the addon), or `npm run build:native` ' +
-      'if libtorch is already installed (see README: libtorch discovery).');
+      'goodsrec: the native addon is not built (looked in ' +
+        candidates.join(', ') +
+        ').\n' +
+        'Run `npm run setup` (installs libtorch-dev when missing and builds the addon), or `npm run build:native` ' +
+        'if libtorch is already installed (see README: libtorch discovery).',
+    );
   }
   const require = createRequire(import.meta.url);
   let binding: NativeBinding;
@@ -62,21 +83,27 @@ function load(): NativeBinding {
     const compiled = compiledLibtorch(found);
     // Another libtorch lacks symbols this one had, or none is found: the loader's own words, after ours.
     if (compiled && /undefined symbol|libtorch|libc10/.test(why)) {
-      throw new Error(`goodsrec: the native addon ${found} was compiled against libtorch ${compiled}, ` +
-        `but the libtorch this process loads does not match it (${loaderReason(why)}); rebuild the addon with ` +
-        '`npm run build:native` (or point LIBTORCH / the library path at the libtorch it was built with).');
+      throw new Error(
+        `goodsrec: the native addon ${found} was compiled against libtorch ${compiled}, ` +
+          `but the libtorch this process loads does not match it (${loaderReason(why)}); rebuild the addon with ` +
+          '`npm run build:native` (or point LIBTORCH / the library path at the libtorch it was built with).',
+      );
     }
-    throw new Error(`goodsrec: failed to load the native addon ${found}: ${why}\n` +
-      'If libtorch moved or was upgraded, rebuild with `npm run build:native`.');
+    throw new Error(
+      `goodsrec: failed to load the native addon ${found}: ${why}\n` +
+        'If libtorch moved or was upgraded, rebuild with `npm run build:native`.',
+    );
   }
   const mismatch = libtorchMismatch(binding.libtorch, found);
   if (mismatch) throw new Error(mismatch);
   const exported = binding as unknown as Record<string, unknown>;
   const missing = Object.keys(OP_TABLE).filter((op) => typeof exported[op] !== 'function');
   if (missing.length > 0) {
-    throw new Error(`goodsrec: the native addon ${found} lacks ${missing.length} op(s) of src/tensor/ops.ts ` +
-      `(${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}): it is older than the code; ` +
-      'rebuild it with `npm run build:native`.');
+    throw new Error(
+      `goodsrec: the native addon ${found} lacks ${missing.length} op(s) of src/tensor/ops.ts ` +
+        `(${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}): it is older than the code; ` +
+        'rebuild it with `npm run build:native`.',
+    );
   }
   return binding;
 }
@@ -98,13 +125,17 @@ function releaseOf(version: string): string {
  */
 export function libtorchMismatch(v: LibtorchVersions | undefined, addon: string): string | null {
   if (!v) {
-    return `goodsrec: the native addon ${addon} predates the libtorch version check; ` +
-      'rebuild it with `npm run build:native`.';
+    return (
+      `goodsrec: the native addon ${addon} predates the libtorch version check; ` +
+      'rebuild it with `npm run build:native`.'
+    );
   }
   if (v.runtime === 'unknown' || releaseOf(v.compiled) === releaseOf(v.runtime)) return null;
-  return `goodsrec: the native addon ${addon} was compiled against libtorch ${v.compiled}, but this process loaded ` +
+  return (
+    `goodsrec: the native addon ${addon} was compiled against libtorch ${v.compiled}, but this process loaded ` +
     `libtorch ${v.runtime} from ${v.library}; rebuild the addon with \`npm run build:native\` ` +
-    '(or point LIBTORCH / the library path at the libtorch it was built with).';
+    '(or point LIBTORCH / the library path at the libtorch it was built with).'
+  );
 }
 
 /** The libtorch version recorded in an addon file (a marker string native/addon.cc embeds), for load errors. */
@@ -151,7 +182,9 @@ function nameArgument(op: OpName, e: unknown): unknown {
   const arg = opArgs(op)[Number(m[2])];
   if (!arg) return e;
   const named = new (e.constructor as ErrorConstructor)(
-    e.message.replace(m[0], `${op}: argument ${m[2]} (${arg.name}: ${arg.kind}) `), { cause: e });
+    e.message.replace(m[0], `${op}: argument ${m[2]} (${arg.name}: ${arg.kind}) `),
+    { cause: e },
+  );
   return named;
 }
 

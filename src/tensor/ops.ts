@@ -39,7 +39,14 @@ export interface ResultKinds {
   string: string;
   'int[]': number[];
   buffer: ArrayBuffer;
-  memory: { tensors: number; bytes: number; cudaBytes: number; cachedBytes: number; cacheHits: number; cacheMisses: number };
+  memory: {
+    tensors: number;
+    bytes: number;
+    cudaBytes: number;
+    cachedBytes: number;
+    cacheHits: number;
+    cacheMisses: number;
+  };
   buildInfo: { torchVersion: string; parallelInfo: string; cuda: boolean; mkldnn: boolean };
   autocastState: { enabled: boolean; dtype: number };
   external: Handle;
@@ -110,13 +117,35 @@ export const OP_TABLE = {
   mallocPolicy: op('bool', 'mode: string', 'cacheBytes: int'),
   releaseCachedMemory: op('number'),
   // c10d (native/dist.cc): TCPStore rendezvous and ProcessGroupGloo / ProcessGroupNCCL collectives.
-  distInit: op('external', 'host: string', 'port: int', 'rank: int', 'worldSize: int', 'timeoutMs: int',
-    'prefix: string', 'backend: string'),
+  distInit: op(
+    'external',
+    'host: string',
+    'port: int',
+    'rank: int',
+    'worldSize: int',
+    'timeoutMs: int',
+    'prefix: string',
+    'backend: string',
+  ),
   distDestroy: op('void', 'group: external'),
   distAllreduce: op('void', 'group: external', 'tensor: tensor', 'op: string', 'timeoutMs: int'),
   distAllreduceSum: op('tensor', 'group: external', 'tensor: tensor', 'timeoutMs: int'),
-  distAllreduceBuckets: op('void', 'group: external', 'tensors: tensor[]', 'bucketSizes: int[]', 'scale: float', 'timeoutMs: int'),
-  distOverlapCreate: op('external', 'group: external', 'params: tensor[]', 'bucketSizes: int[]', 'scale: float', 'timeoutMs: int'),
+  distAllreduceBuckets: op(
+    'void',
+    'group: external',
+    'tensors: tensor[]',
+    'bucketSizes: int[]',
+    'scale: float',
+    'timeoutMs: int',
+  ),
+  distOverlapCreate: op(
+    'external',
+    'group: external',
+    'params: tensor[]',
+    'bucketSizes: int[]',
+    'scale: float',
+    'timeoutMs: int',
+  ),
   distOverlapArm: op('void', 'overlap: external'),
   distOverlapFinish: op('number', 'overlap: external'),
   distBroadcast: op('void', 'group: external', 'tensors: tensor[]', 'root: int', 'timeoutMs: int'),
@@ -227,12 +256,38 @@ export const OP_TABLE = {
   allFinite: op('bool', 'tensors: tensor[]'),
 
   // --- neural-network functionals (ops_nn.cc) ------------------------------------------------
-  conv2d: op('tensor', 'input: tensor', 'weight: tensor', 'bias: tensor?', 'stride: int[]', 'padding: int[]',
-    'dilation: int[]', 'groups: int'),
-  convTranspose2d: op('tensor', 'input: tensor', 'weight: tensor', 'bias: tensor?', 'stride: int[]', 'padding: int[]',
-    'outputPadding: int[]', 'groups: int', 'dilation: int[]'),
-  batchNorm: op('tensor', 'input: tensor', 'weight: tensor?', 'bias: tensor?', 'runningMean: tensor?',
-    'runningVar: tensor?', 'training: bool', 'momentum: float', 'eps: float'),
+  conv2d: op(
+    'tensor',
+    'input: tensor',
+    'weight: tensor',
+    'bias: tensor?',
+    'stride: int[]',
+    'padding: int[]',
+    'dilation: int[]',
+    'groups: int',
+  ),
+  convTranspose2d: op(
+    'tensor',
+    'input: tensor',
+    'weight: tensor',
+    'bias: tensor?',
+    'stride: int[]',
+    'padding: int[]',
+    'outputPadding: int[]',
+    'groups: int',
+    'dilation: int[]',
+  ),
+  batchNorm: op(
+    'tensor',
+    'input: tensor',
+    'weight: tensor?',
+    'bias: tensor?',
+    'runningMean: tensor?',
+    'runningVar: tensor?',
+    'training: bool',
+    'momentum: float',
+    'eps: float',
+  ),
   layerNorm: op('tensor', 'input: tensor', 'normalizedShape: int[]', 'weight: tensor?', 'bias: tensor?', 'eps: float'),
   groupNorm: op('tensor', 'input: tensor', 'numGroups: int', 'weight: tensor?', 'bias: tensor?', 'eps: float'),
   relu: op('tensor', U),
@@ -250,21 +305,49 @@ export const OP_TABLE = {
   softplus: op('tensor', U, 'beta: scalar', 'threshold: scalar'),
   softmax: op('tensor', U, 'dim: int', 'dtype: dtype?'),
   logSoftmax: op('tensor', U, 'dim: int', 'dtype: dtype?'),
-  maxPool2d: op('tensor', U, 'kernelSize: int[]', 'stride: int[]', 'padding: int[]', 'dilation: int[]',
-    'ceilMode: bool'),
-  avgPool2d: op('tensor', U, 'kernelSize: int[]', 'stride: int[]', 'padding: int[]', 'ceilMode: bool',
-    'countIncludePad: bool', 'divisorOverride: int?'),
+  maxPool2d: op(
+    'tensor',
+    U,
+    'kernelSize: int[]',
+    'stride: int[]',
+    'padding: int[]',
+    'dilation: int[]',
+    'ceilMode: bool',
+  ),
+  avgPool2d: op(
+    'tensor',
+    U,
+    'kernelSize: int[]',
+    'stride: int[]',
+    'padding: int[]',
+    'ceilMode: bool',
+    'countIncludePad: bool',
+    'divisorOverride: int?',
+  ),
   adaptiveAvgPool2d: op('tensor', U, 'outputSize: int[]'),
   adaptiveMaxPool2d: op('tensor', U, 'outputSize: int[]'),
   dropout: op('tensor', U, 'p: float', 'training: bool'),
   // reduction: 0 none, 1 mean, 2 sum (at::Reduction).
-  crossEntropy: op('tensor', 'logits: tensor', 'target: tensor', 'weight: tensor?', 'reduction: int',
-    'ignoreIndex: int', 'labelSmoothing: float'),
+  crossEntropy: op(
+    'tensor',
+    'logits: tensor',
+    'target: tensor',
+    'weight: tensor?',
+    'reduction: int',
+    'ignoreIndex: int',
+    'labelSmoothing: float',
+  ),
   nllLoss: op('tensor', 'logProbs: tensor', 'target: tensor', 'weight: tensor?', 'reduction: int', 'ignoreIndex: int'),
   klDiv: op('tensor', 'input: tensor', 'target: tensor', 'reduction: int', 'logTarget: bool'),
   mseLoss: op('tensor', 'input: tensor', 'target: tensor', 'reduction: int'),
-  bceWithLogits: op('tensor', 'input: tensor', 'target: tensor', 'weight: tensor?', 'posWeight: tensor?',
-    'reduction: int'),
+  bceWithLogits: op(
+    'tensor',
+    'input: tensor',
+    'target: tensor',
+    'weight: tensor?',
+    'posWeight: tensor?',
+    'reduction: int',
+  ),
   oneHot: op('tensor', 'indices: tensor', 'numClasses: int'),
   embedding: op('tensor', 'weight: tensor', 'indices: tensor'),
   // The scale factors the user gave, if any: PyTorch maps coordinates with 1/scale then.
@@ -355,7 +438,10 @@ export type NamedArgs<K extends OpName> = {
   [D in OpTable[K]['args'][number] as NameOf<D>]: ArgKinds[KindOf<D>];
 };
 
-export interface ParsedArg { name: string; kind: ArgKind }
+export interface ParsedArg {
+  name: string;
+  kind: ArgKind;
+}
 
 const parsed = new Map<string, ParsedArg[]>();
 /** The declared arguments of an op, in call order. */
@@ -372,12 +458,14 @@ export function opArgs(op: OpName): readonly ParsedArg[] {
 }
 
 export function isOpName(name: string): name is OpName {
-  return  Object.hasOwn(OP_TABLE, name);
+  return Object.hasOwn(OP_TABLE, name);
 }
 
 /** An observed call's positional arguments as a record keyed by the declared names. */
 export function namedArgs<K extends OpName>(op: K, args: readonly unknown[]): NamedArgs<K> {
   const out: Record<string, unknown> = {};
-  opArgs(op).forEach((a, i) => { out[a.name] = args[i]; });
+  opArgs(op).forEach((a, i) => {
+    out[a.name] = args[i];
+  });
   return out as NamedArgs<K>;
 }

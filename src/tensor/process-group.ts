@@ -74,11 +74,13 @@ export class ProcessGroup {
 
   /** Joins the group: returns once all worldSize ranks have connected (or throws after timeoutMs). */
   static init(o: ProcessGroupOptions): ProcessGroup {
-    if (!(Number.isInteger(o.worldSize) && o.worldSize >= 1)) throw new RangeError(`worldSize must be an integer >= 1, got ${o.worldSize}`);
+    if (!(Number.isInteger(o.worldSize) && o.worldSize >= 1))
+      throw new RangeError(`worldSize must be an integer >= 1, got ${o.worldSize}`);
     if (!(Number.isInteger(o.rank) && o.rank >= 0 && o.rank < o.worldSize)) {
       throw new RangeError(`rank must be an integer in [0, ${o.worldSize}), got ${o.rank}`);
     }
-    if (!(Number.isInteger(o.masterPort) && o.masterPort > 0 && o.masterPort < 65536)) throw new RangeError(`masterPort must be 1..65535, got ${o.masterPort}`);
+    if (!(Number.isInteger(o.masterPort) && o.masterPort > 0 && o.masterPort < 65536))
+      throw new RangeError(`masterPort must be 1..65535, got ${o.masterPort}`);
     const device = o.device ?? 'cpu';
     const backend = o.backend ?? backendForDevice(device);
     let h: Handle;
@@ -118,18 +120,50 @@ export class ProcessGroup {
    * Sums `tensors` across ranks in place, `bucketSizes[i]` tensors per flat bucket, each tensor multiplied by
    * `scale` first (1/worldSize averages, as DDP does). All buckets are in flight together.
    */
-  allreduceBuckets(tensors: readonly Tensor[], bucketSizes: readonly number[], scale = 1, timeoutMs = this.timeoutMs): void {
-    checked('gradient all-reduce', () => call('distAllreduceBuckets', this.h, tensors.map((t) => t.handle), [...bucketSizes], scale, timeoutMs));
+  allreduceBuckets(
+    tensors: readonly Tensor[],
+    bucketSizes: readonly number[],
+    scale = 1,
+    timeoutMs = this.timeoutMs,
+  ): void {
+    checked('gradient all-reduce', () =>
+      call(
+        'distAllreduceBuckets',
+        this.h,
+        tensors.map((t) => t.handle),
+        [...bucketSizes],
+        scale,
+        timeoutMs,
+      ),
+    );
   }
 
   /**
    * Gradient all-reduce overlapped with backward (DDP's Reducer): hooks on the grad accumulators of `params`
    * (leaves that require grad) launch each bucket's all-reduce as soon as its gradients are accumulated.
    */
-  overlapGradients(params: readonly Tensor[], bucketSizes: readonly number[], scale: number, timeoutMs = this.timeoutMs): GradientOverlap {
-    const h = checked('gradient hooks', () => call('distOverlapCreate', this.h, params.map((t) => t.handle), [...bucketSizes], scale, timeoutMs) as Handle);
+  overlapGradients(
+    params: readonly Tensor[],
+    bucketSizes: readonly number[],
+    scale: number,
+    timeoutMs = this.timeoutMs,
+  ): GradientOverlap {
+    const h = checked(
+      'gradient hooks',
+      () =>
+        call(
+          'distOverlapCreate',
+          this.h,
+          params.map((t) => t.handle),
+          [...bucketSizes],
+          scale,
+          timeoutMs,
+        ) as Handle,
+    );
     return {
-      arm: () => { call('distOverlapArm', h); },
+      arm: () => {
+        call('distOverlapArm', h);
+      },
       finish: () => checked('gradient all-reduce', () => call('distOverlapFinish', h) as number),
     };
   }
@@ -137,7 +171,15 @@ export class ProcessGroup {
   /** Copies root's values into every rank's tensors (one coalesced buffer). */
   broadcast(tensors: readonly Tensor[], root = 0, timeoutMs = this.timeoutMs): void {
     if (tensors.length === 0) return;
-    checked('broadcast', () => call('distBroadcast', this.h, tensors.map((t) => t.handle), root, timeoutMs));
+    checked('broadcast', () =>
+      call(
+        'distBroadcast',
+        this.h,
+        tensors.map((t) => t.handle),
+        root,
+        timeoutMs,
+      ),
+    );
   }
 
   barrier(timeoutMs = this.timeoutMs): void {

@@ -23,7 +23,6 @@ export interface MemoryInfo {
   cacheMisses: number;
 }
 
-
 /**
  * Live tensors and their storage bytes, for leak checks. Counts follow
  * handles: storage held only by an autograd graph (saved for backward) is not
@@ -36,52 +35,73 @@ export function memory(): MemoryInfo {
 }
 
 /** Hands the blocks the caching CPU allocator keeps ('retain' policy) back to malloc; returns their bytes. */
-export function releaseCachedMemory(): number { return call('releaseCachedMemory'); }
+export function releaseCachedMemory(): number {
+  return call('releaseCachedMemory');
+}
 
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`Expected a positive integer for threads but received ${n}`);
   call('setNumThreads', n);
 }
-export function getNumThreads(): number { return call('getNumThreads'); }
+export function getNumThreads(): number {
+  return call('getNumThreads');
+}
 
 /** Seeds libtorch's generators (init, dropout, rand*). */
 export function manualSeed(seed: number): void {
-  if (!Number.isInteger(seed) || seed < 0) throw new RangeError(`Expected a non-negative integer seed but received ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new RangeError(`Expected a non-negative integer seed but received ${seed}`);
   call('manualSeed', seed);
 }
 
 export const cuda = {
-  isAvailable(): boolean { return call('cudaIsAvailable'); },
-  deviceCount(): number { return call('cudaDeviceCount'); },
+  isAvailable(): boolean {
+    return call('cudaIsAvailable');
+  },
+  deviceCount(): number {
+    return call('cudaDeviceCount');
+  },
 };
 
 /** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'; CUDA without a GPU is an error. */
 export function resolveDevice(d: string): Device {
   if (d === 'auto') return cuda.isAvailable() ? 'cuda' : 'cpu';
   if (!/^(cpu|cuda(:\d+)?)$/.test(d)) throw new Error(`device '${d}': expected 'auto', 'cpu', 'cuda' or 'cuda:N'`);
-  if (d.startsWith('cuda') && !cuda.isAvailable()) throw new Error(`device ${d}: this libtorch has no CUDA (or no GPU is visible); use --device cpu`);
+  if (d.startsWith('cuda') && !cuda.isAvailable())
+    throw new Error(`device ${d}: this libtorch has no CUDA (or no GPU is visible); use --device cpu`);
   return d as Device;
 }
 
 export type BuildInfo = OpResult<'buildInfo'>;
-export function buildInfo(): BuildInfo { return call('buildInfo'); }
+export function buildInfo(): BuildInfo {
+  return call('buildInfo');
+}
 
-export function isGradEnabled(): boolean { return call('gradEnabled'); }
+export function isGradEnabled(): boolean {
+  return call('gradEnabled');
+}
 
 function withGradMode<T>(enabled: boolean, fn: () => T): T {
   const prev = isGradEnabled();
   call('setGradEnabled', enabled);
   try {
     const r = fn();
-    if (r instanceof Promise) throw new Error('noGrad()/enableGrad(): the function must be synchronous (grad mode is per thread and would leak across awaits)');
+    if (r instanceof Promise)
+      throw new Error(
+        'noGrad()/enableGrad(): the function must be synchronous (grad mode is per thread and would leak across awaits)',
+      );
     return r;
   } finally {
     call('setGradEnabled', prev);
   }
 }
 /** Runs fn without recording operations for autograd. */
-export function noGrad<T>(fn: () => T): T { return withGradMode(false, fn); }
-export function enableGrad<T>(fn: () => T): T { return withGradMode(true, fn); }
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}
 
 /**
  * How the process's allocator treats freed tensor memory. 'retain' (the default): freed tensor blocks of 64 KiB
@@ -95,22 +115,27 @@ export function enableGrad<T>(fn: () => T): T { return withGradMode(true, fn); }
 export type MallocPolicy = 'retain' | 'system';
 let mallocPolicyInEffect: MallocPolicy = 'system';
 export function setMallocPolicy(policy: MallocPolicy): MallocPolicy {
-  if (policy !== 'retain' && policy !== 'system') throw new RangeError(`Expected 'retain' or 'system' for the malloc policy but received ${String(policy)}`);
+  if (policy !== 'retain' && policy !== 'system')
+    throw new RangeError(`Expected 'retain' or 'system' for the malloc policy but received ${String(policy)}`);
   // glibc's settings cannot be returned to their dynamic defaults once changed, so 'system' only applies before 'retain'.
   if (policy === 'retain' && call('mallocPolicy', 'retain', cpuCacheBudget()) === true) mallocPolicyInEffect = 'retain';
   return mallocPolicyInEffect;
 }
-export function getMallocPolicy(): MallocPolicy { return mallocPolicyInEffect; }
+export function getMallocPolicy(): MallocPolicy {
+  return mallocPolicyInEffect;
+}
 function cpuCacheBudget(): number {
   const env = process.env.GOODSREC_CPU_CACHE_MB;
   if (env === undefined || env === '') return Math.floor(totalmem() * 0.4);
   const mb = Number(env);
-  if (!Number.isInteger(mb) || mb < 0) throw new RangeError(`GOODSREC_CPU_CACHE_MB must be a whole number of MiB >= 0, not '${env}'`);
+  if (!Number.isInteger(mb) || mb < 0)
+    throw new RangeError(`GOODSREC_CPU_CACHE_MB must be a whole number of MiB >= 0, not '${env}'`);
   return mb * 1024 * 1024;
 }
 {
   const env = process.env.GOODSREC_MALLOC;
-  if (env !== undefined && env !== 'retain' && env !== 'system') throw new RangeError(`GOODSREC_MALLOC must be 'retain' or 'system', not '${env}'`);
+  if (env !== undefined && env !== 'retain' && env !== 'system')
+    throw new RangeError(`GOODSREC_MALLOC must be 'retain' or 'system', not '${env}'`);
   if (env !== 'system') setMallocPolicy('retain');
 }
 

@@ -8,7 +8,10 @@ export interface ScopedResource {
 
 const SCOPED = Symbol.for('goodsrec.scoped');
 
-interface Scope { tracked: Set<ScopedResource>; name: string }
+interface Scope {
+  tracked: Set<ScopedResource>;
+  name: string;
+}
 const scopes: Scope[] = [];
 const kept = new WeakSet<ScopedResource>();
 
@@ -36,9 +39,18 @@ export function keep<T extends ScopedResource>(r: T): T {
 /** Tensors reachable from a value: itself, array items, Map values, plain-object values. */
 export function collectScoped(value: unknown, out: Set<ScopedResource> = new Set(), depth = 0): Set<ScopedResource> {
   if (depth > 8 || value === null || typeof value !== 'object') return out;
-  if (isScoped(value)) { out.add(value); return out; }
-  if (Array.isArray(value)) { for (const v of value) collectScoped(v, out, depth + 1); return out; }
-  if (value instanceof Map) { for (const v of value.values()) collectScoped(v, out, depth + 1); return out; }
+  if (isScoped(value)) {
+    out.add(value);
+    return out;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collectScoped(v, out, depth + 1);
+    return out;
+  }
+  if (value instanceof Map) {
+    for (const v of value.values()) collectScoped(v, out, depth + 1);
+    return out;
+  }
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto === Object.prototype || proto === null) {
     for (const v of Object.values(value as Record<string, unknown>)) collectScoped(v, out, depth + 1);
@@ -64,7 +76,9 @@ export function tidy<T>(fn: () => T, name = 'tidy'): T {
   }
   if (result instanceof Promise) {
     endScope(scope, new Set());
-    throw new Error(`${name}(): the function returned a Promise; tidy() only takes synchronous functions (use explicit dispose() across awaits)`);
+    throw new Error(
+      `${name}(): the function returned a Promise; tidy() only takes synchronous functions (use explicit dispose() across awaits)`,
+    );
   }
   endScope(scope, collectScoped(result));
   return result;
@@ -75,7 +89,10 @@ function endScope(scope: Scope, survivors: Set<ScopedResource>): void {
   if (idx >= 0) scopes.splice(idx, 1);
   const parent = scopes[scopes.length - 1];
   for (const r of scope.tracked) {
-    if (survivors.has(r)) { if (parent && !kept.has(r)) parent.tracked.add(r); continue; }
+    if (survivors.has(r)) {
+      if (parent && !kept.has(r)) parent.tracked.add(r);
+      continue;
+    }
     if (!kept.has(r)) r.dispose();
   }
 }

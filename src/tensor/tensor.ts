@@ -13,7 +13,10 @@ const MEMORY_FORMAT_CODE: Record<MemoryFormat, number> = { contiguous: 0, channe
 
 export function memoryFormatCode(m: MemoryFormat): number {
   const c = MEMORY_FORMAT_CODE[m];
-  if (c === undefined) throw new TypeError(`Expected 'contiguous', 'channelsLast' or 'preserve' for memoryFormat but received ${String(m)}`);
+  if (c === undefined)
+    throw new TypeError(
+      `Expected 'contiguous', 'channelsLast' or 'preserve' for memoryFormat but received ${String(m)}`,
+    );
   return c;
 }
 
@@ -42,7 +45,10 @@ export function assertShape(shape: readonly number[], what: string): number[] {
   return [...shape];
 }
 
-export interface ValuesIndices { values: Tensor; indices: Tensor }
+export interface ValuesIndices {
+  values: Tensor;
+  indices: Tensor;
+}
 
 export class Tensor implements ScopedResource {
   /** @internal */
@@ -80,13 +86,27 @@ export class Tensor implements ScopedResource {
     this.cachedShape ??= call('shape', this.handle);
     return this.cachedShape;
   }
-  get ndim(): number { return this.shape.length; }
-  get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
-  get dtype(): DType { return dtypeFromCode(call('dtype', this.handle)); }
-  get device(): string { return call('device', this.handle); }
-  get strides(): readonly number[] { return call('strides', this.handle); }
-  get requiresGrad(): boolean { return call('requiresGrad', this.handle); }
-  get isLeaf(): boolean { return call('isLeaf', this.handle); }
+  get ndim(): number {
+    return this.shape.length;
+  }
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+  get dtype(): DType {
+    return dtypeFromCode(call('dtype', this.handle));
+  }
+  get device(): string {
+    return call('device', this.handle);
+  }
+  get strides(): readonly number[] {
+    return call('strides', this.handle);
+  }
+  get requiresGrad(): boolean {
+    return call('requiresGrad', this.handle);
+  }
+  get isLeaf(): boolean {
+    return call('isLeaf', this.handle);
+  }
   size(dim: number): number {
     const n = this.ndim;
     const d = dim < 0 ? dim + n : dim;
@@ -97,7 +117,9 @@ export class Tensor implements ScopedResource {
     return call('isContiguous', this.handle, memoryFormatCode(memoryFormat));
   }
   toString(): string {
-    return this.disposed ? 'Tensor(disposed)' : `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
+    return this.disposed
+      ? 'Tensor(disposed)'
+      : `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
   }
 
   // --- reading values -------------------------------------------------------------------
@@ -111,7 +133,11 @@ export class Tensor implements ScopedResource {
     const d = this.dtype;
     if (d === 'float16' || d === 'bfloat16') {
       const f = this.to({ dtype: 'float32' });
-      try { return Array.from(f.data<'float32'>()); } finally { f.dispose(); }
+      try {
+        return Array.from(f.data<'float32'>());
+      } finally {
+        f.dispose();
+      }
     }
     const v = this.data();
     return v instanceof BigInt64Array ? Array.from(v, (x) => Number(x)) : Array.from(v as ArrayLike<number>);
@@ -125,17 +151,38 @@ export class Tensor implements ScopedResource {
   // --- conversion -------------------------------------------------------------------------
 
   to(target: Device | DType | { dtype?: DType; device?: Device; copy?: boolean }): Tensor {
-    const spec = typeof target === 'string'
-      ? (target === 'cpu' || target.startsWith('cuda') ? { device: target as Device } : { dtype: target as DType })
-      : target;
-    return op('to', this.handle, spec.dtype === undefined ? null : dtypeCode(spec.dtype), spec.device ?? null, spec.copy ?? false);
+    const spec =
+      typeof target === 'string'
+        ? target === 'cpu' || target.startsWith('cuda')
+          ? { device: target as Device }
+          : { dtype: target as DType }
+        : target;
+    return op(
+      'to',
+      this.handle,
+      spec.dtype === undefined ? null : dtypeCode(spec.dtype),
+      spec.device ?? null,
+      spec.copy ?? false,
+    );
   }
-  cpu(): Tensor { return this.to({ device: 'cpu' }); }
-  float(): Tensor { return this.to({ dtype: 'float32' }); }
-  long(): Tensor { return this.to({ dtype: 'int64' }); }
-  clone(memoryFormat: MemoryFormat = 'preserve'): Tensor { return op('clone', this.handle, memoryFormatCode(memoryFormat)); }
-  contiguous(memoryFormat: MemoryFormat = 'contiguous'): Tensor { return op('contiguous', this.handle, memoryFormatCode(memoryFormat)); }
-  detach(): Tensor { return op('detach', this.handle); }
+  cpu(): Tensor {
+    return this.to({ device: 'cpu' });
+  }
+  float(): Tensor {
+    return this.to({ dtype: 'float32' });
+  }
+  long(): Tensor {
+    return this.to({ dtype: 'int64' });
+  }
+  clone(memoryFormat: MemoryFormat = 'preserve'): Tensor {
+    return op('clone', this.handle, memoryFormatCode(memoryFormat));
+  }
+  contiguous(memoryFormat: MemoryFormat = 'contiguous'): Tensor {
+    return op('contiguous', this.handle, memoryFormatCode(memoryFormat));
+  }
+  detach(): Tensor {
+    return op('detach', this.handle);
+  }
 
   // --- autograd ---------------------------------------------------------------------------
 
@@ -152,8 +199,13 @@ export class Tensor implements ScopedResource {
     call('setGrad', this.handle, g?.handle ?? null);
   }
   /** Drops the gradient (PyTorch's zero_grad(set_to_none=True)). */
-  zeroGrad(): void { call('setGrad', this.handle, null); }
-  retainGrad(): this { call('retainGrad', this.handle); return this; }
+  zeroGrad(): void {
+    call('setGrad', this.handle, null);
+  }
+  retainGrad(): this {
+    call('retainGrad', this.handle);
+    return this;
+  }
   backward(gradient?: Tensor, options: { retainGraph?: boolean } = {}): void {
     call('backward', this.handle, gradient?.handle ?? null, options.retainGraph ?? false);
   }
@@ -161,143 +213,297 @@ export class Tensor implements ScopedResource {
   // --- arithmetic (broadcasting) -------------------------------------------------------------
 
   add(other: Tensor | Scalar, alpha: number = 1): Tensor {
-    return typeof other === 'object' ? op('add', this.handle, other.handle, alpha) : op('addScalar', this.handle, other, alpha);
+    return typeof other === 'object'
+      ? op('add', this.handle, other.handle, alpha)
+      : op('addScalar', this.handle, other, alpha);
   }
   sub(other: Tensor | Scalar, alpha: number = 1): Tensor {
-    return typeof other === 'object' ? op('sub', this.handle, other.handle, alpha) : op('subScalar', this.handle, other, alpha);
+    return typeof other === 'object'
+      ? op('sub', this.handle, other.handle, alpha)
+      : op('subScalar', this.handle, other, alpha);
   }
   /** other - this */
-  rsub(other: Scalar, alpha: number = 1): Tensor { return op('rsubScalar', this.handle, other, alpha); }
+  rsub(other: Scalar, alpha: number = 1): Tensor {
+    return op('rsubScalar', this.handle, other, alpha);
+  }
   mul(other: Tensor | Scalar): Tensor {
     return typeof other === 'object' ? op('mul', this.handle, other.handle) : op('mulScalar', this.handle, other);
   }
   div(other: Tensor | Scalar): Tensor {
     return typeof other === 'object' ? op('div', this.handle, other.handle) : op('divScalar', this.handle, other);
   }
-  floorDivide(other: Tensor): Tensor { return op('floorDivide', this.handle, other.handle); }
-  remainder(other: Tensor): Tensor { return op('remainder', this.handle, other.handle); }
-  pow(exponent: Tensor | Scalar): Tensor {
-    return typeof exponent === 'object' ? op('pow', this.handle, exponent.handle) : op('powScalar', this.handle, exponent);
+  floorDivide(other: Tensor): Tensor {
+    return op('floorDivide', this.handle, other.handle);
   }
-  maximum(other: Tensor): Tensor { return op('maximum', this.handle, other.handle); }
-  minimum(other: Tensor): Tensor { return op('minimum', this.handle, other.handle); }
-  neg(): Tensor { return op('neg', this.handle); }
-  abs(): Tensor { return op('abs', this.handle); }
-  sign(): Tensor { return op('sign', this.handle); }
-  exp(): Tensor { return op('exp', this.handle); }
-  expm1(): Tensor { return op('expm1', this.handle); }
-  log(): Tensor { return op('log', this.handle); }
-  log1p(): Tensor { return op('log1p', this.handle); }
-  log2(): Tensor { return op('log2', this.handle); }
-  sqrt(): Tensor { return op('sqrt', this.handle); }
-  rsqrt(): Tensor { return op('rsqrt', this.handle); }
-  square(): Tensor { return op('square', this.handle); }
-  reciprocal(): Tensor { return op('reciprocal', this.handle); }
-  sin(): Tensor { return op('sin', this.handle); }
-  cos(): Tensor { return op('cos', this.handle); }
-  erf(): Tensor { return op('erf', this.handle); }
-  floor(): Tensor { return op('floor', this.handle); }
-  ceil(): Tensor { return op('ceil', this.handle); }
-  round(): Tensor { return op('round', this.handle); }
-  trunc(): Tensor { return op('trunc', this.handle); }
+  remainder(other: Tensor): Tensor {
+    return op('remainder', this.handle, other.handle);
+  }
+  pow(exponent: Tensor | Scalar): Tensor {
+    return typeof exponent === 'object'
+      ? op('pow', this.handle, exponent.handle)
+      : op('powScalar', this.handle, exponent);
+  }
+  maximum(other: Tensor): Tensor {
+    return op('maximum', this.handle, other.handle);
+  }
+  minimum(other: Tensor): Tensor {
+    return op('minimum', this.handle, other.handle);
+  }
+  neg(): Tensor {
+    return op('neg', this.handle);
+  }
+  abs(): Tensor {
+    return op('abs', this.handle);
+  }
+  sign(): Tensor {
+    return op('sign', this.handle);
+  }
+  exp(): Tensor {
+    return op('exp', this.handle);
+  }
+  expm1(): Tensor {
+    return op('expm1', this.handle);
+  }
+  log(): Tensor {
+    return op('log', this.handle);
+  }
+  log1p(): Tensor {
+    return op('log1p', this.handle);
+  }
+  log2(): Tensor {
+    return op('log2', this.handle);
+  }
+  sqrt(): Tensor {
+    return op('sqrt', this.handle);
+  }
+  rsqrt(): Tensor {
+    return op('rsqrt', this.handle);
+  }
+  square(): Tensor {
+    return op('square', this.handle);
+  }
+  reciprocal(): Tensor {
+    return op('reciprocal', this.handle);
+  }
+  sin(): Tensor {
+    return op('sin', this.handle);
+  }
+  cos(): Tensor {
+    return op('cos', this.handle);
+  }
+  erf(): Tensor {
+    return op('erf', this.handle);
+  }
+  floor(): Tensor {
+    return op('floor', this.handle);
+  }
+  ceil(): Tensor {
+    return op('ceil', this.handle);
+  }
+  round(): Tensor {
+    return op('round', this.handle);
+  }
+  trunc(): Tensor {
+    return op('trunc', this.handle);
+  }
   clamp(min?: number | null, max?: number | null): Tensor {
     if ((min === undefined || min === null) && (max === undefined || max === null)) {
       throw new TypeError('Error in clamp: at least one of min or max must be given');
     }
     return op('clamp', this.handle, min ?? null, max ?? null);
   }
-  clampMin(min: number): Tensor { return this.clamp(min, null); }
-  clampMax(max: number): Tensor { return this.clamp(null, max); }
-  lerp(end: Tensor, weight: number): Tensor { return op('lerp', this.handle, end.handle, weight); }
-  maskedFill(mask: Tensor, value: Scalar): Tensor { return op('maskedFill', this.handle, mask.handle, value); }
+  clampMin(min: number): Tensor {
+    return this.clamp(min, null);
+  }
+  clampMax(max: number): Tensor {
+    return this.clamp(null, max);
+  }
+  lerp(end: Tensor, weight: number): Tensor {
+    return op('lerp', this.handle, end.handle, weight);
+  }
+  maskedFill(mask: Tensor, value: Scalar): Tensor {
+    return op('maskedFill', this.handle, mask.handle, value);
+  }
 
   // --- comparisons and logic ------------------------------------------------------------------
 
   private cmp(name: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge', other: Tensor | Scalar): Tensor {
     return typeof other === 'object' ? op(name, this.handle, other.handle) : op(`${name}Scalar`, this.handle, other);
   }
-  eq(other: Tensor | Scalar): Tensor { return this.cmp('eq', other); }
-  ne(other: Tensor | Scalar): Tensor { return this.cmp('ne', other); }
-  lt(other: Tensor | Scalar): Tensor { return this.cmp('lt', other); }
-  le(other: Tensor | Scalar): Tensor { return this.cmp('le', other); }
-  gt(other: Tensor | Scalar): Tensor { return this.cmp('gt', other); }
-  ge(other: Tensor | Scalar): Tensor { return this.cmp('ge', other); }
-  logicalAnd(other: Tensor): Tensor { return op('logicalAnd', this.handle, other.handle); }
-  logicalOr(other: Tensor): Tensor { return op('logicalOr', this.handle, other.handle); }
-  logicalXor(other: Tensor): Tensor { return op('logicalXor', this.handle, other.handle); }
-  logicalNot(): Tensor { return op('logicalNot', this.handle); }
-  isnan(): Tensor { return op('isnan', this.handle); }
-  isinf(): Tensor { return op('isinf', this.handle); }
-  isfinite(): Tensor { return op('isfinite', this.handle); }
+  eq(other: Tensor | Scalar): Tensor {
+    return this.cmp('eq', other);
+  }
+  ne(other: Tensor | Scalar): Tensor {
+    return this.cmp('ne', other);
+  }
+  lt(other: Tensor | Scalar): Tensor {
+    return this.cmp('lt', other);
+  }
+  le(other: Tensor | Scalar): Tensor {
+    return this.cmp('le', other);
+  }
+  gt(other: Tensor | Scalar): Tensor {
+    return this.cmp('gt', other);
+  }
+  ge(other: Tensor | Scalar): Tensor {
+    return this.cmp('ge', other);
+  }
+  logicalAnd(other: Tensor): Tensor {
+    return op('logicalAnd', this.handle, other.handle);
+  }
+  logicalOr(other: Tensor): Tensor {
+    return op('logicalOr', this.handle, other.handle);
+  }
+  logicalXor(other: Tensor): Tensor {
+    return op('logicalXor', this.handle, other.handle);
+  }
+  logicalNot(): Tensor {
+    return op('logicalNot', this.handle);
+  }
+  isnan(): Tensor {
+    return op('isnan', this.handle);
+  }
+  isinf(): Tensor {
+    return op('isinf', this.handle);
+  }
+  isfinite(): Tensor {
+    return op('isfinite', this.handle);
+  }
   /** True when shapes and values are identical. */
-  equal(other: Tensor): boolean { return call('equal', this.handle, other.handle); }
+  equal(other: Tensor): boolean {
+    return call('equal', this.handle, other.handle);
+  }
   allclose(other: Tensor, rtol = 1e-5, atol = 1e-8): boolean {
     return call('allclose', this.handle, other.handle, rtol, atol);
   }
 
   // --- activations (also in F) -------------------------------------------------------------------
 
-  relu(): Tensor { return op('relu', this.handle); }
-  sigmoid(): Tensor { return op('sigmoid', this.handle); }
-  tanh(): Tensor { return op('tanh', this.handle); }
-  softmax(dim: number, dtype?: DType): Tensor { return op('softmax', this.handle, dim, dtype ? dtypeCode(dtype) : null); }
-  logSoftmax(dim: number, dtype?: DType): Tensor { return op('logSoftmax', this.handle, dim, dtype ? dtypeCode(dtype) : null); }
+  relu(): Tensor {
+    return op('relu', this.handle);
+  }
+  sigmoid(): Tensor {
+    return op('sigmoid', this.handle);
+  }
+  tanh(): Tensor {
+    return op('tanh', this.handle);
+  }
+  softmax(dim: number, dtype?: DType): Tensor {
+    return op('softmax', this.handle, dim, dtype ? dtypeCode(dtype) : null);
+  }
+  logSoftmax(dim: number, dtype?: DType): Tensor {
+    return op('logSoftmax', this.handle, dim, dtype ? dtypeCode(dtype) : null);
+  }
 
   // --- matrix products --------------------------------------------------------------------------
 
-  matmul(other: Tensor): Tensor { return op('matmul', this.handle, other.handle); }
-  mm(other: Tensor): Tensor { return op('mm', this.handle, other.handle); }
-  bmm(other: Tensor): Tensor { return op('bmm', this.handle, other.handle); }
-  outer(other: Tensor): Tensor { return op('outer', this.handle, other.handle); }
+  matmul(other: Tensor): Tensor {
+    return op('matmul', this.handle, other.handle);
+  }
+  mm(other: Tensor): Tensor {
+    return op('mm', this.handle, other.handle);
+  }
+  bmm(other: Tensor): Tensor {
+    return op('bmm', this.handle, other.handle);
+  }
+  outer(other: Tensor): Tensor {
+    return op('outer', this.handle, other.handle);
+  }
 
   // --- shape -----------------------------------------------------------------------------------
 
-  reshape(shape: readonly number[]): Tensor { return op('reshape', this.handle, [...shape]); }
-  view(shape: readonly number[]): Tensor { return op('view', this.handle, [...shape]); }
-  permute(dims: readonly number[]): Tensor { return op('permute', this.handle, [...dims]); }
-  transpose(dim0: number, dim1: number): Tensor { return op('transpose', this.handle, dim0, dim1); }
+  reshape(shape: readonly number[]): Tensor {
+    return op('reshape', this.handle, [...shape]);
+  }
+  view(shape: readonly number[]): Tensor {
+    return op('view', this.handle, [...shape]);
+  }
+  permute(dims: readonly number[]): Tensor {
+    return op('permute', this.handle, [...dims]);
+  }
+  transpose(dim0: number, dim1: number): Tensor {
+    return op('transpose', this.handle, dim0, dim1);
+  }
   /** Transpose of a 2-d tensor. */
   t(): Tensor {
     if (this.ndim !== 2) throw new RangeError(`Error in t: expected a 2-d tensor but received ${this.ndim}-d`);
     return this.transpose(0, 1);
   }
-  flatten(startDim = 0, endDim = -1): Tensor { return op('flatten', this.handle, startDim, endDim); }
-  squeeze(dim?: number): Tensor { return dim === undefined ? op('squeezeAll', this.handle) : op('squeeze', this.handle, dim); }
-  unsqueeze(dim: number): Tensor { return op('unsqueeze', this.handle, dim); }
-  expand(shape: readonly number[]): Tensor { return op('expand', this.handle, [...shape]); }
-  expandAs(other: Tensor): Tensor { return this.expand(other.shape); }
-  repeat(repeats: readonly number[]): Tensor { return op('repeat', this.handle, [...repeats]); }
+  flatten(startDim = 0, endDim = -1): Tensor {
+    return op('flatten', this.handle, startDim, endDim);
+  }
+  squeeze(dim?: number): Tensor {
+    return dim === undefined ? op('squeezeAll', this.handle) : op('squeeze', this.handle, dim);
+  }
+  unsqueeze(dim: number): Tensor {
+    return op('unsqueeze', this.handle, dim);
+  }
+  expand(shape: readonly number[]): Tensor {
+    return op('expand', this.handle, [...shape]);
+  }
+  expandAs(other: Tensor): Tensor {
+    return this.expand(other.shape);
+  }
+  repeat(repeats: readonly number[]): Tensor {
+    return op('repeat', this.handle, [...repeats]);
+  }
   /** Splits into pieces of `size` (number) or of the given sizes (array) along dim. */
   split(sizeOrSizes: number | readonly number[], dim = 0): Tensor[] {
     return typeof sizeOrSizes === 'number'
       ? opList('split', this.handle, sizeOrSizes, dim)
       : opList('splitWithSizes', this.handle, [...sizeOrSizes], dim);
   }
-  chunk(chunks: number, dim = 0): Tensor[] { return opList('chunk', this.handle, chunks, dim); }
-  unbind(dim = 0): Tensor[] { return opList('unbind', this.handle, dim); }
-  narrow(dim: number, start: number, length: number): Tensor { return op('narrow', this.handle, dim, start, length); }
-  select(dim: number, index: number): Tensor { return op('select', this.handle, dim, index); }
+  chunk(chunks: number, dim = 0): Tensor[] {
+    return opList('chunk', this.handle, chunks, dim);
+  }
+  unbind(dim = 0): Tensor[] {
+    return opList('unbind', this.handle, dim);
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return op('narrow', this.handle, dim, start, length);
+  }
+  select(dim: number, index: number): Tensor {
+    return op('select', this.handle, dim, index);
+  }
   slice(dim: number, start?: number, end?: number, step = 1): Tensor {
     return op('slice', this.handle, dim, start ?? null, end ?? null, step);
   }
-  indexSelect(dim: number, index: Tensor): Tensor { return op('indexSelect', this.handle, dim, index.handle); }
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return op('indexSelect', this.handle, dim, index.handle);
+  }
   /** Advanced indexing on the first dimension: this[index] (long or bool index). */
-  index(index: Tensor): Tensor { return op('index', this.handle, index.handle); }
-  gather(dim: number, index: Tensor): Tensor { return op('gather', this.handle, dim, index.handle); }
+  index(index: Tensor): Tensor {
+    return op('index', this.handle, index.handle);
+  }
+  gather(dim: number, index: Tensor): Tensor {
+    return op('gather', this.handle, dim, index.handle);
+  }
   scatter(dim: number, index: Tensor, src: Tensor | Scalar): Tensor {
     return typeof src === 'object'
       ? op('scatter', this.handle, dim, index.handle, src.handle)
       : op('scatterScalar', this.handle, dim, index.handle, src);
   }
-  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor { return op('scatterAdd', this.handle, dim, index.handle, src.handle); }
-  maskedSelect(mask: Tensor): Tensor { return op('maskedSelect', this.handle, mask.handle); }
-  nonzero(): Tensor { return op('nonzero', this.handle); }
-  flip(dims: number | readonly number[]): Tensor { return op('flip', this.handle, toDims(dims)!); }
+  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor {
+    return op('scatterAdd', this.handle, dim, index.handle, src.handle);
+  }
+  maskedSelect(mask: Tensor): Tensor {
+    return op('maskedSelect', this.handle, mask.handle);
+  }
+  nonzero(): Tensor {
+    return op('nonzero', this.handle);
+  }
+  flip(dims: number | readonly number[]): Tensor {
+    return op('flip', this.handle, toDims(dims)!);
+  }
   roll(shifts: number | readonly number[], dims: number | readonly number[]): Tensor {
     return op('roll', this.handle, toDims(shifts)!, toDims(dims)!);
   }
-  tril(diagonal = 0): Tensor { return op('tril', this.handle, diagonal); }
-  triu(diagonal = 0): Tensor { return op('triu', this.handle, diagonal); }
+  tril(diagonal = 0): Tensor {
+    return op('tril', this.handle, diagonal);
+  }
+  triu(diagonal = 0): Tensor {
+    return op('triu', this.handle, diagonal);
+  }
 
   // --- reductions --------------------------------------------------------------------------------
 
@@ -308,19 +514,29 @@ export class Tensor implements ScopedResource {
   mean(dims?: number | readonly number[], keepdim = false): Tensor {
     return dims === undefined ? op('meanAll', this.handle) : op('mean', this.handle, toDims(dims)!, keepdim);
   }
-  prod(): Tensor { return op('prodAll', this.handle); }
+  prod(): Tensor {
+    return op('prodAll', this.handle);
+  }
   /** Variance (unbiased by default, like PyTorch). */
   var(dims?: number | readonly number[], options: { unbiased?: boolean; keepdim?: boolean } = {}): Tensor {
     const unbiased = options.unbiased ?? true;
-    return dims === undefined ? op('varAll', this.handle, unbiased) : op('var', this.handle, toDims(dims)!, unbiased, options.keepdim ?? false);
+    return dims === undefined
+      ? op('varAll', this.handle, unbiased)
+      : op('var', this.handle, toDims(dims)!, unbiased, options.keepdim ?? false);
   }
   std(dims?: number | readonly number[], options: { unbiased?: boolean; keepdim?: boolean } = {}): Tensor {
     const unbiased = options.unbiased ?? true;
-    return dims === undefined ? op('stdAll', this.handle, unbiased) : op('std', this.handle, toDims(dims)!, unbiased, options.keepdim ?? false);
+    return dims === undefined
+      ? op('stdAll', this.handle, unbiased)
+      : op('std', this.handle, toDims(dims)!, unbiased, options.keepdim ?? false);
   }
   /** Largest value of the whole tensor. */
-  max(): Tensor { return op('maxAll', this.handle); }
-  min(): Tensor { return op('minAll', this.handle); }
+  max(): Tensor {
+    return op('maxAll', this.handle);
+  }
+  min(): Tensor {
+    return op('minAll', this.handle);
+  }
   /** Largest values along dim, with their indices. */
   maxDim(dim: number, keepdim = false): ValuesIndices {
     const [values, indices] = opList('maxDim', this.handle, dim, keepdim) as [Tensor, Tensor];
@@ -330,10 +546,18 @@ export class Tensor implements ScopedResource {
     const [values, indices] = opList('minDim', this.handle, dim, keepdim) as [Tensor, Tensor];
     return { values, indices };
   }
-  amax(dims: number | readonly number[], keepdim = false): Tensor { return op('amax', this.handle, toDims(dims)!, keepdim); }
-  amin(dims: number | readonly number[], keepdim = false): Tensor { return op('amin', this.handle, toDims(dims)!, keepdim); }
-  argmax(dim?: number, keepdim = false): Tensor { return op('argmax', this.handle, dim ?? null, keepdim); }
-  argmin(dim?: number, keepdim = false): Tensor { return op('argmin', this.handle, dim ?? null, keepdim); }
+  amax(dims: number | readonly number[], keepdim = false): Tensor {
+    return op('amax', this.handle, toDims(dims)!, keepdim);
+  }
+  amin(dims: number | readonly number[], keepdim = false): Tensor {
+    return op('amin', this.handle, toDims(dims)!, keepdim);
+  }
+  argmax(dim?: number, keepdim = false): Tensor {
+    return op('argmax', this.handle, dim ?? null, keepdim);
+  }
+  argmin(dim?: number, keepdim = false): Tensor {
+    return op('argmin', this.handle, dim ?? null, keepdim);
+  }
   topk(k: number, dim = -1, largest = true, sorted = true): ValuesIndices {
     const [values, indices] = opList('topk', this.handle, k, dim, largest, sorted) as [Tensor, Tensor];
     return { values, indices };
@@ -342,14 +566,24 @@ export class Tensor implements ScopedResource {
     const [values, indices] = opList('sort', this.handle, dim, descending) as [Tensor, Tensor];
     return { values, indices };
   }
-  argsort(dim = -1, descending = false): Tensor { return op('argsort', this.handle, dim, descending); }
-  cumsum(dim: number): Tensor { return op('cumsum', this.handle, dim); }
-  logsumexp(dims: number | readonly number[], keepdim = false): Tensor { return op('logsumexp', this.handle, toDims(dims)!, keepdim); }
+  argsort(dim = -1, descending = false): Tensor {
+    return op('argsort', this.handle, dim, descending);
+  }
+  cumsum(dim: number): Tensor {
+    return op('cumsum', this.handle, dim);
+  }
+  logsumexp(dims: number | readonly number[], keepdim = false): Tensor {
+    return op('logsumexp', this.handle, toDims(dims)!, keepdim);
+  }
   norm(p = 2, dims?: number | readonly number[], keepdim = false): Tensor {
     return op('norm', this.handle, p, toDims(dims) ?? [], keepdim);
   }
-  all(): Tensor { return op('allAll', this.handle); }
-  any(): Tensor { return op('anyAll', this.handle); }
+  all(): Tensor {
+    return op('allAll', this.handle);
+  }
+  any(): Tensor {
+    return op('anyAll', this.handle);
+  }
 
   // --- in place (optimizers, weight loading; use under noGrad) -------------------------------------
 
@@ -359,23 +593,58 @@ export class Tensor implements ScopedResource {
     return this;
   }
   mul_(other: Tensor | Scalar): this {
-    if (typeof other === 'object') call('mul_', this.handle, other.handle); else call('mulScalar_', this.handle, other);
+    if (typeof other === 'object') call('mul_', this.handle, other.handle);
+    else call('mulScalar_', this.handle, other);
     return this;
   }
   div_(other: Tensor | Scalar): this {
-    if (typeof other === 'object') call('div_', this.handle, other.handle); else call('divScalar_', this.handle, other);
+    if (typeof other === 'object') call('div_', this.handle, other.handle);
+    else call('divScalar_', this.handle, other);
     return this;
   }
-  addcmul_(a: Tensor, b: Tensor, value = 1): this { call('addcmul_', this.handle, a.handle, b.handle, value); return this; }
-  addcdiv_(a: Tensor, b: Tensor, value = 1): this { call('addcdiv_', this.handle, a.handle, b.handle, value); return this; }
-  lerp_(end: Tensor, weight: number): this { call('lerp_', this.handle, end.handle, weight); return this; }
-  copy_(src: Tensor): this { call('copy_', this.handle, src.handle); return this; }
-  zero_(): this { call('zero_', this.handle); return this; }
-  fill_(value: Scalar): this { call('fill_', this.handle, value); return this; }
-  sqrt_(): this { call('sqrt_', this.handle); return this; }
-  clampMin_(min: number): this { call('clampMin_', this.handle, min); return this; }
-  relu_(): this { call('relu_', this.handle); return this; }
-  normal_(mean = 0, std = 1): this { call('normal_', this.handle, mean, std); return this; }
-  uniform_(from = 0, to = 1): this { call('uniform_', this.handle, from, to); return this; }
+  addcmul_(a: Tensor, b: Tensor, value = 1): this {
+    call('addcmul_', this.handle, a.handle, b.handle, value);
+    return this;
+  }
+  addcdiv_(a: Tensor, b: Tensor, value = 1): this {
+    call('addcdiv_', this.handle, a.handle, b.handle, value);
+    return this;
+  }
+  lerp_(end: Tensor, weight: number): this {
+    call('lerp_', this.handle, end.handle, weight);
+    return this;
+  }
+  copy_(src: Tensor): this {
+    call('copy_', this.handle, src.handle);
+    return this;
+  }
+  zero_(): this {
+    call('zero_', this.handle);
+    return this;
+  }
+  fill_(value: Scalar): this {
+    call('fill_', this.handle, value);
+    return this;
+  }
+  sqrt_(): this {
+    call('sqrt_', this.handle);
+    return this;
+  }
+  clampMin_(min: number): this {
+    call('clampMin_', this.handle, min);
+    return this;
+  }
+  relu_(): this {
+    call('relu_', this.handle);
+    return this;
+  }
+  normal_(mean = 0, std = 1): this {
+    call('normal_', this.handle, mean, std);
+    return this;
+  }
+  uniform_(from = 0, to = 1): this {
+    call('uniform_', this.handle, from, to);
+    return this;
+  }
 }
 markScoped(Tensor);

@@ -19,13 +19,16 @@ const hasParams = (m: Module): boolean => m.namedParameters().length > 0;
 export function parameterDepths(model: ClassifierModel): { depth: Map<string, number>; max: number } {
   const classifier = model.pretrainedCfg?.classifier ?? 'fc';
   const units: string[][] = []; // prefixes per depth
-  const children = model.namedChildren().filter(([n, c]) => hasParams(c) && n !== classifier && !classifier.startsWith(`${n}.`));
+  const children = model
+    .namedChildren()
+    .filter(([n, c]) => hasParams(c) && n !== classifier && !classifier.startsWith(`${n}.`));
   const containers = children.filter(([, c]) => c.namedChildren().some(([, k]) => hasParams(k)));
   let stemOpen = true;
   for (const [name, child] of children) {
     const kids = child.namedChildren().filter(([, k]) => hasParams(k));
     if (kids.length === 0) {
-      if (stemOpen && units.length > 0) units[units.length - 1]!.push(name); else units.push([name]);
+      if (stemOpen && units.length > 0) units[units.length - 1]!.push(name);
+      else units.push([name]);
       continue;
     }
     stemOpen = false;
@@ -44,7 +47,12 @@ export function parameterDepths(model: ClassifierModel): { depth: Map<string, nu
 }
 
 /** Splits parameter groups by depth with lr * decay^(max - depth) (the groups' lr is the base lr). */
-export function layerDecayGroups(model: ClassifierModel, groups: ParamGroupSpec[], lr: number, decay: number): ParamGroupSpec[] {
+export function layerDecayGroups(
+  model: ClassifierModel,
+  groups: ParamGroupSpec[],
+  lr: number,
+  decay: number,
+): ParamGroupSpec[] {
   if (decay === 1) return groups;
   const { depth, max } = parameterDepths(model);
   const out: ParamGroupSpec[] = [];
@@ -53,7 +61,10 @@ export function layerDecayGroups(model: ClassifierModel, groups: ParamGroupSpec[
     g.names.forEach((n, i) => {
       const d = depth.get(n) ?? max;
       let s = byDepth.get(d);
-      if (!s) { s = { weightDecay: g.weightDecay, lr: (g.lr ?? lr) * decay ** (max - d), params: [], names: [] }; byDepth.set(d, s); }
+      if (!s) {
+        s = { weightDecay: g.weightDecay, lr: (g.lr ?? lr) * decay ** (max - d), params: [], names: [] };
+        byDepth.set(d, s);
+      }
       s.params.push(g.params[i]!);
       s.names.push(n);
     });
@@ -67,7 +78,10 @@ export function freezeBatchNormParams(model: ClassifierModel): number {
   let n = 0;
   for (const [, m] of model.namedModules()) {
     if (!(m instanceof BatchNorm2d)) continue;
-    for (const p of m.parameters()) { p.setRequiresGrad(false); n++; }
+    for (const p of m.parameters()) {
+      p.setRequiresGrad(false);
+      n++;
+    }
   }
   return n;
 }

@@ -79,7 +79,8 @@ export function freezeTrunk(model: ClassifierModel): string[] {
   const prefix = model.pretrainedCfg?.classifier ?? 'fc';
   model.freeze();
   const trained = model.unfreeze(prefix);
-  if (trained.length === 0) throw new Error(`fixres: the model has no parameters under the classifier prefix '${prefix}'`);
+  if (trained.length === 0)
+    throw new Error(`fixres: the model has no parameters under the classifier prefix '${prefix}'`);
   model.eval();
   return trained;
 }
@@ -95,7 +96,9 @@ export interface FeatureSet {
 }
 
 export async function extractFeatures(
-  model: ClassifierModel, ds: Dataset, pre: PreprocessConfig,
+  model: ClassifierModel,
+  ds: Dataset,
+  pre: PreprocessConfig,
   o: { flip?: boolean; batchSize?: number; device?: T.Device; workers?: number } = {},
 ): Promise<FeatureSet> {
   const n = ds.samples.length;
@@ -104,17 +107,27 @@ export async function extractFeatures(
   const flipped = o.flip ? new Float32Array(n * dim) : null;
   const valid = new Uint8Array(n);
   const labels = Int32Array.from(ds.samples, (s) => s.label);
-  const loader = new DataLoader({ dataset: ds, pipeline: evalPipeline(pre), batchSize: o.batchSize ?? 32, mode: 'eval', ...(o.workers !== undefined ? { workers: o.workers } : {}), reuseBuffers: true });
+  const loader = new DataLoader({
+    dataset: ds,
+    pipeline: evalPipeline(pre),
+    batchSize: o.batchSize ?? 32,
+    mode: 'eval',
+    ...(o.workers !== undefined ? { workers: o.workers } : {}),
+    reuseBuffers: true,
+  });
   const device = o.device ?? 'cpu';
   model.eval();
   try {
     for await (const batch of loader) {
-      const [f, g] = T.tidy(() => T.noGrad(() => {
-        let x = T.tensor(batch.data as Float32Array, batch.shape);
-        if (device !== 'cpu') x = x.to(device);
-        const pooled = (v: T.Tensor): Float32Array => model.forwardHead(model.forwardFeatures(v), true).float().cpu().data<'float32'>().slice();
-        return [pooled(x), flipped ? pooled(x.flip(3)) : null] as const;
-      }));
+      const [f, g] = T.tidy(() =>
+        T.noGrad(() => {
+          let x = T.tensor(batch.data as Float32Array, batch.shape);
+          if (device !== 'cpu') x = x.to(device);
+          const pooled = (v: T.Tensor): Float32Array =>
+            model.forwardHead(model.forwardFeatures(v), true).float().cpu().data<'float32'>().slice();
+          return [pooled(x), flipped ? pooled(x.flip(3)) : null] as const;
+        }),
+      );
       batch.indices.forEach((idx, j) => {
         features.set(f.subarray(j * dim, (j + 1) * dim), idx * dim);
         if (flipped && g) flipped.set(g.subarray(j * dim, (j + 1) * dim), idx * dim);
@@ -139,20 +152,28 @@ function gather(fs: FeatureSet, rows: ArrayLike<number>, useFlip?: ArrayLike<num
 }
 
 /** Metrics of the current classifier on cached features (every valid sample once). */
-export function evaluateFeatures(model: ClassifierModel, fs: FeatureSet, classes: readonly string[], device: T.Device = 'cpu', batchSize = 256): EvalMetrics {
+export function evaluateFeatures(
+  model: ClassifierModel,
+  fs: FeatureSet,
+  classes: readonly string[],
+  device: T.Device = 'cpu',
+  batchSize = 256,
+): EvalMetrics {
   const acc = new MetricsAccumulator(classes);
   const rows = [...fs.valid.keys()].filter((i) => fs.valid[i]);
   const cls = model.getClassifier();
   for (let s = 0; s < rows.length; s += batchSize) {
     const ids = rows.slice(s, s + batchSize);
     const labels = ids.map((i) => fs.labels[i]!);
-    const scores = T.tidy(() => T.noGrad(() => {
-      const x = T.tensor(gather(fs, ids), [ids.length, fs.dim]).to(device);
-      const logits = cls.forward(x).float();
-      const y = T.tensor(Int32Array.from(labels), [ids.length]).long().to(device);
-      acc.addLoss(T.F.crossEntropy(logits, y, { reduction: 'sum' }).item(), ids.length);
-      return logits.cpu().data<'float32'>().slice();
-    }));
+    const scores = T.tidy(() =>
+      T.noGrad(() => {
+        const x = T.tensor(gather(fs, ids), [ids.length, fs.dim]).to(device);
+        const logits = cls.forward(x).float();
+        const y = T.tensor(Int32Array.from(labels), [ids.length]).long().to(device);
+        acc.addLoss(T.F.crossEntropy(logits, y, { reduction: 'sum' }).item(), ids.length);
+        return logits.cpu().data<'float32'>().slice();
+      }),
+    );
     acc.add(scores, labels, ids);
   }
   return acc.result();
@@ -160,17 +181,42 @@ export function evaluateFeatures(model: ClassifierModel, fs: FeatureSet, classes
 
 /** Trains the classifier on cached features; returns the mean training loss per epoch. */
 export function fitClassifier(
-  model: ClassifierModel, fs: FeatureSet, ds: Dataset,
-  o: { epochs: number; lr: number; momentum: number; weightDecay: number; batchSize: number; classBalanced: boolean; labelSmoothing: number; seed: number; device: T.Device; onEpoch?: (epoch: number, loss: number, lr: number) => void },
+  model: ClassifierModel,
+  fs: FeatureSet,
+  ds: Dataset,
+  o: {
+    epochs: number;
+    lr: number;
+    momentum: number;
+    weightDecay: number;
+    batchSize: number;
+    classBalanced: boolean;
+    labelSmoothing: number;
+    seed: number;
+    device: T.Device;
+    onEpoch?: (epoch: number, loss: number, lr: number) => void;
+  },
 ): number[] {
   const cls = model.getClassifier();
   const params = cls.parameters().filter((p) => p.requiresGrad);
-  const optimizer = new SGD([{ params }], { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay }) as unknown as Optimizer<GroupBase>;
+  const optimizer = new SGD([{ params }], {
+    lr: o.lr,
+    momentum: o.momentum,
+    weightDecay: o.weightDecay,
+  }) as unknown as Optimizer<GroupBase>;
   const scheduler = new CosineWarmupLR(optimizer, { epochs: o.epochs, minLr: o.lr * 1e-3 });
   // The loader is only asked for its epoch orders (shuffle or class-balanced); it never decodes an image.
   const valid = ds.samples.map((_, i) => i).filter((i) => fs.valid[i]);
   const sub: Dataset = { root: ds.root, classes: ds.classes, samples: valid.map((i) => ds.samples[i]!) };
-  const order = new DataLoader({ dataset: sub, pipeline: { ops: [] }, batchSize: o.batchSize, mode: 'train', seed: o.seed, sampler: o.classBalanced ? 'class-balanced' : 'shuffle', workers: 1 });
+  const order = new DataLoader({
+    dataset: sub,
+    pipeline: { ops: [] },
+    batchSize: o.batchSize,
+    mode: 'train',
+    seed: o.seed,
+    sampler: o.classBalanced ? 'class-balanced' : 'shuffle',
+    workers: 1,
+  });
   const losses: number[] = [];
   try {
     for (let epoch = 0; epoch < o.epochs; epoch++) {
@@ -182,7 +228,12 @@ export function fitClassifier(
         const useFlip = fs.flipped ? ids.map(() => (rng.bernoulli(0.5) ? 1 : 0)) : undefined;
         sum += T.tidy(() => {
           const x = T.tensor(gather(fs, ids, useFlip), [ids.length, fs.dim]).to(o.device);
-          const y = T.tensor(Int32Array.from(ids, (i) => fs.labels[i]!), [ids.length]).long().to(o.device);
+          const y = T.tensor(
+            Int32Array.from(ids, (i) => fs.labels[i]!),
+            [ids.length],
+          )
+            .long()
+            .to(o.device);
           const loss = T.F.crossEntropy(cls.forward(x).float(), y, { labelSmoothing: o.labelSmoothing });
           loss.backward();
           return loss.item() * ids.length;
@@ -206,19 +257,30 @@ function snapshot(m: { stateTensors(): Map<string, T.Tensor> }): Map<string, T.T
   return T.tidy(() => T.noGrad(() => new Map([...m.stateTensors()].map(([k, t]) => [k, t.detach().clone().keep()]))));
 }
 
-const brief = (m: EvalMetrics): { top1: number; top5: number; loss: number | null } => ({ top1: m.top1, top5: m.top5, loss: m.loss });
+const brief = (m: EvalMetrics): { top1: number; top5: number; loss: number | null } => ({
+  top1: m.top1,
+  top5: m.top5,
+  loss: m.loss,
+});
 
 export async function fixres(o: FixResOptions): Promise<FixResResult> {
   const started = Date.now();
-  const log = (s: string): void => { o.onLog?.(s); };
+  const log = (s: string): void => {
+    o.onLog?.(s);
+  };
   if (o.sizes.length === 0) throw new Error('fixres: no test size given');
-  for (const s of o.sizes) if (!(Number.isInteger(s) && s >= 16)) throw new Error(`fixres: expected sizes as integers >= 16 but received ${s}`);
-  if (!(Number.isInteger(o.epochs) && o.epochs >= 0)) throw new Error(`fixres: expected --epochs as an integer >= 0 but received ${o.epochs}`);
+  for (const s of o.sizes)
+    if (!(Number.isInteger(s) && s >= 16))
+      throw new Error(`fixres: expected sizes as integers >= 16 but received ${s}`);
+  if (!(Number.isInteger(o.epochs) && o.epochs >= 0))
+    throw new Error(`fixres: expected --epochs as an integer >= 0 but received ${o.epochs}`);
   const device = o.device ?? 'cpu';
   const r = loadRecognizer(o.run, { device });
   const runDir = r.runDir!;
   const config = readRunJson<TrainConfig>(runDir, 'config.json');
-  const dsInfo = existsSync(join(runDir, 'dataset.json')) ? readRunJson<{ root?: string; trainSplit?: string; valSplit?: string }>(runDir, 'dataset.json') : {};
+  const dsInfo = existsSync(join(runDir, 'dataset.json'))
+    ? readRunJson<{ root?: string; trainSplit?: string; valSplit?: string }>(runDir, 'dataset.json')
+    : {};
   const dataRoot = o.data ?? dsInfo.root ?? config.data.root;
   const trainSplit = o.trainSplit ?? dsInfo.trainSplit ?? config.data.trainSplit;
   const valSplit = o.valSplit ?? dsInfo.valSplit ?? config.data.valSplit;
@@ -229,12 +291,18 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
   try {
     const all = loadDataset(dataRoot);
     if (JSON.stringify(all.classes) !== JSON.stringify(r.classes)) {
-      throw new Error(`dataset ${dataRoot}: its classes differ from the run's classes.json (${all.classes.length} vs ${r.classes.length}); FixRes needs the training dataset`);
+      throw new Error(
+        `dataset ${dataRoot}: its classes differ from the run's classes.json (${all.classes.length} vs ${r.classes.length}); FixRes needs the training dataset`,
+      );
     }
     const trainDs = selectSplits(all, trainSplit);
     const valDs = valSplit ? selectSplits(all, valSplit) : null;
-    if (o.epochs > 0 && trainDs.samples.length === 0) throw new Error(`dataset ${dataRoot}: split '${trainSplit}' has no images`);
-    if (!valDs || valDs.samples.length === 0) throw new Error(`dataset ${dataRoot}: validation split '${valSplit}' has no images; FixRes picks the size on it (--val-split)`);
+    if (o.epochs > 0 && trainDs.samples.length === 0)
+      throw new Error(`dataset ${dataRoot}: split '${trainSplit}' has no images`);
+    if (!valDs || valDs.samples.length === 0)
+      throw new Error(
+        `dataset ${dataRoot}: validation split '${valSplit}' has no images; FixRes picks the size on it (--val-split)`,
+      );
 
     const trained = freezeTrunk(model);
     const cls = model.getClassifier();
@@ -242,16 +310,34 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
 
     const lr = o.lr ?? 0.001;
     const fit = {
-      epochs: o.epochs, lr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? config.optim.weightDecay, batchSize: o.batchSize ?? 64,
-      classBalanced: o.classBalanced ?? false, labelSmoothing: o.labelSmoothing ?? config.loss.labelSmoothing, seed: o.seed ?? config.seed, device,
+      epochs: o.epochs,
+      lr,
+      momentum: o.momentum ?? 0.9,
+      weightDecay: o.weightDecay ?? config.optim.weightDecay,
+      batchSize: o.batchSize ?? 64,
+      classBalanced: o.classBalanced ?? false,
+      labelSmoothing: o.labelSmoothing ?? config.loss.labelSmoothing,
+      seed: o.seed ?? config.seed,
+      device,
     };
     const results: SizeResult[] = [];
-    let best: { size: number; top1: number; fineTuned: boolean; weights: Map<string, T.Tensor>; epochs: Record<string, unknown>[] } | null = null;
+    let best: {
+      size: number;
+      top1: number;
+      fineTuned: boolean;
+      weights: Map<string, T.Tensor>;
+      epochs: Record<string, unknown>[];
+    } | null = null;
     for (const size of o.sizes) {
       const pre: PreprocessConfig = { ...r.preprocess, size };
       cls.loadStateDict(original);
-      log(`size ${size}: extracting features (${valDs.samples.length} ${valSplit}${o.epochs > 0 ? ` + ${trainDs.samples.length} ${trainSplit}` : ''} images)`);
-      const valFs = await extractFeatures(model, valDs, pre, { device, ...(o.workers !== undefined ? { workers: o.workers } : {}) });
+      log(
+        `size ${size}: extracting features (${valDs.samples.length} ${valSplit}${o.epochs > 0 ? ` + ${trainDs.samples.length} ${trainSplit}` : ''} images)`,
+      );
+      const valFs = await extractFeatures(model, valDs, pre, {
+        device,
+        ...(o.workers !== undefined ? { workers: o.workers } : {}),
+      });
       const before = evaluateFeatures(model, valFs, r.classes, device);
       log(`size ${size}: before fine-tuning top-1 ${(100 * before.top1).toFixed(2)}%`);
       // Candidates: every size as it is and, with --epochs, fine-tuned; the validation split picks (ties: the earlier).
@@ -264,14 +350,23 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
       let after: SizeResult['after'] = null;
       if (o.epochs > 0) {
         const epochs: Record<string, unknown>[] = [];
-        const trainFs = await extractFeatures(model, trainDs, pre, { flip: o.flip ?? false, device, ...(o.workers !== undefined ? { workers: o.workers } : {}) });
+        const trainFs = await extractFeatures(model, trainDs, pre, {
+          flip: o.flip ?? false,
+          device,
+          ...(o.workers !== undefined ? { workers: o.workers } : {}),
+        });
         const losses = fitClassifier(model, trainFs, trainDs, {
-          ...fit, onEpoch: (e, loss, lrNow) => { epochs.push({ type: 'epoch', size, epoch: e, trainLoss: loss, lr: lrNow }); },
+          ...fit,
+          onEpoch: (e, loss, lrNow) => {
+            epochs.push({ type: 'epoch', size, epoch: e, trainLoss: loss, lr: lrNow });
+          },
         });
         const m = evaluateFeatures(model, valFs, r.classes, device);
         after = { ...brief(m), trainLoss: losses[losses.length - 1]! };
         epochs[epochs.length - 1]!.val = brief(m);
-        log(`size ${size}: after ${o.epochs} epoch(s) of classifier training top-1 ${(100 * m.top1).toFixed(2)}% (train loss ${after.trainLoss.toFixed(4)})`);
+        log(
+          `size ${size}: after ${o.epochs} epoch(s) of classifier training top-1 ${(100 * m.top1).toFixed(2)}% (train loss ${after.trainLoss.toFixed(4)})`,
+        );
         consider(m.top1, true, epochs);
       }
       results.push({ size, before: brief(before), after });
@@ -285,7 +380,9 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
     mkdirSync(join(out, 'checkpoints'), { recursive: true });
     const b1 = T.buildInfo();
     writeRunFiles(out, {
-      config: { ...config, input: { ...config.input, size: b.size }, out: resolve(out, '..') }, classes: r.classes, preprocess,
+      config: { ...config, input: { ...config.input, size: b.size }, out: resolve(out, '..') },
+      classes: r.classes,
+      preprocess,
       dataset: { ...dsInfo, root: resolve(dataRoot), trainSplit, valSplit },
       versions: { goodsrec: goodsrecVersion(), node: process.version, libtorch: b1.torchVersion, device },
     });
@@ -294,8 +391,15 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
     let checkpointDir: string;
     try {
       checkpointDir = await saveCheckpoint(join(out, 'checkpoints'), name, {
-        model: state, optimizer: {},
-        state: { model: r.modelName, numClasses: r.classes.length, source: r.checkpointDir, fixres: { size: b.size, epochs: o.epochs, fineTuned: b.fineTuned, trained }, best: { top1: b.top1 } },
+        model: state,
+        optimizer: {},
+        state: {
+          model: r.modelName,
+          numClasses: r.classes.length,
+          source: r.checkpointDir,
+          fixres: { size: b.size, epochs: o.epochs, fineTuned: b.fineTuned, trained },
+          best: { top1: b.top1 },
+        },
       });
     } finally {
       for (const t of state.values()) t.dispose();
@@ -303,13 +407,26 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
     writePointer(out, 'latest', name);
     writePointer(out, 'best', name, { top1: b.top1, size: b.size });
     const summary = {
-      source: { run: runDir, checkpoint: r.checkpointDir, size: r.preprocess.size }, data: resolve(dataRoot), trainSplit, valSplit,
-      options: { ...fit, flip: o.flip ?? false, sizes: o.sizes }, trained, sizes: results, best: { size: b.size, top1: b.top1, fineTuned: b.fineTuned },
+      source: { run: runDir, checkpoint: r.checkpointDir, size: r.preprocess.size },
+      data: resolve(dataRoot),
+      trainSplit,
+      valSplit,
+      options: { ...fit, flip: o.flip ?? false, sizes: o.sizes },
+      trained,
+      sizes: results,
+      best: { size: b.size, top1: b.top1, fineTuned: b.fineTuned },
     };
     writeJsonAtomic(join(out, 'fixres.json'), summary);
     const lines = [...results.map((s) => ({ type: 'fixres-size', ...s })), ...b.epochs];
     writeFileAtomic(join(out, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
-    return { runDir: out, checkpointDir, sizes: results, best: { size: b.size, top1: b.top1, fineTuned: b.fineTuned }, trained, seconds: (Date.now() - started) / 1000 };
+    return {
+      runDir: out,
+      checkpointDir,
+      sizes: results,
+      best: { size: b.size, top1: b.top1, fineTuned: b.fineTuned },
+      trained,
+      seconds: (Date.now() - started) / 1000,
+    };
   } finally {
     model.dispose();
   }

@@ -38,5 +38,7 @@ export function marginLogits(logits: T.Tensor, labels: T.Tensor, o: MarginLossOp
 
 /** Cross-entropy of the margin-adjusted logits (mean over the batch). */
 export function marginCrossEntropy(logits: T.Tensor, labels: T.Tensor, o: MarginLossOptions): T.Tensor {
-  return T.tidy(() => T.F.crossEntropy(marginLogits(logits, labels, o), labels, { labelSmoothing: o.labelSmoothing ?? 0 }));
+  return T.tidy(() =>
+    T.F.crossEntropy(marginLogits(logits, labels, o), labels, { labelSmoothing: o.labelSmoothing ?? 0 }),
+  );
 }

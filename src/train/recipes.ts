@@ -2,7 +2,8 @@
 // defaults and the user's config file, so everything the user sets still wins.
 export const RECIPES: Record<string, { description: string; values: Record<string, unknown> }> = {
   finetune: {
-    description: 'start from pretrained weights: lr 0.01 (10x lower), 1 warmup epoch (lr set every iteration), 15 epochs, ' +
+    description:
+      'start from pretrained weights: lr 0.01 (10x lower), 1 warmup epoch (lr set every iteration), 15 epochs, ' +
       'layer-wise lr decay 0.8, no AutoAugment; head-only epochs and frozen BatchNorm are options (finetune.*)',
     values: {
       optim: { lr: 0.01 },

@@ -30,14 +30,27 @@ export function readRunStart(runDir: string, given: string): { config: TrainConf
  * Logs the folder entries the dataset walk skipped (dangling symlinks, FIFOs, unreadable files...) and
  * lists them in skipped-inputs.json; returns how many.
  */
-export function reportSkippedInputs(runDir: string, datasets: readonly (Dataset | null)[], log: (line: string) => void): number {
+export function reportSkippedInputs(
+  runDir: string,
+  datasets: readonly (Dataset | null)[],
+  log: (line: string) => void,
+): number {
   const seen = new Set<string>();
   const skipped: SkippedEntry[] = [];
-  for (const d of datasets) for (const s of d?.skipped ?? []) if (!seen.has(s.path)) { seen.add(s.path); skipped.push(s); }
+  for (const d of datasets)
+    for (const s of d?.skipped ?? [])
+      if (!seen.has(s.path)) {
+        seen.add(s.path);
+        skipped.push(s);
+      }
   if (skipped.length === 0) return 0;
   const file = join(runDir, 'skipped-inputs.json');
   writeJsonAtomic(file, skipped);
-  log([`${skipped.length} dataset entr${skipped.length === 1 ? 'y is' : 'ies are'} not readable image files and will be skipped (${file}):`,
-    ...formatSkipped(skipped, 10)].join('\n'));
+  log(
+    [
+      `${skipped.length} dataset entr${skipped.length === 1 ? 'y is' : 'ies are'} not readable image files and will be skipped (${file}):`,
+      ...formatSkipped(skipped, 10),
+    ].join('\n'),
+  );
   return skipped.length;
 }

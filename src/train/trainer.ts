@@ -6,9 +6,25 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import { createModel, type ClassifierModel } from '../models/index.js';
-import { SGD, AdamW, CosineWarmupLR, paramGroupsNoDecay, type Optimizer, type GroupBase, type OptimizerStateDict, type SchedulerStateDict } from '../optim/index.js';
 import {
-  DataLoader, loadDataset, selectSplits, subsetDataset, computeChannelStats, type ChannelStats, type Dataset, type Triple,
+  SGD,
+  AdamW,
+  CosineWarmupLR,
+  paramGroupsNoDecay,
+  type Optimizer,
+  type GroupBase,
+  type OptimizerStateDict,
+  type SchedulerStateDict,
+} from '../optim/index.js';
+import {
+  DataLoader,
+  loadDataset,
+  selectSplits,
+  subsetDataset,
+  computeChannelStats,
+  type ChannelStats,
+  type Dataset,
+  type Triple,
 } from '../data/index.js';
 import { deriveSeed } from '../util/rng.js';
 import { writeJsonAtomic, WriteError } from '../util/atomic.js';
@@ -16,10 +32,30 @@ import { readRunStart, reportSkippedInputs, writeRunStart } from './run-start.js
 import { goodsrecVersion } from '../util/version.js';
 import { evaluate } from '../eval/evaluate.js';
 import type { EvalMetrics } from '../eval/metrics.js';
-import { type TrainConfig, DEFAULT_CONFIG, scaledLr, validateConfig, headOptions, marginOptions } from '../run/config.js';
+import {
+  type TrainConfig,
+  DEFAULT_CONFIG,
+  scaledLr,
+  validateConfig,
+  headOptions,
+  marginOptions,
+} from '../run/config.js';
 import { marginCrossEntropy } from './margin-loss.js';
-import { saveCheckpoint, loadCheckpoint, writePointer, readPointer, pruneCheckpoints, disposeTensors } from '../run/checkpoint.js';
-import { configNormalization, evalPipeline, preprocessFromConfig, trainPipeline, type PreprocessConfig } from '../run/pipelines.js';
+import {
+  saveCheckpoint,
+  loadCheckpoint,
+  writePointer,
+  readPointer,
+  pruneCheckpoints,
+  disposeTensors,
+} from '../run/checkpoint.js';
+import {
+  configNormalization,
+  evalPipeline,
+  preprocessFromConfig,
+  trainPipeline,
+  type PreprocessConfig,
+} from '../run/pipelines.js';
 import { writeRunFiles, type RunInfo } from '../run/run-folder.js';
 import { resolvePretrained, checkArchitecture, type ResolvedPretrained } from '../hub/index.js';
 import { freezeBatchNormParams, layerDecayGroups, setTrainMode } from './finetune.js';
@@ -64,7 +100,8 @@ export class TrainingDivergedError extends Error {
 
 function resolveAmp(c: TrainConfig, device: T.Device): 'off' | 'bf16' | 'fp16' {
   if (c.amp === 'auto') return device.startsWith('cuda') ? 'fp16' : 'off';
-  if (c.amp === 'fp16' && !device.startsWith('cuda')) throw new Error("amp 'fp16' needs a CUDA device; on CPU use 'bf16' or 'off'");
+  if (c.amp === 'fp16' && !device.startsWith('cuda'))
+    throw new Error("amp 'fp16' needs a CUDA device; on CPU use 'bf16' or 'off'");
   return c.amp;
 }
 
@@ -76,13 +113,22 @@ function makeRunName(c: TrainConfig): string {
 function versions(device: T.Device): Record<string, unknown> {
   const b = T.buildInfo();
   return {
-    goodsrec: goodsrecVersion(), node: process.version, libtorch: b.torchVersion, cuda: b.cuda, mkldnn: b.mkldnn, malloc: T.getMallocPolicy(),
-    device, threads: T.getNumThreads(), platform: `${process.platform}-${process.arch}`,
+    goodsrec: goodsrecVersion(),
+    node: process.version,
+    libtorch: b.torchVersion,
+    cuda: b.cuda,
+    mkldnn: b.mkldnn,
+    malloc: T.getMallocPolicy(),
+    device,
+    threads: T.getNumThreads(),
+    platform: `${process.platform}-${process.arch}`,
   };
 }
 
 function ckptName(epoch: number, step: number): string {
-  return step === 0 ? `epoch-${String(epoch).padStart(4, '0')}` : `epoch-${String(epoch).padStart(4, '0')}-step-${String(step).padStart(6, '0')}`;
+  return step === 0
+    ? `epoch-${String(epoch).padStart(4, '0')}`
+    : `epoch-${String(epoch).padStart(4, '0')}-step-${String(step).padStart(6, '0')}`;
 }
 
 /** Loads and splits the dataset as the config says; the class list covers every split. */
@@ -95,22 +141,30 @@ export function prepareDataset(c: TrainConfig): { all: Dataset; train: Dataset; 
   }
   if (c.data.fraction < 1) train = subsetDataset(train, { fraction: c.data.fraction, seed: c.seed });
   const val = c.data.valSplit ? selectSplits(all, c.data.valSplit) : null;
-  if (val && val.samples.length === 0) throw new Error(`dataset ${c.data.root}: validation split '${c.data.valSplit}' has no images (set data.valSplit='' to train without validation)`);
+  if (val && val.samples.length === 0)
+    throw new Error(
+      `dataset ${c.data.root}: validation split '${c.data.valSplit}' has no images (set data.valSplit='' to train without validation)`,
+    );
   return { all, train, val };
 }
 
 /** EMA of the model's weights (float tensors averaged, integer buffers copied). */
 class WeightEma {
-  constructor(readonly model: ClassifierModel, readonly decay: number) {}
+  constructor(
+    readonly model: ClassifierModel,
+    readonly decay: number,
+  ) {}
   update(src: ClassifierModel): void {
     const mine = this.model.stateTensors();
-    T.tidy(() => T.noGrad(() => {
-      for (const [k, t] of src.stateTensors()) {
-        const e = mine.get(k)!;
-        if (T.isFloating(t.dtype)) e.mul_(this.decay).add_(t.detach(), 1 - this.decay);
-        else e.copy_(t);
-      }
-    }));
+    T.tidy(() =>
+      T.noGrad(() => {
+        for (const [k, t] of src.stateTensors()) {
+          const e = mine.get(k)!;
+          if (T.isFloating(t.dtype)) e.mul_(this.decay).add_(t.detach(), 1 - this.decay);
+          else e.copy_(t);
+        }
+      }),
+    );
   }
 }
 
@@ -165,9 +219,16 @@ interface Progress {
   saveFailures: number;
 }
 
-async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: DistributedSession | null, started: number): Promise<TrainResult> {
+async function trainRank(
+  configIn: TrainConfig,
+  o: TrainOptions,
+  dist: DistributedSession | null,
+  started: number,
+): Promise<TrainResult> {
   const isMain = dist === null || dist.isMain;
-  const log = (s: string): void => { if (isMain) o.events?.onLog?.(s); };
+  const log = (s: string): void => {
+    if (isMain) o.events?.onLog?.(s);
+  };
   const { c, runDir, resumeFrom, stored } = openRunFolder(configIn, o, dist, isMain, log);
   const device = dist ? dist.device(T.resolveDevice(c.device)) : T.resolveDevice(c.device);
   const amp = resolveAmp(c, device);
@@ -176,10 +237,17 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
 
   const data = await prepareData(ctx, stored);
   const trainLoader = new DataLoader({
-    dataset: data.train, pipeline: trainPipeline(c, data.norm), batchSize: c.batchSize, mode: 'train', seed: c.seed,
-    sampler: c.classBalanced ? 'class-balanced' : 'shuffle', dropLast: data.train.samples.length > c.batchSize,
-    onBadFile: c.data.badFiles, ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
-    cacheBytes: Math.floor(c.data.cacheMB * 1024 ** 2), ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
+    dataset: data.train,
+    pipeline: trainPipeline(c, data.norm),
+    batchSize: c.batchSize,
+    mode: 'train',
+    seed: c.seed,
+    sampler: c.classBalanced ? 'class-balanced' : 'shuffle',
+    dropLast: data.train.samples.length > c.batchSize,
+    onBadFile: c.data.badFiles,
+    ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
+    cacheBytes: Math.floor(c.data.cacheMB * 1024 ** 2),
+    ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
     reuseBuffers: true, // each batch is copied into a tensor before the next is requested
   });
   const stepsPerEpoch = trainLoader.stepsPerEpoch;
@@ -194,7 +262,10 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
   try {
     for (let epoch = progress.pos.epoch; epoch < c.schedule.epochs && !stopped; epoch++) {
       const r = await runEpoch(ctx, learner, progress, trainLoader, epoch);
-      if (r.stopped) { stopped = true; break; }
+      if (r.stopped) {
+        stopped = true;
+        break;
+      }
       const rec = r.record;
       const isLast = epoch + 1 === c.schedule.epochs;
       // Every rank validates its shard (each sample once over all ranks); the counts are summed over ranks.
@@ -208,7 +279,10 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
       const stopNow = stopRequested(ctx);
       await endOfEpoch(ctx, learner, progress, rec, { epoch, isLast, stopNow, hasVal: data.val !== null });
       dist?.waitForMain(`the end of epoch ${epoch + 1} (rank 0 saving)`);
-      if (stopNow && !isLast) { stopped = true; log(`stopped after epoch ${epoch + 1}; continue with --resume ${runDir}`); }
+      if (stopNow && !isLast) {
+        stopped = true;
+        log(`stopped after epoch ${epoch + 1}; continue with --resume ${runDir}`);
+      }
     }
   } finally {
     await trainLoader.close();
@@ -219,21 +293,36 @@ async function trainRank(configIn: TrainConfig, o: TrainOptions, dist: Distribut
   }
   if (progress.saveFailures > 0) {
     const last = readPointer(runDir, 'latest');
-    throw new Error(`the final checkpoint could not be saved (see above); ${last ? `the last saved checkpoint is ${last}` : 'no checkpoint was saved'}`);
+    throw new Error(
+      `the final checkpoint could not be saved (see above); ${last ? `the last saved checkpoint is ${last}` : 'no checkpoint was saved'}`,
+    );
   }
   const epochsDone = Math.min(c.schedule.epochs, progress.stepsDone / stepsPerEpoch);
   learner.model.dispose();
   learner.ema?.model.dispose();
   const skipped = data.skippedInputs + trainLoader.badFiles.length;
-  return { runDir, stopped, epochsDone, best: progress.best, lastVal: progress.lastVal, seconds: (Date.now() - started) / 1000, skippedInputs: skipped };
+  return {
+    runDir,
+    stopped,
+    epochsDone,
+    best: progress.best,
+    lastVal: progress.lastVal,
+    seconds: (Date.now() - started) / 1000,
+    skippedInputs: skipped,
+  };
 }
 
 /**
  * The run folder: a new one (named by rank 0, config.json written first), or the one to resume with
  * its stored config and, when it got that far, its classes and pre-processing.
  */
-function openRunFolder(configIn: TrainConfig, o: TrainOptions, dist: DistributedSession | null, isMain: boolean, log: (s: string) => void):
-  { c: TrainConfig; runDir: string; resumeFrom: string | undefined; stored: RunInfo | null } {
+function openRunFolder(
+  configIn: TrainConfig,
+  o: TrainOptions,
+  dist: DistributedSession | null,
+  isMain: boolean,
+  log: (s: string) => void,
+): { c: TrainConfig; runDir: string; resumeFrom: string | undefined; stored: RunInfo | null } {
   let c = configIn;
   let runDir: string;
   let resumeFrom: string | undefined;
@@ -247,11 +336,21 @@ function openRunFolder(configIn: TrainConfig, o: TrainOptions, dist: Distributed
     if (!resumeFrom) log(`resume: ${runDir} has no checkpoint yet; starting it from the beginning`);
   } else {
     runDir = resolve(c.out, o.name ?? makeRunName(c));
-    if (isMain && existsSync(join(runDir, 'config.json'))) throw new Error(`run folder ${runDir} already exists: pick another --name, or continue it with --resume ${runDir}`);
+    if (isMain && existsSync(join(runDir, 'config.json')))
+      throw new Error(
+        `run folder ${runDir} already exists: pick another --name, or continue it with --resume ${runDir}`,
+      );
     // Rank 0 names the run (the others' clocks differ); the world size and global batch are recorded with it.
     if (dist) runDir = dist.share('runDir', isMain ? runDir : undefined);
     const world = dist?.worldSize ?? 1;
-    c = { ...c, distributed: { ...(c.distributed ?? DEFAULT_CONFIG.distributed), worldSize: world, globalBatch: c.batchSize * c.accumulate * world } };
+    c = {
+      ...c,
+      distributed: {
+        ...(c.distributed ?? DEFAULT_CONFIG.distributed),
+        worldSize: world,
+        globalBatch: c.batchSize * c.accumulate * world,
+      },
+    };
   }
   if (isMain) mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
   if (isMain && !o.resume) writeRunStart(runDir, c);
@@ -263,19 +362,31 @@ function openRunFolder(configIn: TrainConfig, o: TrainOptions, dist: Distributed
  * weights, and the evaluation pre-processing; rank 0 records them in the run folder (or checks a resumed
  * run's classes).
  */
-async function prepareData(ctx: Ctx, stored: RunInfo | null): Promise<{
-  all: Dataset; train: Dataset; val: Dataset | null; norm: ChannelStats; pretrained: ResolvedPretrained | null;
-  preprocess: PreprocessConfig; skippedInputs: number;
+async function prepareData(
+  ctx: Ctx,
+  stored: RunInfo | null,
+): Promise<{
+  all: Dataset;
+  train: Dataset;
+  val: Dataset | null;
+  norm: ChannelStats;
+  pretrained: ResolvedPretrained | null;
+  preprocess: PreprocessConfig;
+  skippedInputs: number;
 }> {
   const { c, runDir, log, dist, isMain } = ctx;
   const { all, train: trainDs, val: valDs } = prepareDataset(c);
   const skippedInputs = reportSkippedInputs(runDir, [trainDs, valDs], log);
   let norm: ChannelStats;
   if (c.input.mean === 'dataset' || c.input.std === 'dataset') {
-    if (stored) norm = { mean: stored.preprocess.mean, std: stored.preprocess.std }; else {
+    if (stored) norm = { mean: stored.preprocess.mean, std: stored.preprocess.std };
+    else {
       log('computing mean/std of the training split');
       const s = await computeChannelStats(trainDs);
-      norm = { mean: c.input.mean === 'dataset' ? s.mean : (c.input.mean as Triple), std: c.input.std === 'dataset' ? s.std : (c.input.std as Triple) };
+      norm = {
+        mean: c.input.mean === 'dataset' ? s.mean : (c.input.mean as Triple),
+        std: c.input.std === 'dataset' ? s.std : (c.input.std as Triple),
+      };
     }
   } else norm = configNormalization(c);
   // Pretrained weights by name (downloaded into the shared caches); not needed to resume.
@@ -284,46 +395,92 @@ async function prepareData(ctx: Ctx, stored: RunInfo | null): Promise<{
     pre = await resolvePretrained(c.model.pretrained, { log });
     checkArchitecture(pre, c.model.name);
   }
-  const record = pre?.cfg ? { name: pre.name, architecture: pre.architecture, ...(pre.commit ? { commit: pre.commit } : {}), cfg: pre.cfg } : undefined;
+  const record = pre?.cfg
+    ? { name: pre.name, architecture: pre.architecture, ...(pre.commit ? { commit: pre.commit } : {}), cfg: pre.cfg }
+    : undefined;
   const preprocess = preprocessFromConfig(c, norm, record);
   dist?.checkAgreement({
     config: sha256({ ...c, out: resolve(c.out) }),
     dataset: sha256(trainDs.samples.map((s) => [s.path, s.label, s.split])),
   });
 
-  if (!isMain) { /* rank 0 writes the run folder */ } else if (!stored) {
+  if (!isMain) {
+    /* rank 0 writes the run folder */
+  } else if (!stored) {
     writeRunFiles(runDir, {
-      config: c, classes: all.classes, preprocess, versions: versions(ctx.device),
+      config: c,
+      classes: all.classes,
+      preprocess,
+      versions: versions(ctx.device),
       dataset: {
-        root: resolve(c.data.root), classes: all.classes.length, train: trainDs.samples.length, val: valDs?.samples.length ?? 0,
-        trainSplit: c.data.trainSplit, valSplit: c.data.valSplit, fraction: c.data.fraction,
+        root: resolve(c.data.root),
+        classes: all.classes.length,
+        train: trainDs.samples.length,
+        val: valDs?.samples.length ?? 0,
+        trainSplit: c.data.trainSplit,
+        valSplit: c.data.valSplit,
+        fraction: c.data.fraction,
       },
     });
   } else if (JSON.stringify(stored.classes) !== JSON.stringify(all.classes)) {
-    throw new Error(`--resume: the dataset's classes changed since the run started (${stored.classes.length} stored, ${all.classes.length} now)`);
+    throw new Error(
+      `--resume: the dataset's classes changed since the run started (${stored.classes.length} stored, ${all.classes.length} now)`,
+    );
   }
   return { all, train: trainDs, val: valDs, norm, pretrained: pre, preprocess, skippedInputs };
 }
 
 /** Model, optimizer, schedule, EMA and loss scaler; init is seeded so runs repeat. */
-function buildModel(ctx: Ctx, numClasses: number, pre: ResolvedPretrained | null, optimizerStepsPerEpoch: number): Learner {
+function buildModel(
+  ctx: Ctx,
+  numClasses: number,
+  pre: ResolvedPretrained | null,
+  optimizerStepsPerEpoch: number,
+): Learner {
   const { c, log, device } = ctx;
   T.manualSeed(c.seed);
   const model = createModel(c.model.name, {
-    numClasses, dropRate: c.model.dropRate, dropPathRate: c.model.dropPathRate, ...headOptions(c.model), pretrained: pre?.weights, log: (m: string) => log(m),
+    numClasses,
+    dropRate: c.model.dropRate,
+    dropPathRate: c.model.dropPathRate,
+    ...headOptions(c.model),
+    pretrained: pre?.weights,
+    log: (m: string) => log(m),
   });
   model.to(device);
   if (c.model.channelsLast) model.to('channelsLast');
   const lr = scaledLr(c);
   if (c.finetune.freezeBn) log(`finetune: ${freezeBatchNormParams(model)} BatchNorm parameters frozen`);
-  const groups = layerDecayGroups(model, c.optim.noDecayBiasNorm ? paramGroupsNoDecay(model, c.optim.weightDecay)
-    : [{ params: model.parameters().filter((p) => p.requiresGrad), weightDecay: c.optim.weightDecay, names: model.namedParameters().filter(([, p]) => p.requiresGrad).map(([n]) => n) }],
-  lr, c.finetune.layerDecay);
-  const optimizer: Optimizer<GroupBase> = c.optim.name === 'sgd'
-    ? new SGD(groups, { lr, momentum: c.optim.momentum, nesterov: c.optim.nesterov, weightDecay: c.optim.weightDecay }) as unknown as Optimizer<GroupBase>
-    : new AdamW(groups, { lr, weightDecay: c.optim.weightDecay }) as unknown as Optimizer<GroupBase>;
+  const groups = layerDecayGroups(
+    model,
+    c.optim.noDecayBiasNorm
+      ? paramGroupsNoDecay(model, c.optim.weightDecay)
+      : [
+          {
+            params: model.parameters().filter((p) => p.requiresGrad),
+            weightDecay: c.optim.weightDecay,
+            names: model
+              .namedParameters()
+              .filter(([, p]) => p.requiresGrad)
+              .map(([n]) => n),
+          },
+        ],
+    lr,
+    c.finetune.layerDecay,
+  );
+  const optimizer: Optimizer<GroupBase> =
+    c.optim.name === 'sgd'
+      ? (new SGD(groups, {
+          lr,
+          momentum: c.optim.momentum,
+          nesterov: c.optim.nesterov,
+          weightDecay: c.optim.weightDecay,
+        }) as unknown as Optimizer<GroupBase>)
+      : (new AdamW(groups, { lr, weightDecay: c.optim.weightDecay }) as unknown as Optimizer<GroupBase>);
   const scheduler = new CosineWarmupLR(optimizer, {
-    epochs: c.schedule.epochs, warmupEpochs: c.schedule.warmupEpochs, minLr: c.schedule.minLr,
+    epochs: c.schedule.epochs,
+    warmupEpochs: c.schedule.warmupEpochs,
+    minLr: c.schedule.minLr,
     ...(c.schedule.perIteration ? { interval: 'iteration' as const, stepsPerEpoch: optimizerStepsPerEpoch } : {}),
   });
   let ema: WeightEma | null = null;
@@ -340,7 +497,14 @@ function buildModel(ctx: Ctx, numClasses: number, pre: ResolvedPretrained | null
 
 /** Resume: weights, optimizer, schedule, EMA, scaler, position, best; a fresh start otherwise. */
 function restoreState(ctx: Ctx, l: Learner, resumeFrom: string | undefined): Progress {
-  const p: Progress = { pos: { epoch: 0, step: 0 }, globalStep: 0, best: null, lastVal: null, stepsDone: 0, saveFailures: 0 };
+  const p: Progress = {
+    pos: { epoch: 0, step: 0 },
+    globalStep: 0,
+    best: null,
+    lastVal: null,
+    stepsDone: 0,
+    saveFailures: 0,
+  };
   if (!resumeFrom) return p;
   const { device, dist, log } = ctx;
   const ck = loadCheckpoint(resumeFrom);
@@ -349,7 +513,11 @@ function restoreState(ctx: Ctx, l: Learner, resumeFrom: string | undefined): Pro
     if (l.ema && ck.ema) l.ema.model.loadStateDict(new Map([...ck.ema].map(([k, r]) => [k, T.fromRaw(r, device)])));
   });
   const optState = ck.optimizer() as OptimizerStateDict;
-  try { l.optimizer.loadStateDict(optState); } finally { disposeTensors(optState); }
+  try {
+    l.optimizer.loadStateDict(optState);
+  } finally {
+    disposeTensors(optState);
+  }
   l.scheduler.loadStateDict(ck.state.scheduler as SchedulerStateDict);
   if (l.scaler && ck.state.scaler) l.scaler.loadState(ck.state.scaler as { scale: number; growthTracker: number });
   p.pos = ck.state.position as { epoch: number; step: number };
@@ -380,7 +548,12 @@ function stopRequested(ctx: Ctx): boolean {
  * Writes checkpoint `p` (rank 0; the others get its name) and moves latest.json to it. A failed write
  * keeps the previous checkpoint and returns null; two in a row stop training.
  */
-async function saveCheckpointAt(ctx: Ctx, l: Learner, pr: Progress, p: { epoch: number; step: number }): Promise<string | null> {
+async function saveCheckpointAt(
+  ctx: Ctx,
+  l: Learner,
+  pr: Progress,
+  p: { epoch: number; step: number },
+): Promise<string | null> {
   const { runDir, log } = ctx;
   const name = ckptName(p.epoch, p.step);
   if (!ctx.isMain) return name;
@@ -389,8 +562,14 @@ async function saveCheckpointAt(ctx: Ctx, l: Learner, pr: Progress, p: { epoch: 
     await saveCheckpoint(join(runDir, 'checkpoints'), name, {
       ...content,
       state: {
-        position: p, globalStep: pr.globalStep, scheduler: l.scheduler.stateDict(), scaler: l.scaler?.state() ?? null, best: pr.best,
-        val: pr.lastVal ? { top1: pr.lastVal.top1, top5: pr.lastVal.top5 } : null, model: ctx.c.model.name, numClasses: l.numClasses,
+        position: p,
+        globalStep: pr.globalStep,
+        scheduler: l.scheduler.stateDict(),
+        scaler: l.scaler?.state() ?? null,
+        best: pr.best,
+        val: pr.lastVal ? { top1: pr.lastVal.top1, top5: pr.lastVal.top5 } : null,
+        model: ctx.c.model.name,
+        numClasses: l.numClasses,
         worldSize: ctx.dist?.worldSize ?? 1,
       },
     });
@@ -401,7 +580,10 @@ async function saveCheckpointAt(ctx: Ctx, l: Learner, pr: Progress, p: { epoch: 
     if (!(e instanceof WriteError)) throw e;
     pr.saveFailures++;
     log(`checkpoint ${name} could not be saved: ${(e as Error).message}; the previous checkpoint is intact`);
-    if (pr.saveFailures >= 2) throw new Error(`two checkpoints in a row could not be saved (last: ${(e as Error).message}); stopping so no more work is lost`);
+    if (pr.saveFailures >= 2)
+      throw new Error(
+        `two checkpoints in a row could not be saved (last: ${(e as Error).message}); stopping so no more work is lost`,
+      );
     return null;
   } finally {
     disposeTensors(content);
@@ -412,7 +594,13 @@ async function saveCheckpointAt(ctx: Ctx, l: Learner, pr: Progress, p: { epoch: 
  * One epoch of training steps (from the resume position in the first); checkpoints inside the epoch
  * when asked. `stopped`: a stop request ended it early (a checkpoint was saved).
  */
-async function runEpoch(ctx: Ctx, l: Learner, pr: Progress, loader: DataLoader, epoch: number): Promise<{ stopped: boolean; record: EpochRecord }> {
+async function runEpoch(
+  ctx: Ctx,
+  l: Learner,
+  pr: Progress,
+  loader: DataLoader,
+  epoch: number,
+): Promise<{ stopped: boolean; record: EpochRecord }> {
   const { c, o, dist, device, runDir, log, amp } = ctx;
   const { model, optimizer, scheduler, ema, scaler } = l;
   const margin = marginOptions(c);
@@ -422,7 +610,9 @@ async function runEpoch(ctx: Ctx, l: Learner, pr: Progress, loader: DataLoader, 
   const epochStart = Date.now();
   setTrainMode(model, c.finetune, epoch);
   loader.setState({ epoch, step: epoch === pr.pos.epoch ? pr.pos.step : 0 });
-  let lossSum = 0; let lossN = 0; let images = 0;
+  let lossSum = 0;
+  let lossN = 0;
+  let images = 0;
   let step = epoch === pr.pos.epoch ? pr.pos.step : 0;
   for await (const batch of loader) {
     // Seeded per step so dropout/drop-path repeat exactly after a resume.
@@ -435,10 +625,12 @@ async function runEpoch(ctx: Ctx, l: Learner, pr: Progress, loader: DataLoader, 
       const y = T.tensor(batch.labels, [batch.labels.length]).long().to(device);
       const forward = (): T.Tensor => {
         const logits = model.forward(x);
-        return margin ? marginCrossEntropy(logits.float(), y, margin)
+        return margin
+          ? marginCrossEntropy(logits.float(), y, margin)
           : T.F.crossEntropy(logits.float(), y, { labelSmoothing: c.loss.labelSmoothing });
       };
-      const loss = amp === 'off' ? forward() : T.autocast(autocastDevice, forward, amp === 'bf16' ? 'bfloat16' : 'float16');
+      const loss =
+        amp === 'off' ? forward() : T.autocast(autocastDevice, forward, amp === 'bf16' ? 'bfloat16' : 'float16');
       const v = loss.item();
       if (!Number.isFinite(v)) return v;
       const scaled = scaler ? scaler.scaleLoss(loss) : loss;
@@ -447,27 +639,55 @@ async function runEpoch(ctx: Ctx, l: Learner, pr: Progress, loader: DataLoader, 
     });
     if (!Number.isFinite(lossValue)) {
       const last = readPointer(runDir, 'latest');
-      throw new TrainingDivergedError(`loss became ${lossValue} at epoch ${epoch + 1}, step ${step + 1}: stopping. ` +
-        (last ? `The last good checkpoint is ${last}; lower optim.lr or enable a warmup and resume from it.` : 'No checkpoint was saved yet; lower optim.lr or enable a warmup.'));
+      throw new TrainingDivergedError(
+        `loss became ${lossValue} at epoch ${epoch + 1}, step ${step + 1}: stopping. ` +
+          (last
+            ? `The last good checkpoint is ${last}; lower optim.lr or enable a warmup and resume from it.`
+            : 'No checkpoint was saved yet; lower optim.lr or enable a warmup.'),
+      );
     }
     step++;
     pr.stepsDone++;
     if (step % c.accumulate === 0 || step === stepsPerEpoch) {
       let doStep = true;
       dist?.averageGradients();
-      if (scaler) doStep = T.tidy(() => scaler.unscaleAndUpdate(model.parameters().map((p) => p.grad).filter((g): g is T.Tensor => g !== undefined)));
+      if (scaler)
+        doStep = T.tidy(() =>
+          scaler.unscaleAndUpdate(
+            model
+              .parameters()
+              .map((p) => p.grad)
+              .filter((g): g is T.Tensor => g !== undefined),
+          ),
+        );
       if (doStep) optimizer.step();
       optimizer.zeroGrad();
       pr.globalStep++;
       ema?.update(model);
       if (c.schedule.perIteration) scheduler.step();
     }
-    lossSum += lossValue * batch.labels.length; lossN += batch.labels.length; images += batch.labels.length;
+    lossSum += lossValue * batch.labels.length;
+    lossN += batch.labels.length;
+    images += batch.labels.length;
     const secs = (Date.now() - epochStart) / 1000;
     const currentLr = optimizer.paramGroups[0]!.lr;
-    o.events?.onStep?.({ epoch, epochs: c.schedule.epochs, step, steps: stepsPerEpoch, loss: lossValue, lr: currentLr, imagesPerSec: images / Math.max(secs, 1e-9) }, totalSteps, pr.stepsDone);
-    if (pr.globalStep % 50 === 0 && step % c.accumulate === 0) appendMetric(ctx, { type: 'step', epoch, step, globalStep: pr.globalStep, loss: lossValue, lr: currentLr });
-    if (c.checkpointEverySteps > 0 && step % c.checkpointEverySteps === 0 && step < stepsPerEpoch) await saveCheckpointAt(ctx, l, pr, { epoch, step });
+    o.events?.onStep?.(
+      {
+        epoch,
+        epochs: c.schedule.epochs,
+        step,
+        steps: stepsPerEpoch,
+        loss: lossValue,
+        lr: currentLr,
+        imagesPerSec: images / Math.max(secs, 1e-9),
+      },
+      totalSteps,
+      pr.stepsDone,
+    );
+    if (pr.globalStep % 50 === 0 && step % c.accumulate === 0)
+      appendMetric(ctx, { type: 'step', epoch, step, globalStep: pr.globalStep, loss: lossValue, lr: currentLr });
+    if (c.checkpointEverySteps > 0 && step % c.checkpointEverySteps === 0 && step < stepsPerEpoch)
+      await saveCheckpointAt(ctx, l, pr, { epoch, step });
     if (stopRequested(ctx)) {
       if (step < stepsPerEpoch) {
         const n = await saveCheckpointAt(ctx, l, pr, { epoch, step });
@@ -480,21 +700,44 @@ async function runEpoch(ctx: Ctx, l: Learner, pr: Progress, loader: DataLoader, 
   return { stopped: false, record: epochRecord(epoch, lossSum, lossN, images, epochStart, optimizer) };
 }
 
-function epochRecord(epoch: number, lossSum: number, lossN: number, images: number, epochStart: number, optimizer: Optimizer<GroupBase>): EpochRecord {
+function epochRecord(
+  epoch: number,
+  lossSum: number,
+  lossN: number,
+  images: number,
+  epochStart: number,
+  optimizer: Optimizer<GroupBase>,
+): EpochRecord {
   const seconds = (Date.now() - epochStart) / 1000;
-  return { type: 'epoch', epoch: epoch + 1, trainLoss: lossN ? lossSum / lossN : NaN, lr: optimizer.paramGroups[0]!.lr, imagesPerSec: images / Math.max(seconds, 1e-9), seconds };
+  return {
+    type: 'epoch',
+    epoch: epoch + 1,
+    trainLoss: lossN ? lossSum / lossN : NaN,
+    lr: optimizer.paramGroups[0]!.lr,
+    imagesPerSec: images / Math.max(seconds, 1e-9),
+    seconds,
+  };
 }
 
 /**
  * Validation of the (EMA) model on the validation split with the run's evaluation pre-processing; in a
  * data-parallel job each rank evaluates its shard and the counts are summed over the ranks.
  */
-async function validate(ctx: Ctx, l: Learner, valDs: Dataset, preprocess: PreprocessConfig, epoch: number): Promise<EvalMetrics> {
+async function validate(
+  ctx: Ctx,
+  l: Learner,
+  valDs: Dataset,
+  preprocess: PreprocessConfig,
+  epoch: number,
+): Promise<EvalMetrics> {
   const { c, device, dist } = ctx;
   const evalModel = l.ema ? l.ema.model : l.model;
   const r = await evaluate(evalModel, valDs, evalPipeline(preprocess, c.data.maxPixels), {
     ...dist?.shardedEvaluation(evalModel, `validation after epoch ${epoch + 1}`),
-    batchSize: Math.max(c.batchSize, 32), device, channelsLast: c.model.channelsLast, keepTopK: 0,
+    batchSize: Math.max(c.batchSize, 32),
+    device,
+    channelsLast: c.model.channelsLast,
+    keepTopK: 0,
     ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
   });
   setTrainMode(l.model, c.finetune, epoch);
@@ -502,8 +745,13 @@ async function validate(ctx: Ctx, l: Learner, valDs: Dataset, preprocess: Prepro
 }
 
 /** Rank 0: checkpoint when the epoch improved, is the last, is due, or a stop was asked; best.json; pruning. */
-async function endOfEpoch(ctx: Ctx, l: Learner, pr: Progress, rec: EpochRecord,
-  e: { epoch: number; isLast: boolean; stopNow: boolean; hasVal: boolean }): Promise<void> {
+async function endOfEpoch(
+  ctx: Ctx,
+  l: Learner,
+  pr: Progress,
+  rec: EpochRecord,
+  e: { epoch: number; isLast: boolean; stopNow: boolean; hasVal: boolean },
+): Promise<void> {
   const { c, runDir } = ctx;
   const { epoch, isLast } = e;
   const improved = rec.val !== undefined && (pr.best === null || rec.val.top1 > pr.best.top1);
@@ -513,6 +761,8 @@ async function endOfEpoch(ctx: Ctx, l: Learner, pr: Progress, rec: EpochRecord,
   const saved = await saveCheckpointAt(ctx, l, pr, { epoch: epoch + 1, step: 0 });
   if (saved && improved) writePointer(runDir, 'best', saved, { top1: pr.best!.top1, epoch: epoch + 1 });
   if (saved && !e.hasVal && isLast) writePointer(runDir, 'best', saved, { epoch: epoch + 1 });
-  const protect = [readPointer(runDir, 'best'), readPointer(runDir, 'latest')].filter((p): p is string => !!p).map((p) => p.split('/').pop()!);
+  const protect = [readPointer(runDir, 'best'), readPointer(runDir, 'latest')]
+    .filter((p): p is string => !!p)
+    .map((p) => p.split('/').pop()!);
   pruneCheckpoints(join(runDir, 'checkpoints'), c.keepCheckpoints, protect);
 }

@@ -31,7 +31,10 @@ train(data.config, {
     onStep: (progress, totalSteps, stepsDone) => {
       // Throttled: the main thread only redraws a bar.
       const now = Date.now();
-      if (now - lastStepPost > 200 || progress.step === progress.steps) { lastStepPost = now; post({ type: 'step', progress, totalSteps, stepsDone }); }
+      if (now - lastStepPost > 200 || progress.step === progress.steps) {
+        lastStepPost = now;
+        post({ type: 'step', progress, totalSteps, stepsDone });
+      }
     },
     onLog: (line) => post({ type: 'log', line }),
     onEpoch: (record) => post({ type: 'epoch', record }),

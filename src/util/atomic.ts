@@ -8,10 +8,19 @@ import { writeAtomicSync, writeAllSync, syncDirQuietly } from '../io/file.js';
 import { faultPoint, faultWriteNumber } from './fault.js';
 
 export class WriteError extends Error {
-  constructor(readonly path: string, cause: unknown) {
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
     const e = cause as NodeJS.ErrnoException;
-    const why = e.code === 'ENOSPC' ? 'disk full' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied'
-      : e.code === 'EROFS' ? 'read-only filesystem' : e.message;
+    const why =
+      e.code === 'ENOSPC'
+        ? 'disk full'
+        : e.code === 'EACCES' || e.code === 'EPERM'
+          ? 'permission denied'
+          : e.code === 'EROFS'
+            ? 'read-only filesystem'
+            : e.message;
     super(`could not write ${path}: ${why}`, { cause });
     this.name = 'WriteError';
   }
@@ -64,7 +73,12 @@ export async function writeDirAtomic(finalDir: string, fill: (tmpDir: string) =>
 }
 
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**
@@ -76,13 +90,23 @@ export function recoverDirAtomic(finalDir: string, clean = false): void {
   const parent = dirname(finalDir);
   const prefix = `.${basename(finalDir)}.`;
   let names: string[];
-  try { names = readdirSync(parent); } catch { return; }
-  const left = names.map((n) => ({ n, m: /^(tmp|old)-(\d+)-(\d+)$/.exec(n.slice(prefix.length)) }))
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  const left = names
+    .map((n) => ({ n, m: /^(tmp|old)-(\d+)-(\d+)$/.exec(n.slice(prefix.length)) }))
     .filter((x) => x.n.startsWith(prefix) && x.m && !alive(Number(x.m[2])))
     .sort((a, b) => Number(b.m![3]) - Number(a.m![3]));
   try {
     const old = left.find((x) => x.m![1] === 'old');
-    if (old && !existsSync(finalDir)) { renameSync(join(parent, old.n), finalDir); syncDirQuietly(parent); }
+    if (old && !existsSync(finalDir)) {
+      renameSync(join(parent, old.n), finalDir);
+      syncDirQuietly(parent);
+    }
     if (clean) for (const x of left) rmSync(join(parent, x.n), { recursive: true, force: true });
-  } catch { /* best effort */ }
+  } catch {
+    /* best effort */
+  }
 }

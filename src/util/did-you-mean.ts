@@ -26,7 +26,10 @@ export function closestNames(name: string, known: Iterable<string>, max = 3): st
     if (d <= limit) scored.push([k, d]);
     else if (n.length >= 3 && k.toLowerCase().startsWith(n)) scored.push([k, limit + 1]);
   }
-  return scored.sort((x, y) => x[1] - y[1] || x[0].localeCompare(y[0])).slice(0, max).map(([k]) => k);
+  return scored
+    .sort((x, y) => x[1] - y[1] || x[0].localeCompare(y[0]))
+    .slice(0, max)
+    .map(([k]) => k);
 }
 
 /** ` (did you mean 'a' or 'b'?)`, or '' when nothing is close. */

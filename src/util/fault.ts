@@ -14,14 +14,20 @@ const PHASES: Record<FaultKind, readonly string[]> = {
   dir: ['before-rename', 'swapped', 'after-rename'],
 };
 
-interface Fault { kind: FaultKind; n: number; phase: string }
+interface Fault {
+  kind: FaultKind;
+  n: number;
+  phase: string;
+}
 
 function parse(text: string | undefined): Fault | null {
   if (!text) return null;
   const m = /^(file|dir):([1-9]\d*):([a-z-]+)$/.exec(text);
   const kind = m?.[1] as FaultKind | undefined;
   if (!m || !kind || !PHASES[kind].includes(m[3]!)) {
-    throw new Error(`GOODSREC_FAULT: expected file:<n>:${PHASES.file.join('|')} or dir:<n>:${PHASES.dir.join('|')}, got '${text}'`);
+    throw new Error(
+      `GOODSREC_FAULT: expected file:<n>:${PHASES.file.join('|')} or dir:<n>:${PHASES.dir.join('|')}, got '${text}'`,
+    );
   }
   return { kind, n: Number(m[2]), phase: m[3]! };
 }

@@ -49,7 +49,17 @@ export function fuzzInput(t: FuzzTarget, seed: number, index: number): { bytes: 
 }
 
 export function emptyStats(parser: string): ParserStats {
-  return { parser, inputs: 0, accepted: 0, named: 0, other: 0, crashes: 0, sanitizerReports: 0, seconds: 0, findings: [] };
+  return {
+    parser,
+    inputs: 0,
+    accepted: 0,
+    named: 0,
+    other: 0,
+    crashes: 0,
+    sanitizerReports: 0,
+    seconds: 0,
+    findings: [],
+  };
 }
 
 export async function runCampaign(t: FuzzTarget, o: CampaignOptions, into = emptyStats(t.name)): Promise<ParserStats> {
@@ -90,9 +100,19 @@ export async function runCampaign(t: FuzzTarget, o: CampaignOptions, into = empt
 }
 
 export function formatStats(rows: readonly ParserStats[]): string {
-  const head = ['parser', 'inputs', 'accepted', 'rejected-named', 'other-errors', 'crashes', 'sanitizer-reports', 'seconds'];
-  const lines = rows.map((r) => [r.parser, r.inputs, r.accepted, r.named, r.other, r.crashes, r.sanitizerReports, r.seconds.toFixed(0)]
-    .map(String));
+  const head = [
+    'parser',
+    'inputs',
+    'accepted',
+    'rejected-named',
+    'other-errors',
+    'crashes',
+    'sanitizer-reports',
+    'seconds',
+  ];
+  const lines = rows.map((r) =>
+    [r.parser, r.inputs, r.accepted, r.named, r.other, r.crashes, r.sanitizerReports, r.seconds.toFixed(0)].map(String),
+  );
   const widths = head.map((h, k) => Math.max(h.length, ...lines.map((l) => l[k]!.length)));
   return [head, ...lines].map((l) => l.map((c, k) => c.padStart(widths[k]!)).join('  ')).join('\n');
 }

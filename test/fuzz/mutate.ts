@@ -35,15 +35,55 @@ export class FuzzRng {
 
 const INTERESTING_8 = [0, 1, 0x7f, 0x80, 0xff, 0x10, 0x20, 0x40, 0x64];
 const INTERESTING_BIG = [
-  0n, 1n, 2n, 8n, 0x7fn, 0x80n, 0xffn, 0x100n, 0x7fffn, 0x8000n, 0xffffn, 0x10000n, 0x7fffffffn, 0x80000000n,
-  0xffffffffn, 0x100000000n, 0x1fffffffffffffn, 0x20000000000000n, 0x7fffffffffffffffn, 0x8000000000000000n,
-  0xffffffffffffffffn, 46341n, 65500n, 1000000n, 178956971n,
+  0n,
+  1n,
+  2n,
+  8n,
+  0x7fn,
+  0x80n,
+  0xffn,
+  0x100n,
+  0x7fffn,
+  0x8000n,
+  0xffffn,
+  0x10000n,
+  0x7fffffffn,
+  0x80000000n,
+  0xffffffffn,
+  0x100000000n,
+  0x1fffffffffffffn,
+  0x20000000000000n,
+  0x7fffffffffffffffn,
+  0x8000000000000000n,
+  0xffffffffffffffffn,
+  46341n,
+  65500n,
+  1000000n,
+  178956971n,
 ];
 /** Numbers that break length, offset, shape and count fields written as decimal text (JSON, CSV). */
 const INTERESTING_DECIMAL = [
-  '0', '-1', '1', '-0', '2147483647', '2147483648', '4294967295', '4294967296', '9007199254740991',
-  '9007199254740993', '18446744073709551615', '1e308', '1e309', '-1e309', '0.5', 'NaN', '1e-400', '00',
-  '99999999999999999999999', '3.0', '0x10',
+  '0',
+  '-1',
+  '1',
+  '-0',
+  '2147483647',
+  '2147483648',
+  '4294967295',
+  '4294967296',
+  '9007199254740991',
+  '9007199254740993',
+  '18446744073709551615',
+  '1e308',
+  '1e309',
+  '-1e309',
+  '0.5',
+  'NaN',
+  '1e-400',
+  '00',
+  '99999999999999999999999',
+  '3.0',
+  '0x10',
 ];
 
 export interface MutateContext {
@@ -78,10 +118,17 @@ export function mutateOnce(input: Uint8Array, rng: FuzzRng, ctx: MutateContext):
   const n = b.length;
   const at = rng.below(Math.max(n, 1));
   switch (rng.below(12)) {
-    case 0: if (n) b[at] = b[at]! ^ (1 << rng.below(8)); break;
-    case 1: if (n) b[at] = rng.below(256); break;
-    case 2: if (n) b[at] = rng.pick(INTERESTING_8); break;
-    case 3: case 4: {
+    case 0:
+      if (n) b[at] = b[at]! ^ (1 << rng.below(8));
+      break;
+    case 1:
+      if (n) b[at] = rng.below(256);
+      break;
+    case 2:
+      if (n) b[at] = rng.pick(INTERESTING_8);
+      break;
+    case 3:
+    case 4: {
       const width = rng.pick([2, 4, 8]);
       const where = ctx.hotOffsets?.length && rng.chance(0.7) ? rng.pick(ctx.hotOffsets) : at;
       let v = rng.pick(INTERESTING_BIG);
@@ -100,7 +147,9 @@ export function mutateOnce(input: Uint8Array, rng: FuzzRng, ctx: MutateContext):
       } else if (n) b[at] = rng.pick([0x30, 0x39, 0x2d]);
       break;
     }
-    case 6: b = b.subarray(0, rng.below(n + 1)).slice(); break;
+    case 6:
+      b = b.subarray(0, rng.below(n + 1)).slice();
+      break;
     case 7: {
       const other = ctx.seeds.length ? rng.pick(ctx.seeds) : input;
       const cut = rng.below(other.length + 1);
@@ -108,12 +157,16 @@ export function mutateOnce(input: Uint8Array, rng: FuzzRng, ctx: MutateContext):
       break;
     }
     case 8: {
-      const tok = ctx.dictionary.length && rng.chance(0.7) ? rng.pick(ctx.dictionary)
-        : Uint8Array.from({ length: 1 + rng.below(16) }, () => rng.below(256));
+      const tok =
+        ctx.dictionary.length && rng.chance(0.7)
+          ? rng.pick(ctx.dictionary)
+          : Uint8Array.from({ length: 1 + rng.below(16) }, () => rng.below(256));
       b = rng.chance(0.5) ? splice(b, at, 0, tok) : splice(b, at, Math.min(tok.length, n - at), tok);
       break;
     }
-    case 9: b = splice(b, at, Math.min(1 + rng.below(32), n - at), new Uint8Array(0)); break;
+    case 9:
+      b = splice(b, at, Math.min(1 + rng.below(32), n - at), new Uint8Array(0));
+      break;
     case 10: {
       const from = rng.below(Math.max(n, 1));
       const len = Math.min(1 + rng.below(64), n - from);
@@ -205,15 +258,23 @@ export function buildStoredZip(members: readonly ZipMember[]): Uint8Array {
     const crc = crc32(m.data);
     const local = new Uint8Array(30 + name.length);
     const lv = new DataView(local.buffer);
-    lv.setUint32(0, 0x04034b50, true); lv.setUint16(4, 20, true);
-    lv.setUint32(14, crc, true); lv.setUint32(18, m.data.length, true); lv.setUint32(22, m.data.length, true);
+    lv.setUint32(0, 0x04034b50, true);
+    lv.setUint16(4, 20, true);
+    lv.setUint32(14, crc, true);
+    lv.setUint32(18, m.data.length, true);
+    lv.setUint32(22, m.data.length, true);
     lv.setUint16(26, name.length, true);
     local.set(name, 30);
     const c = new Uint8Array(46 + name.length);
     const cv = new DataView(c.buffer);
-    cv.setUint32(0, 0x02014b50, true); cv.setUint16(4, 20, true); cv.setUint16(6, 20, true);
-    cv.setUint32(16, crc, true); cv.setUint32(20, m.data.length, true); cv.setUint32(24, m.data.length, true);
-    cv.setUint16(28, name.length, true); cv.setUint32(42, offset, true);
+    cv.setUint32(0, 0x02014b50, true);
+    cv.setUint16(4, 20, true);
+    cv.setUint16(6, 20, true);
+    cv.setUint32(16, crc, true);
+    cv.setUint32(20, m.data.length, true);
+    cv.setUint32(24, m.data.length, true);
+    cv.setUint16(28, name.length, true);
+    cv.setUint32(42, offset, true);
     c.set(name, 46);
     parts.push(local, m.data);
     central.push(c);
@@ -222,12 +283,18 @@ export function buildStoredZip(members: readonly ZipMember[]): Uint8Array {
   const cdSize = central.reduce((s, c) => s + c.length, 0);
   const eocd = new Uint8Array(22);
   const ev = new DataView(eocd.buffer);
-  ev.setUint32(0, 0x06054b50, true); ev.setUint16(8, members.length, true); ev.setUint16(10, members.length, true);
-  ev.setUint32(12, cdSize, true); ev.setUint32(16, offset, true);
+  ev.setUint32(0, 0x06054b50, true);
+  ev.setUint16(8, members.length, true);
+  ev.setUint16(10, members.length, true);
+  ev.setUint32(12, cdSize, true);
+  ev.setUint32(16, offset, true);
   const all = [...parts, ...central, eocd];
   const out = new Uint8Array(all.reduce((s, p) => s + p.length, 0));
   let p = 0;
-  for (const a of all) { out.set(a, p); p += a.length; }
+  for (const a of all) {
+    out.set(a, p);
+    p += a.length;
+  }
   return out;
 }
 

@@ -8,7 +8,17 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../../src/tensor/index.js';
-import { BatchNorm2d, Conv2d, Linear, ReLU, AdaptiveAvgPool2d, Flatten, Sequential, readStateDict, saveWeights } from '../../src/nn/index.js';
+import {
+  BatchNorm2d,
+  Conv2d,
+  Linear,
+  ReLU,
+  AdaptiveAvgPool2d,
+  Flatten,
+  Sequential,
+  readStateDict,
+  saveWeights,
+} from '../../src/nn/index.js';
 import { SGD } from '../../src/optim/index.js';
 import { shardOrder } from '../../src/data/shard.js';
 import { distEnvFromProcess } from '../../src/distributed/env.js';
@@ -23,19 +33,36 @@ if (!env) throw new Error('ddp-worker: WORLD_SIZE is not set');
 T.setNumThreads(1);
 
 const model = new Sequential(
-  new Conv2d(3, 8, 3, { padding: 1, bias: false }), new BatchNorm2d(8), new ReLU(),
-  new Conv2d(8, 16, 3, { stride: 2, padding: 1 }), new BatchNorm2d(16), new ReLU(),
-  new AdaptiveAvgPool2d(1), new Flatten(), new Linear(16, 5));
+  new Conv2d(3, 8, 3, { padding: 1, bias: false }),
+  new BatchNorm2d(8),
+  new ReLU(),
+  new Conv2d(8, 16, 3, { stride: 2, padding: 1 }),
+  new BatchNorm2d(16),
+  new ReLU(),
+  new AdaptiveAvgPool2d(1),
+  new Flatten(),
+  new Linear(16, 5),
+);
 model.to('float64');
 const init = readStateDict(join(dir, 'init.safetensors'));
 // Rank 1 starts from other weights: the broadcast from rank 0 must replace them.
-if (env.rank !== 0) T.noGrad(() => { for (const t of init.values()) if (T.isFloating(t.dtype)) t.add_(1); });
+if (env.rank !== 0)
+  T.noGrad(() => {
+    for (const t of init.values()) if (T.isFloating(t.dtype)) t.add_(1);
+  });
 model.loadStateDict(init);
 for (const t of init.values()) t.dispose();
 
 const data = readStateDict(join(dir, 'data.safetensors'));
-const x = data.get('x')!; const y = data.get('y')!;
-const pg = T.ProcessGroup.init({ masterAddr: env.masterAddr, masterPort: env.masterPort, rank: env.rank, worldSize: env.worldSize, timeoutMs: env.timeoutMs });
+const x = data.get('x')!;
+const y = data.get('y')!;
+const pg = T.ProcessGroup.init({
+  masterAddr: env.masterAddr,
+  masterPort: env.masterPort,
+  rank: env.rank,
+  worldSize: env.worldSize,
+  timeoutMs: env.timeoutMs,
+});
 const overlapped = mode === 'ddp' || mode === 'syncbn';
 if (mode === 'syncbn' && convertSyncBatchNorm(model, pg) !== 2) throw new Error('ddp-worker: expected 2 BatchNorm');
 const smallBuckets = { bucketCapMB: 0.004, firstBucketCapMB: 0.001 };
@@ -43,7 +70,11 @@ const dp = new DataParallel(pg, model, overlapped ? smallBuckets : { overlap: fa
 dp.broadcastState();
 const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
 const n = y.shape[0]!;
-const order = shardOrder(Int32Array.from({ length: n }, (_, i) => i), env, true);
+const order = shardOrder(
+  Int32Array.from({ length: n }, (_, i) => i),
+  env,
+  true,
+);
 const per = Math.floor(order.length / steps);
 const losses: number[] = [];
 let early = 0;
@@ -59,11 +90,24 @@ for (let s = 0; s < steps; s++) {
     return l.item();
   });
   if (overlapped || mode === 'ddp-post') dp.averageGradients();
-  else if (mode === 'sum') T.tidy(() => pg.allreduceBuckets(model.parameters().reverse().map((p) => p.grad!), dp.buckets, 1));
+  else if (mode === 'sum')
+    T.tidy(() =>
+      pg.allreduceBuckets(
+        model
+          .parameters()
+          .reverse()
+          .map((p) => p.grad!),
+        dp.buckets,
+        1,
+      ),
+    );
   early = Math.max(early, dp.lastEarlyBuckets);
   opt.step();
   losses.push(loss);
 }
 saveWeights(model, join(dir, `goodsrec-${mode}-rank${env.rank}.safetensors`));
-writeFileSync(join(dir, `goodsrec-${mode}-rank${env.rank}.json`), JSON.stringify({ losses, buckets: dp.buckets, bytes: dp.bytesPerStep, early }));
+writeFileSync(
+  join(dir, `goodsrec-${mode}-rank${env.rank}.json`),
+  JSON.stringify({ losses, buckets: dp.buckets, bytes: dp.bytesPerStep, early }),
+);
 pg.destroy();

@@ -23,7 +23,8 @@ function grOpBodies(src: string): string[] {
     const start = i;
     for (; i < src.length && depth > 0; i++) {
       const ch = src[i];
-      if (ch === '"' || ch === "'") { // skip a literal
+      if (ch === '"' || ch === "'") {
+        // skip a literal
         for (i++; i < src.length && src[i] !== ch; i++) if (src[i] === '\\') i++;
       } else if (ch === '/' && src[i + 1] === '/') {
         while (i < src.length && src[i] !== '\n') i++;
@@ -43,7 +44,9 @@ export function parseRegistrations(src: string, file: string): Registration[] {
     const name = text.slice(0, comma).trim();
     const body = text.slice(comma + 1);
     const readers: Set<string>[] = [];
-    const add = (i: number, r: string): void => { (readers[i] ??= new Set()).add(r); };
+    const add = (i: number, r: string): void => {
+      (readers[i] ??= new Set()).add(r);
+    };
     for (const m of body.matchAll(READER)) add(Number(m[2]), m[1]!);
     for (const m of body.matchAll(/argOptions\(info, (\d+), (\d+)\)/g)) {
       add(Number(m[1]), 'DT');
@@ -55,10 +58,18 @@ export function parseRegistrations(src: string, file: string): Registration[] {
     for (let i = 0; i < readers.length; i++) readers[i] ??= new Set();
     const returns = new Set<string>();
     const forms: [string, RegExp][] = [
-      ['RET', /\bRET\(/], ['RETL', /\bRETL\(/], ['RET2', /\bRET2\(/], ['RETV', /\bRETV\b/],
-      ['Boolean', /return Napi::Boolean::New/], ['Number', /return Napi::Number::New/],
-      ['String', /return Napi::String::New/], ['Array', /return arr;/], ['ArrayBuffer', /return ab;/],
-      ['Object', /return o;/], ['External', /return Napi::External<\w+>::New/], ['Null', /return env\.Null\(\)/],
+      ['RET', /\bRET\(/],
+      ['RETL', /\bRETL\(/],
+      ['RET2', /\bRET2\(/],
+      ['RETV', /\bRETV\b/],
+      ['Boolean', /return Napi::Boolean::New/],
+      ['Number', /return Napi::Number::New/],
+      ['String', /return Napi::String::New/],
+      ['Array', /return arr;/],
+      ['ArrayBuffer', /return ab;/],
+      ['Object', /return o;/],
+      ['External', /return Napi::External<\w+>::New/],
+      ['Null', /return env\.Null\(\)/],
     ];
     for (const [form, re] of forms) if (re.test(body)) returns.add(form);
     return { name, file, readers, returns };
@@ -67,21 +78,50 @@ export function parseRegistrations(src: string, file: string): Registration[] {
 
 /** Every registration of the libtorch addon's sources (native/*.cc; native/image/ is the other addon). */
 export function readRegistrations(nativeDir: string): Registration[] {
-  return readdirSync(nativeDir).filter((f) => f.endsWith('.cc')).sort()
+  return readdirSync(nativeDir)
+    .filter((f) => f.endsWith('.cc'))
+    .sort()
     .flatMap((f) => parseRegistrations(readFileSync(join(nativeDir, f), 'utf8'), join(nativeDir, f)));
 }
 
 /** The C++ reader each declared kind must use; raw (info[i]) may stand for any kind. */
 const READERS_OF: Record<ArgKind, string[]> = {
-  tensor: ['T'], 'tensor?': ['OT'], 'tensor[]': ['TL'], float: ['D'], 'float?': ['OD'], int: ['I'], 'int?': ['OI'],
-  'int[]': ['IL'], bool: ['B'], string: ['S'], scalar: ['SC'], 'scalar?': ['SC'], dtype: ['DT'], 'dtype?': ['ODT'],
-  'device?': ['DEV', 'S'], bytes: [], external: ['G'],
+  tensor: ['T'],
+  'tensor?': ['OT'],
+  'tensor[]': ['TL'],
+  float: ['D'],
+  'float?': ['OD'],
+  int: ['I'],
+  'int?': ['OI'],
+  'int[]': ['IL'],
+  bool: ['B'],
+  string: ['S'],
+  scalar: ['SC'],
+  'scalar?': ['SC'],
+  dtype: ['DT'],
+  'dtype?': ['ODT'],
+  'device?': ['DEV', 'S'],
+  bytes: [],
+  external: ['G'],
 };
 const RETURNS_OF: Record<ResultKind, string[]> = {
-  tensor: ['RET'], 'tensor?': ['RET', 'RETV'], 'tensor[]': ['RETL'], pair: ['RET2'], void: ['RETV'],
-  bool: ['Boolean'], number: ['Number'], item: ['Boolean', 'Number'], string: ['String'], 'int[]': ['Array'],
-  buffer: ['ArrayBuffer'], memory: ['Object'], buildInfo: ['Object'], autocastState: ['Object'],
-  external: ['External'], 'string?': ['String', 'Null'], distInfo: ['Object'],
+  tensor: ['RET'],
+  'tensor?': ['RET', 'RETV'],
+  'tensor[]': ['RETL'],
+  pair: ['RET2'],
+  void: ['RETV'],
+  bool: ['Boolean'],
+  number: ['Number'],
+  item: ['Boolean', 'Number'],
+  string: ['String'],
+  'int[]': ['Array'],
+  buffer: ['ArrayBuffer'],
+  memory: ['Object'],
+  buildInfo: ['Object'],
+  autocastState: ['Object'],
+  external: ['External'],
+  'string?': ['String', 'Null'],
+  distInfo: ['Object'],
 };
 
 /** Differences between the registrations and the table, one line each (empty when they match). */
@@ -92,7 +132,10 @@ export function compareWithTable(regs: readonly Registration[], table: Readonly<
     if (seen.has(r.name)) problems.push(`${r.name}: registered twice`);
     seen.add(r.name);
     const decl = table[r.name];
-    if (!decl) { problems.push(`${r.name} (${r.file}): registered but not declared in src/tensor/ops.ts`); continue; }
+    if (!decl) {
+      problems.push(`${r.name} (${r.file}): registered but not declared in src/tensor/ops.ts`);
+      continue;
+    }
     const args = (decl.args as readonly string[]).map((a) => a.slice(a.indexOf(': ') + 2) as ArgKind);
     if (args.length !== r.readers.length) {
       problems.push(`${r.name}: declared with ${args.length} argument(s), the C++ body reads ${r.readers.length}`);

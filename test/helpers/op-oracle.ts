@@ -11,7 +11,15 @@ import * as T from '../../src/tensor/index.js';
 export const ORACLE_PYTHON = process.env.GOODSREC_ORACLE_PYTHON ?? '/usr/bin/python3';
 
 /** How an input is generated: normal, uniform [0,1), positive (0.5..2), wide normal (x4), integers [lo, hi), a bool mask, or custom. */
-export type Gen = 'randn' | 'rand' | 'pos' | 'wide' | 'mask' | { int: [number, number] } | { perm: number } | (() => T.Tensor);
+export type Gen =
+  | 'randn'
+  | 'rand'
+  | 'pos'
+  | 'wide'
+  | 'mask'
+  | { int: [number, number] }
+  | { perm: number }
+  | (() => T.Tensor);
 
 export interface InputSpec {
   /** Logical shape the op sees. */
@@ -24,7 +32,10 @@ export interface InputSpec {
   layout?: 'T' | 'slice' | 'cl';
 }
 
-export interface Tolerance { rtol: number; atol: number }
+export interface Tolerance {
+  rtol: number;
+  atol: number;
+}
 /** float32: |a - b| <= 1e-5·|b| + 1e-6·max(1, max|b|) elementwise, b the PyTorch value. */
 export const F32_TOL: Tolerance = { rtol: 1e-5, atol: 1e-6 };
 /** bfloat16 (8-bit mantissa, eps 2^-8 ≈ 3.9e-3): two ulps relative. */
@@ -43,13 +54,37 @@ export interface OpCase {
   autocast?: boolean;
 }
 
-interface Stored { offset: number; kind: 'float64' | 'int64' | 'bool'; shape: number[]; dtype: string; channelsLast: boolean }
-interface PyResult { outputs?: Stored[]; grads?: (Stored | null)[]; error?: string; trace?: string }
+interface Stored {
+  offset: number;
+  kind: 'float64' | 'int64' | 'bool';
+  shape: number[];
+  dtype: string;
+  channelsLast: boolean;
+}
+interface PyResult {
+  outputs?: Stored[];
+  grads?: (Stored | null)[];
+  error?: string;
+  trace?: string;
+}
 
-interface Values { shape: number[]; dtype: string; channelsLast: boolean; values: Float64Array }
-interface JsResult { outputs: Values[]; grads: (Values | null)[]; error?: string }
+interface Values {
+  shape: number[];
+  dtype: string;
+  channelsLast: boolean;
+  values: Float64Array;
+}
+interface JsResult {
+  outputs: Values[];
+  grads: (Values | null)[];
+  error?: string;
+}
 
-export interface CaseResult { js: JsResult; py: PyResult; pyValues: { outputs: Values[]; grads: (Values | null)[] } }
+export interface CaseResult {
+  js: JsResult;
+  py: PyResult;
+  pyValues: { outputs: Values[]; grads: (Values | null)[] };
+}
 
 const isFloat = (d: T.DType): boolean => T.isFloating(d);
 
@@ -92,13 +127,18 @@ class BinWriter {
   size = 0;
   add(bytes: Uint8Array): number {
     const pad = (8 - (this.size % 8)) % 8;
-    if (pad) { this.chunks.push(new Uint8Array(pad)); this.size += pad; }
+    if (pad) {
+      this.chunks.push(new Uint8Array(pad));
+      this.size += pad;
+    }
     const off = this.size;
     this.chunks.push(bytes);
     this.size += bytes.length;
     return off;
   }
-  concat(): Buffer { return Buffer.concat(this.chunks); }
+  concat(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
 }
 
 /** Runs every case in goodsrec and in PyTorch; returns per-case results keyed by name. */
@@ -123,8 +163,16 @@ export function runOracle(cases: OpCase[], seed = 1234): Map<string, CaseResult>
         const grad = s.grad ?? isFloat(base.dtype);
         if (grad) base.setRequiresGrad(true);
         leaves.push(base);
-        views.push(s.layout === 'T' ? base.transpose(-1, -2) : s.layout === 'slice' ? base.slice(-1, 0, undefined, 2) : base);
-        specs.push({ offset: bin.add(bytesOf(base)), dtype: base.dtype, shape: [...base.shape], layout: s.layout ?? null, grad });
+        views.push(
+          s.layout === 'T' ? base.transpose(-1, -2) : s.layout === 'slice' ? base.slice(-1, 0, undefined, 2) : base,
+        );
+        specs.push({
+          offset: bin.add(bytesOf(base)),
+          dtype: base.dtype,
+          shape: [...base.shape],
+          layout: s.layout ?? null,
+          grad,
+        });
       }
       const result: JsResult = { outputs: [], grads: [] };
       const cots: unknown[] = [];
@@ -141,7 +189,10 @@ export function runOracle(cases: OpCase[], seed = 1234): Map<string, CaseResult>
           loss = loss ? loss.add(term) : term;
         });
         if (loss) loss.backward();
-        result.grads = leaves.map((l) => { const g = l.grad; return g ? values(g) : null; });
+        result.grads = leaves.map((l) => {
+          const g = l.grad;
+          return g ? values(g) : null;
+        });
       } catch (e) {
         result.error = (e as Error).message;
       }
@@ -157,17 +208,22 @@ export function runOracle(cases: OpCase[], seed = 1234): Map<string, CaseResult>
     const script = new URL('../../../test/oracle/ops_oracle.py', import.meta.url);
     const r = spawnSync(ORACLE_PYTHON, [script.pathname, dir], { encoding: 'utf8', timeout: 120_000 });
     if (r.status !== 0) {
-      throw new Error(`PyTorch oracle failed (${ORACLE_PYTHON} ${script.pathname}; status ${r.status}${r.error ? ', ' + r.error.message : ''}): ${r.stderr}\n` +
-        'The oracle is Debian python3-torch 1.13 (bash scripts/setup.sh --test installs it).');
+      throw new Error(
+        `PyTorch oracle failed (${ORACLE_PYTHON} ${script.pathname}; status ${r.status}${r.error ? ', ' + r.error.message : ''}): ${r.stderr}\n` +
+          'The oracle is Debian python3-torch 1.13 (bash scripts/setup.sh --test installs it).',
+      );
     }
     const out = JSON.parse(readFileSync(join(dir, 'outputs.json'), 'utf8')) as { results: Record<string, PyResult> };
     const data = readFileSync(join(dir, 'outputs.bin'));
     const ab = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
     const load = (s: Stored): Values => {
       const n = s.shape.reduce((a, b) => a * b, 1);
-      const v = s.kind === 'float64' ? new Float64Array(ab, s.offset, n)
-        : s.kind === 'int64' ? Float64Array.from(new BigInt64Array(ab, s.offset, n), (x) => Number(x))
-          : Float64Array.from(new Uint8Array(ab, s.offset, n));
+      const v =
+        s.kind === 'float64'
+          ? new Float64Array(ab, s.offset, n)
+          : s.kind === 'int64'
+            ? Float64Array.from(new BigInt64Array(ab, s.offset, n), (x) => Number(x))
+            : Float64Array.from(new Uint8Array(ab, s.offset, n));
       return { shape: s.shape, dtype: s.dtype, channelsLast: s.channelsLast, values: Float64Array.from(v) };
     };
     const results = new Map<string, CaseResult>();
@@ -208,19 +264,27 @@ export function assertMatches(c: OpCase, r: CaseResult): void {
   if (r.js.error) throw new Error(`goodsrec raised for ${c.name}: ${r.js.error}`);
   const tol = c.tol ?? F32_TOL;
   const { outputs, grads } = r.pyValues;
-  if (r.js.outputs.length !== outputs.length) throw new Error(`${c.name}: ${r.js.outputs.length} outputs vs PyTorch ${outputs.length}`);
+  if (r.js.outputs.length !== outputs.length)
+    throw new Error(`${c.name}: ${r.js.outputs.length} outputs vs PyTorch ${outputs.length}`);
   const problems: string[] = [];
   r.js.outputs.forEach((o, i) => {
     const p = outputs[i]!;
     const exact = !T.isFloating(p.dtype as T.DType);
     const m = compareValues(`output ${i}`, o, p, tol, exact);
     if (m) problems.push(m);
-    if (o.channelsLast !== p.channelsLast) problems.push(`output ${i}: channels_last ${o.channelsLast} vs PyTorch ${p.channelsLast}`);
+    if (o.channelsLast !== p.channelsLast)
+      problems.push(`output ${i}: channels_last ${o.channelsLast} vs PyTorch ${p.channelsLast}`);
   });
   r.js.grads.forEach((g, i) => {
     const p = grads[i] ?? null;
-    if ((g === null) !== (p === null)) { problems.push(`grad of input ${i}: ${g ? 'present' : 'missing'} vs PyTorch ${p ? 'present' : 'missing'}`); return; }
-    if (g && p) { const m = compareValues(`grad of input ${i}`, g, p, tol, false); if (m) problems.push(m); }
+    if ((g === null) !== (p === null)) {
+      problems.push(`grad of input ${i}: ${g ? 'present' : 'missing'} vs PyTorch ${p ? 'present' : 'missing'}`);
+      return;
+    }
+    if (g && p) {
+      const m = compareValues(`grad of input ${i}`, g, p, tol, false);
+      if (m) problems.push(m);
+    }
   });
   if (problems.length) throw new Error(`${c.name}:\n  ${problems.join('\n  ')}`);
 }

@@ -6,7 +6,10 @@ import { evalPipeline, preprocessFromConfig, trainPipeline } from '../../src/run
 
 /** A validated run config: DEFAULT_CONFIG with `values` layered over it (data.root is a placeholder). */
 export function recipeConfig(values: Record<string, unknown> = {}): TrainConfig {
-  return resolveConfig([{ source: 'test', values: { data: { root: '(test)' } } }, { source: 'test', values }]);
+  return resolveConfig([
+    { source: 'test', values: { data: { root: '(test)' } } },
+    { source: 'test', values },
+  ]);
 }
 
 /** The trainer's training pipeline for the config; full decoding unless fastDecode is asked for. */

@@ -8,5 +8,9 @@ const { steps } = workerData as { steps: number };
 const t0 = Date.now();
 const result = computeLoop(steps);
 let libtorchError = '';
-try { T.tidy(() => T.ones([2, 3]).matmul(T.ones([4, 5]))); } catch (e) { libtorchError = (e as Error).message; }
+try {
+  T.tidy(() => T.ones([2, 3]).matmul(T.ones([4, 5])));
+} catch (e) {
+  libtorchError = (e as Error).message;
+}
 parentPort!.postMessage({ result, ms: Date.now() - t0, memory: T.memory(), libtorchError });

@@ -9,8 +9,10 @@ export default defineCliCommand({
   description: 'Analyse a dataset: images per class, aspect ratios, sizes, duplicates, bad files (JSON + HTML)',
   positionals: {
     dataset: {
-      description: 'dataset folder (root/<split>/<class>/<img>), manifest folder (classes.csv + <split>.txt) or goodsrec manifest (.json/.csv)',
-      required: true, exists: 'any',
+      description:
+        'dataset folder (root/<split>/<class>/<img>), manifest folder (classes.csv + <split>.txt) or goodsrec manifest (.json/.csv)',
+      required: true,
+      exists: 'any',
     },
   },
   options: {
@@ -25,12 +27,19 @@ export default defineCliCommand({
     const { renderAnalysisHtml } = await import('../../report/analyze-html.js');
     const { loadDataset } = await import('../../data/dataset.js');
     const { formatSkipped } = await import('../../data/walk.js');
-    const splits = o.splits ? o.splits.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+    const splits = o.splits
+      ? o.splits
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : undefined;
     const ds = loadDataset(args.dataset, splits ? { splits } : {});
     const out = resolve(o.out ?? `analysis-${basename(resolve(args.dataset))}`);
     const rel = relative(ds.root, out);
     if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
-      throw new UsageError(`output folder ${out} is inside the dataset ${ds.root}; goodsrec never writes into a dataset: choose --out elsewhere`);
+      throw new UsageError(
+        `output folder ${out} is inside the dataset ${ds.root}; goodsrec never writes into a dataset: choose --out elsewhere`,
+      );
     }
     const tty = process.stderr.isTTY;
     let last = 0;
@@ -39,7 +48,10 @@ export default defineCliCommand({
       maxPixels: o['max-pixels'],
       onProgress: (d, n) => {
         const now = Date.now();
-        if (tty && (now - last > 200 || d === n)) { last = now; process.stderr.write(`\ranalysing ${d}/${n}`); }
+        if (tty && (now - last > 200 || d === n)) {
+          last = now;
+          process.stderr.write(`\ranalysing ${d}/${n}`);
+        }
       },
     });
     if (tty) process.stderr.write('\n');
@@ -48,17 +60,23 @@ export default defineCliCommand({
     writeFileSync(join(out, 'analysis.html'), renderAnalysisHtml(a, `goodsrec analysis: ${basename(ds.root)}`));
     if (o.json) process.stdout.write(JSON.stringify(a) + '\n');
     const lt = a.longTail;
-    const reasons = Object.entries(a.badByReason).map(([k, v]) => `${k} ${v}`).join(', ');
-    console.error([
-      `${a.images} images, ${a.classes.length} classes; splits ${Object.entries(a.splits).map(([k, v]) => `${k}=${v}`).join(' ')}`,
-      `per class: max ${lt.maxPerClass}, median ${lt.medianPerClass}, min ${lt.minPerClass}`,
-      `aspect h/w median ${a.aspect.median.toFixed(2)}, ${(a.aspect.fractionTallerThan1_5 * 100).toFixed(1)}% at least 1.5`,
-      `duplicates: ${a.duplicates.withinSplit} groups within a split, ${a.duplicates.crossSplit} across splits `
-        + `(${a.duplicates.conflictingLabels} with differing labels)`,
-      `bad files: ${a.badFiles.length}${a.badFiles.length ? ` (${reasons})` : ''}`,
-      ...(a.skipped.length ? [`skipped folder entries: ${a.skipped.length}`, ...formatSkipped(a.skipped)] : []),
-      `wrote ${join(out, 'analysis.json')} and ${join(out, 'analysis.html')}`,
-    ].join('\n'));
+    const reasons = Object.entries(a.badByReason)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    console.error(
+      [
+        `${a.images} images, ${a.classes.length} classes; splits ${Object.entries(a.splits)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`,
+        `per class: max ${lt.maxPerClass}, median ${lt.medianPerClass}, min ${lt.minPerClass}`,
+        `aspect h/w median ${a.aspect.median.toFixed(2)}, ${(a.aspect.fractionTallerThan1_5 * 100).toFixed(1)}% at least 1.5`,
+        `duplicates: ${a.duplicates.withinSplit} groups within a split, ${a.duplicates.crossSplit} across splits ` +
+          `(${a.duplicates.conflictingLabels} with differing labels)`,
+        `bad files: ${a.badFiles.length}${a.badFiles.length ? ` (${reasons})` : ''}`,
+        ...(a.skipped.length ? [`skipped folder entries: ${a.skipped.length}`, ...formatSkipped(a.skipped)] : []),
+        `wrote ${join(out, 'analysis.json')} and ${join(out, 'analysis.html')}`,
+      ].join('\n'),
+    );
     return a.badFiles.length + a.skipped.length ? EXIT.partial : EXIT.ok;
   },
 });

@@ -8,7 +8,12 @@ export default defineCliCommand({
   positionals: { run: { description: 'run folder', required: true, exists: 'dir' } },
   options: {
     last: { type: 'integer', min: 1, default: 3, description: 'how many of the newest checkpoints' },
-    name: { type: 'string', pattern: /^[^/\\]+$/, expected: 'a folder name (no slashes)', description: 'name of the new checkpoint folder (default avg-last<k>)' },
+    name: {
+      type: 'string',
+      pattern: /^[^/\\]+$/,
+      expected: 'a folder name (no slashes)',
+      description: 'name of the new checkpoint folder (default avg-last<k>)',
+    },
   },
   async run({ options: o, args }) {
     const r = await averageCheckpoints(args.run, o.last, o.name ?? `avg-last${o.last}`);

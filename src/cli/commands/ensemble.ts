@@ -14,10 +14,16 @@ const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
 
 export default defineCliCommand({
   name: 'ensemble',
-  description: 'Evaluate several runs (each with its own pre-processing) and the mean of their logits or probabilities; '
-    + '--save writes the ensemble for predict/eval.',
+  description:
+    'Evaluate several runs (each with its own pre-processing) and the mean of their logits or probabilities; ' +
+    '--save writes the ensemble for predict/eval.',
   positionals: {
-    runs: { description: 'run folders or checkpoint folders (two or more)', required: true, variadic: true, exists: 'any' },
+    runs: {
+      description: 'run folders or checkpoint folders (two or more)',
+      required: true,
+      variadic: true,
+      exists: 'any',
+    },
   },
   options: {
     data: { type: 'path', exists: 'any', description: "dataset folder (default: the first run's)" },
@@ -46,33 +52,65 @@ export default defineCliCommand({
       const dataRoot = o.data ?? recordedDataRoot(first.runDir);
       if (!dataRoot) throw new UsageError('no dataset given (--data) and the first run does not record one');
       const ds = loadAlignedSplit(dataRoot, o.split, first.classes);
-      const res = await evaluateEnsemble(members, ds, { weights: o.weights, mean: o.mean, tta, batchSize: o['batch-size'], keepTopK: 5 });
+      const res = await evaluateEnsemble(members, ds, {
+        weights: o.weights,
+        mean: o.mean,
+        tta,
+        batchSize: o['batch-size'],
+        keepTopK: 5,
+      });
       const rows = res.members.map((m, i) => ({
-        member: `${m.name} @${members[i]!.preprocess.size}px`, checkpoint: m.checkpoint, weight: m.weight, top1: m.metrics.top1, top5: m.metrics.top5,
+        member: `${m.name} @${members[i]!.preprocess.size}px`,
+        checkpoint: m.checkpoint,
+        weight: m.weight,
+        top1: m.metrics.top1,
+        top5: m.metrics.top5,
       }));
       if (o.save) {
         const base = dirname(resolve(o.save));
         writeEnsemble(resolve(o.save), {
           members: members.map((m, i) => ({
-            run: m.runDir ? relative(base, m.runDir) || '.' : null, checkpoint: relative(base, m.checkpointDir), weight: res.members[i]!.weight,
+            run: m.runDir ? relative(base, m.runDir) || '.' : null,
+            checkpoint: relative(base, m.checkpointDir),
+            weight: res.members[i]!.weight,
           })),
-          mean: o.mean, ...(tta.length ? { tta } : {}),
+          mean: o.mean,
+          ...(tta.length ? { tta } : {}),
         });
       }
       const badFiles = res.members.flatMap((m) => m.badFiles);
       if (o.out) {
         writeJsonAtomic(resolve(o.out), {
-          model: `ensemble(${res.members.map((m) => m.name).join(', ')})`, checkpoint: o.save ? resolve(o.save) : null, members: rows,
-          data: resolve(dataRoot), split: o.split, preprocess: first.preprocess, tta, mean: o.mean, classes: first.classes,
-          metrics: res.ensemble.metrics, predictions: res.ensemble.predictions, badFiles, skipped: ds.skipped ?? [],
+          model: `ensemble(${res.members.map((m) => m.name).join(', ')})`,
+          checkpoint: o.save ? resolve(o.save) : null,
+          members: rows,
+          data: resolve(dataRoot),
+          split: o.split,
+          preprocess: first.preprocess,
+          tta,
+          mean: o.mean,
+          classes: first.classes,
+          metrics: res.ensemble.metrics,
+          predictions: res.ensemble.predictions,
+          badFiles,
+          skipped: ds.skipped ?? [],
         });
       }
       const partial = badFiles.length + (ds.skipped?.length ?? 0) ? EXIT.partial : EXIT.ok;
       if (o.json) {
-        console.log(JSON.stringify({ members: rows, ensemble: { top1: res.ensemble.metrics.top1, top5: res.ensemble.metrics.top5 } }, null, 2));
+        console.log(
+          JSON.stringify(
+            { members: rows, ensemble: { top1: res.ensemble.metrics.top1, top5: res.ensemble.metrics.top5 } },
+            null,
+            2,
+          ),
+        );
         return partial;
       }
-      for (const r of rows) console.log(`${pct(r.top1).padStart(7)} top-1  ${pct(r.top5).padStart(7)} top-5  w=${r.weight.toFixed(3)}  ${r.member}  ${r.checkpoint}`);
+      for (const r of rows)
+        console.log(
+          `${pct(r.top1).padStart(7)} top-1  ${pct(r.top5).padStart(7)} top-5  w=${r.weight.toFixed(3)}  ${r.member}  ${r.checkpoint}`,
+        );
       console.log(`ensemble (${o.mean} mean${tta.length ? `, tta ${tta.join('+')}` : ''}):`);
       console.log(formatMetrics(res.ensemble.metrics));
       if (o.save) console.log(`saved: ${resolve(o.save)} (goodsrec predict ${o.save} <images>)`);

@@ -17,28 +17,55 @@ export default defineCliCommand({
   name: 'eval',
   description: 'Evaluate a run or checkpoint on a dataset split: top-1, top-5, per-class accuracy, confusion counts.',
   positionals: {
-    model: { description: 'run folder (its best checkpoint), checkpoint folder or ensemble file', required: true, exists: 'any' },
+    model: {
+      description: 'run folder (its best checkpoint), checkpoint folder or ensemble file',
+      required: true,
+      exists: 'any',
+    },
   },
   options: {
     data: { type: 'path', exists: 'any', description: 'dataset folder (default: the one the run was trained on)' },
     split: { type: 'string', default: 'test', description: 'split to evaluate' },
     size: { type: 'integer', min: 16, description: 'test resolution (default: the training resolution)' },
-    resize: { type: 'enum', values: ['letterbox', 'squash', 'center'], description: 'resize mode (default: as trained)' },
-    'crop-pct': { type: 'number', above: 0, max: 1, description: 'resize to size/cropPct before the center crop (default: as trained)' },
+    resize: {
+      type: 'enum',
+      values: ['letterbox', 'squash', 'center'],
+      description: 'resize mode (default: as trained)',
+    },
+    'crop-pct': {
+      type: 'number',
+      above: 0,
+      max: 1,
+      description: 'resize to size/cropPct before the center crop (default: as trained)',
+    },
     tta: { type: 'list', of: { type: 'enum', values: TTA_VIEWS }, description: 'test-time views' },
-    'tta-mean': { type: 'enum', values: TTA_MEANS, description: "average the views' logits (default) or probabilities" },
+    'tta-mean': {
+      type: 'enum',
+      values: TTA_MEANS,
+      description: "average the views' logits (default) or probabilities",
+    },
     'batch-size': { type: 'integer', min: 1, default: 32, description: 'batch size' },
     device: deviceOption,
     'max-pixels': maxPixelsOption,
     out: { type: 'path', description: 'where to write the JSON result (default <run>/eval-<split>.json)' },
     json: { type: 'boolean', description: 'print the metrics as JSON' },
-    gallery: { type: 'path', exists: 'file', description: 'score by nearest neighbours in this gallery: top-1, open-set rates, AUROC' },
+    gallery: {
+      type: 'path',
+      exists: 'file',
+      description: 'score by nearest neighbours in this gallery: top-1, open-set rates, AUROC',
+    },
   },
   async run({ options: o, args }) {
-    const r = loadRecognizer(args.model, { device: resolveDevice(o.device), maxPixels: o['max-pixels'], allowEnsemble: true });
+    const r = loadRecognizer(args.model, {
+      device: resolveDevice(o.device),
+      maxPixels: o['max-pixels'],
+      allowEnsemble: true,
+    });
     try {
       if (r.ensemble && (o.size !== undefined || o.resize || o['crop-pct'] !== undefined)) {
-        throw new UsageError('--size, --resize and --crop-pct do not apply to an ensemble: each member keeps its own pre-processing');
+        throw new UsageError(
+          '--size, --resize and --crop-pct do not apply to an ensemble: each member keeps its own pre-processing',
+        );
       }
       const dataRoot = o.data ?? recordedDataRoot(r.runDir ?? r.ensemble?.members[0]?.runDir);
       if (!dataRoot) throw new UsageError('no dataset given (--data) and the run does not record one');
@@ -49,35 +76,67 @@ export default defineCliCommand({
         const { evalCommandWithGallery } = await import('./gallery.js');
         const out = resolve(o.out ?? join(r.runDir ?? '.', `eval-${o.split}-gallery.json`));
         const { result, summary } = await evalCommandWithGallery(r, o.gallery, split, { tta });
-        writeJsonAtomic(out, { model: r.modelName, checkpoint: r.checkpointDir, gallery: resolve(o.gallery), data: resolve(dataRoot), split: o.split, tta, ...result });
-        console.log(o.json ? JSON.stringify({ ...result, predictions: undefined }, null, 2) : `${summary}\nwritten: ${out}`);
+        writeJsonAtomic(out, {
+          model: r.modelName,
+          checkpoint: r.checkpointDir,
+          gallery: resolve(o.gallery),
+          data: resolve(dataRoot),
+          split: o.split,
+          tta,
+          ...result,
+        });
+        console.log(
+          o.json ? JSON.stringify({ ...result, predictions: undefined }, null, 2) : `${summary}\nwritten: ${out}`,
+        );
         return split.skipped?.length ? EXIT.partial : EXIT.ok;
       }
       const ds = loadAlignedSplit(dataRoot, o.split, r.classes);
       const skipped = ds.skipped ?? [];
       if (skipped.length) console.error(skippedReport(skipped, 'folder entr(ies)'));
       const pre = {
-        ...r.preprocess, ...(o.size !== undefined ? { size: o.size } : {}), ...(o.resize ? { resize: o.resize } : {}),
+        ...r.preprocess,
+        ...(o.size !== undefined ? { size: o.size } : {}),
+        ...(o.resize ? { resize: o.resize } : {}),
         ...(o['crop-pct'] !== undefined ? { cropPct: o['crop-pct'] } : {}),
       };
       const common = {
-        batchSize: o['batch-size'], tta, ttaMean: o['tta-mean'] ?? 'logits', keepTopK: 5,
-        onBatch: (done: number, total: number) => { if (process.stderr.isTTY) process.stderr.write(`\revaluating ${done}/${total}`); },
+        batchSize: o['batch-size'],
+        tta,
+        ttaMean: o['tta-mean'] ?? 'logits',
+        keepTopK: 5,
+        onBatch: (done: number, total: number) => {
+          if (process.stderr.isTTY) process.stderr.write(`\revaluating ${done}/${total}`);
+        },
       };
       // An ensemble file: each member with its own pre-processing.
       const res = r.ensemble
         ? {
-          ...(await evaluateEnsemble(r.ensemble.members, ds, {
-            ...common, weights: r.ensemble.weights, mean: r.ensemble.mean, tta: tta.length ? tta : r.ensemble.tta,
-          })).ensemble,
-          badFiles: [], seconds: 0,
-        }
+            ...(
+              await evaluateEnsemble(r.ensemble.members, ds, {
+                ...common,
+                weights: r.ensemble.weights,
+                mean: r.ensemble.mean,
+                tta: tta.length ? tta : r.ensemble.tta,
+              })
+            ).ensemble,
+            badFiles: [],
+            seconds: 0,
+          }
         : await evaluate(r.model, ds, evalPipeline(pre, o['max-pixels']), { ...common, device: r.device });
       if (process.stderr.isTTY) process.stderr.write('\n');
       const out = resolve(o.out ?? join(r.runDir ?? '.', `eval-${o.split}.json`));
       writeEvalFile(out, {
-        model: r.modelName, checkpoint: r.checkpointDir, data: resolve(dataRoot), split: o.split, preprocess: pre, tta,
-        classes: r.classes, metrics: res.metrics, predictions: res.predictions, badFiles: res.badFiles, skipped,
+        model: r.modelName,
+        checkpoint: r.checkpointDir,
+        data: resolve(dataRoot),
+        split: o.split,
+        preprocess: pre,
+        tta,
+        classes: r.classes,
+        metrics: res.metrics,
+        predictions: res.predictions,
+        badFiles: res.badFiles,
+        skipped,
         seconds: res.seconds,
       });
       if (o.json) console.log(JSON.stringify(res.metrics, null, 2));

@@ -12,20 +12,35 @@ function photosOf(w: WalkResult): string[] {
   return w.files;
 }
 
-const progress = (what: string) => (done: number, total: number): void => {
-  if (process.stderr.isTTY) process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);
-};
+const progress =
+  (what: string) =>
+  (done: number, total: number): void => {
+    if (process.stderr.isTTY) process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);
+  };
 
 const build = defineCliCommand({
   name: 'gallery build',
   description: 'Embed every photo of a dataset split into a new gallery file.',
-  positionals: { model: { description: 'run folder (its best checkpoint) or checkpoint folder', required: true, exists: 'any' } },
+  positionals: {
+    model: { description: 'run folder (its best checkpoint) or checkpoint folder', required: true, exists: 'any' },
+  },
   options: {
     data: { type: 'path', exists: 'any', required: true, description: 'dataset folder (any layout goodsrec reads)' },
-    split: { type: 'string', default: 'train', pattern: /^[^,]+(,[^,]+)*$/, expected: 'split names, comma-separated', description: 'split(s) to enrol' },
+    split: {
+      type: 'string',
+      default: 'train',
+      pattern: /^[^,]+(,[^,]+)*$/,
+      expected: 'split names, comma-separated',
+      description: 'split(s) to enrol',
+    },
     out: { type: 'path', required: true, description: 'gallery file to write (e.g. shop.gallery)' },
     k: { type: 'integer', min: 1, default: 5, description: 'neighbours that vote' },
-    'approximate-from': { type: 'integer', min: 1, default: 50000, description: 'photos from which search uses an HNSW graph (kept next to the gallery) instead of exact search' },
+    'approximate-from': {
+      type: 'integer',
+      min: 1,
+      default: 50000,
+      description: 'photos from which search uses an HNSW graph (kept next to the gallery) instead of exact search',
+    },
     device: deviceOption,
     'max-pixels': maxPixelsOption,
   },
@@ -35,7 +50,10 @@ const build = defineCliCommand({
     const { buildGallery } = await import('../../gallery/session.js');
     const { galleryClasses } = await import('../../gallery/format.js');
     const { saveGallery } = await import('../../gallery/session.js');
-    const ds = selectSplits(loadDataset(o.data), o.split.split(',').map((x) => x.trim()));
+    const ds = selectSplits(
+      loadDataset(o.data),
+      o.split.split(',').map((x) => x.trim()),
+    );
     if (!ds.samples.length) throw new Error(`dataset ${o.data}: split '${o.split}' has no photos`);
     const r = loadRecognizer(args.model, { device: resolveDevice(o.device), maxPixels: o['max-pixels'] });
     try {
@@ -43,8 +61,10 @@ const build = defineCliCommand({
       gallery.meta.search = { approximateFrom: o['approximate-from'] };
       saveGallery(resolve(o.out), gallery, (m) => console.log(m));
       for (const b of badFiles) console.log(`skipped ${b.path}: ${b.message}`);
-      console.log(`${resolve(o.out)}: ${gallery.meta.entries.length} photos of ${galleryClasses(gallery).length} classes, ` +
-        `${gallery.meta.dim}-d ${gallery.meta.model.embedding} embeddings of ${r.modelName}`);
+      console.log(
+        `${resolve(o.out)}: ${gallery.meta.entries.length} photos of ${galleryClasses(gallery).length} classes, ` +
+          `${gallery.meta.dim}-d ${gallery.meta.model.embedding} embeddings of ${r.modelName}`,
+      );
       return badFiles.length || ds.skipped?.length ? EXIT.partial : EXIT.ok;
     } finally {
       disposeRecognizer(r);
@@ -61,7 +81,11 @@ const add = defineCliCommand({
   },
   options: {
     class: { type: 'string', required: true, description: 'product (class) name' },
-    model: { type: 'path', exists: 'any', description: 'run/checkpoint (default: the one the gallery was built with; must be the same weights)' },
+    model: {
+      type: 'path',
+      exists: 'any',
+      description: 'run/checkpoint (default: the one the gallery was built with; must be the same weights)',
+    },
     device: deviceOption,
     'max-pixels': maxPixelsOption,
   },
@@ -74,13 +98,18 @@ const add = defineCliCommand({
     const g = readGallery(path);
     const walk = expandImagePaths(photos);
     const paths = photosOf(walk);
-    const r = loadRecognizer(o.model ?? g.meta.model.checkpoint, { device: resolveDevice(o.device), maxPixels: o['max-pixels'] });
+    const r = loadRecognizer(o.model ?? g.meta.model.checkpoint, {
+      device: resolveDevice(o.device),
+      maxPixels: o['max-pixels'],
+    });
     try {
       checkGalleryModel(g, r, path);
       const res = await enrolPhotos(r, g, o.class, paths);
       saveGallery(path, res.gallery, (m) => console.log(m));
       for (const e of res.errors) console.log(`skipped ${e.path}: ${e.error}`);
-      console.log(`${path}: enrolled ${res.added} photo(s) of '${o.class}' (${res.gallery.meta.entries.length} photos in all)`);
+      console.log(
+        `${path}: enrolled ${res.added} photo(s) of '${o.class}' (${res.gallery.meta.entries.length} photos in all)`,
+      );
       return res.errors.length || walk.skipped.length ? EXIT.partial : EXIT.ok;
     } finally {
       disposeRecognizer(r);
@@ -98,7 +127,8 @@ const remove = defineCliCommand({
     const { saveGallery } = await import('../../gallery/session.js');
     const path = resolve(args.gallery);
     const g = readGallery(path);
-    if (!galleryClasses(g).includes(o.class)) throw new Error(`${path}: no class '${o.class}' (goodsrec gallery list shows them)`);
+    if (!galleryClasses(g).includes(o.class))
+      throw new Error(`${path}: no class '${o.class}' (goodsrec gallery list shows them)`);
     const next = filterGallery(g, (e) => e.class !== o.class);
     saveGallery(path, next, (m) => console.log(m));
     console.log(`${path}: removed ${g.meta.entries.length - next.meta.entries.length} photo(s) of '${o.class}'`);
@@ -113,15 +143,38 @@ const list = defineCliCommand({
   async run({ options: o, args }) {
     const { readGallery, galleryClasses } = await import('../../gallery/format.js');
     const g = readGallery(resolve(args.gallery));
-    const counts = galleryClasses(g).map((c) => ({ class: c, photos: g.meta.entries.filter((e) => e.class === c).length }));
+    const counts = galleryClasses(g).map((c) => ({
+      class: c,
+      photos: g.meta.entries.filter((e) => e.class === c).length,
+    }));
     const m = g.meta;
     if (o.json) {
-      console.log(JSON.stringify({ model: m.model, dim: m.dim, k: m.k, threshold: m.threshold, calibration: m.calibration ?? null, photos: m.entries.length, classes: counts }, null, 2));
+      console.log(
+        JSON.stringify(
+          {
+            model: m.model,
+            dim: m.dim,
+            k: m.k,
+            threshold: m.threshold,
+            calibration: m.calibration ?? null,
+            photos: m.entries.length,
+            classes: counts,
+          },
+          null,
+          2,
+        ),
+      );
       return;
     }
-    console.log(`model ${m.model.name} (${m.model.checkpoint}, weights sha256 ${m.model.hash.slice(0, 12)}), ${m.dim}-d ${m.model.embedding} embeddings`);
-    console.log(`k ${m.k}, threshold ${m.threshold ?? 'none (never answers unknown)'}` +
-      (m.calibration ? ` (calibrated for FAR ${m.calibration.targetFar}: FAR ${m.calibration.far.toFixed(4)}, TAR ${m.calibration.tar.toFixed(4)}, AUROC ${m.calibration.auroc.toFixed(4)})` : ''));
+    console.log(
+      `model ${m.model.name} (${m.model.checkpoint}, weights sha256 ${m.model.hash.slice(0, 12)}), ${m.dim}-d ${m.model.embedding} embeddings`,
+    );
+    console.log(
+      `k ${m.k}, threshold ${m.threshold ?? 'none (never answers unknown)'}` +
+        (m.calibration
+          ? ` (calibrated for FAR ${m.calibration.targetFar}: FAR ${m.calibration.far.toFixed(4)}, TAR ${m.calibration.tar.toFixed(4)}, AUROC ${m.calibration.auroc.toFixed(4)})`
+          : ''),
+    );
     for (const c of counts) console.log(`${String(c.photos).padStart(6)}  ${c.class}`);
     console.log(`${m.entries.length} photos, ${counts.length} classes`);
   },
@@ -132,9 +185,25 @@ const calibrate = defineCliCommand({
   description: 'Pick the "unknown product" threshold for a target false-accept rate on held-out photos.',
   positionals: { gallery: { description: 'gallery file', required: true, exists: 'file' } },
   options: {
-    known: { type: 'path', exists: 'dir', required: true, description: 'folder of photos of enrolled classes, in <class>/ subfolders' },
-    unknown: { type: 'path', exists: 'dir', required: true, description: 'folder of photos of products not in the gallery' },
-    far: { type: 'number', min: 0, below: 1, default: 0.01, description: 'target false-accept rate (unknown photos accepted as some product)' },
+    known: {
+      type: 'path',
+      exists: 'dir',
+      required: true,
+      description: 'folder of photos of enrolled classes, in <class>/ subfolders',
+    },
+    unknown: {
+      type: 'path',
+      exists: 'dir',
+      required: true,
+      description: 'folder of photos of products not in the gallery',
+    },
+    far: {
+      type: 'number',
+      min: 0,
+      below: 1,
+      default: 0.01,
+      description: 'target false-accept rate (unknown photos accepted as some product)',
+    },
     model: { type: 'path', exists: 'any', description: 'run/checkpoint (default: the one the gallery was built with)' },
     device: deviceOption,
     'max-pixels': maxPixelsOption,
@@ -150,23 +219,44 @@ const calibrate = defineCliCommand({
     const g = readGallery(path);
     const knownPaths = photosOf(expandImagePaths([o.known]));
     const unknownPaths = photosOf(expandImagePaths([o.unknown]));
-    if (!knownPaths.length || !unknownPaths.length) throw new UsageError(`--${knownPaths.length ? 'unknown' : 'known'}: no photos found`);
-    const r = loadRecognizer(o.model ?? g.meta.model.checkpoint, { device: resolveDevice(o.device), maxPixels: o['max-pixels'] });
+    if (!knownPaths.length || !unknownPaths.length)
+      throw new UsageError(`--${knownPaths.length ? 'unknown' : 'known'}: no photos found`);
+    const r = loadRecognizer(o.model ?? g.meta.model.checkpoint, {
+      device: resolveDevice(o.device),
+      maxPixels: o['max-pixels'],
+    });
     const m = openMatcher(g, path, { device: r.device });
     try {
       checkGalleryModel(g, r, path);
       const enrolled = new Set(m.classes);
       const known = (await predictWithGallery(r, m, knownPaths)).filter((p) => !p.error);
       const strangers = known.filter((p) => !enrolled.has(basename(dirname(p.path))));
-      if (strangers.length) throw new Error(`--known: ${strangers[0]!.path} is in folder '${basename(dirname(strangers[0]!.path))}', which is not a class of the gallery`);
+      if (strangers.length)
+        throw new Error(
+          `--known: ${strangers[0]!.path} is in folder '${basename(dirname(strangers[0]!.path))}', which is not a class of the gallery`,
+        );
       const unknown = (await predictWithGallery(r, m, unknownPaths)).filter((p) => !p.error);
-      const ks = known.map((p) => p.similarity); const us = unknown.map((p) => p.similarity);
+      const ks = known.map((p) => p.similarity);
+      const us = unknown.map((p) => p.similarity);
       const t = thresholdForFar(ks, us, far);
-      const correct = known.filter((p) => p.top[0]?.class === basename(dirname(p.path)) && p.similarity >= t.threshold).length;
-      const calibration = { threshold: t.threshold, targetFar: far, far: t.far, tar: t.tar, auroc: auroc(ks, us), known: ks.length, unknown: us.length, at: new Date().toISOString() };
+      const correct = known.filter(
+        (p) => p.top[0]?.class === basename(dirname(p.path)) && p.similarity >= t.threshold,
+      ).length;
+      const calibration = {
+        threshold: t.threshold,
+        targetFar: far,
+        far: t.far,
+        tar: t.tar,
+        auroc: auroc(ks, us),
+        known: ks.length,
+        unknown: us.length,
+        at: new Date().toISOString(),
+      };
       writeGallery(path, { ...g, meta: { ...g.meta, threshold: t.threshold, calibration } });
-      console.log(`threshold ${t.threshold.toFixed(6)} for FAR <= ${far}: FAR ${t.far.toFixed(4)} on ${us.length} unknown, ` +
-        `TAR ${t.tar.toFixed(4)} and accepted-and-right ${(correct / ks.length).toFixed(4)} on ${ks.length} known, AUROC ${calibration.auroc.toFixed(4)}`);
+      console.log(
+        `threshold ${t.threshold.toFixed(6)} for FAR <= ${far}: FAR ${t.far.toFixed(4)} on ${us.length} unknown, ` +
+          `TAR ${t.tar.toFixed(4)} and accepted-and-right ${(correct / ks.length).toFixed(4)} on ${ks.length} known, AUROC ${calibration.auroc.toFixed(4)}`,
+      );
       console.log(`written: ${path}`);
     } finally {
       m.dispose();
@@ -176,13 +266,19 @@ const calibrate = defineCliCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'gallery', description: 'Product gallery: enrol products from a few photos, recognise by nearest neighbours, reject unknown ones.' },
+  meta: {
+    name: 'gallery',
+    description:
+      'Product gallery: enrol products from a few photos, recognise by nearest neighbours, reject unknown ones.',
+  },
   subCommands: { build, add, remove, list, calibrate },
 });
 
 /** `goodsrec predict RUN --gallery G photos...`: nearest-neighbour answers instead of the classifier's. */
 export async function predictCommandWithGallery(
-  r: import('../../eval/predictor.js').LoadedRecognizer, galleryPath: string, paths: readonly string[],
+  r: import('../../eval/predictor.js').LoadedRecognizer,
+  galleryPath: string,
+  paths: readonly string[],
   o: { top: number; json: boolean; tta: import('../../eval/evaluate.js').TtaView[] },
 ): Promise<number> {
   const { readGallery } = await import('../../gallery/format.js');
@@ -191,14 +287,26 @@ export async function predictCommandWithGallery(
   checkGalleryModel(g, r, resolve(galleryPath));
   const m = openMatcher(g, resolve(galleryPath), { device: r.device, log: (s) => console.error(s) });
   try {
-    const preds = (await predictWithGallery(r, m, paths, { tta: o.tta })).map((p) => ({ ...p, top: p.top.slice(0, o.top), neighbours: p.neighbours.slice(0, o.top) }));
+    const preds = (await predictWithGallery(r, m, paths, { tta: o.tta })).map((p) => ({
+      ...p,
+      top: p.top.slice(0, o.top),
+      neighbours: p.neighbours.slice(0, o.top),
+    }));
     if (o.json) console.log(JSON.stringify(preds, null, 2));
     else {
       for (const p of preds) {
         console.log(p.path);
-        if (p.error) { console.log(`  error: ${p.error}`); continue; }
-        console.log(p.unknown ? `  unknown product (best match ${p.similarity.toFixed(3)} < threshold ${g.meta.threshold})` : `  ${p.class}`);
-        for (const t of p.top) console.log(`  ${t.similarity.toFixed(3).padStart(7)}  ${t.class}  (votes ${t.votes.toFixed(2)})`);
+        if (p.error) {
+          console.log(`  error: ${p.error}`);
+          continue;
+        }
+        console.log(
+          p.unknown
+            ? `  unknown product (best match ${p.similarity.toFixed(3)} < threshold ${g.meta.threshold})`
+            : `  ${p.class}`,
+        );
+        for (const t of p.top)
+          console.log(`  ${t.similarity.toFixed(3).padStart(7)}  ${t.class}  (votes ${t.votes.toFixed(2)})`);
       }
     }
     return preds.filter((p) => p.error).length;
@@ -209,7 +317,9 @@ export async function predictCommandWithGallery(
 
 /** `goodsrec eval RUN --gallery G`: the split scored by the gallery; returns what eval writes as JSON. */
 export async function evalCommandWithGallery(
-  r: import('../../eval/predictor.js').LoadedRecognizer, galleryPath: string, ds: import('../../data/index.js').Dataset,
+  r: import('../../eval/predictor.js').LoadedRecognizer,
+  galleryPath: string,
+  ds: import('../../data/index.js').Dataset,
   o: { tta: import('../../eval/evaluate.js').TtaView[] },
 ): Promise<{ result: import('../../gallery/session.js').GalleryEvalResult; summary: string }> {
   const { readGallery } = await import('../../gallery/format.js');

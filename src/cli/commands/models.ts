@@ -5,10 +5,15 @@ import { defineCliCommand } from '../options.js';
 
 export default defineCliCommand({
   name: 'models',
-  description: 'List the registered models with parameters (at 1000 classes), GFLOPs (multiply-adds) at 224x224 and default input size.',
+  description:
+    'List the registered models with parameters (at 1000 classes), GFLOPs (multiply-adds) at 224x224 and default input size.',
   options: {
     json: { type: 'boolean', description: 'print JSON' },
-    flops: { type: 'boolean', default: true, description: 'count FLOPs at 224 (one forward per model; --no-flops skips it)' },
+    flops: {
+      type: 'boolean',
+      default: true,
+      description: 'count FLOPs at 224 (one forward per model; --no-flops skips it)',
+    },
     filter: { type: 'string', description: "only names matching this glob ('resnet*')" },
   },
   run({ options: args }) {
@@ -23,11 +28,16 @@ export default defineCliCommand({
         m.dispose();
       }
     });
-    if (args.json) { console.log(JSON.stringify(rows, null, 2)); return; }
+    if (args.json) {
+      console.log(JSON.stringify(rows, null, 2));
+      return;
+    }
     const w = Math.max(...rows.map((r) => r.name.length));
     for (const r of rows) {
       const flops = r.gflops224 === null ? '' : `  ${r.gflops224.toFixed(2).padStart(6)} GFLOPs@224`;
-      console.log(`${r.name.padEnd(w)}  ${(r.params / 1e6).toFixed(2).padStart(7)} M params${flops}  input ${r.inputSize.join('x')}`);
+      console.log(
+        `${r.name.padEnd(w)}  ${(r.params / 1e6).toFixed(2).padStart(7)} M params${flops}  input ${r.inputSize.join('x')}`,
+      );
     }
   },
 });

@@ -1,5 +1,11 @@
 // goodsrec predict: top-k products for photos.
-import { loadRecognizer, expandImagePaths, predictFiles, disposeRecognizer, skippedPredictions } from '../../eval/predictor.js';
+import {
+  loadRecognizer,
+  expandImagePaths,
+  predictFiles,
+  disposeRecognizer,
+  skippedPredictions,
+} from '../../eval/predictor.js';
 import { TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
 import { skippedReport } from '../../data/walk.js';
 import { resolveDevice } from '../../tensor/index.js';
@@ -12,31 +18,52 @@ export default defineCliCommand({
   positionals: {
     model: {
       description: 'run folder (its best checkpoint), checkpoint folder, or ensemble file (goodsrec ensemble --save)',
-      required: true, exists: 'any',
+      required: true,
+      exists: 'any',
     },
     images: { description: 'image files or folders of images', required: true, variadic: true },
   },
   options: {
     top: { type: 'integer', min: 1, default: 5, description: 'how many classes per image' },
     tta: { type: 'list', of: { type: 'enum', values: TTA_VIEWS }, description: 'test-time views' },
-    'tta-mean': { type: 'enum', values: TTA_MEANS, description: "average the views' logits (default) or probabilities" },
+    'tta-mean': {
+      type: 'enum',
+      values: TTA_MEANS,
+      description: "average the views' logits (default) or probabilities",
+    },
     device: deviceOption,
     'max-pixels': maxPixelsOption,
     json: { type: 'boolean', description: 'print JSON instead of a table' },
-    gallery: { type: 'path', exists: 'file', description: 'answer by nearest neighbours in this gallery (goodsrec gallery build)' },
+    gallery: {
+      type: 'path',
+      exists: 'file',
+      description: 'answer by nearest neighbours in this gallery (goodsrec gallery build)',
+    },
   },
   async run({ options: o, args }) {
     const inputs = expandImagePaths(args.images);
     // Bad inputs are reported up front (stderr) and again in the results, with the files that failed to decode.
     if (inputs.skipped.length) console.error(skippedReport(inputs.skipped));
-    const r = loadRecognizer(args.model, { device: resolveDevice(o.device), maxPixels: o['max-pixels'], allowEnsemble: true });
+    const r = loadRecognizer(args.model, {
+      device: resolveDevice(o.device),
+      maxPixels: o['max-pixels'],
+      allowEnsemble: true,
+    });
     try {
       if (o.gallery) {
         const { predictCommandWithGallery } = await import('./gallery.js');
-        const failed = await predictCommandWithGallery(r, o.gallery, inputs.files, { top: o.top, json: o.json, tta: o.tta ?? [] });
+        const failed = await predictCommandWithGallery(r, o.gallery, inputs.files, {
+          top: o.top,
+          json: o.json,
+          tta: o.tta ?? [],
+        });
         return failed || inputs.skipped.length ? EXIT.partial : EXIT.ok;
       }
-      const preds = await predictFiles(r, inputs.files, { topK: o.top, tta: o.tta ?? [], ...(o['tta-mean'] ? { ttaMean: o['tta-mean'] } : {}) });
+      const preds = await predictFiles(r, inputs.files, {
+        topK: o.top,
+        tta: o.tta ?? [],
+        ...(o['tta-mean'] ? { ttaMean: o['tta-mean'] } : {}),
+      });
       const all = [...preds, ...skippedPredictions(inputs)];
       if (o.json) console.log(JSON.stringify(all, null, 2));
       else {
@@ -47,7 +74,8 @@ export default defineCliCommand({
         }
       }
       const failed = all.filter((p) => p.error).length;
-      if (failed) console.error(`${failed} of ${all.length} input(s) could not be predicted (exit code ${EXIT.partial})`);
+      if (failed)
+        console.error(`${failed} of ${all.length} input(s) could not be predicted (exit code ${EXIT.partial})`);
       return failed ? EXIT.partial : EXIT.ok;
     } finally {
       disposeRecognizer(r);

@@ -4,7 +4,8 @@ import { defineCliCommand } from '../options.js';
 
 export default defineCliCommand({
   name: 'pull',
-  description: "Download pretrained weights by name into the Hugging Face / torch.hub caches: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50'.",
+  description:
+    "Download pretrained weights by name into the Hugging Face / torch.hub caches: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50'.",
   positionals: { name: { description: 'pretrained name', required: true } },
   options: {
     json: { type: 'boolean', description: 'print the result as JSON' },

@@ -5,10 +5,13 @@ import { UsageError } from '../errors.js';
 
 export default defineCliCommand({
   name: 'serve',
-  description: 'Serve a recognizer over HTTP: POST /v1/predict, GET /v1/model, /healthz, /metrics, and a web page at /.',
+  description:
+    'Serve a recognizer over HTTP: POST /v1/predict, GET /v1/model, /healthz, /metrics, and a web page at /.',
   positionals: {
     model: {
-      description: 'model.onnx (with its model.json), an export folder, or a run/checkpoint folder (exported first)', required: true, exists: 'any',
+      description: 'model.onnx (with its model.json), an export folder, or a run/checkpoint folder (exported first)',
+      required: true,
+      exists: 'any',
     },
   },
   options: {
@@ -17,23 +20,54 @@ export default defineCliCommand({
     threads: { type: 'integer', min: 1, description: 'onnxruntime intra-op threads (default: all cores)' },
     'max-batch': { type: 'integer', min: 1, default: 16, description: 'images per onnxruntime run at most' },
     'batch-delay': { type: 'integer', min: 0, default: 4, description: 'micro-batching window in ms' },
-    'max-queue': { type: 'integer', min: 1, default: 256, description: 'images waiting for inference at most (then 503)' },
-    'max-body': { type: 'integer', min: 1, default: 10 * 1024 * 1024, description: 'bytes per image at most (then 413)' },
+    'max-queue': {
+      type: 'integer',
+      min: 1,
+      default: 256,
+      description: 'images waiting for inference at most (then 503)',
+    },
+    'max-body': {
+      type: 'integer',
+      min: 1,
+      default: 10 * 1024 * 1024,
+      description: 'bytes per image at most (then 413)',
+    },
     'max-images': { type: 'integer', min: 1, default: 16, description: 'images per request at most' },
     // Uploads from anyone: a lower default than the commands that read the user's own files.
-    'max-pixels': { ...maxPixelsOption, default: 40_000_000, description: maxPixelsOption.description.replace(/default \d+/, 'default 40000000') },
+    'max-pixels': {
+      ...maxPixelsOption,
+      default: 40_000_000,
+      description: maxPixelsOption.description.replace(/default \d+/, 'default 40000000'),
+    },
     timeout: { type: 'integer', min: 1, default: 30000, description: 'request timeout in ms' },
-    reference: { type: 'path', exists: 'dir', description: "dataset folder with classes.csv 'Iconic Image Path' (grocery-store): reference photos on the page" },
+    reference: {
+      type: 'path',
+      exists: 'dir',
+      description: "dataset folder with classes.csv 'Iconic Image Path' (grocery-store): reference photos on the page",
+    },
     log: { type: 'boolean', description: 'log every request (fastify logger)' },
-    gallery: { type: 'path', exists: 'file', description: 'gallery file (goodsrec gallery build): answers also name the nearest enrolled product or "unknown"' },
-    'admin-token': { type: 'string', description: 'bearer token for POST/DELETE /v1/gallery/classes/:name (default GOODSREC_ADMIN_TOKEN; none: writes are off)' },
+    gallery: {
+      type: 'path',
+      exists: 'file',
+      description: 'gallery file (goodsrec gallery build): answers also name the nearest enrolled product or "unknown"',
+    },
+    'admin-token': {
+      type: 'string',
+      description:
+        'bearer token for POST/DELETE /v1/gallery/classes/:name (default GOODSREC_ADMIN_TOKEN; none: writes are off)',
+    },
   },
   async run({ options: o, args }) {
     const { openServedModel } = await import('../../serve/model.js');
     const { buildServer, readReferencePhotos } = await import('../../serve/server.js');
     const adminToken = o['admin-token'] ?? process.env.GOODSREC_ADMIN_TOKEN;
-    if (adminToken !== undefined && adminToken.length < 16) throw new UsageError('--admin-token: expected at least 16 characters');
-    const model = await openServedModel(args.model, { ...(o.threads ? { threads: o.threads } : {}), embedding: Boolean(o.gallery), log: (m) => console.log(m) });
+    if (adminToken !== undefined && adminToken.length < 16)
+      throw new UsageError('--admin-token: expected at least 16 characters');
+    const model = await openServedModel(args.model, {
+      ...(o.threads ? { threads: o.threads } : {}),
+      embedding: Boolean(o.gallery),
+      log: (m) => console.log(m),
+    });
     let gallery: import('../../serve/served-gallery.js').ServedGallery | undefined;
     if (o.gallery) {
       const { readGallery } = await import('../../gallery/format.js');
@@ -42,9 +76,16 @@ export default defineCliCommand({
       gallery = new ServedGallery(path, readGallery(path), (m) => console.log(m));
     }
     const app = await buildServer({
-      model, ...(gallery ? { gallery } : {}), ...(adminToken ? { adminToken } : {}),
-      maxBatch: o['max-batch'], maxDelayMs: o['batch-delay'], maxQueue: o['max-queue'], maxBodyBytes: o['max-body'],
-      maxImages: o['max-images'], maxPixels: o['max-pixels'], requestTimeoutMs: o.timeout,
+      model,
+      ...(gallery ? { gallery } : {}),
+      ...(adminToken ? { adminToken } : {}),
+      maxBatch: o['max-batch'],
+      maxDelayMs: o['batch-delay'],
+      maxQueue: o['max-queue'],
+      maxBodyBytes: o['max-body'],
+      maxImages: o['max-images'],
+      maxPixels: o['max-pixels'],
+      requestTimeoutMs: o.timeout,
       ...(o.reference ? { references: readReferencePhotos(o.reference) } : {}),
       logger: o.log,
     });
@@ -54,7 +95,16 @@ export default defineCliCommand({
       if (stopping) return;
       stopping = true;
       console.log(`${sig}: draining in-flight requests`);
-      app.close().then(() => { console.log('stopped'); process.exit(0); }, (e: unknown) => { console.error(e); process.exit(1); });
+      app.close().then(
+        () => {
+          console.log('stopped');
+          process.exit(0);
+        },
+        (e: unknown) => {
+          console.error(e);
+          process.exit(1);
+        },
+      );
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
@@ -62,7 +112,9 @@ export default defineCliCommand({
     console.log(`${model.sidecar.model} (${model.sidecar.classes.length} classes) from ${model.onnxPath}`);
     if (gallery) {
       const g = gallery.current.gallery;
-      console.log(`gallery ${gallery.path}: ${g.meta.entries.length} photos, ${gallery.searchKind} search, enrolment ${adminToken ? 'on (bearer token)' : 'off'}`);
+      console.log(
+        `gallery ${gallery.path}: ${g.meta.entries.length} photos, ${gallery.searchKind} search, enrolment ${adminToken ? 'on (bearer token)' : 'off'}`,
+      );
     }
     console.log(`listening on ${address}  (page: ${address}/, API: POST ${address}/v1/predict)`);
   },

@@ -4,7 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  resolveConfig, loadConfigFile, parseOverride, configHelp, configKeys, ConfigError, type TrainConfig,
+  resolveConfig,
+  loadConfigFile,
+  parseOverride,
+  configHelp,
+  configKeys,
+  ConfigError,
+  type TrainConfig,
 } from '../../run/config.js';
 import { ProgressReporter } from '../../train/progress.js';
 import type { TrainWorkerData, TrainWorkerMessage } from '../../train/worker-entry.js';
@@ -22,7 +28,10 @@ import { pretrainedArchitecture, resolvePretrained, checkArchitecture } from '..
  * and the weights' data config sets the input options the user did not set (the recipe's
  * preset does not count as the user's). Downloads here, with progress, before training.
  */
-async function withPretrained(c: TrainConfig, layers: { source: string; values: Record<string, unknown> }[]): Promise<TrainConfig> {
+async function withPretrained(
+  c: TrainConfig,
+  layers: { source: string; values: Record<string, unknown> }[],
+): Promise<TrainConfig> {
   const user = explicitKeys(layers.filter((l) => !l.source.startsWith('--recipe')));
   const arch = pretrainedArchitecture(c.model.pretrained!);
   const config = structuredClone(c);
@@ -32,8 +41,11 @@ async function withPretrained(c: TrainConfig, layers: { source: string; values: 
   checkArchitecture(p, config.model.name);
   const r = applyPretrainedCfg(config, p, user);
   if (r.record?.applied?.length) {
-    const value = (k: string): unknown => k.split('.').reduce<unknown>((o, x) => (o as Record<string, unknown>)[x], r.config);
-    console.error(`pretrained ${p.name}: ${r.record.applied.map((k) => `${k}=${JSON.stringify(value(k))}`).join(', ')} (from its config; set them to override)`);
+    const value = (k: string): unknown =>
+      k.split('.').reduce<unknown>((o, x) => (o as Record<string, unknown>)[x], r.config);
+    console.error(
+      `pretrained ${p.name}: ${r.record.applied.map((k) => `${k}=${JSON.stringify(value(k))}`).join(', ')} (from its config; set them to override)`,
+    );
   }
   return r.config;
 }
@@ -42,9 +54,20 @@ const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
 
 /** Flags that set a config option (the config layer validates their values). */
 const CONFIG_FLAGS = {
-  data: 'data.root', model: 'model.name', epochs: 'schedule.epochs', 'batch-size': 'batchSize', lr: 'optim.lr', size: 'input.size',
-  device: 'device', amp: 'amp', seed: 'seed', out: 'out', pretrained: 'model.pretrained', head: 'model.head',
-  'embedding-dim': 'model.embeddingDim', 'max-pixels': 'data.maxPixels',
+  data: 'data.root',
+  model: 'model.name',
+  epochs: 'schedule.epochs',
+  'batch-size': 'batchSize',
+  lr: 'optim.lr',
+  size: 'input.size',
+  device: 'device',
+  amp: 'amp',
+  seed: 'seed',
+  out: 'out',
+  pretrained: 'model.pretrained',
+  head: 'model.head',
+  'embedding-dim': 'model.embeddingDim',
+  'max-pixels': 'data.maxPixels',
 } as const;
 
 /** `goodsrec train --pretrained X`: the config option it probably means, as a --set. */
@@ -60,7 +83,11 @@ function suggestSet(name: string, value: string | undefined): string | undefined
 function configLayers(o: OptionValues<typeof trainOptions>): { source: string; values: Record<string, unknown> }[] {
   const layers: { source: string; values: Record<string, unknown> }[] = [];
   if (o.recipe) {
-    try { layers.push(recipeLayer(o.recipe)); } catch (e) { throw new ConfigError((e as Error).message); }
+    try {
+      layers.push(recipeLayer(o.recipe));
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
   }
   if (o.config) layers.push({ source: o.config, values: loadConfigFile(o.config) });
   for (const [flag, key] of Object.entries(CONFIG_FLAGS)) {
@@ -77,8 +104,12 @@ function configLayers(o: OptionValues<typeof trainOptions>): { source: string; v
 async function resolveFromCommandLine(o: OptionValues<typeof trainOptions>): Promise<TrainConfig> {
   const layers = configLayers(o);
   if (o.resume) {
-    if (!existsSync(join(o.resume, 'config.json'))) throw new ConfigError(`--resume ${o.resume}: not a run folder (no config.json)`);
-    if (layers.length) throw new ConfigError('--resume continues a run with its stored config; options cannot be changed (start a new run instead)');
+    if (!existsSync(join(o.resume, 'config.json')))
+      throw new ConfigError(`--resume ${o.resume}: not a run folder (no config.json)`);
+    if (layers.length)
+      throw new ConfigError(
+        '--resume continues a run with its stored config; options cannot be changed (start a new run instead)',
+      );
     layers.push({ source: 'resume', values: loadConfigFile(join(o.resume, 'config.json')) });
   }
   try {
@@ -86,8 +117,9 @@ async function resolveFromCommandLine(o: OptionValues<typeof trainOptions>): Pro
     return config.model.pretrained && !o.resume ? await withPretrained(config, layers) : config;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    const flag = Object.keys(CONFIG_FLAGS).find((f) => CONFIG_FLAGS[f as keyof typeof CONFIG_FLAGS] === e.key
-      && o[f as keyof typeof CONFIG_FLAGS] !== undefined);
+    const flag = Object.keys(CONFIG_FLAGS).find(
+      (f) => CONFIG_FLAGS[f as keyof typeof CONFIG_FLAGS] === e.key && o[f as keyof typeof CONFIG_FLAGS] !== undefined,
+    );
     if (flag) throw new ConfigError(e.message.replace(/^option (\S+): /, `--${flag} ($1): `), e.key);
     throw e;
   }
@@ -97,29 +129,61 @@ const trainOptions = {
   config: { type: 'path', exists: 'file', description: 'YAML or JSON config file' },
   data: { type: 'path', exists: 'any', description: 'dataset folder (data.root)' },
   model: { type: 'string', description: 'model name (model.name; goodsrec models lists them)' },
-  pretrained: { type: 'string', description: "start from weights: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50', a file or folder (model.pretrained)" },
-  recipe: { type: 'enum', values: ['finetune'], description: "preset applied before --config and flags: 'finetune' (lower lr, warmup, 15 epochs, layer-wise lr decay)" },
+  pretrained: {
+    type: 'string',
+    description:
+      "start from weights: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50', a file or folder (model.pretrained)",
+  },
+  recipe: {
+    type: 'enum',
+    values: ['finetune'],
+    description:
+      "preset applied before --config and flags: 'finetune' (lower lr, warmup, 15 epochs, layer-wise lr decay)",
+  },
   epochs: { type: 'string', description: 'epochs (schedule.epochs)' },
   'batch-size': { type: 'string', description: 'batch size (batchSize)' },
   lr: { type: 'string', description: 'learning rate at batch 128 (optim.lr)' },
   size: { type: 'string', description: 'input resolution (input.size)' },
   head: { type: 'string', description: "'linear', 'wide', or an embedding head 'arcface' / 'cosface' (model.head)" },
   'embedding-dim': { type: 'string', description: 'embedding width of arcface/cosface (model.embeddingDim)' },
-  'max-pixels': { type: maxPixelsOption.type, min: maxPixelsOption.min, description: `${maxPixelsOption.description} (data.maxPixels)` },
+  'max-pixels': {
+    type: maxPixelsOption.type,
+    min: maxPixelsOption.min,
+    description: `${maxPixelsOption.description} (data.maxPixels)`,
+  },
   device: { type: 'string', description: "compute device (device): 'auto' (default), 'cpu', 'cuda', 'cuda:N'" },
   amp: { type: 'string', description: "mixed precision (amp): 'auto', 'off', 'bf16', 'fp16'" },
   seed: { type: 'string', description: 'random seed (seed)' },
   out: { type: 'path', description: 'folder for run folders (out; default runs)' },
-  name: { type: 'string', pattern: /^[^/\\]+$/, expected: 'a folder name (no slashes)', description: 'run folder name (default <model>-<time>)' },
+  name: {
+    type: 'string',
+    pattern: /^[^/\\]+$/,
+    expected: 'a folder name (no slashes)',
+    description: 'run folder name (default <model>-<time>)',
+  },
   resume: { type: 'path', exists: 'dir', description: 'continue this run folder from its latest checkpoint' },
-  set: { type: 'string', repeatable: true, description: 'override any option, repeatable: --set optim.lr=0.05 (every option is listed below)' },
-  'nproc-per-node': { type: 'integer', min: 1, description: 'data-parallel: processes (ranks) on this machine; each gets cores/N threads' },
+  set: {
+    type: 'string',
+    repeatable: true,
+    description: 'override any option, repeatable: --set optim.lr=0.05 (every option is listed below)',
+  },
+  'nproc-per-node': {
+    type: 'integer',
+    min: 1,
+    description: 'data-parallel: processes (ranks) on this machine; each gets cores/N threads',
+  },
   nnodes: { type: 'integer', min: 1, description: 'data-parallel: machines in the job (default 1)' },
   'node-rank': { type: 'integer', min: 0, description: 'data-parallel: index of this machine (default 0)' },
   'master-addr': { type: 'string', description: 'data-parallel: address of node 0 (default 127.0.0.1)' },
-  'master-port': { type: 'integer', min: 1, max: 65535, description: 'data-parallel: free port on node 0 for the rendezvous (default 29500)' },
+  'master-port': {
+    type: 'integer',
+    min: 1,
+    max: 65535,
+    description: 'data-parallel: free port on node 0 for the rendezvous (default 29500)',
+  },
   'sync-bn': {
-    type: 'boolean', description: 'data-parallel: BatchNorm over the global batch of all ranks (distributed.syncBn)',
+    type: 'boolean',
+    description: 'data-parallel: BatchNorm over the global batch of all ranks (distributed.syncBn)',
   },
   'print-config': { type: 'boolean', description: 'print the resolved config as JSON and exit' },
   json: { type: 'boolean', description: 'print the result as JSON' },
@@ -127,20 +191,34 @@ const trainOptions = {
 
 const command = defineCliCommand({
   name: 'train',
-  description: 'Train a recognizer with the competition recipe (defaults <- --config file <- flags <- --set key=value).',
+  description:
+    'Train a recognizer with the competition recipe (defaults <- --config file <- flags <- --set key=value).',
   options: trainOptions,
   suggest: suggestSet,
   async run({ options: args }) {
     const config = await resolveFromCommandLine(args);
-    if (args['print-config']) { console.log(JSON.stringify(config, null, 2)); return; }
+    if (args['print-config']) {
+      console.log(JSON.stringify(config, null, 2));
+      return;
+    }
     if (args['nproc-per-node'] !== undefined || args.nnodes !== undefined) {
-      const nnodes = args.nnodes ?? 1, nodeRank = args['node-rank'] ?? 0;
-      if (nodeRank >= nnodes) throw new UsageError(`--node-rank: expected an integer < --nnodes (${nnodes}) but received '${nodeRank}'`);
+      const nnodes = args.nnodes ?? 1,
+        nodeRank = args['node-rank'] ?? 0;
+      if (nodeRank >= nnodes)
+        throw new UsageError(`--node-rank: expected an integer < --nnodes (${nnodes}) but received '${nodeRank}'`);
       // Launcher: this process only starts the ranks (torchrun's contract) and watches them.
-      const code = await launchRanks(process.argv[1]!, stripLaunchFlags(process.argv.slice(2)), {
-        nprocPerNode: args['nproc-per-node'] ?? 1, nnodes, nodeRank,
-        masterAddr: args['master-addr'] ?? '127.0.0.1', masterPort: args['master-port'] ?? 29500,
-      }, (line) => console.error(`goodsrec launch: ${line}`));
+      const code = await launchRanks(
+        process.argv[1]!,
+        stripLaunchFlags(process.argv.slice(2)),
+        {
+          nprocPerNode: args['nproc-per-node'] ?? 1,
+          nnodes,
+          nodeRank,
+          masterAddr: args['master-addr'] ?? '127.0.0.1',
+          masterPort: args['master-port'] ?? 29500,
+        },
+        (line) => console.error(`goodsrec launch: ${line}`),
+      );
       return code === 0 ? EXIT.ok : code === EXIT.interrupted ? EXIT.interrupted : EXIT.failure;
     }
     // Ranks other than 0 of a data-parallel job train silently; rank 0 reports for the job.
@@ -160,7 +238,8 @@ const command = defineCliCommand({
       signals++;
       if (signals === 1) {
         Atomics.store(stop, 0, 1);
-        if (!quiet) progress.log(`${sig}: finishing the current step and saving a checkpoint (again to abort without saving)`);
+        if (!quiet)
+          progress.log(`${sig}: finishing the current step and saving a checkpoint (again to abort without saving)`);
       } else {
         progress.log(`${sig}: aborting; the last saved checkpoint is intact`);
         process.exit(130);
@@ -177,7 +256,9 @@ const command = defineCliCommand({
         else if (m.type === 'epoch') {
           const r = m.record;
           const val = r.val ? ` | val top-1 ${pct(r.val.top1)} top-5 ${pct(r.val.top5)}` : '';
-          progress.log(`epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)} | ${r.imagesPerSec.toFixed(1)} img/s | ${r.seconds.toFixed(0)} s${val}`);
+          progress.log(
+            `epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)} | ${r.imagesPerSec.toFixed(1)} img/s | ${r.seconds.toFixed(0)} s${val}`,
+          );
         } else if (m.type === 'done') resolvePromise(m.result);
         else if (m.type === 'error') {
           const e = new Error(m.message);
@@ -197,8 +278,12 @@ const command = defineCliCommand({
     if (quiet) return result.stopped ? EXIT.interrupted : EXIT.ok;
     if (args.json) console.log(JSON.stringify(result, null, 2));
     else {
-      const best = result.best ? `best val top-1 ${pct(result.best.top1)} (epoch ${result.best.epoch})` : 'no validation';
-      console.log(`${result.stopped ? 'stopped' : 'done'} in ${(result.seconds / 60).toFixed(1)} min: ${best}\nrun folder: ${result.runDir}`);
+      const best = result.best
+        ? `best val top-1 ${pct(result.best.top1)} (epoch ${result.best.epoch})`
+        : 'no validation';
+      console.log(
+        `${result.stopped ? 'stopped' : 'done'} in ${(result.seconds / 60).toFixed(1)} min: ${best}\nrun folder: ${result.runDir}`,
+      );
     }
     const skipped = result.skippedInputs ?? 0;
     return result.stopped ? EXIT.interrupted : skipped ? EXIT.partial : EXIT.ok;
@@ -206,5 +291,6 @@ const command = defineCliCommand({
 });
 
 /** Shown after the usage by `goodsrec train --help`. */
-export const extraHelp = (): string => `OPTIONS (config-file keys; set any of them with --set key=value)\n\n${configHelp()}`;
+export const extraHelp = (): string =>
+  `OPTIONS (config-file keys; set any of them with --set key=value)\n\n${configHelp()}`;
 export default command;

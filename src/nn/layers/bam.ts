@@ -17,7 +17,12 @@ import { ModuleDict } from './containers.js';
 import { registerAttn } from './create-attn.js';
 
 export type BamCombine = 'sum' | 'product';
-export interface BamOptions { reductionRatio?: number; dilationConvNum?: number; dilation?: number; combine?: BamCombine }
+export interface BamOptions {
+  reductionRatio?: number;
+  dilationConvNum?: number;
+  dilation?: number;
+  combine?: BamCombine;
+}
 
 /** Children run in insertion order under their own names (PyTorch's Sequential with add_module); ReLU after each BN. */
 class GateChain extends ModuleDict {
@@ -74,28 +79,40 @@ export class BAM extends Module {
   readonly channel_att: ChannelGate;
   readonly spatial_att: SpatialGate;
   readonly combine: BamCombine;
-  constructor(readonly channels: number, o: BamOptions = {}) {
+  constructor(
+    readonly channels: number,
+    o: BamOptions = {},
+  ) {
     super();
     this.combine = o.combine ?? 'sum';
-    if (this.combine !== 'sum' && this.combine !== 'product') throw new TypeError(`Expected 'sum' or 'product' for BAM combine but received ${JSON.stringify(o.combine)}`);
+    if (this.combine !== 'sum' && this.combine !== 'product')
+      throw new TypeError(`Expected 'sum' or 'product' for BAM combine but received ${JSON.stringify(o.combine)}`);
     const r = o.reductionRatio ?? 16;
-    if (!Number.isInteger(channels) || channels < r) throw new RangeError(`Error in BAM: channels (${channels}) must be an integer of at least the reduction ratio (${r})`);
+    if (!Number.isInteger(channels) || channels < r)
+      throw new RangeError(
+        `Error in BAM: channels (${channels}) must be an integer of at least the reduction ratio (${r})`,
+      );
     this.channel_att = new ChannelGate(channels, r);
     this.spatial_att = new SpatialGate(channels, r, o.dilationConvNum ?? 2, o.dilation ?? 4);
   }
   override forward(x: T.Tensor): T.Tensor {
     return T.tidy(() => {
       // x * (1 + att) as x * att + x: the sigmoid's output stays intact for its backward.
-      const c = this.channel_att.forward(x), s = this.spatial_att.forward(x);
+      const c = this.channel_att.forward(x),
+        s = this.spatial_att.forward(x);
       const att = T.F.sigmoid(this.combine === 'sum' ? c.add(s) : c.mul(s));
       return x.mul(att).add_(x);
     });
   }
 }
 
-registerAttn('bam', (channels, o) => new BAM(channels, {
-  reductionRatio: typeof o?.reductionRatio === 'number' ? o.reductionRatio : undefined,
-  dilationConvNum: typeof o?.dilationConvNum === 'number' ? o.dilationConvNum : undefined,
-  dilation: typeof o?.dilation === 'number' ? o.dilation : undefined,
-  combine: o?.combine as BamCombine | undefined,
-}));
+registerAttn(
+  'bam',
+  (channels, o) =>
+    new BAM(channels, {
+      reductionRatio: typeof o?.reductionRatio === 'number' ? o.reductionRatio : undefined,
+      dilationConvNum: typeof o?.dilationConvNum === 'number' ? o.dilationConvNum : undefined,
+      dilation: typeof o?.dilation === 'number' ? o.dilation : undefined,
+      combine: o?.combine as BamCombine | undefined,
+    }),
+);

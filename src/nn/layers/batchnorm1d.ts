@@ -5,7 +5,8 @@ import { BatchNorm2d } from './norm.js';
 
 export class BatchNorm1d extends BatchNorm2d {
   override forward(x: T.Tensor): T.Tensor {
-    if (x.ndim !== 2) throw new RangeError(`Error in BatchNorm1d: expected an input [N, C] but received shape [${x.shape.join(', ')}]`);
+    if (x.ndim !== 2)
+      throw new RangeError(`Error in BatchNorm1d: expected an input [N, C] but received shape [${x.shape.join(', ')}]`);
     const [n, c] = x.shape as [number, number];
     const x4 = x.reshape([n, c, 1, 1]);
     const y4 = super.forward(x4);

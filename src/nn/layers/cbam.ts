@@ -86,9 +86,13 @@ export class CbamModule extends Module {
   }
 }
 
-registerAttn('cbam', (channels, o) => new CbamModule(channels, {
-  rdRatio: typeof o?.rdRatio === 'number' ? o.rdRatio : undefined,
-  rdDivisor: typeof o?.rdDivisor === 'number' ? o.rdDivisor : undefined,
-  spatialKernelSize: typeof o?.spatialKernelSize === 'number' ? o.spatialKernelSize : undefined,
-  mlpBias: typeof o?.mlpBias === 'boolean' ? o.mlpBias : undefined,
-}));
+registerAttn(
+  'cbam',
+  (channels, o) =>
+    new CbamModule(channels, {
+      rdRatio: typeof o?.rdRatio === 'number' ? o.rdRatio : undefined,
+      rdDivisor: typeof o?.rdDivisor === 'number' ? o.rdDivisor : undefined,
+      spatialKernelSize: typeof o?.spatialKernelSize === 'number' ? o.spatialKernelSize : undefined,
+      mlpBias: typeof o?.mlpBias === 'boolean' ? o.mlpBias : undefined,
+    }),
+);

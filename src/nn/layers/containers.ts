@@ -17,7 +17,9 @@ abstract class IndexedModules extends Module {
     return this;
   }
 
-  get length(): number { return this._items.length; }
+  get length(): number {
+    return this._items.length;
+  }
 
   at(i: number): Module {
     const m = this._items.at(i);
@@ -25,7 +27,9 @@ abstract class IndexedModules extends Module {
     return m;
   }
 
-  [Symbol.iterator](): Iterator<Module> { return this._items[Symbol.iterator](); }
+  [Symbol.iterator](): Iterator<Module> {
+    return this._items[Symbol.iterator]();
+  }
 }
 
 /** Runs its children in order. */
@@ -50,7 +54,7 @@ export class ModuleDict extends Module {
 
   constructor(modules: Iterable<[string, Module]> | Record<string, Module> = {}) {
     super();
-    const entries = Symbol.iterator in modules ? modules as Iterable<[string, Module]> : Object.entries(modules);
+    const entries = Symbol.iterator in modules ? (modules as Iterable<[string, Module]>) : Object.entries(modules);
     for (const [k, m] of entries) this.set(k, m);
   }
 
@@ -67,7 +71,13 @@ export class ModuleDict extends Module {
     return m;
   }
 
-  has(name: string): boolean { return this._items.has(name); }
-  keys(): string[] { return [...this._items.keys()]; }
-  entries(): [string, Module][] { return [...this._items.entries()]; }
+  has(name: string): boolean {
+    return this._items.has(name);
+  }
+  keys(): string[] {
+    return [...this._items.keys()];
+  }
+  entries(): [string, Module][] {
+    return [...this._items.entries()];
+  }
 }

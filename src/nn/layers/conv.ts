@@ -4,7 +4,13 @@ import { Module } from '../module.js';
 import { defaultLayerInit } from '../init.js';
 
 type Pair = number | [number, number];
-export interface Conv2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; groups?: number; bias?: boolean }
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+  bias?: boolean;
+}
 
 function pair(v: Pair): [number, number] {
   return typeof v === 'number' ? [v, v] : v;
@@ -24,11 +30,18 @@ export class Conv2d extends Module {
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, o: Conv2dOptions = {}) {
     super();
     const groups = o.groups ?? 1;
-    for (const [v, what] of [[inChannels, 'inChannels'], [outChannels, 'outChannels'], [groups, 'groups']] as const) {
-      if (!Number.isInteger(v) || v < 1) throw new RangeError(`Expected a positive integer for Conv2d ${what} but received ${v}`);
+    for (const [v, what] of [
+      [inChannels, 'inChannels'],
+      [outChannels, 'outChannels'],
+      [groups, 'groups'],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 1)
+        throw new RangeError(`Expected a positive integer for Conv2d ${what} but received ${v}`);
     }
     if (inChannels % groups || outChannels % groups) {
-      throw new RangeError(`Error in Conv2d: inChannels (${inChannels}) and outChannels (${outChannels}) must be divisible by groups (${groups})`);
+      throw new RangeError(
+        `Error in Conv2d: inChannels (${inChannels}) and outChannels (${outChannels}) must be divisible by groups (${groups})`,
+      );
     }
     this.inChannels = inChannels;
     this.outChannels = outChannels;
@@ -43,6 +56,11 @@ export class Conv2d extends Module {
   }
 
   override forward(x: T.Tensor): T.Tensor {
-    return T.F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+    return T.F.conv2d(x, this.weight, this.bias, {
+      stride: this.stride,
+      padding: this.padding,
+      dilation: this.dilation,
+      groups: this.groups,
+    });
   }
 }

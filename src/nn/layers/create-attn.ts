@@ -19,9 +19,16 @@ export function listAttn(): string[] {
 }
 
 /** The attention module for a name, or null for no attention (null, undefined, '' or 'none'). */
-export function createAttn(name: string | null | undefined, channels: number, options?: Readonly<Record<string, number | string | boolean>>): Module | null {
+export function createAttn(
+  name: string | null | undefined,
+  channels: number,
+  options?: Readonly<Record<string, number | string | boolean>>,
+): Module | null {
   if (name === null || name === undefined || name === '' || name === 'none') return null;
   const f = ATTN.get(name);
-  if (!f) throw new TypeError(`Expected an attention layer name (${['none', ...listAttn()].join(', ')}) but received '${name}'`);
+  if (!f)
+    throw new TypeError(
+      `Expected an attention layer name (${['none', ...listAttn()].join(', ')}) but received '${name}'`,
+    );
   return f(channels, options);
 }

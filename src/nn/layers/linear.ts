@@ -7,10 +7,18 @@ export class Linear extends Module {
   declare readonly weight: T.Tensor;
   declare readonly bias: T.Tensor | null;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, options: { bias?: boolean } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: { bias?: boolean } = {},
+  ) {
     super();
-    for (const [v, what] of [[inFeatures, 'inFeatures'], [outFeatures, 'outFeatures']] as const) {
-      if (!Number.isInteger(v) || v < 0) throw new RangeError(`Expected a non-negative integer for Linear ${what} but received ${v}`);
+    for (const [v, what] of [
+      [inFeatures, 'inFeatures'],
+      [outFeatures, 'outFeatures'],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 0)
+        throw new RangeError(`Expected a non-negative integer for Linear ${what} but received ${v}`);
     }
     const w = this.registerParameter('weight', T.empty([outFeatures, inFeatures]));
     const b = this.registerParameter('bias', (options.bias ?? true) ? T.empty([outFeatures]) : null);
@@ -30,7 +38,10 @@ export class Identity extends Module {
 }
 
 export class Flatten extends Module {
-  constructor(readonly startDim = 1, readonly endDim = -1) {
+  constructor(
+    readonly startDim = 1,
+    readonly endDim = -1,
+  ) {
     super();
   }
 

@@ -24,9 +24,13 @@ export class BatchNorm2d extends Module {
    */
   syncForward: ((bn: BatchNorm2d, x: T.Tensor, factor: number) => T.Tensor) | null = null;
 
-  constructor(readonly numFeatures: number, o: BatchNormOptions = {}) {
+  constructor(
+    readonly numFeatures: number,
+    o: BatchNormOptions = {},
+  ) {
     super();
-    if (!Number.isInteger(numFeatures) || numFeatures < 1) throw new RangeError(`Expected a positive integer for BatchNorm2d numFeatures but received ${numFeatures}`);
+    if (!Number.isInteger(numFeatures) || numFeatures < 1)
+      throw new RangeError(`Expected a positive integer for BatchNorm2d numFeatures but received ${numFeatures}`);
     this.eps = o.eps ?? 1e-5;
     this.momentum = o.momentum === undefined ? 0.1 : o.momentum;
     const affine = o.affine ?? true;
@@ -39,7 +43,8 @@ export class BatchNorm2d extends Module {
   }
 
   override forward(x: T.Tensor): T.Tensor {
-    if (x.ndim !== 4) throw new RangeError(`Error in BatchNorm2d: expected a 4-d input but received shape [${x.shape.join(', ')}]`);
+    if (x.ndim !== 4)
+      throw new RangeError(`Error in BatchNorm2d: expected a 4-d input but received shape [${x.shape.join(', ')}]`);
     let factor = this.momentum ?? 0;
     const nbt = this.num_batches_tracked;
     if (this.training && nbt) {
@@ -50,7 +55,11 @@ export class BatchNorm2d extends Module {
     // Batch statistics in training; running statistics (when tracked) in eval.
     const useBatchStats = this.training || this.running_mean === null;
     return T.F.batchNorm(x, this.running_mean, this.running_var, {
-      weight: this.weight, bias: this.bias, training: useBatchStats, momentum: factor, eps: this.eps,
+      weight: this.weight,
+      bias: this.bias,
+      training: useBatchStats,
+      momentum: factor,
+      eps: this.eps,
     });
   }
 }
@@ -60,7 +69,11 @@ export class LayerNorm extends Module {
   declare readonly bias: T.Tensor | null;
   readonly normalizedShape: number[];
 
-  constructor(normalizedShape: number | readonly number[], readonly eps = 1e-5, elementwiseAffine = true) {
+  constructor(
+    normalizedShape: number | readonly number[],
+    readonly eps = 1e-5,
+    elementwiseAffine = true,
+  ) {
     super();
     this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
     this.registerParameter('weight', elementwiseAffine ? T.ones(this.normalizedShape) : null);
@@ -76,10 +89,17 @@ export class GroupNorm extends Module {
   declare readonly weight: T.Tensor | null;
   declare readonly bias: T.Tensor | null;
 
-  constructor(readonly numGroups: number, readonly numChannels: number, readonly eps = 1e-5, affine = true) {
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    readonly eps = 1e-5,
+    affine = true,
+  ) {
     super();
     if (!Number.isInteger(numGroups) || numGroups < 1 || numChannels % numGroups !== 0) {
-      throw new RangeError(`Error in GroupNorm: numChannels (${numChannels}) must be divisible by numGroups (${numGroups})`);
+      throw new RangeError(
+        `Error in GroupNorm: numChannels (${numChannels}) must be divisible by numGroups (${numGroups})`,
+      );
     }
     this.registerParameter('weight', affine ? T.ones([numChannels]) : null);
     this.registerParameter('bias', affine ? T.zeros([numChannels]) : null);

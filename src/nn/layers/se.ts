@@ -27,7 +27,10 @@ export class SEModule extends Module {
   readonly fc1: Conv2d;
   readonly fc2: Conv2d;
 
-  constructor(readonly channels: number, o: SEOptions = {}) {
+  constructor(
+    readonly channels: number,
+    o: SEOptions = {},
+  ) {
     super();
     const rd = makeDivisible(channels * (o.rdRatio ?? 1 / 16), o.rdDivisor ?? 8, undefined, 0);
     this.fc1 = new Conv2d(channels, rd, 1, { bias: o.bias ?? true });
@@ -40,13 +43,20 @@ export class SEModule extends Module {
     const b = this.fc2.forward(a);
     const gate = T.F.sigmoid(b);
     const out = x.mul(gate);
-    s.dispose(); a.dispose(); b.dispose(); gate.dispose();
+    s.dispose();
+    a.dispose();
+    b.dispose();
+    gate.dispose();
     return out;
   }
 }
 
-registerAttn('se', (channels, o) => new SEModule(channels, {
-  rdRatio: typeof o?.rdRatio === 'number' ? o.rdRatio : undefined,
-  rdDivisor: typeof o?.rdDivisor === 'number' ? o.rdDivisor : undefined,
-  bias: typeof o?.bias === 'boolean' ? o.bias : undefined,
-}));
+registerAttn(
+  'se',
+  (channels, o) =>
+    new SEModule(channels, {
+      rdRatio: typeof o?.rdRatio === 'number' ? o.rdRatio : undefined,
+      rdDivisor: typeof o?.rdDivisor === 'number' ? o.rdDivisor : undefined,
+      bias: typeof o?.bias === 'boolean' ? o.bias : undefined,
+    }),
+);

@@ -63,7 +63,13 @@ export interface ExportModelOptions {
  */
 class Scorer extends Module {
   // '_' fields are not registered children: initializer names come from the members' own state dicts.
-  constructor(private readonly _members: readonly Module[], private readonly _weights: readonly number[], private readonly _tta: readonly TtaView[], private readonly _ttaMean: TtaMean, private readonly _mean: TtaMean) {
+  constructor(
+    private readonly _members: readonly Module[],
+    private readonly _weights: readonly number[],
+    private readonly _tta: readonly TtaView[],
+    private readonly _ttaMean: TtaMean,
+    private readonly _mean: TtaMean,
+  ) {
     super();
   }
 
@@ -91,7 +97,10 @@ function memberNames(members: readonly Module[]): Map<string, T.Tensor> {
 }
 
 /** Traces a model in eval mode and returns the serialised ONNX graph plus its input/output description. */
-export function exportModel(model: Module, o: ExportModelOptions & { tta?: readonly TtaView[]; ttaMean?: TtaMean }): ReturnType<typeof exportScorer> {
+export function exportModel(
+  model: Module,
+  o: ExportModelOptions & { tta?: readonly TtaView[]; ttaMean?: TtaMean },
+): ReturnType<typeof exportScorer> {
   return exportScorer([model], [1], { ...o, mean: 'logits' });
 }
 
@@ -106,31 +115,52 @@ function withEmbedding(model: ClassifierModel, tta: readonly TtaView[], ttaMean:
 
 type Io = { name: string; dims: number[] };
 
-function exportScorer(members: readonly Module[], weights: readonly number[], o: ExportModelOptions & { tta?: readonly TtaView[]; ttaMean?: TtaMean; mean: TtaMean; embedding?: boolean }): { bytes: Uint8Array; input: Io; output: Io; embedding?: Io; ops: Record<string, number> } {
+function exportScorer(
+  members: readonly Module[],
+  weights: readonly number[],
+  o: ExportModelOptions & { tta?: readonly TtaView[]; ttaMean?: TtaMean; mean: TtaMean; embedding?: boolean },
+): { bytes: Uint8Array; input: Io; output: Io; embedding?: Io; ops: Record<string, number> } {
   const training = members.map((m) => m.training);
   for (const m of members) m.eval();
   try {
     const example = T.randn([2, o.inChans ?? 3, o.size, o.size]).keep();
     try {
       const plain = members.length === 1 && !o.tta?.length;
-      const root = plain ? members[0]! : new Scorer(members, weights, o.tta ?? [], o.ttaMean ?? 'logits', o.mean).eval();
+      const root = plain
+        ? members[0]!
+        : new Scorer(members, weights, o.tta ?? [], o.ttaMean ?? 'logits', o.mean).eval();
       const labels = new Map(members.map((m, i) => [members.length > 1 ? `members.${i}` : '', m]));
       const one = members[0]!;
       const embed = o.embedding && members.length === 1 && one instanceof ClassifierModel;
-      const tr = traceModel(root, example, memberNames(members), labels, embed ? withEmbedding(one, o.tta ?? [], o.ttaMean ?? 'logits') : undefined);
+      const tr = traceModel(
+        root,
+        example,
+        memberNames(members),
+        labels,
+        embed ? withEmbedding(one, o.tta ?? [], o.ttaMean ?? 'logits') : undefined,
+      );
       const bytes = tr.graph.encode({
-        input: tr.input, inputDims: tr.inputDims, outputs: tr.outputs,
-        producer: 'goodsrec', producerVersion: goodsrecVersion(), ...(o.metadata ? { metadata: o.metadata } : {}),
+        input: tr.input,
+        inputDims: tr.inputDims,
+        outputs: tr.outputs,
+        producer: 'goodsrec',
+        producerVersion: goodsrecVersion(),
+        ...(o.metadata ? { metadata: o.metadata } : {}),
       });
       return {
-        bytes, input: { name: tr.input, dims: tr.inputDims }, output: tr.outputs[0]!, ...(tr.outputs[1] ? { embedding: tr.outputs[1] } : {}),
+        bytes,
+        input: { name: tr.input, dims: tr.inputDims },
+        output: tr.outputs[0]!,
+        ...(tr.outputs[1] ? { embedding: tr.outputs[1] } : {}),
         ops: tr.graph.opCounts(),
       };
     } finally {
       example.dispose();
     }
   } finally {
-    members.forEach((m, i) => { if (training[i]) m.train(); });
+    members.forEach((m, i) => {
+      if (training[i]) m.train();
+    });
   }
 }
 
@@ -143,7 +173,12 @@ export interface ExportRecognizerOptions {
   ema?: boolean;
 }
 
-export interface ExportResult { onnxPath: string; sidecarPath: string; sidecar: OnnxSidecar; ops: Record<string, number> }
+export interface ExportResult {
+  onnxPath: string;
+  sidecarPath: string;
+  sidecar: OnnxSidecar;
+  ops: Record<string, number>;
+}
 
 /** What exportLoaded needs of a loaded recognizer (loadRecognizer's result has it). */
 export interface ExportableRecognizer {
@@ -159,7 +194,11 @@ export interface ExportableRecognizer {
 
 /** Exports a run, checkpoint or ensemble file to outDir/model.onnx + outDir/model.json (written atomically). */
 export function exportRecognizer(path: string, o: ExportRecognizerOptions): ExportResult {
-  const r = loadRecognizer(path, { allowEnsemble: true, ...(o.prefer ? { prefer: o.prefer } : {}), ...(o.ema !== undefined ? { ema: o.ema } : {}) });
+  const r = loadRecognizer(path, {
+    allowEnsemble: true,
+    ...(o.prefer ? { prefer: o.prefer } : {}),
+    ...(o.ema !== undefined ? { ema: o.ema } : {}),
+  });
   try {
     return exportLoaded(r, o);
   } finally {
@@ -181,38 +220,72 @@ export function finishExport(onnxPath: string, sha256: string): boolean {
   return true;
 }
 
-export function exportLoaded(r: ExportableRecognizer, o: Pick<ExportRecognizerOptions, 'outDir' | 'tta' | 'ttaMean'>): ExportResult {
+export function exportLoaded(
+  r: ExportableRecognizer,
+  o: Pick<ExportRecognizerOptions, 'outDir' | 'tta' | 'ttaMean'>,
+): ExportResult {
   const e = r.ensemble;
   const members = e ? e.members : [r];
   for (const m of members) {
     if (!samePreprocess(m.preprocess, members[0]!.preprocess)) {
-      throw new Error(`export: ensemble members use different pre-processing (${members.map((x) => `${x.modelName}: ${JSON.stringify(x.preprocess)}`).join('; ')}); one graph needs one input, export the members separately`);
+      throw new Error(
+        `export: ensemble members use different pre-processing (${members.map((x) => `${x.modelName}: ${JSON.stringify(x.preprocess)}`).join('; ')}); one graph needs one input, export the members separately`,
+      );
     }
   }
   const tta = o.tta ?? e?.tta ?? [];
   const ttaMean = o.ttaMean ?? e?.ttaMean ?? 'logits';
   const preprocess = members[0]!.preprocess;
   // A single model from a checkpoint also outputs its gallery embedding (tagged with the weights' hash).
-  const weightsFile = !e && r.checkpointDir && existsSync(weightsFileOf(r.checkpointDir, r.ema ?? false))
-    ? weightsFileOf(r.checkpointDir, r.ema ?? false) : null;
-  const { bytes, input, output, embedding, ops } = exportScorer(members.map((m) => m.model), e ? e.weights : [1], {
-    size: preprocess.size, tta, ttaMean, mean: e?.mean ?? 'logits', embedding: weightsFile !== null,
-    metadata: { model: r.modelName, classes: String(r.classes.length) },
-  });
-  if (output.dims[0] !== r.classes.length) throw new Error(`export: the model gives ${output.dims.join('x')} outputs for ${r.classes.length} classes`);
+  const weightsFile =
+    !e && r.checkpointDir && existsSync(weightsFileOf(r.checkpointDir, r.ema ?? false))
+      ? weightsFileOf(r.checkpointDir, r.ema ?? false)
+      : null;
+  const { bytes, input, output, embedding, ops } = exportScorer(
+    members.map((m) => m.model),
+    e ? e.weights : [1],
+    {
+      size: preprocess.size,
+      tta,
+      ttaMean,
+      mean: e?.mean ?? 'logits',
+      embedding: weightsFile !== null,
+      metadata: { model: r.modelName, classes: String(r.classes.length) },
+    },
+  );
+  if (output.dims[0] !== r.classes.length)
+    throw new Error(`export: the model gives ${output.dims.join('x')} outputs for ${r.classes.length} classes`);
   const outDir = resolve(o.outDir);
   mkdirSync(outDir, { recursive: true });
   const onnxPath = join(outDir, 'model.onnx');
   const sidecarPath = join(outDir, 'model.json');
   const sidecar: OnnxSidecar = {
-    format: 'goodsrec-onnx', formatVersion: 1, model: r.modelName, goodsrecVersion: goodsrecVersion(),
-    opset: OPSET, irVersion: IR_VERSION, input, output, classes: r.classes, preprocess,
-    tta, ttaMean, members: e ? e.members.map((m, i) => ({ model: m.modelName, checkpoint: m.checkpointDir, weight: e.weights[i]! })) : [],
+    format: 'goodsrec-onnx',
+    formatVersion: 1,
+    model: r.modelName,
+    goodsrecVersion: goodsrecVersion(),
+    opset: OPSET,
+    irVersion: IR_VERSION,
+    input,
+    output,
+    classes: r.classes,
+    preprocess,
+    tta,
+    ttaMean,
+    members: e
+      ? e.members.map((m, i) => ({ model: m.modelName, checkpoint: m.checkpointDir, weight: e.weights[i]! }))
+      : [],
     source: { checkpoint: r.checkpointDir ?? null, run: r.runDir ?? null, ema: r.ema ?? false },
     sha256: createHash('sha256').update(bytes).digest('hex'),
-    ...(embedding && weightsFile ? {
-      embedding: { ...embedding, kind: hasEmbeddingHead(r.model) ? 'neck' as const : 'pooled' as const, weightsSha256: hashFile(weightsFile) },
-    } : {}),
+    ...(embedding && weightsFile
+      ? {
+          embedding: {
+            ...embedding,
+            kind: hasEmbeddingHead(r.model) ? ('neck' as const) : ('pooled' as const),
+            weightsSha256: hashFile(weightsFile),
+          },
+        }
+      : {}),
   };
   // Graph first, sidecar last: a reader that finds the sidecar finds a complete graph.
   // The sidecar's atomic write is the commit point: the graph is written whole as model.onnx.next before it

@@ -14,7 +14,12 @@ export type AttrValue = number | number[] | string | { floats: number[] } | { fl
 /** Attribute values: integers (and integer lists) become INT(S); use {float} / {floats} for floats. */
 export type Attrs = Record<string, AttrValue>;
 
-interface PendingInit { name: string; dims: number[]; data: Float32Array | BigInt64Array; type: 'float32' | 'int64' }
+interface PendingInit {
+  name: string;
+  dims: number[];
+  data: Float32Array | BigInt64Array;
+  type: 'float32' | 'int64';
+}
 
 export class GraphBuilder {
   private readonly nodes: import('onnx-proto').onnx.INodeProto[] = [];
@@ -27,7 +32,9 @@ export class GraphBuilder {
     return `${hint}_${this.counter++}`;
   }
 
-  hasInitializer(name: string): boolean { return this.initNames.has(name); }
+  hasInitializer(name: string): boolean {
+    return this.initNames.has(name);
+  }
 
   /** Adds a float32 or int64 initializer (once per name). */
   initializer(name: string, dims: readonly number[], data: Float32Array | BigInt64Array): string {
@@ -48,17 +55,42 @@ export class GraphBuilder {
   }
 
   /** Appends a node; returns its (first) output name. */
-  node(opType: string, inputs: readonly string[], attrs: Attrs = {}, outputs: readonly string[] = [this.fresh(opType.toLowerCase())], name?: string): string {
+  node(
+    opType: string,
+    inputs: readonly string[],
+    attrs: Attrs = {},
+    outputs: readonly string[] = [this.fresh(opType.toLowerCase())],
+    name?: string,
+  ): string {
     const attribute = Object.entries(attrs).map(([k, v]) => attribute_(k, v));
-    this.nodes.push({ opType, input: [...inputs], output: [...outputs], attribute, name: name ?? this.fresh(`n_${opType}`) });
+    this.nodes.push({
+      opType,
+      input: [...inputs],
+      output: [...outputs],
+      attribute,
+      name: name ?? this.fresh(`n_${opType}`),
+    });
     return outputs[0]!;
   }
 
   /** Serialises the model: one float32 input [batch, ...inputDims] and float32 outputs [batch, ...dims]. */
-  encode(o: { input: string; inputDims: readonly number[]; outputs: readonly { name: string; dims: readonly number[] }[]; producer: string; producerVersion: string; docString?: string; metadata?: Record<string, string> }): Uint8Array {
+  encode(o: {
+    input: string;
+    inputDims: readonly number[];
+    outputs: readonly { name: string; dims: readonly number[] }[];
+    producer: string;
+    producerVersion: string;
+    docString?: string;
+    metadata?: Record<string, string>;
+  }): Uint8Array {
     const valueInfo = (name: string, dims: readonly number[]) => ({
       name,
-      type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, ...dims.map((d) => ({ dimValue: d }))] } } },
+      type: {
+        tensorType: {
+          elemType: onnx.TensorProto.DataType.FLOAT,
+          shape: { dim: [{ dimParam: 'batch' }, ...dims.map((d) => ({ dimValue: d }))] },
+        },
+      },
     });
     const initializer = this.inits.map((t) => ({
       name: t.name,
@@ -85,7 +117,9 @@ export class GraphBuilder {
     return onnx.ModelProto.encode(model).finish();
   }
 
-  get nodeCount(): number { return this.nodes.length; }
+  get nodeCount(): number {
+    return this.nodes.length;
+  }
   /** Op types used, with counts (for reports and tests). */
   opCounts(): Record<string, number> {
     const out: Record<string, number> = {};

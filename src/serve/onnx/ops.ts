@@ -9,7 +9,11 @@ import type { Attrs, GraphBuilder } from './graph.js';
 import { dtypeCode, dtypeFromCode } from '../../tensor/dtype.js';
 
 /** A traced ONNX value: its name, the shape seen while tracing, and whether dim 0 is the batch. */
-export interface Value { name: string; shape: number[]; batched: boolean }
+export interface Value {
+  name: string;
+  shape: number[];
+  batched: boolean;
+}
 
 export interface OpContext {
   g: GraphBuilder;
@@ -22,8 +26,7 @@ export interface OpContext {
 }
 
 /** Maps one native call (its arguments by name); outShapes: the native results' shapes. One Value per result. */
-export type OpHandler<K extends OpName = OpName> =
-  (c: OpContext, args: NamedArgs<K>, outShapes: number[][]) => Value[];
+export type OpHandler<K extends OpName = OpName> = (c: OpContext, args: NamedArgs<K>, outShapes: number[][]) => Value[];
 /** At most one handler per op of the table. */
 export type OpHandlers = { readonly [K in OpName]?: OpHandler<K> };
 
@@ -47,7 +50,8 @@ function out(name: string, shape: number[], ...inputs: Value[]): Value {
 }
 
 function noBatchAxis(v: Value, axes: readonly number[], what: string): void {
-  if (v.batched && axes.some((a) => normDim(a, v.shape.length) === 0)) throw new Error(`${what} over the batch dimension cannot be exported with a dynamic batch`);
+  if (v.batched && axes.some((a) => normDim(a, v.shape.length) === 0))
+    throw new Error(`${what} over the batch dimension cannot be exported with a dynamic batch`);
 }
 
 /** Reshape to `shape` (the traced output shape) keeping dim 0 symbolic when it is the batch. */
@@ -62,10 +66,12 @@ function reshapeTo(c: OpContext, x: Value, shape: readonly number[]): Value {
   return { name: c.g.node('Reshape', [x.name, c.g.ints(target, 'shape')]), shape: [...shape], batched };
 }
 
-const unary = (opType: string) => (c: OpContext, a: Self, s: number[][]): Value[] => {
-  const x = c.value(a.self);
-  return [out(c.g.node(opType, [x.name]), s[0]!, x)];
-};
+const unary =
+  (opType: string) =>
+  (c: OpContext, a: Self, s: number[][]): Value[] => {
+    const x = c.value(a.self);
+    return [out(c.g.node(opType, [x.name]), s[0]!, x)];
+  };
 
 const alias = (c: OpContext, a: Self, s: number[][]): Value[] => {
   const x = c.value(a.self);
@@ -74,35 +80,49 @@ const alias = (c: OpContext, a: Self, s: number[][]): Value[] => {
 
 /** a op (b * alpha) for tensor b. */
 type BinaryArgs = Self & { other: Handle; alpha?: number | boolean };
-const binary = (opType: string) => (c: OpContext, a: BinaryArgs, s: number[][]): Value[] => {
-  const x = c.value(a.self);
-  const y = c.value(a.other);
-  const alpha = a.alpha === undefined ? 1 : num(a.alpha, 'alpha');
-  const yn = alpha === 1 ? y.name : c.g.node('Mul', [y.name, c.g.scalar(alpha)]);
-  return [out(c.g.node(opType, [x.name, yn]), s[0]!, x, y)];
-};
+const binary =
+  (opType: string) =>
+  (c: OpContext, a: BinaryArgs, s: number[][]): Value[] => {
+    const x = c.value(a.self);
+    const y = c.value(a.other);
+    const alpha = a.alpha === undefined ? 1 : num(a.alpha, 'alpha');
+    const yn = alpha === 1 ? y.name : c.g.node('Mul', [y.name, c.g.scalar(alpha)]);
+    return [out(c.g.node(opType, [x.name, yn]), s[0]!, x, y)];
+  };
 
 /** a op (s * alpha) for a scalar s. */
 type ScalarArgs = Self & { other: number | boolean; alpha?: number | boolean };
-const binaryScalar = (opType: string) => (c: OpContext, a: ScalarArgs, s: number[][]): Value[] => {
-  const x = c.value(a.self);
-  const alpha = a.alpha === undefined ? 1 : num(a.alpha, 'alpha');
-  return [out(c.g.node(opType, [x.name, c.g.scalar(num(a.other, 'scalar') * alpha)]), s[0]!, x)];
-};
+const binaryScalar =
+  (opType: string) =>
+  (c: OpContext, a: ScalarArgs, s: number[][]): Value[] => {
+    const x = c.value(a.self);
+    const alpha = a.alpha === undefined ? 1 : num(a.alpha, 'alpha');
+    return [out(c.g.node(opType, [x.name, c.g.scalar(num(a.other, 'scalar') * alpha)]), s[0]!, x)];
+  };
 
 function gelu(c: OpContext, x: Value, approximate: string): string {
   const g = c.g;
   if (approximate === 'tanh') {
     // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
     const x3 = g.node('Mul', [g.node('Mul', [x.name, x.name]), x.name]);
-    const inner = g.node('Mul', [g.node('Add', [x.name, g.node('Mul', [x3, g.scalar(0.044715)])]), g.scalar(Math.sqrt(2 / Math.PI))]);
-    return g.node('Mul', [g.node('Mul', [x.name, g.scalar(0.5)]), g.node('Add', [g.node('Tanh', [inner]), g.scalar(1)])]);
+    const inner = g.node('Mul', [
+      g.node('Add', [x.name, g.node('Mul', [x3, g.scalar(0.044715)])]),
+      g.scalar(Math.sqrt(2 / Math.PI)),
+    ]);
+    return g.node('Mul', [
+      g.node('Mul', [x.name, g.scalar(0.5)]),
+      g.node('Add', [g.node('Tanh', [inner]), g.scalar(1)]),
+    ]);
   }
   const erf = g.node('Erf', [g.node('Div', [x.name, g.scalar(Math.SQRT2)])]);
   return g.node('Mul', [g.node('Mul', [x.name, g.scalar(0.5)]), g.node('Add', [erf, g.scalar(1)])]);
 }
 
-function pool2dAttrs(k: number[], s: number[], p: number[]): { kernel_shape: number[]; strides: number[]; pads: number[] } {
+function pool2dAttrs(
+  k: number[],
+  s: number[],
+  p: number[],
+): { kernel_shape: number[]; strides: number[]; pads: number[] } {
   return { kernel_shape: k, strides: s, pads: [p[0]!, p[1]!, p[0]!, p[1]!] };
 }
 
@@ -111,10 +131,20 @@ function adaptivePool(kind: 'Average' | 'Max'): OpHandler<'adaptiveAvgPool2d' | 
     const x = c.value(a.self);
     const [oh, ow] = nums(a.outputSize, 'outputSize') as [number, number];
     const [h, w] = x.shape.slice(2) as [number, number];
-    if (oh === 1 && ow === 1) return [out(c.g.node(kind === 'Average' ? 'GlobalAveragePool' : 'GlobalMaxPool', [x.name]), s[0]!, x)];
-    if (h % oh !== 0 || w % ow !== 0) throw new Error(`adaptive pooling from ${h}x${w} to ${oh}x${ow} has uneven windows (export at an input size divisible by the output size)`);
+    if (oh === 1 && ow === 1)
+      return [out(c.g.node(kind === 'Average' ? 'GlobalAveragePool' : 'GlobalMaxPool', [x.name]), s[0]!, x)];
+    if (h % oh !== 0 || w % ow !== 0)
+      throw new Error(
+        `adaptive pooling from ${h}x${w} to ${oh}x${ow} has uneven windows (export at an input size divisible by the output size)`,
+      );
     const k = [h / oh, w / ow];
-    return [out(c.g.node(kind === 'Average' ? 'AveragePool' : 'MaxPool', [x.name], { kernel_shape: k, strides: k }), s[0]!, x)];
+    return [
+      out(
+        c.g.node(kind === 'Average' ? 'AveragePool' : 'MaxPool', [x.name], { kernel_shape: k, strides: k }),
+        s[0]!,
+        x,
+      ),
+    ];
   };
 }
 
@@ -126,9 +156,10 @@ function reduce(opType: 'ReduceMean' | 'ReduceMax' | 'ReduceMin' | 'ReduceSum' |
     if (!axes.length) throw new Error(`${opType} over every dimension (the batch included)`);
     const keepdims = a.keepdim ? 1 : 0;
     // ReduceSum takes axes as an input since opset 13, the others until opset 18 as an attribute.
-    const name = opType === 'ReduceSum'
-      ? c.g.node(opType, [x.name, c.g.ints(axes, 'axes')], { keepdims })
-      : c.g.node(opType, [x.name], { axes, keepdims });
+    const name =
+      opType === 'ReduceSum'
+        ? c.g.node(opType, [x.name, c.g.ints(axes, 'axes')], { keepdims })
+        : c.g.node(opType, [x.name], { axes, keepdims });
     return [out(name, s[0]!, x)];
   };
 }
@@ -140,9 +171,14 @@ function resize(mode: 'nearest' | 'linear' | 'cubic') {
     const [oh, ow] = nums(a.size, 'size');
     const [h, w] = x.shape.slice(2) as [number, number];
     const scales = c.g.initializer(c.g.fresh('scales'), [4], Float32Array.of(1, 1, oh! / h, ow! / w));
-    const attrs: Attrs = mode === 'nearest'
-      ? { mode, coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }
-      : { mode, coordinate_transformation_mode: alignCorners ? 'align_corners' : 'pytorch_half_pixel', ...(mode === 'cubic' ? { cubic_coeff_a: { float: -0.75 } } : {}) };
+    const attrs: Attrs =
+      mode === 'nearest'
+        ? { mode, coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }
+        : {
+            mode,
+            coordinate_transformation_mode: alignCorners ? 'align_corners' : 'pytorch_half_pixel',
+            ...(mode === 'cubic' ? { cubic_coeff_a: { float: -0.75 } } : {}),
+          };
     return [out(c.g.node('Resize', [x.name, '', scales], attrs), s[0]!, x)];
   };
 }
@@ -151,7 +187,17 @@ function slice(c: OpContext, x: Value, dim: number, start: number, end: number, 
   const d = normDim(dim, x.shape.length);
   noBatchAxis(x, [d], 'slice');
   const g = c.g;
-  return out(g.node('Slice', [x.name, g.ints([start], 'starts'), g.ints([end], 'ends'), g.ints([d], 'axes'), g.ints([step], 'steps')]), shape, x);
+  return out(
+    g.node('Slice', [
+      x.name,
+      g.ints([start], 'starts'),
+      g.ints([end], 'ends'),
+      g.ints([d], 'axes'),
+      g.ints([step], 'steps'),
+    ]),
+    shape,
+    x,
+  );
 }
 
 /** Split along dim into pieces whose sizes come from the native results. */
@@ -173,20 +219,39 @@ export const OPS: OpHandlers = {
     const inputs = [x.name, w.name];
     if (!isNull(a.bias)) inputs.push(c.value(a.bias).name);
     const p = nums(a.padding, 'padding');
-    return [out(c.g.node('Conv', inputs, {
-      kernel_shape: w.shape.slice(2), strides: nums(a.stride, 'stride'), pads: [p[0]!, p[1]!, p[0]!, p[1]!],
-      dilations: nums(a.dilation, 'dilation'), group: num(a.groups, 'groups'),
-    }), s[0]!, x)];
+    return [
+      out(
+        c.g.node('Conv', inputs, {
+          kernel_shape: w.shape.slice(2),
+          strides: nums(a.stride, 'stride'),
+          pads: [p[0]!, p[1]!, p[0]!, p[1]!],
+          dilations: nums(a.dilation, 'dilation'),
+          group: num(a.groups, 'groups'),
+        }),
+        s[0]!,
+        x,
+      ),
+    ];
   },
   convTranspose2d: (c, a, s) => {
     const [x, w] = [c.value(a.input), c.value(a.weight)];
     const inputs = [x.name, w.name];
     if (!isNull(a.bias)) inputs.push(c.value(a.bias).name);
     const p = nums(a.padding, 'padding');
-    return [out(c.g.node('ConvTranspose', inputs, {
-      kernel_shape: w.shape.slice(2), strides: nums(a.stride, 'stride'), pads: [p[0]!, p[1]!, p[0]!, p[1]!],
-      output_padding: nums(a.outputPadding, 'outputPadding'), group: num(a.groups, 'groups'), dilations: nums(a.dilation, 'dilation'),
-    }), s[0]!, x)];
+    return [
+      out(
+        c.g.node('ConvTranspose', inputs, {
+          kernel_shape: w.shape.slice(2),
+          strides: nums(a.stride, 'stride'),
+          pads: [p[0]!, p[1]!, p[0]!, p[1]!],
+          output_padding: nums(a.outputPadding, 'outputPadding'),
+          group: num(a.groups, 'groups'),
+          dilations: nums(a.dilation, 'dilation'),
+        }),
+        s[0]!,
+        x,
+      ),
+    ];
   },
   linear: (c, a, s) => {
     const [x, w] = [c.value(a.input), c.value(a.weight)];
@@ -202,18 +267,40 @@ export const OPS: OpHandlers = {
     const x = c.value(a.input);
     if (isNull(a.runningMean) || isNull(a.runningVar)) throw new Error('batch norm without running statistics');
     const ch = x.shape[1]!;
-    const weight = isNull(a.weight) ? c.g.initializer(c.g.fresh('bn_ones'), [ch], new Float32Array(ch).fill(1)) : c.value(a.weight).name;
-    const bias = isNull(a.bias) ? c.g.initializer(c.g.fresh('bn_zeros'), [ch], new Float32Array(ch)) : c.value(a.bias).name;
-    return [out(c.g.node('BatchNormalization', [x.name, weight, bias, c.value(a.runningMean).name, c.value(a.runningVar).name], { epsilon: { float: num(a.eps, 'eps') } }), s[0]!, x)];
+    const weight = isNull(a.weight)
+      ? c.g.initializer(c.g.fresh('bn_ones'), [ch], new Float32Array(ch).fill(1))
+      : c.value(a.weight).name;
+    const bias = isNull(a.bias)
+      ? c.g.initializer(c.g.fresh('bn_zeros'), [ch], new Float32Array(ch))
+      : c.value(a.bias).name;
+    return [
+      out(
+        c.g.node(
+          'BatchNormalization',
+          [x.name, weight, bias, c.value(a.runningMean).name, c.value(a.runningVar).name],
+          { epsilon: { float: num(a.eps, 'eps') } },
+        ),
+        s[0]!,
+        x,
+      ),
+    ];
   },
   layerNorm: (c, a, s) => {
     const x = c.value(a.input);
     const shape = nums(a.normalizedShape, 'normalizedShape');
     const n = shape.reduce((p, q) => p * q, 1);
-    const weight = isNull(a.weight) ? c.g.initializer(c.g.fresh('ln_ones'), shape, new Float32Array(n).fill(1)) : c.value(a.weight).name;
+    const weight = isNull(a.weight)
+      ? c.g.initializer(c.g.fresh('ln_ones'), shape, new Float32Array(n).fill(1))
+      : c.value(a.weight).name;
     const inputs = [x.name, weight];
     if (!isNull(a.bias)) inputs.push(c.value(a.bias).name);
-    return [out(c.g.node('LayerNormalization', inputs, { axis: -shape.length, epsilon: { float: num(a.eps, 'eps') } }), s[0]!, x)];
+    return [
+      out(
+        c.g.node('LayerNormalization', inputs, { axis: -shape.length, epsilon: { float: num(a.eps, 'eps') } }),
+        s[0]!,
+        x,
+      ),
+    ];
   },
   groupNorm: (c, a, s) => {
     // (x - mean) / sqrt(var + eps) per (sample, group), then the per-channel affine.
@@ -228,7 +315,8 @@ export const OPS: OpHandlers = {
     const nrm = g.node('Div', [d, g.node('Sqrt', [g.node('Add', [v, g.scalar(num(a.eps, 'eps'))])])]);
     let y = g.node('Reshape', [nrm, g.ints([0, ...x.shape.slice(1)], 'shape')]);
     const perChannel = [ch, ...x.shape.slice(2).map(() => 1)];
-    if (!isNull(a.weight)) y = g.node('Mul', [y, g.node('Reshape', [c.value(a.weight).name, g.ints(perChannel, 'shape')])]);
+    if (!isNull(a.weight))
+      y = g.node('Mul', [y, g.node('Reshape', [c.value(a.weight).name, g.ints(perChannel, 'shape')])]);
     if (!isNull(a.bias)) y = g.node('Add', [y, g.node('Reshape', [c.value(a.bias).name, g.ints(perChannel, 'shape')])]);
     return [out(y, s[0]!, x)];
   },
@@ -248,7 +336,9 @@ export const OPS: OpHandlers = {
   },
   leakyRelu: (c, a, s) => {
     const x = c.value(a.self);
-    return [out(c.g.node('LeakyRelu', [x.name], { alpha: { float: num(a.negativeSlope, 'negativeSlope') } }), s[0]!, x)];
+    return [
+      out(c.g.node('LeakyRelu', [x.name], { alpha: { float: num(a.negativeSlope, 'negativeSlope') } }), s[0]!, x),
+    ];
   },
   elu: (c, a, s) => {
     const x = c.value(a.self);
@@ -265,8 +355,10 @@ export const OPS: OpHandlers = {
   softplus: (c, a, s) => {
     const x = c.value(a.self);
     const beta = num(a.beta, 'beta');
-    const y = beta === 1 ? c.g.node('Softplus', [x.name])
-      : c.g.node('Div', [c.g.node('Softplus', [c.g.node('Mul', [x.name, c.g.scalar(beta)])]), c.g.scalar(beta)]);
+    const y =
+      beta === 1
+        ? c.g.node('Softplus', [x.name])
+        : c.g.node('Div', [c.g.node('Softplus', [c.g.node('Mul', [x.name, c.g.scalar(beta)])]), c.g.scalar(beta)]);
     return [out(y, s[0]!, x)];
   },
   gelu: (c, a, s) => {
@@ -286,25 +378,40 @@ export const OPS: OpHandlers = {
     return [out(c.g.node('LogSoftmax', [x.name], { axis: d }), s[0]!, x)];
   },
   dropout: (c, a, s) => {
-    if (a.training === true && num(a.p, 'p') > 0) throw new Error('dropout in training mode (call model.eval() before exporting)');
+    if (a.training === true && num(a.p, 'p') > 0)
+      throw new Error('dropout in training mode (call model.eval() before exporting)');
     return alias(c, a, s);
   },
 
   // --- pooling ---------------------------------------------------------------------------
   maxPool2d: (c, a, s) => {
     const x = c.value(a.self);
-    return [out(c.g.node('MaxPool', [x.name], {
-      ...pool2dAttrs(nums(a.kernelSize, 'kernelSize'), nums(a.stride, 'stride'), nums(a.padding, 'padding')),
-      dilations: nums(a.dilation, 'dilation'), ceil_mode: a.ceilMode ? 1 : 0,
-    }), s[0]!, x)];
+    return [
+      out(
+        c.g.node('MaxPool', [x.name], {
+          ...pool2dAttrs(nums(a.kernelSize, 'kernelSize'), nums(a.stride, 'stride'), nums(a.padding, 'padding')),
+          dilations: nums(a.dilation, 'dilation'),
+          ceil_mode: a.ceilMode ? 1 : 0,
+        }),
+        s[0]!,
+        x,
+      ),
+    ];
   },
   avgPool2d: (c, a, s) => {
     if (!isNull(a.divisorOverride)) throw new Error('avg pooling with divisorOverride has no ONNX equivalent');
     const x = c.value(a.self);
-    return [out(c.g.node('AveragePool', [x.name], {
-      ...pool2dAttrs(nums(a.kernelSize, 'kernelSize'), nums(a.stride, 'stride'), nums(a.padding, 'padding')),
-      ceil_mode: a.ceilMode ? 1 : 0, count_include_pad: a.countIncludePad ? 1 : 0,
-    }), s[0]!, x)];
+    return [
+      out(
+        c.g.node('AveragePool', [x.name], {
+          ...pool2dAttrs(nums(a.kernelSize, 'kernelSize'), nums(a.stride, 'stride'), nums(a.padding, 'padding')),
+          ceil_mode: a.ceilMode ? 1 : 0,
+          count_include_pad: a.countIncludePad ? 1 : 0,
+        }),
+        s[0]!,
+        x,
+      ),
+    ];
   },
   adaptiveAvgPool2d: adaptivePool('Average'),
   adaptiveMaxPool2d: adaptivePool('Max'),
@@ -421,21 +528,42 @@ export const OPS: OpHandlers = {
   detach: alias,
   to: (c, a, s) => {
     // The graph is float32 end to end: only no-op conversions (.float(), .cpu()) are allowed.
-    if (!isNull(a.dtype) && a.dtype !== dtypeCode('float32')) throw new Error(`conversion to ${dtypeFromCode(num(a.dtype, 'dtype'))} (the exported graph is float32)`);
+    if (!isNull(a.dtype) && a.dtype !== dtypeCode('float32'))
+      throw new Error(`conversion to ${dtypeFromCode(num(a.dtype, 'dtype'))} (the exported graph is float32)`);
     return alias(c, a, s);
   },
   cat: (c, a, s) => {
     const xs = (a.tensors as NativeArg[]).map((h) => c.value(h));
     const d = normDim(num(a.dim, 'dim'), xs[0]!.shape.length);
     if (xs.some((x) => x.batched)) noBatchAxis(xs.find((x) => x.batched)!, [d], 'cat');
-    return [out(c.g.node('Concat', xs.map((x) => x.name), { axis: d }), s[0]!, ...xs)];
+    return [
+      out(
+        c.g.node(
+          'Concat',
+          xs.map((x) => x.name),
+          { axis: d },
+        ),
+        s[0]!,
+        ...xs,
+      ),
+    ];
   },
   stack: (c, a, s) => {
     const xs = (a.tensors as NativeArg[]).map((h) => c.value(h));
     const d = normDim(num(a.dim, 'dim'), xs[0]!.shape.length + 1);
     if (xs.some((x) => x.batched) && d === 0) throw new Error('stack over the batch dimension');
     const axes = c.g.ints([d], 'axes');
-    return [out(c.g.node('Concat', xs.map((x) => c.g.node('Unsqueeze', [x.name, axes])), { axis: d }), s[0]!, ...xs)];
+    return [
+      out(
+        c.g.node(
+          'Concat',
+          xs.map((x) => c.g.node('Unsqueeze', [x.name, axes])),
+          { axis: d },
+        ),
+        s[0]!,
+        ...xs,
+      ),
+    ];
   },
   constantPad: (c, a, s) => {
     const x = c.value(a.self);
@@ -443,9 +571,20 @@ export const OPS: OpHandlers = {
     const r = x.shape.length;
     const begin = new Array<number>(r).fill(0);
     const end = new Array<number>(r).fill(0);
-    for (let i = 0; i < p.length / 2; i++) { begin[r - 1 - i] = p[2 * i]!; end[r - 1 - i] = p[2 * i + 1]!; }
+    for (let i = 0; i < p.length / 2; i++) {
+      begin[r - 1 - i] = p[2 * i]!;
+      end[r - 1 - i] = p[2 * i + 1]!;
+    }
     if (x.batched && (begin[0] !== 0 || end[0] !== 0)) throw new Error('padding the batch dimension');
-    return [out(c.g.node('Pad', [x.name, c.g.ints([...begin, ...end], 'pads'), c.g.scalar(num(a.value, 'value'))], { mode: 'constant' }), s[0]!, x)];
+    return [
+      out(
+        c.g.node('Pad', [x.name, c.g.ints([...begin, ...end], 'pads'), c.g.scalar(num(a.value, 'value'))], {
+          mode: 'constant',
+        }),
+        s[0]!,
+        x,
+      ),
+    ];
   },
 
   // --- reductions -------------------------------------------------------------------------
@@ -485,7 +624,22 @@ export const OPS: OpHandlers = {
     const axes = nums(a.dims, 'dims').map((d) => normDim(d, x.shape.length));
     noBatchAxis(x, axes, 'flip');
     const g = c.g;
-    const name = g.node('Slice', [x.name, g.ints(axes.map(() => -1), 'starts'), g.ints(axes.map(() => Number.MIN_SAFE_INTEGER), 'ends'), g.ints(axes, 'axes'), g.ints(axes.map(() => -1), 'steps')]);
+    const name = g.node('Slice', [
+      x.name,
+      g.ints(
+        axes.map(() => -1),
+        'starts',
+      ),
+      g.ints(
+        axes.map(() => Number.MIN_SAFE_INTEGER),
+        'ends',
+      ),
+      g.ints(axes, 'axes'),
+      g.ints(
+        axes.map(() => -1),
+        'steps',
+      ),
+    ]);
     return [out(name, s[0]!, x)];
   },
   split: splitOp,

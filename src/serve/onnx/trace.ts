@@ -23,7 +23,10 @@ export class UnsupportedOpError extends Error {
 }
 
 /** A graph output: its name and dims without the batch dimension, e.g. [numClasses]. */
-export interface TracedOutput { name: string; dims: number[] }
+export interface TracedOutput {
+  name: string;
+  dims: number[];
+}
 
 export interface TraceResult {
   graph: GraphBuilder;
@@ -43,7 +46,9 @@ export type TracedForward = (x: T.Tensor) => Record<string, T.Tensor>;
 type HandleObj = Handle;
 
 function isHandle(v: unknown): v is Handle {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer);
+  return (
+    typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer)
+  );
 }
 
 /** Ops whose result reads a tensor's values: fine on constants, impossible on traced activations. */
@@ -56,8 +61,17 @@ const READS_VALUES = new Set<OpName>(['item', 'toBuffer', 'equal', 'allclose', '
  * (default: the model's state dict); error messages name modules by their paths
  * under `labelled` (prefix -> module; default: the model itself).
  */
-export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<string, T.Tensor> = model.stateTensors(), labelled: ReadonlyMap<string, Module> = new Map([['', model]]), forward: TracedForward = (x) => ({ logits: model.forward(x) })): TraceResult {
-  if (example.ndim < 1 || example.shape[0]! < 2) throw new RangeError(`traceModel: the example input needs a batch of at least 2, got [${example.shape.join(', ')}]`);
+export function traceModel(
+  model: Module,
+  example: T.Tensor,
+  names: ReadonlyMap<string, T.Tensor> = model.stateTensors(),
+  labelled: ReadonlyMap<string, Module> = new Map([['', model]]),
+  forward: TracedForward = (x) => ({ logits: model.forward(x) }),
+): TraceResult {
+  if (example.ndim < 1 || example.shape[0]! < 2)
+    throw new RangeError(
+      `traceModel: the example input needs a batch of at least 2, got [${example.shape.join(', ')}]`,
+    );
   if (model.training) throw new Error('traceModel: put the model in eval mode first (model.eval())');
   const batch = example.shape[0]!;
   const g = new GraphBuilder();
@@ -71,29 +85,39 @@ export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<
   const internal = <R>(fn: () => R): R => {
     const was = busy;
     busy = true;
-    try { return fn(); } finally { busy = was; }
+    try {
+      return fn();
+    } finally {
+      busy = was;
+    }
   };
   const shapeOf = (h: HandleObj): number[] => internal(() => call('shape', h));
   const where = (): string => (stack.length ? stack[stack.length - 1]! : '<model>');
 
   // A tensor not computed from the input (parameter, buffer, constant made in forward) becomes an initializer.
-  const constantOf = (h: HandleObj): Value => internal(() => {
-    const state = stateByHandle.get(h);
-    const shape = shapeOf(h);
-    const dtype = dtypeFromCode(call('dtype', h));
-    let data: Float32Array | BigInt64Array;
-    if (dtype === 'float32') data = new Float32Array(call('toBuffer', h));
-    else if (dtype === 'int64') data = new BigInt64Array(call('toBuffer', h));
-    else if (dtype === 'float16' || dtype === 'bfloat16' || dtype === 'float64') {
-      const f = call('to', h, dtypeCode('float32'), null, true);
-      data = new Float32Array(call('toBuffer', f));
-      call('dispose', f);
-    } else throw new UnsupportedOpError('constant', where(), `uses a ${dtype} tensor (only float and int64 tensors export)`);
-    const name = g.initializer(state?.name ?? `const_${constCount++}`, shape, data);
-    const v: Value = { name, shape, batched: false };
-    values.set(h, v);
-    return v;
-  });
+  const constantOf = (h: HandleObj): Value =>
+    internal(() => {
+      const state = stateByHandle.get(h);
+      const shape = shapeOf(h);
+      const dtype = dtypeFromCode(call('dtype', h));
+      let data: Float32Array | BigInt64Array;
+      if (dtype === 'float32') data = new Float32Array(call('toBuffer', h));
+      else if (dtype === 'int64') data = new BigInt64Array(call('toBuffer', h));
+      else if (dtype === 'float16' || dtype === 'bfloat16' || dtype === 'float64') {
+        const f = call('to', h, dtypeCode('float32'), null, true);
+        data = new Float32Array(call('toBuffer', f));
+        call('dispose', f);
+      } else
+        throw new UnsupportedOpError(
+          'constant',
+          where(),
+          `uses a ${dtype} tensor (only float and int64 tensors export)`,
+        );
+      const name = g.initializer(state?.name ?? `const_${constCount++}`, shape, data);
+      const v: Value = { name, shape, batched: false };
+      values.set(h, v);
+      return v;
+    });
 
   const ctx: OpContext = {
     g,
@@ -117,11 +141,25 @@ export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<
       // Computation on constants only (creation ops, metadata, frees): folded at export time.
       return;
     }
-    if (READS_VALUES.has(op)) throw new UnsupportedOpError(op, where(), 'reads the values of an activation (data-dependent control flow cannot be exported)');
+    if (READS_VALUES.has(op))
+      throw new UnsupportedOpError(
+        op,
+        where(),
+        'reads the values of an activation (data-dependent control flow cannot be exported)',
+      );
     const inPlace = op.endsWith('_') && isHandle(args[0]);
-    const resultHandles: HandleObj[] = isHandle(result) ? [result] : Array.isArray(result) && result.every(isHandle) && result.length > 0 ? result as HandleObj[] : [];
+    const resultHandles: HandleObj[] = isHandle(result)
+      ? [result]
+      : Array.isArray(result) && result.every(isHandle) && result.length > 0
+        ? (result as HandleObj[])
+        : [];
     if (!inPlace && resultHandles.length === 0) return; // metadata (shape, dtype, ...), dispose
-    if (inPlace && !values.has(args[0] as HandleObj)) throw new UnsupportedOpError(op, where(), 'writes into a tensor that was not computed from the input (cannot be exported)');
+    if (inPlace && !values.has(args[0] as HandleObj))
+      throw new UnsupportedOpError(
+        op,
+        where(),
+        'writes into a tensor that was not computed from the input (cannot be exported)',
+      );
     const base = inPlace ? op.slice(0, -1) : op;
     // An in-place op's arguments carry the same names as its out-of-place op's.
     const handler = (OPS[op] ?? (isOpName(base) ? OPS[base] : undefined)) as OpHandler | undefined;
@@ -140,17 +178,26 @@ export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<
 
   // Each module's forward pushes its state-dict path, so errors name the module.
   const restore: (() => void)[] = [];
-  const modules = new Map<Module, string>([...labelled].flatMap(([prefix, root]) => root.namedModules().map(([n, m]): [Module, string] => [m, prefix && n ? `${prefix}.${n}` : prefix || n])));
+  const modules = new Map<Module, string>(
+    [...labelled].flatMap(([prefix, root]) =>
+      root.namedModules().map(([n, m]): [Module, string] => [m, prefix && n ? `${prefix}.${n}` : prefix || n]),
+    ),
+  );
   if (!modules.has(model)) modules.set(model, '');
   for (const [m, name] of modules) {
     const own = Object.hasOwn(m, 'forward');
     const prev = m.forward;
     const label = `'${name || '<root>'}' (${m.constructor.name})`;
     Object.defineProperty(m, 'forward', {
-      configurable: true, writable: true,
+      configurable: true,
+      writable: true,
       value: function traced(x: T.Tensor): T.Tensor {
         stack.push(label);
-        try { return prev.call(m, x); } finally { stack.pop(); }
+        try {
+          return prev.call(m, x);
+        } finally {
+          stack.pop();
+        }
       },
     });
     restore.push(() => {
@@ -180,5 +227,12 @@ export function traceModel(model: Module, example: T.Tensor, names: ReadonlyMap<
     setCallHook(prevHook);
     for (const r of restore.reverse()) r();
   }
-  return { graph: g, input, output: outputs[0]!.name, inputDims: example.shape.slice(1), outputDims: outputs[0]!.dims, outputs };
+  return {
+    graph: g,
+    input,
+    output: outputs[0]!.name,
+    inputDims: example.shape.slice(1),
+    outputDims: outputs[0]!.dims,
+    outputs,
+  };
 }

@@ -16,7 +16,8 @@ async function loadMeta() {
   if (!r.ok) throw new Error(`GET /v1/model: ${r.status}`);
   meta = await r.json();
   const from = meta.preprocess?.pretrained ? `, fine-tuned from ${meta.preprocess.pretrained.name}` : '';
-  $('model-info').textContent = `${meta.model}, ${meta.classes.length} classes, input ${meta.input.dims.join('x')}${from}`;
+  $('model-info').textContent =
+    `${meta.model}, ${meta.classes.length} classes, input ${meta.input.dims.join('x')}${from}`;
 }
 
 function show(top, mode, ms) {
@@ -55,7 +56,11 @@ function show(top, mode, ms) {
 
 async function predictOnServer(blob) {
   const t0 = performance.now();
-  const r = await fetch('/v1/predict?top=5', { method: 'POST', headers: { 'content-type': blob.type || 'image/jpeg' }, body: blob });
+  const r = await fetch('/v1/predict?top=5', {
+    method: 'POST',
+    headers: { 'content-type': blob.type || 'image/jpeg' },
+    body: blob,
+  });
   const body = await r.json();
   if (!r.ok) throw new Error(`${body.error.code}: ${body.error.message}`);
   showGallery(body.predictions[0].gallery);
@@ -69,9 +74,10 @@ function showGallery(answer) {
   el.hidden = !answer;
   if (!answer) return;
   el.dataset.class = answer.class ?? '';
-  el.textContent = answer.class === null
-    ? `gallery: unknown product (best similarity ${answer.similarity.toFixed(3)})`
-    : `gallery: ${answer.class} (similarity ${answer.similarity.toFixed(3)})`;
+  el.textContent =
+    answer.class === null
+      ? `gallery: unknown product (best similarity ${answer.similarity.toFixed(3)})`
+      : `gallery: ${answer.class} (similarity ${answer.similarity.toFixed(3)})`;
 }
 
 async function adminFetch(url, init) {
@@ -160,8 +166,11 @@ async function preprocess(blob) {
   webPreprocess ??= await import('/lib/serve/web-preprocess.js');
   const bytes = new Uint8Array(await blob.arrayBuffer());
   // Displayed orientation (EXIF applied, as the server decodes), no colour management, no premultiplying.
-  const bmp = await createImageBitmap(blob,
-    { imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const bmp = await createImageBitmap(blob, {
+    imageOrientation: 'from-image',
+    colorSpaceConversion: 'none',
+    premultiplyAlpha: 'none',
+  });
   const canvas = new OffscreenCanvas(bmp.width, bmp.height);
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   ctx.drawImage(bmp, 0, 0);
@@ -184,7 +193,10 @@ async function predictInBrowser(blob) {
   const e = logits.map((v) => Math.exp(v - m));
   const z = e.reduce((a, b) => a + b, 0);
   const probabilities = e.map((v) => v / z);
-  const top = logits.map((_, j) => j).sort((a, b) => logits[b] - logits[a] || a - b).slice(0, 5)
+  const top = logits
+    .map((_, j) => j)
+    .sort((a, b) => logits[b] - logits[a] || a - b)
+    .slice(0, 5)
     .map((j) => ({ label: meta.classes[j], index: j, probability: probabilities[j] }));
   // What the page computed, for the browser-vs-server test.
   window.goodsrecLast = { mode: 'browser', probabilities, input: x };
@@ -198,7 +210,8 @@ async function handle(blob) {
   $('preview').hidden = false;
   setStatus('recognising...');
   try {
-    if ($('in-browser').checked) await predictInBrowser(blob); else await predictOnServer(blob);
+    if ($('in-browser').checked) await predictInBrowser(blob);
+    else await predictOnServer(blob);
   } catch (err) {
     results.replaceChildren();
     setStatus(String(err.message || err), true);
@@ -209,7 +222,10 @@ async function handle(blob) {
 
 $('file').addEventListener('change', (ev) => handle(ev.target.files[0]));
 const drop = $('drop');
-drop.addEventListener('dragover', (ev) => { ev.preventDefault(); drop.classList.add('over'); });
+drop.addEventListener('dragover', (ev) => {
+  ev.preventDefault();
+  drop.classList.add('over');
+});
 drop.addEventListener('dragleave', () => drop.classList.remove('over'));
 drop.addEventListener('drop', (ev) => {
   ev.preventDefault();
@@ -238,7 +254,10 @@ $('camera-shoot').addEventListener('click', () => {
   c.toBlob((b) => handle(b), 'image/jpeg', 0.92);
 });
 
-loadMeta().then(async () => {
-  if (meta.gallery) await loadGallery();
-  setStatus('ready');
-}, (err) => setStatus(String(err.message || err), true));
+loadMeta().then(
+  async () => {
+    if (meta.gallery) await loadGallery();
+    setStatus('ready');
+  },
+  (err) => setStatus(String(err.message || err), true),
+);
