@@ -589,3 +589,30 @@ test('CLI: train --pretrained hf-hub:... --recipe finetune records the pretraine
   assert.notEqual(mismatch.status, 0);
   assert.match(mismatch.stderr, /holds resnet18 weights but model.name is resnet50/);
 });
+
+test('lock: an empty lock file (its owner between create and writing its pid) is waited for; an old empty one is taken over', async () => {
+  const { withFileLock } = await import('../src/hub/lock.js');
+  const { setTimeout: sleep } = await import('node:timers/promises');
+  const { utimesSync, unlinkSync, writeFileSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'goodsrec-lock-'));
+  const path = join(dir, 'blob.lock');
+  writeFileSync(path, '');
+  let entered = false;
+  const waiting = withFileLock(path, async () => {
+    entered = true;
+  });
+  await sleep(400);
+  assert.equal(entered, false, 'a fresh empty lock file belongs to a live owner');
+  unlinkSync(path); // the owner is done
+  await waiting;
+  assert.equal(entered, true);
+  // Negative control: left empty by a process killed 20 s ago, it is taken over.
+  writeFileSync(path, '');
+  const old = new Date(Date.now() - 20_000);
+  utimesSync(path, old, old);
+  let took = false;
+  await withFileLock(path, async () => {
+    took = true;
+  });
+  assert.equal(took, true);
+});

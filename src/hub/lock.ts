@@ -1,19 +1,29 @@
 // A lock between processes on one machine: the lock file is created exclusively
 // and holds the owner's pid; a lock whose owner is gone is taken over. Within one
 // process, callers of the same lock queue on a promise instead.
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const held = new Map<string, Promise<void>>();
 
 function ownerAlive(path: string): boolean {
-  let pid: number;
+  let text: string;
   try {
-    pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+    text = readFileSync(path, 'utf8');
   } catch {
-    return true;
-  } // being written: assume alive
+    return true; // gone or unreadable: try to create it again
+  }
+  // Empty: its owner created it and has not written its pid yet (taking it over then let two processes in).
+  // An empty file older than 10 s is a leftover of a process killed in between.
+  if (text === '') {
+    try {
+      return Date.now() - statSync(path).mtimeMs < 10_000;
+    } catch {
+      return true;
+    }
+  }
+  const pid = Number.parseInt(text, 10);
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return false; // this process's callers queue on `held`: a leftover
   try {
