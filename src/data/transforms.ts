@@ -476,11 +476,12 @@ function checkLetterboxCanvas(path: string, cfg: PipelineConfig, width: number, 
   const maxPixels = cfg.maxPixels ?? DEFAULT_MAX_PIXELS;
   const s = Math.max(width, height);
   if (cfg.ops[0]?.op === 'letterbox' && s * s > maxPixels) {
-    throw new BadImageError(
-      path,
-      'too-large',
-      `${width}x${height} letterboxes to a ${s}x${s} canvas, over the limit of ${maxPixels} pixels`,
-    );
+    // Name the image's own size first when it alone is over the limit.
+    const why =
+      width * height > maxPixels
+        ? `${width}x${height} is over the pixel limit of ${maxPixels} pixels`
+        : `${width}x${height} letterboxes to a ${s}x${s} canvas, over the pixel limit of ${maxPixels} pixels`;
+    throw new BadImageError(path, 'too-large', why);
   }
 }
 
