@@ -180,22 +180,9 @@ await Promise.all(
 );
 rows.push(...results);
 
-const head = [
-  'parser',
-  'inputs',
-  'accepted',
-  'rejected-named',
-  'other-errors',
-  'crashes',
-  'sanitizer-reports',
-  'seconds',
-];
-const lines = rows.map((r) =>
-  [r.parser, r.inputs, r.accepted, r.named, r.other, r.crashes, r.sanitizerReports, r.seconds.toFixed(0)].map(String),
-);
-const widths = head.map((h, k) => Math.max(h.length, ...lines.map((l) => l[k].length)));
 console.log(`\nfuzz: seed ${a.seed}, ${count} inputs per parser, ${sanitize ? 'ASan+UBSan addons' : 'no sanitizers'}`);
-for (const l of [head, ...lines]) console.log(l.map((c, k) => c.padStart(widths[k])).join('  '));
+const { formatStats } = await import(join(root, 'dist', 'test', 'fuzz', 'stats.js'));
+console.log(formatStats(rows));
 writeFileSync(
   join(work, 'fuzz-report.json'),
   JSON.stringify({ seed: Number(a.seed), count, sanitize, rows }, null, 2) + '\n',
