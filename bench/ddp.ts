@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
-import { createServer } from 'node:net';
+import { freePort } from '../test/helpers/free-port.js';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -67,17 +67,6 @@ async function child(steps: number, warmup: number, batch: number): Promise<void
   const result: Result = { times_ms: times, bytes, loss, buckets, buffer_bytes: bufferBytes };
   if (!dist || dist.isMain) console.log(JSON.stringify(result));
   dist?.close();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => ok(p));
-    });
-  });
 }
 
 function runProcs(cmds: { cmd: string; args: string[]; env: NodeJS.ProcessEnv }[]): Promise<Result> {
