@@ -1,21 +1,11 @@
 // One line that tells machines apart in benchmark output: a speed figure from one CPU kind is not a fact about another.
-import { readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { readdirSync, realpathSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
+import { cpuFeatures } from '../src/util/cpu-features.js';
 
 /** CPU model, the ISA flags that pick kernels, cores, load, BLAS and OpenBLAS overrides, libtorch build. */
 export function machineLine(extra: Record<string, string | number | boolean | undefined> = {}): string {
-  let model = 'unknown CPU',
-    flags: string[] = [];
-  try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    model = /^model name\s*:\s*(.*)$/m.exec(info)?.[1]?.trim() ?? model;
-    flags = (/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/);
-  } catch {
-    /* not Linux */
-  }
-  const isa = ['avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16'].filter((f) =>
-    flags.includes(f),
-  );
+  const { model, isa } = cpuFeatures();
   let blas = 'unknown';
   try {
     const dir = '/usr/lib/x86_64-linux-gnu';

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readSafetensorsSync } from '../src/io/index.js';
 import { loadCheckpoint } from '../src/run/checkpoint.js';
+import { cpuFeatures, cpuHasNativeBf16 } from '../src/util/cpu-features.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -257,4 +258,22 @@ test('EMA, gradient accumulation, class-balanced sampling and bf16 autocast run 
     classBalanced: boolean;
   };
   assert.deepEqual([cfg.amp, cfg.ema, cfg.accumulate, cfg.classBalanced], ['bf16', 0.9, 2, true]);
+  // bf16 without AVX512-BF16/AMX is emulated (slower than fp32): the run says so, and only then.
+  const native = cpuHasNativeBf16();
+  const warned = /bf16 convolutions and matmuls are emulated/.test(r.stderr);
+  if (native !== null) assert.equal(warned, !native, `native bf16 ${native}; stderr: ${r.stderr.slice(-500)}`);
+  // The CPU is recorded with the run: a speed figure is a fact about one CPU kind.
+  const v = JSON.parse(readFileSync(join(dir, 'versions.json'), 'utf8')) as { cpu: { model: string; isa: string[] } };
+  assert.deepEqual(v.cpu, cpuFeatures());
+});
+
+test('cpu features: model and kernel flags from /proc/cpuinfo text; native bf16 needs AVX512-BF16 or AMX', () => {
+  const zen3 = 'processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n';
+  const spr = 'model name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: avx2 avx512f avx512_bf16 amx_tile amx_bf16\n';
+  assert.deepEqual(cpuFeatures(zen3), { model: 'AMD EPYC 7B13', isa: ['avx2'] });
+  assert.equal(cpuHasNativeBf16(cpuFeatures(zen3)), false);
+  assert.deepEqual(cpuFeatures(spr).isa, ['avx2', 'avx512f', 'avx512_bf16', 'amx_tile', 'amx_bf16']);
+  assert.equal(cpuHasNativeBf16(cpuFeatures(spr)), true);
+  assert.deepEqual(cpuFeatures('no cpuinfo here'), { model: 'unknown CPU', isa: [] });
+  assert.equal(cpuHasNativeBf16(cpuFeatures('')), null);
 });

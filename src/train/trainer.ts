@@ -27,6 +27,7 @@ import {
   type Triple,
 } from '../data/index.js';
 import { deriveSeed } from '../util/rng.js';
+import { cpuFeatures, cpuHasNativeBf16 } from '../util/cpu-features.js';
 import { writeJsonAtomic, WriteError } from '../util/atomic.js';
 import { readRunStart, reportSkippedInputs, writeRunStart } from './run-start.js';
 import { goodsrecVersion } from '../util/version.js';
@@ -122,6 +123,7 @@ function versions(device: T.Device): Record<string, unknown> {
     device,
     threads: T.getNumThreads(),
     platform: `${process.platform}-${process.arch}`,
+    cpu: cpuFeatures(),
   };
 }
 
@@ -232,6 +234,12 @@ async function trainRank(
   const { c, runDir, resumeFrom, stored } = openRunFolder(configIn, o, dist, isMain, log);
   const device = dist ? dist.device(T.resolveDevice(c.device)) : T.resolveDevice(c.device);
   const amp = resolveAmp(c, device);
+  if (amp === 'bf16' && device === 'cpu' && cpuHasNativeBf16() === false) {
+    log(
+      `amp bf16: this CPU (${cpuFeatures().model}) has neither AVX512-BF16 nor AMX, so bf16 convolutions and ` +
+        'matmuls are emulated and usually slower than fp32 (--amp off)',
+    );
+  }
   T.setNumThreads(c.threads > 0 ? c.threads : dist ? dist.defaultThreads() : availableParallelism());
   const ctx: Ctx = { c, o, dist, isMain, log, runDir, device, amp };
 
