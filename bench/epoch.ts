@@ -5,7 +5,10 @@
  * recipe). ResNet-50, batch 32, 2 compute threads and 2 loader workers on each side, run one after the other.
  * Beside them, goodsrec's loader alone (the trainer's pipeline, no model): it must stay faster than the step.
  *
- * Env: GOODSREC_BENCH_EPOCH_SIZE (input size, default 128), GOODSREC_BENCH_EPOCH_THREADS (default 2).
+ * Each layout (NCHW, channels_last) runs on both sides, model and batches in that layout.
+ *
+ * Env: GOODSREC_BENCH_EPOCH_SIZE (input size, default 128), GOODSREC_BENCH_EPOCH_THREADS (default 2),
+ * GOODSREC_BENCH_EPOCH_LAYOUT (both | nchw | channels_last, default both).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -25,7 +28,7 @@ interface EpochFigure {
 }
 
 /** goodsrec train for one epoch without validation; the epoch record of its metrics.jsonl. */
-function goodsrecEpoch(size: number, threads: number): EpochFigure {
+function goodsrecEpoch(size: number, threads: number, channelsLast: boolean): EpochFigure {
   const out = mkdtempSync(join(tmpdir(), 'goodsrec-bench-epoch-'));
   try {
     const r = spawnSync(
@@ -55,6 +58,8 @@ function goodsrecEpoch(size: number, threads: number): EpochFigure {
         'data.workers=2',
         '--set',
         'validateEvery=0',
+        '--set',
+        `model.channelsLast=${channelsLast}`,
         '--out',
         out,
         '--name',
@@ -79,7 +84,7 @@ function goodsrecEpoch(size: number, threads: number): EpochFigure {
 const NORM = JSON.stringify({ mean: DEFAULT_CONFIG.input.mean, std: DEFAULT_CONFIG.input.std });
 
 /** The torchvision twin's first epoch record; the process is stopped there (its final evaluation is not timed). */
-function torchvisionEpoch(size: number, threads: number): Promise<EpochFigure> {
+function torchvisionEpoch(size: number, threads: number, channelsLast: boolean): Promise<EpochFigure> {
   return new Promise((resolvePromise, reject) => {
     const p = spawn(
       '/usr/bin/python3',
@@ -101,6 +106,7 @@ function torchvisionEpoch(size: number, threads: number): Promise<EpochFigure> {
         String(threads),
         '--workers',
         '2',
+        ...(channelsLast ? ['--channels-last'] : []),
       ],
       { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GOODSREC_NORM: NORM }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -155,24 +161,32 @@ async function loaderAlone(size: number): Promise<number> {
 export async function run(): Promise<void> {
   const size = Number(process.env.GOODSREC_BENCH_EPOCH_SIZE ?? 128);
   const threads = Number(process.env.GOODSREC_BENCH_EPOCH_THREADS ?? 2);
+  const layout = process.env.GOODSREC_BENCH_EPOCH_LAYOUT ?? 'both';
+  if (!['both', 'nchw', 'channels_last'].includes(layout)) {
+    throw new Error(`GOODSREC_BENCH_EPOCH_LAYOUT=${layout}: expected both, nchw or channels_last`);
+  }
+  const layouts = layout === 'both' ? [false, true] : [layout === 'channels_last'];
   console.log(
     `epoch bench: ResNet-50 at ${size} px, batch 32, Grocery Store train split, ${threads} compute threads + 2 loader workers per side`,
   );
   console.log(`machine: ${machineLine()}`);
   const loader = await loaderAlone(size);
   console.log(`  goodsrec loader alone (trainer pipeline, 2 workers): ${loader.toFixed(0)} img/s`);
-  const g = goodsrecEpoch(size, threads);
-  console.log(
-    `  goodsrec train epoch:    ${g.images} images in ${g.seconds.toFixed(1)} s = ${g.imagesPerSec.toFixed(1)} img/s`,
-  );
-  const t = await torchvisionEpoch(size, threads);
-  console.log(
-    `  torchvision train epoch: ${t.images} images in ${t.seconds.toFixed(1)} s = ${t.imagesPerSec.toFixed(1)} img/s`,
-  );
-  console.log(
-    `epoch: time ratio goodsrec/torchvision ${(g.seconds / t.seconds).toFixed(3)} (goal <= 0.8); ` +
-      `loader alone ${(loader / g.imagesPerSec).toFixed(1)}x the training step's img/s`,
-  );
+  const ratios: string[] = [];
+  for (const channelsLast of layouts) {
+    const name = channelsLast ? 'channels_last' : 'NCHW';
+    const g = goodsrecEpoch(size, threads, channelsLast);
+    console.log(
+      `  ${name}: goodsrec train epoch:    ${g.images} images in ${g.seconds.toFixed(1)} s = ${g.imagesPerSec.toFixed(1)} img/s`,
+    );
+    const t = await torchvisionEpoch(size, threads, channelsLast);
+    console.log(
+      `  ${name}: torchvision train epoch: ${t.images} images in ${t.seconds.toFixed(1)} s = ${t.imagesPerSec.toFixed(1)} img/s`,
+    );
+    ratios.push(`${name} ${(g.seconds / t.seconds).toFixed(3)}`);
+    console.log(`  ${name}: loader alone ${(loader / g.imagesPerSec).toFixed(1)}x the training step's img/s`);
+  }
+  console.log(`epoch: time ratio goodsrec/torchvision, same layout: ${ratios.join(', ')} (goal <= 0.8)`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await run();

@@ -4,7 +4,7 @@
  * cores, goodsrec vs PyTorch 1.13 measured in the same run, NCHW and channels_last. Each side runs
  * in its own process (goodsrec in a child node process) so that each peak RSS is its own.
  *
- * Env: GOODSREC_BENCH_STEPS (timed steps per process, default 5), GOODSREC_BENCH_WARMUP (default 2),
+ * Env: GOODSREC_BENCH_SIZE (input side, default 160), GOODSREC_BENCH_STEPS (timed steps per process, default 5), GOODSREC_BENCH_WARMUP (default 2),
  * GOODSREC_BENCH_ROUNDS (processes per side and format, alternating, default 2), GOODSREC_BENCH_AMP ('off' default,
  * 'bf16': the step under bf16 autocast on both sides, 'both': fp32 and bf16), GOODSREC_BENCH_FORMATS (default
  * 'nchw,channels_last'), GOODSREC_BENCH_PYTHON (the PyTorch side's interpreter, default /usr/bin/python3, e.g. a
@@ -31,6 +31,14 @@ interface Sample {
   minor_faults: number;
 }
 
+/** Input side in pixels (GOODSREC_BENCH_SIZE, default 160); the PyTorch side reads the same variable. */
+function benchSize(): number {
+  const v = Number(process.env['GOODSREC_BENCH_SIZE'] ?? 160);
+  if (!Number.isInteger(v) || v < 32)
+    throw new Error(`GOODSREC_BENCH_SIZE=${process.env['GOODSREC_BENCH_SIZE']}: expected an integer >= 32`);
+  return v;
+}
+
 /** The goodsrec side, in the child process. */
 async function child(format: Format, precision: Precision, steps: number, warmup: number): Promise<void> {
   const T = await import('../src/tensor/index.js');
@@ -38,7 +46,7 @@ async function child(format: Format, precision: Precision, steps: number, warmup
   const { SGD } = await import('../src/optim/index.js');
   T.manualSeed(0);
   const model = createModel('resnet50', { numClasses: 1000 }).train();
-  let x = T.randn([32, 3, 160, 160]).keep();
+  let x = T.randn([32, 3, benchSize(), benchSize()]).keep();
   const y = T.randint(0, 1000, [32]).keep();
   if (format === 'channels_last') {
     model.to('channelsLast');
@@ -140,7 +148,7 @@ export async function run(): Promise<void> {
     encoding: 'utf8',
   }).trim();
   console.log(
-    `train-step bench: ResNet-50, batch 32, 3x160x160, 1000 classes, SGD momentum, label smoothing; ${threads} threads; ` +
+    `train-step bench: ResNet-50, batch 32, 3x${benchSize()}x${benchSize()}, 1000 classes, SGD momentum, label smoothing; ${threads} threads; ` +
       `${rounds} x ${steps} timed steps per side and format (after ${warmup} warm-up); load average at start ${loadavg()
         .map((l) => l.toFixed(2))
         .join(' ')}`,

@@ -63,7 +63,8 @@ def main():
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = resnet50(1000).train()
-    x = torch.randn(32, 3, 160, 160)
+    size = int(os.environ.get("GOODSREC_BENCH_SIZE", "160"))
+    x = torch.randn(32, 3, size, size)
     y = torch.randint(0, 1000, (32,))
     if fmt == "channels_last":
         model = model.to(memory_format=torch.channels_last)

@@ -86,6 +86,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--channels-last", action="store_true", help="model and batches in channels_last memory format")
+    ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="bf16: torch.autocast('cpu', torch.bfloat16)")
     ap.add_argument("--out", default="")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke tests)")
     a = ap.parse_args()
@@ -111,6 +113,9 @@ def main():
     test_dl = torch.utils.data.DataLoader(test_ds, batch_size=64, shuffle=False, num_workers=a.workers)
 
     model = torchvision.models.resnet50(num_classes=num_classes)
+    fmt = torch.channels_last if a.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.amp == "bf16")  # noqa: E731
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
@@ -139,7 +144,8 @@ def main():
         for x, y in train_dl:
             for g in opt.param_groups:
                 g["lr"] = lr_at(it)
-            loss = loss_fn(model(x), y)
+            with autocast():
+                loss = loss_fn(model(x.contiguous(memory_format=fmt)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -154,13 +160,15 @@ def main():
     correct = top5 = total_n = 0
     with torch.no_grad():
         for x, y in test_dl:
-            out = model(x)
+            with autocast():
+                out = model(x.contiguous(memory_format=fmt)).float()
             correct += (out.argmax(1) == y).sum().item()
             top5 += (out.topk(5, 1).indices == y[:, None]).any(1).sum().item()
             total_n += len(y)
     result = {"framework": f"torch {torch.__version__} torchvision {torchvision.__version__}", "top1": correct / total_n,
               "top5": top5 / total_n, "testSamples": total_n, "trainSeconds": train_seconds,
-              "wallSeconds": time.time() - t0, "epochs": a.epochs, "history": history}
+              "wallSeconds": time.time() - t0, "epochs": a.epochs, "seed": a.seed,
+              "channelsLast": a.channels_last, "amp": a.amp, "history": history}
     print(json.dumps(result), flush=True)
     if a.out:
         with open(a.out, "w") as f:
