@@ -6,7 +6,13 @@
 // single queries and of 32-query batches on the configured threads.
 // GOODSREC_BENCH_SIZES=10000,100000,1000000 GOODSREC_BENCH_DIM=512 GOODSREC_BENCH_THREADS=2
 // GOODSREC_BENCH_LIBS=exact,usearch,hnswlib GOODSREC_BENCH_SETS=random,clustered GOODSREC_BENCH_EF=64,128
+// usearch's graph: GOODSREC_BENCH_M=16 (connectivity) GOODSREC_BENCH_EF_ADD=128 GOODSREC_BENCH_QUANT=f32|f16|i8; it is
+// built once and reloaded for each search ef (saved to GOODSREC_BENCH_TMP, default the OS temp folder), and the build
+// prints its rate to stderr every 5 % so a build stopped by a time limit still leaves a measured rate.
 import { createRequire } from 'node:module';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { ExactIndex } from '../src/gallery/search.js';
 
@@ -16,6 +22,10 @@ const threads = Number(process.env.GOODSREC_BENCH_THREADS ?? 2);
 const libs = (process.env.GOODSREC_BENCH_LIBS ?? 'exact,usearch,hnswlib').split(',');
 const sets = (process.env.GOODSREC_BENCH_SETS ?? 'random,clustered').split(',');
 const efs = (process.env.GOODSREC_BENCH_EF ?? '64').split(',').map(Number);
+const connectivity = Number(process.env.GOODSREC_BENCH_M ?? 16);
+const efAdd = Number(process.env.GOODSREC_BENCH_EF_ADD ?? 128);
+const quant = process.env.GOODSREC_BENCH_QUANT ?? 'f32';
+const tmp = process.env.GOODSREC_BENCH_TMP ?? tmpdir();
 const nQueries = 200;
 T.setNumThreads(threads);
 const require = createRequire(import.meta.url);
@@ -88,24 +98,49 @@ function exact(rows: Float32Array): Searcher {
   };
 }
 
-function usearch(rows: Float32Array, n: number, ef: number): Searcher {
-  const u = require('usearch') as typeof import('usearch'); // the dependency src/gallery/hnsw-index.ts uses
-  const t0 = performance.now();
-  const index = new u.Index({
+type USearch = typeof import('usearch');
+const quantKinds = { f32: 'F32', f16: 'F16', i8: 'I8' } as const;
+if (!(quant in quantKinds)) throw new Error(`GOODSREC_BENCH_QUANT=${quant}: expected f32, f16 or i8`);
+
+function usearchConfig(u: USearch, ef: number): ConstructorParameters<USearch['Index']>[0] {
+  return {
     dimensions: dim,
     metric: u.MetricKind.IP,
-    quantization: u.ScalarKind.F32,
-    connectivity: 16,
-    expansion_add: 128,
+    quantization: u.ScalarKind[quantKinds[quant as keyof typeof quantKinds]],
+    connectivity,
+    expansion_add: efAdd,
     expansion_search: ef,
     multi: false,
-  });
-  const keys = new BigUint64Array(n).map((_, i) => BigInt(i));
-  index.add(keys, rows, threads);
+  };
+}
+
+/** Builds the graph once (in 5 % slices, printing the rate), saves it; returns its file and build seconds. */
+function usearchBuild(rows: Float32Array, n: number, label: string): { file: string; buildS: number } {
+  const u = require('usearch') as USearch; // the dependency src/gallery/hnsw-index.ts uses
+  const index = new u.Index(usearchConfig(u, 64));
+  const t0 = performance.now();
+  const slice = Math.max(1, Math.ceil(n / 20));
+  for (let s = 0; s < n; s += slice) {
+    const e = Math.min(n, s + slice);
+    const keys = new BigUint64Array(e - s).map((_, i) => BigInt(s + i));
+    index.add(keys, rows.subarray(s * dim, e * dim), threads);
+    const secs = (performance.now() - t0) / 1000;
+    console.error(`${label}: ${e}/${n} added, ${secs.toFixed(0)} s, ${(e / secs).toFixed(0)} vectors/s overall`);
+  }
   const buildS = (performance.now() - t0) / 1000;
+  const file = join(tmp, `gallery-search-bench-${process.pid}.usearch`);
+  index.save(file);
+  return { file, buildS };
+}
+
+/** A saved graph loaded with expansion_search ef (it is a search-time setting, not stored in the file). */
+function usearch(built: { file: string; buildS: number }, ef: number): Searcher {
+  const u = require('usearch') as USearch;
+  const index = new u.Index(usearchConfig(u, ef));
+  index.load(built.file);
   return {
-    name: `usearch M=16 ef=${ef}`,
-    buildS,
+    name: `usearch ${quant} M=${connectivity} efAdd=${efAdd} ef=${ef}`,
+    buildS: built.buildS,
     search(q, r, k) {
       if (r === 1) return [Int32Array.from(index.search(q.subarray(0, dim), k, 1).keys, Number)];
       const m = index.search(q.subarray(0, r * dim), k, threads) as import('usearch').BatchMatches;
@@ -146,7 +181,10 @@ function hnswlib(rows: Float32Array, n: number, ef: number): Searcher {
   };
 }
 
-console.log(`D=${dim}, k=5, ${threads} threads, ${nQueries} queries for recall@1 (approximate top-1 = exact top-1)`);
+console.log(
+  `D=${dim}, k=5, ${threads} threads, ${nQueries} queries for recall@1 (approximate top-1 = exact top-1); ` +
+    `usearch ${quant}, connectivity ${connectivity}, expansion_add ${efAdd}`,
+);
 console.log('| set | vectors | search | build (s) | recall@1 | 1 query (ms) | 32 queries (ms per batch) |');
 console.log('|---|---|---|---|---|---|---|');
 for (const n of sizes) {
@@ -156,8 +194,10 @@ for (const n of sizes) {
     const truth = ex.search(queries, nQueries, 1).map((r) => r[0]!);
     const searchers: (() => Searcher)[] = [];
     if (libs.includes('exact')) searchers.push(() => ex);
+    let built: { file: string; buildS: number } | null = null;
     for (const ef of efs) {
-      if (libs.includes('usearch')) searchers.push(() => usearch(rows, n, ef));
+      if (libs.includes('usearch'))
+        searchers.push(() => usearch((built ??= usearchBuild(rows, n, `usearch ${set} ${n}`)), ef));
       if (libs.includes('hnswlib')) searchers.push(() => hnswlib(rows, n, ef));
     }
     for (const make of searchers) {
@@ -181,5 +221,6 @@ for (const n of sizes) {
       if (s !== ex) s.free?.();
     }
     ex.free?.();
+    if (built) rmSync((built as { file: string }).file, { force: true });
   }
 }
