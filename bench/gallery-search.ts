@@ -34,8 +34,15 @@ function normalise(x: T.Tensor): T.Tensor {
   return x.div(x.norm(2, 1, true));
 }
 
-/** n gallery rows and nQueries query rows. Clustered: 20 photos per product, noise ~ as far as a photo of another angle. */
-function vectors(set: string, n: number, seed: number): { rows: Float32Array; queries: Float32Array } {
+/**
+ * n gallery rows and nQueries query rows. Clustered: 20 photos per product, noise ~ as far as a photo of another
+ * angle; row i shows product i % products, `queryProducts` the queries' (null for random: no products).
+ */
+function vectors(
+  set: string,
+  n: number,
+  seed: number,
+): { rows: Float32Array; queries: Float32Array; products: number; queryProducts: Int32Array | null } {
   T.manualSeed(seed);
   return T.tidy(() => {
     if (set === 'random') {
@@ -46,6 +53,8 @@ function vectors(set: string, n: number, seed: number): { rows: Float32Array; qu
         queries: normalise(T.randn([nQueries, dim]))
           .data<'float32'>()
           .slice(),
+        products: 0,
+        queryProducts: null,
       };
     }
     const products = Math.max(1, Math.floor(n / 20));
@@ -64,10 +73,9 @@ function vectors(set: string, n: number, seed: number): { rows: Float32Array; qu
         s * dim,
       );
     }
-    const q = photo(T.randint(0, products, [nQueries], { dtype: 'int64' }))
-      .data<'float32'>()
-      .slice();
-    return { rows, queries: q };
+    const qIdx = T.randint(0, products, [nQueries], { dtype: 'int64' });
+    const q = photo(qIdx).data<'float32'>().slice();
+    return { rows, queries: q, products, queryProducts: Int32Array.from(qIdx.data<'int64'>(), Number) };
   });
 }
 
@@ -185,11 +193,14 @@ console.log(
   `D=${dim}, k=5, ${threads} threads, ${nQueries} queries for recall@1 (approximate top-1 = exact top-1); ` +
     `usearch ${quant}, connectivity ${connectivity}, expansion_add ${efAdd}`,
 );
-console.log('| set | vectors | search | build (s) | recall@1 | 1 query (ms) | 32 queries (ms per batch) |');
-console.log('|---|---|---|---|---|---|---|');
+// same product@1: the top-1 row shows the query's product (clustered only), what a gallery's answer needs.
+console.log(
+  '| set | vectors | search | build (s) | recall@1 | same product@1 | 1 query (ms) | 32 queries (ms per batch) |',
+);
+console.log('|---|---|---|---|---|---|---|---|');
 for (const n of sizes) {
   for (const set of sets) {
-    const { rows, queries } = vectors(set, n, 1);
+    const { rows, queries, products, queryProducts } = vectors(set, n, 1);
     const ex = exact(rows);
     const truth = ex.search(queries, nQueries, 1).map((r) => r[0]!);
     const searchers: (() => Searcher)[] = [];
@@ -204,6 +215,9 @@ for (const n of sizes) {
       const s = make();
       const found = s.search(queries, nQueries, 5);
       const recall = found.filter((r, i) => r[0] === truth[i]).length / nQueries;
+      const sameProduct = queryProducts
+        ? (found.filter((r, i) => r[0]! % products === queryProducts[i]).length / nQueries).toFixed(3)
+        : '-';
       const reps = n >= 1_000_000 ? 10 : 30;
       const time = (r: number): number => {
         s.search(queries, r, 5);
@@ -216,7 +230,7 @@ for (const n of sizes) {
         return median(ts);
       };
       console.log(
-        `| ${set} | ${n} | ${s.name} | ${s.buildS.toFixed(1)} | ${recall.toFixed(3)} | ${time(1).toFixed(3)} | ${time(32).toFixed(2)} |`,
+        `| ${set} | ${n} | ${s.name} | ${s.buildS.toFixed(1)} | ${recall.toFixed(3)} | ${sameProduct} | ${time(1).toFixed(3)} | ${time(32).toFixed(2)} |`,
       );
       if (s !== ex) s.free?.();
     }
