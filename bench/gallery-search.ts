@@ -6,7 +6,13 @@
 // single queries and of 32-query batches on the configured threads.
 // GOODSREC_BENCH_SIZES=10000,100000,1000000 GOODSREC_BENCH_DIM=512 GOODSREC_BENCH_THREADS=2
 // GOODSREC_BENCH_LIBS=exact,usearch,hnswlib GOODSREC_BENCH_SETS=random,clustered GOODSREC_BENCH_EF=64,128
+// usearch's graph: GOODSREC_BENCH_M=16 (connectivity) GOODSREC_BENCH_EF_ADD=128 GOODSREC_BENCH_QUANT=f32|f16|i8; it is
+// built once and reloaded for each search ef (saved to GOODSREC_BENCH_TMP, default the OS temp folder), and the build
+// prints its rate to stderr every 5 % so a build stopped by a time limit still leaves a measured rate.
 import { createRequire } from 'node:module';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { ExactIndex } from '../src/gallery/search.js';
 
@@ -16,6 +22,10 @@ const threads = Number(process.env.GOODSREC_BENCH_THREADS ?? 2);
 const libs = (process.env.GOODSREC_BENCH_LIBS ?? 'exact,usearch,hnswlib').split(',');
 const sets = (process.env.GOODSREC_BENCH_SETS ?? 'random,clustered').split(',');
 const efs = (process.env.GOODSREC_BENCH_EF ?? '64').split(',').map(Number);
+const connectivity = Number(process.env.GOODSREC_BENCH_M ?? 16);
+const efAdd = Number(process.env.GOODSREC_BENCH_EF_ADD ?? 128);
+const quant = process.env.GOODSREC_BENCH_QUANT ?? 'f32';
+const tmp = process.env.GOODSREC_BENCH_TMP ?? tmpdir();
 const nQueries = 200;
 T.setNumThreads(threads);
 const require = createRequire(import.meta.url);
@@ -24,8 +34,15 @@ function normalise(x: T.Tensor): T.Tensor {
   return x.div(x.norm(2, 1, true));
 }
 
-/** n gallery rows and nQueries query rows. Clustered: 20 photos per product, noise ~ as far as a photo of another angle. */
-function vectors(set: string, n: number, seed: number): { rows: Float32Array; queries: Float32Array } {
+/**
+ * n gallery rows and nQueries query rows. Clustered: 20 photos per product, noise ~ as far as a photo of another
+ * angle; row i shows product i % products, `queryProducts` the queries' (null for random: no products).
+ */
+function vectors(
+  set: string,
+  n: number,
+  seed: number,
+): { rows: Float32Array; queries: Float32Array; products: number; queryProducts: Int32Array | null } {
   T.manualSeed(seed);
   return T.tidy(() => {
     if (set === 'random') {
@@ -36,6 +53,8 @@ function vectors(set: string, n: number, seed: number): { rows: Float32Array; qu
         queries: normalise(T.randn([nQueries, dim]))
           .data<'float32'>()
           .slice(),
+        products: 0,
+        queryProducts: null,
       };
     }
     const products = Math.max(1, Math.floor(n / 20));
@@ -54,10 +73,9 @@ function vectors(set: string, n: number, seed: number): { rows: Float32Array; qu
         s * dim,
       );
     }
-    const q = photo(T.randint(0, products, [nQueries], { dtype: 'int64' }))
-      .data<'float32'>()
-      .slice();
-    return { rows, queries: q };
+    const qIdx = T.randint(0, products, [nQueries], { dtype: 'int64' });
+    const q = photo(qIdx).data<'float32'>().slice();
+    return { rows, queries: q, products, queryProducts: Int32Array.from(qIdx.data<'int64'>(), Number) };
   });
 }
 
@@ -88,24 +106,49 @@ function exact(rows: Float32Array): Searcher {
   };
 }
 
-function usearch(rows: Float32Array, n: number, ef: number): Searcher {
-  const u = require('usearch') as typeof import('usearch'); // the dependency src/gallery/hnsw-index.ts uses
-  const t0 = performance.now();
-  const index = new u.Index({
+type USearch = typeof import('usearch');
+const quantKinds = { f32: 'F32', f16: 'F16', i8: 'I8' } as const;
+if (!(quant in quantKinds)) throw new Error(`GOODSREC_BENCH_QUANT=${quant}: expected f32, f16 or i8`);
+
+function usearchConfig(u: USearch, ef: number): ConstructorParameters<USearch['Index']>[0] {
+  return {
     dimensions: dim,
     metric: u.MetricKind.IP,
-    quantization: u.ScalarKind.F32,
-    connectivity: 16,
-    expansion_add: 128,
+    quantization: u.ScalarKind[quantKinds[quant as keyof typeof quantKinds]],
+    connectivity,
+    expansion_add: efAdd,
     expansion_search: ef,
     multi: false,
-  });
-  const keys = new BigUint64Array(n).map((_, i) => BigInt(i));
-  index.add(keys, rows, threads);
+  };
+}
+
+/** Builds the graph once (in 5 % slices, printing the rate), saves it; returns its file and build seconds. */
+function usearchBuild(rows: Float32Array, n: number, label: string): { file: string; buildS: number } {
+  const u = require('usearch') as USearch; // the dependency src/gallery/hnsw-index.ts uses
+  const index = new u.Index(usearchConfig(u, 64));
+  const t0 = performance.now();
+  const slice = Math.max(1, Math.ceil(n / 20));
+  for (let s = 0; s < n; s += slice) {
+    const e = Math.min(n, s + slice);
+    const keys = new BigUint64Array(e - s).map((_, i) => BigInt(s + i));
+    index.add(keys, rows.subarray(s * dim, e * dim), threads);
+    const secs = (performance.now() - t0) / 1000;
+    console.error(`${label}: ${e}/${n} added, ${secs.toFixed(0)} s, ${(e / secs).toFixed(0)} vectors/s overall`);
+  }
   const buildS = (performance.now() - t0) / 1000;
+  const file = join(tmp, `gallery-search-bench-${process.pid}.usearch`);
+  index.save(file);
+  return { file, buildS };
+}
+
+/** A saved graph loaded with expansion_search ef (it is a search-time setting, not stored in the file). */
+function usearch(built: { file: string; buildS: number }, ef: number): Searcher {
+  const u = require('usearch') as USearch;
+  const index = new u.Index(usearchConfig(u, ef));
+  index.load(built.file);
   return {
-    name: `usearch M=16 ef=${ef}`,
-    buildS,
+    name: `usearch ${quant} M=${connectivity} efAdd=${efAdd} ef=${ef}`,
+    buildS: built.buildS,
     search(q, r, k) {
       if (r === 1) return [Int32Array.from(index.search(q.subarray(0, dim), k, 1).keys, Number)];
       const m = index.search(q.subarray(0, r * dim), k, threads) as import('usearch').BatchMatches;
@@ -146,24 +189,35 @@ function hnswlib(rows: Float32Array, n: number, ef: number): Searcher {
   };
 }
 
-console.log(`D=${dim}, k=5, ${threads} threads, ${nQueries} queries for recall@1 (approximate top-1 = exact top-1)`);
-console.log('| set | vectors | search | build (s) | recall@1 | 1 query (ms) | 32 queries (ms per batch) |');
-console.log('|---|---|---|---|---|---|---|');
+console.log(
+  `D=${dim}, k=5, ${threads} threads, ${nQueries} queries for recall@1 (approximate top-1 = exact top-1); ` +
+    `usearch ${quant}, connectivity ${connectivity}, expansion_add ${efAdd}`,
+);
+// same product@1: the top-1 row shows the query's product (clustered only), what a gallery's answer needs.
+console.log(
+  '| set | vectors | search | build (s) | recall@1 | same product@1 | 1 query (ms) | 32 queries (ms per batch) |',
+);
+console.log('|---|---|---|---|---|---|---|---|');
 for (const n of sizes) {
   for (const set of sets) {
-    const { rows, queries } = vectors(set, n, 1);
+    const { rows, queries, products, queryProducts } = vectors(set, n, 1);
     const ex = exact(rows);
     const truth = ex.search(queries, nQueries, 1).map((r) => r[0]!);
     const searchers: (() => Searcher)[] = [];
     if (libs.includes('exact')) searchers.push(() => ex);
+    let built: { file: string; buildS: number } | null = null;
     for (const ef of efs) {
-      if (libs.includes('usearch')) searchers.push(() => usearch(rows, n, ef));
+      if (libs.includes('usearch'))
+        searchers.push(() => usearch((built ??= usearchBuild(rows, n, `usearch ${set} ${n}`)), ef));
       if (libs.includes('hnswlib')) searchers.push(() => hnswlib(rows, n, ef));
     }
     for (const make of searchers) {
       const s = make();
       const found = s.search(queries, nQueries, 5);
       const recall = found.filter((r, i) => r[0] === truth[i]).length / nQueries;
+      const sameProduct = queryProducts
+        ? (found.filter((r, i) => r[0]! % products === queryProducts[i]).length / nQueries).toFixed(3)
+        : '-';
       const reps = n >= 1_000_000 ? 10 : 30;
       const time = (r: number): number => {
         s.search(queries, r, 5);
@@ -176,10 +230,11 @@ for (const n of sizes) {
         return median(ts);
       };
       console.log(
-        `| ${set} | ${n} | ${s.name} | ${s.buildS.toFixed(1)} | ${recall.toFixed(3)} | ${time(1).toFixed(3)} | ${time(32).toFixed(2)} |`,
+        `| ${set} | ${n} | ${s.name} | ${s.buildS.toFixed(1)} | ${recall.toFixed(3)} | ${sameProduct} | ${time(1).toFixed(3)} | ${time(32).toFixed(2)} |`,
       );
       if (s !== ex) s.free?.();
     }
     ex.free?.();
+    if (built) rmSync((built as { file: string }).file, { force: true });
   }
 }

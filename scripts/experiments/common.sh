@@ -1,5 +1,6 @@
 # Shared settings of the experiments in scripts/experiments/ (sourced). The budget is sized for a shared
-# 2-core machine: resnet18 at 64 px, batch 64, one compute thread per training, nice 10.
+# 2-core machine: resnet18 at 64 px, batch 64, one compute thread per training, nice NICE (10; a lower one keeps
+# the experiment from starving next to other jobs).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
@@ -7,7 +8,7 @@ EXP=${EXP:-/tmp/exp}
 DATA=${DATA:-../shared/datasets/grocery-store}
 SPLIT_SEED=${SPLIT_SEED:-17}
 export GOODSREC_THREADS=1
-G=(nice -n 10 node "$REPO/dist/src/cli/main.js")
+G=(nice -n "${NICE:-10}" node "$REPO/dist/src/cli/main.js")
 COMMON=(--model resnet18 --size 64 --batch-size 64 --device cpu --out "$EXP/runs"
   --set data.valSplit=val --set data.workers=1 --set data.cacheMB=1500 --set threads=1)
 mkdir -p "$EXP/runs"

@@ -3,14 +3,16 @@
 #  1. split the Grocery Store classes (split-classes.mjs, seed 17): A (55) trains the embedding; of B (26),
 #     Be (16) are enrolled with 1 or 5 train photos each, Bc (5) are the calibration "unknown" photos and
 #     Bu (5) are never seen (the open-set test);
-#  2. train resnet18 with an ArcFace head (128-d embedding) on A, EPOCHS (8) epochs, 64 px;
+#  2. train resnet18 with an ArcFace head (128-d embedding) on A, EPOCHS (8) epochs, 64 px: EMBED=pretrained (default)
+#     starts from the softmax A model of finetune.sh (A-softmax, 12 epochs; trained here if missing) with the
+#     finetune recipe; EMBED=scratch from random weights (the embedding collapses at this budget: docs/gallery.md);
 #  3. gallery build on A's train split; copies enrolled with 1 and with 5 photos per Be class (gallery add);
 #  4. eval --gallery on the test photos of A + Be + Bu (before calibrating, so every photo gets its vote's
 #     class), gallery calibrate (known: val photos of A + Be; unknown: train+val photos of Bc; FAR 0.05),
 #     and gallery-metrics.mjs: top-1 on A / Be test, AUROC known vs Bu, FAR / FRR at the threshold;
 #  5. the baseline: a softmax resnet18 trained on all 81 classes at the same budget (as many steps);
 #     top-1 on B test, all test, A test.
-#   EXP=/tmp/exp [EPOCHS=8] [FAR=0.05] [BASELINE=0] bash scripts/experiments/gallery.sh
+#   EXP=/tmp/exp [EPOCHS=8] [FAR=0.05] [BASELINE=0] [EMBED=pretrained|scratch] bash scripts/experiments/gallery.sh
 source "$(dirname "$0")/common.sh"
 FAR=${FAR:-0.05}
 EPOCHS=${EPOCHS:-8}
@@ -22,7 +24,17 @@ S="$EXP/split"
 GAL="$EXP/gallery"
 mkdir -p "$GAL"
 
-[ "$BASELINE" = only ] || train A-arcface --data "$S/A.json" --epochs "$EPOCHS" --seed 0 --head arcface --embedding-dim 128
+EMBED=${EMBED:-pretrained}
+ARC=(--data "$S/A.json" --epochs "$EPOCHS" --seed 0 --head arcface --embedding-dim 128)
+if [ "$BASELINE" != only ]; then
+  if [ "$EMBED" = pretrained ]; then
+    train A-softmax --data "$S/A.json" --epochs 12 --seed 0
+    node scripts/experiments/publish-timm.mjs "$EXP/runs/A-softmax" "$EXP/hub/resnet18.grocery_a"
+    train A-arcface "${ARC[@]}" --pretrained "$EXP/hub/resnet18.grocery_a" --recipe finetune
+  else
+    train A-arcface-scratch "${ARC[@]}"
+  fi
+fi
 
 # gallery RUN TAG: the 1- and 5-photo galleries of one model, scored.
 gallery() {
@@ -43,7 +55,7 @@ gallery() {
 }
 if [ "$BASELINE" != only ]; then
   rm -f "$GAL/results.jsonl"
-  gallery "$EXP/runs/A-arcface" arcface
+  if [ "$EMBED" = pretrained ]; then gallery "$EXP/runs/A-arcface" arcface; else gallery "$EXP/runs/A-arcface-scratch" arcface-scratch; fi
   # The softmax backbone of the transfer experiment (pooled features), if finetune.sh has trained it.
   if [ -f "$EXP/runs/A-softmax/best.json" ]; then gallery "$EXP/runs/A-softmax" softmaxA; fi
 fi
