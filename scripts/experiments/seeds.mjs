@@ -11,7 +11,7 @@
 // Prints and writes (OUT/summary.md, OUT/summary.json) the mean, sample standard deviation and range of test
 // top-1/top-5 per side and precision.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -49,6 +49,16 @@ for (const seed of seeds)
 /** The command of one job; both sides get the same recipe (bench/train_torchvision.py's docstring). */
 function command(j) {
   const result = join(out, `${j.name}.json`);
+  // A goodsrec run that was interrupted continues from its last checkpoint (the torchvision twin starts over).
+  const runDir = join(out, j.name);
+  if (j.side === 'goodsrec' && existsSync(join(runDir, 'config.json')))
+    return {
+      cmd: process.execPath,
+      args: [join(REPO, 'dist', 'src', 'cli', 'main.js'), 'train', '--resume', runDir, '--json'],
+      env: {},
+      result,
+      stdoutIsResult: true,
+    };
   if (j.side === 'goodsrec')
     return {
       cmd: process.execPath,
@@ -132,16 +142,16 @@ function runJob(j) {
   console.log(`${j.name}: started`);
   return new Promise((res, rej) => {
     const p = spawn(c.cmd, c.args, { cwd: REPO, env: { ...process.env, ...c.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The log grows while the job runs (progress lines of both sides), the result is only renamed in at the end.
+    const log = createWriteStream(join(out, `${j.name}.log`));
     let stdout = '';
-    let stderr = '';
     p.stdout.on('data', (d) => {
       stdout += d;
+      if (!c.stdoutIsResult) log.write(d);
     });
-    p.stderr.on('data', (d) => {
-      stderr += d;
-    });
+    p.stderr.on('data', (d) => log.write(d));
     p.on('exit', (code) => {
-      writeFileSync(join(out, `${j.name}.log`), `${stderr}\n${c.stdoutIsResult ? '' : stdout}`);
+      log.end();
       if (code !== 0) return rej(new Error(`${j.name} exited ${code}; see ${join(out, `${j.name}.log`)}`));
       if (c.stdoutIsResult) writeFileSync(`${c.result}.partial`, stdout);
       renameSync(`${c.result}.partial`, c.result);
