@@ -428,7 +428,8 @@ export type { Dataset };
 test('closing a loader while its workers decode never aborts the process (20 open/read/close cycles)', async () => {
   // Workers terminated inside a native decode used to abort node ("terminate called after throwing an
   // instance of 'Napi::Error'", about 1 close in 8): napi_throw fails in a terminating worker and the
-  // C++ wrapper rethrew. Many large photos keep the workers busy at the moment of close().
+  // C++ wrapper rethrew; and `await close()` could end the process with exit code 13 (nothing held the
+  // event loop while workers terminated). Many large photos keep the workers busy at the moment of close().
   const root = tmpDir('close');
   for (let i = 0; i < 48; i++) {
     const dir = join(root, 'train', `c${i % 3}`);

@@ -181,7 +181,14 @@ class WorkerPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.w.terminate()));
+    // Idle workers are unref'd and a terminating worker's handle does not hold the event loop either, so a
+    // timer does until they have exited (without it `await close()` could end the process with exit code 13).
+    const keepAlive = setInterval(() => {}, 60_000);
+    try {
+      await Promise.all(this.workers.map((w) => w.w.terminate()));
+    } finally {
+      clearInterval(keepAlive);
+    }
     this.workers = [];
   }
 }
