@@ -49,21 +49,14 @@ for (const seed of seeds)
 /** The command of one job; both sides get the same recipe (bench/train_torchvision.py's docstring). */
 function command(j) {
   const result = join(out, `${j.name}.json`);
-  // A goodsrec run that was interrupted continues from its last checkpoint (the torchvision twin starts over).
+  if (j.side !== 'goodsrec') return torchvisionCommand(j, result);
+  const cli = join(REPO, 'dist', 'src', 'cli', 'main.js');
   const runDir = join(out, j.name);
-  if (j.side === 'goodsrec' && existsSync(join(runDir, 'config.json')))
-    return {
-      cmd: process.execPath,
-      args: [join(REPO, 'dist', 'src', 'cli', 'main.js'), 'train', '--resume', runDir, '--json'],
-      env: {},
-      result,
-      stdoutIsResult: true,
-    };
-  if (j.side === 'goodsrec')
-    return {
-      cmd: process.execPath,
-      args: [
-        join(REPO, 'dist', 'src', 'cli', 'main.js'),
+  // A goodsrec run that was interrupted continues from its last checkpoint (the torchvision twin starts over).
+  const args = existsSync(join(runDir, 'config.json'))
+    ? [cli, 'train', '--resume', runDir, '--json']
+    : [
+        cli,
         'train',
         '--data',
         o.data,
@@ -75,21 +68,24 @@ function command(j) {
         '32',
         '--epochs',
         String(epochs),
-        ...['schedule.warmupEpochs=0.5', 'schedule.perIteration=true', 'augment.cutout=8', 'threads=1']
-          .concat(['data.workers=1', `validateEvery=${epochs}`, `checkpointEvery=${epochs}`, `seed=${j.seed}`])
-          .concat([`amp=${j.amp}`])
-          .flatMap((kv) => ['--set', kv]),
+        ...[
+          'schedule.warmupEpochs=0.5',
+          'schedule.perIteration=true',
+          'augment.cutout=8',
+          'threads=1',
+          'data.workers=1',
+          `validateEvery=${epochs}`,
+          `checkpointEvery=${epochs}`,
+          `seed=${j.seed}`,
+          `amp=${j.amp}`,
+        ].flatMap((kv) => ['--set', kv]),
         '--out',
         out,
         '--name',
         j.name,
         '--json',
-      ],
-      env: {},
-      result,
-      stdoutIsResult: true,
-    };
-  return torchvisionCommand(j, result);
+      ];
+  return { cmd: process.execPath, args, env: {}, result, stdoutIsResult: true };
 }
 
 async function recipeNorm() {

@@ -234,9 +234,10 @@ async function trainRank(
   const { c, runDir, resumeFrom, stored } = openRunFolder(configIn, o, dist, isMain, log);
   const device = dist ? dist.device(T.resolveDevice(c.device)) : T.resolveDevice(c.device);
   const amp = resolveAmp(c, device);
-  if (amp === 'bf16' && device === 'cpu' && cpuHasNativeBf16() === false) {
+  const cpu = amp === 'bf16' && device === 'cpu' ? cpuFeatures() : null;
+  if (cpu && cpuHasNativeBf16(cpu) === false) {
     log(
-      `amp bf16: this CPU (${cpuFeatures().model}) has neither AVX512-BF16 nor AMX, so bf16 convolutions and ` +
+      `amp bf16: this CPU (${cpu.model}) has neither AVX512-BF16 nor AMX, so bf16 convolutions and ` +
         'matmuls are emulated and usually slower than fp32 (--amp off)',
     );
   }
