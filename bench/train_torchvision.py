@@ -72,6 +72,30 @@ class Manifest(torch.utils.data.Dataset):
         return self.transform(letterbox(img)), label
 
 
+class StreamBatches:
+    """goodsrec's training batches in goodsrec's order, epoch by epoch (one pass of the file per epoch)."""
+
+    def __init__(self, folder, ds, batch_size, size):
+        import numpy as np
+        with open(os.path.join(folder, "stream.json")) as f:
+            meta = json.load(f)
+        if meta["batch"] != [batch_size, 3, size, size]:
+            raise SystemExit(f"--stream {folder}: batches are {meta['batch']}, not {[batch_size, 3, size, size]}")
+        label = {os.path.realpath(p): l for p, l in ds.items}
+        self.labels = torch.tensor([label[os.path.realpath(os.path.join(meta["root"], p))] for p in meta["paths"]])
+        self.x = np.memmap(os.path.join(folder, "x.f32"), dtype=np.float32, mode="r").reshape(-1, 3, size, size)
+        self.steps, self.epoch, self.b = meta["stepsPerEpoch"], 0, batch_size
+
+    def __len__(self):
+        return self.steps
+
+    def __iter__(self):
+        e, self.epoch = self.epoch, self.epoch + 1
+        for s in range(self.steps):
+            i = (e * self.steps + s) * self.b
+            yield torch.from_numpy(self.x[i:i + self.b].copy()), self.labels[i:i + self.b]
+
+
 def main():
     if MEAN is None or STD is None:
         raise SystemExit('GOODSREC_NORM=\'{"mean": [r, g, b], "std": [r, g, b]}\' is needed (bench/epoch.ts sets it)')
@@ -90,6 +114,8 @@ def main():
     ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="bf16: torch.autocast('cpu', torch.bfloat16)")
     ap.add_argument("--out", default="")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke tests)")
+    ap.add_argument("--stream", default="", help="train on batches written by scripts/experiments/dump-train-stream.mjs "
+                    "(goodsrec's own training data) instead of this script's loader")
     a = ap.parse_args()
 
     torch.manual_seed(a.seed)
@@ -110,6 +136,8 @@ def main():
         train_ds.items, test_ds.items = train_ds.items[::max(1, len(train_ds.items) // a.limit)][:a.limit], test_ds.items[:a.limit]
     train_dl = torch.utils.data.DataLoader(train_ds, batch_size=a.batch_size, shuffle=True, drop_last=True,
                                            num_workers=a.workers, persistent_workers=a.workers > 0)
+    if a.stream:
+        train_dl = StreamBatches(a.stream, train_ds, a.batch_size, a.size)
     test_dl = torch.utils.data.DataLoader(test_ds, batch_size=64, shuffle=False, num_workers=a.workers)
 
     model = torchvision.models.resnet50(num_classes=num_classes)

@@ -25,6 +25,7 @@ import {
   type PipelineConfig,
   type RgbImage,
 } from '../src/data/index.js';
+import { dctScale } from '../src/data/pil-pixels.js';
 import { Rng, deriveSeed } from '../src/util/rng.js';
 import { AUGMENT, recipeEval, recipeTrain } from './helpers/recipe.js';
 import { GROCERY, diffStats, runTransformOracle, tmpDir, groceryAvailable } from './data-helpers.js';
@@ -304,6 +305,35 @@ test('fused letterbox + RandomResizedCrop stays close to the literal two-step pa
     // Same crop box; one interpolation instead of two differs by a few levels on average.
     assert.ok(meanSum / 12 < 4, `fused vs two-step mean abs diff ${meanSum / 12} levels on ${p}`);
   }
+});
+
+test('fast decoding of a random crop keeps a reducing gap: training pixels stay close to full decoding', async (t) => {
+  // DCT reduction to just the output size softened training crops (about 0.9 levels mean |diff| from
+  // full decoding at 64 px) and cost accuracy (docs/speed.md); with the default gap of 2 the filter
+  // does the last 2x. The literal, fully decoded path is the reference; gap 1 is the negative control.
+  assert.equal(dctScale(348, 348, 64, 64), 4);
+  assert.equal(dctScale(348, 348, 64, 64, 2), 2);
+  assert.equal(dctScale(348, 348, 64, 64, 3), 1);
+  const images = (await pickImages()).filter((p) => p.endsWith('.jpg'));
+  const ops: PipelineConfig['ops'] = [{ op: 'letterbox' }, { op: 'randomResizedCrop', size: 64, scale: [0.08, 1] }];
+  const meanAbs = async (cfg: PipelineConfig): Promise<number> => {
+    let sum = 0;
+    let n = 0;
+    for (const p of images)
+      for (let s = 0; s < 24; s++) {
+        const a = await processFile(p, { ...cfg, ops, output: 'uint8' }, s);
+        const b = await processFile(p, { ops, output: 'uint8', exact: true }, s);
+        sum += diffStats(a.data, b.data).meanAbs;
+        n++;
+      }
+    return sum / n;
+  };
+  const byDefault = await meanAbs({ ops, fastDecode: true });
+  const gap1 = await meanAbs({ ops, fastDecode: true, reducingGap: 1 });
+  t.diagnostic(`mean |diff| from full decoding: default gap ${byDefault.toFixed(3)}, gap 1 ${gap1.toFixed(3)} levels`);
+  assert.ok(byDefault < 0.45, `default reducing gap: mean |diff| from full decoding ${byDefault.toFixed(3)} levels`);
+  assert.ok(gap1 > 0.45, `negative control: gap 1 should be further from full decoding, got ${gap1.toFixed(3)}`);
+  assert.throws(() => validatePipeline({ ops, reducingGap: 0.5 }), /pipeline\.reducingGap/);
 });
 
 test('a flip deferred into normalisation equals flipping first', () => {

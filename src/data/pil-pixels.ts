@@ -255,9 +255,12 @@ export function normalizeChw(
   return out;
 }
 
-/** Largest JPEG DCT scale 1/d (d in 8, 4, 2) leaving at least `w` x `h` pixels of a `bw` x `bh` area; 1 if none. */
-export function dctScale(bw: number, bh: number, w: number, h: number): 1 | 2 | 4 | 8 {
-  for (const d of [8, 4, 2] as const) if (bw / d >= w && bh / d >= h) return d;
+/**
+ * Largest JPEG DCT scale 1/d (d in 8, 4, 2) leaving at least `gap` x (`w` x `h`) pixels of a `bw` x `bh`
+ * area; 1 if none. `gap` is PIL's reducing_gap: the resampling filter, not the DCT, does the last `gap`x.
+ */
+export function dctScale(bw: number, bh: number, w: number, h: number, gap = 1): 1 | 2 | 4 | 8 {
+  for (const d of [8, 4, 2] as const) if (bw / d >= gap * w && bh / d >= gap * h) return d;
   return 1;
 }
 

@@ -72,11 +72,18 @@ export interface PipelineConfig {
   /**
    * Decode large images at reduced size: a JPEG at 1/2, 1/4 or 1/8 in the DCT domain (libjpeg-turbo, as
    * PIL's draft mode) while it stays at least the size the first op needs (a letterbox or fixed resize
-   * target, or a RandomResizedCrop box 2x the output); other formats through libvips' shrink-on-load.
+   * target; for a RandomResizedCrop, `reducingGap` x its output); other formats through libvips'
+   * shrink-on-load.
    * Much faster on photos several times the training size; close to, not bit-equal with, full
    * decoding. Default false.
    */
   fastDecode?: boolean;
+  /**
+   * With `fastDecode`, how much larger than the output a RandomResizedCrop's window stays after DCT
+   * reduction (PIL's reducing_gap); the resampling filter does the rest. Default 2: reducing to just the
+   * output size (1) made training images measurably softer and cost accuracy (docs/speed.md).
+   */
+  reducingGap?: number;
   /** Decompression-bomb limit in pixels. */
   maxPixels?: number;
   /**
@@ -122,6 +129,8 @@ export function validatePipeline(cfg: PipelineConfig): void {
   if (!cfg || !Array.isArray(cfg.ops)) throw invalid('pipeline.ops', 'an array of ops', cfg?.ops);
   if (cfg.output !== undefined && cfg.output !== 'float32' && cfg.output !== 'uint8')
     throw invalid('pipeline.output', "'float32' or 'uint8'", cfg.output);
+  if (cfg.reducingGap !== undefined && !(typeof cfg.reducingGap === 'number' && cfg.reducingGap >= 1))
+    throw invalid('pipeline.reducingGap', 'a number >= 1', cfg.reducingGap);
   let normalized = false;
   cfg.ops.forEach((o, i) => {
     const at = `pipeline.ops[${i}]`;
@@ -362,6 +371,9 @@ export function deterministicPrefixLength(cfg: PipelineConfig): number {
   return i;
 }
 
+/** PipelineConfig.reducingGap's default for random crops. */
+export const DEFAULT_REDUCING_GAP = 2;
+
 /** True when op i is a letterbox that will be fused with the randomResizedCrop after it. */
 function fusesWithNext(cfg: PipelineConfig, i: number): boolean {
   const o = cfg.ops[i];
@@ -414,8 +426,8 @@ function planFusedCrop(
 /**
  * A leading letterbox + RandomResizedCrop straight from JPEG bytes: the crop is planned from the header,
  * and only the window the filter reads is decompressed (libjpeg-turbo crop/skip), giving the same pixels
- * as decoding everything. With `fastDecode`, a crop at least 2x the output is decoded at 1/2..1/8 in the
- * DCT domain (not bit-equal then). Null when this path does not apply; `rng` may then have advanced,
+ * as decoding everything. With `fastDecode`, a crop at least 2 x `reducingGap` times the output is decoded at
+ * 1/2..1/8 in the DCT domain (not bit-equal then). Null when this path does not apply; `rng` may then have advanced,
  * so the caller starts over from the seed.
  */
 function fusedCropFromJpeg(buf: Uint8Array, cfg: PipelineConfig, rng: Rng): RgbImage | null {
@@ -438,7 +450,8 @@ function fusedCropFromJpeg(buf: Uint8Array, cfg: PipelineConfig, rng: Rng): RgbI
     return null;
   const [W, H] = orientedSize(info);
   const p = planFusedCrop(W, H, lb, cfg.ops[1] as RrcOp, rng);
-  const d = cfg.fastDecode ? dctScale(p.box.x1 - p.box.x0, p.box.y1 - p.box.y0, p.outW, p.outH) : 1;
+  const gap = cfg.reducingGap ?? DEFAULT_REDUCING_GAP;
+  const d = cfg.fastDecode ? dctScale(p.box.x1 - p.box.x0, p.box.y1 - p.box.y0, p.outW, p.outH, gap) : 1;
   // At 1/d the image is ceil(W/d) x ceil(H/d) (libjpeg's rounding); the canvas and box scale with it.
   const Wd = Math.ceil(W / d),
     Hd = Math.ceil(H / d),
