@@ -84,13 +84,15 @@ class StreamBatches:
         label = {os.path.realpath(p): l for p, l in ds.items}
         self.labels = torch.tensor([label[os.path.realpath(os.path.join(meta["root"], p))] for p in meta["paths"]])
         self.x = np.memmap(os.path.join(folder, "x.f32"), dtype=np.float32, mode="r").reshape(-1, 3, size, size)
-        self.steps, self.epoch, self.b = meta["stepsPerEpoch"], 0, batch_size
+        self.steps, self.epochs, self.epoch, self.b = meta["stepsPerEpoch"], meta["epochs"], 0, batch_size
 
     def __len__(self):
         return self.steps
 
     def __iter__(self):
         e, self.epoch = self.epoch, self.epoch + 1
+        if e >= self.epochs:
+            raise SystemExit(f"--stream: the stream holds {self.epochs} epoch(s); --epochs asks for more")
         for s in range(self.steps):
             i = (e * self.steps + s) * self.b
             yield torch.from_numpy(self.x[i:i + self.b].copy()), self.labels[i:i + self.b]
