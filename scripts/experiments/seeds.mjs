@@ -11,7 +11,15 @@
 // Prints and writes (OUT/summary.md, OUT/summary.json) the mean, sample standard deviation and range of test
 // top-1/top-5 per side and precision.
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -177,9 +185,14 @@ const stats = (xs) => {
   const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : Number.NaN;
   return { mean, sd, min: Math.min(...xs), max: Math.max(...xs) };
 };
+// Every finished run in the folder, not only this invocation's: seeds can be added one call at a time.
+const done = readdirSync(out)
+  .map((f) => /^(goodsrec|torchvision)-(off|bf16)-s(\d+)\.json$/.exec(f))
+  .filter((m) => m !== null)
+  .map((m) => ({ side: m[1], amp: m[2], seed: Number(m[3]), name: `${m[1]}-${m[2]}-s${m[3]}` }))
+  .sort((a, b) => a.side.localeCompare(b.side) || a.amp.localeCompare(b.amp) || a.seed - b.seed);
 const groups = new Map();
-for (const j of jobs) {
-  if (!existsSync(join(out, `${j.name}.json`))) continue;
+for (const j of done) {
   const key = `${j.side} ${j.amp === 'off' ? 'fp32' : j.amp}`;
   if (!groups.has(key)) groups.set(key, []);
   groups.get(key).push({ seed: j.seed, ...figures(j) });
@@ -199,7 +212,7 @@ for (const [key, rs] of groups) {
   summary[key] = { runs: rs, top1: t1, top5: t5, minutes: wall };
   lines.push(
     `| ${key} | ${rs.map((r) => r.seed).join(',')} | ${rs.map((r) => pct(r.top1)).join(', ')} | ` +
-      `${pct(t1.mean)} ± ${pct(t1.sd)} | ${pct(t1.min)}-${pct(t1.max)} | ${pct(t5.mean)} | ${wall.mean.toFixed(1)} |`,
+      `${pct(t1.mean)} ± ${rs.length > 1 ? pct(t1.sd) : '-'} | ${pct(t1.min)}-${pct(t1.max)} | ${pct(t5.mean)} | ${wall.mean.toFixed(1)} |`,
   );
 }
 writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
