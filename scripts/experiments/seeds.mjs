@@ -54,7 +54,10 @@ for (const seed of seeds)
   for (const amp of list(o.amp))
     for (const side of list(o.sides)) jobs.push({ side, amp, seed, name: `${side}-${amp}-s${seed}` });
 
-/** The command of one job; both sides get the same recipe (bench/train_torchvision.py's docstring). */
+/** The recipe both sides run (bench/train_torchvision.py's docstring), one core and one loader worker each. */
+const RECIPE = { batch: 32, warmupEpochs: 0.5, cutout: 8, threads: 1, workers: 1 };
+
+/** The command of one job; both sides get RECIPE. */
 function command(j) {
   const result = join(out, `${j.name}.json`);
   if (j.side !== 'goodsrec') return torchvisionCommand(j, result);
@@ -73,15 +76,15 @@ function command(j) {
         '--size',
         String(size),
         '--batch-size',
-        '32',
+        String(RECIPE.batch),
         '--epochs',
         String(epochs),
         ...[
-          'schedule.warmupEpochs=0.5',
+          `schedule.warmupEpochs=${RECIPE.warmupEpochs}`,
           'schedule.perIteration=true',
-          'augment.cutout=8',
-          'threads=1',
-          'data.workers=1',
+          `augment.cutout=${RECIPE.cutout}`,
+          `threads=${RECIPE.threads}`,
+          `data.workers=${RECIPE.workers}`,
           `validateEvery=${epochs}`,
           `checkpointEvery=${epochs}`,
           `seed=${j.seed}`,
@@ -112,17 +115,17 @@ function torchvisionCommand(j, result) {
       '--size',
       String(size),
       '--batch-size',
-      '32',
+      String(RECIPE.batch),
       '--epochs',
       String(epochs),
       '--warmup-epochs',
-      '0.5',
+      String(RECIPE.warmupEpochs),
       '--cutout',
-      '8',
+      String(RECIPE.cutout),
       '--threads',
-      '1',
+      String(RECIPE.threads),
       '--workers',
-      '1',
+      String(RECIPE.workers),
       '--seed',
       String(j.seed),
       '--amp',
@@ -130,7 +133,7 @@ function torchvisionCommand(j, result) {
       '--out',
       `${result}.partial`,
     ],
-    env: { OMP_NUM_THREADS: '1', GOODSREC_NORM: NORM },
+    env: { OMP_NUM_THREADS: String(RECIPE.threads), GOODSREC_NORM: NORM },
     result,
     stdoutIsResult: false,
   };
@@ -199,7 +202,7 @@ for (const j of done) {
 }
 const pct = (x) => (100 * x).toFixed(2);
 const lines = [
-  `ResNet-50, ${size} px, batch 32, ${epochs} epochs, Grocery Store train -> test (2485 photos), 1 thread per run`,
+  `ResNet-50, ${size} px, batch ${RECIPE.batch}, ${epochs} epochs, Grocery Store train -> test (2485 photos), ${RECIPE.threads} thread per run`,
   '',
   '| side | seeds | top-1 per seed (%) | top-1 mean ± sd (%) | range | top-5 mean (%) | wall min/run |',
   '|---|---|---|---|---|---|---|',
