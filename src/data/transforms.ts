@@ -426,9 +426,9 @@ function planFusedCrop(
 /**
  * A leading letterbox + RandomResizedCrop straight from JPEG bytes: the crop is planned from the header,
  * and only the window the filter reads is decompressed (libjpeg-turbo crop/skip), giving the same pixels
- * as decoding everything. With `fastDecode`, a crop at least 2 x `reducingGap` times the output is decoded at
- * 1/2..1/8 in the DCT domain (not bit-equal then). Null when this path does not apply; `rng` may then have advanced,
- * so the caller starts over from the seed.
+ * as decoding everything. With `fastDecode`, a crop at least 2 x `reducingGap` times the output is
+ * decoded at 1/2..1/8 in the DCT domain (not bit-equal then). Null when this path does not apply; `rng`
+ * may then have advanced, so the caller starts over from the seed.
  */
 function fusedCropFromJpeg(buf: Uint8Array, cfg: PipelineConfig, rng: Rng): RgbImage | null {
   const nat = nativeImage();
