@@ -47,6 +47,23 @@ Napi::Value JpegInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// jpegCheck(buf) -> {header, complete, fatal, eof, errorCode, warnings, firstWarningCode, message}
+// Only for files that failed to decode: what libjpeg-turbo says is wrong, by code.
+Napi::Value JpegCheckFn(const Napi::CallbackInfo& info) {
+  auto buf = bytes(info, 0, "buf");
+  const grimg::JpegCheck k = grimg::check_jpeg(buf.Data(), buf.ByteLength());
+  auto o = Napi::Object::New(info.Env());
+  o.Set("header", k.header);
+  o.Set("complete", k.complete);
+  o.Set("fatal", k.fatal);
+  o.Set("eof", k.hit_eof);
+  o.Set("errorCode", k.error_code);
+  o.Set("warnings", k.warnings);
+  o.Set("firstWarningCode", k.first_warning_code);
+  o.Set("message", k.message);
+  return o;
+}
+
 // Reads an array of n numbers (a matrix, [r, g, b], an axis) into doubles.
 void numbers(Napi::Env env, const Napi::Value& v, size_t n, double* out, const char* name) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != n) throw Napi::TypeError::New(env, std::string("Expected ") + std::to_string(n) + " numbers for " + name);
@@ -224,6 +241,7 @@ Napi::Value ToFloatChw(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("jpegInfo", Napi::Function::New(env, JpegInfo, "jpegInfo"));
+  exports.Set("jpegCheck", Napi::Function::New(env, JpegCheckFn, "jpegCheck"));
   exports.Set("decodeJpeg", Napi::Function::New(env, DecodeJpeg, "decodeJpeg"));
   exports.Set("resample", Napi::Function::New(env, Resample, "resample"));
   exports.Set("colorJitter", Napi::Function::New(env, ColorJitter, "colorJitter"));

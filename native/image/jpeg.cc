@@ -7,19 +7,26 @@
 #include <cstring>
 
 #include <jpeglib.h>
+#include <jerror.h>
 
 namespace grimg {
 namespace {
 
+// Per decode, never shared: what went wrong is read from here, by code, not from any global text.
 struct ErrorMgr {
   jpeg_error_mgr pub;
   jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
   int warnings;
+  int error_code;                       // msg_code of the fatal error, -1 if none
+  int first_warning_code;               // msg_code of the first warning, -1 if none
+  bool hit_eof;                         // JWRN_JPEG_EOF: the data ended before the end-of-image marker
+  char eof_message[JMSG_LENGTH_MAX];
 };
 
 void on_error(j_common_ptr c) {
   auto* e = reinterpret_cast<ErrorMgr*>(c->err);
+  e->error_code = c->err->msg_code;
   (*c->err->format_message)(c, e->message);
   longjmp(e->jump, 1);
 }
@@ -28,7 +35,14 @@ void on_error(j_common_ptr c) {
 void on_message(j_common_ptr c, int level) {
   auto* e = reinterpret_cast<ErrorMgr*>(c->err);
   if (level < 0) {
-    if (e->warnings == 0) (*c->err->format_message)(c, e->message);
+    if (e->warnings == 0) {
+      (*c->err->format_message)(c, e->message);
+      e->first_warning_code = c->err->msg_code;
+    }
+    if (c->err->msg_code == JWRN_JPEG_EOF && !e->hit_eof) {
+      e->hit_eof = true;
+      (*c->err->format_message)(c, e->eof_message);
+    }
     e->warnings++;
   }
 }
@@ -91,7 +105,11 @@ void create(jpeg_decompress_struct& c, ErrorMgr& err) {
   err.pub.error_exit = on_error;
   err.pub.emit_message = on_message;
   err.warnings = 0;
+  err.error_code = -1;
+  err.first_warning_code = -1;
+  err.hit_eof = false;
   err.message[0] = 0;
+  err.eof_message[0] = 0;
   jpeg_create_decompress(&c);
 }
 
@@ -124,6 +142,43 @@ bool jpeg_info(const uint8_t* data, size_t len, JpegInfo& info, std::string& mes
   info.supported = supported_space(c);
   jpeg_destroy_decompress(&c);
   return true;
+}
+
+JpegCheck check_jpeg(const uint8_t* data, size_t len) {
+  JpegCheck r;
+  jpeg_decompress_struct c;
+  ErrorMgr err;
+  create(c, err);
+  // Any colour space libjpeg reads (CMYK too), at 1/8: every bit of entropy data is still decoded.
+  thread_local std::vector<uint8_t> row;
+  // volatile: written between setjmp and a possible longjmp.
+  volatile bool header = false, complete = false;
+  if (setjmp(err.jump) == 0) {
+    jpeg_mem_src(&c, data, static_cast<unsigned long>(len));
+    jpeg_read_header(&c, TRUE);
+    header = true;
+    c.scale_num = 1;
+    c.scale_denom = 8;
+    c.dct_method = JDCT_IFAST;
+    c.do_fancy_upsampling = FALSE;
+    jpeg_start_decompress(&c);
+    row.resize(size_t(c.output_width) * c.output_components);
+    JSAMPROW rp = row.data();
+    while (c.output_scanline < c.output_height) jpeg_read_scanlines(&c, &rp, 1);
+    jpeg_finish_decompress(&c);  // reads on to the end-of-image marker
+    complete = true;
+  }
+  r.header = header;
+  r.complete = complete;
+  r.fatal = err.error_code >= 0;
+  r.error_code = err.error_code;
+  r.warnings = err.warnings;
+  r.first_warning_code = err.first_warning_code;
+  r.hit_eof = err.hit_eof;
+  r.message = r.fatal ? err.message : err.hit_eof ? err.eof_message : err.message;
+  jpeg_destroy_decompress(&c);
+  trim_scratch(row);
+  return r;
 }
 
 JpegResult decode_jpeg(const uint8_t* data, size_t len, int scale_denom, uint64_t max_pixels, const Window* win,

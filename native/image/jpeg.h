@@ -26,6 +26,22 @@ struct JpegResult {
 // Reads the header only. Returns false (with `message`) when it is not a readable JPEG header.
 bool jpeg_info(const uint8_t* data, size_t len, JpegInfo& info, std::string& message);
 
+// What libjpeg-turbo itself reports when decoding the whole file: its error and warning codes
+// (jerror.h), and whether the data ran out before the end-of-image marker (JWRN_JPEG_EOF).
+struct JpegCheck {
+  bool header = false;          // jpeg_read_header succeeded
+  bool complete = false;        // decoded through to the end-of-image marker without a fatal error
+  bool fatal = false;           // a fatal error (error_code) stopped the decode
+  bool hit_eof = false;         // the data ended early (libjpeg padded it with a fake EOI)
+  int error_code = -1;          // jerror.h code of the fatal error
+  int warnings = 0;             // corrupt-data warnings
+  int first_warning_code = -1;  // jerror.h code of the first one
+  std::string message;          // libjpeg's text for the fact that decides: EOF, else the error or first warning
+};
+
+// Decodes the whole file at 1/8 (any colour space) only to learn what is wrong with it; bad files only.
+JpegCheck check_jpeg(const uint8_t* data, size_t len);
+
 // A window of the decoded image (after scaling and EXIF orientation): x0, y0 may be negative and the
 // window may extend past the image; those pixels get `fill`.
 struct Window {

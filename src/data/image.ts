@@ -9,6 +9,8 @@ import { closeSync, constants, fstatSync, open, openSync, readFile, readFileSync
 import { isMainThread } from 'node:worker_threads';
 import sharp, { type Sharp } from 'sharp';
 import { DEFAULT_MAX_PIXELS } from './limits.js';
+import { BadImageError, classifyBadImage } from './bad-image.js';
+import { isStartOfFrame, jpegSegments } from './jpeg-markers.js';
 import { looksLikeJpeg, nativeImage } from './native-image.js';
 
 /** 8-bit RGB image, rows top to bottom, interleaved channels (HWC). */
@@ -18,18 +20,7 @@ export interface RgbImage {
   height: number;
 }
 
-export type BadFileReason = 'empty' | 'unreadable' | 'not-an-image' | 'truncated' | 'too-large' | 'corrupt';
-
-export class BadImageError extends Error {
-  readonly path: string;
-  readonly reason: BadFileReason;
-  constructor(path: string, reason: BadFileReason, detail: string) {
-    super(`${path}: ${reason} (${detail})`);
-    this.name = 'BadImageError';
-    this.path = path;
-    this.reason = reason;
-  }
-}
+export { BadImageError, type BadFileReason } from './bad-image.js';
 
 export { DEFAULT_MAX_PIXELS };
 
@@ -53,28 +44,7 @@ export interface DecodeOptions {
   };
 }
 
-function classify(path: string, err: unknown): BadImageError {
-  const msg = err instanceof Error ? err.message : String(err);
-  const m = msg.toLowerCase();
-  let reason: BadFileReason = 'corrupt';
-  if (
-    m.includes('unsupported image format') ||
-    m.includes('not a known file format') ||
-    (m.includes('bad seek') && m.includes('header'))
-  )
-    reason = 'not-an-image';
-  else if (m.includes('pixel limit')) reason = 'too-large';
-  else if (
-    m.includes('premature end') ||
-    m.includes('truncated') ||
-    m.includes('unexpected end') ||
-    m.includes('not enough data') ||
-    m.includes('read error') ||
-    m.includes('end of stream')
-  )
-    reason = 'truncated';
-  return new BadImageError(path, reason, msg.split('\n')[0]!);
-}
+const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 /**
  * Reads a file, rejecting missing, unreadable, empty and non-regular ones (FIFOs, sockets, folders) with a
@@ -152,7 +122,10 @@ export async function decodeBuffer(input: Buffer, path: string, opts: DecodeOpti
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
   } catch (e) {
     if (e instanceof BadImageError) throw e;
-    throw classify(path, e);
+    throw await classifyBadImage(path, input, {
+      maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
+      decoderMessage: messageOf(e),
+    });
   }
 }
 
@@ -198,24 +171,11 @@ export function imageSizeFromHeader(b: Uint8Array): { width: number; height: num
     const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
     return { width: v.getUint32(16), height: v.getUint32(20) };
   }
-  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
-  let p = 2;
-  while (p + 9 < b.length) {
-    if (b[p] !== 0xff) return null;
-    const m = b[p + 1]!;
-    if (m === 0xff) {
-      p++;
-      continue;
-    }
-    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
-      p += 2;
-      continue;
-    }
-    const len = (b[p + 2]! << 8) | b[p + 3]!;
-    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+  for (const seg of jpegSegments(b)) {
+    if (isStartOfFrame(seg.marker) && seg.at + 9 <= b.length) {
+      const p = seg.at;
       return { height: (b[p + 5]! << 8) | b[p + 6]!, width: (b[p + 7]! << 8) | b[p + 8]! };
     }
-    p += 2 + len;
   }
   return null;
 }
@@ -238,6 +198,6 @@ export async function probeImage(input: Buffer, path: string, maxPixels = DEFAUL
       depth: m.depth ?? 'unknown',
     };
   } catch (e) {
-    throw classify(path, e);
+    throw await classifyBadImage(path, input, { maxPixels, decoderMessage: messageOf(e) });
   }
 }

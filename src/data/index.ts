@@ -1,6 +1,13 @@
 /** goodsrec data layer: datasets, decoding, transforms, loader, analysis. */
 export * from './dataset.js';
 export * from './image.js';
+export {
+  classifyBadImage,
+  sniffFormat,
+  jpegHasEndMarker,
+  type SniffedFormat,
+  type ClassifyOptions,
+} from './bad-image.js';
 export * from './resample.js';
 export * from './color.js';
 export * from './autoaugment.js';

@@ -20,6 +20,24 @@ export interface JpegHeaderInfo {
   supported: boolean;
 }
 
+/** What libjpeg-turbo reports decoding a whole file (its jerror.h codes), for classifying bad files. */
+export interface JpegCheckResult {
+  /** The header was read. */
+  header: boolean;
+  /** Decoded through to the end-of-image marker without a fatal error. */
+  complete: boolean;
+  /** A fatal error (errorCode) stopped the decode. */
+  fatal: boolean;
+  /** The data ended before the end-of-image marker (JWRN_JPEG_EOF). */
+  eof: boolean;
+  errorCode: number;
+  /** Corrupt-data warnings. */
+  warnings: number;
+  firstWarningCode: number;
+  /** libjpeg's text for the deciding fact (this decode's own, not shared). */
+  message: string;
+}
+
 export type NativeDecodeResult =
   | { status: 'ok'; data: Uint8Array; width: number; height: number }
   | { status: 'unsupported' | 'failed'; message: string };
@@ -33,6 +51,8 @@ export type ResampleAxis = [number, number, number, number];
 export interface NativeImage {
   /** Header only; null when it is not a readable JPEG header. `orientation` is the EXIF tag (1..8). */
   jpegInfo(buf: Uint8Array): JpegHeaderInfo | null;
+  /** Decodes the whole file (any colour space, at 1/8) only to learn what is wrong with it. */
+  jpegCheck(buf: Uint8Array): JpegCheckResult;
   /**
    * Decodes to 8-bit RGB at 1/scaleDenom (1, 2, 4, 8), EXIF orientation applied. 'unsupported' for CMYK,
    * 12-bit or over maxPixels; 'failed' on any libjpeg error or warning (the caller's sharp path then
