@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { closestNames, editDistance } from '../src/util/did-you-mean.js';
 import { parseCommandLine } from '../src/cli/options.js';
 
@@ -87,12 +88,25 @@ test('every command: bad option values exit 2 and name the option and what it ac
     [['export', sample, '--format', 'tflite'], /--format: expected 'onnx' but received 'tflite'/],
     [['ensemble', sample, sample, '--mean', 'median'], /--mean: expected 'logits' or 'probs'/],
     [['average', sample, '--last', '-1'], /--last: expected an integer >= 1/],
-    [['train', '--data', join(work, 'nope')], /--data: '.*nope' not found/],
+    [['train', '--data', join(work, 'nope')], /--data \(data\.root\): '.*nope' not found/],
     [
       ['train', '--data', sample, '--epochs', '0'],
-      /--epochs \(schedule\.epochs\): expected an integer >= 1 but received 0/,
+      /--epochs \(schedule\.epochs\): expected an integer >= 1 but received '0'/,
     ],
     [['train', '--data', sample, '--batch-size', 'abc'], /--batch-size \(batchSize\): expected an integer >= 1/],
+    [
+      ['train', '--data', sample, '--head', 'arcfce'],
+      /--head \(model\.head\): expected .* \(did you mean 'arcface'\?\)/,
+    ],
+    [
+      ['train', '--data', sample, '--set', 'classBalanced=no'],
+      /--set classBalanced=no: expected true or false but received "no"/,
+    ],
+    [
+      ['train', '--data', sample, '--set', 'model.dropRate=7'],
+      /--set model\.dropRate=7: expected a number >= 0 and < 1/,
+    ],
+    [['train', '--print-config'], /missing option data\.root: .*give --data/],
   ];
   for (const [args, msg] of cases) {
     const r = run(args);
@@ -130,6 +144,68 @@ test('unknown options and commands are errors with a did-you-mean (exit 2)', () 
   assert.equal(cfg.loss.labelSmoothing, 0.2);
   assert.equal(cfg.optim.lr, 0.1);
   assert.equal(cfg.device, 'auto');
+});
+
+test('train config layers: a YAML and a JSON file, flags and --set, in order; errors name the layer and the key', () => {
+  const yaml = join(work, 'layers.yaml');
+  writeFileSync(yaml, 'schedule:\n  epochs: 3\n  warmupEpochs: 1\noptim:\n  lr: 0.2\n  nesterov: true\naugment:\n');
+  const json = join(work, 'layers.json');
+  writeFileSync(json, JSON.stringify({ schedule: { epochs: 3 }, optim: { lr: 0.2, nesterov: true } }));
+  for (const file of [yaml, json]) {
+    const r = run([
+      'train',
+      '--data',
+      sample,
+      '--config',
+      file,
+      '--lr',
+      '0.3',
+      '--set',
+      'optim.lr=0.4',
+      '--print-config',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const c = JSON.parse(r.stdout) as { schedule: { epochs: number }; optim: { lr: number; nesterov: boolean } };
+    assert.deepEqual([c.schedule.epochs, c.optim.nesterov, c.optim.lr], [3, true, 0.4], file);
+    // Without the --set, the flag wins over the file.
+    const f = run(['train', '--data', sample, '--config', file, '--lr', '0.3', '--print-config']);
+    assert.equal((JSON.parse(f.stdout) as { optim: { lr: number } }).optim.lr, 0.3);
+  }
+  const bad = join(work, 'bad.yaml');
+  writeFileSync(bad, 'optim:\n  nesterov: yes\n');
+  const b = run(['train', '--data', sample, '--config', bad, '--print-config']);
+  assert.equal(b.code, 2);
+  assert.ok(b.stderr.includes(`${bad}: option optim.nesterov: expected true or false but received "yes"`), b.stderr);
+  const cross = run(['train', '--data', sample, '--config', yaml, '--epochs', '1', '--print-config']);
+  assert.equal(cross.code, 2);
+  assert.ok(
+    cross.stderr.includes(
+      `${yaml}: option schedule.warmupEpochs: expected a number >= 0 and < schedule.epochs (1, from --epochs (schedule.epochs)) but received 1`,
+    ),
+    cross.stderr,
+  );
+});
+
+test('train --help lists the config flags with their option and every config key with what it accepts', () => {
+  const r = run(['train', '--help']);
+  assert.equal(r.code, 0);
+  const text = stripVTControlCharacters(r.stdout);
+  assert.match(text, /--epochs=<epochs>\s+epochs \(schedule\.epochs\) \[an integer >= 1\]/);
+  assert.match(text, /--sync-bn\s+data-parallel: .*\(distributed\.syncBn\)/);
+  assert.match(text, /^ {2}classBalanced +class-balanced sampling .* \[true or false\] \(default false\)$/m);
+  assert.match(text, /^ {2}optim\.lr +.* \[a number > 0\] \(default 0\.1; --lr\)$/m);
+});
+
+test('train --resume of a run folder from the first config layout: its missing options get their old meaning', () => {
+  const dir = join(work, 'old-run');
+  mkdirSync(dir);
+  copyFileSync(join(root, 'test', 'fixtures', 'config-first-layout.json'), join(dir, 'config.json'));
+  const r = run(['train', '--resume', dir, '--print-config']);
+  assert.equal(r.code, 0, r.stderr);
+  const c = JSON.parse(r.stdout) as { data: { cacheMB: number }; model: { head: string; name: string } };
+  assert.equal(c.data.cacheMB, 2048);
+  assert.equal(c.model.head, 'linear');
+  assert.equal(c.model.name, 'resnet18');
 });
 
 test("a subcommand's --help is its own usage, not its group's", () => {

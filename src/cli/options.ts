@@ -3,62 +3,52 @@
 // command built from them (citty renders --help and dispatches subcommands).
 import { statSync } from 'node:fs';
 import { defineCommand, type ArgsDef, type CommandDef } from 'citty';
-import { DEFAULT_MAX_PIXELS } from '../data/limits.js';
+import { CONFIG_SCHEMA, DEVICE_KIND } from '../run/config-schema.js';
 import { closestNames } from '../util/did-you-mean.js';
+import {
+  accepts as kindAccepts,
+  elementsAccepted,
+  isOfKind,
+  type BooleanKind,
+  type ElementKind,
+  type EnumKind,
+  type IntegerKind,
+  type KindValue,
+  type ListKind,
+  type NumberKind,
+  type PathKind,
+  type StringKind,
+} from '../util/value-kinds.js';
 import { EXIT, reportError, UsageError, type ExitCode } from './errors.js';
 
 /** `required`: the command cannot run without it (a usage error names it). */
 interface Described {
   description: string;
   required?: boolean;
+  /** The config option the flag sets (train's config flags): errors and --help name it. */
+  configKey?: string;
 }
-export interface IntegerOption extends Described {
-  type: 'integer';
-  min?: number;
-  max?: number;
+export interface IntegerOption extends IntegerKind, Described {
   default?: number;
 }
-/** `above`/`below` are exclusive bounds, `min`/`max` inclusive. */
-export interface NumberOption extends Described {
-  type: 'number';
-  min?: number;
-  max?: number;
-  above?: number;
-  below?: number;
+export interface NumberOption extends NumberKind, Described {
   default?: number;
 }
-export interface EnumOption<V extends string = string> extends Described {
-  type: 'enum';
-  values: readonly V[];
+export interface EnumOption<V extends string = string> extends EnumKind<V>, Described {
   default?: V;
 }
-export interface BooleanOption extends Described {
-  type: 'boolean';
+/** A flag: `--name` sets it, `--no-name` clears it. */
+export interface BooleanOption extends BooleanKind, Described {
   default?: boolean;
 }
 /** Free text; `repeatable` collects every occurrence into a list. */
-export interface StringOption extends Described {
-  type: 'string';
+export interface StringOption extends StringKind, Described {
   default?: string;
-  pattern?: RegExp;
-  expected?: string;
   repeatable?: boolean;
 }
-/** A path; with `exists` it must exist (and be a file or folder) when given. */
-export interface PathOption extends Described {
-  type: 'path';
-  exists?: 'file' | 'dir' | 'any';
-}
-type Element =
-  | Omit<IntegerOption, 'description' | 'default'>
-  | Omit<NumberOption, 'description' | 'default'>
-  | Omit<EnumOption, 'description' | 'default'>;
-/** Comma-separated values of one element type. */
-export interface ListOption extends Described {
-  type: 'list';
-  of: Element;
-  minItems?: number;
-}
+export interface PathOption extends PathKind, Described {}
+/** Comma-separated values of one element kind. */
+export interface ListOption extends ListKind, Described {}
 
 export type OptionSpec =
   | IntegerOption
@@ -77,18 +67,7 @@ export interface PositionalSpec extends Described {
   exists?: 'file' | 'dir' | 'any';
 }
 
-type ElementValue<E> = E extends { type: 'enum'; values: readonly (infer V)[] } ? V : number;
-type ValueOf<S> = S extends { type: 'integer' | 'number' }
-  ? number
-  : S extends { type: 'enum'; values: readonly (infer V)[] }
-    ? V
-    : S extends { type: 'boolean' }
-      ? boolean
-      : S extends { type: 'list'; of: infer E }
-        ? ElementValue<E>[]
-        : S extends { repeatable: true }
-          ? string[]
-          : string;
+type ValueOf<S> = S extends { repeatable: true } ? string[] : KindValue<S>;
 type Always<S> = S extends { default: unknown } | { type: 'boolean' } | { repeatable: true } | { required: true }
   ? true
   : false;
@@ -103,13 +82,11 @@ export type PositionalValues<P> = {
       : string | undefined;
 };
 
-/** `--device`: the same choices and default in every command. */
+/** `--device`: the same choices and default in every command (and the config's `device`). */
 export const deviceOption = {
-  type: 'string',
+  ...DEVICE_KIND,
   default: 'auto',
-  pattern: /^(auto|cpu|cuda(:\d+)?)$/,
-  expected: "'auto', 'cpu', 'cuda' or 'cuda:N'",
-  description: "compute device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'",
+  description: CONFIG_SCHEMA.device.doc,
 } as const satisfies StringOption;
 
 /**
@@ -117,49 +94,20 @@ export const deviceOption = {
  * header before any pixel is allocated; it also bounds the letterbox canvas, the longer side squared).
  */
 export const maxPixelsOption = {
-  type: 'integer',
-  min: 1,
-  default: DEFAULT_MAX_PIXELS,
-  description: `pixels per image at most, from its header before decoding (decompression bombs; default ${DEFAULT_MAX_PIXELS})`,
+  ...CONFIG_SCHEMA['data.maxPixels'].kind,
+  default: CONFIG_SCHEMA['data.maxPixels'].default,
+  description: CONFIG_SCHEMA['data.maxPixels'].doc,
 } as const satisfies IntegerOption;
 
-function bounds(s: { min?: number; max?: number; above?: number; below?: number }): string {
-  const parts: string[] = [];
-  if (s.above !== undefined) parts.push(`> ${s.above}`);
-  if (s.min !== undefined) parts.push(`>= ${s.min}`);
-  if (s.below !== undefined) parts.push(`< ${s.below}`);
-  if (s.max !== undefined) parts.push(`<= ${s.max}`);
-  return parts.length ? ' ' + parts.join(' and ') : '';
+/** What an option accepts, in words: used by errors and --help. */
+export function accepts(s: OptionSpec | ElementKind): string {
+  if (s.type === 'boolean') return 'no value (a flag)';
+  if (s.type === 'list') return `a comma-separated list of ${elementsAccepted(s)}`;
+  return kindAccepts(s);
 }
 
-/** What an option accepts, in words: used by errors and --help. */
-export function accepts(s: OptionSpec | Element): string {
-  switch (s.type) {
-    case 'integer':
-      return `an integer${bounds(s)}`;
-    case 'number':
-      return `a number${bounds(s)}`;
-    case 'enum':
-      return s.values
-        .map((v) => `'${v}'`)
-        .join(', ')
-        .replace(/, ([^,]*)$/, ' or $1');
-    case 'boolean':
-      return 'no value (a flag)';
-    case 'string':
-      return s.expected ?? 'a value';
-    case 'path':
-      return s.exists === 'dir'
-        ? 'an existing folder'
-        : s.exists === 'file'
-          ? 'an existing file'
-          : s.exists
-            ? 'an existing path'
-            : 'a path';
-    case 'list':
-      return `a comma-separated list of ${s.of.type === 'enum' ? accepts(s.of) : `${s.of.type}s${bounds(s.of)}`}`;
-  }
-}
+/** `--name`, and the config option it sets: `--epochs (schedule.epochs)`. */
+const label = (name: string, s: OptionSpec): string => (s.configKey ? `--${name} (${s.configKey})` : `--${name}`);
 
 function checkPath(what: string, raw: string, exists: 'file' | 'dir' | 'any'): void {
   let st: import('node:fs').Stats;
@@ -174,51 +122,46 @@ function checkPath(what: string, raw: string, exists: 'file' | 'dir' | 'any'): v
 }
 
 /** One value; `expected` (what the whole option accepts) and `whole` (its raw text) word the error. */
-function element(name: string, s: Element, raw: string, whole: string, expected = accepts(s)): string | number {
-  const bad = (): UsageError => new UsageError(`--${name}: expected ${expected} but received '${whole}'`);
+function element(flag: string, s: ElementKind, raw: string, whole: string, expected = accepts(s)): string | number {
   if (s.type === 'enum') {
     if (!s.values.includes(raw)) {
       const near = closestNames(raw, s.values);
       throw new UsageError(
-        `--${name}: expected ${expected} but received '${raw}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}`,
+        `${flag}: expected ${expected} but received '${raw}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}`,
       );
     }
     return raw;
   }
-  if (raw.trim() === '') throw bad();
-  const n = Number(raw);
-  if (!Number.isFinite(n) || (s.type === 'integer' && !Number.isInteger(n))) throw bad();
-  if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw bad();
-  if (s.type === 'number' && ((s.above !== undefined && n <= s.above) || (s.below !== undefined && n >= s.below)))
-    throw bad();
+  const n = raw.trim() === '' ? Number.NaN : Number(raw);
+  if (!isOfKind(s, n)) throw new UsageError(`${flag}: expected ${expected} but received '${whole}'`);
   return n;
 }
 
 /** Converts one option's raw text to its typed value; a UsageError names the option and what it accepts. */
 export function parseOptionValue(name: string, s: OptionSpec, raw: string): unknown {
+  const flag = label(name, s);
   switch (s.type) {
     case 'integer':
     case 'number':
     case 'enum':
-      return element(name, s, raw, raw);
+      return element(flag, s, raw, raw);
     case 'boolean':
       return raw;
     case 'string':
-      if (s.pattern && !s.pattern.test(raw))
-        throw new UsageError(`--${name}: expected ${accepts(s)} but received '${raw}'`);
+      if (!isOfKind(s, raw)) throw new UsageError(`${flag}: expected ${accepts(s)} but received '${raw}'`);
       return raw;
     case 'path':
-      if (raw === '') throw new UsageError(`--${name}: expected ${accepts(s)} but received an empty value`);
-      if (s.exists) checkPath(`--${name}`, raw, s.exists);
+      if (raw === '') throw new UsageError(`${flag}: expected ${accepts(s)} but received an empty value`);
+      if (s.exists) checkPath(flag, raw, s.exists);
       return raw;
     case 'list': {
       const items = raw
         .split(',')
         .map((x) => x.trim())
         .filter(Boolean);
-      if (items.length < (s.minItems ?? 1))
-        throw new UsageError(`--${name}: expected ${accepts(s)} but received '${raw}'`);
-      return items.map((x) => element(name, s.of, x, raw, accepts(s)));
+      if (items.length < (s.minItems ?? 1) || (s.length !== undefined && items.length !== s.length))
+        throw new UsageError(`${flag}: expected ${accepts(s)} but received '${raw}'`);
+      return items.map((x) => element(flag, s.of, x, raw, accepts(s)));
     }
   }
 }
@@ -281,7 +224,7 @@ export function parseCommandLine(
     else {
       const next = raw[i + 1];
       if (next === undefined || (next.startsWith('--') && next.length > 2)) {
-        throw new UsageError(`--${name} needs a value: ${accepts(s)}`);
+        throw new UsageError(`${label(name, s)} needs a value: ${accepts(s)}`);
       }
       value = next;
       i++;
@@ -359,7 +302,8 @@ export function defineCliCommand<
   }
   for (const [name, s] of Object.entries(c.options)) {
     const def = 'default' in s && s.default !== undefined ? String(s.default) : undefined;
-    const desc = s.type === 'boolean' || s.type === 'string' ? s.description : `${s.description} [${accepts(s)}]`;
+    const what = s.type === 'boolean' || (s.type === 'string' && !s.expected) ? '' : ` [${accepts(s)}]`;
+    const desc = `${s.description}${s.configKey ? ` (${s.configKey})` : ''}${what}`;
     args[name] =
       s.type === 'boolean'
         ? { type: 'boolean', description: desc, ...(s.default === true ? { default: true } : {}) }

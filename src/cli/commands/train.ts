@@ -7,16 +7,17 @@ import {
   resolveConfig,
   loadConfigFile,
   parseOverride,
+  readStoredConfig,
   configHelp,
-  configKeys,
   ConfigError,
+  type ConfigLayer,
   type TrainConfig,
 } from '../../run/config.js';
 import { ProgressReporter } from '../../train/progress.js';
 import type { TrainWorkerData, TrainWorkerMessage } from '../../train/worker-entry.js';
 import type { TrainResult } from '../../train/trainer.js';
-import { closestNames } from '../../util/did-you-mean.js';
-import { defineCliCommand, maxPixelsOption, type OptionSpec, type OptionValues } from '../options.js';
+import { defineCliCommand, type OptionSpec, type OptionValues } from '../options.js';
+import { CONFIG_FLAGS, flagLayers, suggestSet } from '../config-flags.js';
 import { EXIT, UsageError } from '../errors.js';
 import { launchRanks, stripLaunchFlags } from '../../distributed/launch.js';
 import { recipeLayer } from '../../train/recipes.js';
@@ -28,10 +29,7 @@ import { pretrainedArchitecture, resolvePretrained, checkArchitecture } from '..
  * and the weights' data config sets the input options the user did not set (the recipe's
  * preset does not count as the user's). Downloads here, with progress, before training.
  */
-async function withPretrained(
-  c: TrainConfig,
-  layers: { source: string; values: Record<string, unknown> }[],
-): Promise<TrainConfig> {
+async function withPretrained(c: TrainConfig, layers: ConfigLayer[]): Promise<TrainConfig> {
   const user = explicitKeys(layers.filter((l) => !l.source.startsWith('--recipe')));
   const arch = pretrainedArchitecture(c.model.pretrained!);
   const config = structuredClone(c);
@@ -52,36 +50,9 @@ async function withPretrained(
 
 const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
 
-/** Flags that set a config option (the config layer validates their values). */
-const CONFIG_FLAGS = {
-  data: 'data.root',
-  model: 'model.name',
-  epochs: 'schedule.epochs',
-  'batch-size': 'batchSize',
-  lr: 'optim.lr',
-  size: 'input.size',
-  device: 'device',
-  amp: 'amp',
-  seed: 'seed',
-  out: 'out',
-  pretrained: 'model.pretrained',
-  head: 'model.head',
-  'embedding-dim': 'model.embeddingDim',
-  'max-pixels': 'data.maxPixels',
-} as const;
-
-/** `goodsrec train --pretrained X`: the config option it probably means, as a --set. */
-function suggestSet(name: string, value: string | undefined): string | undefined {
-  const keys = configKeys();
-  const camel = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  const exact = keys.find((k) => k.split('.').pop()!.toLowerCase() === camel.toLowerCase());
-  const key = exact ?? closestNames(camel, keys)[0];
-  return key ? `did you mean --set ${key}=${value ?? '<value>'}? (every option: goodsrec train --help)` : undefined;
-}
-
-/** The config layers given on the command line: file, then flags, then --set (in order). */
-function configLayers(o: OptionValues<typeof trainOptions>): { source: string; values: Record<string, unknown> }[] {
-  const layers: { source: string; values: Record<string, unknown> }[] = [];
+/** The config layers given on the command line: recipe, file, then flags, then --set (in order). */
+function configLayers(o: OptionValues<typeof trainOptions>): ConfigLayer[] {
+  const layers: ConfigLayer[] = [];
   if (o.recipe) {
     try {
       layers.push(recipeLayer(o.recipe));
@@ -90,71 +61,36 @@ function configLayers(o: OptionValues<typeof trainOptions>): { source: string; v
     }
   }
   if (o.config) layers.push({ source: o.config, values: loadConfigFile(o.config) });
-  for (const [flag, key] of Object.entries(CONFIG_FLAGS)) {
-    const v = o[flag as keyof typeof CONFIG_FLAGS];
-    if (v !== undefined) layers.push({ source: `--${flag}`, values: parseOverride(`${key}=${v}`) });
-  }
-  // A flag (always defined, false when absent): only its presence is a layer, so a config file's value stands.
-  if (o['sync-bn']) layers.push({ source: '--sync-bn', values: parseOverride('distributed.syncBn=true') });
+  layers.push(...flagLayers(o));
   for (const s of o.set) layers.push({ source: `--set ${s}`, values: parseOverride(s) });
   return layers;
 }
 
-/** Resolves the config; an invalid value set by a flag is reported under the flag's name. */
+/** The config: the layers over the defaults, or on --resume the run folder's own (migrated) config. */
 async function resolveFromCommandLine(o: OptionValues<typeof trainOptions>): Promise<TrainConfig> {
   const layers = configLayers(o);
-  if (o.resume) {
-    if (!existsSync(join(o.resume, 'config.json')))
-      throw new ConfigError(`--resume ${o.resume}: not a run folder (no config.json)`);
-    if (layers.length)
-      throw new ConfigError(
-        '--resume continues a run with its stored config; options cannot be changed (start a new run instead)',
-      );
-    layers.push({ source: 'resume', values: loadConfigFile(join(o.resume, 'config.json')) });
-  }
-  try {
+  if (!o.resume) {
     const config = resolveConfig(layers);
-    return config.model.pretrained && !o.resume ? await withPretrained(config, layers) : config;
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    const flag = Object.keys(CONFIG_FLAGS).find(
-      (f) => CONFIG_FLAGS[f as keyof typeof CONFIG_FLAGS] === e.key && o[f as keyof typeof CONFIG_FLAGS] !== undefined,
-    );
-    if (flag) throw new ConfigError(e.message.replace(/^option (\S+): /, `--${flag} ($1): `), e.key);
-    throw e;
+    return config.model.pretrained ? await withPretrained(config, layers) : config;
   }
+  if (!existsSync(join(o.resume, 'config.json')))
+    throw new ConfigError(`--resume ${o.resume}: not a run folder (no config.json)`);
+  if (layers.length)
+    throw new ConfigError(
+      '--resume continues a run with its stored config; options cannot be changed (start a new run instead)',
+    );
+  return readStoredConfig(join(o.resume, 'config.json'));
 }
 
 const trainOptions = {
   config: { type: 'path', exists: 'file', description: 'YAML or JSON config file' },
-  data: { type: 'path', exists: 'any', description: 'dataset folder (data.root)' },
-  model: { type: 'string', description: 'model name (model.name; goodsrec models lists them)' },
-  pretrained: {
-    type: 'string',
-    description:
-      "start from weights: 'hf-hub:timm/resnet50.a1_in1k[@rev]', 'torchvision:resnet50', a file or folder (model.pretrained)",
-  },
   recipe: {
     type: 'enum',
     values: ['finetune'],
     description:
       "preset applied before --config and flags: 'finetune' (lower lr, warmup, 15 epochs, layer-wise lr decay)",
   },
-  epochs: { type: 'string', description: 'epochs (schedule.epochs)' },
-  'batch-size': { type: 'string', description: 'batch size (batchSize)' },
-  lr: { type: 'string', description: 'learning rate at batch 128 (optim.lr)' },
-  size: { type: 'string', description: 'input resolution (input.size)' },
-  head: { type: 'string', description: "'linear', 'wide', or an embedding head 'arcface' / 'cosface' (model.head)" },
-  'embedding-dim': { type: 'string', description: 'embedding width of arcface/cosface (model.embeddingDim)' },
-  'max-pixels': {
-    type: maxPixelsOption.type,
-    min: maxPixelsOption.min,
-    description: `${maxPixelsOption.description} (data.maxPixels)`,
-  },
-  device: { type: 'string', description: "compute device (device): 'auto' (default), 'cpu', 'cuda', 'cuda:N'" },
-  amp: { type: 'string', description: "mixed precision (amp): 'auto', 'off', 'bf16', 'fp16'" },
-  seed: { type: 'string', description: 'random seed (seed)' },
-  out: { type: 'path', description: 'folder for run folders (out; default runs)' },
+  ...CONFIG_FLAGS,
   name: {
     type: 'string',
     pattern: /^[^/\\]+$/,
@@ -180,10 +116,6 @@ const trainOptions = {
     min: 1,
     max: 65535,
     description: 'data-parallel: free port on node 0 for the rendezvous (default 29500)',
-  },
-  'sync-bn': {
-    type: 'boolean',
-    description: 'data-parallel: BatchNorm over the global batch of all ranks (distributed.syncBn)',
   },
   'print-config': { type: 'boolean', description: 'print the resolved config as JSON and exit' },
   json: { type: 'boolean', description: 'print the result as JSON' },
@@ -249,7 +181,6 @@ const command = defineCliCommand({
     process.on('SIGTERM', onSignal);
     const result = await new Promise<TrainResult | Error>((resolvePromise) => {
       worker.on('message', (m: TrainWorkerMessage) => {
-        if (quiet && m.type !== 'done' && m.type !== 'error') return;
         if (quiet && m.type !== 'done' && m.type !== 'error') return;
         if (m.type === 'step') progress.update(m.progress, m.totalSteps, m.stepsDone);
         else if (m.type === 'log') progress.log(m.line);
