@@ -138,10 +138,15 @@ export interface ClassifyOptions {
 export async function classifyBadImage(path: string, buf: Uint8Array, opts: ClassifyOptions): Promise<BadImageError> {
   if (buf.length === 0) return new BadImageError(path, 'empty', '0 bytes');
   const format = sniffFormat(buf);
-  if (format === null) return new BadImageError(path, 'not-an-image', 'its first bytes match no image format');
+  if (format === null)
+    return new BadImageError(path, 'not-an-image', 'unsupported image format: its first bytes match none');
   const name = FORMAT_NAMES[format];
   if (!sharpReads(format))
-    return new BadImageError(path, 'not-an-image', `${name} data, a format goodsrec does not read`);
+    return new BadImageError(
+      path,
+      'not-an-image',
+      `unsupported image format: ${name} data, which goodsrec does not read`,
+    );
   // The header's size; only success and the numbers are used, never the failure text.
   const size = await sharp(buf, { limitInputPixels: false })
     .metadata()
