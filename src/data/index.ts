@@ -11,6 +11,7 @@ export {
 export * from './resample.js';
 export * from './color.js';
 export * from './autoaugment.js';
+export * from './autoaugment-apply.js';
 export * from './erasing.js';
 export * from './transforms.js';
 export * from './loader.js';

@@ -4,9 +4,11 @@
  * to it) and in the browser page (served compiled from dist/src/data/pil-pixels.js):
  * PIL's bilinear resample (two-pass convolution, triangle filter widened by the scale factor,
  * 22-bit fixed-point coefficients, horizontal pass first, 8-bit intermediate), torchvision's crops,
- * normalisation to float32 CHW, and the JPEG DCT-domain scale choice of fastDecode.
+ * normalisation to float32 CHW, the JPEG DCT-domain scale choice of fastDecode and the canvas geometry
+ * of a fused crop.
  */
 import type { RgbImage } from './image.js';
+import type { ResampleAxis } from './native-image.js';
 
 export type Rgb = readonly [number, number, number];
 
@@ -177,6 +179,49 @@ export function resampleTs(
   return { data: out, width: tw, height: outH };
 }
 
+/** The whole image resized to w x h (PIL `resize((w, h), filter)`); the image itself when already that size. */
+export function resizeWhole(img: RgbImage, w: number, h: number, filter: Interpolation = 'bilinear'): RgbImage {
+  if (w === img.width && h === img.height) return img;
+  const ax = { lo: 0, hi: img.width, in0: 0, in1: img.width };
+  return resampleTs(img, w, h, ax, { lo: 0, hi: img.height, in0: 0, in1: img.height }, filter);
+}
+
+export interface CanvasBox {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/**
+ * The part [x0, x1) x [y0, y1) of a canvasW x canvasH canvas that resampling `box` to outW x outH can
+ * read: the box plus the filter's reach, clipped to the canvas.
+ */
+export function canvasBoxRegion(
+  canvasW: number,
+  canvasH: number,
+  box: CanvasBox,
+  outW: number,
+  outH: number,
+): CanvasBox {
+  const mx = Math.ceil(Math.max((box.x1 - box.x0) / outW, 1)) + 1;
+  const my = Math.ceil(Math.max((box.y1 - box.y0) / outH, 1)) + 1;
+  return {
+    x0: Math.max(0, Math.floor(box.x0) - mx),
+    x1: Math.min(canvasW, Math.ceil(box.x1) + mx),
+    y0: Math.max(0, Math.floor(box.y0) - my),
+    y1: Math.min(canvasH, Math.ceil(box.y1) + my),
+  };
+}
+
+/** The resample axes ([lo, hi, in0, in1] for x and y) of `box` within the canvas region `r`. */
+export function regionBoxAxes(r: CanvasBox, box: CanvasBox): [ResampleAxis, ResampleAxis] {
+  return [
+    [0, r.x1 - r.x0, box.x0 - r.x0, box.x1 - r.x0],
+    [0, r.y1 - r.y0, box.y0 - r.y0, box.y1 - r.y0],
+  ];
+}
+
 /** Integer crop; parts outside the image are filled with `fill` (torchvision pads a too-small image). */
 export function crop(img: RgbImage, x: number, y: number, w: number, h: number, fill: Rgb = [0, 0, 0]): RgbImage {
   const out = new Uint8Array(w * h * 3);
@@ -268,4 +313,15 @@ export function dctScale(bw: number, bh: number, w: number, h: number, gap = 1):
 export function shorterSideSize(w: number, h: number, size: number): [number, number] {
   if (w <= h) return [size, Math.trunc((size * h) / w)];
   return [Math.trunc((size * w) / h), size];
+}
+
+/** A resize's output [width, height]: [h, w] exact, a number squashed to a square or given to the shorter side. */
+export function resizeOutput(
+  w: number,
+  h: number,
+  size: number | [number, number],
+  mode: 'shorter' | 'squash' = 'shorter',
+): [number, number] {
+  if (Array.isArray(size)) return [size[1], size[0]];
+  return mode === 'squash' ? [size, size] : shorterSideSize(w, h, size);
 }

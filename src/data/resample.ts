@@ -7,16 +7,30 @@
  * weights whose data config asks for it, in TypeScript only (the native kernels are bilinear).
  */
 import type { RgbImage } from './image.js';
-import { nativeImage, type ResampleAxis } from './native-image.js';
-import { crop, resampleTs, type Axis, type Interpolation, type Rgb } from './pil-pixels.js';
+import { nativeImage } from './native-image.js';
+import {
+  canvasBoxRegion,
+  crop,
+  padToSquare,
+  regionBoxAxes,
+  resampleTs,
+  resizeOutput,
+  type Axis,
+  type CanvasBox,
+  type Interpolation,
+  type Rgb,
+} from './pil-pixels.js';
 
 // The portable arithmetic lives in pil-pixels.ts (shared with the browser page).
 export {
+  canvasBoxRegion,
   centerCrop,
   crop,
   padToSquare,
+  regionBoxAxes,
   roundHalfEven,
   shorterSideSize,
+  type CanvasBox,
   type Interpolation,
   type Rgb,
 } from './pil-pixels.js';
@@ -77,40 +91,26 @@ export function resizeWith(
   return resampleCore(img, outW, outH, ax, { lo: y0, hi: y0 + ch, in0: y0, in1: y0 + ch }, filter);
 }
 
-export interface CanvasBox {
-  x0: number;
-  y0: number;
-  x1: number;
-  y1: number;
+/** Structure-retention resize: pad to square (PIL paste offsets), then resize (bilinear by default). */
+export function letterbox(
+  img: RgbImage,
+  size: number | undefined,
+  fill: Rgb = [0, 0, 0],
+  filter: Interpolation = 'bilinear',
+): RgbImage {
+  const sq = padToSquare(img, fill);
+  return size === undefined || size === sq.width ? sq : resizeWith(sq, size, size, filter);
 }
 
-/**
- * The part [x0, x1) x [y0, y1) of a canvasW x canvasH canvas that resampling `box` to outW x outH can
- * read: the box plus the filter's reach, clipped to the canvas.
- */
-export function canvasBoxRegion(
-  canvasW: number,
-  canvasH: number,
-  box: CanvasBox,
-  outW: number,
-  outH: number,
-): CanvasBox {
-  const mx = Math.ceil(Math.max((box.x1 - box.x0) / outW, 1)) + 1;
-  const my = Math.ceil(Math.max((box.y1 - box.y0) / outH, 1)) + 1;
-  return {
-    x0: Math.max(0, Math.floor(box.x0) - mx),
-    x1: Math.min(canvasW, Math.ceil(box.x1) + mx),
-    y0: Math.max(0, Math.floor(box.y0) - my),
-    y1: Math.min(canvasH, Math.ceil(box.y1) + my),
-  };
-}
-
-/** The resample axes ([lo, hi, in0, in1] for x and y) of `box` within the canvas region `r`. */
-export function regionBoxAxes(r: CanvasBox, box: CanvasBox): [ResampleAxis, ResampleAxis] {
-  return [
-    [0, r.x1 - r.x0, box.x0 - r.x0, box.x1 - r.x0],
-    [0, r.y1 - r.y0, box.y0 - r.y0, box.y1 - r.y0],
-  ];
+/** torchvision Resize: the shorter side to `size`, a squash to size x size, or exactly [height, width]. */
+export function resize(
+  img: RgbImage,
+  size: number | [number, number],
+  mode: 'shorter' | 'squash' = 'shorter',
+  filter: Interpolation = 'bilinear',
+): RgbImage {
+  const [w, h] = resizeOutput(img.width, img.height, size, mode);
+  return w === img.width && h === img.height ? img : resizeWith(img, w, h, filter);
 }
 
 /** Resamples `box` (canvas coordinates) from `region`, the canvas pixels of canvasBoxRegion's result. */

@@ -80,7 +80,7 @@ function checkSidecar(s: OnnxSidecar, path: string): void {
   if (p.resize !== 'letterbox' && p.resize !== 'squash') bad('preprocess.resize', p.resize);
   if (!Number.isSafeInteger(p.size) || p.size <= 0 || p.size > 8192) bad('preprocess.size', p.size);
   try {
-    validatePipeline(evalPipeline(p));
+    validatePipeline(evalPipeline(p), { eval: true });
   } catch (e) {
     throw new Error(`${path}: the sidecar's preprocess is invalid: ${(e as Error).message}`);
   }

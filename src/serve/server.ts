@@ -6,7 +6,6 @@ import { readFileSync, existsSync } from 'node:fs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join, extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { processBuffer } from '../data/transforms.js';
@@ -16,6 +15,7 @@ import { evalPipeline } from '../run/pipelines.js';
 import { softmaxRow, topk } from '../eval/metrics.js';
 import { packageRoot, goodsrecVersion } from '../util/version.js';
 import { MicroBatcher } from './batcher.js';
+import { compiledSrcDir, pageModules } from './web-modules.js';
 import { ServeError, errorBody, fromFrameworkError, type ServeErrorCode } from './errors.js';
 import { ServeMetrics } from './metrics.js';
 import type { ServedModel } from './model.js';
@@ -108,8 +108,6 @@ const MIME: Record<string, string> = {
 function webDir(): string {
   return join(packageRoot(), 'src', 'serve', 'web');
 }
-/** Compiled modules the page imports (pure TS, no Node imports), beside this file's compiled area. */
-const WEB_LIBS = new Set(['serve/web-preprocess.js', 'data/pil-pixels.js']);
 /** onnxruntime-web's dist folder, for in-browser inference. */
 function ortWebDir(): string {
   const require = createRequire(import.meta.url);
@@ -498,10 +496,11 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     if (!/^[\w-]+\.(js|css)$/.test(req.params.file)) throw new ServeError('NOT_FOUND', `no file ${req.params.file}`);
     return sendFile(webDir(), req.params.file, reply);
   });
-  app.get<{ Params: { area: string; file: string } }>('/lib/:area/:file', async (req, reply) => {
-    const name = `${req.params.area}/${req.params.file}`;
-    if (!WEB_LIBS.has(name)) throw new ServeError('NOT_FOUND', `no file ${name}`);
-    return sendFile(fileURLToPath(new URL(`../${req.params.area}/`, import.meta.url)), req.params.file, reply);
+  // Compiled modules the page imports (web-preprocess.js and its module graph, no Node imports).
+  app.get<{ Params: { '*': string } }>('/lib/*', async (req, reply) => {
+    const name = req.params['*'];
+    if (!pageModules().has(name)) throw new ServeError('NOT_FOUND', `no file ${name}`);
+    return sendFile(compiledSrcDir(), name, reply);
   });
   app.get<{ Params: { file: string } }>('/ort/:file', async (req, reply) => {
     if (!/^ort[\w.-]*\.(mjs|wasm)$/.test(req.params.file))

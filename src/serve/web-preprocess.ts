@@ -1,8 +1,8 @@
 /**
  * The browser page's pre-processing: the server's evaluation pipeline (GET /v1/model `pipeline`, built by
- * evalPipeline from the model's sidecar) run on pixels the browser decoded. No Node imports: the page
- * loads this file compiled (dist/src/serve/web-preprocess.js) with ../data/pil-pixels.js, the resampler
- * the server's portable path uses (the native kernels are bit-identical to it).
+ * evalPipeline from the model's sidecar) run on pixels the browser decoded, each op by its registry
+ * entry's browser version (src/data/ops/). No Node imports anywhere in its module graph: the page loads
+ * this file compiled (dist/src/serve/web-preprocess.js) with the modules it imports (web-modules.ts).
  *
  * One step cannot be the server's: with `fastDecode` the server decodes a large JPEG at 1/d in the DCT
  * domain (libjpeg-turbo), which no browser API exposes. The page decodes at full size and takes the
@@ -12,16 +12,8 @@
  */
 import type { RgbImage } from '../data/image.js';
 import type { PipelineConfig } from '../data/transforms.js';
-import {
-  centerCrop,
-  dctScale,
-  normalizeChw,
-  padToSquare,
-  resampleTs,
-  shorterSideSize,
-  type Interpolation,
-  type Rgb,
-} from '../data/pil-pixels.js';
+import { leadingShrink, prefixJpegScale } from '../data/decode-plan.js';
+import { findOp } from '../data/ops/registry.js';
 
 /** What the page knows of the encoded file: JPEG or not, and its EXIF orientation (1..8). */
 export interface EncodedInfo {
@@ -113,71 +105,24 @@ export function blockMean(img: RgbImage, d: number, o: number): RgbImage {
   return { data: out, width: w, height: h };
 }
 
-const resizeWhole = (img: RgbImage, w: number, h: number, filter: Interpolation = 'bilinear'): RgbImage =>
-  w === img.width && h === img.height
-    ? img
-    : resampleTs(
-        img,
-        w,
-        h,
-        { lo: 0, hi: img.width, in0: 0, in1: img.width },
-        { lo: 0, hi: img.height, in0: 0, in1: img.height },
-        filter,
-      );
-const hw = (s: number | [number, number]): [number, number] => (typeof s === 'number' ? [s, s] : s);
-const fillOf = (f: unknown): Rgb => (Array.isArray(f) ? [f[0], f[1], f[2]] : [0, 0, 0]);
-
 /**
  * The server's evaluation pipeline on decoded pixels (displayed orientation, RGB HWC): the reduced decode
- * (see blockMean), then letterbox / resize (squash, fixed or shorter side; bilinear or bicubic) / center crop /
- * normalize exactly as the data layer
- * does them. Any other op is refused: evaluation pipelines have none.
+ * (see blockMean), then each op's browser version up to normalize, whose tensor is the result. An op
+ * that is not an evaluation op, or has no browser version, is refused.
  */
 export function evalTensor(img: RgbImage, pipeline: PipelineConfig, enc: EncodedInfo): Float32Array {
-  const first = pipeline.ops[0];
-  const target =
-    first?.op === 'letterbox' && first.size !== undefined
-      ? [first.size, first.size]
-      : first?.op === 'resize' && (Array.isArray(first.size) || first.mode === 'squash')
-        ? hw(first.size)
-        : null;
-  if (pipeline.fastDecode && enc.jpeg && target && first) {
-    const S = Math.max(img.width, img.height);
-    const d =
-      first.op === 'letterbox'
-        ? dctScale(S, S, target[1]!, target[0]!)
-        : dctScale(img.width, img.height, target[1]!, target[0]!);
+  const shrink = enc.jpeg ? leadingShrink(pipeline) : null;
+  if (shrink) {
+    const d = prefixJpegScale(shrink, img.width, img.height);
     if (d > 1) img = blockMean(img, d, enc.orientation);
   }
   for (const o of pipeline.ops) {
-    switch (o.op) {
-      case 'letterbox': {
-        const sq = padToSquare(img, fillOf(o.fill));
-        img = o.size === undefined ? sq : resizeWhole(sq, o.size, o.size, o.interpolation);
-        break;
-      }
-      case 'resize': {
-        const [w, h] = Array.isArray(o.size)
-          ? [o.size[1], o.size[0]]
-          : o.mode === 'squash'
-            ? [o.size, o.size]
-            : shorterSideSize(img.width, img.height, o.size);
-        img = resizeWhole(img, w, h, o.interpolation);
-        break;
-      }
-      case 'centerCrop': {
-        const [h, w] = hw(o.size);
-        img = centerCrop(img, w, h);
-        break;
-      }
-      case 'normalize':
-        if (!Array.isArray(o.mean) || !Array.isArray(o.std)) {
-          throw new Error('web pre-processing: normalize needs resolved mean and std');
-        }
-        return normalizeChw(img, o.mean, o.std);
-      default:
-        throw new Error(`web pre-processing: op '${o.op}' is not part of an evaluation pipeline`);
-    }
+    const spec = findOp(o.op);
+    if (!spec?.eval) throw new Error(`web pre-processing: op '${o.op}' is not part of an evaluation pipeline`);
+    if (spec.browser === 'server-only') throw new Error(`web pre-processing: op '${o.op}' runs on the server only`);
+    const out = spec.browser.apply(o, img);
+    if (out instanceof Float32Array) return out;
+    img = out;
   }
   throw new Error('web pre-processing: the pipeline has no normalize op');
 }
