@@ -13,7 +13,7 @@ import { predictFiles, type LoadedRecognizer } from '../src/eval/predictor.js';
 import type { PreprocessConfig } from '../src/run/pipelines.js';
 import { SAMPLE, repoRoot, standInRecognizer } from './serve-helpers.js';
 import { openServedModel } from '../src/serve/model.js';
-import { buildServer, type PredictResponse, type ServerOptions } from '../src/serve/server.js';
+import { DEFAULT_LIMITS, buildServer, type PredictResponse, type ServerOptions } from '../src/serve/server.js';
 import { SERVE_ERRORS, type ErrorBody } from '../src/serve/errors.js';
 
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-serve-'));
@@ -105,7 +105,7 @@ test('bad inputs get the catalogued status and message; the server still answers
         },
         status: 422,
         code: 'NOT_AN_IMAGE',
-        message: /unsupported image format/i,
+        message: /^image: .*first bytes match no image format/i,
       },
       {
         what: 'truncated',
@@ -199,7 +199,70 @@ test('bad inputs get the catalogued status and message; the server still answers
         req: { method: 'POST', url: '/v1/predict?top=0', headers: { 'content-type': 'image/jpeg' }, payload: jpeg },
         status: 400,
         code: 'BAD_REQUEST',
-        message: /top/,
+        message: new RegExp(
+          `^query parameter 'top' = 0: must be >= 1; expected an integer from 1 to ${classes.length}, the labels per image`,
+        ),
+      },
+      {
+        what: 'top not a number',
+        req: { method: 'POST', url: '/v1/predict?top=many', headers: { 'content-type': 'image/jpeg' }, payload: jpeg },
+        status: 400,
+        code: 'BAD_REQUEST',
+        message: /^query parameter 'top' = "many": must be integer; expected an integer from 1 to/,
+      },
+      {
+        what: 'top over the classes',
+        req: {
+          method: 'POST',
+          url: `/v1/predict?top=${classes.length + 1}`,
+          headers: { 'content-type': 'image/jpeg' },
+          payload: jpeg,
+        },
+        status: 400,
+        code: 'BAD_REQUEST',
+        message: new RegExp(`^query parameter 'top' = ${classes.length + 1}: must be <= ${classes.length};`),
+      },
+      {
+        what: 'no such class index',
+        req: { method: 'GET', url: `/v1/classes/${classes.length}/image` },
+        status: 404,
+        code: 'NOT_FOUND',
+        message: new RegExp(`^no reference photo for class ${classes.length}$`),
+      },
+      {
+        what: 'class index not a number',
+        req: { method: 'GET', url: '/v1/classes/first/image' },
+        status: 404,
+        code: 'NOT_FOUND',
+        message: /^no reference photo for class first$/,
+      },
+      {
+        what: 'a page file of another kind',
+        req: { method: 'GET', url: '/web/index.html' },
+        status: 404,
+        code: 'NOT_FOUND',
+        message: /^no file index\.html$/,
+      },
+      {
+        what: 'a URL the router cannot decode',
+        req: { method: 'GET', url: '/web/%zz.js' },
+        status: 400,
+        code: 'BAD_REQUEST',
+        message: /not a valid url component/,
+      },
+      {
+        what: 'a path parameter over the router limit',
+        req: { method: 'GET', url: `/v1/classes/${'9'.repeat(2401)}/image` },
+        status: 400,
+        code: 'BAD_REQUEST',
+        message: /exceeding the max param length/,
+      },
+      {
+        what: 'a compiled module the page does not use',
+        req: { method: 'GET', url: '/lib/serve/server.js' },
+        status: 404,
+        code: 'NOT_FOUND',
+        message: /^no file serve\/server\.js$/,
       },
       {
         what: 'unknown route',
@@ -296,11 +359,22 @@ test('GET /v1/model, /healthz, /metrics, the page and onnxruntime-web files', as
       classes: string[];
       preprocess: PreprocessConfig;
       input: { dims: number[] };
+      pipeline: { ops: { op: string }[]; maxPixels: number };
+      limits: Record<string, number>;
+      gallery: null;
     };
     assert.equal(m.model, 'resnet18');
     assert.deepEqual(m.classes, classes);
     assert.deepEqual(m.preprocess, preprocess);
     assert.deepEqual(m.input.dims, [3, 64, 64]);
+    // Nested values pass the answer's schema whole.
+    assert.deepEqual(
+      m.pipeline.ops.map((o) => o.op),
+      ['letterbox', 'centerCrop', 'normalize'],
+    );
+    assert.equal(m.pipeline.maxPixels, 40_000_000);
+    assert.deepEqual(m.limits, { ...DEFAULT_LIMITS, maxBatch: 16 });
+    assert.equal(m.gallery, null);
     assert.deepEqual((await app.inject({ method: 'GET', url: '/healthz' })).json(), {
       status: 'ok',
       inflight: 1,
@@ -322,6 +396,15 @@ test('GET /v1/model, /healthz, /metrics, the page and onnxruntime-web files', as
     assert.match(metrics, /# TYPE goodsrec_request_duration_seconds histogram/);
     assert.match(metrics, /goodsrec_http_requests_total\{route="\/v1\/predict",status="200"\} 1/);
     assert.match(metrics, /goodsrec_inference_batch_size_count 1/);
+    // Undeclared query parameters are ignored, not refused (a cache-busting ?v=, say).
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/model?v=2' })).statusCode, 200);
+    const top2 = await app.inject({
+      method: 'POST',
+      url: '/v1/predict?top=2&v=2',
+      headers: { 'content-type': 'image/jpeg' },
+      payload: jpeg,
+    });
+    assert.equal((top2.json() as PredictResponse).predictions[0]!.top.length, 2);
   } finally {
     await app.close();
   }
