@@ -423,8 +423,9 @@ test('a large enrol builds the HNSW graph off the event loop: reads keep being a
         `the build on the event loop: ${blockMs.toFixed(0)} ms`,
     );
     assert.ok(reads.length >= 5, `reads answered during the write: ${reads.length}`);
+    // Relative to the in-loop build measured on the same machine just after, so load slows both sides.
     assert.ok(
-      worst < Math.min(1500, blockMs / 2),
+      worst < blockMs / 2,
       `worst read latency ${worst.toFixed(0)} ms (an in-loop build stalls ${blockMs.toFixed(0)} ms)`,
     );
     // Old or new, never between; once the new gallery is seen, never the old again (GET and predict each:
