@@ -161,12 +161,45 @@ test('enrol and remove need the bearer token; reads stay open; the file follows 
       assert.equal(r.json().error.code, 'UNAUTHORIZED');
     }
     assert.equal((await app.inject({ method: 'DELETE', url })).statusCode, 401);
+    // The token is checked before anything else of the request: its body, its content type, its name.
+    for (const req of [
+      { url, headers: { 'content-type': 'text/plain' }, payload: 'not an image' },
+      { url: '/v1/gallery/classes/%20', ...multipart(heldPhotos.slice(0, 1)) },
+    ]) {
+      const r = await app.inject({ method: 'POST', ...req });
+      assert.equal(r.statusCode, 401, r.body);
+    }
     assert.equal(readGallery(path).meta.entries.length, 15, 'refused writes change nothing');
 
+    // Class names: 1-200 characters once trimmed, no control characters (the path parameter's schema).
+    const bearer = { authorization: `Bearer ${TOKEN}` };
+    for (const [name, shown] of [
+      ['   ', '"   "'],
+      ['a\u0001b', '"a\\u0001b"'],
+      ['x'.repeat(201), `"${'x'.repeat(201)}"`],
+    ] as const) {
+      const one = multipart(heldPhotos.slice(0, 1));
+      const r = await app.inject({
+        method: 'POST',
+        url: `/v1/gallery/classes/${encodeURIComponent(name)}`,
+        payload: one.payload,
+        headers: { ...one.headers, ...bearer },
+      });
+      assert.equal(r.statusCode, 400, r.body);
+      assert.equal(r.json().error.code, 'BAD_REQUEST');
+      assert.equal(
+        r.json().error.message,
+        `path parameter 'name' = ${shown}: not accepted; expected a class name of 1 to 200 characters ` +
+          '(spaces at either end are dropped), without control characters',
+      );
+    }
+    assert.equal(readGallery(path).meta.entries.length, 15);
+
+    // Spaces and a tab at the ends are dropped.
     const m = multipart(heldPhotos.slice(0, 3));
     let r = await app.inject({
       method: 'POST',
-      url,
+      url: `/v1/gallery/classes/${encodeURIComponent(` ${held}\t`)}`,
       payload: m.payload,
       headers: { ...m.headers, authorization: `Bearer ${TOKEN}` },
     });
@@ -193,6 +226,18 @@ test('enrol and remove need the bearer token; reads stay open; the file follows 
     assert.equal(readGallery(path).meta.entries.length, 15);
     r = await app.inject({ method: 'DELETE', url, headers: { authorization: `Bearer ${TOKEN}` } });
     assert.equal(r.statusCode, 404);
+
+    // The length bound's control: 200 characters are a name.
+    const long = 'y'.repeat(200);
+    const one = multipart(heldPhotos.slice(0, 1));
+    r = await app.inject({
+      method: 'POST',
+      url: `/v1/gallery/classes/${long}`,
+      payload: one.payload,
+      headers: { ...one.headers, ...bearer },
+    });
+    assert.equal(r.statusCode, 201, r.body);
+    assert.equal(r.json().class, long);
   } finally {
     await app.close();
   }
@@ -378,8 +423,9 @@ test('a large enrol builds the HNSW graph off the event loop: reads keep being a
         `the build on the event loop: ${blockMs.toFixed(0)} ms`,
     );
     assert.ok(reads.length >= 5, `reads answered during the write: ${reads.length}`);
+    // Relative to the in-loop build measured on the same machine just after, so load slows both sides.
     assert.ok(
-      worst < Math.min(1500, blockMs / 2),
+      worst < blockMs / 2,
       `worst read latency ${worst.toFixed(0)} ms (an in-loop build stalls ${blockMs.toFixed(0)} ms)`,
     );
     // Old or new, never between; once the new gallery is seen, never the old again (GET and predict each:

@@ -6,11 +6,7 @@
  *
  * The calls are synchronous: the DataLoader makes them in its worker threads.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { isMainThread } from 'node:worker_threads';
-import { packageRoot } from '../util/version.js';
+import { loadOptionalAddon } from '../util/addon.js';
 
 export interface JpegHeaderInfo {
   width: number;
@@ -115,37 +111,14 @@ export interface NativeImage {
 
 let loaded: NativeImage | null | undefined;
 
-function load(): NativeImage | null {
-  if (process.env['GOODSREC_NATIVE_IMAGE'] === '0') return null;
-  const root = packageRoot();
-  // GOODSREC_ADDON_DIR (e.g. the sanitizer build, scripts/fuzz) is the only place looked in when set.
-  const dir = process.env['GOODSREC_ADDON_DIR'];
-  if (dir && !existsSync(join(dir, 'goodsrec_image.node')))
-    throw new Error(`GOODSREC_ADDON_DIR=${dir} has no goodsrec_image.node`);
-  const found = (
-    dir
-      ? [join(dir, 'goodsrec_image.node')]
-      : [join(root, 'build', 'Release', 'goodsrec_image.node'), join(root, 'build', 'Debug', 'goodsrec_image.node')]
-  ).find((p) => existsSync(p));
-  try {
-    if (found) return createRequire(import.meta.url)(found) as NativeImage;
-  } catch (e) {
-    if (isMainThread)
-      process.emitWarning(
-        `goodsrec: cannot load ${found} (${(e as Error).message}); images are decoded with sharp and transformed in TypeScript, which is slower. Rebuild with \`npm run setup\`.`,
-      );
-    return null;
-  }
-  if (isMainThread)
-    process.emitWarning(
-      'goodsrec: the native image kernels are not built (build/Release/goodsrec_image.node); images are decoded with sharp and transformed in TypeScript, which is slower. Build them with `npm run setup`.',
-    );
-  return null;
-}
-
 /** The native kernels, or null when they are unavailable or disabled (GOODSREC_NATIVE_IMAGE=0). */
 export function nativeImage(): NativeImage | null {
-  if (loaded === undefined) loaded = load();
+  // Once per thread (null included: the warning is given once).
+  if (loaded === undefined)
+    loaded = loadOptionalAddon<NativeImage>(
+      'image',
+      'images are decoded with sharp and transformed in TypeScript, which is slower',
+    );
   return loaded;
 }
 

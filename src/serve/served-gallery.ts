@@ -18,6 +18,7 @@ import {
 import { GalleryMatcher } from '../gallery/recognize.js';
 import { isApproximate, openGalleryIndex } from '../gallery/open-index.js';
 import type { GalleryWriteJob, GalleryWriteReply } from './gallery-write-worker.js';
+import type { ServedModel } from './model.js';
 
 export interface GallerySnapshot {
   gallery: Gallery;
@@ -101,4 +102,20 @@ function writeInWorker(job: GalleryWriteJob): Promise<{ graph: string | null; bu
       if (!done) reject(new Error(`${job.path}: the gallery writer exited (code ${code}) before answering`));
     });
   });
+}
+
+/** Throws unless the gallery was made by the weights the served graph came from, at its embedding width. */
+export function checkGalleryFits(g: ServedGallery, model: ServedModel): void {
+  const emb = model.sidecar.embedding;
+  const meta = g.current.gallery.meta;
+  if (!emb || model.embeddingDim === 0)
+    throw new Error(`${model.onnxPath}: served without its embedding output; open it with { embedding: true }`);
+  if (emb.weightsSha256 !== meta.model.hash) {
+    throw new Error(
+      `${g.path}: built with other weights (sha256 ${meta.model.hash.slice(0, 12)}…, ${meta.model.checkpoint}) than the served graph ` +
+        `(${emb.weightsSha256.slice(0, 12)}…, ${model.sidecar.source.checkpoint}); rebuild the gallery with goodsrec gallery build`,
+    );
+  }
+  if (meta.dim !== model.embeddingDim)
+    throw new Error(`${g.path}: ${meta.dim}-d embeddings, the graph gives ${model.embeddingDim}`);
 }
