@@ -44,7 +44,7 @@ export {
   preprocessFromConfig,
   type PreprocessConfig,
 } from './run/pipelines.js';
-export { readRunInfo, type RunInfo } from './run/run-folder.js';
+export { readRunInfo, RunFolder, RunFolderGoneError, type RunInfo, type DatasetRecord } from './run/run-folder.js';
 export {
   resolveCheckpoint,
   loadCheckpoint,

@@ -2,9 +2,11 @@
 // (unknown options are errors with a did-you-mean), one validation of each value, and the citty
 // command built from them (citty renders --help and dispatches subcommands).
 import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { defineCommand, type ArgsDef, type CommandDef } from 'citty';
 import { DEFAULT_MAX_PIXELS } from '../data/limits.js';
 import { closestNames } from '../util/did-you-mean.js';
+import { recoverDirAtomic } from '../util/atomic.js';
 import { EXIT, reportError, UsageError, type ExitCode } from './errors.js';
 
 /** `required`: the command cannot run without it (a usage error names it). */
@@ -162,8 +164,11 @@ export function accepts(s: OptionSpec | Element): string {
 }
 
 function checkPath(what: string, raw: string, exists: 'file' | 'dir' | 'any'): void {
+  // A folder whose atomic replacement was killed midway (a checkpoint saved again, `average` over an old one)
+  // is put back first, as loading it would: it exists, only under a temporary name.
   let st: import('node:fs').Stats;
   try {
+    if (!statSync(raw, { throwIfNoEntry: false })) recoverDirAtomic(resolve(raw));
     st = statSync(raw);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
