@@ -53,7 +53,15 @@ export {
   type LoadedCheckpoint,
 } from './run/checkpoint.js';
 export { averageCheckpoints } from './run/average.js';
-export { readEvalFile, type EvalFile } from './run/eval-file.js';
+export {
+  readEvalFile,
+  readAnyEvalFile,
+  EVAL_FILE_FORMAT,
+  type EvalFile,
+  type AnyEvalFile,
+  type ClassifierEvalFile,
+  type GalleryEvalFile,
+} from './run/eval-file.js';
 
 // --- training -------------------------------------------------------------------------------------
 export {
