@@ -181,7 +181,7 @@ export function readPointer(runDir: string, which: PointerName): string | undefi
 }
 
 /** Whether a folder holds a checkpoint (its state and weights). */
-export function isCheckpointDir(dir: string): boolean {
+function isCheckpointDir(dir: string): boolean {
   return existsSync(join(dir, CHECKPOINT_FILE.state)) && existsSync(join(dir, CHECKPOINT_FILE.model));
 }
 

@@ -85,17 +85,21 @@ export class RunFolder {
     this.current = resolve(root);
   }
 
-  /** The folder's path now (a held folder that was moved: its new path). */
+  /** The folder's path now (a held folder that was moved: its new path; one that is gone: its last path). */
   get root(): string {
-    return this.current;
+    try {
+      return this.here();
+    } catch {
+      return this.current;
+    }
   }
 
   path(role: RunFileRole): string {
-    return join(this.current, RUN_FILE[role]);
+    return join(this.root, RUN_FILE[role]);
   }
 
   get checkpointsDir(): string {
-    return join(this.current, CHECKPOINTS_DIR);
+    return join(this.root, CHECKPOINTS_DIR);
   }
 
   checkpoint(name: string): string {
@@ -104,7 +108,7 @@ export class RunFolder {
 
   /** Where `goodsrec eval` writes by default. */
   evalFile(split: string, kind: 'classifier' | 'gallery' = 'classifier'): string {
-    return join(this.current, evalFileName(split, kind));
+    return join(this.root, evalFileName(split, kind));
   }
 
   has(role: RunFileRole): boolean {
@@ -151,7 +155,7 @@ export class RunFolder {
 
   /** The checkpoint folder `latest.json` / `best.json` names. */
   pointer(which: PointerName): string | undefined {
-    return readPointer(this.current, which);
+    return readPointer(this.root, which);
   }
 
   // --- writes: each asks where the folder is first ---------------------------------------------
@@ -281,16 +285,7 @@ export class RunFolder {
   }
 }
 
-/** One JSON file of a run folder; errors name the file. */
-export function readRunJson<X>(runDir: string, role: RunFileRole): X {
-  return new RunFolder(runDir).readJson<X>(role);
-}
-
+/** A run folder's config, classes and pre-processing; errors name the file. */
 export function readRunInfo(runDir: string): RunInfo {
   return new RunFolder(runDir).readInfo();
-}
-
-/** Writes the run's description, each file atomically. */
-export function writeRunFiles(runDir: string, f: RunFiles): void {
-  new RunFolder(runDir).writeFiles(f);
 }

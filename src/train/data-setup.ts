@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import {
+  DataLoader,
   computeChannelStats,
   loadDataset,
   selectSplits,
@@ -14,7 +15,7 @@ import {
 } from '../data/index.js';
 import { checkArchitecture, resolvePretrained, type ResolvedPretrained } from '../hub/index.js';
 import type { TrainConfig } from '../run/config.js';
-import { configNormalization, preprocessFromConfig, type PreprocessConfig } from '../run/pipelines.js';
+import { configNormalization, preprocessFromConfig, trainPipeline, type PreprocessConfig } from '../run/pipelines.js';
 import type { RunFolder, RunInfo } from '../run/run-folder.js';
 import { cpuFeatures } from '../util/cpu-features.js';
 import { goodsrecVersion } from '../util/version.js';
@@ -132,4 +133,27 @@ export async function prepareData(
     );
   }
   return { all, train: trainDs, val: valDs, norm, pretrained: pre, preprocess, skippedInputs };
+}
+
+/** The training split's loader: augmentation pipeline, sampler, decode workers, cache; one shard per rank. */
+export function createTrainLoader(
+  c: TrainConfig,
+  train: Dataset,
+  norm: ChannelStats,
+  dist: DistributedSession | null,
+): DataLoader {
+  return new DataLoader({
+    dataset: train,
+    pipeline: trainPipeline(c, norm),
+    batchSize: c.batchSize,
+    mode: 'train',
+    seed: c.seed,
+    sampler: c.classBalanced ? 'class-balanced' : 'shuffle',
+    dropLast: train.samples.length > c.batchSize,
+    onBadFile: c.data.badFiles,
+    ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
+    cacheBytes: Math.floor(c.data.cacheMB * 1024 ** 2),
+    ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
+    reuseBuffers: true, // each batch is copied into a tensor before the next is requested
+  });
 }

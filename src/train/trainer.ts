@@ -5,7 +5,7 @@
 // what a checkpoint holds; data-setup.ts the data.
 import { availableParallelism } from 'node:os';
 import * as T from '../tensor/index.js';
-import { DataLoader, type Dataset } from '../data/index.js';
+import type { DataLoader, Dataset } from '../data/index.js';
 import { deriveSeed } from '../util/rng.js';
 import { cpuFeatures, cpuHasNativeBf16 } from '../util/cpu-features.js';
 import { evaluate } from '../eval/evaluate.js';
@@ -14,13 +14,13 @@ import { type TrainConfig, DEFAULT_CONFIG } from '../run/config.js';
 import { loadCheckpoint } from '../run/checkpoint.js';
 import { CheckpointPolicy, type BestCheckpoint } from '../run/checkpoint-policy.js';
 import { checkpointName } from '../run/layout.js';
-import { evalPipeline, trainPipeline, type PreprocessConfig } from '../run/pipelines.js';
+import { evalPipeline, type PreprocessConfig } from '../run/pipelines.js';
 import type { RunFolder } from '../run/run-folder.js';
 import { setTrainMode } from './finetune.js';
 import type { StepProgress } from './progress.js';
 import { DistributedSession } from '../distributed/session.js';
-import { openRunFolder } from './run-start.js';
-import { prepareData } from './data-setup.js';
+import { openRunFolder, type RunStart } from './run-start.js';
+import { createTrainLoader, prepareData } from './data-setup.js';
 import {
   createLearner,
   disposeLearner,
@@ -125,22 +125,20 @@ async function trainRank(
   const log = (s: string): void => {
     if (isMain) o.events?.onLog?.(s);
   };
-  const { c, folder, resumeFrom, stored } = openRunFolder(configIn, o, dist, log);
+  const start = openRunFolder(configIn, o, dist, log);
   try {
-    return await trainInFolder(c, folder, resumeFrom, stored, { o, dist, isMain, log, started });
+    return await trainInFolder(start, { o, dist, isMain, log, started });
   } finally {
-    folder.release();
+    start.folder.release();
   }
 }
 
+/** Everything after the run folder is open: data, learner, the epochs, the result. */
 async function trainInFolder(
-  c: TrainConfig,
-  folder: RunFolder,
-  resumeFrom: string | undefined,
-  stored: Parameters<typeof prepareData>[2],
-  r: { o: TrainOptions; dist: DistributedSession | null; isMain: boolean; log: (s: string) => void; started: number },
+  { c, folder, resumeFrom, stored }: RunStart,
+  base: Pick<Ctx, 'o' | 'dist' | 'isMain' | 'log'> & { started: number },
 ): Promise<TrainResult> {
-  const { o, dist, isMain, log } = r;
+  const { o, dist, isMain, log } = base;
   const device = dist ? dist.device(T.resolveDevice(c.device)) : T.resolveDevice(c.device);
   const amp = resolveAmp(c, device);
   const cpu = amp === 'bf16' && device === 'cpu' ? cpuFeatures() : null;
@@ -155,20 +153,7 @@ async function trainInFolder(
   const ctx: Ctx = { c, o, dist, isMain, log, folder, device, amp, policy };
 
   const data = await prepareData(c, folder, stored, { dist, device, log });
-  const trainLoader = new DataLoader({
-    dataset: data.train,
-    pipeline: trainPipeline(c, data.norm),
-    batchSize: c.batchSize,
-    mode: 'train',
-    seed: c.seed,
-    sampler: c.classBalanced ? 'class-balanced' : 'shuffle',
-    dropLast: data.train.samples.length > c.batchSize,
-    onBadFile: c.data.badFiles,
-    ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
-    cacheBytes: Math.floor(c.data.cacheMB * 1024 ** 2),
-    ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
-    reuseBuffers: true, // each batch is copied into a tensor before the next is requested
-  });
+  const trainLoader = createTrainLoader(c, data.train, data.norm, dist);
   const stepsPerEpoch = trainLoader.stepsPerEpoch;
   const learner = createLearner(c, {
     numClasses: data.all.classes.length,
@@ -233,7 +218,7 @@ async function trainInFolder(
     epochsDone,
     best: policy.best,
     lastVal: progress.lastVal,
-    seconds: (Date.now() - r.started) / 1000,
+    seconds: (Date.now() - base.started) / 1000,
     skippedInputs: data.skippedInputs + trainLoader.badFiles.length,
   };
 }
