@@ -44,7 +44,7 @@ export {
   preprocessFromConfig,
   type PreprocessConfig,
 } from './run/pipelines.js';
-export { readRunInfo, type RunInfo } from './run/run-folder.js';
+export { readRunInfo, RunFolder, RunFolderGoneError, type RunInfo, type DatasetRecord } from './run/run-folder.js';
 export {
   resolveCheckpoint,
   loadCheckpoint,
@@ -53,7 +53,15 @@ export {
   type LoadedCheckpoint,
 } from './run/checkpoint.js';
 export { averageCheckpoints } from './run/average.js';
-export { readEvalFile, type EvalFile } from './run/eval-file.js';
+export {
+  readEvalFile,
+  readAnyEvalFile,
+  EVAL_FILE_FORMAT,
+  type EvalFile,
+  type AnyEvalFile,
+  type ClassifierEvalFile,
+  type GalleryEvalFile,
+} from './run/eval-file.js';
 
 // --- training -------------------------------------------------------------------------------------
 export {

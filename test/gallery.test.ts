@@ -248,14 +248,14 @@ test('CLI: build, enrol a new class, predict, eval, calibrate, remove; another m
   r = run(['eval', runDir, '--data', data, '--split', 'train', '--gallery', gal, '--out', join(work, 'ev.json')]);
   assert.equal(r.code, 0, r.stderr);
   const ev = JSON.parse(readFileSync(join(work, 'ev.json'), 'utf8')) as {
-    known: number;
-    unknown: number;
-    top1: number;
+    kind: string;
+    metrics: { known: number; unknown: number; top1: number };
     predictions: { similarity: number }[];
   };
-  assert.equal(ev.known, 30);
-  assert.equal(ev.unknown, 0);
-  assert.ok(ev.top1 >= 0 && ev.top1 <= 1);
+  assert.equal(ev.kind, 'gallery');
+  assert.equal(ev.metrics.known, 30);
+  assert.equal(ev.metrics.unknown, 0);
+  assert.ok(ev.metrics.top1 >= 0 && ev.metrics.top1 <= 1);
   assert.ok(
     ev.predictions.every((x) => x.similarity < 0.99999),
     'leave-one-out',

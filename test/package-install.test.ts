@@ -31,6 +31,7 @@ test('npm pack + npm install in a fresh project builds or takes the addon, and g
       'dist/src/index.d.ts',
       'dist/src/cli/main.js',
       'src/serve/web/index.html',
+      'schemas/eval-file.schema.json',
       'package.json',
     ]) {
       assert.ok(files.includes(need), `the tarball lacks ${need}`);

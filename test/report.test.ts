@@ -12,7 +12,7 @@ import { loadDataset, selectSplits, analyzeDataset } from '../src/data/index.js'
 import { MetricsAccumulator } from '../src/eval/metrics.js';
 import type { SamplePrediction } from '../src/eval/evaluate.js';
 import { renderErrorReport, reliability, confusedPairs } from '../src/report/error-report.js';
-import type { EvalFile } from '../src/run/eval-file.js';
+import { EVAL_FILE_FORMAT, type EvalFile } from '../src/run/eval-file.js';
 import { renderAnalysisHtml } from '../src/report/analyze-html.js';
 import { sample, repoRoot } from './fixres-helpers.js';
 
@@ -37,6 +37,8 @@ function plantedEval(): EvalFile {
     return { index: i, path: s.path, label: s.label, top: [top1, second], probs: [conf, (1 - conf) / 2] };
   });
   return {
+    format: EVAL_FILE_FORMAT,
+    kind: 'classifier',
     model: 'planted',
     checkpoint: null,
     data: sample,
@@ -46,6 +48,8 @@ function plantedEval(): EvalFile {
     classes: ds.classes,
     metrics: acc.result(),
     predictions,
+    badFiles: [],
+    skipped: [],
   };
 }
 

@@ -1,10 +1,10 @@
 // End to end through the CLI on the embedded sample: train, eval, predict;
-// exact resume after SIGKILL; a failed checkpoint write keeps the previous
-// one; a diverging loss stops the run.
+// exact resume after SIGKILL; SIGTERM after the run folder was moved; a failed
+// checkpoint write keeps the previous one; a diverging loss stops the run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readSafetensorsSync } from '../src/io/index.js';
@@ -179,6 +179,44 @@ test('a run killed with SIGKILL mid-epoch resumes to the same weights', async ()
   const oa = tensorsOf(join(work, 'straight', 'checkpoints', 'epoch-0002', 'optimizer.safetensors'));
   const ob = tensorsOf(join(work, 'killed', 'checkpoints', 'epoch-0002', 'optimizer.safetensors'));
   for (const [k, v] of oa) assert.ok(v.equals(ob.get(k)!), `optimizer ${k} differs after resume`);
+});
+
+test('SIGTERM after the run folder was moved: the stop checkpoint lands in the moved folder, which resumes', async () => {
+  const threeEpochs = tiny.map((a, i) => (tiny[i - 1] === '--epochs' ? '3' : a));
+  const dir = join(work, 'moving');
+  const moved = join(work, 'moved-away');
+  const child = spawn(process.execPath, [cli, 'train', ...threeEpochs, '--out', work, '--name', 'moving'], {
+    env: { ...process.env, CI: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let signalled = false;
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const onData = (d: Buffer): void => {
+    out += String(d);
+    // After the first epoch (the epoch-end checkpoint may be being written right now): move, then stop.
+    if (!signalled && /^epoch 1: /m.test(out)) {
+      signalled = true;
+      renameSync(dir, moved);
+      child.kill('SIGTERM');
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const code = await exited;
+  assert.ok(signalled, out);
+  assert.equal(code, 130, out);
+  // Before: the stop checkpoint, latest.json and best.json re-created the old path as a second, partial folder.
+  assert.ok(!existsSync(dir), `nothing at the old path: ${existsSync(dir) ? readdirSync(dir).join(', ') : ''}`);
+  assert.match(out, /run folder moved: .*moving -> .*moved-away/);
+  assert.match(out, new RegExp(`continue with --resume ${moved}`));
+  const latest = (JSON.parse(readFileSync(join(moved, 'latest.json'), 'utf8')) as { checkpoint: string }).checkpoint;
+  assert.ok(loadCheckpoint(join(moved, 'checkpoints', latest)).model.size > 0);
+  const r = run(['train', '--resume', moved]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr + r.stdout, /resumed from .*moved-away/);
+  assert.ok(existsSync(join(moved, 'checkpoints', 'epoch-0003', 'model.safetensors')));
+  assert.ok(!existsSync(dir));
 });
 
 test('a checkpoint that cannot be written (disk full) keeps the previous one', (t) => {

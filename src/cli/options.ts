@@ -2,6 +2,7 @@
 // (unknown options are errors with a did-you-mean), one validation of each value, and the citty
 // command built from them (citty renders --help and dispatches subcommands).
 import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { defineCommand, type ArgsDef, type CommandDef } from 'citty';
 import { CONFIG_SCHEMA, DEVICE_KIND } from '../run/config-schema.js';
 import { closestNames } from '../util/did-you-mean.js';
@@ -19,6 +20,7 @@ import {
   type PathKind,
   type StringKind,
 } from '../util/value-kinds.js';
+import { recoverDirAtomic } from '../util/atomic.js';
 import { EXIT, reportError, UsageError, type ExitCode } from './errors.js';
 
 /** `required`: the command cannot run without it (a usage error names it). */
@@ -110,8 +112,11 @@ export function accepts(s: OptionSpec | ElementKind): string {
 const label = (name: string, s: OptionSpec): string => (s.configKey ? `--${name} (${s.configKey})` : `--${name}`);
 
 function checkPath(what: string, raw: string, exists: 'file' | 'dir' | 'any'): void {
+  // A folder whose atomic replacement was killed midway (a checkpoint saved again, `average` over an old one)
+  // is put back first, as loading it would: it exists, only under a temporary name.
   let st: import('node:fs').Stats;
   try {
+    if (!statSync(raw, { throwIfNoEntry: false })) recoverDirAtomic(resolve(raw));
     st = statSync(raw);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

@@ -1,8 +1,7 @@
 // Matching a dataset to a trained model: the dataset the run recorded, and the dataset's labels mapped
 // onto the model's class list by name.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadDataset, selectSplits, type Dataset } from '../data/index.js';
+import { RunFolder } from '../run/run-folder.js';
 
 /** Maps the dataset's labels onto the model's class list by name; classes the model lacks are an error. */
 export function alignClasses(ds: Dataset, modelClasses: readonly string[], source: string): Dataset {
@@ -18,9 +17,7 @@ export function alignClasses(ds: Dataset, modelClasses: readonly string[], sourc
 
 /** The dataset folder a run was trained on (its dataset.json), if the run records one. */
 export function recordedDataRoot(runDir: string | undefined): string | undefined {
-  const f = runDir ? join(runDir, 'dataset.json') : undefined;
-  if (!f || !existsSync(f)) return undefined;
-  return (JSON.parse(readFileSync(f, 'utf8')) as { root?: string }).root;
+  return runDir ? new RunFolder(runDir).readDataset()?.root : undefined;
 }
 
 /** One split of a dataset with its own class indices; an empty split is an error. */

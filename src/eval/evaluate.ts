@@ -5,15 +5,10 @@ import type { Module } from '../nn/index.js';
 import { DataLoader, type Dataset, type PipelineConfig } from '../data/index.js';
 import { shardLength, type Shard } from '../data/shard.js';
 import { MetricsAccumulator, softmaxRow, topk, type EvalMetrics } from './metrics.js';
+import type { ClassifierPrediction } from '../run/eval-file.js';
 
-export interface SamplePrediction {
-  index: number;
-  path: string;
-  label: number;
-  /** Top-k class indices, best first, and their probabilities. */
-  top: number[];
-  probs: number[];
-}
+/** One sample's top-k classes and probabilities (as the eval file stores them). */
+export type SamplePrediction = ClassifierPrediction;
 
 export interface EvaluateOptions {
   batchSize?: number;

@@ -1,26 +1,11 @@
 // Classification metrics from per-sample scores: every sample counts exactly
 // once (the original code dropped the last partial batch).
+import type { ClassifierMetrics, ClassMetricsRecord } from '../run/eval-file.js';
 
-export interface ClassMetrics {
-  name: string;
-  support: number;
-  correct: number;
-  accuracy: number;
-  precision: number;
-  recall: number;
-  f1: number;
-}
-
-export interface EvalMetrics {
-  samples: number;
-  top1: number;
-  top5: number;
-  meanClassAccuracy: number;
-  loss: number | null;
-  perClass: ClassMetrics[];
-  /** confusion[true][predicted] counts. */
-  confusion: number[][];
-}
+/** One class's numbers (as the eval file stores them). */
+export type ClassMetrics = ClassMetricsRecord;
+/** An evaluation's numbers (as the eval file stores them under `metrics`). */
+export type EvalMetrics = ClassifierMetrics;
 
 /** Accumulates predictions batch by batch. */
 export class MetricsAccumulator {

@@ -5,8 +5,8 @@
 // never a mix.
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
 import { SafetensorsReader, writeSafetensorsSync } from '../io/safetensors.js';
+import { checkpointWeightsFile } from '../run/layout.js';
 import type { PreprocessConfig } from '../run/pipelines.js';
 
 export const GALLERY_FORMAT = 'goodsrec-gallery-1';
@@ -81,7 +81,7 @@ export function hashFile(path: string): string {
 
 /** The weights file a recognizer loaded from its checkpoint folder. */
 export function weightsFileOf(checkpointDir: string, ema: boolean): string {
-  return join(checkpointDir, ema ? 'ema.safetensors' : 'model.safetensors');
+  return checkpointWeightsFile(checkpointDir, ema);
 }
 
 export class GalleryError extends Error {

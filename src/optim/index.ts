@@ -21,3 +21,4 @@ export {
   type CosineOptions,
   type StepOptions,
 } from './lr-scheduler.js';
+export { createOptimizer, type OptimizerName, type OptimizerSpec, type OptimizerGroup } from './factory.js';

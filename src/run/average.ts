@@ -1,8 +1,9 @@
 // Checkpoint averaging within one run: the mean of the last k checkpoints' weights, saved as a
 // checkpoint of the same run (eval, predict, export and serve load it like any other).
-import { basename, join, resolve } from 'node:path';
+import { basename } from 'node:path';
 import * as T from '../tensor/index.js';
-import { listCheckpoints, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { listCheckpoints, loadCheckpoint } from './checkpoint.js';
+import { RunFolder } from './run-folder.js';
 
 /**
  * Averages the weights of the last k checkpoints of a run (floating tensors:
@@ -53,7 +54,7 @@ export async function averageCheckpoints(
     );
     const { format: _f, savedAt: _s, optimizer: _o, ...state } = newest.state;
     try {
-      const dir = await saveCheckpoint(join(resolve(runDir), 'checkpoints'), name, {
+      const dir = await new RunFolder(runDir).saveCheckpoint(name, {
         model,
         optimizer: {},
         state: { ...state, averagedFrom: from.map((d) => basename(d)) },

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { writeSafetensorsSync, readSafetensorsSync, type RawTensor } from '../io/index.js';
 import { Tensor, fromRaw, toRaw } from '../tensor/index.js';
 import { recoverDirAtomic, writeDirAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { CHECKPOINT_FILE, CHECKPOINTS_DIR, PERIODIC_CHECKPOINT, RUN_FILE, type PointerName } from './layout.js';
 
 export const CHECKPOINT_FORMAT = 'goodsrec-checkpoint-1';
 
@@ -101,11 +102,14 @@ export async function saveCheckpoint(checkpointsDir: string, name: string, c: Ch
   const optTensors = new Map<string, Tensor>();
   const optTree = splitTensors(c.optimizer, optTensors);
   await writeDirAtomic(dir, (tmp) => {
-    writeSafetensorsSync(join(tmp, 'model.safetensors'), tensorsToRaw(c.model), { format: 'pt', producer: 'goodsrec' });
+    writeSafetensorsSync(join(tmp, CHECKPOINT_FILE.model), tensorsToRaw(c.model), {
+      format: 'pt',
+      producer: 'goodsrec',
+    });
     if (c.ema)
-      writeSafetensorsSync(join(tmp, 'ema.safetensors'), tensorsToRaw(c.ema), { format: 'pt', producer: 'goodsrec' });
-    writeSafetensorsSync(join(tmp, 'optimizer.safetensors'), tensorsToRaw(optTensors), { producer: 'goodsrec' });
-    writeJsonAtomic(join(tmp, 'state.json'), {
+      writeSafetensorsSync(join(tmp, CHECKPOINT_FILE.ema), tensorsToRaw(c.ema), { format: 'pt', producer: 'goodsrec' });
+    writeSafetensorsSync(join(tmp, CHECKPOINT_FILE.optimizer), tensorsToRaw(optTensors), { producer: 'goodsrec' });
+    writeJsonAtomic(join(tmp, CHECKPOINT_FILE.state), {
       format: CHECKPOINT_FORMAT,
       savedAt: new Date().toISOString(),
       optimizer: optTree,
@@ -124,11 +128,11 @@ export class CheckpointError extends Error {
 
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   if (!existsSync(dir)) recoverDirAtomic(dir); // a save killed while replacing it
-  const statePath = join(dir, 'state.json');
-  const modelPath = join(dir, 'model.safetensors');
+  const statePath = join(dir, CHECKPOINT_FILE.state);
+  const modelPath = join(dir, CHECKPOINT_FILE.model);
   if (!existsSync(statePath) || !existsSync(modelPath)) {
     throw new CheckpointError(
-      `${dir} is not a goodsrec checkpoint (missing ${existsSync(statePath) ? 'model.safetensors' : 'state.json'})`,
+      `${dir} is not a goodsrec checkpoint (missing ${existsSync(statePath) ? CHECKPOINT_FILE.model : CHECKPOINT_FILE.state})`,
     );
   }
   let state: Record<string, unknown>;
@@ -140,9 +144,9 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   if (state.format !== CHECKPOINT_FORMAT)
     throw new CheckpointError(`${statePath}: unknown checkpoint format ${JSON.stringify(state.format)}`);
   const model = readSafetensorsSync(modelPath);
-  const emaPath = join(dir, 'ema.safetensors');
+  const emaPath = join(dir, CHECKPOINT_FILE.ema);
   const ema = existsSync(emaPath) ? readSafetensorsSync(emaPath) : undefined;
-  const optPath = join(dir, 'optimizer.safetensors');
+  const optPath = join(dir, CHECKPOINT_FILE.optimizer);
   const optTree = state.optimizer as Tree;
   return {
     dir,
@@ -156,18 +160,29 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
 /** Pointer files (latest.json, best.json) name a checkpoint folder; written atomically after it. */
 export function writePointer(
   runDir: string,
-  which: 'latest' | 'best',
+  which: PointerName,
   checkpointName: string,
   extra: Record<string, unknown> = {},
 ): void {
-  writeJsonAtomic(join(runDir, `${which}.json`), { checkpoint: checkpointName, ...extra });
+  writeJsonAtomic(join(runDir, RUN_FILE[which]), { checkpoint: checkpointName, ...extra });
 }
 
-export function readPointer(runDir: string, which: 'latest' | 'best'): string | undefined {
-  const p = join(runDir, `${which}.json`);
+/** The checkpoint folder a pointer names (undefined without the pointer); errors name the file. */
+export function readPointer(runDir: string, which: PointerName): string | undefined {
+  const p = join(runDir, RUN_FILE[which]);
   if (!existsSync(p)) return undefined;
-  const v = JSON.parse(readFileSync(p, 'utf8')) as { checkpoint?: unknown };
-  return typeof v.checkpoint === 'string' ? join(runDir, 'checkpoints', v.checkpoint) : undefined;
+  let v: { checkpoint?: unknown };
+  try {
+    v = JSON.parse(readFileSync(p, 'utf8')) as { checkpoint?: unknown };
+  } catch (e) {
+    throw new CheckpointError(`${p}: not valid JSON (${(e as Error).message})`);
+  }
+  return typeof v.checkpoint === 'string' ? join(runDir, CHECKPOINTS_DIR, v.checkpoint) : undefined;
+}
+
+/** Whether a folder holds a checkpoint (its state and weights). */
+function isCheckpointDir(dir: string): boolean {
+  return existsSync(join(dir, CHECKPOINT_FILE.state)) && existsSync(join(dir, CHECKPOINT_FILE.model));
 }
 
 /**
@@ -181,11 +196,11 @@ export function resolveCheckpoint(
   const p = resolve(path);
   if (!existsSync(p)) recoverDirAtomic(p); // a save killed while replacing it
   if (!existsSync(p)) throw new CheckpointError(`${path}: no such run or checkpoint`);
-  if (existsSync(join(p, 'state.json')) && existsSync(join(p, 'model.safetensors'))) {
+  if (isCheckpointDir(p)) {
     const runDir = resolve(p, '..', '..');
-    return { runDir: existsSync(join(runDir, 'config.json')) ? runDir : undefined, checkpointDir: p };
+    return { runDir: existsSync(join(runDir, RUN_FILE.config)) ? runDir : undefined, checkpointDir: p };
   }
-  if (existsSync(join(p, 'config.json'))) {
+  if (existsSync(join(p, RUN_FILE.config))) {
     const order: ('best' | 'latest')[] = prefer === 'best' ? ['best', 'latest'] : ['latest', 'best'];
     for (const w of order) {
       const c = readPointer(p, w);
@@ -195,15 +210,18 @@ export function resolveCheckpoint(
     throw new CheckpointError(`${path}: this run has no checkpoint yet`);
   }
   throw new CheckpointError(
-    `${path}: neither a run folder (config.json) nor a checkpoint folder (state.json + model.safetensors)`,
+    `${path}: neither a run folder (${RUN_FILE.config}) nor a checkpoint folder (${CHECKPOINT_FILE.state} + ${CHECKPOINT_FILE.model})`,
   );
 }
 
-/** Deletes periodic checkpoints beyond the newest `keep`, never the protected ones (best, latest). */
+/**
+ * Deletes periodic checkpoints (epoch-N[-step-M]) beyond the newest `keep`, never the protected ones (best,
+ * latest) and never other folders (averages, FixRes results: `goodsrec average` may run beside a training).
+ */
 export function pruneCheckpoints(checkpointsDir: string, keep: number, protect: readonly string[]): void {
   if (!existsSync(checkpointsDir)) return;
   const names = readdirSync(checkpointsDir)
-    .filter((n) => !n.startsWith('.') && statSync(join(checkpointsDir, n)).isDirectory())
+    .filter((n) => PERIODIC_CHECKPOINT.test(n) && statSync(join(checkpointsDir, n)).isDirectory())
     .sort();
   const removable = names.filter((n) => !protect.includes(n));
   for (const n of removable.slice(0, Math.max(0, removable.length - keep))) {
@@ -211,12 +229,12 @@ export function pruneCheckpoints(checkpointsDir: string, keep: number, protect: 
   }
 }
 
-/** Checkpoint folders of a run, oldest first (names sort by epoch/step). */
+/** Periodic checkpoint folders of a run, oldest first (names sort by epoch/step). */
 export function listCheckpoints(runDir: string): string[] {
-  const dir = join(resolve(runDir), 'checkpoints');
-  if (!existsSync(dir)) throw new Error(`${runDir}: no checkpoints folder (is it a run folder?)`);
+  const dir = join(resolve(runDir), CHECKPOINTS_DIR);
+  if (!existsSync(dir)) throw new Error(`${runDir}: no ${CHECKPOINTS_DIR} folder (is it a run folder?)`);
   return readdirSync(dir)
-    .filter((n) => /^epoch-\d+(-step-\d+)?$/.test(n) && existsSync(join(dir, n, 'model.safetensors')))
+    .filter((n) => PERIODIC_CHECKPOINT.test(n) && existsSync(join(dir, n, CHECKPOINT_FILE.model)))
     .sort()
     .map((n) => join(dir, n));
 }

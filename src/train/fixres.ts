@@ -6,21 +6,20 @@
 // are computed once per size and the classifier trains on them: the same
 // optimisation as running the whole network every step, at a fraction of the
 // cost. A resolution sweep evaluates each size before and after.
-import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import { DataLoader, loadDataset, selectSplits, type Dataset } from '../data/index.js';
-import { SGD, CosineWarmupLR, type Optimizer, type GroupBase } from '../optim/index.js';
+import { CosineWarmupLR, createOptimizer } from '../optim/index.js';
 import type { ClassifierModel } from '../models/index.js';
 import { loadRecognizer } from '../eval/predictor.js';
 import { MetricsAccumulator, type EvalMetrics } from '../eval/metrics.js';
 import { Rng, deriveSeed } from '../util/rng.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { goodsrecVersion } from '../util/version.js';
-import type { TrainConfig } from '../run/config.js';
-import { saveCheckpoint, writePointer } from '../run/checkpoint.js';
-import { readRunJson, writeRunFiles } from '../run/run-folder.js';
+import { CheckpointPolicy } from '../run/checkpoint-policy.js';
+import { fixresCheckpointName, fixresFolderName } from '../run/layout.js';
+import { RunFolder } from '../run/run-folder.js';
 import { evalPipeline, type PreprocessConfig } from '../run/pipelines.js';
+import { createLoss } from './loss.js';
 
 export interface FixResOptions {
   /** Source run folder or checkpoint folder. */
@@ -199,11 +198,13 @@ export function fitClassifier(
 ): number[] {
   const cls = model.getClassifier();
   const params = cls.parameters().filter((p) => p.requiresGrad);
-  const optimizer = new SGD([{ params }], {
+  const optimizer = createOptimizer([{ params }], {
+    name: 'sgd',
     lr: o.lr,
     momentum: o.momentum,
     weightDecay: o.weightDecay,
-  }) as unknown as Optimizer<GroupBase>;
+  });
+  const lossFn = createLoss({ labelSmoothing: o.labelSmoothing });
   const scheduler = new CosineWarmupLR(optimizer, { epochs: o.epochs, minLr: o.lr * 1e-3 });
   // The loader is only asked for its epoch orders (shuffle or class-balanced); it never decodes an image.
   const valid = ds.samples.map((_, i) => i).filter((i) => fs.valid[i]);
@@ -234,7 +235,7 @@ export function fitClassifier(
           )
             .long()
             .to(o.device);
-          const loss = T.F.crossEntropy(cls.forward(x).float(), y, { labelSmoothing: o.labelSmoothing });
+          const loss = lossFn(cls.forward(x), y);
           loss.backward();
           return loss.item() * ids.length;
         });
@@ -277,15 +278,15 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
   const device = o.device ?? 'cpu';
   const r = loadRecognizer(o.run, { device });
   const runDir = r.runDir!;
-  const config = readRunJson<TrainConfig>(runDir, 'config.json');
-  const dsInfo = existsSync(join(runDir, 'dataset.json'))
-    ? readRunJson<{ root?: string; trainSplit?: string; valSplit?: string }>(runDir, 'dataset.json')
-    : {};
+  const source = new RunFolder(runDir);
+  const config = source.readConfig();
+  const dsInfo = source.readDataset() ?? {};
   const dataRoot = o.data ?? dsInfo.root ?? config.data.root;
   const trainSplit = o.trainSplit ?? dsInfo.trainSplit ?? config.data.trainSplit;
   const valSplit = o.valSplit ?? dsInfo.valSplit ?? config.data.valSplit;
-  const out = resolve(o.out ?? join(runDir, `fixres-${o.sizes.length === 1 ? o.sizes[0] : 'sweep'}`));
-  if (existsSync(join(out, 'config.json'))) throw new Error(`fixres: ${out} already holds a run; pick another --out`);
+  const out = resolve(o.out ?? join(runDir, fixresFolderName(o.sizes)));
+  const folder = new RunFolder(out);
+  if (folder.isRun()) throw new Error(`fixres: ${out} already holds a run; pick another --out`);
 
   const model = r.model;
   try {
@@ -377,21 +378,21 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
 
     // A run folder with the training runs' layout, so eval/predict/report take it as is.
     const preprocess: PreprocessConfig = { ...r.preprocess, size: b.size };
-    mkdirSync(join(out, 'checkpoints'), { recursive: true });
-    const b1 = T.buildInfo();
-    writeRunFiles(out, {
-      config: { ...config, input: { ...config.input, size: b.size }, out: resolve(out, '..') },
-      classes: r.classes,
-      preprocess,
-      dataset: { ...dsInfo, root: resolve(dataRoot), trainSplit, valSplit },
-      versions: { goodsrec: goodsrecVersion(), node: process.version, libtorch: b1.torchVersion, device },
-    });
-    const name = `fixres-${b.size}`;
-    const state = model.stateDict();
+    folder.create();
     let checkpointDir: string;
     try {
-      checkpointDir = await saveCheckpoint(join(out, 'checkpoints'), name, {
-        model: state,
+      const b1 = T.buildInfo();
+      folder.writeFiles({
+        config: { ...config, input: { ...config.input, size: b.size }, out: resolve(out, '..') },
+        classes: r.classes,
+        preprocess,
+        dataset: { ...dsInfo, root: resolve(dataRoot), trainSplit, valSplit },
+        versions: { goodsrec: goodsrecVersion(), node: process.version, libtorch: b1.torchVersion, device },
+      });
+      const name = fixresCheckpointName(b.size);
+      const policy = CheckpointPolicy.single();
+      await policy.save(folder, name, {
+        model: model.stateDict(),
         optimizer: {},
         state: {
           model: r.modelName,
@@ -401,26 +402,24 @@ export async function fixres(o: FixResOptions): Promise<FixResResult> {
           best: { top1: b.top1 },
         },
       });
+      policy.markBest(folder, name, { top1: b.top1, size: b.size });
+      folder.writeJson('fixres', {
+        source: { run: runDir, checkpoint: r.checkpointDir, size: r.preprocess.size },
+        data: resolve(dataRoot),
+        trainSplit,
+        valSplit,
+        options: { ...fit, flip: o.flip ?? false, sizes: o.sizes },
+        trained,
+        sizes: results,
+        best: { size: b.size, top1: b.top1, fineTuned: b.fineTuned },
+      });
+      folder.writeMetrics([...results.map((s) => ({ type: 'fixres-size', ...s })), ...b.epochs]);
+      checkpointDir = folder.checkpoint(name);
     } finally {
-      for (const t of state.values()) t.dispose();
+      folder.release();
     }
-    writePointer(out, 'latest', name);
-    writePointer(out, 'best', name, { top1: b.top1, size: b.size });
-    const summary = {
-      source: { run: runDir, checkpoint: r.checkpointDir, size: r.preprocess.size },
-      data: resolve(dataRoot),
-      trainSplit,
-      valSplit,
-      options: { ...fit, flip: o.flip ?? false, sizes: o.sizes },
-      trained,
-      sizes: results,
-      best: { size: b.size, top1: b.top1, fineTuned: b.fineTuned },
-    };
-    writeJsonAtomic(join(out, 'fixres.json'), summary);
-    const lines = [...results.map((s) => ({ type: 'fixres-size', ...s })), ...b.epochs];
-    writeFileAtomic(join(out, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
     return {
-      runDir: out,
+      runDir: folder.root,
       checkpointDir,
       sizes: results,
       best: { size: b.size, top1: b.top1, fineTuned: b.fineTuned },

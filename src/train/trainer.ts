@@ -1,67 +1,36 @@
 // The training loop: the recipe end to end, with a run folder that records
 // config, classes, versions and metrics next to atomic checkpoints, exact
-// resume, and a clean stop on NaN loss or on request.
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+// resume, and a clean stop on NaN loss or on request. The run folder (src/run)
+// and the checkpoint policy decide what is written where; learner.ts builds
+// what a checkpoint holds; data-setup.ts the data.
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
-import { createModel, type ClassifierModel } from '../models/index.js';
-import {
-  SGD,
-  AdamW,
-  CosineWarmupLR,
-  paramGroupsNoDecay,
-  type Optimizer,
-  type GroupBase,
-  type OptimizerStateDict,
-  type SchedulerStateDict,
-} from '../optim/index.js';
-import {
-  DataLoader,
-  loadDataset,
-  selectSplits,
-  subsetDataset,
-  computeChannelStats,
-  type ChannelStats,
-  type Dataset,
-  type Triple,
-} from '../data/index.js';
+import type { DataLoader, Dataset } from '../data/index.js';
 import { deriveSeed } from '../util/rng.js';
 import { cpuFeatures, cpuHasNativeBf16 } from '../util/cpu-features.js';
-import { writeJsonAtomic, WriteError } from '../util/atomic.js';
-import { readRunStart, reportSkippedInputs, writeRunStart } from './run-start.js';
-import { goodsrecVersion } from '../util/version.js';
 import { evaluate } from '../eval/evaluate.js';
 import type { EvalMetrics } from '../eval/metrics.js';
-import {
-  type TrainConfig,
-  DEFAULT_CONFIG,
-  scaledLr,
-  validateConfig,
-  headOptions,
-  marginOptions,
-} from '../run/config.js';
-import { marginCrossEntropy } from './margin-loss.js';
-import {
-  saveCheckpoint,
-  loadCheckpoint,
-  writePointer,
-  readPointer,
-  pruneCheckpoints,
-  disposeTensors,
-} from '../run/checkpoint.js';
-import {
-  configNormalization,
-  evalPipeline,
-  preprocessFromConfig,
-  trainPipeline,
-  type PreprocessConfig,
-} from '../run/pipelines.js';
-import { writeRunFiles, type RunInfo } from '../run/run-folder.js';
-import { resolvePretrained, checkArchitecture, type ResolvedPretrained } from '../hub/index.js';
-import { freezeBatchNormParams, layerDecayGroups, setTrainMode } from './finetune.js';
+import { type TrainConfig, DEFAULT_CONFIG } from '../run/config.js';
+import { loadCheckpoint } from '../run/checkpoint.js';
+import { CheckpointPolicy, type BestCheckpoint } from '../run/checkpoint-policy.js';
+import { checkpointName } from '../run/layout.js';
+import { evalPipeline, type PreprocessConfig } from '../run/pipelines.js';
+import type { RunFolder } from '../run/run-folder.js';
+import { setTrainMode } from './finetune.js';
 import type { StepProgress } from './progress.js';
-import { DistributedSession, sha256 } from '../distributed/session.js';
+import { DistributedSession } from '../distributed/session.js';
+import { openRunFolder, type RunStart } from './run-start.js';
+import { createTrainLoader, prepareData } from './data-setup.js';
+import {
+  createLearner,
+  disposeLearner,
+  learnerCheckpoint,
+  restoreLearner,
+  type Learner,
+  type Position,
+} from './learner.js';
+
+export { prepareDataset } from './data-setup.js';
 
 export interface EpochRecord {
   type: 'epoch';
@@ -85,7 +54,7 @@ export interface TrainResult {
   runDir: string;
   stopped: boolean;
   epochsDone: number;
-  best: { top1: number; epoch: number; checkpoint: string } | null;
+  best: BestCheckpoint | null;
   lastVal: EvalMetrics | null;
   seconds: number;
   /** Inputs not trained on: dataset entries that are not readable files, and files that failed to decode. */
@@ -104,70 +73,6 @@ function resolveAmp(c: TrainConfig, device: T.Device): 'off' | 'bf16' | 'fp16' {
   if (c.amp === 'fp16' && !device.startsWith('cuda'))
     throw new Error("amp 'fp16' needs a CUDA device; on CPU use 'bf16' or 'off'");
   return c.amp;
-}
-
-function makeRunName(c: TrainConfig): string {
-  const t = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${c.model.name}-${t}`;
-}
-
-function versions(device: T.Device): Record<string, unknown> {
-  const b = T.buildInfo();
-  return {
-    goodsrec: goodsrecVersion(),
-    node: process.version,
-    libtorch: b.torchVersion,
-    cuda: b.cuda,
-    mkldnn: b.mkldnn,
-    malloc: T.getMallocPolicy(),
-    device,
-    threads: T.getNumThreads(),
-    platform: `${process.platform}-${process.arch}`,
-    cpu: cpuFeatures(),
-  };
-}
-
-function ckptName(epoch: number, step: number): string {
-  return step === 0
-    ? `epoch-${String(epoch).padStart(4, '0')}`
-    : `epoch-${String(epoch).padStart(4, '0')}-step-${String(step).padStart(6, '0')}`;
-}
-
-/** Loads and splits the dataset as the config says; the class list covers every split. */
-export function prepareDataset(c: TrainConfig): { all: Dataset; train: Dataset; val: Dataset | null } {
-  const all = loadDataset(c.data.root);
-  let train = selectSplits(all, c.data.trainSplit);
-  if (train.samples.length === 0) {
-    const splits = [...new Set(all.samples.map((s) => s.split))].join(', ') || 'none';
-    throw new Error(`dataset ${c.data.root}: split '${c.data.trainSplit}' has no images (splits found: ${splits})`);
-  }
-  if (c.data.fraction < 1) train = subsetDataset(train, { fraction: c.data.fraction, seed: c.seed });
-  const val = c.data.valSplit ? selectSplits(all, c.data.valSplit) : null;
-  if (val && val.samples.length === 0)
-    throw new Error(
-      `dataset ${c.data.root}: validation split '${c.data.valSplit}' has no images (set data.valSplit='' to train without validation)`,
-    );
-  return { all, train, val };
-}
-
-/** EMA of the model's weights (float tensors averaged, integer buffers copied). */
-class WeightEma {
-  constructor(
-    readonly model: ClassifierModel,
-    readonly decay: number,
-  ) {}
-  update(src: ClassifierModel): void {
-    const mine = this.model.stateTensors();
-    T.tidy(() =>
-      T.noGrad(() => {
-        for (const [k, t] of src.stateTensors()) {
-          const e = mine.get(k)!;
-          if (T.isFloating(t.dtype)) e.mul_(this.decay).add_(t.detach(), 1 - this.decay);
-          else e.copy_(t);
-        }
-      }),
-    );
-  }
 }
 
 export interface TrainOptions {
@@ -196,29 +101,18 @@ interface Ctx {
   dist: DistributedSession | null;
   isMain: boolean;
   log: (s: string) => void;
-  runDir: string;
+  folder: RunFolder;
   device: T.Device;
   amp: 'off' | 'bf16' | 'fp16';
-}
-
-/** Model, optimizer and everything else a checkpoint holds. */
-interface Learner {
-  model: ClassifierModel;
-  optimizer: Optimizer<GroupBase>;
-  scheduler: CosineWarmupLR;
-  ema: WeightEma | null;
-  scaler: T.GradScaler | null;
-  numClasses: number;
+  policy: CheckpointPolicy;
 }
 
 /** The loop's position and record, carried from epoch to epoch (and restored on resume). */
 interface Progress {
-  pos: { epoch: number; step: number };
+  pos: Position;
   globalStep: number;
-  best: TrainResult['best'];
   lastVal: EvalMetrics | null;
   stepsDone: number;
-  saveFailures: number;
 }
 
 async function trainRank(
@@ -231,7 +125,20 @@ async function trainRank(
   const log = (s: string): void => {
     if (isMain) o.events?.onLog?.(s);
   };
-  const { c, runDir, resumeFrom, stored } = openRunFolder(configIn, o, dist, isMain, log);
+  const start = openRunFolder(configIn, o, dist, log);
+  try {
+    return await trainInFolder(start, { o, dist, isMain, log, started });
+  } finally {
+    start.folder.release();
+  }
+}
+
+/** Everything after the run folder is open: data, learner, the epochs, the result. */
+async function trainInFolder(
+  { c, folder, resumeFrom, stored }: RunStart,
+  base: Pick<Ctx, 'o' | 'dist' | 'isMain' | 'log'> & { started: number },
+): Promise<TrainResult> {
+  const { o, dist, isMain, log } = base;
   const device = dist ? dist.device(T.resolveDevice(c.device)) : T.resolveDevice(c.device);
   const amp = resolveAmp(c, device);
   const cpu = amp === 'bf16' && device === 'cpu' ? cpuFeatures() : null;
@@ -242,25 +149,20 @@ async function trainRank(
     );
   }
   T.setNumThreads(c.threads > 0 ? c.threads : dist ? dist.defaultThreads() : availableParallelism());
-  const ctx: Ctx = { c, o, dist, isMain, log, runDir, device, amp };
+  const policy = CheckpointPolicy.forTraining(c);
+  const ctx: Ctx = { c, o, dist, isMain, log, folder, device, amp, policy };
 
-  const data = await prepareData(ctx, stored);
-  const trainLoader = new DataLoader({
-    dataset: data.train,
-    pipeline: trainPipeline(c, data.norm),
-    batchSize: c.batchSize,
-    mode: 'train',
-    seed: c.seed,
-    sampler: c.classBalanced ? 'class-balanced' : 'shuffle',
-    dropLast: data.train.samples.length > c.batchSize,
-    onBadFile: c.data.badFiles,
-    ...(c.data.workers > 0 ? { workers: c.data.workers } : {}),
-    cacheBytes: Math.floor(c.data.cacheMB * 1024 ** 2),
-    ...(dist ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
-    reuseBuffers: true, // each batch is copied into a tensor before the next is requested
-  });
+  const data = await prepareData(c, folder, stored, { dist, device, log });
+  const trainLoader = createTrainLoader(c, data.train, data.norm, dist);
   const stepsPerEpoch = trainLoader.stepsPerEpoch;
-  const learner = buildModel(ctx, data.all.classes.length, data.pretrained, Math.ceil(stepsPerEpoch / c.accumulate));
+  const learner = createLearner(c, {
+    numClasses: data.all.classes.length,
+    pretrained: data.pretrained,
+    device,
+    amp,
+    optimizerStepsPerEpoch: Math.ceil(stepsPerEpoch / c.accumulate),
+    log,
+  });
   const progress = restoreState(ctx, learner, resumeFrom);
   progress.stepsDone = progress.pos.epoch * stepsPerEpoch + progress.pos.step;
   const dcfg = { ...DEFAULT_CONFIG.distributed, ...c.distributed };
@@ -283,268 +185,61 @@ async function trainRank(
         progress.lastVal = m;
         rec.val = { top1: m.top1, top5: m.top5, loss: m.loss, meanClassAccuracy: m.meanClassAccuracy };
       }
-      appendMetric(ctx, rec as unknown as Record<string, unknown>);
+      if (isMain) folder.appendMetric(rec);
       o.events?.onEpoch?.(rec);
       const stopNow = stopRequested(ctx);
-      await endOfEpoch(ctx, learner, progress, rec, { epoch, isLast, stopNow, hasVal: data.val !== null });
+      const d = policy.atEpochEnd(epoch + 1, { isLast, stop: stopNow, top1: rec.val?.top1, hasVal: data.val !== null });
+      if (isMain && d.save)
+        policy.settleEpoch(folder, d, await saveCheckpointAt(ctx, learner, progress, { epoch: epoch + 1, step: 0 }));
       dist?.waitForMain(`the end of epoch ${epoch + 1} (rank 0 saving)`);
       if (stopNow && !isLast) {
         stopped = true;
-        log(`stopped after epoch ${epoch + 1}; continue with --resume ${runDir}`);
+        log(`stopped after epoch ${epoch + 1}; continue with --resume ${folder.root}`);
       }
     }
   } finally {
     await trainLoader.close();
     if (isMain && trainLoader.badFiles.length) {
-      writeJsonAtomic(join(runDir, 'bad-files.json'), trainLoader.badFiles);
-      log(`${trainLoader.badFiles.length} bad image file(s) were skipped; see ${join(runDir, 'bad-files.json')}`);
+      folder.writeJson('badFiles', trainLoader.badFiles);
+      log(`${trainLoader.badFiles.length} bad image file(s) were skipped; see ${folder.path('badFiles')}`);
     }
   }
-  if (progress.saveFailures > 0) {
-    const last = readPointer(runDir, 'latest');
+  if (policy.lastSaveFailed) {
+    const last = folder.pointer('latest');
     throw new Error(
       `the final checkpoint could not be saved (see above); ${last ? `the last saved checkpoint is ${last}` : 'no checkpoint was saved'}`,
     );
   }
   const epochsDone = Math.min(c.schedule.epochs, progress.stepsDone / stepsPerEpoch);
-  learner.model.dispose();
-  learner.ema?.model.dispose();
-  const skipped = data.skippedInputs + trainLoader.badFiles.length;
+  disposeLearner(learner);
   return {
-    runDir,
+    runDir: folder.root,
     stopped,
     epochsDone,
-    best: progress.best,
+    best: policy.best,
     lastVal: progress.lastVal,
-    seconds: (Date.now() - started) / 1000,
-    skippedInputs: skipped,
+    seconds: (Date.now() - base.started) / 1000,
+    skippedInputs: data.skippedInputs + trainLoader.badFiles.length,
   };
-}
-
-/**
- * The run folder: a new one (named by rank 0, config.json written first), or the one to resume with
- * its stored config and, when it got that far, its classes and pre-processing.
- */
-function openRunFolder(
-  configIn: TrainConfig,
-  o: TrainOptions,
-  dist: DistributedSession | null,
-  isMain: boolean,
-  log: (s: string) => void,
-): { c: TrainConfig; runDir: string; resumeFrom: string | undefined; stored: RunInfo | null } {
-  let c = configIn;
-  let runDir: string;
-  let resumeFrom: string | undefined;
-  // On resume, the run folder's own config, classes and pre-processing rule.
-  let stored: RunInfo | null = null;
-  if (o.resume) {
-    runDir = resolve(o.resume);
-    ({ config: c, stored } = readRunStart(runDir, o.resume));
-    validateConfig(c);
-    resumeFrom = readPointer(runDir, 'latest');
-    if (!resumeFrom) log(`resume: ${runDir} has no checkpoint yet; starting it from the beginning`);
-  } else {
-    runDir = resolve(c.out, o.name ?? makeRunName(c));
-    if (isMain && existsSync(join(runDir, 'config.json')))
-      throw new Error(
-        `run folder ${runDir} already exists: pick another --name, or continue it with --resume ${runDir}`,
-      );
-    // Rank 0 names the run (the others' clocks differ); the world size and global batch are recorded with it.
-    if (dist) runDir = dist.share('runDir', isMain ? runDir : undefined);
-    const world = dist?.worldSize ?? 1;
-    c = {
-      ...c,
-      distributed: {
-        ...(c.distributed ?? DEFAULT_CONFIG.distributed),
-        worldSize: world,
-        globalBatch: c.batchSize * c.accumulate * world,
-      },
-    };
-  }
-  if (isMain) mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
-  if (isMain && !o.resume) writeRunStart(runDir, c);
-  return { c, runDir, resumeFrom, stored };
-}
-
-/**
- * The dataset and its statistics (class list over every split; stored with the model), the pretrained
- * weights, and the evaluation pre-processing; rank 0 records them in the run folder (or checks a resumed
- * run's classes).
- */
-async function prepareData(
-  ctx: Ctx,
-  stored: RunInfo | null,
-): Promise<{
-  all: Dataset;
-  train: Dataset;
-  val: Dataset | null;
-  norm: ChannelStats;
-  pretrained: ResolvedPretrained | null;
-  preprocess: PreprocessConfig;
-  skippedInputs: number;
-}> {
-  const { c, runDir, log, dist, isMain } = ctx;
-  const { all, train: trainDs, val: valDs } = prepareDataset(c);
-  const skippedInputs = reportSkippedInputs(runDir, [trainDs, valDs], log);
-  let norm: ChannelStats;
-  if (c.input.mean === 'dataset' || c.input.std === 'dataset') {
-    if (stored) norm = { mean: stored.preprocess.mean, std: stored.preprocess.std };
-    else {
-      log('computing mean/std of the training split');
-      const s = await computeChannelStats(trainDs);
-      norm = {
-        mean: c.input.mean === 'dataset' ? s.mean : (c.input.mean as Triple),
-        std: c.input.std === 'dataset' ? s.std : (c.input.std as Triple),
-      };
-    }
-  } else norm = configNormalization(c);
-  // Pretrained weights by name (downloaded into the shared caches); not needed to resume.
-  let pre: ResolvedPretrained | null = null;
-  if (c.model.pretrained && !stored) {
-    pre = await resolvePretrained(c.model.pretrained, { log });
-    checkArchitecture(pre, c.model.name);
-  }
-  const record = pre?.cfg
-    ? { name: pre.name, architecture: pre.architecture, ...(pre.commit ? { commit: pre.commit } : {}), cfg: pre.cfg }
-    : undefined;
-  const preprocess = preprocessFromConfig(c, norm, record);
-  dist?.checkAgreement({
-    config: sha256({ ...c, out: resolve(c.out) }),
-    dataset: sha256(trainDs.samples.map((s) => [s.path, s.label, s.split])),
-  });
-
-  if (!isMain) {
-    /* rank 0 writes the run folder */
-  } else if (!stored) {
-    writeRunFiles(runDir, {
-      config: c,
-      classes: all.classes,
-      preprocess,
-      versions: versions(ctx.device),
-      dataset: {
-        root: resolve(c.data.root),
-        classes: all.classes.length,
-        train: trainDs.samples.length,
-        val: valDs?.samples.length ?? 0,
-        trainSplit: c.data.trainSplit,
-        valSplit: c.data.valSplit,
-        fraction: c.data.fraction,
-      },
-    });
-  } else if (JSON.stringify(stored.classes) !== JSON.stringify(all.classes)) {
-    throw new Error(
-      `--resume: the dataset's classes changed since the run started (${stored.classes.length} stored, ${all.classes.length} now)`,
-    );
-  }
-  return { all, train: trainDs, val: valDs, norm, pretrained: pre, preprocess, skippedInputs };
-}
-
-/** Model, optimizer, schedule, EMA and loss scaler; init is seeded so runs repeat. */
-function buildModel(
-  ctx: Ctx,
-  numClasses: number,
-  pre: ResolvedPretrained | null,
-  optimizerStepsPerEpoch: number,
-): Learner {
-  const { c, log, device } = ctx;
-  T.manualSeed(c.seed);
-  const model = createModel(c.model.name, {
-    numClasses,
-    dropRate: c.model.dropRate,
-    dropPathRate: c.model.dropPathRate,
-    ...headOptions(c.model),
-    pretrained: pre?.weights,
-    log: (m: string) => log(m),
-  });
-  model.to(device);
-  if (c.model.channelsLast) model.to('channelsLast');
-  const lr = scaledLr(c);
-  if (c.finetune.freezeBn) log(`finetune: ${freezeBatchNormParams(model)} BatchNorm parameters frozen`);
-  const groups = layerDecayGroups(
-    model,
-    c.optim.noDecayBiasNorm
-      ? paramGroupsNoDecay(model, c.optim.weightDecay)
-      : [
-          {
-            params: model.parameters().filter((p) => p.requiresGrad),
-            weightDecay: c.optim.weightDecay,
-            names: model
-              .namedParameters()
-              .filter(([, p]) => p.requiresGrad)
-              .map(([n]) => n),
-          },
-        ],
-    lr,
-    c.finetune.layerDecay,
-  );
-  const optimizer: Optimizer<GroupBase> =
-    c.optim.name === 'sgd'
-      ? (new SGD(groups, {
-          lr,
-          momentum: c.optim.momentum,
-          nesterov: c.optim.nesterov,
-          weightDecay: c.optim.weightDecay,
-        }) as unknown as Optimizer<GroupBase>)
-      : (new AdamW(groups, { lr, weightDecay: c.optim.weightDecay }) as unknown as Optimizer<GroupBase>);
-  const scheduler = new CosineWarmupLR(optimizer, {
-    epochs: c.schedule.epochs,
-    warmupEpochs: c.schedule.warmupEpochs,
-    minLr: c.schedule.minLr,
-    ...(c.schedule.perIteration ? { interval: 'iteration' as const, stepsPerEpoch: optimizerStepsPerEpoch } : {}),
-  });
-  let ema: WeightEma | null = null;
-  if (c.ema > 0) {
-    const m = createModel(c.model.name, { numClasses, ...headOptions(c.model), log: null });
-    m.to(device);
-    m.loadStateDict(model.stateDict());
-    m.eval();
-    ema = new WeightEma(m, c.ema);
-  }
-  const scaler = ctx.amp === 'fp16' ? new T.GradScaler() : null;
-  return { model, optimizer, scheduler, ema, scaler, numClasses };
 }
 
 /** Resume: weights, optimizer, schedule, EMA, scaler, position, best; a fresh start otherwise. */
 function restoreState(ctx: Ctx, l: Learner, resumeFrom: string | undefined): Progress {
-  const p: Progress = {
-    pos: { epoch: 0, step: 0 },
-    globalStep: 0,
-    best: null,
-    lastVal: null,
-    stepsDone: 0,
-    saveFailures: 0,
-  };
+  const p: Progress = { pos: { epoch: 0, step: 0 }, globalStep: 0, lastVal: null, stepsDone: 0 };
   if (!resumeFrom) return p;
-  const { device, dist, log } = ctx;
-  const ck = loadCheckpoint(resumeFrom);
-  T.tidy(() => {
-    l.model.loadStateDict(new Map([...ck.model].map(([k, r]) => [k, T.fromRaw(r, device)])));
-    if (l.ema && ck.ema) l.ema.model.loadStateDict(new Map([...ck.ema].map(([k, r]) => [k, T.fromRaw(r, device)])));
-  });
-  const optState = ck.optimizer() as OptimizerStateDict;
-  try {
-    l.optimizer.loadStateDict(optState);
-  } finally {
-    disposeTensors(optState);
-  }
-  l.scheduler.loadStateDict(ck.state.scheduler as SchedulerStateDict);
-  if (l.scaler && ck.state.scaler) l.scaler.loadState(ck.state.scaler as { scale: number; growthTracker: number });
-  p.pos = ck.state.position as { epoch: number; step: number };
+  const { dist, log } = ctx;
+  const s = restoreLearner(l, loadCheckpoint(resumeFrom), ctx.device);
+  p.pos = s.position;
   // Another world size: the same samples were seen after step * batch * worldSize (strided shards).
-  const ckWorld = (ck.state.worldSize as number | undefined) ?? 1;
   const world = dist?.worldSize ?? 1;
-  if (ckWorld !== world) {
-    log(`resume: the checkpoint was written by ${ckWorld} process(es), this run has ${world}`);
-    p.pos = { epoch: p.pos.epoch, step: Math.floor((p.pos.step * ckWorld) / world) };
+  if (s.worldSize !== world) {
+    log(`resume: the checkpoint was written by ${s.worldSize} process(es), this run has ${world}`);
+    p.pos = { epoch: p.pos.epoch, step: Math.floor((p.pos.step * s.worldSize) / world) };
   }
-  p.globalStep = ck.state.globalStep as number;
-  p.best = (ck.state.best as TrainResult['best']) ?? null;
+  p.globalStep = s.globalStep;
+  ctx.policy.best = s.best;
   log(`resumed from ${resumeFrom} at epoch ${p.pos.epoch + 1}, step ${p.pos.step}`);
   return p;
-}
-
-function appendMetric(ctx: Ctx, rec: Record<string, unknown>): void {
-  if (ctx.isMain) appendFileSync(join(ctx.runDir, 'metrics.jsonl'), JSON.stringify(rec) + '\n');
 }
 
 /** Every rank votes once per step; any rank's request stops all of them at the same step. */
@@ -555,48 +250,20 @@ function stopRequested(ctx: Ctx): boolean {
 
 /**
  * Writes checkpoint `p` (rank 0; the others get its name) and moves latest.json to it. A failed write
- * keeps the previous checkpoint and returns null; two in a row stop training.
+ * keeps the previous checkpoint and returns null; two in a row stop training (the policy's rule).
  */
-async function saveCheckpointAt(
-  ctx: Ctx,
-  l: Learner,
-  pr: Progress,
-  p: { epoch: number; step: number },
-): Promise<string | null> {
-  const { runDir, log } = ctx;
-  const name = ckptName(p.epoch, p.step);
+async function saveCheckpointAt(ctx: Ctx, l: Learner, pr: Progress, p: Position): Promise<string | null> {
+  const name = checkpointName(p.epoch, p.step);
   if (!ctx.isMain) return name;
-  const content = { model: l.model.stateDict(), ema: l.ema?.model.stateDict(), optimizer: l.optimizer.stateDict() };
-  try {
-    await saveCheckpoint(join(runDir, 'checkpoints'), name, {
-      ...content,
-      state: {
-        position: p,
-        globalStep: pr.globalStep,
-        scheduler: l.scheduler.stateDict(),
-        scaler: l.scaler?.state() ?? null,
-        best: pr.best,
-        val: pr.lastVal ? { top1: pr.lastVal.top1, top5: pr.lastVal.top5 } : null,
-        model: ctx.c.model.name,
-        numClasses: l.numClasses,
-        worldSize: ctx.dist?.worldSize ?? 1,
-      },
-    });
-    writePointer(runDir, 'latest', name, { position: p });
-    pr.saveFailures = 0;
-    return name;
-  } catch (e) {
-    if (!(e instanceof WriteError)) throw e;
-    pr.saveFailures++;
-    log(`checkpoint ${name} could not be saved: ${(e as Error).message}; the previous checkpoint is intact`);
-    if (pr.saveFailures >= 2)
-      throw new Error(
-        `two checkpoints in a row could not be saved (last: ${(e as Error).message}); stopping so no more work is lost`,
-      );
-    return null;
-  } finally {
-    disposeTensors(content);
-  }
+  const content = learnerCheckpoint(l, {
+    position: p,
+    globalStep: pr.globalStep,
+    best: ctx.policy.best,
+    worldSize: ctx.dist?.worldSize ?? 1,
+    modelName: ctx.c.model.name,
+    val: pr.lastVal ? { top1: pr.lastVal.top1, top5: pr.lastVal.top5 } : null,
+  });
+  return ctx.policy.save(ctx.folder, name, content, { position: p }, ctx.log);
 }
 
 /**
@@ -610,9 +277,8 @@ async function runEpoch(
   loader: DataLoader,
   epoch: number,
 ): Promise<{ stopped: boolean; record: EpochRecord }> {
-  const { c, o, dist, device, runDir, log, amp } = ctx;
+  const { c, o, dist, device, folder, log, amp } = ctx;
   const { model, optimizer, scheduler, ema, scaler } = l;
-  const margin = marginOptions(c);
   const stepsPerEpoch = loader.stepsPerEpoch;
   const totalSteps = c.schedule.epochs * stepsPerEpoch;
   const autocastDevice: T.AutocastDevice = device.startsWith('cuda') ? 'cuda' : 'cpu';
@@ -623,6 +289,8 @@ async function runEpoch(
   let lossN = 0;
   let images = 0;
   let step = epoch === pr.pos.epoch ? pr.pos.step : 0;
+  const record = (): EpochRecord =>
+    epochRecord(epoch, lossSum, lossN, images, epochStart, optimizer.paramGroups[0]!.lr);
   for await (const batch of loader) {
     // Seeded per step so dropout/drop-path repeat exactly after a resume.
     T.manualSeed(deriveSeed(c.seed, epoch, step, 0x7a11));
@@ -632,12 +300,7 @@ async function runEpoch(
       if (device !== 'cpu') x = x.to(device);
       if (c.model.channelsLast) x = x.contiguous('channelsLast');
       const y = T.tensor(batch.labels, [batch.labels.length]).long().to(device);
-      const forward = (): T.Tensor => {
-        const logits = model.forward(x);
-        return margin
-          ? marginCrossEntropy(logits.float(), y, margin)
-          : T.F.crossEntropy(logits.float(), y, { labelSmoothing: c.loss.labelSmoothing });
-      };
+      const forward = (): T.Tensor => l.loss(model.forward(x), y);
       const loss =
         amp === 'off' ? forward() : T.autocast(autocastDevice, forward, amp === 'bf16' ? 'bfloat16' : 'float16');
       const v = loss.item();
@@ -647,7 +310,7 @@ async function runEpoch(
       return v;
     });
     if (!Number.isFinite(lossValue)) {
-      const last = readPointer(runDir, 'latest');
+      const last = folder.pointer('latest');
       throw new TrainingDivergedError(
         `loss became ${lossValue} at epoch ${epoch + 1}, step ${step + 1}: stopping. ` +
           (last
@@ -693,20 +356,19 @@ async function runEpoch(
       totalSteps,
       pr.stepsDone,
     );
-    if (pr.globalStep % 50 === 0 && step % c.accumulate === 0)
-      appendMetric(ctx, { type: 'step', epoch, step, globalStep: pr.globalStep, loss: lossValue, lr: currentLr });
-    if (c.checkpointEverySteps > 0 && step % c.checkpointEverySteps === 0 && step < stepsPerEpoch)
-      await saveCheckpointAt(ctx, l, pr, { epoch, step });
+    if (ctx.isMain && pr.globalStep % 50 === 0 && step % c.accumulate === 0)
+      folder.appendMetric({ type: 'step', epoch, step, globalStep: pr.globalStep, loss: lossValue, lr: currentLr });
+    if (ctx.policy.dueAtStep(step, stepsPerEpoch)) await saveCheckpointAt(ctx, l, pr, { epoch, step });
     if (stopRequested(ctx)) {
       if (step < stepsPerEpoch) {
         const n = await saveCheckpointAt(ctx, l, pr, { epoch, step });
-        log(n ? `stopped: checkpoint ${n} saved; continue with --resume ${runDir}` : 'stopped');
-        return { stopped: true, record: epochRecord(epoch, lossSum, lossN, images, epochStart, optimizer) };
+        log(n ? `stopped: checkpoint ${n} saved; continue with --resume ${folder.root}` : 'stopped');
+        return { stopped: true, record: record() };
       }
     }
   }
   if (!c.schedule.perIteration) scheduler.step();
-  return { stopped: false, record: epochRecord(epoch, lossSum, lossN, images, epochStart, optimizer) };
+  return { stopped: false, record: record() };
 }
 
 function epochRecord(
@@ -715,14 +377,14 @@ function epochRecord(
   lossN: number,
   images: number,
   epochStart: number,
-  optimizer: Optimizer<GroupBase>,
+  lr: number,
 ): EpochRecord {
   const seconds = (Date.now() - epochStart) / 1000;
   return {
     type: 'epoch',
     epoch: epoch + 1,
     trainLoss: lossN ? lossSum / lossN : NaN,
-    lr: optimizer.paramGroups[0]!.lr,
+    lr,
     imagesPerSec: images / Math.max(seconds, 1e-9),
     seconds,
   };
@@ -751,27 +413,4 @@ async function validate(
   });
   setTrainMode(l.model, c.finetune, epoch);
   return r.metrics;
-}
-
-/** Rank 0: checkpoint when the epoch improved, is the last, is due, or a stop was asked; best.json; pruning. */
-async function endOfEpoch(
-  ctx: Ctx,
-  l: Learner,
-  pr: Progress,
-  rec: EpochRecord,
-  e: { epoch: number; isLast: boolean; stopNow: boolean; hasVal: boolean },
-): Promise<void> {
-  const { c, runDir } = ctx;
-  const { epoch, isLast } = e;
-  const improved = rec.val !== undefined && (pr.best === null || rec.val.top1 > pr.best.top1);
-  if (!(ctx.isMain && (improved || isLast || (epoch + 1) % c.checkpointEvery === 0 || e.stopNow))) return;
-  const name = ckptName(epoch + 1, 0);
-  if (improved) pr.best = { top1: rec.val!.top1, epoch: epoch + 1, checkpoint: name };
-  const saved = await saveCheckpointAt(ctx, l, pr, { epoch: epoch + 1, step: 0 });
-  if (saved && improved) writePointer(runDir, 'best', saved, { top1: pr.best!.top1, epoch: epoch + 1 });
-  if (saved && !e.hasVal && isLast) writePointer(runDir, 'best', saved, { epoch: epoch + 1 });
-  const protect = [readPointer(runDir, 'best'), readPointer(runDir, 'latest')]
-    .filter((p): p is string => !!p)
-    .map((p) => p.split('/').pop()!);
-  pruneCheckpoints(join(runDir, 'checkpoints'), c.keepCheckpoints, protect);
 }

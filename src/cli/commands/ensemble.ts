@@ -5,7 +5,7 @@ import { TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
 import { evaluateEnsemble, writeEnsemble } from '../../eval/ensemble.js';
 import { formatMetrics } from '../../eval/metrics.js';
 import { loadAlignedSplit, recordedDataRoot } from '../../eval/align.js';
-import { writeJsonAtomic } from '../../util/atomic.js';
+import { writeEvalFile } from '../../run/eval-file.js';
 import { resolveDevice } from '../../tensor/index.js';
 import { defineCliCommand, deviceOption } from '../options.js';
 import { EXIT, UsageError } from '../errors.js';
@@ -80,7 +80,8 @@ export default defineCliCommand({
       }
       const badFiles = res.members.flatMap((m) => m.badFiles);
       if (o.out) {
-        writeJsonAtomic(resolve(o.out), {
+        writeEvalFile(resolve(o.out), {
+          kind: 'classifier',
           model: `ensemble(${res.members.map((m) => m.name).join(', ')})`,
           checkpoint: o.save ? resolve(o.save) : null,
           members: rows,

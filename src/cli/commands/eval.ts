@@ -1,5 +1,5 @@
 // goodsrec eval: accuracy of a trained recognizer on a dataset split.
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { loadRecognizer, disposeRecognizer } from '../../eval/predictor.js';
 import { evaluate, TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
 import { evaluateEnsemble } from '../../eval/ensemble.js';
@@ -7,8 +7,8 @@ import { formatMetrics } from '../../eval/metrics.js';
 import { loadAlignedSplit, loadSplit, recordedDataRoot } from '../../eval/align.js';
 import { skippedReport } from '../../data/walk.js';
 import { evalPipeline } from '../../run/pipelines.js';
-import { writeJsonAtomic } from '../../util/atomic.js';
-import { writeEvalFile } from '../../run/eval-file.js';
+import { rateOrNull, writeEvalFile } from '../../run/eval-file.js';
+import { RunFolder } from '../../run/run-folder.js';
 import { resolveDevice } from '../../tensor/index.js';
 import { defineCliCommand, deviceOption, maxPixelsOption } from '../options.js';
 import { EXIT, UsageError } from '../errors.js';
@@ -70,25 +70,44 @@ export default defineCliCommand({
       const dataRoot = o.data ?? recordedDataRoot(r.runDir ?? r.ensemble?.members[0]?.runDir);
       if (!dataRoot) throw new UsageError('no dataset given (--data) and the run does not record one');
       const tta = o.tta ?? [];
+      // Where the file goes by default: the run folder (none for a bare checkpoint or an ensemble: here).
+      const outFile = (kind: 'classifier' | 'gallery'): string =>
+        resolve(o.out ?? new RunFolder(r.runDir ?? '.').evalFile(o.split, kind));
       if (o.gallery) {
         // The gallery's classes need not be the model's: the split keeps its own labels.
         const split = loadSplit(dataRoot, o.split);
+        const skipped = split.skipped ?? [];
+        if (skipped.length) console.error(skippedReport(skipped, 'folder entr(ies)'));
         const { evalCommandWithGallery } = await import('./gallery.js');
-        const out = resolve(o.out ?? join(r.runDir ?? '.', `eval-${o.split}-gallery.json`));
+        const out = outFile('gallery');
+        const started = Date.now();
         const { result, summary } = await evalCommandWithGallery(r, o.gallery, split, { tta });
-        writeJsonAtomic(out, {
+        const { predictions, badFiles, ...m } = result;
+        writeEvalFile(out, {
+          kind: 'gallery',
           model: r.modelName,
           checkpoint: r.checkpointDir,
           gallery: resolve(o.gallery),
           data: resolve(dataRoot),
           split: o.split,
+          preprocess: r.preprocess,
           tta,
-          ...result,
+          metrics: {
+            ...m,
+            top1: rateOrNull(m.top1),
+            acceptedCorrect: rateOrNull(m.acceptedCorrect),
+            unknownRejected: rateOrNull(m.unknownRejected),
+            auroc: rateOrNull(m.auroc),
+          },
+          predictions,
+          badFiles,
+          skipped,
+          seconds: (Date.now() - started) / 1000,
         });
         console.log(
           o.json ? JSON.stringify({ ...result, predictions: undefined }, null, 2) : `${summary}\nwritten: ${out}`,
         );
-        return split.skipped?.length ? EXIT.partial : EXIT.ok;
+        return badFiles.length + skipped.length ? EXIT.partial : EXIT.ok;
       }
       const ds = loadAlignedSplit(dataRoot, o.split, r.classes);
       const skipped = ds.skipped ?? [];
@@ -124,8 +143,9 @@ export default defineCliCommand({
           }
         : await evaluate(r.model, ds, evalPipeline(pre, o['max-pixels']), { ...common, device: r.device });
       if (process.stderr.isTTY) process.stderr.write('\n');
-      const out = resolve(o.out ?? join(r.runDir ?? '.', `eval-${o.split}.json`));
+      const out = outFile('classifier');
       writeEvalFile(out, {
+        kind: 'classifier',
         model: r.modelName,
         checkpoint: r.checkpointDir,
         data: resolve(dataRoot),

@@ -1,8 +1,6 @@
 // goodsrec train: the recipe end to end, configured by a YAML/JSON file and flags.
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   resolveConfig,
   loadConfigFile,
@@ -22,6 +20,8 @@ import { EXIT, UsageError } from '../errors.js';
 import { launchRanks, stripLaunchFlags } from '../../distributed/launch.js';
 import { recipeLayer } from '../../train/recipes.js';
 import { explicitKeys, applyPretrainedCfg } from '../../run/pretrained-cfg.js';
+import { RUN_FILE } from '../../run/layout.js';
+import { RunFolder } from '../../run/run-folder.js';
 import { pretrainedArchitecture, resolvePretrained, checkArchitecture } from '../../hub/index.js';
 
 /**
@@ -73,13 +73,13 @@ async function resolveFromCommandLine(o: OptionValues<typeof trainOptions>): Pro
     const config = resolveConfig(layers);
     return config.model.pretrained ? await withPretrained(config, layers) : config;
   }
-  if (!existsSync(join(o.resume, 'config.json')))
-    throw new ConfigError(`--resume ${o.resume}: not a run folder (no config.json)`);
+  const run = new RunFolder(o.resume);
+  if (!run.isRun()) throw new ConfigError(`--resume ${o.resume}: not a run folder (no ${RUN_FILE.config})`);
   if (layers.length)
     throw new ConfigError(
       '--resume continues a run with its stored config; options cannot be changed (start a new run instead)',
     );
-  return readStoredConfig(join(o.resume, 'config.json'));
+  return readStoredConfig(run.path('config'));
 }
 
 const trainOptions = {
