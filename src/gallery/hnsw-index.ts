@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Index, MetricKind, ScalarKind, exactSearch, type BatchMatches } from 'usearch';
-import { syncDirQuietly } from '../io/file.js';
+import { syncDirQuietly } from '../util/atomic-file.js';
 import type { NeighbourIndex, SearchResult } from './neighbour-index.js';
 
 /** HNSW settings (usearch's names): graph degree, and the candidate lists while adding and searching. */

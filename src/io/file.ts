@@ -1,12 +1,20 @@
 /**
- * Positioned reads and atomic writes shared by the weight-file readers and writers.
+ * Positioned reads and atomic writes (src/util/atomic-file.ts, errors naming the weight file) shared by the
+ * weight-file readers and writers.
  * Reads go straight into a caller-supplied buffer so a large file is never held twice.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { WeightFileError } from './errors.js';
-import { faultPoint, faultWriteNumber } from '../util/fault.js';
+import {
+  closeQuietly,
+  syncDirQuietly,
+  writeAll,
+  writeAllSync,
+  writeAtomic as fileWriteAtomic,
+  writeAtomicSync as fileWriteAtomicSync,
+} from '../util/atomic-file.js';
+
+export { closeQuietly, syncDirQuietly, writeAll, writeAllSync };
 
 // fs.read takes an int32 length; stay well below it.
 const MAX_CHUNK = 1 << 30;
@@ -106,37 +114,6 @@ export async function open(file: string): Promise<{ fd: number; size: number }> 
   }
 }
 
-export function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // already closed
-  }
-}
-
-/** A temp file next to `target`, so the final rename stays on one file system (and is atomic). */
-function tempPathFor(target: string): string {
-  return path.join(
-    path.dirname(target),
-    `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
-  );
-}
-
-/** fsyncs a folder so a rename in it is durable; best effort. */
-export function syncDirQuietly(dir: string): void {
-  // Makes the rename itself durable; not possible on every platform/file system, hence best effort.
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    /* best effort */
-  }
-}
-
 /** File-system failures (ENOSPC, EACCES...) become a WeightFileError; a caller's own errors pass through. */
 function writeFailed(target: string, err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
@@ -145,67 +122,20 @@ function writeFailed(target: string, err: unknown): unknown {
   return new WeightFileError('WEIGHTS_IO', target, `could not write: ${why}`, { cause: err });
 }
 
-// These stream, so a large checkpoint is written tensor by tensor without
-// assembling it first; src/util/atomic.ts builds on them for in-memory data.
-
-/** Writes through `write(fd)` into a temp file, fsyncs and renames it over `target`; never leaves a partial target. */
+/** Writes through `write(fd)` atomically (src/util/atomic-file.ts); file-system failures name the weight file. */
 export function writeAtomicSync(target: string, write: (fd: number) => void): void {
-  const tmp = tempPathFor(target);
-  const nth = faultWriteNumber('file');
-  let fd: number | undefined;
   try {
-    fd = fs.openSync(tmp, 'w', 0o644);
-    write(fd);
-    faultPoint('file', nth, 'partial', fd);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    faultPoint('file', nth, 'before-rename');
-    fs.renameSync(tmp, target);
+    fileWriteAtomicSync(target, write);
   } catch (err) {
-    if (fd !== undefined) closeQuietly(fd);
-    fs.rmSync(tmp, { force: true });
     throw writeFailed(target, err);
   }
-  faultPoint('file', nth, 'after-rename');
-  syncDirQuietly(path.dirname(target));
 }
 
+/** Streams through `write(handle)` atomically (src/util/atomic-file.ts); file-system failures name the weight file. */
 export async function writeAtomic(target: string, write: (h: fs.promises.FileHandle) => Promise<void>): Promise<void> {
-  const tmp = tempPathFor(target);
-  const nth = faultWriteNumber('file');
-  let h: fs.promises.FileHandle | undefined;
   try {
-    h = await fs.promises.open(tmp, 'w', 0o644);
-    await write(h);
-    faultPoint('file', nth, 'partial', h.fd);
-    await h.sync();
-    const closing = h;
-    h = undefined;
-    await closing.close();
-    faultPoint('file', nth, 'before-rename');
-    await fs.promises.rename(tmp, target);
+    await fileWriteAtomic(target, write);
   } catch (err) {
-    if (h !== undefined) await h.close().catch(() => undefined);
-    await fs.promises.rm(tmp, { force: true });
     throw writeFailed(target, err);
-  }
-  faultPoint('file', nth, 'after-rename');
-  syncDirQuietly(path.dirname(target));
-}
-
-/** Writes all of `data` at the current position of fd. */
-export function writeAllSync(fd: number, data: Uint8Array): void {
-  let done = 0;
-  while (done < data.byteLength) {
-    done += fs.writeSync(fd, data, done, Math.min(MAX_CHUNK, data.byteLength - done));
-  }
-}
-
-export async function writeAll(h: fs.promises.FileHandle, data: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < data.byteLength) {
-    const { bytesWritten } = await h.write(data, done, Math.min(MAX_CHUNK, data.byteLength - done));
-    done += bytesWritten;
   }
 }

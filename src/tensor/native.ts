@@ -1,24 +1,10 @@
 // The libtorch addon (found and loaded by src/util/addon.ts). Everything else in goodsrec talks to
 // libtorch through the typed wrappers in this folder, never through this module.
 import { loadAddon, type LibtorchVersions } from '../util/addon.js';
+import type { Handle, NativeArg } from './handle.js';
 import { OP_TABLE, opArgs, isOpName, type OpArgs, type OpName, type OpResult } from './ops.js';
 
-/** Opaque handle of one native tensor. */
-export interface Handle {
-  readonly __tensorHandle: unique symbol;
-}
-
-export type NativeArg =
-  | Handle
-  | readonly Handle[]
-  | number
-  | readonly number[]
-  | string
-  | boolean
-  | null
-  | undefined
-  | ArrayBufferView
-  | ArrayBuffer;
+export type { Handle, NativeArg } from './handle.js';
 
 type OpFunctions = { readonly [K in OpName]: (...args: OpArgs<K>) => OpResult<K> };
 

@@ -2,7 +2,7 @@
 // call order with their kinds, result). The binding's TypeScript types come from it (call()
 // in native.ts), the ONNX exporter and the FLOP counter read arguments by these names, and
 // test/native-ops.test.ts checks that the C++ argument readers match it op by op.
-import type { Handle } from './native.js';
+import type { Handle } from './handle.js';
 
 /** What one argument is on the JS side; the C++ reader of each kind is in native/common.h. */
 export interface ArgKinds {

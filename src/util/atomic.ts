@@ -1,10 +1,10 @@
 // Crash-safe writes: a file or folder appears complete under its final name
 // or not at all (temp name in the same folder, fsync, rename, fsync folder).
-// Files go through src/io's streaming writer; this adds folders and the
-// user-facing error.
+// Files go through the streaming writer of atomic-file.ts; this adds folders
+// and the user-facing error.
 import { mkdirSync, renameSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { writeAtomicSync, writeAllSync, syncDirQuietly } from '../io/file.js';
+import { writeAtomicSync, writeAllSync, syncDirQuietly } from './atomic-file.js';
 import { faultPoint, faultWriteNumber } from './fault.js';
 
 export class WriteError extends Error {
@@ -33,8 +33,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     mkdirSync(dirname(path), { recursive: true });
     writeAtomicSync(path, (fd) => writeAllSync(fd, buf));
   } catch (e) {
-    // src/io wraps file-system failures; report the underlying errno.
-    throw new WriteError(path, (e as { cause?: unknown }).cause ?? e);
+    throw new WriteError(path, e);
   }
 }
 

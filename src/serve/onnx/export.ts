@@ -11,7 +11,7 @@ import { loadRecognizer, disposeRecognizer, type LoadedRecognizer } from '../../
 import { batchLogits, type TtaMean, type TtaView } from '../../eval/evaluate.js';
 import { goodsrecVersion } from '../../util/version.js';
 import { writeFileAtomic } from '../../util/atomic.js';
-import { syncDirQuietly } from '../../io/file.js';
+import { syncDirQuietly } from '../../util/atomic-file.js';
 import { IR_VERSION, OPSET } from './graph.js';
 import { traceModel, type TracedForward } from './trace.js';
 import { ClassifierModel } from '../../models/model.js';
