@@ -3,11 +3,12 @@
 // Grocery Store training labels (in goodsrec manifests written under --out: the dataset is only read), train
 // on the flipped set, audit it, and score the audit against the known flips: precision and recall of the
 // flagged photos and of the k = #flips lowest-quality photos. Then train again without what the audit
-// flagged, and compare test top-1 (and a run on the clean labels as the ceiling).
+// flagged (and, stage topk, without the k most suspect photos), and compare test top-1 (and a run on the
+// clean labels as the ceiling, stage clean).
 //
 //   node scripts/experiments/audit.mjs [--data grocery-store] [--out /tmp/exp/audit] [--fraction 0.05]
 //       [--flip-seed 29] [--seed 0] [--epochs 8] [--size 64] [--scores knn,model] [--drop knn]
-//       [--stages prepare,flipped,audit,cleaned,clean,summary]
+//       [--stages prepare,flipped,audit,cleaned,topk,clean,summary]
 //
 // Every stage skips what it finished before (a run with its last epoch, an audit folder with its JSON), so
 // the script resumes after an interruption. Trainings run one at a time, nice'd, with one compute thread and
@@ -31,7 +32,7 @@ const { values: o } = parseArgs({
     size: { type: 'string', default: '64' },
     scores: { type: 'string', default: 'knn,model' },
     drop: { type: 'string', default: 'knn' },
-    stages: { type: 'string', default: 'prepare,flipped,audit,cleaned,clean,summary' },
+    stages: { type: 'string', default: 'prepare,flipped,audit,cleaned,topk,clean,summary' },
     nice: { type: 'string', default: '10' },
   },
 });
@@ -152,16 +153,14 @@ if (stages.has('audit'))
 /** Precision and recall of the flagged photos and of the k lowest-quality photos against the flips. */
 function score(s) {
   const a = readJson(join(auditDir(s), 'audit.json'));
-  const flipped = new Set(readJson(join(out, 'flips.json')).flips.map((f) => f.path));
+  const flips = new Map(readJson(join(out, 'flips.json')).flips.map((f) => [f.path, f]));
+  const flipped = new Set(flips.keys());
   const k = flipped.size;
   const flagged = a.labels.photos.filter((p) => p.flagged);
   const hits = flagged.filter((p) => flipped.has(p.path)).length;
   const ranked = [...a.labels.photos].sort((x, y) => x.quality - y.quality).slice(0, k);
   const hitsK = ranked.filter((p) => flipped.has(p.path)).length;
-  const rightSuggestion = flagged.filter((p) => {
-    const f = readJson(join(out, 'flips.json')).flips.find((x) => x.path === p.path);
-    return f && f.trueClass === p.suggested;
-  }).length;
+  const rightSuggestion = flagged.filter((p) => flips.get(p.path)?.trueClass === p.suggested).length;
   return {
     scores: s,
     photos: a.labels.photos.length,
@@ -174,23 +173,39 @@ function score(s) {
   };
 }
 
-// 4. Train again without the photos the chosen audit flagged (their files stay where they are).
-if (stages.has('cleaned')) {
-  const file = manifest(`cleaned-${o.drop}`);
+/** A copy of the flipped manifest without the photos `pick` selects from the audit's ranked list. */
+function dropped(name, pick) {
+  const file = manifest(name);
   if (!existsSync(file)) {
     const a = readJson(join(auditDir(o.drop), 'audit.json'));
-    const drop = new Set(a.labels.photos.filter((p) => p.flagged && p.split === 'train').map((p) => p.path));
+    const drop = new Set(pick(a.labels.photos.filter((p) => p.split === 'train')).map((p) => p.path));
     const m = readJson(manifest('flipped'));
     writeJson(file, { ...m, samples: m.samples.filter((x) => !drop.has(x.path)) });
-    console.log(`cleaned-${o.drop}: ${drop.size} flagged training photos dropped`);
+    console.log(`${name}: ${drop.size} training photos dropped`);
   }
-  train(`cleaned-${o.drop}`, file);
+  return file;
+}
+
+// 4. Train again without the photos the chosen audit flagged (their files stay where they are), and
+// (stage 'topk') without the k = #flips most suspect ones: what a user who reviews the top of the list gets.
+if (stages.has('cleaned'))
+  train(
+    `cleaned-${o.drop}`,
+    dropped(`cleaned-${o.drop}`, (photos) => photos.filter((p) => p.flagged)),
+  );
+if (stages.has('topk')) {
+  const k = readJson(join(out, 'flips.json')).flips.length;
+  train(
+    `top${k}-${o.drop}`,
+    dropped(`top${k}-${o.drop}`, (photos) => photos.slice(0, k)),
+  );
 }
 if (stages.has('clean')) train('clean', manifest('clean'));
 
 if (stages.has('summary')) {
   const rows = scores.filter((s) => existsSync(join(auditDir(s), 'audit.json'))).map(score);
-  const runs = ['clean', 'flipped', `cleaned-${o.drop}`]
+  const k = readJson(join(out, 'flips.json')).flips.length;
+  const runs = ['clean', 'flipped', `cleaned-${o.drop}`, `top${k}-${o.drop}`]
     .filter((n) => existsSync(join(out, 'runs', n, 'latest.json')))
     .map((n) => ({ run: n, top1: testTop1(join(out, 'runs', n)) }));
   const summary = { settings: o, audit: rows, runs };
