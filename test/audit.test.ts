@@ -128,6 +128,12 @@ test('k-NN scores: the weighted vote of the k nearest other photos (float64 brut
     }
   }
   assert.ok(exact < n, 'some rows mix classes (the check is not only of one-hot rows)');
+  // Queries in blocks (4 blocks of 8 and one of 4 here) give the same rows.
+  const blocked = knnLabelProbabilities(rows, 8, labels, 4, { k, temperature: t, queryBlock: 8 });
+  assert.ok(
+    blocked.every((p, i) => Math.abs(p - got[i]!) < 1e-6),
+    'blocked queries',
+  );
   // The only photo given class 3 gets p(3) = 0: its own label never enters its row.
   const lone = [...labels];
   lone[0] = 3;

@@ -25,6 +25,8 @@ export interface AuditOptions {
   /** Look-alike class pairs listed (default 20). */
   pairs?: number;
   maxPixels?: number;
+  /** How the result names the dataset (default its root folder; the CLI gives the path it was given). */
+  dataName?: string;
   /** Progress of each stage ('embedding', 'scoring', 'hashing', 'reading'). */
   onProgress?: (stage: string, done: number, total: number) => void;
 }
@@ -204,7 +206,7 @@ export async function auditDataset(r: LoadedRecognizer, ds: Dataset, o: AuditOpt
 
   return {
     format: 'goodsrec-audit-1',
-    data: ds.root,
+    data: o.dataName ?? ds.root,
     splits: splitNames(ds),
     model: { name: r.modelName, checkpoint: r.checkpointDir },
     scores:

@@ -3,7 +3,7 @@
 // own build split), weighted by exp(similarity / temperature) (the weighted k-NN of Wu et al. 2018). The
 // photo's own label never enters its own row. The embedding itself was trained on the (possibly noisy)
 // labels; at the small budgets measured in docs/audit.md it has not memorised them (see there).
-import { ExactIndex } from '../gallery/search.js';
+import { ExactIndex, type SearchResult } from '../gallery/search.js';
 import type { Device } from '../tensor/index.js';
 
 export interface KnnOptions {
@@ -12,6 +12,8 @@ export interface KnnOptions {
   /** Softness of the vote: weights exp(similarity / temperature) (default 0.07). */
   temperature?: number;
   device?: Device;
+  /** Queries searched at a time (default 1024): bounds the similarity block (block x gallery chunk floats). */
+  queryBlock?: number;
 }
 
 export const DEFAULT_KNN = { k: 10, temperature: 0.07 } as const;
@@ -35,26 +37,32 @@ export function knnLabelProbabilities(
   if (!(temperature > 0)) throw new RangeError(`k-NN temperature: expected > 0 but received ${temperature}`);
   const out = new Float64Array(n * classes);
   if (k < 1) return out;
+  // Row i of out from query q of a search result: the k nearest rows other than i.
+  const vote = (i: number, res: SearchResult, q: number): void => {
+    let taken = 0;
+    let top = Number.NaN;
+    let total = 0;
+    for (let j = 0; j < res.k && taken < k; j++) {
+      const row = res.indices[q * res.k + j]!;
+      if (row === i || row < 0) continue;
+      const s = res.scores[q * res.k + j]!;
+      if (Number.isNaN(top)) top = s;
+      // Relative to the nearest neighbour's similarity, so exp never overflows.
+      const w = Math.exp((s - top) / temperature);
+      out[i * classes + labels[row]!]! += w;
+      total += w;
+      taken++;
+    }
+    if (total > 0) for (let c = 0; c < classes; c++) out[i * classes + c]! /= total;
+  };
   const index = new ExactIndex(rows, dim, o.device ?? 'cpu');
   try {
-    // One more than k: the photo itself is (nearly always) its own first neighbour.
-    const res = index.searchRows(rows, k + 1);
-    for (let i = 0; i < n; i++) {
-      let taken = 0;
-      let top = Number.NaN;
-      let total = 0;
-      for (let j = 0; j < res.k && taken < k; j++) {
-        const row = res.indices[i * res.k + j]!;
-        if (row === i || row < 0) continue;
-        const s = res.scores[i * res.k + j]!;
-        if (Number.isNaN(top)) top = s;
-        // Relative to the nearest neighbour's similarity, so exp never overflows.
-        const w = Math.exp((s - top) / temperature);
-        out[i * classes + labels[row]!]! += w;
-        total += w;
-        taken++;
-      }
-      if (total > 0) for (let c = 0; c < classes; c++) out[i * classes + c]! /= total;
+    const block = o.queryBlock ?? 1024;
+    for (let start = 0; start < n; start += block) {
+      const end = Math.min(n, start + block);
+      // One more than k: the photo itself is (nearly always) its own first neighbour.
+      const res = index.searchRows(rows.subarray(start * dim, end * dim), k + 1);
+      for (let i = start; i < end; i++) vote(i, res, i - start);
     }
   } finally {
     index.dispose();

@@ -96,9 +96,15 @@ export function nearHashPairs(
       if (bits <= maxBits && keep(i, j)) {
         total++;
         pairs.push({ i, j, bits });
+        // Bounded memory when a dataset has very many (e.g. blank photos): keep the closest.
+        if (pairs.length >= 4 * limit) pairs.splice(0, pairs.length, ...closest(pairs, limit));
       }
     }
   }
-  pairs.sort((a, b) => a.bits - b.bits || a.i - b.i || a.j - b.j);
-  return { pairs: pairs.slice(0, limit), total };
+  return { pairs: closest(pairs, limit), total };
+}
+
+/** The `limit` pairs with the fewest differing bits, in order. */
+function closest(pairs: HashPair[], limit: number): HashPair[] {
+  return pairs.sort((a, b) => a.bits - b.bits || a.i - b.i || a.j - b.j).slice(0, limit);
 }

@@ -95,6 +95,7 @@ export default defineCliCommand({
         duplicateBits: o['duplicate-bits'],
         pairs: o.pairs,
         maxPixels: o['max-pixels'],
+        dataName: dataPath,
         onProgress: (stage, d, t) => {
           if (tty) process.stderr.write(`\r${stage} ${d}/${t}${d === t ? '\n' : ''}`);
         },
@@ -106,7 +107,7 @@ export default defineCliCommand({
         a.scores.method === 'knn'
           ? `leave-one-out k-NN, k ${a.scores.neighbours}, temperature ${a.scores.temperature}`
           : 'the classifier';
-      console.log(`audited ${n} photos (${a.splits.join(', ')}) of ${ds.root} with ${r.modelName} (${method})`);
+      console.log(`audited ${n} photos (${a.splits.join(', ')}) of ${dataPath} with ${r.modelName} (${method})`);
       console.log(
         `likely wrong labels: ${a.labels.flagged} flagged (${((100 * a.labels.flagged) / n).toFixed(1)} %); ` +
           `confident learning estimates ${a.labels.estimatedErrors.toFixed(0)}`,
