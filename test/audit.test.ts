@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { makeRun, repoRoot } from './fixres-helpers.js';
+import { makeRun, repoRoot, sample } from './fixres-helpers.js';
 import { colourDataset, folderDigest } from './helpers/colour-photos.js';
 import { artifacts, chromiumSkip, openPage, withChromium } from './helpers/chromium-page.js';
 import { confidentLearning, rankBySuspicion } from '../src/audit/confident-learning.js';
@@ -323,4 +323,29 @@ test('the audit page renders in headless Chromium: both charts drawn, every thum
     await page.screenshot({ path: join(artifacts, 'audit-report.png'), fullPage: true });
     await page.close();
   });
+});
+
+test("goodsrec audit --scores model: the classifier's probabilities, a warning on the run's own training split", async () => {
+  const runDir = join(work, 'run4');
+  await makeRun(runDir, { model: 'resnet18', size: 32, seed: 5 }); // trained on the sample's 'train' split
+  let r = run(['audit', runDir, '--data', sample, '--split', 'train', '--scores', 'model', '--out', join(work, 'm1')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /warning: --scores model on split 'train', which .* trained on: its probabilities there are in-sample/,
+  );
+  const a = JSON.parse(readFileSync(join(work, 'm1', 'audit.json'), 'utf8')) as AuditResult;
+  assert.deepEqual(a.scores, { method: 'model' });
+  // Every photo's probabilities over the dataset's classes: p(given) + the best other <= 1.
+  assert.ok(a.labels.photos.every((p) => p.quality >= 0 && p.quality + p.suggestedProbability <= 1 + 1e-9));
+  // Negative control: the held-out split is out-of-sample, no warning.
+  r = run(['audit', runDir, '--data', sample, '--split', 'test', '--scores', 'model', '--out', join(work, 'm2')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /warning/);
+  // Classes the classifier does not have: an error that names them and the way out.
+  const other = join(work, 'other-classes');
+  await colourDataset(other, ['red', 'blue'], 3);
+  r = run(['audit', runDir, '--data', other, '--scores', 'model', '--out', join(work, 'm3')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /2 class\(es\) the model was not trained on: blue, red; --scores knn audits any classes/);
 });

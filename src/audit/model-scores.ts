@@ -17,7 +17,12 @@ export async function modelLabelProbabilities(
   ds: Dataset,
   o: { onBatch?: (done: number, total: number) => void } = {},
 ): Promise<{ probs: Float64Array; ok: boolean[]; badFiles: { path: string; message: string }[] }> {
-  const aligned = alignClasses(ds, r.classes, ds.root);
+  let aligned: Dataset;
+  try {
+    aligned = alignClasses(ds, r.classes, ds.root);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; --scores knn audits any classes`);
+  }
   const res = await evaluate(r.model, aligned, evalPipeline(r.preprocess, r.maxPixels), {
     device: r.device,
     keepLogits: true,
