@@ -5,12 +5,12 @@
 // files are byte-identical afterwards.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { makeRun, repoRoot, sample } from './fixres-helpers.js';
+import { makeRun, sample } from './fixres-helpers.js';
+import { runCli } from './helpers/cli.js';
 import { colourDataset, folderDigest } from './helpers/colour-photos.js';
 import { artifacts, chromiumSkip, openPage, withChromium } from './helpers/chromium-page.js';
 import { confidentLearning, rankBySuspicion } from '../src/audit/confident-learning.js';
@@ -21,14 +21,10 @@ import { loadDataset, parseCsv, type Dataset } from '../src/data/index.js';
 import { Rng } from '../src/util/rng.js';
 import type { AuditResult } from '../src/audit/audit.js';
 
-const cli = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-audit-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
-function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = runCli;
 
 test('confident learning: thresholds, confident joint, calibration and pruning as computed by hand', () => {
   // Photo 2 is given class 0 but looks like class 1; photo 3 reaches no class's threshold.

@@ -4,11 +4,11 @@
 // `gallery list --lookalikes` lists the planted pair first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeRun, repoRoot } from './fixres-helpers.js';
+import { makeRun } from './fixres-helpers.js';
+import { runCli } from './helpers/cli.js';
 import { colourDataset } from './helpers/colour-photos.js';
 import { GALLERY_FORMAT, type Gallery } from '../src/gallery/format.js';
 import {
@@ -21,14 +21,10 @@ import {
 } from '../src/gallery/lookalikes.js';
 import { Rng } from '../src/util/rng.js';
 
-const cli = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-lookalikes-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
-function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = runCli;
 
 const unit = (v: number[]): number[] => {
   const n = Math.hypot(...v);
