@@ -3,22 +3,21 @@
 // rendered, thumbnails loaded, no console errors, a screenshot each.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { loadDataset, selectSplits, analyzeDataset } from '../src/data/index.js';
 import { MetricsAccumulator } from '../src/eval/metrics.js';
 import type { SamplePrediction } from '../src/eval/evaluate.js';
 import { renderErrorReport, reliability, confusedPairs } from '../src/report/error-report.js';
 import { EVAL_FILE_FORMAT, type EvalFile } from '../src/run/eval-file.js';
 import { renderAnalysisHtml } from '../src/report/analyze-html.js';
-import { sample, repoRoot } from './fixres-helpers.js';
+import { repoRoot, sample } from './fixres-helpers.js';
+import { artifacts, chromiumSkip, openPage, withChromium } from './helpers/chromium-page.js';
 
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-report-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
-const artifacts = join(repoRoot, 'test-artifacts');
 
 /** An evaluation of the sample's test split with planted mistakes: every 3rd image of class k is called k+1 (class 0 also confused with 2). */
 function plantedEval(): EvalFile {
@@ -113,62 +112,22 @@ test('the error report names the most confused pair first and embeds thumbnails'
   assert.match(bad.stderr, /bad\.json: not an evaluation written by goodsrec eval/);
 });
 
-const chromium = '/usr/bin/chromium';
-const havePlaywright = existsSync(join(repoRoot, 'node_modules', 'playwright-core'));
-
 test('both HTML reports render in headless Chromium: plots drawn, thumbnails loaded, no console errors', {
-  skip: !existsSync(chromium) || !havePlaywright ? 'needs /usr/bin/chromium and playwright-core' : false,
+  skip: chromiumSkip(),
 }, async () => {
-  const { chromium: pw } = await import('playwright-core');
   const analysisHtml = join(work, 'analysis.html');
   writeFileSync(analysisHtml, renderAnalysisHtml(await analyzeDataset(sample), 'sample analysis'));
   const errorsHtml = join(work, 'errors-browser.html');
   writeFileSync(errorsHtml, await renderErrorReport(plantedEval(), { pairs: 4, mistakes: 8, thumb: 64 }));
-  mkdirSync(artifacts, { recursive: true });
-  const profile = mkdtempSync(join(tmpdir(), 'goodsrec-chromium-'));
-  const browser = await pw.launchPersistentContext(profile, {
-    executablePath: chromium,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-    viewport: { width: 1280, height: 900 },
-  });
-  try {
+  await withChromium(async (browser) => {
     for (const [file, charts, shot] of [
       [analysisHtml, 3, 'analysis-report.png'],
       [errorsHtml, 3, 'error-report.png'],
     ] as const) {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on('console', (m) => {
-        if (m.type() === 'error') errors.push(m.text());
-      });
-      page.on('pageerror', (e) => errors.push(e.message));
-      await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
-      await page.waitForTimeout(800); // echarts' first frame (animation)
+      const { page, painted, images: imgs, errors } = await openPage(browser, file);
       // Every chart container holds a canvas with painted (non-transparent) pixels.
-      const painted = await page.evaluate(() =>
-        Array.from(document.querySelectorAll('.chart')).map((el) => {
-          const cv = el.querySelector('canvas');
-          if (!cv || cv.width === 0 || cv.height === 0) return 0;
-          const px = cv.getContext('2d')!.getImageData(0, 0, cv.width, cv.height).data;
-          let n = 0;
-          for (let i = 3; i < px.length; i += 4) if (px[i]! > 0) n++;
-          return n;
-        }),
-      );
       assert.equal(painted.length, charts, `${shot}: chart containers`);
       for (const [i, n] of painted.entries()) assert.ok(n > 500, `${shot}: chart ${i} has ${n} painted pixels`);
-      const imgs = await page.evaluate(() =>
-        Array.from(document.images).map((im) => ({ ok: im.complete && im.naturalWidth > 0, alt: im.alt })),
-      );
       if (file === errorsHtml) {
         assert.ok(imgs.length >= 8, `${imgs.length} thumbnails`);
         assert.deepEqual(
@@ -191,8 +150,5 @@ test('both HTML reports render in headless Chromium: plots drawn, thumbnails loa
       await page.screenshot({ path: join(artifacts, shot), fullPage: true });
       await page.close();
     }
-  } finally {
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
-  }
+  });
 });

@@ -23,6 +23,7 @@ const commands: Record<string, Lazy> = {
   report: () => load(import('./commands/report.js')),
   pull: () => load(import('./commands/pull.js')),
   gallery: () => load(import('./commands/gallery.js')),
+  audit: () => load(import('./commands/audit.js')),
 };
 
 const main = defineCommand({

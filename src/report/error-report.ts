@@ -4,16 +4,16 @@
  * accuracy against class frequency (does the long tail fail?), the most
  * confused class pairs with thumbnails side by side, confident mistakes
  * (label-error candidates), a reliability diagram, and a sortable per-class
- * table. ECharts and the thumbnails (small JPEG data URLs made with sharp) are
+ * table. ECharts and the thumbnails (small JPEG data URLs, thumbnail.ts) are
  * inlined, so it opens from disk without a server.
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import sharp from 'sharp';
 import { loadDataset, selectSplits, type Dataset } from '../data/index.js';
 import type { EvalFile } from '../run/eval-file.js';
 import type { SamplePrediction } from '../eval/evaluate.js';
-import { echartsSource, esc, scriptJson } from './html.js';
+import { echartsSource, esc, pageHead, scriptJson } from './html.js';
+import { thumbnail } from './thumbnail.js';
 
 export interface ErrorReportOptions {
   /** Split whose class counts are "class frequency" (default 'train'; falls back to the evaluated support). */
@@ -79,16 +79,6 @@ export function confusedPairs(
 }
 
 const pct = (v: number): string => `${(100 * v).toFixed(1)}%`;
-
-/** Small JPEG thumbnail as a data URL; null when the file cannot be read. */
-async function thumbnail(file: string, side: number): Promise<string | null> {
-  try {
-    const buf = await sharp(file).rotate().resize(side, side, { fit: 'inside' }).jpeg({ quality: 72 }).toBuffer();
-    return `data:image/jpeg;base64,${buf.toString('base64')}`;
-  } catch {
-    return null;
-  }
-}
 
 /** Renders the report; images are read from the evaluated dataset (left out, with a note, when it is gone). */
 export async function renderErrorReport(ev: EvalFile, o: ErrorReportOptions = {}): Promise<string> {
@@ -207,22 +197,13 @@ export async function renderErrorReport(ev: EvalFile, o: ErrorReportOptions = {}
     )
     .join('\n');
   const title = `goodsrec error report: ${ev.model} on ${ev.split}`;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1280px}
-h1{font-size:22px}h2{font-size:18px;margin-top:32px}h3{font-size:14px;margin:6px 0}
-.chart{width:100%;height:380px}.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
-.kpi{display:flex;gap:16px;flex-wrap:wrap}.kpi div{background:#f4f6f8;padding:8px 12px;border-radius:6px}
-table{border-collapse:collapse;font-size:13px;width:100%}td,th{border:1px solid #ddd;padding:4px 6px;text-align:left}
-th{cursor:pointer;background:#f4f6f8;user-select:none}th:after{content:' ⇅';color:#aaa}
-figure{display:inline-block;margin:4px;width:${side + 8}px;vertical-align:top;font-size:11px}
-figure img{max-width:${side}px;max-height:${side}px;display:block;border:1px solid #ccc}
-.noimg{width:${side}px;height:${side / 2}px;background:#eee;color:#888;font-size:11px;display:flex;align-items:center;justify-content:center}
+  return `${pageHead(title, {
+    side,
+    chartHeight: 380,
+    css: `th{cursor:pointer;background:#f4f6f8;user-select:none}th:after{content:' ⇅';color:#aaa}
 .pair{border-top:1px solid #ddd;padding:8px 0}.sides{display:flex;gap:24px;flex-wrap:wrap}.side{background:#fafafa;padding:6px;border-radius:6px}
-.lbl{font-size:12px;color:#555;margin-bottom:4px}code{font-size:12px}
-</style></head><body>
+.lbl{font-size:12px;color:#555;margin-bottom:4px}code{font-size:12px}`,
+  })}
 <h1>${esc(title)}</h1>
 <p>checkpoint <code>${esc(ev.checkpoint ?? '-')}</code>; data <code>${esc(ev.data)}</code>${ev.preprocess ? `; ${ev.preprocess.size} px` : ''}${ev.tta?.length ? `; TTA ${esc(ev.tta.join('+'))}` : ''}${ds ? '' : '; <b>dataset not found: thumbnails left out</b>'}</p>
 <div class="kpi">

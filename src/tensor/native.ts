@@ -1,7 +1,7 @@
 // The libtorch addon (found and loaded by src/util/addon.ts). Everything else in goodsrec talks to
 // libtorch through the typed wrappers in this folder, never through this module.
 import { loadAddon, type LibtorchVersions } from '../util/addon.js';
-import type { Handle, NativeArg } from './handle.js';
+import type { NativeArg } from './handle.js';
 import { OP_TABLE, opArgs, isOpName, type OpArgs, type OpName, type OpResult } from './ops.js';
 
 export type { Handle, NativeArg } from './handle.js';

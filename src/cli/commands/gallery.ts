@@ -110,6 +110,9 @@ const add = defineCliCommand({
       console.log(
         `${path}: enrolled ${res.added} photo(s) of '${o.class}' (${res.gallery.meta.entries.length} photos in all)`,
       );
+      const { checkNewClass, newClassWarnings } = await import('../../gallery/lookalikes.js');
+      const check = checkNewClass(g, res.gallery.embeddings.subarray(g.embeddings.length), o.class);
+      for (const w of newClassWarnings(check, o.class)) console.warn(`warning: ${w}`);
       return res.errors.length || walk.skipped.length ? EXIT.partial : EXIT.ok;
     } finally {
       disposeRecognizer(r);
@@ -139,10 +142,23 @@ const list = defineCliCommand({
   name: 'gallery list',
   description: 'Classes of a gallery with their photo counts, model and threshold.',
   positionals: { gallery: { description: 'gallery file', required: true, exists: 'file' } },
-  options: { json: { type: 'boolean', description: 'print JSON' } },
+  options: {
+    json: { type: 'boolean', description: 'print JSON' },
+    lookalikes: {
+      type: 'boolean',
+      description: 'list the closest class pairs (look-alike products) instead of the classes',
+    },
+    pairs: { type: 'integer', min: 1, default: 10, description: 'with --lookalikes: pairs to list' },
+  },
   async run({ options: o, args }) {
     const { readGallery, galleryClasses } = await import('../../gallery/format.js');
     const g = readGallery(resolve(args.gallery));
+    if (o.lookalikes) {
+      const { lookalikeReport, lookalikeReportText } = await import('../../gallery/lookalikes.js');
+      const report = lookalikeReport(g, o.pairs);
+      console.log(o.json ? JSON.stringify(report, null, 2) : lookalikeReportText(report));
+      return;
+    }
     const counts = galleryClasses(g).map((c) => ({
       class: c,
       photos: g.meta.entries.filter((e) => e.class === c).length,
