@@ -45,6 +45,16 @@ test('eval, eval --gallery and ensemble --out write files of the one schema; old
   assert.equal(r.code, 3, r.stderr);
   const plain = readJson(join(runA, 'eval-test.json'));
   check(plain, 'eval');
+  // Accuracy by training frequency: this fake run records no counts, so the sample's train split is counted.
+  const pm = plain.metrics as { samples: number; byFrequency?: Record<string, { samples: number } | string> };
+  const bf = pm.byFrequency;
+  assert.ok(bf, 'metrics.byFrequency');
+  assert.match(bf.source as string, /the 'train' split of /);
+  const groups = ['many', 'medium', 'few'].map((g) => (bf[g] as { samples: number }).samples);
+  assert.equal(
+    groups.reduce((a, b) => a + b, 0),
+    pm.samples,
+  );
   assert.equal(plain.format, EVAL_FILE_FORMAT);
   assert.equal(plain.kind, 'classifier');
   assert.deepEqual(

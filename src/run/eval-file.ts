@@ -21,6 +21,44 @@ export interface ClassMetricsRecord {
   f1: number;
 }
 
+/** The evaluated photos of the classes with a given number of training photos. */
+export interface FrequencyGroupRecord {
+  /** Classes of the group with at least one evaluated photo. */
+  classes: number;
+  samples: number;
+  correct: number;
+  /** correct / samples; null when the group has no evaluated photo. */
+  top1: number | null;
+  /** Mean of the group's per-class accuracies; null when none has an evaluated photo. */
+  meanClassAccuracy: number | null;
+}
+
+/** One of the tail's worst classes: its training photos, its accuracy and where its photos went most. */
+export interface TailClassRecord {
+  name: string;
+  train: number;
+  support: number;
+  correct: number;
+  accuracy: number;
+  /** The class its photos were most often mistaken for; null when none was. */
+  confusedWith: string | null;
+}
+
+/**
+ * Accuracy by training frequency, as the long-tail literature splits it: many (> 100 training photos), medium
+ * (20-100) and few (< 20); and the few-shot group's worst classes. Absent in files from before it (and for
+ * ensembles and runs whose training counts are unknown).
+ */
+export interface FrequencyBreakdown {
+  /** Where the training counts came from: the run's dataset.json, or a count of the dataset's train split. */
+  source: string;
+  many: FrequencyGroupRecord;
+  medium: FrequencyGroupRecord;
+  few: FrequencyGroupRecord;
+  /** The few-shot classes with evaluated photos, worst first (at most 20). */
+  worstTail: TailClassRecord[];
+}
+
 /** A classifier's numbers: top-k accuracy, per-class numbers, confusion counts (confusion[true][predicted]). */
 export interface ClassifierMetrics {
   samples: number;
@@ -30,6 +68,8 @@ export interface ClassifierMetrics {
   loss: number | null;
   perClass: ClassMetricsRecord[];
   confusion: number[][];
+  /** Accuracy by training frequency (goodsrec eval of a run whose training counts are known). */
+  byFrequency?: FrequencyBreakdown;
 }
 
 /** One photo's classifier answer: top-k class indices, best first, and their probabilities. */
