@@ -5,7 +5,7 @@
 // the schema had a version (no `format`) are read as they were meant: a gallery evaluation then kept its
 // numbers at the top level.
 import { readFileSync } from 'node:fs';
-import { writeJsonAtomic } from '../util/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { PreprocessConfig } from './pipelines.js';
 
 export const EVAL_FILE_FORMAT = 'goodsrec-eval-2';
@@ -182,7 +182,32 @@ export function rateOrNull(v: number | null): number | null {
 
 /** Writes an eval file atomically in the current format. */
 export function writeEvalFile(path: string, ev: EvalFileInput): void {
-  writeJsonAtomic(path, { format: EVAL_FILE_FORMAT, ...ev });
+  writeFileAtomic(path, serializeEvalFile({ format: EVAL_FILE_FORMAT, ...ev }));
+}
+
+/**
+ * Indented JSON with one line per confusion row and per prediction (issue 28): indenting every number of the dense
+ * K x K confusion matrix made a 2,388-class evaluation of 2,388 photos 64 MB (5.7 M lines); one row per line is
+ * the same JSON value in about a fifth of the bytes.
+ */
+export function serializeEvalFile(v: AnyEvalFile): string {
+  const CONFUSION = '\u0001confusion';
+  const PREDICTIONS = '\u0001predictions';
+  const compact = (rows: readonly unknown[], indent: string): string =>
+    rows.length ? `[\n${rows.map((r) => indent + JSON.stringify(r)).join(',\n')}\n${indent.slice(2)}]` : '[]';
+  const metrics = v.kind === 'classifier' ? { ...v.metrics, confusion: CONFUSION } : v.metrics;
+  let text = JSON.stringify({ ...v, metrics, predictions: PREDICTIONS }, null, 2);
+  // A string value cannot contain an unescaped quote, so `"key": "\u0001..."` only matches the placeholders.
+  text = text.replace(
+    `"predictions": ${JSON.stringify(PREDICTIONS)}`,
+    () => `"predictions": ${compact(v.predictions, '    ')}`,
+  );
+  if (v.kind === 'classifier')
+    text = text.replace(
+      `"confusion": ${JSON.stringify(CONFUSION)}`,
+      () => `"confusion": ${compact(v.metrics.confusion, '      ')}`,
+    );
+  return text + '\n';
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
