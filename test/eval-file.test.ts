@@ -9,7 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { makeRun, repoRoot, sample } from './fixres-helpers.js';
-import { EVAL_FILE_FORMAT, readAnyEvalFile, readEvalFile, migrateEvalFile } from '../src/run/eval-file.js';
+import {
+  EVAL_FILE_FORMAT,
+  readAnyEvalFile,
+  readEvalFile,
+  migrateEvalFile,
+  serializeEvalFile,
+  type ClassifierEvalFile,
+  type GalleryEvalFile,
+} from '../src/run/eval-file.js';
 
 const cli = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-eval-file-'));
@@ -45,6 +53,16 @@ test('eval, eval --gallery and ensemble --out write files of the one schema; old
   assert.equal(r.code, 3, r.stderr);
   const plain = readJson(join(runA, 'eval-test.json'));
   check(plain, 'eval');
+  // Accuracy by training frequency: this fake run records no counts, so the sample's train split is counted.
+  const pm = plain.metrics as { samples: number; byFrequency?: Record<string, { samples: number } | string> };
+  const bf = pm.byFrequency;
+  assert.ok(bf, 'metrics.byFrequency');
+  assert.match(bf.source as string, /the 'train' split of /);
+  const groups = ['many', 'medium', 'few'].map((g) => (bf[g] as { samples: number }).samples);
+  assert.equal(
+    groups.reduce((a, b) => a + b, 0),
+    pm.samples,
+  );
   assert.equal(plain.format, EVAL_FILE_FORMAT);
   assert.equal(plain.kind, 'classifier');
   assert.deepEqual(
@@ -116,4 +134,34 @@ test('eval, eval --gallery and ensemble --out write files of the one schema; old
   // `goodsrec report` takes an old file as before.
   r = run(['report', join(work, 'old-plain.json')]);
   assert.equal(r.code, 0, r.stderr);
+});
+
+test('eval files: one line per confusion row and per prediction, the same JSON value (2,388 classes)', () => {
+  const k = 2388;
+  const classes = Array.from({ length: k }, (_, i) => (i === 7 ? '"confusion": "\u0001confusion"' : `类${i}`));
+  const confusion = Array.from({ length: k }, (_, i) => Array.from({ length: k }, (_, j) => (i === j ? 1 : 0)));
+  const ev: ClassifierEvalFile = {
+    format: EVAL_FILE_FORMAT,
+    kind: 'classifier',
+    model: 'm',
+    checkpoint: null,
+    data: '/d',
+    split: 'test',
+    tta: [],
+    classes,
+    metrics: { samples: k, top1: 1, top5: 1, meanClassAccuracy: 1, loss: null, perClass: [], confusion },
+    predictions: classes.map((_, i) => ({ index: i, path: `p/${i}.jpg`, label: i, top: [i], probs: [1] })),
+    badFiles: [],
+    skipped: [],
+  };
+  const text = serializeEvalFile(ev);
+  assert.deepEqual(JSON.parse(text), ev);
+  const lines = text.split('\n').length;
+  assert.ok(lines < 4 * k, `${lines} lines (classes, confusion rows, predictions: one line each)`);
+  // Negative control: plain indentation puts every number on its own line.
+  assert.ok(JSON.stringify(ev, null, 2).split('\n').length > k * k);
+  assert.ok(text.length * 4 < JSON.stringify(ev, null, 2).length, 'at least 4x smaller');
+  const { classes: _c, ...common } = ev;
+  const gallery: GalleryEvalFile = { ...common, kind: 'gallery', gallery: 'g', metrics: {} as never, predictions: [] };
+  assert.deepEqual(JSON.parse(serializeEvalFile(gallery)), gallery);
 });

@@ -1,6 +1,6 @@
 // Classification metrics from per-sample scores: every sample counts exactly
 // once (the original code dropped the last partial batch).
-import type { ClassifierMetrics, ClassMetricsRecord } from '../run/eval-file.js';
+import type { ClassifierMetrics, ClassMetricsRecord, FrequencyGroupRecord } from '../run/eval-file.js';
 
 /** One class's numbers (as the eval file stores them). */
 export type ClassMetrics = ClassMetricsRecord;
@@ -139,6 +139,14 @@ export function formatMetrics(m: EvalMetrics, worst = 5): string {
     `mean class acc ${pct(m.meanClassAccuracy)}`,
   ];
   if (m.loss !== null) lines.push(`loss           ${m.loss.toFixed(4)}`);
+  const f = m.byFrequency;
+  if (f) {
+    const g = (name: string, r: FrequencyGroupRecord): string =>
+      `${name} ${r.top1 === null ? '-' : pct(r.top1)} (${r.classes} classes, ${r.samples} photos)`;
+    lines.push(
+      `by training photos: ${g('many (>100)', f.many)}; ${g('medium (20-100)', f.medium)}; ${g('few (<20)', f.few)}`,
+    );
+  }
   const sorted = m.perClass
     .filter((p) => p.support > 0)
     .sort((a, b) => a.accuracy - b.accuracy)

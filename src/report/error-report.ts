@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { loadDataset, selectSplits, type Dataset } from '../data/index.js';
-import type { EvalFile } from '../run/eval-file.js';
+import type { EvalFile, FrequencyBreakdown } from '../run/eval-file.js';
 import type { SamplePrediction } from '../eval/evaluate.js';
 import { echartsSource, esc, pageHead, scriptJson } from './html.js';
 import { thumbnail } from './thumbnail.js';
@@ -196,6 +196,7 @@ export async function renderErrorReport(ev: EvalFile, o: ErrorReportOptions = {}
         `<tr><td>${esc(p.name)}</td><td>${freq[i]}</td><td>${p.support}</td><td>${p.correct}</td><td>${p.accuracy.toFixed(4)}</td><td>${p.precision.toFixed(4)}</td><td>${p.recall.toFixed(4)}</td><td>${p.f1.toFixed(4)}</td></tr>`,
     )
     .join('\n');
+  const bf = m.byFrequency;
   const title = `goodsrec error report: ${ev.model} on ${ev.split}`;
   return `${pageHead(title, {
     side,
@@ -210,8 +211,23 @@ export async function renderErrorReport(ev: EvalFile, o: ErrorReportOptions = {}
 <div>samples <b>${m.samples}</b></div><div>top-1 <b id="top1">${pct(m.top1)}</b></div><div>top-5 <b>${pct(m.top5)}</b></div>
 <div>mean class accuracy <b>${pct(m.meanClassAccuracy)}</b></div>${m.loss !== null ? `<div>loss <b>${m.loss.toFixed(4)}</b></div>` : ''}
 <div>ECE <b>${(100 * rel.ece).toFixed(2)}%</b></div>
-${groups.map((g) => `<div>${g.name} classes (${g.classes}, ${g.minFreq}–${g.maxFreq} imgs) <b>${pct(g.meanAccuracy)}</b></div>`).join('')}
+${
+  bf
+    ? (['many', 'medium', 'few'] as const)
+        .map((k) => {
+          const g = bf[k];
+          return `<div>${FREQ_LABEL[k]} (${g.classes} classes, ${g.samples} photos) <b>${g.top1 === null ? '-' : pct(g.top1)}</b></div>`;
+        })
+        .join('')
+    : groups
+        .map(
+          (g) =>
+            `<div>${g.name} classes (${g.classes}, ${g.minFreq}–${g.maxFreq} imgs) <b>${pct(g.meanAccuracy)}</b></div>`,
+        )
+        .join('')
+}
 </div>
+${bf ? tailTable(bf) : ''}
 <h2>Per-class accuracy (worst first)</h2><div id="perclass" class="chart"></div>
 <div class="grid"><div><h2>Accuracy against class frequency</h2><div id="freq" class="chart"></div></div>
 <div><h2>Reliability (calibration)</h2><div id="calib" class="chart"></div></div></div>
@@ -251,4 +267,20 @@ document.querySelectorAll('#classes th').forEach((th, col) => th.addEventListene
 </script>
 </body></html>
 `;
+}
+
+const FREQ_LABEL = { many: 'many-shot (&gt;100 train photos)', medium: 'medium (20–100)', few: 'few-shot (&lt;20)' };
+
+/** The few-shot group's worst classes (eval's byFrequency.worstTail). */
+function tailTable(bf: FrequencyBreakdown): string {
+  if (!bf.worstTail.length) return '';
+  const rows = bf.worstTail
+    .map(
+      (t) =>
+        `<tr><td>${esc(t.name)}</td><td>${t.train}</td><td>${t.support}</td><td>${t.correct}</td><td>${t.accuracy.toFixed(4)}</td><td>${t.confusedWith === null ? '-' : esc(t.confusedWith)}</td></tr>`,
+    )
+    .join('\n');
+  return `<h2>The tail's worst classes (fewer than 20 training photos; counts from ${esc(bf.source)})</h2>
+<table id="tail"><thead><tr><th>class</th><th>train photos</th><th>support</th><th>correct</th><th>accuracy</th><th>most confused with</th></tr></thead>
+<tbody>${rows}</tbody></table>`;
 }

@@ -215,6 +215,12 @@ export const CONFIG_SCHEMA = {
     doc: 'update the learning rate every iteration instead of every epoch',
   },
   'loss.labelSmoothing': { kind: num({ min: 0, below: 1 }), default: 0.1, doc: 'label smoothing' },
+  'loss.logitAdjust': {
+    kind: num({ min: 0, max: 10 }),
+    default: 0,
+    migrate: 'default',
+    doc: 'logit-adjusted loss for a long tail (Menon et al. 2021): tau x log(class prior of the training photos) added to the logits in training only (0 = off, 1 = the paper)',
+  },
   'finetune.headOnlyEpochs': {
     kind: int({ min: 0 }),
     default: 0,

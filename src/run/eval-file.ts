@@ -5,7 +5,7 @@
 // the schema had a version (no `format`) are read as they were meant: a gallery evaluation then kept its
 // numbers at the top level.
 import { readFileSync } from 'node:fs';
-import { writeJsonAtomic } from '../util/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { PreprocessConfig } from './pipelines.js';
 
 export const EVAL_FILE_FORMAT = 'goodsrec-eval-2';
@@ -21,6 +21,44 @@ export interface ClassMetricsRecord {
   f1: number;
 }
 
+/** The evaluated photos of the classes with a given number of training photos. */
+export interface FrequencyGroupRecord {
+  /** Classes of the group with at least one evaluated photo. */
+  classes: number;
+  samples: number;
+  correct: number;
+  /** correct / samples; null when the group has no evaluated photo. */
+  top1: number | null;
+  /** Mean of the group's per-class accuracies; null when none has an evaluated photo. */
+  meanClassAccuracy: number | null;
+}
+
+/** One of the tail's worst classes: its training photos, its accuracy and where its photos went most. */
+export interface TailClassRecord {
+  name: string;
+  train: number;
+  support: number;
+  correct: number;
+  accuracy: number;
+  /** The class its photos were most often mistaken for; null when none was. */
+  confusedWith: string | null;
+}
+
+/**
+ * Accuracy by training frequency, as the long-tail literature splits it: many (> 100 training photos), medium
+ * (20-100) and few (< 20); and the few-shot group's worst classes. Absent in files from before it (and for
+ * ensembles and runs whose training counts are unknown).
+ */
+export interface FrequencyBreakdown {
+  /** Where the training counts came from: the run's dataset.json, or a count of the dataset's train split. */
+  source: string;
+  many: FrequencyGroupRecord;
+  medium: FrequencyGroupRecord;
+  few: FrequencyGroupRecord;
+  /** The few-shot classes with evaluated photos, worst first (at most 20). */
+  worstTail: TailClassRecord[];
+}
+
 /** A classifier's numbers: top-k accuracy, per-class numbers, confusion counts (confusion[true][predicted]). */
 export interface ClassifierMetrics {
   samples: number;
@@ -30,6 +68,8 @@ export interface ClassifierMetrics {
   loss: number | null;
   perClass: ClassMetricsRecord[];
   confusion: number[][];
+  /** Accuracy by training frequency (goodsrec eval of a run whose training counts are known). */
+  byFrequency?: FrequencyBreakdown;
 }
 
 /** One photo's classifier answer: top-k class indices, best first, and their probabilities. */
@@ -142,7 +182,32 @@ export function rateOrNull(v: number | null): number | null {
 
 /** Writes an eval file atomically in the current format. */
 export function writeEvalFile(path: string, ev: EvalFileInput): void {
-  writeJsonAtomic(path, { format: EVAL_FILE_FORMAT, ...ev });
+  writeFileAtomic(path, serializeEvalFile({ format: EVAL_FILE_FORMAT, ...ev }));
+}
+
+/**
+ * Indented JSON with one line per confusion row and per prediction (issue 28): indenting every number of the dense
+ * K x K confusion matrix made a 2,388-class evaluation of 2,388 photos 64 MB (5.7 M lines); one row per line is
+ * the same JSON value in about a fifth of the bytes.
+ */
+export function serializeEvalFile(v: AnyEvalFile): string {
+  const CONFUSION = '\u0001confusion';
+  const PREDICTIONS = '\u0001predictions';
+  const compact = (rows: readonly unknown[], indent: string): string =>
+    rows.length ? `[\n${rows.map((r) => indent + JSON.stringify(r)).join(',\n')}\n${indent.slice(2)}]` : '[]';
+  const metrics = v.kind === 'classifier' ? { ...v.metrics, confusion: CONFUSION } : v.metrics;
+  let text = JSON.stringify({ ...v, metrics, predictions: PREDICTIONS }, null, 2);
+  // A string value cannot contain an unescaped quote, so `"key": "\u0001..."` only matches the placeholders.
+  text = text.replace(
+    `"predictions": ${JSON.stringify(PREDICTIONS)}`,
+    () => `"predictions": ${compact(v.predictions, '    ')}`,
+  );
+  if (v.kind === 'classifier')
+    text = text.replace(
+      `"confusion": ${JSON.stringify(CONFUSION)}`,
+      () => `"confusion": ${compact(v.metrics.confusion, '      ')}`,
+    );
+  return text + '\n';
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

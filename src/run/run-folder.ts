@@ -39,6 +39,8 @@ export interface DatasetRecord {
   trainSplit?: string;
   valSplit?: string;
   fraction?: number;
+  /** Training photos per class, in the class index's order, after data.fraction (since issue 28). */
+  trainCounts?: number[];
 }
 
 /** Everything a new run folder records before its first step. */

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import {
   DataLoader,
+  classCounts,
   computeChannelStats,
   loadDataset,
   selectSplits,
@@ -127,6 +128,7 @@ export async function prepareData(
         trainSplit: c.data.trainSplit,
         valSplit: c.data.valSplit,
         fraction: c.data.fraction,
+        trainCounts: classCounts(trainDs),
       },
     });
   } else if (JSON.stringify(stored.classes) !== JSON.stringify(all.classes)) {

@@ -52,6 +52,8 @@ export function createLearner(
   c: TrainConfig,
   o: {
     numClasses: number;
+    /** Training photos per class (the logit-adjusted loss's prior). */
+    classCounts: readonly number[];
     pretrained: ResolvedPretrained | null;
     device: T.Device;
     amp: 'off' | 'bf16' | 'fp16';
@@ -85,7 +87,11 @@ export function createLearner(
     scheduler,
     ema: createEma(c, model, o.numClasses, o.device),
     scaler: o.amp === 'fp16' ? new T.GradScaler() : null,
-    loss: createLoss({ labelSmoothing: c.loss.labelSmoothing, margin: marginOptions(c) }),
+    loss: createLoss({
+      labelSmoothing: c.loss.labelSmoothing,
+      margin: marginOptions(c),
+      logitAdjust: { tau: c.loss.logitAdjust, classCounts: o.classCounts },
+    }),
     numClasses: o.numClasses,
   };
 }

@@ -5,7 +5,7 @@
 // what a checkpoint holds; data-setup.ts the data.
 import { availableParallelism } from 'node:os';
 import * as T from '../tensor/index.js';
-import type { DataLoader, Dataset } from '../data/index.js';
+import { classCounts, type DataLoader, type Dataset } from '../data/index.js';
 import { deriveSeed } from '../util/rng.js';
 import { cpuFeatures, cpuHasNativeBf16 } from '../util/cpu-features.js';
 import { chooseAmp } from './amp-choice.js';
@@ -153,6 +153,7 @@ async function trainInFolder(
   const stepsPerEpoch = trainLoader.stepsPerEpoch;
   const learner = createLearner(c, {
     numClasses: data.all.classes.length,
+    classCounts: classCounts(data.train),
     pretrained: data.pretrained,
     device,
     amp,

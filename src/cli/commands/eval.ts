@@ -4,6 +4,7 @@ import { loadRecognizer, disposeRecognizer } from '../../eval/predictor.js';
 import { evaluate, TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
 import { evaluateEnsemble } from '../../eval/ensemble.js';
 import { formatMetrics } from '../../eval/metrics.js';
+import { frequencyBreakdown, runTrainCounts } from '../../eval/frequency.js';
 import { loadAlignedSplit, loadSplit, recordedDataRoot } from '../../eval/align.js';
 import { skippedReport } from '../../data/walk.js';
 import { evalPipeline } from '../../run/pipelines.js';
@@ -143,6 +144,9 @@ export default defineCliCommand({
           }
         : await evaluate(r.model, ds, evalPipeline(pre, o['max-pixels']), { ...common, device: r.device });
       if (process.stderr.isTTY) process.stderr.write('\n');
+      // Accuracy by training frequency, when the run's training photos per class are known.
+      const counts = r.runDir && !r.ensemble ? runTrainCounts(r.runDir, r.classes) : undefined;
+      if (counts) res.metrics.byFrequency = frequencyBreakdown(res.metrics, counts.counts, counts.source);
       const out = outFile('classifier');
       writeEvalFile(out, {
         kind: 'classifier',

@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// The logit-adjusted loss on a synthetic long tail (issue 28, item 3): for each seed, the same training with
+// loss.logitAdjust = 0 (plain cross-entropy) and = tau, then `goodsrec eval` on the balanced test split;
+// accuracy over all test photos and by training frequency (many > 100, medium 20-100, few < 20 train photos).
+// Jobs run two at a time, each with one compute thread and one loader worker. A job whose result file exists is
+// not run again; an interrupted training resumes from its last checkpoint.
+//
+//   node scripts/make-rp2k-like.mjs --scale 0.01 --classes 100 --test-per-class 10      # the data (~4k photos)
+//   node scripts/experiments/long-tail.mjs [--data /work/exp/rp2k/data-0.01-c100-t10] [--seeds 0,1,2]
+//       [--taus 0,1] [--model resnet18] [--size 40] [--epochs 6] [--out /work/exp/rp2k/lt] [--jobs 2]
+//       [--cli dist/src/cli/main.js]
+//
+// Writes OUT/summary.md and OUT/summary.json: per tau, mean, sample standard deviation and range over the seeds.
+import { spawn } from 'node:child_process';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const { values: o } = parseArgs({
+  options: {
+    data: { type: 'string', default: '/work/exp/rp2k/data-0.01-c100-t10' },
+    seeds: { type: 'string', default: '0,1,2' },
+    taus: { type: 'string', default: '0,1' },
+    model: { type: 'string', default: 'resnet18' },
+    size: { type: 'string', default: '40' },
+    epochs: { type: 'string', default: '6' },
+    batch: { type: 'string', default: '64' },
+    out: { type: 'string', default: '/work/exp/rp2k/lt' },
+    jobs: { type: 'string', default: '2' },
+    cli: { type: 'string', default: join(REPO, 'dist', 'src', 'cli', 'main.js') },
+  },
+});
+const list = (s) => s.split(',').filter(Boolean).map(Number);
+const out = resolve(o.out);
+const data = resolve(o.data);
+const key = JSON.parse(readFileSync(join(data, 'key.json'), 'utf8'));
+mkdirSync(out, { recursive: true });
+
+const jobs = [];
+for (const seed of list(o.seeds)) for (const tau of list(o.taus)) jobs.push({ seed, tau, name: `tau${tau}-s${seed}` });
+
+function spawnLogged(args, log) {
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, [o.cli, ...args], {
+      env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    p.stdout.on('data', (d) => {
+      stdout += d;
+      log.write(d);
+    });
+    p.stderr.on('data', (d) => log.write(d));
+    p.on('exit', (code) => (code === 0 ? res(stdout) : rej(new Error(`goodsrec ${args[0]} exited ${code}`))));
+  });
+}
+
+async function runJob(j) {
+  const result = join(out, `${j.name}.json`);
+  if (existsSync(result)) return console.log(`${j.name}: done already`);
+  const runDir = join(out, j.name);
+  const log = createWriteStream(join(out, `${j.name}.log`), { flags: 'a' });
+  const t0 = Date.now();
+  console.log(`${j.name}: started`);
+  if (!existsSync(join(runDir, 'eval-test.json'))) {
+    const train = existsSync(join(runDir, 'config.json'))
+      ? ['train', '--resume', runDir]
+      : [
+          'train',
+          '--data',
+          join(data, 'all'),
+          '--model',
+          o.model,
+          '--size',
+          o.size,
+          '--batch-size',
+          o.batch,
+          '--epochs',
+          o.epochs,
+          ...[
+            `loss.logitAdjust=${j.tau}`,
+            `seed=${j.seed}`,
+            'threads=1',
+            'data.workers=1',
+            'augment.cutout=0',
+            `validateEvery=${o.epochs}`,
+            `checkpointEvery=${o.epochs}`,
+          ].flatMap((kv) => ['--set', kv]),
+          '--out',
+          out,
+          '--name',
+          j.name,
+        ];
+    await spawnLogged(train, log);
+    await spawnLogged(['eval', runDir, '--split', 'test'], log);
+  }
+  const ev = JSON.parse(readFileSync(join(runDir, 'eval-test.json'), 'utf8'));
+  log.end();
+  writeFileSync(`${result}.partial`, JSON.stringify({ ...j, minutes: (Date.now() - t0) / 60000, ...figures(ev) }));
+  renameSync(`${result}.partial`, result);
+  console.log(`${j.name}: finished in ${((Date.now() - t0) / 60000).toFixed(1)} min`);
+}
+
+/** Accuracy over all test photos and per training-frequency bucket, from the eval file's per-class numbers. */
+function figures(ev) {
+  const bucket = (n) => (n > 100 ? 'many' : n >= 20 ? 'medium' : 'few');
+  const acc = { all: [0, 0], many: [0, 0], medium: [0, 0], few: [0, 0] };
+  for (const c of ev.metrics.perClass) {
+    const n = key.trainCounts[c.name];
+    if (n === undefined) throw new Error(`class '${c.name}' is not in ${join(data, 'key.json')}`);
+    for (const b of ['all', bucket(n)]) {
+      acc[b][0] += c.correct;
+      acc[b][1] += c.support;
+    }
+  }
+  return Object.fromEntries(Object.entries(acc).map(([b, [k, n]]) => [b, n ? k / n : null]));
+}
+
+const queue = [...jobs];
+const failures = [];
+await Promise.all(
+  Array.from({ length: Number(o.jobs) }, async () => {
+    for (let j = queue.shift(); j; j = queue.shift())
+      await runJob(j).catch((e) => failures.push(`${j.name}: ${e.message}`));
+  }),
+);
+
+const stats = (xs) => {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : Number.NaN;
+  return { mean, sd, min: Math.min(...xs), max: Math.max(...xs) };
+};
+const done = readdirSync(out)
+  .filter((f) => /^tau[\d.]+-s\d+\.json$/.test(f))
+  .map((f) => JSON.parse(readFileSync(join(out, f), 'utf8')));
+const counts = Object.values(key.trainCounts);
+const nClasses = (lo, hi) => counts.filter((n) => n >= lo && n <= hi).length;
+const pct = (x) => (100 * x).toFixed(1);
+const lines = [
+  `${o.model}, ${o.size} px, batch ${o.batch}, ${o.epochs} epochs, 1 thread per run; ${data}: ${counts.length} classes ` +
+    `(${nClasses(101, Infinity)} many, ${nClasses(20, 100)} medium, ${nClasses(0, 19)} few), ` +
+    `${key.photos.train} train photos, test ${key.photos.test} (balanced)`,
+  '',
+  '| loss | seeds | overall top-1 (%) | many (%) | medium (%) | few (%) |',
+  '|---|---|---|---|---|---|',
+];
+const summary = {};
+for (const tau of [...new Set(done.map((r) => r.tau))].sort((a, b) => a - b)) {
+  const rs = done.filter((r) => r.tau === tau).sort((a, b) => a.seed - b.seed);
+  const s = Object.fromEntries(['all', 'many', 'medium', 'few'].map((b) => [b, stats(rs.map((r) => r[b]))]));
+  summary[`tau=${tau}`] = { runs: rs, ...s };
+  const cell = (b) =>
+    `${pct(s[b].mean)} ± ${rs.length > 1 ? pct(s[b].sd) : '-'} (${rs.map((r) => pct(r[b])).join(', ')})`;
+  lines.push(
+    `| ${tau === 0 ? 'cross-entropy' : `logit-adjusted, tau ${tau}`} | ${rs.map((r) => r.seed).join(',')} | ` +
+      `${cell('all')} | ${cell('many')} | ${cell('medium')} | ${cell('few')} |`,
+  );
+}
+writeFileSync(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
+writeFileSync(join(out, 'summary.md'), lines.join('\n') + '\n');
+console.log(lines.join('\n'));
+if (failures.length) {
+  console.error(`failed:\n  ${failures.join('\n  ')}`);
+  process.exit(1);
+}
