@@ -106,6 +106,23 @@ test('plan: one factor at a time, grid, shared trainings, eval-only cells and en
   assert.ok(ens && ens.kind === 'eval');
   assert.deepEqual(ens.needs, ['base-s1', 'model.name=resnet34-s1']);
 
+  // seed+K: the ensemble of a training's run and its run K seeds on (wrapping round), no extra training.
+  const sk = makePlan({ set: base, vary: ['eval.ensemble=seed+1'], seeds: 3 });
+  assert.deepEqual(
+    sk.trainings.map((t) => t.id),
+    ['base'],
+  );
+  const skJobs = jobs(sk).filter((j) => j.kind === 'eval' && j.cell.id !== 'base');
+  assert.deepEqual(
+    skJobs.map((j) => (j.kind === 'eval' ? j.needs : [])),
+    [
+      ['base-s0', 'base-s1'],
+      ['base-s1', 'base-s2'],
+      ['base-s2', 'base-s0'],
+    ],
+  );
+  assert.throws(() => makePlan({ set: base, vary: ['eval.ensemble=seed+3'], seeds: 3 }), /the run itself/);
+
   const g = makePlan({ set: base, vary: ['input.resize=squash,center', 'augment.cutout=0,4'], grid: true, seeds: 1 });
   assert.equal(g.cells.length, 1 + 4);
   assert.ok(g.cells.some((c) => c.id === 'input.resize=center+augment.cutout=4'));

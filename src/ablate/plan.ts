@@ -7,7 +7,8 @@ import { ConfigError, loadConfigFile, parseOverride, resolveConfig, type ConfigL
  * Keys that change only the evaluation, so such a cell shares the training of the cell without them:
  * `eval.size` (test resolution, e.g. FixRes's larger test size), `eval.tta` (test-time views, '+'-joined:
  * `flip`, `flip+zoom`), `eval.ensemble` (the mean of this cell's run and the same seed's run of the cell
- * with these training overrides, '+'-joined: `model.name=resnet34`).
+ * with these training overrides, '+'-joined: `model.name=resnet34`; or `seed+K`: of this cell's run and its
+ * own training's run K seeds on, wrapping round, which costs no training).
  */
 export const EVAL_KEYS = ['eval.size', 'eval.tta', 'eval.ensemble'] as const;
 export type EvalKey = (typeof EVAL_KEYS)[number];
@@ -36,6 +37,8 @@ export interface EvalVariant {
   tta?: string[];
   /** The training the ensemble partner's run comes from (its id). */
   ensembleWith?: string;
+  /** The partner's seed is this many seeds on (modulo the number of seeds). */
+  ensembleSeedOffset?: number;
 }
 
 export interface Cell {
@@ -109,7 +112,12 @@ export function settingsId(settings: readonly Setting[]): string {
   return settings.map(([k, v]) => `${k}=${v}`.replace(/[^A-Za-z0-9._=+-]/g, '_')).join('+');
 }
 
-function evalVariant(settings: readonly Setting[], partnerId: (o: Setting[]) => string): EvalVariant {
+function evalVariant(
+  settings: readonly Setting[],
+  partnerId: (o: Setting[]) => string,
+  ownTraining: string,
+  seeds: number,
+): EvalVariant {
   const e: EvalVariant = {};
   for (const [k, v] of settings) {
     if (k === 'eval.size') {
@@ -121,6 +129,12 @@ function evalVariant(settings: readonly Setting[], partnerId: (o: Setting[]) => 
       if (!views.length || views.some((x) => !/^[a-z]+$/.test(x)))
         throw new ConfigError(`eval.tta=${v}: expected views joined by '+', e.g. flip or flip+zoom`);
       e.tta = views;
+    } else if (k === 'eval.ensemble' && /^seed\+\d+$/.test(v)) {
+      const offset = Number(v.slice(5));
+      if (offset % seeds === 0)
+        throw new ConfigError(`eval.ensemble=${v}: with ${seeds} seed(s) that is the run itself; use more seeds`);
+      e.ensembleWith = ownTraining;
+      e.ensembleSeedOffset = offset;
     } else if (k === 'eval.ensemble') {
       const partner = v.split('+').map((kv) => keyValue(kv, 'eval.ensemble'));
       if (partner.some(([pk]) => isEvalKey(pk)))
@@ -183,6 +197,8 @@ export function makePlan(spec: AblateSpec): Plan {
     const ev = evalVariant(
       settings.filter(([k]) => isEvalKey(k)),
       (partner) => trainingOf([...overrides.filter(([k]) => !partner.some(([pk]) => pk === k)), ...partner], true),
+      training,
+      spec.seeds,
     );
     cells.push({ id, settings, training, eval: ev });
   }
@@ -207,7 +223,8 @@ export function jobs(plan: Plan): Job[] {
     for (const t of plan.trainings) out.push({ kind: 'train', name: runName(t.id, seed), training: t, seed });
     for (const c of plan.cells) {
       const needs = [runName(c.training, seed)];
-      if (c.eval.ensembleWith) needs.push(runName(c.eval.ensembleWith, seed));
+      const partnerSeed = plan.seeds[(seed + (c.eval.ensembleSeedOffset ?? 0)) % plan.seeds.length]!;
+      if (c.eval.ensembleWith) needs.push(runName(c.eval.ensembleWith, partnerSeed));
       out.push({ kind: 'eval', name: `${c.id}-s${seed}`, cell: c, seed, needs });
     }
   }

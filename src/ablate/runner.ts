@@ -95,15 +95,10 @@ function evalCommand(o: RunnerOptions, j: Extract<Job, { kind: 'eval' }>): Comma
   const e = j.cell.eval;
   const tta = e.tta ? ['--tta', e.tta.join(',')] : [];
   const out = ['--split', o.split, '--out', L.evalResult(j.name), '--json'];
+  // The partner run is the last training the job needs (plan.ts: jobs()).
   if (e.ensembleWith)
     return {
-      args: [
-        'ensemble',
-        L.runDir(runName(j.cell.training, j.seed)),
-        L.runDir(runName(e.ensembleWith, j.seed)),
-        ...tta,
-        ...out,
-      ],
+      args: ['ensemble', L.runDir(runName(j.cell.training, j.seed)), L.runDir(j.needs.at(-1)!), ...tta, ...out],
     };
   return {
     args: [

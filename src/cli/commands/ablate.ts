@@ -25,7 +25,7 @@ export default defineCliCommand({
       repeatable: true,
       description:
         "factor, repeatable: --vary input.resize=squash or --vary augment.cutout=4,8; eval-only keys share the base's training: " +
-        'eval.size=80 (test size), eval.tta=flip, eval.ensemble=model.name=resnet34 (mean with that training, same seed)',
+        'eval.size=80 (test size), eval.tta=flip, eval.ensemble=model.name=resnet34 (mean with that training, same seed) or eval.ensemble=seed+1 (with the next seed run)',
     },
     cell: {
       type: 'string',
