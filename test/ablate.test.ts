@@ -4,13 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, sample } from './fixres-helpers.js';
 import { moments, studentTCdf, studentTQuantile, welchDifference } from '../src/ablate/stats.js';
 import { jobs, makePlan, splitValues } from '../src/ablate/plan.js';
-import type { AblateSummary } from '../src/ablate/summary.js';
+import { ABLATE_METRICS, type AblateMetric, type AblateSummary, type CellSummary } from '../src/ablate/summary.js';
+import { renderAblationHtml } from '../src/ablate/ablate-html.js';
+import { artifacts, chromiumSkip, openPage, withChromium } from './helpers/chromium-page.js';
 
 const cli = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-ablate-'));
@@ -202,4 +204,51 @@ test('goodsrec ablate: killed mid-way and restarted, finished jobs are not run a
   const third = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, CI: '1' } });
   assert.equal(third.status, 0, third.stderr);
   assert.match(third.stderr, /8 of 8 jobs done already/);
+});
+
+test('the ablation page renders in headless Chromium: both charts drawn, no console errors', {
+  skip: chromiumSkip(),
+}, async () => {
+  const cell = (id: string, top1: number[], base?: number[]): CellSummary => {
+    const values = Object.fromEntries(ABLATE_METRICS.map((k) => [k, top1])) as Record<AblateMetric, number[]>;
+    return {
+      id,
+      settings: [],
+      training: id,
+      seeds: top1.map((_, i) => i),
+      values,
+      stats: Object.fromEntries(ABLATE_METRICS.map((k) => [k, moments(top1)])) as CellSummary['stats'],
+      ...(base
+        ? {
+            vsBase: Object.fromEntries(
+              ABLATE_METRICS.map((k) => [k, welchDifference(base, top1)]),
+            ) as CellSummary['vsBase'],
+          }
+        : {}),
+      trainMinutes: 1.5,
+    };
+  };
+  const base = [0.3, 0.32, 0.29];
+  const s: AblateSummary = {
+    format: 'goodsrec-ablate-1',
+    split: 'test',
+    seeds: [0, 1, 2],
+    interval: '95% Welch t interval',
+    metrics: ABLATE_METRICS,
+    cells: [
+      cell('base', base),
+      cell('input.resize=squash', [0.27, 0.26, 0.3], base),
+      cell('eval.tta=flip', [0.31, 0.33, 0.3], base),
+    ],
+  };
+  const file = join(work, 'page.html');
+  writeFileSync(file, renderAblationHtml(s));
+  await withChromium(async (browser) => {
+    const { page, painted, errors } = await openPage(browser, file);
+    assert.equal(painted.length, 2, 'chart containers');
+    for (const [i, n] of painted.entries()) assert.ok(n > 500, `chart ${i} has ${n} painted pixels`);
+    assert.deepEqual(errors, [], 'console errors');
+    await page.screenshot({ path: join(artifacts, 'ablation-page.png'), fullPage: true });
+    await page.close();
+  });
 });

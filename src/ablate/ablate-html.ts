@@ -34,7 +34,7 @@ export function renderAblationHtml(s: AblateSummary, title = 'goodsrec ablation'
           : [pts(d.low), pts(d.high), pts(d.low), pts(d.high)];
       }),
   };
-  const height = Math.max(260, 28 * s.cells.length + 80);
+  const height = Math.max(380, 28 * s.cells.length + 80);
   return `${pageHead(title, { side: 0, chartHeight: height, css: 'code{font-size:12px}' })}
 <h1>${esc(title)}</h1>
 <p>Split <code>${esc(s.split)}</code>, seeds ${s.seeds.join(', ')}. Mean ± sample sd over the seeds that finished; Δ: the cell's mean
@@ -54,7 +54,7 @@ chart('seeds', { tooltip: {}, grid: { left: 220 },
   series: [{ name: 'mean', type: 'bar', data: D.means, itemStyle: { color: '#9ec5e8' } },
     { name: 'seed', type: 'scatter', data: D.seeds.map((p) => [p[1], p[0], p[2]]), symbolSize: 8,
       tooltip: { formatter: (p) => 'seed ' + p.value[2] + ': ' + p.value[0] + ' %' } }] });
-chart('diffs', { tooltip: {}, grid: { bottom: 150 },
+chart('diffs', { tooltip: {}, grid: { bottom: 120, top: 40 },
   xAxis: { type: 'category', data: D.diffCells, axisLabel: { rotate: 45, fontSize: 10 } },
   yAxis: { type: 'value', name: 'Δ points', scale: true },
   series: [{ name: '95% interval', type: 'candlestick', data: D.intervals, barMaxWidth: 14,
