@@ -170,6 +170,14 @@ test('goodsrec ablate: killed mid-way and restarted, finished jobs are not run a
   const doneBefore = readdirSync(join(out, 'results')).filter((f) => f.endsWith('.json'));
   assert.ok(doneBefore.length >= 1 && doneBefore.length < 6, `done before the kill: ${doneBefore.join(', ')}`);
 
+  // The killed runner's lock is left behind with a dead pid (taken over below); a live holder is refused.
+  assert.ok(existsSync(join(out, 'ablate.lock')));
+  writeFileSync(join(out, 'ablate.lock'), `${process.pid}\n`);
+  const refused = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, CI: '1' } });
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, new RegExp(`another goodsrec ablate \\(pid ${process.pid}\\) is running`));
+  writeFileSync(join(out, 'ablate.lock'), `${first.pid}\n`);
+
   const second = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, CI: '1' } });
   assert.equal(second.status, 0, second.stderr);
   assert.match(second.stderr, new RegExp(`${doneBefore.length} of 8 jobs done already`));
@@ -204,6 +212,7 @@ test('goodsrec ablate: killed mid-way and restarted, finished jobs are not run a
   const third = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, CI: '1' } });
   assert.equal(third.status, 0, third.stderr);
   assert.match(third.stderr, /8 of 8 jobs done already/);
+  assert.ok(!existsSync(join(out, 'ablate.lock')), 'the lock is released');
 });
 
 test('the ablation page renders in headless Chromium: both charts drawn, no console errors', {

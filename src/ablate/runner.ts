@@ -7,7 +7,7 @@
 // A job whose result exists is not run again; a run folder without a result continues from its latest
 // checkpoint (`train --resume`), or starts over when it has none. So killing and restarting continues.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPointer } from '../run/checkpoint.js';
 import { RUN_FILE } from '../run/layout.js';
@@ -34,7 +34,40 @@ export const ablateLayout = (out: string) => ({
   trainResult: (name: string) => join(out, 'results', `${name}.train.json`),
   evalResult: (name: string) => join(out, 'results', `${name}.eval.json`),
   log: (name: string, kind: string) => join(out, 'logs', `${name}.${kind}.log`),
+  lock: join(out, 'ablate.lock'),
 });
+
+/** Whether a process with this id is alive (ours or another user's). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the ablation folder for this process: two runners on one folder would resume the same run folders at
+ * once. A lock left by a killed runner (its process gone) is taken over.
+ */
+function takeLock(file: string): () => void {
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return () => rmSync(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
+        throw new Error(
+          `${file}: another goodsrec ablate (pid ${pid}) is running on this folder; wait for it or stop it`,
+        );
+      rmSync(file, { force: true });
+    }
+  }
+  throw new Error(`${file}: could not take the lock`);
+}
 
 /** Whether a job's result is there (the job is done). */
 export function jobDone(out: string, j: Job): boolean {
@@ -130,6 +163,7 @@ export interface RunOutcome {
 export async function runAblation(spec: AblateSpec, plan: Plan, o: RunnerOptions): Promise<RunOutcome> {
   const L = ablateLayout(o.out);
   for (const d of [L.runs, L.results, L.logs]) mkdirSync(d, { recursive: true });
+  const unlock = takeLock(L.lock);
   const all = planJobs(plan);
   const pending = all.filter((j) => !jobDone(o.out, j));
   const outcome: RunOutcome = { done: 0, skipped: all.length - pending.length, failed: [], interrupted: false };
@@ -252,6 +286,7 @@ export async function runAblation(spec: AblateSpec, plan: Plan, o: RunnerOptions
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    unlock();
   }
   // Jobs left waiting on a training that never finished (interrupted or blocked).
   for (const j of pending)
