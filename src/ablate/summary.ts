@@ -1,6 +1,7 @@
 // The summary of an ablation: per cell and metric the mean and sample sd over the seeds that finished, and
 // the difference to the base cell with Welch's 95% t interval. Written as summary.json and summary.md.
 import { existsSync, readFileSync } from 'node:fs';
+import { RunFolder } from '../run/run-folder.js';
 import { readEvalFile } from '../run/eval-file.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { join } from 'node:path';
@@ -22,7 +23,7 @@ export interface CellSummary {
   stats: Record<AblateMetric, Moments>;
   /** This cell minus the base cell (Welch); absent for the base itself. */
   vsBase?: Record<AblateMetric, Difference>;
-  /** Wall minutes of the cell's trainings (train's result), mean over seeds; null when not recorded. */
+  /** Minutes per training run of the cell's training (sum of its epochs' times), mean over seeds; null when unknown. */
   trainMinutes: number | null;
 }
 
@@ -35,18 +36,27 @@ export interface AblateSummary {
   cells: CellSummary[];
 }
 
+/**
+ * Minutes of training per run, mean over the seeds: the sum of the epochs' times in the run's metrics (a run
+ * that was stopped and resumed counts every epoch, which train's own result does not). null when unknown.
+ */
 function trainMinutes(out: string, training: string, seeds: readonly number[]): number | null {
   const L = ablateLayout(out);
   const ms: number[] = [];
   for (const s of seeds) {
-    const f = L.trainResult(runName(training, s));
-    if (!existsSync(f)) continue;
-    try {
-      const r = JSON.parse(readFileSync(f, 'utf8')) as { seconds?: unknown };
-      if (typeof r.seconds === 'number') ms.push(r.seconds / 60);
-    } catch {
-      // A result that is not JSON (a train that printed nothing) has no time to give.
+    const run = new RunFolder(L.runDir(runName(training, s)));
+    if (!run.has('metrics')) continue;
+    let seconds = 0;
+    for (const line of readFileSync(run.path('metrics'), 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        const r = JSON.parse(line) as { type?: unknown; seconds?: unknown };
+        if (r.type === 'epoch' && typeof r.seconds === 'number') seconds += r.seconds;
+      } catch {
+        // A torn last line of a killed run: its epoch is not counted.
+      }
     }
+    if (seconds > 0) ms.push(seconds / 60);
   }
   return ms.length ? moments(ms).mean : null;
 }
