@@ -2,15 +2,17 @@
 // Accuracy at equal budget over several seeds (issue 14, items 3 and 5): ResNet-50 at 128 px from scratch
 // with the recipe on Grocery Store's train split, tested on its test split, for `goodsrec train` and its
 // torchvision twin (bench/train_torchvision.py), fp32 and/or bf16 autocast. Two jobs at a time, each with one
-// compute thread and one loader worker, so each holds one of the two cores. A job whose result file exists is
-// not run again: the experiment resumes after an interruption.
+// compute thread and one loader worker, so each holds one of the two cores. The goodsrec side is a use of
+// `goodsrec ablate` (OUT/goodsrec: the base is the first --amp, the others vary it; resumable, its own
+// summary.md/html with Welch intervals); the torchvision side cannot be expressed as goodsrec runs and keeps
+// its own job loop here (a job whose result file exists is not run again).
 //
 //   node scripts/experiments/seeds.mjs [--seeds 0,1,2] [--epochs 4] [--size 128] [--sides goodsrec,torchvision]
 //       [--amp off,bf16] [--out /tmp/exp/seeds] [--jobs 2]
 //
 // Prints and writes (OUT/summary.md, OUT/summary.json) the mean, sample standard deviation and range of test
 // top-1/top-5 per side and precision.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   createWriteStream,
   existsSync,
@@ -49,54 +51,50 @@ if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`--epochs ${o.epoch
 if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`--seeds ${o.seeds}: expected integers >= 0`);
 mkdirSync(out, { recursive: true });
 
+// The torchvision side's jobs (the goodsrec side is one `goodsrec ablate`).
 const jobs = [];
 for (const seed of seeds)
   for (const amp of list(o.amp))
-    for (const side of list(o.sides)) jobs.push({ side, amp, seed, name: `${side}-${amp}-s${seed}` });
+    if (list(o.sides).includes('torchvision')) jobs.push({ amp, seed, name: `torchvision-${amp}-s${seed}` });
 
 /** The recipe both sides run (bench/train_torchvision.py's docstring), one core and one loader worker each. */
 const RECIPE = { batch: 32, warmupEpochs: 0.5, cutout: 8, threads: 1, workers: 1 };
 
-/** The command of one job; both sides get RECIPE. */
-function command(j) {
-  const result = join(out, `${j.name}.json`);
-  if (j.side !== 'goodsrec') return torchvisionCommand(j, result);
-  const cli = join(REPO, 'dist', 'src', 'cli', 'main.js');
-  const runDir = join(out, j.name);
-  // A goodsrec run that was interrupted continues from its last checkpoint (the torchvision twin starts over).
-  const args = existsSync(join(runDir, 'config.json'))
-    ? [cli, 'train', '--resume', runDir, '--json']
-    : [
-        cli,
-        'train',
-        '--data',
-        o.data,
-        '--model',
-        'resnet50',
-        '--size',
-        String(size),
-        '--batch-size',
-        String(RECIPE.batch),
-        '--epochs',
-        String(epochs),
-        ...[
-          `schedule.warmupEpochs=${RECIPE.warmupEpochs}`,
-          'schedule.perIteration=true',
-          `augment.cutout=${RECIPE.cutout}`,
-          `threads=${RECIPE.threads}`,
-          `data.workers=${RECIPE.workers}`,
-          `validateEvery=${epochs}`,
-          `checkpointEvery=${epochs}`,
-          `seed=${j.seed}`,
-          `amp=${j.amp}`,
-        ].flatMap((kv) => ['--set', kv]),
-        '--out',
-        out,
-        '--name',
-        j.name,
-        '--json',
-      ];
-  return { cmd: process.execPath, args, env: {}, result, stdoutIsResult: true };
+/** The goodsrec side: one `goodsrec ablate` over the seeds and precisions (RECIPE, one thread per job). */
+function runGoodsrecSide(amps) {
+  if (seeds.some((s, i) => s !== i))
+    throw new Error(`--seeds ${o.seeds}: the goodsrec side (goodsrec ablate) runs seeds 0..N-1`);
+  const sets = [
+    `data.root=${o.data}`,
+    'model.name=resnet50',
+    `input.size=${size}`,
+    `batchSize=${RECIPE.batch}`,
+    `schedule.epochs=${epochs}`,
+    `schedule.warmupEpochs=${RECIPE.warmupEpochs}`,
+    'schedule.perIteration=true',
+    `augment.cutout=${RECIPE.cutout}`,
+    `data.workers=${RECIPE.workers}`,
+    `validateEvery=${epochs}`,
+    `checkpointEvery=${epochs}`,
+    `amp=${amps[0]}`,
+  ];
+  const args = [
+    join(REPO, 'dist', 'src', 'cli', 'main.js'),
+    'ablate',
+    ...sets.flatMap((kv) => ['--set', kv]),
+    ...(amps.length > 1 ? ['--vary', `amp=${amps.slice(1).join(',')}`] : []),
+    '--seeds',
+    String(seeds.length),
+    '--parallel',
+    o.jobs,
+    '--threads',
+    String(RECIPE.threads),
+    '--out',
+    join(out, 'goodsrec'),
+  ];
+  console.log('goodsrec side: goodsrec ablate (its progress below)');
+  const r = spawnSync(process.execPath, args, { cwd: REPO, stdio: 'inherit' });
+  if (r.status !== 0) failures.push(`goodsrec ablate exited ${r.status}; see ${join(out, 'goodsrec', 'logs')}`);
 }
 
 async function recipeNorm() {
@@ -105,7 +103,8 @@ async function recipeNorm() {
 }
 const NORM = await recipeNorm();
 
-function torchvisionCommand(j, result) {
+function torchvisionCommand(j) {
+  const result = join(out, `${j.name}.json`);
   return {
     cmd: '/usr/bin/python3',
     args: [
@@ -135,12 +134,11 @@ function torchvisionCommand(j, result) {
     ],
     env: { OMP_NUM_THREADS: String(RECIPE.threads), GOODSREC_NORM: NORM },
     result,
-    stdoutIsResult: false,
   };
 }
 
 function runJob(j) {
-  const c = command(j);
+  const c = torchvisionCommand(j);
   if (existsSync(c.result)) {
     console.log(`${j.name}: done already`);
     return Promise.resolve();
@@ -151,16 +149,13 @@ function runJob(j) {
     const p = spawn(c.cmd, c.args, { cwd: REPO, env: { ...process.env, ...c.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     // The log grows while the job runs (progress lines of both sides), the result is only renamed in at the end.
     const log = createWriteStream(join(out, `${j.name}.log`));
-    let stdout = '';
     p.stdout.on('data', (d) => {
-      stdout += d;
-      if (!c.stdoutIsResult) log.write(d);
+      log.write(d);
     });
     p.stderr.on('data', (d) => log.write(d));
     p.on('exit', (code) => {
       log.end();
       if (code !== 0) return rej(new Error(`${j.name} exited ${code}; see ${join(out, `${j.name}.log`)}`));
-      if (c.stdoutIsResult) writeFileSync(`${c.result}.partial`, stdout);
       renameSync(`${c.result}.partial`, c.result);
       console.log(`${j.name}: finished in ${((Date.now() - t0) / 60000).toFixed(1)} min`);
       res();
@@ -168,15 +163,9 @@ function runJob(j) {
   });
 }
 
-/** top-1, top-5 and wall time of a finished job, whichever side wrote it. */
-function figures(j) {
-  const r = JSON.parse(readFileSync(join(out, `${j.name}.json`), 'utf8'));
-  if (j.side === 'goodsrec') return { top1: r.lastVal.top1, top5: r.lastVal.top5, minutes: r.seconds / 60 };
-  return { top1: r.top1, top5: r.top5, minutes: r.wallSeconds / 60 };
-}
-
-const queue = [...jobs];
 const failures = [];
+if (list(o.sides).includes('goodsrec')) runGoodsrecSide(list(o.amp));
+const queue = [...jobs];
 await Promise.all(
   Array.from({ length: Number(o.jobs) }, async () => {
     for (let j = queue.shift(); j; j = queue.shift()) await runJob(j).catch((e) => failures.push(e.message));
@@ -188,17 +177,31 @@ const stats = (xs) => {
   const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : Number.NaN;
   return { mean, sd, min: Math.min(...xs), max: Math.max(...xs) };
 };
-// Every finished run in the folder, not only this invocation's: seeds can be added one call at a time.
-const done = readdirSync(out)
-  .map((f) => /^(goodsrec|torchvision)-(off|bf16)-s(\d+)\.json$/.exec(f))
-  .filter((m) => m !== null)
-  .map((m) => ({ side: m[1], amp: m[2], seed: Number(m[3]), name: `${m[1]}-${m[2]}-s${m[3]}` }))
-  .sort((a, b) => a.side.localeCompare(b.side) || a.amp.localeCompare(b.amp) || a.seed - b.seed);
+// Every finished run, not only this invocation's: seeds can be added one call at a time.
 const groups = new Map();
+const ablateSummary = join(out, 'goodsrec', 'summary.json');
+if (existsSync(ablateSummary)) {
+  // goodsrec ablate's cells: 'base' is its first --amp, 'amp=X' the others.
+  const first = JSON.parse(readFileSync(join(out, 'goodsrec', 'plan.json'), 'utf8')).spec.set.find((kv) =>
+    kv.startsWith('amp='),
+  );
+  for (const c of JSON.parse(readFileSync(ablateSummary, 'utf8')).cells) {
+    const amp = c.id === 'base' ? first.slice(4) : c.id.replace(/^amp=/, '');
+    const minutes = c.trainMinutes ?? Number.NaN;
+    const rs = c.seeds.map((seed, i) => ({ seed, top1: c.values.top1[i], top5: c.values.top5[i], minutes }));
+    if (rs.length) groups.set(`goodsrec ${amp === 'off' ? 'fp32' : amp}`, rs);
+  }
+}
+const done = readdirSync(out)
+  .map((f) => /^torchvision-(off|bf16)-s(\d+)\.json$/.exec(f))
+  .filter((m) => m !== null)
+  .map((m) => ({ amp: m[1], seed: Number(m[2]), file: join(out, m[0]) }))
+  .sort((a, b) => a.amp.localeCompare(b.amp) || a.seed - b.seed);
 for (const j of done) {
-  const key = `${j.side} ${j.amp === 'off' ? 'fp32' : j.amp}`;
+  const key = `torchvision ${j.amp === 'off' ? 'fp32' : j.amp}`;
   if (!groups.has(key)) groups.set(key, []);
-  groups.get(key).push({ seed: j.seed, ...figures(j) });
+  const r = JSON.parse(readFileSync(j.file, 'utf8'));
+  groups.get(key).push({ seed: j.seed, top1: r.top1, top5: r.top5, minutes: r.wallSeconds / 60 });
 }
 const pct = (x) => (100 * x).toFixed(2);
 const lines = [

@@ -24,6 +24,7 @@ const commands: Record<string, Lazy> = {
   pull: () => load(import('./commands/pull.js')),
   gallery: () => load(import('./commands/gallery.js')),
   audit: () => load(import('./commands/audit.js')),
+  ablate: () => load(import('./commands/ablate.js')),
 };
 
 const main = defineCommand({
