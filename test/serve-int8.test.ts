@@ -14,6 +14,11 @@ import { evalPipeline } from '../src/run/pipelines.js';
 import { calibrationPhotos, exportLoaded, exportLoadedInt8 } from '../src/serve/onnx/export.js';
 import { activationQParams, quantizeWeightsPerChannel } from '../src/serve/onnx/quantize.js';
 import { disposeRecognizer } from '../src/eval/predictor.js';
+import { openServedModel, readSidecar } from '../src/serve/model.js';
+import { evaluateOnnx } from '../src/serve/onnx/evaluate.js';
+import { evaluate } from '../src/eval/evaluate.js';
+import { loadAlignedSplit } from '../src/eval/align.js';
+import { buildServer } from '../src/serve/server.js';
 import { SAMPLE, repoRoot, standInRecognizer } from './serve-helpers.js';
 
 const { onnx } = onnxProto;
@@ -100,6 +105,19 @@ test('export --int8: QDQ graph, BatchNorm folded, logits close to float32 on rea
     assert.equal(types.filter((t) => t === DT.INT32).length, 20 * 2, 'int32 biases and their zero points');
     assert.ok(readFileSync(q.onnxPath).length < readFileSync(fp.onnxPath).length / 3, 'weights stored in 8 bits');
 
+    // The server says what it serves.
+    const app = await buildServer({ model: await openServedModel(join(work, 'int8'), { threads: 1 }) });
+    try {
+      const m = (await app.inject({ method: 'GET', url: '/v1/model' })).json() as {
+        precision: string;
+        quantization: { calibration: { photos: number; method: string } };
+      };
+      assert.equal(m.precision, 'int8');
+      assert.deepEqual(m.quantization.calibration, { ...q.sidecar.quantization!.calibration });
+    } finally {
+      await app.close();
+    }
+
     // onnxruntime fuses DQ -> Conv [-> Relu] -> Q into integer convolutions.
     const optimized = join(work, 'optimized.onnx');
     const s = await ort.InferenceSession.create(q.onnxPath, {
@@ -143,6 +161,34 @@ test('export --int8: QDQ graph, BatchNorm folded, logits close to float32 on rea
     }
     // The stand-in's classes are near ties on some photos (random trunk, nearest-mean classifier).
     assert.ok(agree >= 0.9 * n, `top-1 agrees on ${agree} of ${n} photos`);
+  } finally {
+    disposeRecognizer(recognizer);
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('goodsrec eval on an exported graph: onnxruntime scores the split as the engine does (plain and flip)', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'goodsrec-onnx-eval-'));
+  const { recognizer, exportDir } = await standInRecognizer(work);
+  try {
+    const sidecar = readSidecar(join(exportDir, 'model.json'));
+    const ds = loadAlignedSplit(join(repoRoot, 'examples', 'grocery-sample'), 'test', sidecar.classes);
+    for (const tta of [[], ['flip']] as const) {
+      const engine = await evaluate(recognizer.model, ds, evalPipeline(SAMPLE.preprocess), {
+        tta: [...tta],
+        workers: 0,
+      });
+      const onnx = await evaluateOnnx(join(exportDir, 'model.onnx'), sidecar, ds, { tta, threads: 1 });
+      assert.equal(onnx.metrics.samples, ds.samples.length);
+      assert.equal(onnx.metrics.top1, engine.metrics.top1, `tta ${tta.join(',') || 'none'}`);
+      assert.ok(Math.abs(onnx.metrics.loss! - engine.metrics.loss!) < 1e-3 * Math.max(1, engine.metrics.loss!));
+      const byIndex = new Map(engine.predictions.map((p) => [p.index, p.top[0]]));
+      for (const p of onnx.predictions) assert.equal(p.top[0], byIndex.get(p.index), p.path);
+    }
+    // Negative control: the flip view changes the scores (so the flip test above is not vacuous).
+    const plain = await evaluateOnnx(join(exportDir, 'model.onnx'), sidecar, ds, { threads: 1 });
+    const flip = await evaluateOnnx(join(exportDir, 'model.onnx'), sidecar, ds, { tta: ['flip'], threads: 1 });
+    assert.notEqual(plain.metrics.loss, flip.metrics.loss);
   } finally {
     disposeRecognizer(recognizer);
     rmSync(work, { recursive: true, force: true });

@@ -33,6 +33,14 @@ export interface OpenOptions {
   log?: (m: string) => void;
 }
 
+/** The graph to evaluate when `path` is an exported one (a .onnx file or a folder with model.onnx + model.json), else null. */
+export function exportedGraph(path: string): string | null {
+  const p = resolve(path);
+  if (!existsSync(p)) return null;
+  if (statSync(p).isFile()) return p.endsWith('.onnx') ? p : null;
+  return existsSync(join(p, 'model.onnx')) && existsSync(join(p, 'model.json')) ? join(p, 'model.onnx') : null;
+}
+
 /** The sidecar of a graph: model.json next to model.onnx, or <name>.json next to <name>.onnx. */
 export function sidecarPathFor(onnxPath: string): string {
   const named = join(dirname(onnxPath), basename(onnxPath, '.onnx') + '.json');
