@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { readSafetensorsSync } from '../src/io/index.js';
 import { loadCheckpoint } from '../src/run/checkpoint.js';
 import { cpuFeatures, cpuHasNativeBf16 } from '../src/util/cpu-features.js';
+import { chooseAmp } from '../src/train/amp-choice.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -301,8 +302,33 @@ test('EMA, gradient accumulation, class-balanced sampling and bf16 autocast run 
   const warned = /bf16 convolutions and matmuls are emulated/.test(r.stderr);
   if (native !== null) assert.equal(warned, !native, `native bf16 ${native}; stderr: ${r.stderr.slice(-500)}`);
   // The CPU is recorded with the run: a speed figure is a fact about one CPU kind.
-  const v = JSON.parse(readFileSync(join(dir, 'versions.json'), 'utf8')) as { cpu: { model: string; isa: string[] } };
+  const v = JSON.parse(readFileSync(join(dir, 'versions.json'), 'utf8')) as {
+    cpu: { model: string; isa: string[] };
+    amp: { amp: string; requested: string; reason: string };
+  };
   assert.deepEqual(v.cpu, cpuFeatures());
+  // The precision chosen is printed at start and recorded: here asked for explicitly.
+  assert.deepEqual(v.amp, { amp: 'bf16', requested: 'bf16', reason: 'set in the config' });
+  assert.match(r.stderr, /amp: bf16 \(set in the config\)/);
+});
+
+test("amp 'auto': bf16 on CPUs with native bf16, fp32 on the others, fp16 on CUDA; the reason names the CPU", () => {
+  const zen3 = cpuFeatures('model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n');
+  const zen4 = cpuFeatures('model name\t: AMD EPYC 9B14\nflags\t\t: avx2 avx512f avx512_vnni avx512_bf16\n');
+  const spr = cpuFeatures('model name\t: Intel Xeon 8480+\nflags\t\t: avx2 avx512f amx_tile amx_bf16\n');
+  const unknown = cpuFeatures('');
+  assert.equal(chooseAmp('auto', 'cpu', zen4).amp, 'bf16');
+  assert.match(chooseAmp('auto', 'cpu', zen4).reason, /AMD EPYC 9B14 has avx512_bf16/);
+  assert.equal(chooseAmp('auto', 'cpu', spr).amp, 'bf16');
+  assert.equal(chooseAmp('auto', 'cpu', zen3).amp, 'off');
+  assert.match(chooseAmp('auto', 'cpu', zen3).reason, /AMD EPYC 7B13 has neither AVX512-BF16 nor AMX/);
+  assert.equal(chooseAmp('auto', 'cpu', unknown).amp, 'off');
+  assert.equal(chooseAmp('auto', 'cuda', zen3).amp, 'fp16');
+  assert.equal(chooseAmp('auto', 'cuda:1', zen4).amp, 'fp16');
+  // An explicit choice is kept whatever the CPU; fp16 on CPU is an error naming the alternatives.
+  assert.equal(chooseAmp('bf16', 'cpu', zen3).amp, 'bf16');
+  assert.equal(chooseAmp('off', 'cpu', zen4).amp, 'off');
+  assert.throws(() => chooseAmp('fp16', 'cpu', zen4), /needs a CUDA device; on CPU use 'bf16' or 'off'/);
 });
 
 test('cpu features: model and kernel flags from /proc/cpuinfo text; native bf16 needs AVX512-BF16 or AMX', () => {

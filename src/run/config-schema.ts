@@ -246,7 +246,7 @@ export const CONFIG_SCHEMA = {
   amp: {
     kind: oneOf(['auto', 'off', 'bf16', 'fp16']),
     default: 'auto',
-    doc: "mixed precision: 'auto' (fp16 on CUDA, off on CPU), 'off', 'bf16', 'fp16'",
+    doc: "mixed precision: 'auto' (fp16 on CUDA; bf16 on CPUs with AVX512-BF16 or AMX, else off), 'off', 'bf16', 'fp16'",
     flag: { name: 'amp' },
   },
   seed: { kind: int({ min: 0 }), default: 0, doc: 'seed for shuffling, augmentation and init', flag: { name: 'seed' } },

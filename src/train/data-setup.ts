@@ -18,6 +18,7 @@ import type { TrainConfig } from '../run/config.js';
 import { configNormalization, preprocessFromConfig, trainPipeline, type PreprocessConfig } from '../run/pipelines.js';
 import type { RunFolder, RunInfo } from '../run/run-folder.js';
 import { cpuFeatures } from '../util/cpu-features.js';
+import type { AmpChoice } from './amp-choice.js';
 import { goodsrecVersion } from '../util/version.js';
 import { sha256, type DistributedSession } from '../distributed/session.js';
 import { reportSkippedInputs } from './run-start.js';
@@ -40,7 +41,7 @@ export function prepareDataset(c: TrainConfig): { all: Dataset; train: Dataset; 
 }
 
 /** Library and machine versions a run records (versions.json). */
-export function versions(device: T.Device): Record<string, unknown> {
+export function versions(device: T.Device, amp?: AmpChoice): Record<string, unknown> {
   const b = T.buildInfo();
   return {
     goodsrec: goodsrecVersion(),
@@ -53,6 +54,7 @@ export function versions(device: T.Device): Record<string, unknown> {
     threads: T.getNumThreads(),
     platform: `${process.platform}-${process.arch}`,
     cpu: cpuFeatures(),
+    ...(amp ? { amp } : {}),
   };
 }
 
@@ -76,7 +78,7 @@ export async function prepareData(
   c: TrainConfig,
   folder: RunFolder,
   stored: RunInfo | null,
-  o: { dist: DistributedSession | null; device: T.Device; log: (line: string) => void },
+  o: { dist: DistributedSession | null; device: T.Device; amp?: AmpChoice; log: (line: string) => void },
 ): Promise<TrainingData> {
   const { dist, log } = o;
   const isMain = dist === null || dist.isMain;
@@ -116,7 +118,7 @@ export async function prepareData(
       config: c,
       classes: all.classes,
       preprocess,
-      versions: versions(o.device),
+      versions: versions(o.device, o.amp),
       dataset: {
         root: resolve(c.data.root),
         classes: all.classes.length,

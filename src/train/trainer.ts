@@ -8,6 +8,7 @@ import * as T from '../tensor/index.js';
 import type { DataLoader, Dataset } from '../data/index.js';
 import { deriveSeed } from '../util/rng.js';
 import { cpuFeatures, cpuHasNativeBf16 } from '../util/cpu-features.js';
+import { chooseAmp } from './amp-choice.js';
 import { evaluate } from '../eval/evaluate.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { type TrainConfig, DEFAULT_CONFIG } from '../run/config.js';
@@ -66,13 +67,6 @@ export class TrainingDivergedError extends Error {
     super(message);
     this.name = 'TrainingDivergedError';
   }
-}
-
-function resolveAmp(c: TrainConfig, device: T.Device): 'off' | 'bf16' | 'fp16' {
-  if (c.amp === 'auto') return device.startsWith('cuda') ? 'fp16' : 'off';
-  if (c.amp === 'fp16' && !device.startsWith('cuda'))
-    throw new Error("amp 'fp16' needs a CUDA device; on CPU use 'bf16' or 'off'");
-  return c.amp;
 }
 
 export interface TrainOptions {
@@ -140,7 +134,9 @@ async function trainInFolder(
 ): Promise<TrainResult> {
   const { o, dist, isMain, log } = base;
   const device = dist ? dist.device(T.resolveDevice(c.device)) : T.resolveDevice(c.device);
-  const amp = resolveAmp(c, device);
+  const ampChoice = chooseAmp(c.amp, device);
+  const amp = ampChoice.amp;
+  log(`amp: ${amp === 'off' ? 'fp32' : amp} (${ampChoice.reason})`);
   const cpu = amp === 'bf16' && device === 'cpu' ? cpuFeatures() : null;
   if (cpu && cpuHasNativeBf16(cpu) === false) {
     log(
@@ -152,7 +148,7 @@ async function trainInFolder(
   const policy = CheckpointPolicy.forTraining(c);
   const ctx: Ctx = { c, o, dist, isMain, log, folder, device, amp, policy };
 
-  const data = await prepareData(c, folder, stored, { dist, device, log });
+  const data = await prepareData(c, folder, stored, { dist, device, amp: ampChoice, log });
   const trainLoader = createTrainLoader(c, data.train, data.norm, dist);
   const stepsPerEpoch = trainLoader.stepsPerEpoch;
   const learner = createLearner(c, {
