@@ -14,7 +14,8 @@ import { evalPipeline } from '../src/run/pipelines.js';
 import { calibrationPhotos, exportLoaded, exportLoadedInt8 } from '../src/serve/onnx/export.js';
 import { activationQParams, quantizeWeightsPerChannel } from '../src/serve/onnx/quantize.js';
 import { disposeRecognizer } from '../src/eval/predictor.js';
-import { openServedModel, readSidecar } from '../src/serve/model.js';
+import { openServedModel, precisionNote, readSidecar } from '../src/serve/model.js';
+import { cpuFeatures, cpuHasVnni } from '../src/util/cpu-features.js';
 import { evaluateOnnx } from '../src/serve/onnx/evaluate.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import { loadAlignedSplit } from '../src/eval/align.js';
@@ -193,4 +194,16 @@ test('goodsrec eval on an exported graph: onnxruntime scores the split as the en
     disposeRecognizer(recognizer);
     rmSync(work, { recursive: true, force: true });
   }
+});
+
+test('the server says its precision; an int8 graph on a CPU without VNNI is flagged', () => {
+  assert.match(precisionNote('int8', false), /no VNNI.*serve the fp32 export/);
+  assert.match(precisionNote('int8', true), /^precision: int8 \(the CPU has VNNI\)$/);
+  assert.match(precisionNote('fp32', false), /^precision: fp32 \(the CPU has no VNNI\)$/);
+  assert.match(precisionNote('fp32', true), /export --int8/);
+  assert.equal(cpuHasVnni({ model: 'x', isa: ['avx2', 'avx512f'] }), false);
+  assert.equal(cpuHasVnni({ model: 'x', isa: ['avx2', 'avx_vnni'] }), true);
+  assert.equal(cpuHasVnni({ model: 'x', isa: [] }), null);
+  const zen4 = cpuFeatures('model name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n');
+  assert.equal(cpuHasVnni(zen4), true);
 });
