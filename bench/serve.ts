@@ -6,7 +6,10 @@
  *  - onnxruntime-node alone on pre-processed batches of 8;
  *  - PyTorch 1.13 eager (torchvision resnet50, PIL pre-processing, batches of 8), end to end and
  *    inference alone.
- * Prints the ratio server / PyTorch eager (goal >= 2) and the load average before and after.
+ * The server and onnxruntime rows are measured for the fp32 graph and the int8 one (`export --int8`,
+ * calibrated on 32 training photos).
+ * Prints the ratios server / PyTorch eager (goal >= 2 fp32, >= 4 int8), int8 / fp32 onnxruntime (goal >= 3)
+ * and the load average before and after.
  *
  * Env: GOODSREC_BENCH_SECONDS (per measurement, default 10), GOODSREC_BENCH_THREADS (default: cores),
  * GOODSREC_BENCH_IMAGES (photos cycled through, default 48).
@@ -17,6 +20,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCsv } from '../src/data/dataset.js';
+import { machineLine } from './machine.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const DATASET = join(REPO, '..', 'shared', 'datasets', 'grocery-store');
@@ -109,13 +113,14 @@ export async function run(): Promise<void> {
   const loadBefore = loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
+  console.log(`machine: ${machineLine()}`);
   console.log(
     `resnet50, 81 classes, 224 px; ${photos.length} photos; ${threads} threads; ${seconds} s per measurement; load average before: ${loadBefore}`,
   );
 
   const T = await import('../src/tensor/index.js');
   const { createModel } = await import('../src/models/index.js');
-  const { exportLoaded } = await import('../src/serve/onnx/export.js');
+  const { exportLoaded, exportLoadedInt8, calibrationPhotos } = await import('../src/serve/onnx/export.js');
   const { processFile } = await import('../src/data/index.js');
   const { evalPipeline, preprocessFromConfig } = await import('../src/run/pipelines.js');
   const { resolveConfig } = await import('../src/run/config.js');
@@ -133,42 +138,61 @@ export async function run(): Promise<void> {
     const classes = Array.from({ length: 81 }, (_, i) => `class-${i}`);
     const dir = join(work, 'export');
     exportLoaded({ model, modelName: 'resnet50', classes, preprocess }, { outDir: dir });
-    model.dispose();
-
-    // 1. the server, 8 concurrent clients
-    const server = await startServer(dir, threads);
-    const bodies = photos.map((p) => readFileSync(p));
-    let served: Awaited<ReturnType<typeof load>>;
-    try {
-      served = await load(server.url, bodies, 8, seconds);
-    } finally {
-      await server.stop();
-    }
-    console.log(
-      `goodsrec serve, concurrency 8:   ${served.rate.toFixed(1)} images/s (p50 ${served.p50.toFixed(0)} ms, p99 ${served.p99.toFixed(0)} ms, ${served.errors} errors)`,
+    // int8: calibrated on 32 training photos (the sample's when the Grocery Store set is absent).
+    const calib = existsSync(join(DATASET, 'dataset', 'train.txt'))
+      ? DATASET
+      : join(REPO, 'examples', 'grocery-sample');
+    const dir8 = join(work, 'export-int8');
+    await exportLoadedInt8(
+      { model, modelName: 'resnet50', classes, preprocess },
+      {
+        outDir: dir8,
+        int8: { batches: await calibrationPhotos(calib, 'train', preprocess, 32, 8), method: 'percentile' },
+      },
     );
-
-    // 2. onnxruntime alone, batches of 8 pre-processed images
-    const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-    });
+    model.dispose();
+    const bodies = photos.map((p) => readFileSync(p));
     const pipe = evalPipeline(preprocess);
     const items = await Promise.all(photos.slice(0, 8).map((p) => processFile(p, pipe, 0)));
     const x = new Float32Array(8 * 3 * 224 * 224);
     items.forEach((it, i) => x.set(it.data as Float32Array, i * 3 * 224 * 224));
-    const feed = { input: new ort.Tensor('float32', x, [8, 3, 224, 224]) };
-    await session.run(feed);
-    let n = 0;
-    const t0 = performance.now();
-    while (performance.now() - t0 < (seconds / 2) * 1000) {
+
+    const rates: Record<string, { served: number; ort: number }> = {};
+    for (const [precision, d] of [
+      ['fp32', dir],
+      ['int8', dir8],
+    ] as const) {
+      // 1. the server, 8 concurrent clients
+      const server = await startServer(d, threads);
+      let served: Awaited<ReturnType<typeof load>>;
+      try {
+        served = await load(server.url, bodies, 8, seconds);
+      } finally {
+        await server.stop();
+      }
+      console.log(
+        `goodsrec serve ${precision}, concurrency 8: ${served.rate.toFixed(1)} images/s (p50 ${served.p50.toFixed(0)} ms, p99 ${served.p99.toFixed(0)} ms, ${served.errors} errors)`,
+      );
+
+      // 2. onnxruntime alone, batches of 8 pre-processed images
+      const session = await ort.InferenceSession.create(join(d, 'model.onnx'), {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+      });
+      const feed = { input: new ort.Tensor('float32', x, [8, 3, 224, 224]) };
       await session.run(feed);
-      n += 8;
+      let n = 0;
+      const t0 = performance.now();
+      while (performance.now() - t0 < (seconds / 2) * 1000) {
+        await session.run(feed);
+        n += 8;
+      }
+      const ortRate = n / ((performance.now() - t0) / 1000);
+      await session.release();
+      console.log(`onnxruntime ${precision} alone, batch 8:     ${ortRate.toFixed(1)} images/s`);
+      rates[precision] = { served: served.rate, ort: ortRate };
     }
-    const ortRate = n / ((performance.now() - t0) / 1000);
-    await session.release();
-    console.log(`onnxruntime alone, batch 8:     ${ortRate.toFixed(1)} images/s`);
 
     // 3. PyTorch eager, same photos, same threads
     const py = JSON.parse(
@@ -198,8 +222,11 @@ export async function run(): Promise<void> {
       `PyTorch eager end to end, b8:   ${torchE2e.toFixed(1)} images/s (PIL decode + pre-processing + inference)`,
     );
     console.log(`PyTorch eager inference, b8:    ${torchInfer.toFixed(1)} images/s`);
-    console.log(`ratio server / PyTorch eager end to end: ${(served.rate / torchE2e).toFixed(2)}x (goal >= 2x)`);
-    console.log(`ratio onnxruntime / PyTorch inference:   ${(ortRate / torchInfer).toFixed(2)}x`);
+    const r = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
+    console.log(`ratio server fp32 / PyTorch eager end to end: ${r(rates.fp32!.served, torchE2e)} (goal >= 2x)`);
+    console.log(`ratio server int8 / PyTorch eager end to end: ${r(rates.int8!.served, torchE2e)} (goal >= 4x)`);
+    console.log(`ratio onnxruntime fp32 / PyTorch inference:   ${r(rates.fp32!.ort, torchInfer)}`);
+    console.log(`ratio onnxruntime int8 / fp32:                ${r(rates.int8!.ort, rates.fp32!.ort)} (goal >= 3x)`);
     console.log(
       `load average after: ${loadavg()
         .map((v) => v.toFixed(2))

@@ -363,6 +363,7 @@ test('GET /v1/model, /healthz, /metrics, the page and onnxruntime-web files', as
       gallery: null;
     };
     assert.equal(m.model, 'resnet18');
+    assert.equal((m as { precision?: string }).precision, 'fp32');
     assert.deepEqual(m.classes, classes);
     assert.deepEqual(m.preprocess, preprocess);
     assert.deepEqual(m.input.dims, [3, 64, 64]);

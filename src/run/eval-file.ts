@@ -134,6 +134,8 @@ interface EvalFileCommon {
   badFiles: EvalBadFile[];
   skipped: EvalSkippedEntry[];
   seconds?: number;
+  /** An exported graph evaluated in onnxruntime (absent: the engine ran the checkpoint). */
+  onnx?: { path: string; precision: 'fp32' | 'int8'; sha256: string };
 }
 
 /** One member of an evaluated ensemble (`goodsrec ensemble --out`) with its own numbers. */

@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { validatePipeline } from '../data/transforms.js';
 import { evalPipeline } from '../run/pipelines.js';
+import { cpuHasVnni } from '../util/cpu-features.js';
 import type { OnnxSidecar } from './onnx/export.js';
 import type { OrtReply, OrtRequest, OrtWorkerData } from './ort-worker.js';
 
@@ -31,6 +32,28 @@ export interface OpenOptions {
   /** Also fetch the graph's embedding output (for a gallery); a cached export without one is redone. */
   embedding?: boolean;
   log?: (m: string) => void;
+}
+
+/**
+ * What the server says about its precision. A run is always served as fp32 (int8 is an explicit
+ * `goodsrec export --int8`); an int8 graph on a CPU without VNNI is served as asked, with a warning.
+ */
+export function precisionNote(precision: 'fp32' | 'int8', vnni: boolean | null = cpuHasVnni()): string {
+  const cpu = vnni === null ? 'unknown CPU flags' : vnni ? 'the CPU has VNNI' : 'the CPU has no VNNI';
+  if (precision === 'int8' && vnni === false)
+    return `precision: int8, but ${cpu} (AVX512-VNNI, AVX-VNNI or AMX-INT8): onnxruntime's int8 kernels gain nothing here; serve the fp32 export instead`;
+  if (precision === 'int8') return `precision: int8 (${cpu})`;
+  return vnni
+    ? `precision: fp32 (${cpu}: an int8 export, goodsrec export --int8, runs about 3x faster here)`
+    : `precision: fp32 (${cpu})`;
+}
+
+/** The graph to evaluate when `path` is an exported one (a .onnx file or a folder with model.onnx + model.json), else null. */
+export function exportedGraph(path: string): string | null {
+  const p = resolve(path);
+  if (!existsSync(p)) return null;
+  if (statSync(p).isFile()) return p.endsWith('.onnx') ? p : null;
+  return existsSync(join(p, 'model.onnx')) && existsSync(join(p, 'model.json')) ? join(p, 'model.onnx') : null;
 }
 
 /** The sidecar of a graph: model.json next to model.onnx, or <name>.json next to <name>.onnx. */
@@ -125,6 +148,7 @@ export async function openServedModel(path: string, o: OpenOptions = {}): Promis
   const onnxPath = await resolveServable(path, o);
   const sidecarPath = sidecarPathFor(onnxPath);
   const sidecar = readSidecar(sidecarPath);
+  o.log?.(precisionNote(sidecar.precision ?? 'fp32'));
   let bytes = readFileSync(onnxPath);
   let sha = createHash('sha256').update(bytes).digest('hex');
   // An export killed after writing its sidecar: its graph is still in model.onnx.next.

@@ -6,11 +6,11 @@ import { readFileSync } from 'node:fs';
 export interface CpuFeatures {
   /** e.g. 'AMD EPYC 7B13', 'unknown CPU' where /proc/cpuinfo is missing. */
   model: string;
-  /** The kernel-relevant flags present: avx2, avx512f, avx512_vnni, avx512_bf16, amx_tile, amx_bf16. */
+  /** The kernel-relevant flags present: avx2, avx512f, avx512_vnni, avx_vnni, avx512_bf16, amx_tile, amx_bf16, amx_int8. */
   isa: string[];
 }
 
-const KERNEL_FLAGS = ['avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16'];
+const KERNEL_FLAGS = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16', 'amx_int8'];
 
 /** Reads /proc/cpuinfo (Linux); elsewhere the model is unknown and no flags are reported. */
 export function cpuFeatures(cpuinfo?: string): CpuFeatures {
@@ -34,4 +34,14 @@ export function cpuFeatures(cpuinfo?: string): CpuFeatures {
 export function cpuHasNativeBf16(f: CpuFeatures = cpuFeatures()): boolean | null {
   if (f.isa.length === 0) return null;
   return f.isa.includes('avx512_bf16') || f.isa.includes('amx_bf16');
+}
+
+/**
+ * Whether int8 dot products run natively (AVX512-VNNI, AVX-VNNI or AMX-INT8). Without them onnxruntime's
+ * int8 convolutions gain nothing over fp32 (onnxruntime issue 17389), so the server keeps fp32 there.
+ * Null when the flags are unknown.
+ */
+export function cpuHasVnni(f: CpuFeatures = cpuFeatures()): boolean | null {
+  if (f.isa.length === 0) return null;
+  return f.isa.includes('avx512_vnni') || f.isa.includes('avx_vnni') || f.isa.includes('amx_int8');
 }

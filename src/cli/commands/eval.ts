@@ -1,5 +1,5 @@
 // goodsrec eval: accuracy of a trained recognizer on a dataset split.
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { loadRecognizer, disposeRecognizer } from '../../eval/predictor.js';
 import { evaluate, TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
 import { evaluateEnsemble } from '../../eval/ensemble.js';
@@ -19,7 +19,8 @@ export default defineCliCommand({
   description: 'Evaluate a run or checkpoint on a dataset split: top-1, top-5, per-class accuracy, confusion counts.',
   positionals: {
     model: {
-      description: 'run folder (its best checkpoint), checkpoint folder or ensemble file',
+      description:
+        'run folder (its best checkpoint), checkpoint folder, ensemble file, or an exported graph (model.onnx or its folder: run in onnxruntime)',
       required: true,
       exists: 'any',
     },
@@ -57,6 +58,58 @@ export default defineCliCommand({
     },
   },
   async run({ options: o, args }) {
+    const { exportedGraph } = await import('../../serve/model.js');
+    const graph = exportedGraph(args.model);
+    if (graph) {
+      if (o.gallery || o.size !== undefined || o.resize || o['crop-pct'] !== undefined)
+        throw new UsageError('--gallery, --size, --resize and --crop-pct do not apply to an exported graph');
+      const tta = o.tta ?? [];
+      if (tta.some((v) => v !== 'flip')) throw new UsageError('an exported graph is evaluated with --tta flip only');
+      const { readSidecar, sidecarPathFor } = await import('../../serve/model.js');
+      const { evaluateOnnx } = await import('../../serve/onnx/evaluate.js');
+      const sidecar = readSidecar(sidecarPathFor(graph));
+      const dataRoot = o.data ?? recordedDataRoot(sidecar.source.run ?? undefined);
+      if (!dataRoot) throw new UsageError(`no dataset given (--data) and ${graph}'s run records none`);
+      const ds = loadAlignedSplit(dataRoot, o.split, sidecar.classes);
+      const skipped = ds.skipped ?? [];
+      if (skipped.length) console.error(skippedReport(skipped, 'folder entr(ies)'));
+      const res = await evaluateOnnx(graph, sidecar, ds, {
+        batchSize: o['batch-size'],
+        tta: tta as 'flip'[],
+        ttaMean: o['tta-mean'] ?? 'logits',
+        keepTopK: 5,
+        maxPixels: o['max-pixels'],
+        onBatch: (done, total) => {
+          if (process.stderr.isTTY) process.stderr.write(`\revaluating ${done}/${total}`);
+        },
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      const precision = sidecar.precision ?? 'fp32';
+      const out = resolve(o.out ?? new RunFolder(dirname(graph)).evalFile(o.split, 'classifier'));
+      writeEvalFile(out, {
+        kind: 'classifier',
+        model: sidecar.model,
+        checkpoint: sidecar.source.checkpoint,
+        onnx: { path: resolve(graph), precision, sha256: sidecar.sha256 },
+        data: resolve(dataRoot),
+        split: o.split,
+        preprocess: sidecar.preprocess,
+        tta,
+        classes: sidecar.classes,
+        metrics: res.metrics,
+        predictions: res.predictions,
+        badFiles: res.badFiles,
+        skipped,
+        seconds: res.seconds,
+      });
+      if (o.json) console.log(JSON.stringify({ precision, ...res.metrics }, null, 2));
+      else {
+        console.log(`${graph} (${precision}, onnxruntime)`);
+        console.log(formatMetrics(res.metrics));
+        console.log(`written: ${out}`);
+      }
+      return res.badFiles.length + skipped.length ? EXIT.partial : EXIT.ok;
+    }
     const r = loadRecognizer(args.model, {
       device: resolveDevice(o.device),
       maxPixels: o['max-pixels'],

@@ -12,12 +12,22 @@ import { batchLogits, type TtaMean, type TtaView } from '../../eval/evaluate.js'
 import { goodsrecVersion } from '../../util/version.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { syncDirQuietly } from '../../util/atomic-file.js';
-import { IR_VERSION, OPSET } from './graph.js';
+import { IR_VERSION, OPSET, type GraphBuilder } from './graph.js';
+import {
+  foldBatchNorm,
+  planQuantization,
+  quantizeGraph,
+  type CalibrationBatch,
+  type CalibrationMethod,
+} from './quantize.js';
 import { traceModel, type TracedForward } from './trace.js';
 import { ClassifierModel } from '../../models/model.js';
 import { embedBatch, hasEmbeddingHead, l2Normalize } from '../../gallery/embed.js';
 import { hashFile, weightsFileOf } from '../../gallery/format.js';
-import type { PreprocessConfig } from '../../run/pipelines.js';
+import { evalPipeline, type PreprocessConfig } from '../../run/pipelines.js';
+import { RunFolder } from '../../run/run-folder.js';
+import { loadSplit } from '../../eval/align.js';
+import { DataLoader } from '../../data/index.js';
 
 /** The JSON sidecar next to model.onnx. */
 export interface OnnxSidecar {
@@ -46,6 +56,10 @@ export interface OnnxSidecar {
    * computes, so a server can recognise through a gallery. weightsSha256 is the gallery's model hash.
    */
   embedding?: { name: string; dims: number[]; kind: 'pooled' | 'neck'; weightsSha256: string };
+  /** Numeric precision of the graph's convolutions (absent in older sidecars: fp32). */
+  precision?: 'fp32' | 'int8';
+  /** int8 graphs: how the weights and activations were quantized and calibrated. */
+  quantization?: QuantizationRecord;
 }
 
 export interface ExportModelOptions {
@@ -115,11 +129,18 @@ function withEmbedding(model: ClassifierModel, tta: readonly TtaView[], ttaMean:
 
 type Io = { name: string; dims: number[] };
 
-function exportScorer(
+interface TracedScorer {
+  graph: GraphBuilder;
+  input: Io;
+  outputs: Io[];
+  metadata?: Record<string, string>;
+}
+
+function traceScorer(
   members: readonly Module[],
   weights: readonly number[],
   o: ExportModelOptions & { tta?: readonly TtaView[]; ttaMean?: TtaMean; mean: TtaMean; embedding?: boolean },
-): { bytes: Uint8Array; input: Io; output: Io; embedding?: Io; ops: Record<string, number> } {
+): TracedScorer {
   const training = members.map((m) => m.training);
   for (const m of members) m.eval();
   try {
@@ -139,20 +160,11 @@ function exportScorer(
         labels,
         embed ? withEmbedding(one, o.tta ?? [], o.ttaMean ?? 'logits') : undefined,
       );
-      const bytes = tr.graph.encode({
-        input: tr.input,
-        inputDims: tr.inputDims,
-        outputs: tr.outputs,
-        producer: 'goodsrec',
-        producerVersion: goodsrecVersion(),
-        ...(o.metadata ? { metadata: o.metadata } : {}),
-      });
       return {
-        bytes,
+        graph: tr.graph,
         input: { name: tr.input, dims: tr.inputDims },
-        output: tr.outputs[0]!,
-        ...(tr.outputs[1] ? { embedding: tr.outputs[1] } : {}),
-        ops: tr.graph.opCounts(),
+        outputs: tr.outputs,
+        ...(o.metadata ? { metadata: o.metadata } : {}),
       };
     } finally {
       example.dispose();
@@ -162,6 +174,103 @@ function exportScorer(
       if (training[i]) m.train();
     });
   }
+}
+
+function encodeScorer(
+  t: TracedScorer,
+  outputs: readonly { name: string; dims?: readonly number[] }[] = t.outputs,
+): Uint8Array {
+  return t.graph.encode({
+    input: t.input.name,
+    inputDims: t.input.dims,
+    outputs,
+    producer: 'goodsrec',
+    producerVersion: goodsrecVersion(),
+    ...(t.metadata ? { metadata: t.metadata } : {}),
+  });
+}
+
+function exportScorer(
+  members: readonly Module[],
+  weights: readonly number[],
+  o: ExportModelOptions & { tta?: readonly TtaView[]; ttaMean?: TtaMean; mean: TtaMean; embedding?: boolean },
+): { bytes: Uint8Array; input: Io; output: Io; embedding?: Io; ops: Record<string, number> } {
+  const t = traceScorer(members, weights, o);
+  return {
+    bytes: encodeScorer(t),
+    input: t.input,
+    output: t.outputs[0]!,
+    ...(t.outputs[1] ? { embedding: t.outputs[1] } : {}),
+    ops: t.graph.opCounts(),
+  };
+}
+
+/** How an int8 graph was made (the sidecar's `quantization`). */
+export interface QuantizationRecord {
+  weights: 'int8, symmetric, per output channel';
+  activations: 'uint8, asymmetric, per tensor';
+  /** BatchNormalization nodes folded into the convolution before them. */
+  bnFolded: number;
+  /** Convolutions quantized (linear layers stay float32). */
+  convs: number;
+  calibration: {
+    method: CalibrationMethod;
+    /** 'percentile': the central share of the values kept. */
+    percentile?: number;
+    photos: number;
+    data: string | null;
+    split: string | null;
+  };
+}
+
+/**
+ * Quantizes a traced scorer in place: BatchNorm folded, ranges calibrated in onnxruntime on the
+ * batches, QDQ nodes inserted around every convolution.
+ */
+export async function quantizeScorer(
+  t: TracedScorer,
+  c: Int8Options,
+): Promise<Omit<QuantizationRecord, 'weights' | 'activations'>> {
+  const outputs = new Set(t.outputs.map((o) => o.name));
+  const bnFolded = foldBatchNorm(t.graph, outputs);
+  const plan = planQuantization(t.graph, outputs);
+  const { calibrateRanges } = await import('./calibrate.js');
+  const ranges = await calibrateRanges({
+    graph: encodeScorer(
+      t,
+      plan.tensors.filter((n) => n !== t.input.name).map((name) => ({ name })),
+    ),
+    inputName: t.input.name,
+    inputDims: t.input.dims,
+    tensors: plan.tensors,
+    batches: c.batches,
+    method: c.method,
+    ...(c.percentile !== undefined ? { percentile: c.percentile } : {}),
+    ...(c.threads ? { threads: c.threads } : {}),
+  });
+  const q = quantizeGraph(t.graph, plan, ranges);
+  const photos = c.batches.reduce((a, b) => a + b.n, 0);
+  return {
+    bnFolded,
+    convs: q.convs,
+    calibration: {
+      method: c.method,
+      ...(c.method === 'percentile' ? { percentile: c.percentile ?? 99.99 } : {}),
+      photos,
+      data: c.source?.data ?? null,
+      split: c.source?.split ?? null,
+    },
+  };
+}
+
+/** int8 export: the calibration photos (through the evaluation pre-processing) and the range method. */
+export interface Int8Options {
+  batches: readonly CalibrationBatch[];
+  method: CalibrationMethod;
+  percentile?: number;
+  threads?: number;
+  /** Where the photos came from, for the sidecar. */
+  source?: { data: string | null; split: string | null };
 }
 
 export interface ExportRecognizerOptions {
@@ -224,6 +333,120 @@ export function exportLoaded(
   r: ExportableRecognizer,
   o: Pick<ExportRecognizerOptions, 'outDir' | 'tta' | 'ttaMean'>,
 ): ExportResult {
+  const p = prepareExport(r, o);
+  const t = traceScorer(p.members, p.weights, p.trace);
+  return writeExport(r, o, p, t, encodeScorer(t));
+}
+
+/**
+ * int8 export (async: calibration runs in onnxruntime): as exportLoaded, with BatchNorm folded, the
+ * convolutions quantized (QDQ) and the activation ranges calibrated on `int8.batches`.
+ */
+export async function exportLoadedInt8(
+  r: ExportableRecognizer,
+  o: Pick<ExportRecognizerOptions, 'outDir' | 'tta' | 'ttaMean'> & { int8: Int8Options },
+): Promise<ExportResult> {
+  const p = prepareExport(r, o);
+  const t = traceScorer(p.members, p.weights, p.trace);
+  const q = await quantizeScorer(t, o.int8);
+  return writeExport(r, o, p, t, encodeScorer(t), {
+    precision: 'int8',
+    quantization: {
+      weights: 'int8, symmetric, per output channel',
+      activations: 'uint8, asymmetric, per tensor',
+      ...q,
+    },
+  });
+}
+
+/** Loads a run, checkpoint or ensemble file and exports it as int8, calibrated on its training photos. */
+export async function exportRecognizerInt8(
+  path: string,
+  o: ExportRecognizerOptions & {
+    calibration: number;
+    method: CalibrationMethod;
+    percentile?: number;
+    /** Calibration photos: this dataset's split (default: the run's dataset and training split). */
+    data?: string;
+    split?: string;
+    onProgress?: (line: string) => void;
+  },
+): Promise<ExportResult> {
+  const r = loadRecognizer(path, {
+    allowEnsemble: true,
+    ...(o.prefer ? { prefer: o.prefer } : {}),
+    ...(o.ema !== undefined ? { ema: o.ema } : {}),
+  });
+  try {
+    const runDir = r.runDir ?? r.ensemble?.members[0]?.runDir;
+    const rec = runDir ? new RunFolder(runDir).readDataset() : undefined;
+    const data = o.data ?? rec?.root;
+    if (!data)
+      throw new Error(
+        `export --int8: ${path} records no dataset to calibrate on; name the photos' dataset (--calibration-data)`,
+      );
+    const split = o.split ?? rec?.trainSplit ?? 'train';
+    const batches = await calibrationPhotos(data, split, r.preprocess, o.calibration);
+    o.onProgress?.(`calibrating on ${batches.reduce((a, b) => a + b.n, 0)} photos of ${data} (${split})`);
+    return await exportLoadedInt8(r, {
+      outDir: o.outDir,
+      ...(o.tta ? { tta: o.tta } : {}),
+      ...(o.ttaMean ? { ttaMean: o.ttaMean } : {}),
+      int8: {
+        batches,
+        method: o.method,
+        ...(o.percentile !== undefined ? { percentile: o.percentile } : {}),
+        source: { data: resolve(data), split },
+      },
+    });
+  } finally {
+    disposeRecognizer(r);
+  }
+}
+
+/**
+ * `n` photos of a split through the evaluation pre-processing, taken class by class in turn (the
+ * first photo of every class, then the second, ...) so that every class is seen; deterministic.
+ */
+export async function calibrationPhotos(
+  dataRoot: string,
+  split: string,
+  preprocess: PreprocessConfig,
+  n: number,
+  batchSize = 32,
+): Promise<CalibrationBatch[]> {
+  const ds = loadSplit(dataRoot, split);
+  const byClass: number[][] = ds.classes.map(() => []);
+  ds.samples.forEach((s, i) => byClass[s.label]?.push(i));
+  const picked: number[] = [];
+  for (let k = 0; picked.length < n && byClass.some((l) => l.length > k); k++)
+    for (const l of byClass) if (l.length > k && picked.length < n) picked.push(l[k]!);
+  const loader = new DataLoader({
+    dataset: { ...ds, samples: picked.map((i) => ds.samples[i]!) },
+    pipeline: evalPipeline(preprocess),
+    batchSize,
+    mode: 'eval',
+  });
+  const out: CalibrationBatch[] = [];
+  try {
+    for await (const b of loader) out.push({ data: Float32Array.from(b.data as Float32Array), n: b.labels.length });
+  } finally {
+    await loader.close();
+  }
+  return out;
+}
+
+interface PreparedExport {
+  members: Module[];
+  weights: number[];
+  tta: TtaView[];
+  ttaMean: TtaMean;
+  preprocess: PreprocessConfig;
+  weightsFile: string | null;
+  trace: ExportModelOptions & { tta: TtaView[]; ttaMean: TtaMean; mean: TtaMean; embedding: boolean };
+}
+
+function prepareExport(r: ExportableRecognizer, o: Pick<ExportRecognizerOptions, 'tta' | 'ttaMean'>): PreparedExport {
   const e = r.ensemble;
   const members = e ? e.members : [r];
   for (const m of members) {
@@ -241,10 +464,14 @@ export function exportLoaded(
     !e && r.checkpointDir && existsSync(weightsFileOf(r.checkpointDir, r.ema ?? false))
       ? weightsFileOf(r.checkpointDir, r.ema ?? false)
       : null;
-  const { bytes, input, output, embedding, ops } = exportScorer(
-    members.map((m) => m.model),
-    e ? e.weights : [1],
-    {
+  return {
+    members: members.map((m) => m.model),
+    weights: e ? e.weights : [1],
+    tta,
+    ttaMean,
+    preprocess,
+    weightsFile,
+    trace: {
       size: preprocess.size,
       tta,
       ttaMean,
@@ -252,7 +479,22 @@ export function exportLoaded(
       embedding: weightsFile !== null,
       metadata: { model: r.modelName, classes: String(r.classes.length) },
     },
-  );
+  };
+}
+
+function writeExport(
+  r: ExportableRecognizer,
+  o: Pick<ExportRecognizerOptions, 'outDir'>,
+  p: PreparedExport,
+  t: TracedScorer,
+  bytes: Uint8Array,
+  extra: Pick<OnnxSidecar, 'precision' | 'quantization'> = { precision: 'fp32' },
+): ExportResult {
+  const e = r.ensemble;
+  const [output, embedding] = [t.outputs[0]!, t.outputs[1]];
+  const { input } = t;
+  const { tta, ttaMean, preprocess, weightsFile } = p;
+  const ops = t.graph.opCounts();
   if (output.dims[0] !== r.classes.length)
     throw new Error(`export: the model gives ${output.dims.join('x')} outputs for ${r.classes.length} classes`);
   const outDir = resolve(o.outDir);
@@ -286,6 +528,7 @@ export function exportLoaded(
           },
         }
       : {}),
+    ...extra,
   };
   // Graph first, sidecar last: a reader that finds the sidecar finds a complete graph.
   // The sidecar's atomic write is the commit point: the graph is written whole as model.onnx.next before it

@@ -14,15 +14,29 @@ export type AttrValue = number | number[] | string | { floats: number[] } | { fl
 /** Attribute values: integers (and integer lists) become INT(S); use {float} / {floats} for floats. */
 export type Attrs = Record<string, AttrValue>;
 
+/** Initializer data: float32, int64 (shapes), and the int8/uint8/int32 of a quantized graph. */
+export type InitData = Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array;
+
+/** An ONNX node as onnx-proto holds it (passes such as quantize.ts read and rewrite them). */
+export type OnnxNode = import('onnx-proto').onnx.INodeProto;
+
 interface PendingInit {
   name: string;
   dims: number[];
-  data: Float32Array | BigInt64Array;
-  type: 'float32' | 'int64';
+  data: InitData;
+}
+
+function dataTypeOf(d: InitData): number {
+  const DT = onnx.TensorProto.DataType;
+  if (d instanceof Float32Array) return DT.FLOAT;
+  if (d instanceof BigInt64Array) return DT.INT64;
+  if (d instanceof Int8Array) return DT.INT8;
+  if (d instanceof Uint8Array) return DT.UINT8;
+  return DT.INT32;
 }
 
 export class GraphBuilder {
-  private readonly nodes: import('onnx-proto').onnx.INodeProto[] = [];
+  private nodes: OnnxNode[] = [];
   private readonly inits: PendingInit[] = [];
   private readonly initNames = new Set<string>();
   private counter = 0;
@@ -36,12 +50,36 @@ export class GraphBuilder {
     return this.initNames.has(name);
   }
 
-  /** Adds a float32 or int64 initializer (once per name). */
-  initializer(name: string, dims: readonly number[], data: Float32Array | BigInt64Array): string {
+  /** Adds an initializer (once per name). */
+  initializer(name: string, dims: readonly number[], data: InitData): string {
     if (this.initNames.has(name)) return name;
     this.initNames.add(name);
-    this.inits.push({ name, dims: [...dims], data, type: data instanceof BigInt64Array ? 'int64' : 'float32' });
+    this.inits.push({ name, dims: [...dims], data });
     return name;
+  }
+
+  /** An initializer's dims and data, or undefined when `name` is not one. */
+  initializerOf(name: string): { dims: number[]; data: InitData } | undefined {
+    const t = this.initNames.has(name) ? this.inits.find((i) => i.name === name) : undefined;
+    return t ? { dims: t.dims, data: t.data } : undefined;
+  }
+
+  /** The nodes in graph order (a pass rewrites them with setNodes). */
+  get nodeList(): readonly OnnxNode[] {
+    return this.nodes;
+  }
+
+  /** Replaces the node list (graph passes), then drops initializers no node reads any more. */
+  setNodes(nodes: OnnxNode[]): void {
+    this.nodes = nodes;
+    const used = new Set(nodes.flatMap((n) => n.input ?? []));
+    for (let i = this.inits.length - 1; i >= 0; i--) {
+      const name = this.inits[i]!.name;
+      if (!used.has(name)) {
+        this.inits.splice(i, 1);
+        this.initNames.delete(name);
+      }
+    }
   }
 
   /** A constant int64 vector (shapes, axes, pads). */
@@ -73,29 +111,32 @@ export class GraphBuilder {
     return outputs[0]!;
   }
 
-  /** Serialises the model: one float32 input [batch, ...inputDims] and float32 outputs [batch, ...dims]. */
+  /**
+   * Serialises the model: one float32 input [batch, ...inputDims] and float32 outputs [batch, ...dims]
+   * (an output without dims has no declared shape: the calibration graph's extra outputs).
+   */
   encode(o: {
     input: string;
     inputDims: readonly number[];
-    outputs: readonly { name: string; dims: readonly number[] }[];
+    outputs: readonly { name: string; dims?: readonly number[] }[];
     producer: string;
     producerVersion: string;
     docString?: string;
     metadata?: Record<string, string>;
   }): Uint8Array {
-    const valueInfo = (name: string, dims: readonly number[]) => ({
+    const valueInfo = (name: string, dims?: readonly number[]) => ({
       name,
       type: {
         tensorType: {
           elemType: onnx.TensorProto.DataType.FLOAT,
-          shape: { dim: [{ dimParam: 'batch' }, ...dims.map((d) => ({ dimValue: d }))] },
+          ...(dims ? { shape: { dim: [{ dimParam: 'batch' }, ...dims.map((d) => ({ dimValue: d }))] } } : {}),
         },
       },
     });
     const initializer = this.inits.map((t) => ({
       name: t.name,
       dims: t.dims,
-      dataType: t.type === 'int64' ? onnx.TensorProto.DataType.INT64 : onnx.TensorProto.DataType.FLOAT,
+      dataType: dataTypeOf(t.data),
       // Little-endian raw bytes, as ONNX requires (this machine and every Node platform we run on are LE).
       rawData: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
     }));

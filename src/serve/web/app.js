@@ -16,8 +16,13 @@ async function loadMeta() {
   if (!r.ok) throw new Error(`GET /v1/model: ${r.status}`);
   meta = await r.json();
   const from = meta.preprocess?.pretrained ? `, fine-tuned from ${meta.preprocess.pretrained.name}` : '';
+  const q = meta.quantization?.calibration;
+  const precision =
+    meta.precision === 'int8'
+      ? `, int8${q ? ` (ranges by ${q.method} on ${q.photos} photos)` : ''}`
+      : `, ${meta.precision ?? 'fp32'}`;
   $('model-info').textContent =
-    `${meta.model}, ${meta.classes.length} classes, input ${meta.input.dims.join('x')}${from}`;
+    `${meta.model}, ${meta.classes.length} classes, input ${meta.input.dims.join('x')}${precision}${from}`;
 }
 
 function show(top, mode, ms) {

@@ -1,0 +1,209 @@
+// int8 export: BatchNorm folded, QDQ around every convolution, ranges calibrated on training
+// photos. The int8 graph must score real photos like the float one (a norm-scaled bound, with a
+// negative control showing the bound tells photos apart), and onnxruntime must turn it into
+// integer convolutions (QLinearConv), which is where its speed comes from.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import onnxProto from 'onnx-proto';
+import { processFile } from '../src/data/index.js';
+import { evalPipeline } from '../src/run/pipelines.js';
+import { calibrationPhotos, exportLoaded, exportLoadedInt8 } from '../src/serve/onnx/export.js';
+import { activationQParams, quantizeWeightsPerChannel } from '../src/serve/onnx/quantize.js';
+import { disposeRecognizer } from '../src/eval/predictor.js';
+import { openServedModel, precisionNote, readSidecar } from '../src/serve/model.js';
+import { cpuFeatures, cpuHasVnni } from '../src/util/cpu-features.js';
+import { evaluateOnnx } from '../src/serve/onnx/evaluate.js';
+import { evaluate } from '../src/eval/evaluate.js';
+import { loadAlignedSplit } from '../src/eval/align.js';
+import { buildServer } from '../src/serve/server.js';
+import { SAMPLE, repoRoot, standInRecognizer } from './serve-helpers.js';
+
+const { onnx } = onnxProto;
+
+async function run(path: string, x: Float32Array, n: number, level: 'disabled' | 'extended' = 'extended') {
+  const s = await ort.InferenceSession.create(path, { graphOptimizationLevel: level, intraOpNumThreads: 1 });
+  try {
+    const size = SAMPLE.preprocess.size;
+    return (await s.run({ input: new ort.Tensor('float32', x, [n, 3, size, size]) })).logits!.data as Float32Array;
+  } finally {
+    await s.release();
+  }
+}
+
+/**
+ * |a - b| / |a - mean_a|, in float64: the error against the part of the float logits that changes
+ * from photo to photo (`mean_a`: each class's mean logit over the photos, which the stand-in
+ * model's class biases dominate).
+ */
+function relErr(a: Float32Array, b: Float32Array, c: number): number {
+  const n = a.length / c;
+  const mean = new Float64Array(c);
+  for (let i = 0; i < a.length; i++) mean[i % c]! += a[i]! / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += (a[i]! - mean[i % c]!) ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+test('quantization helpers: per-channel weights and uint8 ranges', () => {
+  const w = Float32Array.of(0.5, -1, 0.25, 0.002, -0.001, 0.0005);
+  const { q, scales } = quantizeWeightsPerChannel(w, 2);
+  assert.deepEqual([...q], [64, -127, 32, 127, -64, 32]);
+  assert.ok(Math.abs(scales[0]! - 1 / 127) < 1e-9 && Math.abs(scales[1]! - 0.002 / 127) < 1e-9);
+  // Each weight comes back within half a step of its own channel's scale.
+  w.forEach((v, i) => assert.ok(Math.abs(q[i]! * scales[Math.floor(i / 3)]! - v) <= scales[Math.floor(i / 3)]! / 2));
+  // A Relu output's range starts at 0 with zero point 0 (what lets onnxruntime drop the Relu).
+  assert.deepEqual(activationQParams({ min: 0, max: 2.55 }, true), { scale: Math.fround(0.01), zeroPoint: 0 });
+  // An asymmetric range keeps 0 exact: zero point = round(-min / scale).
+  const p = activationQParams({ min: -1, max: 3 });
+  assert.equal(p.zeroPoint, Math.round(1 / p.scale));
+});
+
+test('export --int8: QDQ graph, BatchNorm folded, logits close to float32 on real photos', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'goodsrec-int8-'));
+  const { recognizer } = await standInRecognizer(work);
+  try {
+    const batches = await calibrationPhotos(
+      join(repoRoot, 'examples', 'grocery-sample'),
+      'train',
+      SAMPLE.preprocess,
+      24,
+      8,
+    );
+    assert.equal(
+      batches.reduce((a, b) => a + b.n, 0),
+      24,
+    );
+    const fp = exportLoaded(recognizer, { outDir: join(work, 'fp32') });
+    const q = await exportLoadedInt8(recognizer, {
+      outDir: join(work, 'int8'),
+      int8: { batches, method: 'percentile', source: { data: 'sample', split: 'train' } },
+    });
+    assert.equal(fp.sidecar.precision, 'fp32');
+    assert.equal(q.sidecar.precision, 'int8');
+    assert.equal(q.sidecar.quantization?.calibration.photos, 24);
+    assert.equal(q.sidecar.quantization?.calibration.method, 'percentile');
+    // resnet18: 20 convolutions (17 + 3 downsample), each followed by a BatchNorm in the float graph.
+    assert.equal(fp.ops.BatchNormalization, 20);
+    assert.equal(q.ops.BatchNormalization, undefined, 'every BatchNorm folded');
+    assert.equal(q.ops.Conv, 20);
+    assert.equal(q.sidecar.quantization?.convs, 20);
+    assert.equal(q.sidecar.quantization?.bnFolded, 20);
+    assert.ok((q.ops.QuantizeLinear ?? 0) >= 20, `QuantizeLinear: ${q.ops.QuantizeLinear}`);
+    // Weight, bias and activation DQ for every conv.
+    assert.ok((q.ops.DequantizeLinear ?? 0) >= 60, `DequantizeLinear: ${q.ops.DequantizeLinear}`);
+    const model = onnx.ModelProto.decode(readFileSync(q.onnxPath));
+    const DT = onnx.TensorProto.DataType;
+    const types = model.graph!.initializer!.map((t) => t.dataType);
+    assert.equal(types.filter((t) => t === DT.INT8).length, 20 * 2, 'int8 weights and their zero points');
+    assert.equal(types.filter((t) => t === DT.INT32).length, 20 * 2, 'int32 biases and their zero points');
+    assert.ok(readFileSync(q.onnxPath).length < readFileSync(fp.onnxPath).length / 3, 'weights stored in 8 bits');
+
+    // The server says what it serves.
+    const app = await buildServer({ model: await openServedModel(join(work, 'int8'), { threads: 1 }) });
+    try {
+      const m = (await app.inject({ method: 'GET', url: '/v1/model' })).json() as {
+        precision: string;
+        quantization: { calibration: { photos: number; method: string } };
+      };
+      assert.equal(m.precision, 'int8');
+      assert.deepEqual(m.quantization.calibration, { ...q.sidecar.quantization!.calibration });
+    } finally {
+      await app.close();
+    }
+
+    // onnxruntime fuses DQ -> Conv [-> Relu] -> Q into integer convolutions.
+    const optimized = join(work, 'optimized.onnx');
+    const s = await ort.InferenceSession.create(q.onnxPath, {
+      graphOptimizationLevel: 'extended',
+      optimizedModelFilePath: optimized,
+    });
+    await s.release();
+    const fused = onnx.ModelProto.decode(readFileSync(optimized)).graph!.node!.map((n) => n.opType);
+    assert.equal(fused.filter((t) => t === 'QLinearConv').length, 20, `ops after optimization: ${fused.join(' ')}`);
+    assert.ok(!fused.includes('Conv'), 'no float convolution left');
+
+    // Real photos (the sample's test split), not seen in calibration.
+    const pipe = evalPipeline(SAMPLE.preprocess);
+    const imgs = await Promise.all(SAMPLE.photos.map((f) => processFile(f, pipe, 0)));
+    const n = imgs.length;
+    const per = 3 * SAMPLE.preprocess.size ** 2;
+    const x = new Float32Array(n * per);
+    imgs.forEach((im, i) => x.set(im.data as Float32Array, i * per));
+    const a = await run(fp.onnxPath, x, n);
+    const b = await run(q.onnxPath, x, n);
+    const c = SAMPLE.classes.length;
+    const err = relErr(a, b, c);
+    // Negative control: the float logits of the photos in another order (same scale, wrong photos).
+    const shifted = new Float32Array(a.length);
+    for (let i = 0; i < n; i++) {
+      const j = (i + 1) % n;
+      shifted.set(a.subarray(j * c, (j + 1) * c), i * c);
+    }
+    const other = relErr(a, shifted, c);
+    console.log(`int8 vs float32: relative error ${err.toFixed(4)}, negative control ${other.toFixed(4)}`);
+    assert.ok(err < 0.1, `int8 logits differ from float32 by ${err.toFixed(4)} (relative L2)`);
+    assert.ok(other > 3 * 0.1, `the negative control (${other.toFixed(4)}) must exceed the bound 3 times`);
+    let agree = 0;
+    for (let i = 0; i < n; i++) {
+      const arg = (y: Float32Array) => {
+        let k = 0;
+        for (let j = 1; j < c; j++) if (y[i * c + j]! > y[i * c + k]!) k = j;
+        return k;
+      };
+      if (arg(a) === arg(b)) agree++;
+    }
+    // The stand-in's classes are near ties on some photos (random trunk, nearest-mean classifier).
+    assert.ok(agree >= 0.9 * n, `top-1 agrees on ${agree} of ${n} photos`);
+  } finally {
+    disposeRecognizer(recognizer);
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('goodsrec eval on an exported graph: onnxruntime scores the split as the engine does (plain and flip)', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'goodsrec-onnx-eval-'));
+  const { recognizer, exportDir } = await standInRecognizer(work);
+  try {
+    const sidecar = readSidecar(join(exportDir, 'model.json'));
+    const ds = loadAlignedSplit(join(repoRoot, 'examples', 'grocery-sample'), 'test', sidecar.classes);
+    for (const tta of [[], ['flip']] as const) {
+      const engine = await evaluate(recognizer.model, ds, evalPipeline(SAMPLE.preprocess), {
+        tta: [...tta],
+        workers: 0,
+      });
+      const onnx = await evaluateOnnx(join(exportDir, 'model.onnx'), sidecar, ds, { tta, threads: 1 });
+      assert.equal(onnx.metrics.samples, ds.samples.length);
+      assert.equal(onnx.metrics.top1, engine.metrics.top1, `tta ${tta.join(',') || 'none'}`);
+      assert.ok(Math.abs(onnx.metrics.loss! - engine.metrics.loss!) < 1e-3 * Math.max(1, engine.metrics.loss!));
+      const byIndex = new Map(engine.predictions.map((p) => [p.index, p.top[0]]));
+      for (const p of onnx.predictions) assert.equal(p.top[0], byIndex.get(p.index), p.path);
+    }
+    // Negative control: the flip view changes the scores (so the flip test above is not vacuous).
+    const plain = await evaluateOnnx(join(exportDir, 'model.onnx'), sidecar, ds, { threads: 1 });
+    const flip = await evaluateOnnx(join(exportDir, 'model.onnx'), sidecar, ds, { tta: ['flip'], threads: 1 });
+    assert.notEqual(plain.metrics.loss, flip.metrics.loss);
+  } finally {
+    disposeRecognizer(recognizer);
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('the server says its precision; an int8 graph on a CPU without VNNI is flagged', () => {
+  assert.match(precisionNote('int8', false), /no VNNI.*serve the fp32 export/);
+  assert.match(precisionNote('int8', true), /^precision: int8 \(the CPU has VNNI\)$/);
+  assert.match(precisionNote('fp32', false), /^precision: fp32 \(the CPU has no VNNI\)$/);
+  assert.match(precisionNote('fp32', true), /export --int8/);
+  assert.equal(cpuHasVnni({ model: 'x', isa: ['avx2', 'avx512f'] }), false);
+  assert.equal(cpuHasVnni({ model: 'x', isa: ['avx2', 'avx_vnni'] }), true);
+  assert.equal(cpuHasVnni({ model: 'x', isa: [] }), null);
+  const zen4 = cpuFeatures('model name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n');
+  assert.equal(cpuHasVnni(zen4), true);
+});
