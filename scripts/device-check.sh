@@ -106,7 +106,7 @@ done
 wait $pid || true
 echo "killed after the first checkpoint: $killed"
 train_ok=false
-CI=1 g train --resume "$runs/check" --device $dev && train_ok=true
+CI=1 g train --resume "$runs/check" && train_ok=true
 step train-kill-resume $train_ok
 
 # 5. eval: every test photo counted.
