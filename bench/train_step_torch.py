@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """PyTorch side of `npm run bench -- train-step`: ResNet-50 train steps timed in-process.
 
-    PYTHON bench/train_step_torch.py FORMAT STEPS WARMUP THREADS [PRECISION]
-    (FORMAT: nchw | channels_last; PRECISION: fp32 (default) | bf16, the step under torch.autocast('cpu', bfloat16))
+    PYTHON bench/train_step_torch.py FORMAT STEPS WARMUP THREADS [PRECISION [DEVICE]]
+    (FORMAT: nchw | channels_last; PRECISION: fp32 (default) | bf16 | fp16: the step under torch.autocast(device,
+    dtype), fp16 with a GradScaler as PyTorch's CUDA AMP recipe; DEVICE: cpu (default) | cuda)
 
-torchvision's ResNet-50 when torchvision is installed; otherwise (e.g. a torch 2.13 venv, for which no torchvision
-wheel is at hand) the same architecture defined below (the layout of torchvision's resnet50, v1.5).
+torchvision's ResNet-50 (Debian's 1.13 side: python3-torchvision; the 2.x side: torchvision 0.29.1 in the venv of
+scripts/setup-cuda.sh). GOODSREC_BENCH_BATCH: batch size (default 32).
 
 Prints one JSON line: {"times_ms": [...], "peak_rss_mb": ...}. Same step as goodsrec's:
 zero_grad(set_to_none=True), forward, cross entropy with label smoothing 0.1, backward, SGD momentum 0.9.
@@ -23,63 +24,53 @@ from torch import nn  # noqa: E402
 try:
     import torchvision  # noqa: E402
 except ImportError:
-    torchvision = None
+    sys.exit("train_step_torch.py: torchvision is required (the reference ResNet-50). Debian: apt-get install "
+             "python3-torchvision; PyTorch 2.x: the venv of scripts/setup-cuda.sh (torch 2.14.1 + torchvision 0.29.1) "
+             "as GOODSREC_BENCH_PYTHON")
 
 
-class Bottleneck(nn.Module):
-    def __init__(self, cin, width, stride):
-        super().__init__()
-        cout = width * 4
-        self.conv1, self.bn1 = nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width)
-        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width)
-        self.conv3, self.bn3 = nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        return self.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-
-def resnet50(num_classes):
-    if torchvision is not None:
-        return torchvision.models.resnet50(num_classes=num_classes)
-    layers, cin = [], 64
-    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
-        for i in range(blocks):
-            layers.append(Bottleneck(cin, width, stride if i == 0 else 1))
-            cin = width * 4
-    return nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-                         nn.MaxPool2d(3, 2, 1), *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main():
     fmt, steps, warmup, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    bf16 = len(sys.argv) > 5 and sys.argv[5] == "bf16"
+    precision = sys.argv[5] if len(sys.argv) > 5 else "fp32"
+    device = torch.device(sys.argv[6] if len(sys.argv) > 6 else "cpu")
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = resnet50(1000).train()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model = torchvision.models.resnet50(num_classes=1000).train().to(device)
     size = int(os.environ.get("GOODSREC_BENCH_SIZE", "160"))
-    x = torch.randn(32, 3, size, size)
-    y = torch.randint(0, 1000, (32,))
+    batch = int(os.environ.get("GOODSREC_BENCH_BATCH", "32"))
+    x = torch.randn(batch, 3, size, size).to(device)
+    y = torch.randint(0, 1000, (batch,)).to(device)
     if fmt == "channels_last":
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     crit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    scaler = None
+    if precision == "fp16":  # torch.amp.GradScaler is 2.3+; 1.13 has the CUDA one only
+        scaler = torch.amp.GradScaler(device.type) if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
     times, cpu, faults = [], [], []
     for i in range(warmup + steps):
         t = time.perf_counter()
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             loss = crit(model(x), y)
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        sync(device)
         if i >= warmup:
             times.append((time.perf_counter() - t) * 1000)
             ru1 = resource.getrusage(resource.RUSAGE_SELF)

@@ -6,6 +6,11 @@
 #include <torch/version.h>
 
 #include <cstring>
+#if defined(GOODSREC_CUDA)
+// Only in the CUDA build (scripts/setup-cuda.sh, device-check.sh): the caching allocator and device names.
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -132,13 +137,17 @@ GR_OP(isDisposed, {
 
 // --- conversion -----------------------------------------------------------------
 
-// to: a null dtype or device keeps the tensor's own.
+// to: a null dtype or device keeps the tensor's own. nonBlocking: a copy from pinned host memory to a GPU
+// returns at once and runs on the current stream (ordered before the kernels that read it).
 GR_OP(to, {
   at::Tensor& t = T(0);
   auto dtype = ODT(1);
   at::Device dev = (info[2].IsString()) ? at::Device(S(2)) : t.device();
-  RET(t.to(dev, dtype.value_or(t.scalar_type()), /*non_blocking=*/false, /*copy=*/B(3)));
+  RET(t.to(dev, dtype.value_or(t.scalar_type()), /*non_blocking=*/B(4), /*copy=*/B(3)));
 })
+// pinMemory: a page-locked copy of a CPU tensor (needs a visible GPU, as in PyTorch); isPinned: whether it is one.
+GR_OP(pinMemory, RET(T(0).pin_memory());)
+GR_OP(isPinned, return Napi::Boolean::New(env, T(0).is_pinned());)
 GR_OP(clone, RET(T(0).clone(memoryFormat(I(1))));)
 GR_OP(contiguous, RET(T(0).contiguous(memoryFormat(I(1))));)
 GR_OP(detach, RET(T(0).detach());)
@@ -186,8 +195,15 @@ GR_OP(mallocPolicy, {
   }
   return Napi::Boolean::New(env, applied);
 })
-// releaseCachedMemory(): hands the caching allocator's free blocks back to malloc; returns the bytes.
-GR_OP(releaseCachedMemory, return Napi::Number::New(env, static_cast<double>(gr::releaseCachedCPUMemory()));)
+// releaseCachedMemory(): hands the caching CPU allocator's free blocks back to malloc (returns their bytes) and
+// empties libtorch's CUDA caching allocator (torch.cuda.empty_cache()) when a GPU is in use.
+GR_OP(releaseCachedMemory, {
+  size_t released = gr::releaseCachedCPUMemory();
+#if defined(GOODSREC_CUDA)
+  if (at::hasCUDA()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+  return Napi::Number::New(env, static_cast<double>(released));
+})
 GR_OP(setNumThreads, { at::set_num_threads(static_cast<int>(I(0))); RETV; })
 GR_OP(getNumThreads, return Napi::Number::New(env, at::get_num_threads());)
 GR_OP(manualSeed, { at::manual_seed(static_cast<uint64_t>(I(0))); RETV; })
@@ -195,6 +211,27 @@ GR_OP(cudaIsAvailable, return Napi::Boolean::New(env, at::hasCUDA());)
 GR_OP(cudaDeviceCount, {
   int n = at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0;
   return Napi::Number::New(env, n);
+})
+// cudaSynchronize(index): waits for every kernel queued on that GPU (timings, the device check); a no-op
+// without CUDA. cudnnBenchmark(on): cuDNN autotuning of convolution algorithms for fixed shapes; returns the
+// previous setting. cudaDeviceName(index): the GPU's name ('' without CUDA).
+GR_OP(cudaSynchronize, {
+  if (at::hasCUDA()) at::detail::getCUDAHooks().deviceSynchronize(static_cast<c10::DeviceIndex>(I(0)));
+  RETV;
+})
+GR_OP(cudnnBenchmark, {
+  bool prev = at::globalContext().benchmarkCuDNN();
+  at::globalContext().setBenchmarkCuDNN(B(0));
+  return Napi::Boolean::New(env, prev);
+})
+GR_OP(cudaDeviceName, {
+  std::string name;
+#if defined(GOODSREC_CUDA)
+  if (at::hasCUDA()) name = at::cuda::getDeviceProperties(static_cast<c10::DeviceIndex>(I(0)))->name;
+#else
+  (void)I(0);
+#endif
+  return Napi::String::New(env, name);
 })
 // memory: live handles (of this JS thread, or process-wide) and the bytes of their storages.
 GR_OP(memory, {
@@ -216,6 +253,17 @@ GR_OP(buildInfo, {
   o.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   o.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
   o.Set("cuda", Napi::Boolean::New(env, at::hasCUDA()));
+#if defined(GOODSREC_CUDA)
+  o.Set("cudaCompiled", Napi::Boolean::New(env, true));
+#else
+  o.Set("cudaCompiled", Napi::Boolean::New(env, false));
+#endif
+#if defined(GOODSREC_NCCL)
+  o.Set("nccl", Napi::Boolean::New(env, true));
+#else
+  o.Set("nccl", Napi::Boolean::New(env, false));
+#endif
+  o.Set("cudaDevices", Napi::Number::New(env, at::hasCUDA() ? static_cast<double>(at::detail::getCUDAHooks().getNumGPUs()) : 0.0));
   o.Set("mkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));
   return o;
 })

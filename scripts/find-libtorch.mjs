@@ -3,8 +3,10 @@
 //   1. $LIBTORCH (an unpacked libtorch: include/ and lib/)
 //   2. Debian's libtorch-dev under /usr
 //   3. the libtorch inside a Python `torch` install (how CUDA builds are used)
-// Usage: node scripts/find-libtorch.mjs [json|include|libdir|libs|defines|cflags]
-import { existsSync, readFileSync } from 'node:fs';
+// A torch wheel built with CUDA (pip's nvidia-* wheels beside it in site-packages) also gets the CUDA,
+// NCCL and cuDNN headers of those wheels on the include path, and C++20 (libtorch 2.x requires it).
+// Usage: node scripts/find-libtorch.mjs [json|include|libdir|libs|defines|std]
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -87,6 +89,21 @@ function describe() {
       if (m) version = `${m[1]}.${m[2]}.${m[3]}`;
     }
   }
+  // The CUDA headers libtorch_cuda's own headers include (cuda_runtime_api.h, nccl.h, cudnn.h) come from the
+  // nvidia-* wheels next to a pip torch: site-packages/nvidia/<pkg>/include (cu13 wheels: nvidia/cu13/include).
+  const include = [...f.include];
+  if (cuda) {
+    const nvidia = join(f.libdir, '..', '..', 'nvidia');
+    if (existsSync(nvidia)) {
+      for (const pkg of readdirSync(nvidia).sort()) {
+        const dir = join(nvidia, pkg, 'include');
+        if (existsSync(dir)) include.push(dir);
+      }
+    }
+  }
+  // libtorch 2.x headers refuse C++17 ("C++20 or later compatible compiler is required"); 1.13 stays on C++17.
+  const major = Number(version.split('.')[0]);
+  const std = Number.isFinite(major) && major >= 2 ? '-std=c++20' : '-std=c++17';
   const abi = f.cxx11abi === false ? 0 : 1;
   // CUDA builds of libtorch ship ProcessGroupNCCL (USE_NCCL); the CPU builds (Debian's) do not.
   const ncclHeader = (d) => existsSync(join(d, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupNCCL.hpp'));
@@ -96,7 +113,7 @@ function describe() {
     ...(cuda ? ['GOODSREC_CUDA=1'] : []),
     ...(nccl ? ['GOODSREC_NCCL=1', 'USE_C10D_NCCL=1'] : []),
   ];
-  return { ...f, cuda, nccl, libs, version, defines };
+  return { ...f, include, cuda, nccl, libs, version, defines, std };
 }
 
 const what = process.argv[2] ?? 'json';
@@ -108,6 +125,7 @@ try {
     libdir: d.libdir,
     libs: [`-L${d.libdir}`, `-Wl,-rpath,${d.libdir}`, ...d.libs].join(' '),
     defines: d.defines.join(' '),
+    std: d.std,
   }[what];
   if (out === undefined) throw new Error(`unknown query ${what}`);
   process.stdout.write(out + '\n');

@@ -29,7 +29,8 @@ export class UsageError extends Error {
 
 /** Errors that mean "the command line or config was wrong" rather than "the work failed". */
 function isUsage(e: Error): boolean {
-  return e instanceof UsageError || e.name === 'UsageError' || e.name === 'ConfigError';
+  // DeviceError (src/tensor/device.ts): --device names a device this machine or build cannot use.
+  return e instanceof UsageError || e.name === 'UsageError' || e.name === 'ConfigError' || e.name === 'DeviceError';
 }
 
 /** Prints a failure and sets the exit code: 2 for usage and config errors, 1 otherwise. */
@@ -41,7 +42,7 @@ export function reportError(e: unknown, command?: string): void {
   const hint =
     err instanceof UsageError && err.hint
       ? err.hint
-      : usage
+      : usage && err.name !== 'DeviceError'
         ? `see goodsrec ${command ? command + ' ' : ''}--help`
         : undefined;
   if (hint) console.error(`  ${hint}`);

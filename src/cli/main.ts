@@ -57,6 +57,24 @@ async function helpTarget(cmd: CommandDef<ArgsDef>, words: readonly string[]): P
   return helpTarget(await (typeof sub === 'function' ? sub() : sub), words.slice(1));
 }
 
+/**
+ * The second line of --version: the libtorch the addon was built against, whether CUDA is compiled in and how
+ * many GPUs it sees, and the addon file; a sentence saying why when the addon does not load.
+ */
+async function engineVersion(): Promise<string> {
+  try {
+    const T = await import('../tensor/index.js');
+    const b = T.buildInfo();
+    const cuda = b.cudaCompiled
+      ? `CUDA compiled in${b.nccl ? ' with NCCL' : ''}, ${b.cudaDevices} device${b.cudaDevices === 1 ? '' : 's'}`
+      : 'no CUDA';
+    const { findAddon } = await import('../util/addon.js');
+    return `libtorch ${b.torchVersion} (${cuda}; addon ${findAddon('native')})`;
+  } catch (e) {
+    return `libtorch: not loaded (${(e as Error).message.split('\n')[0]})`;
+  }
+}
+
 // Dispatch by hand rather than citty's runMain, which exits 1 on every usage error:
 // here a bad command line exits 2 (see EXIT), and an unknown command gets a did-you-mean.
 async function run(argv: string[]): Promise<void> {
@@ -69,6 +87,7 @@ async function run(argv: string[]): Promise<void> {
   }
   if (name === '--version' || name === '-v') {
     console.log(goodsrecVersion());
+    console.log(await engineVersion());
     return;
   }
   const lazy = Object.hasOwn(commands, name) ? commands[name] : undefined;

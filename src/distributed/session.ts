@@ -19,10 +19,6 @@ export function sha256(value: unknown): string {
     .digest('hex');
 }
 
-function rankDevice(device: T.Device, localRank: number): T.Device {
-  return device === 'cuda' ? `cuda:${localRank}` : device;
-}
-
 export class DistributedSession {
   readonly env: DistEnv;
   readonly pg: T.ProcessGroup;
@@ -49,14 +45,14 @@ export class DistributedSession {
       rank: e.rank,
       worldSize: e.worldSize,
       timeoutMs: e.timeoutMs,
-      device: rankDevice(device, e.localRank),
+      device: T.rankDevice(device, e.localRank),
     });
     return new DistributedSession(e, pg);
   }
 
   /** This rank's device: 'cuda' means the GPU of this node numbered LOCAL_RANK, as torchrun jobs use. */
   device(device: T.Device): T.Device {
-    return rankDevice(device, this.env.localRank);
+    return T.rankDevice(device, this.env.localRank);
   }
 
   get rank(): number {

@@ -123,8 +123,7 @@ export async function evaluate(
     for await (const batch of loader) {
       const scores = T.tidy(() => {
         let x = T.tensor(batch.data as Float32Array, batch.shape);
-        if (o.device && o.device !== 'cpu') x = x.to(o.device);
-        if (o.channelsLast) x = x.contiguous('channelsLast');
+        x = T.batchToDevice(x, o.device ?? 'cpu', { channelsLast: o.channelsLast });
         const logits = batchLogits(model, x, o.tta ?? [], o.ttaMean ?? 'logits');
         const y = T.tensor(batch.labels, [batch.labels.length])
           .long()

@@ -359,8 +359,8 @@ export class Module {
       typeof target === 'string'
         ? MEMORY_FORMATS.includes(target)
           ? { memoryFormat: target as T.MemoryFormat }
-          : target === 'cpu' || target.startsWith('cuda')
-            ? { device: target as T.Device }
+          : T.isDevice(target)
+            ? { device: target }
             : { dtype: target as T.DType }
         : target;
     // Tensors shared by several modules (tied weights) are converted once.

@@ -4,6 +4,7 @@
 // and train's config flags are all derived from this table (src/run/config.ts, src/cli/config-flags.ts).
 // A new option is one entry here, plus the code that uses it.
 import { DEFAULT_MAX_PIXELS } from '../data/limits.js';
+import { DEVICE_EXPECTED, DEVICE_PATTERN } from '../tensor/device.js';
 import {
   bool,
   either,
@@ -19,7 +20,7 @@ import {
 } from '../util/value-kinds.js';
 
 /** `device`: 'auto', 'cpu', 'cuda', 'cuda:N' (the same in the config and every command's --device). */
-export const DEVICE_KIND = str({ pattern: /^(auto|cpu|cuda(:\d+)?)$/, expected: "'auto', 'cpu', 'cuda' or 'cuda:N'" });
+export const DEVICE_KIND = str({ pattern: DEVICE_PATTERN, expected: DEVICE_EXPECTED });
 
 /**
  * What a stored config (an older run folder's config.json) that lacks the option means: 'default', or

@@ -30,7 +30,6 @@ export {
   getNumThreads,
   manualSeed,
   cuda,
-  resolveDevice,
   buildInfo,
   noGrad,
   enableGrad,
@@ -43,13 +42,33 @@ export {
   type BuildInfo,
 } from './runtime.js';
 export { autocast, GradScaler, allFinite, type AutocastDevice, type GradScalerOptions } from './autocast.js';
+export {
+  backendForDevice,
+  type DeviceSpec,
+  type DeviceType,
+  DeviceError,
+  DEVICE_PATTERN,
+  DEVICE_EXPECTED,
+  isDevice,
+  isCuda,
+  parseDevice,
+  resolveDevice,
+  describeDevice,
+  deviceType,
+  deviceIndex,
+  rankDevice,
+  autocastDtype,
+  synchronize,
+  cudaSummary,
+  checkLocalRanks,
+} from './device.js';
+export { batchToDevice, type ToDeviceOptions } from './transfer.js';
 export * as F from './functional.js';
 export { cat, stack, where, einsum } from './functional.js';
 export { fromRaw, toRaw } from './raw.js';
 export {
   ProcessGroup,
   CollectiveError,
-  backendForDevice,
   type Backend,
   type GradientOverlap,
   type ProcessGroupOptions,

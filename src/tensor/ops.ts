@@ -47,7 +47,18 @@ export interface ResultKinds {
     cacheHits: number;
     cacheMisses: number;
   };
-  buildInfo: { torchVersion: string; parallelInfo: string; cuda: boolean; mkldnn: boolean };
+  buildInfo: {
+    torchVersion: string;
+    parallelInfo: string;
+    /** A GPU is usable (libtorch's hasCUDA: CUDA compiled in and at least one device visible). */
+    cuda: boolean;
+    /** The addon was built against a CUDA libtorch (GOODSREC_CUDA), whether or not a GPU is visible. */
+    cudaCompiled: boolean;
+    /** ProcessGroupNCCL is compiled in (GOODSREC_NCCL). */
+    nccl: boolean;
+    cudaDevices: number;
+    mkldnn: boolean;
+  };
   autocastState: { enabled: boolean; dtype: number };
   external: Handle;
   'string?': string | null;
@@ -100,7 +111,9 @@ export const OP_TABLE = {
   sameStorage: op('bool', U, O),
   dispose: op('void', U),
   isDisposed: op('bool', U),
-  to: op('tensor', U, 'dtype: dtype?', 'device: device?', 'copy: bool'),
+  to: op('tensor', U, 'dtype: dtype?', 'device: device?', 'copy: bool', 'nonBlocking: bool'),
+  pinMemory: op('tensor', U),
+  isPinned: op('bool', U),
   clone: op('tensor', U, 'memoryFormat: int'),
   contiguous: op('tensor', U, 'memoryFormat: int'),
   detach: op('tensor', U),
@@ -159,6 +172,9 @@ export const OP_TABLE = {
   manualSeed: op('void', 'seed: int'),
   cudaIsAvailable: op('bool'),
   cudaDeviceCount: op('number'),
+  cudaSynchronize: op('void', 'device: int'),
+  cudnnBenchmark: op('bool', 'enabled: bool'),
+  cudaDeviceName: op('string', 'device: int'),
   memory: op('memory', 'processWide: bool'),
   buildInfo: op('buildInfo'),
   setAutocast: op('autocastState', 'deviceType: string', 'enabled: bool', 'dtype: dtype'),

@@ -4,14 +4,10 @@
 // passes (run training in a worker thread, as the trainer does).
 import { call, type Handle } from './native.js';
 import { wrap, type Tensor } from './tensor.js';
+import { backendForDevice, cudaSummary, isCuda, resolveDevice } from './device.js';
 
 /** c10d backends: Gloo for CPU tensors, NCCL for CUDA tensors (as torch.distributed). */
 export type Backend = 'gloo' | 'nccl';
-
-/** The backend for tensors on `device` ('cpu', 'cuda', 'cuda:1', ...): NCCL for CUDA, else Gloo. */
-export function backendForDevice(device: string): Backend {
-  return device === 'cuda' || device.startsWith('cuda:') ? 'nccl' : 'gloo';
-}
 
 export interface ProcessGroupOptions {
   /** Address of rank 0, which hosts the TCPStore (MASTER_ADDR). */
@@ -83,6 +79,8 @@ export class ProcessGroup {
       throw new RangeError(`masterPort must be 1..65535, got ${o.masterPort}`);
     const device = o.device ?? 'cpu';
     const backend = o.backend ?? backendForDevice(device);
+    // An NCCL build without the GPU: refuse now (DeviceError) instead of failing inside the rendezvous.
+    if (backend === 'nccl' && isCuda(device) && cudaSummary().cudaCompiled) resolveDevice(device);
     let h: Handle;
     try {
       const prefix = o.prefix ?? 'goodsrec';

@@ -1,7 +1,7 @@
 // Process-wide engine settings and facts: threads, seeds, devices, memory, grad mode.
 import { availableParallelism, totalmem } from 'node:os';
 import { call } from './native.js';
-import type { Device } from './tensor.js';
+import { bindDeviceRuntime } from './device.js';
 import type { OpResult } from './ops.js';
 
 export interface MemoryInfo {
@@ -34,7 +34,10 @@ export function memory(): MemoryInfo {
   return { ...m, processTensors: p.tensors, processBytes: p.bytes, rss: process.memoryUsage.rss() };
 }
 
-/** Hands the blocks the caching CPU allocator keeps ('retain' policy) back to malloc; returns their bytes. */
+/**
+ * Hands the blocks the caching CPU allocator keeps ('retain' policy) back to malloc and returns their bytes;
+ * with a GPU in use, also empties libtorch's CUDA caching allocator (torch.cuda.empty_cache()).
+ */
 export function releaseCachedMemory(): number {
   return call('releaseCachedMemory');
 }
@@ -61,20 +64,30 @@ export const cuda = {
   deviceCount(): number {
     return call('cudaDeviceCount');
   },
+  /**
+   * cuDNN autotuning (torch.backends.cudnn.benchmark): for the fixed shapes of a training run each
+   * convolution times its algorithms once and keeps the fastest. Returns the previous setting.
+   */
+  setCudnnBenchmark(enabled: boolean): boolean {
+    return call('cudnnBenchmark', enabled);
+  },
 };
-
-/** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'; CUDA without a GPU is an error. */
-export function resolveDevice(d: string): Device {
-  if (d === 'auto') return cuda.isAvailable() ? 'cuda' : 'cpu';
-  if (!/^(cpu|cuda(:\d+)?)$/.test(d)) throw new Error(`device '${d}': expected 'auto', 'cpu', 'cuda' or 'cuda:N'`);
-  if (d.startsWith('cuda') && !cuda.isAvailable())
-    throw new Error(`device ${d}: this libtorch has no CUDA (or no GPU is visible); use --device cpu`);
-  return d as Device;
-}
 
 export type BuildInfo = OpResult<'buildInfo'>;
 export function buildInfo(): BuildInfo {
   return call('buildInfo');
+}
+
+{
+  const b = buildInfo();
+  bindDeviceRuntime({
+    libtorch: b.torchVersion,
+    cudaCompiled: b.cudaCompiled,
+    nccl: b.nccl,
+    deviceCount: () => cuda.deviceCount(),
+    deviceName: (i) => call('cudaDeviceName', i),
+    synchronize: (i) => call('cudaSynchronize', i),
+  });
 }
 
 export function isGradEnabled(): boolean {

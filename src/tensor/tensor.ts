@@ -5,7 +5,9 @@ import type { OpArgs, OpsReturning } from './ops.js';
 import { type DType, dtypeCode, dtypeFromCode, typedArrayFor, type TypedArrayOf } from './dtype.js';
 import { markScoped, track, keep as keepInScope, type ScopedResource } from './scope.js';
 
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+import { isDevice, type Device } from './device.js';
+
+export type { Device };
 export type MemoryFormat = 'contiguous' | 'channelsLast' | 'preserve';
 export type Scalar = number | boolean;
 
@@ -150,20 +152,28 @@ export class Tensor implements ScopedResource {
 
   // --- conversion -------------------------------------------------------------------------
 
-  to(target: Device | DType | { dtype?: DType; device?: Device; copy?: boolean }): Tensor {
-    const spec =
-      typeof target === 'string'
-        ? target === 'cpu' || target.startsWith('cuda')
-          ? { device: target as Device }
-          : { dtype: target as DType }
-        : target;
+  /**
+   * A copy on another device or in another dtype (the tensor itself when nothing changes, unless copy).
+   * nonBlocking: from pinned host memory to a GPU, the copy is queued on the current stream and the call
+   * returns at once, so the host prepares the next batch while it runs (as PyTorch's non_blocking=True).
+   */
+  to(target: Device | DType | { dtype?: DType; device?: Device; copy?: boolean; nonBlocking?: boolean }): Tensor {
+    const spec = typeof target === 'string' ? (isDevice(target) ? { device: target } : { dtype: target }) : target;
     return op(
       'to',
       this.handle,
       spec.dtype === undefined ? null : dtypeCode(spec.dtype),
       spec.device ?? null,
       spec.copy ?? false,
+      spec.nonBlocking ?? false,
     );
+  }
+  /** A copy in page-locked host memory, which a GPU copies from asynchronously (needs a visible GPU). */
+  pinMemory(): Tensor {
+    return op('pinMemory', this.handle);
+  }
+  isPinned(): boolean {
+    return call('isPinned', this.handle);
   }
   cpu(): Tensor {
     return this.to({ device: 'cpu' });

@@ -4,6 +4,7 @@
 // figure from one machine is never read as a fact about another.
 import type { TrainConfig } from '../run/config.js';
 import type * as T from '../tensor/index.js';
+import { isCuda } from '../tensor/device.js';
 import { type CpuFeatures, cpuFeatures, cpuHasNativeBf16 } from '../util/cpu-features.js';
 
 export type AmpMode = 'off' | 'bf16' | 'fp16';
@@ -18,7 +19,7 @@ export interface AmpChoice {
 }
 
 export function chooseAmp(requested: TrainConfig['amp'], device: T.Device, cpu?: CpuFeatures): AmpChoice {
-  const onCuda = device.startsWith('cuda');
+  const onCuda = isCuda(device);
   if (requested === 'fp16' && !onCuda) throw new Error("amp 'fp16' needs a CUDA device; on CPU use 'bf16' or 'off'");
   if (requested !== 'auto') return { amp: requested, requested, reason: 'set in the config' };
   if (onCuda) return { amp: 'fp16', requested, reason: 'auto on CUDA: fp16 autocast with a GradScaler' };

@@ -121,7 +121,7 @@ export async function extractFeatures(
       const [f, g] = T.tidy(() =>
         T.noGrad(() => {
           let x = T.tensor(batch.data as Float32Array, batch.shape);
-          if (device !== 'cpu') x = x.to(device);
+          x = T.batchToDevice(x, device);
           const pooled = (v: T.Tensor): Float32Array =>
             model.forwardHead(model.forwardFeatures(v), true).float().cpu().data<'float32'>().slice();
           return [pooled(x), flipped ? pooled(x.flip(3)) : null] as const;

@@ -9,6 +9,7 @@ import { classCounts, type DataLoader, type Dataset } from '../data/index.js';
 import { deriveSeed } from '../util/rng.js';
 import { cpuFeatures, cpuHasNativeBf16 } from '../util/cpu-features.js';
 import { chooseAmp } from './amp-choice.js';
+import { scaledOptimizerStep } from './amp-step.js';
 import { evaluate } from '../eval/evaluate.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { type TrainConfig, DEFAULT_CONFIG } from '../run/config.js';
@@ -145,6 +146,11 @@ async function trainInFolder(
     );
   }
   T.setNumThreads(c.threads > 0 ? c.threads : dist ? dist.defaultThreads() : availableParallelism());
+  if (T.isCuda(device)) {
+    // Training shapes are fixed: let cuDNN time its convolution algorithms once and keep the fastest.
+    T.cuda.setCudnnBenchmark(true);
+    log(`device: ${T.describeDevice(device)}, cuDNN benchmark mode on`);
+  }
   const policy = CheckpointPolicy.forTraining(c);
   const ctx: Ctx = { c, o, dist, isMain, log, folder, device, amp, policy };
 
@@ -278,7 +284,7 @@ async function runEpoch(
   const { model, optimizer, scheduler, ema, scaler } = l;
   const stepsPerEpoch = loader.stepsPerEpoch;
   const totalSteps = c.schedule.epochs * stepsPerEpoch;
-  const autocastDevice: T.AutocastDevice = device.startsWith('cuda') ? 'cuda' : 'cpu';
+  const autocastDevice: T.AutocastDevice = T.deviceType(device);
   const epochStart = Date.now();
   setTrainMode(model, c.finetune, epoch);
   loader.setState({ epoch, step: epoch === pr.pos.epoch ? pr.pos.step : 0 });
@@ -293,10 +299,10 @@ async function runEpoch(
     T.manualSeed(deriveSeed(c.seed, epoch, step, 0x7a11));
     dist?.beginStep(epoch, step, (step + 1) % c.accumulate === 0 || step + 1 === stepsPerEpoch);
     const lossValue = T.tidy(() => {
-      let x = T.tensor(batch.data as Float32Array, batch.shape);
-      if (device !== 'cpu') x = x.to(device);
-      if (c.model.channelsLast) x = x.contiguous('channelsLast');
-      const y = T.tensor(batch.labels, [batch.labels.length]).long().to(device);
+      const x = T.batchToDevice(T.tensor(batch.data as Float32Array, batch.shape), device, {
+        channelsLast: c.model.channelsLast,
+      });
+      const y = T.batchToDevice(T.tensor(batch.labels, [batch.labels.length]).long(), device);
       const forward = (): T.Tensor => l.loss(model.forward(x), y);
       const loss =
         amp === 'off' ? forward() : T.autocast(autocastDevice, forward, amp === 'bf16' ? 'bfloat16' : 'float16');
@@ -318,18 +324,8 @@ async function runEpoch(
     step++;
     pr.stepsDone++;
     if (step % c.accumulate === 0 || step === stepsPerEpoch) {
-      let doStep = true;
       dist?.averageGradients();
-      if (scaler)
-        doStep = T.tidy(() =>
-          scaler.unscaleAndUpdate(
-            model
-              .parameters()
-              .map((p) => p.grad)
-              .filter((g): g is T.Tensor => g !== undefined),
-          ),
-        );
-      if (doStep) optimizer.step();
+      scaledOptimizerStep(optimizer, model.parameters(), scaler);
       optimizer.zeroGrad();
       pr.globalStep++;
       ema?.update(model);

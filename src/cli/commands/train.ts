@@ -18,6 +18,7 @@ import { defineCliCommand, type OptionSpec, type OptionValues } from '../options
 import { CONFIG_FLAGS, flagLayers, suggestSet } from '../config-flags.js';
 import { EXIT, UsageError } from '../errors.js';
 import { launchRanks, stripLaunchFlags } from '../../distributed/launch.js';
+import { isCuda } from '../../tensor/device.js';
 import { recipeLayer } from '../../train/recipes.js';
 import { explicitKeys, applyPretrainedCfg } from '../../run/pretrained-cfg.js';
 import { RUN_FILE } from '../../run/layout.js';
@@ -138,6 +139,9 @@ const command = defineCliCommand({
         nodeRank = args['node-rank'] ?? 0;
       if (nodeRank >= nnodes)
         throw new UsageError(`--node-rank: expected an integer < --nnodes (${nnodes}) but received '${nodeRank}'`);
+      // CUDA ranks without the GPUs or NCCL they need: one error now, not the same one from every rank.
+      if (isCuda(config.device))
+        (await import('../../tensor/index.js')).checkLocalRanks(config.device, args['nproc-per-node'] ?? 1);
       // Launcher: this process only starts the ranks (torchrun's contract) and watches them.
       const code = await launchRanks(
         process.argv[1]!,

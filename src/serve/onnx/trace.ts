@@ -104,7 +104,7 @@ export function traceModel(
       if (dtype === 'float32') data = new Float32Array(call('toBuffer', h));
       else if (dtype === 'int64') data = new BigInt64Array(call('toBuffer', h));
       else if (dtype === 'float16' || dtype === 'bfloat16' || dtype === 'float64') {
-        const f = call('to', h, dtypeCode('float32'), null, true);
+        const f = call('to', h, dtypeCode('float32'), null, true, false);
         data = new Float32Array(call('toBuffer', f));
         call('dispose', f);
       } else
