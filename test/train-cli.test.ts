@@ -287,6 +287,11 @@ test('EMA, gradient accumulation, class-balanced sampling and bf16 autocast run 
   const e = ck.ema!.get('conv1.weight')!.data;
   assert.equal(w.length, e.length);
   assert.ok(!Buffer.from(w).equals(Buffer.from(e)));
+  // Autocast makes activations bf16, never the weights the optimizer updates (fp32 master weights):
+  // every floating tensor saved from a bf16 run is float32.
+  const floating = [...ck.model, ...ck.ema!].filter(([, t]) => t.dtype !== 'int64');
+  assert.ok(floating.length > 100, `${floating.length} floating tensors`);
+  for (const [k, t] of floating) assert.equal(t.dtype, 'float32', k);
   // 9 batches with accumulation 2: 5 optimizer steps (the last one on a single batch).
   const state = ck.state as { globalStep: number };
   assert.equal(state.globalStep, 5);
