@@ -4,12 +4,35 @@
 // Chosen by measurement over hnswlib-node and faiss-node (bench/gallery-search.ts,
 // docs/gallery.md). The graph is saved next to the gallery file under a name
 // holding the hash of the embeddings it indexes, so a stale graph is never used.
+// An f16/i8 gallery's graph holds its vectors in that precision (usearch's own
+// quantization: the memory is the point), and nothing re-ranks in f32 (no f32
+// copy is kept to re-rank with): f16 by inner product (queries rounded to f16),
+// i8 by usearch's integer cosine of per-vector scaled codes (vectors.ts), with
+// each query quantized the same way.
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Index, MetricKind, ScalarKind, exactSearch, type BatchMatches } from 'usearch';
 import { syncDirQuietly } from '../util/atomic-file.js';
 import type { NeighbourIndex, SearchResult } from './neighbour-index.js';
+import { decodeF16, quantizeRows, type StoredRows, type VectorPrecision } from './vectors.js';
+
+/** Rows given to an index: f32 unit rows, or a gallery's stored rows. */
+export type IndexRows = Float32Array | StoredRows;
+
+const stored = (rows: IndexRows): StoredRows =>
+  rows instanceof Float32Array ? { precision: 'f32', data: rows } : rows;
+
+/** usearch settings per precision: i8 codes have one scale per row, so only a cosine compares them. */
+const USEARCH_KIND: Record<VectorPrecision, { quantization: ScalarKind; metric: MetricKind }> = {
+  f32: { quantization: ScalarKind.F32, metric: MetricKind.IP },
+  f16: { quantization: ScalarKind.F16, metric: MetricKind.IP },
+  i8: { quantization: ScalarKind.I8, metric: MetricKind.Cos },
+};
+
+/** Queries as the index takes them: i8 indexes get codes quantized like the rows (usearch's own cast scales by the norm, not the max). */
+const queriesFor = (p: VectorPrecision, queries: Float32Array, dim: number): Float32Array | Int8Array =>
+  p === 'i8' ? quantizeRows(queries, dim) : queries;
 
 /** HNSW settings (usearch's names): graph degree, and the candidate lists while adding and searching. */
 export interface HnswSettings {
@@ -49,25 +72,35 @@ function toResult(
   return { scores, indices, k };
 }
 
-/** Exact inner-product search with usearch's SIMD kernels (no libtorch). */
+/**
+ * Exact search with usearch's SIMD kernels (no libtorch): inner product over f32 rows, cosine over i8 codes;
+ * f16 rows are searched decoded to f32 (usearch's exact search takes no f16), so they save disk, not memory.
+ */
 export class BruteForceIndex implements NeighbourIndex {
   readonly kind = 'exact';
   readonly size: number;
+  private readonly rows: Float32Array | Int8Array;
+  private readonly precision: VectorPrecision;
   constructor(
-    private readonly rows: Float32Array,
+    rows: IndexRows,
     readonly dim: number,
     private readonly threads = 0,
   ) {
-    this.size = rows.length / dim;
+    const s = stored(rows);
+    this.precision = s.precision;
+    this.rows = s.precision === 'f16' ? decodeF16(s.data) : s.data;
+    this.size = s.data.length / dim;
     if (!Number.isInteger(this.size))
-      throw new RangeError(`BruteForceIndex: ${rows.length} floats are not rows of ${dim}`);
+      throw new RangeError(`BruteForceIndex: ${s.data.length} values are not rows of ${dim}`);
   }
 
   searchRows(queries: Float32Array, k: number): SearchResult {
     const q = queries.length / this.dim;
     const kk = Math.min(k, this.size);
     if (kk === 0 || q === 0) return { scores: new Float32Array(0), indices: new Int32Array(0), k: 0 };
-    const m = exactSearch(this.rows, queries, this.dim, kk, MetricKind.IP, this.threads);
+    const i8 = this.precision === 'i8';
+    const qs = queriesFor(i8 ? 'i8' : 'f32', queries, this.dim);
+    const m = exactSearch(this.rows, qs, this.dim, kk, i8 ? MetricKind.Cos : MetricKind.IP, this.threads);
     if ('counts' in m) return toResult(m.keys, m.distances, m.counts, q, kk, this.size);
     return toResult(m.keys, m.distances, [m.keys.length], 1, kk, this.size);
   }
@@ -85,13 +118,13 @@ export class HnswIndex implements NeighbourIndex {
     readonly dim: number,
     readonly size: number,
     private readonly threads: number,
+    readonly precision: VectorPrecision,
   ) {}
 
-  private static empty(dim: number, s: HnswSettings): Index {
+  private static empty(dim: number, s: HnswSettings, p: VectorPrecision): Index {
     return new Index({
       dimensions: dim,
-      metric: MetricKind.IP,
-      quantization: ScalarKind.F32,
+      ...USEARCH_KIND[p],
       multi: false,
       connectivity: s.connectivity,
       expansion_add: s.expansionAdd,
@@ -99,21 +132,41 @@ export class HnswIndex implements NeighbourIndex {
     });
   }
 
-  /** Builds the graph over row-major unit rows (row i gets key i); threads 0: all cores. */
-  static build(rows: Float32Array, dim: number, s: HnswSettings = DEFAULT_HNSW, threads = 0): HnswIndex {
-    const n = rows.length / dim;
-    if (!Number.isInteger(n)) throw new RangeError(`HnswIndex: ${rows.length} floats are not rows of ${dim}`);
-    const index = HnswIndex.empty(dim, s);
-    if (n) index.add(keysFor(n), rows, threads);
-    return new HnswIndex(index, dim, n, threads);
+  /**
+   * Builds the graph over row-major unit rows (row i gets key i), holding them in their precision
+   * (f16 rows are handed over in decoded slices, so no whole f32 copy is made); threads 0: all cores.
+   */
+  static build(rows: IndexRows, dim: number, s: HnswSettings = DEFAULT_HNSW, threads = 0): HnswIndex {
+    const st = stored(rows);
+    const n = st.data.length / dim;
+    if (!Number.isInteger(n)) throw new RangeError(`HnswIndex: ${st.data.length} values are not rows of ${dim}`);
+    const index = HnswIndex.empty(dim, s, st.precision);
+    if (st.precision !== 'f16') {
+      if (n) index.add(keysFor(n), st.data, threads);
+    } else {
+      const slice = 8192;
+      for (let a = 0; a < n; a += slice) {
+        const b = Math.min(n, a + slice);
+        const keys = new BigUint64Array(b - a).map((_, i) => BigInt(a + i));
+        index.add(keys, decodeF16(st.data.subarray(a * dim, b * dim)), threads); // exact: f16 -> f32 -> f16
+      }
+    }
+    return new HnswIndex(index, dim, n, threads, st.precision);
   }
 
-  /** A graph saved by save(); throws unless it has `size` rows of width dim. */
-  static load(path: string, dim: number, size: number, s: HnswSettings = DEFAULT_HNSW, threads = 0): HnswIndex {
-    const index = HnswIndex.empty(dim, s);
+  /** A graph saved by save() from rows of precision p (hnswPathFor names it by precision); throws unless it has `size` rows. */
+  static load(
+    path: string,
+    dim: number,
+    size: number,
+    s: HnswSettings = DEFAULT_HNSW,
+    threads = 0,
+    p: VectorPrecision = 'f32',
+  ): HnswIndex {
+    const index = HnswIndex.empty(dim, s, p);
     index.load(path);
     if (index.size() !== size) throw new Error(`${path}: an HNSW graph of ${index.size()} rows, expected ${size}`);
-    return new HnswIndex(index, dim, size, threads);
+    return new HnswIndex(index, dim, size, threads, p);
   }
 
   /** Saves atomically: a temp file, fsynced, renamed over `path`. */
@@ -139,11 +192,12 @@ export class HnswIndex implements NeighbourIndex {
     const q = queries.length / this.dim;
     const kk = Math.min(k, this.size);
     if (kk === 0 || q === 0) return { scores: new Float32Array(0), indices: new Int32Array(0), k: 0 };
+    const qs = queriesFor(this.precision, queries, this.dim);
     if (q === 1) {
-      const m = this.index.search(queries, kk, 1);
+      const m = this.index.search(qs, kk, 1);
       return toResult(m.keys, m.distances, [m.keys.length], 1, kk, this.size);
     }
-    const m = this.index.search(queries, kk, this.threads) as BatchMatches;
+    const m = this.index.search(qs, kk, this.threads) as BatchMatches;
     return toResult(m.keys, m.distances, m.counts, q, kk, this.size);
   }
 
@@ -152,12 +206,16 @@ export class HnswIndex implements NeighbourIndex {
   }
 }
 
-/** The file an HNSW graph over these embeddings is kept in, next to the gallery. */
-export function hnswPathFor(galleryPath: string, embeddings: Float32Array): string {
-  const h = createHash('sha256')
-    .update(new Uint8Array(embeddings.buffer, embeddings.byteOffset, embeddings.byteLength))
-    .digest('hex');
-  return `${galleryPath}.${h.slice(0, 16)}.hnsw`;
+/**
+ * The file an HNSW graph over these rows is kept in, next to the gallery: the hash of the stored bytes, and
+ * of the precision when it is not f32 (so f32 graphs keep the names they had before precisions existed).
+ */
+export function hnswPathFor(galleryPath: string, rows: IndexRows): string {
+  const s = stored(rows);
+  const h = createHash('sha256');
+  if (s.precision !== 'f32') h.update(`goodsrec-gallery-${s.precision}\n`);
+  h.update(new Uint8Array(s.data.buffer, s.data.byteOffset, s.data.byteLength));
+  return `${galleryPath}.${h.digest('hex').slice(0, 16)}.hnsw`;
 }
 
 /**
@@ -165,24 +223,25 @@ export function hnswPathFor(galleryPath: string, embeddings: Float32Array): stri
  * earlier versions of the gallery are deleted). Without a path it is only built.
  */
 export function galleryHnsw(
-  rows: Float32Array,
+  rows: IndexRows,
   dim: number,
   galleryPath: string | null,
   o: { settings?: HnswSettings; threads?: number; log?: (m: string) => void; graph?: string } = {},
 ): HnswIndex {
   const s = o.settings ?? DEFAULT_HNSW;
-  const n = rows.length / dim;
-  const file = o.graph ?? (galleryPath ? hnswPathFor(galleryPath, rows) : null);
+  const st = stored(rows);
+  const n = st.data.length / dim;
+  const file = o.graph ?? (galleryPath ? hnswPathFor(galleryPath, st) : null);
   if (file && existsSync(file)) {
     try {
-      return HnswIndex.load(file, dim, n, s, o.threads ?? 0);
+      return HnswIndex.load(file, dim, n, s, o.threads ?? 0, st.precision);
     } catch (e) {
       o.log?.(`${(e as Error).message}; rebuilding it`);
     }
   }
   const t0 = performance.now();
-  const index = HnswIndex.build(rows, dim, s, o.threads ?? 0);
-  o.log?.(`HNSW graph over ${n} photos built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const index = HnswIndex.build(st, dim, s, o.threads ?? 0);
+  o.log?.(`HNSW graph (${st.precision}) over ${n} photos built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (file && galleryPath) {
     index.save(file);
     const stem = basename(galleryPath) + '.';

@@ -41,6 +41,13 @@ const build = defineCliCommand({
       default: 50000,
       description: 'photos from which search uses an HNSW graph (kept next to the gallery) instead of exact search',
     },
+    vectors: {
+      type: 'enum',
+      values: ['f32', 'f16', 'i8'],
+      default: 'f32',
+      description:
+        'precision of the stored vectors (file and search index): f16 halves them, i8 (one scale per vector) quarters them; docs/gallery.md',
+    },
     device: deviceOption,
     'max-pixels': maxPixelsOption,
   },
@@ -57,13 +64,17 @@ const build = defineCliCommand({
     if (!ds.samples.length) throw new Error(`dataset ${o.data}: split '${o.split}' has no photos`);
     const r = loadRecognizer(args.model, { device: resolveDevice(o.device), maxPixels: o['max-pixels'] });
     try {
-      const { gallery, badFiles } = await buildGallery(r, ds, { k: o.k, onBatch: progress('embedding') });
+      const { gallery, badFiles } = await buildGallery(r, ds, {
+        k: o.k,
+        vectors: o.vectors,
+        onBatch: progress('embedding'),
+      });
       gallery.meta.search = { approximateFrom: o['approximate-from'] };
       saveGallery(resolve(o.out), gallery, (m) => console.log(m));
       for (const b of badFiles) console.log(`skipped ${b.path}: ${b.message}`);
       console.log(
         `${resolve(o.out)}: ${gallery.meta.entries.length} photos of ${galleryClasses(gallery).length} classes, ` +
-          `${gallery.meta.dim}-d ${gallery.meta.model.embedding} embeddings of ${r.modelName}`,
+          `${gallery.meta.dim}-d ${gallery.meta.model.embedding} embeddings of ${r.modelName} (${o.vectors} vectors)`,
       );
       return badFiles.length || ds.skipped?.length ? EXIT.partial : EXIT.ok;
     } finally {
@@ -170,6 +181,7 @@ const list = defineCliCommand({
           {
             model: m.model,
             dim: m.dim,
+            vectors: m.vectors ?? 'f32',
             k: m.k,
             threshold: m.threshold,
             calibration: m.calibration ?? null,
@@ -183,7 +195,7 @@ const list = defineCliCommand({
       return;
     }
     console.log(
-      `model ${m.model.name} (${m.model.checkpoint}, weights sha256 ${m.model.hash.slice(0, 12)}), ${m.dim}-d ${m.model.embedding} embeddings`,
+      `model ${m.model.name} (${m.model.checkpoint}, weights sha256 ${m.model.hash.slice(0, 12)}), ${m.dim}-d ${m.model.embedding} embeddings, ${m.vectors ?? 'f32'} vectors`,
     );
     console.log(
       `k ${m.k}, threshold ${m.threshold ?? 'none (never answers unknown)'}` +
