@@ -57,7 +57,7 @@ export function toHalf(x: number): number {
 
 let halfTable: Float32Array | null = null;
 /** f16 bits -> f32, all 65536 patterns (256 KiB, built on first use). */
-function halfToFloat(): Float32Array {
+export function halfToFloat(): Float32Array {
   if (halfTable) return halfTable;
   const t = new Float32Array(65536);
   for (let h = 0; h < 65536; h++) {
@@ -159,4 +159,29 @@ export function concatRows(a: StoredRows, b: StoredRows): StoredRows {
     return { precision: 'f32', data: cat(a.data, b.data as Float32Array, new Float32Array(n)) };
   if (a.precision === 'f16') return { precision: 'f16', data: cat(a.data, b.data as Uint16Array, new Uint16Array(n)) };
   return { precision: 'i8', data: cat(a.data, b.data as Int8Array, new Int8Array(n)) };
+}
+
+/**
+ * Exact similarity of an f32 query row to stored row `row`: the inner product with the decoded row (for i8,
+ * the cosine to its codes), in float64 so every CPU gives the same value.
+ */
+export function rowSimilarity(s: StoredRows, dim: number, row: number, query: Float32Array, qOffset: number): number {
+  const o = row * dim;
+  let dot = 0;
+  if (s.precision === 'f32') {
+    for (let i = 0; i < dim; i++) dot += query[qOffset + i]! * s.data[o + i]!;
+    return dot;
+  }
+  if (s.precision === 'f16') {
+    const t = halfToFloat();
+    for (let i = 0; i < dim; i++) dot += query[qOffset + i]! * t[s.data[o + i]!]!;
+    return dot;
+  }
+  let ss = 0;
+  for (let i = 0; i < dim; i++) {
+    const c = s.data[o + i]!;
+    dot += query[qOffset + i]! * c;
+    ss += c * c;
+  }
+  return ss ? dot / Math.sqrt(ss) : 0;
 }
