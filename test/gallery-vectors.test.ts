@@ -5,7 +5,7 @@
 // and the precision shown by `gallery list`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -20,6 +20,7 @@ import {
   type Gallery,
 } from '../src/gallery/format.js';
 import { BruteForceIndex, HnswIndex, hnswPathFor } from '../src/gallery/hnsw-index.js';
+import { openGalleryIndex } from '../src/gallery/open-index.js';
 import { decodeF16, decodeI8, encodeF16, quantizeRows, toHalf } from '../src/gallery/vectors.js';
 import { runCli } from './helpers/cli.js';
 
@@ -299,4 +300,32 @@ test('gallery list shows the precision; build refuses an unknown one', () => {
   r = runCli(['gallery', 'build', work, '--data', work, '--out', path, '--vectors', 'i4']);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /--vectors: expected 'f32', 'f16' or 'i8' but received 'i4'/);
+});
+
+test('f16/i8 galleries above the approximate threshold: the graph is saved per precision, reloaded, and scores as exact search', () => {
+  const d = 32;
+  const { rows, queries } = clustered(2000, 50, d, 13);
+  for (const p of ['f16', 'i8'] as const) {
+    const g = withPrecision(gallery(rows, d), p);
+    g.meta.search = { approximateFrom: 100 };
+    const path = join(work, `approx-${p}.gallery`);
+    writeGallery(path, g);
+    const built = openGalleryIndex(readGallery(path), { path });
+    assert.equal(built.kind, 'approximate');
+    assert.ok(existsSync(hnswPathFor(path, storedRowsOf(g))), 'saved under the name of its stored rows');
+    const loaded = openGalleryIndex(readGallery(path), { path }); // loads the saved graph
+    const a = built.searchRows(queries, 5);
+    const b = loaded.searchRows(queries, 5);
+    assert.deepEqual(b, a, `${p}: the reloaded graph answers as the built one`);
+    // Scores are the f32 query against the decoded row, as exact search over the decoded rows gives them.
+    const exact = new BruteForceIndex(g.embeddings, d).searchRows(queries, 5);
+    let same = 0;
+    for (let i = 0; i < 50; i++) {
+      if (a.indices[i * 5] === exact.indices[i * 5]) {
+        same++;
+        assert.ok(Math.abs(a.scores[i * 5]! - exact.scores[i * 5]!) < 1e-5, `${p}: query ${i}`);
+      }
+    }
+    assert.ok(same >= 48, `${p}: ${same}/50 top-1 as exact search over the decoded rows`);
+  }
 });
