@@ -25,7 +25,7 @@ import { ExactIndex } from '../src/gallery/search.js';
 import { readGallery } from '../src/gallery/format.js';
 import { BruteForceIndex, HnswIndex } from '../src/gallery/hnsw-index.js';
 import type { NeighbourIndex } from '../src/gallery/neighbour-index.js';
-import { encodeRows, isVectorPrecision, type VectorPrecision } from '../src/gallery/vectors.js';
+import { encodeRows, isVectorPrecision } from '../src/gallery/vectors.js';
 import { machineLine } from './machine.js';
 
 const sizes = (process.env.GOODSREC_BENCH_SIZES ?? '10000,100000').split(',').map(Number);
