@@ -19,7 +19,7 @@ import {
   writeGallery,
   type Gallery,
 } from '../src/gallery/format.js';
-import { BruteForceIndex, HnswIndex, hnswPathFor } from '../src/gallery/hnsw-index.js';
+import { BruteForceIndex, DEFAULT_HNSW, HnswIndex, hnswPathFor } from '../src/gallery/hnsw-index.js';
 import { openGalleryIndex } from '../src/gallery/open-index.js';
 import { decodeF16, decodeI8, encodeF16, quantizeRows, toHalf } from '../src/gallery/vectors.js';
 import { runCli } from './helpers/cli.js';
@@ -269,16 +269,20 @@ test('recall@1 against exact f32 search: f16 and i8 above the bound, an i4-like 
   assert.ok(r.i8! >= 0.95, `i8 ${r.i8}`);
   assert.ok(r.i4! < 0.95, `the coarse grid must fail the i8 bound: ${r.i4}`);
 
-  // Through usearch: i8 brute force (integer cosine, queries quantized too) and the graphs holding f16 / i8.
+  // Through usearch: i8 brute force (integer cosine, queries quantized too) and the graphs holding f16 / i8
+  // (built on one thread: a parallel build inserts in a varying order, so its recall varies a little).
   const g = gallery(rows, d);
   const found = (index: { searchRows(q: Float32Array, k: number): { indices: Int32Array; k: number } }) => {
     const res = index.searchRows(queries, 1);
     return Array.from({ length: truth.length }, (_, i) => res.indices[i * res.k]!);
   };
   const bf = recall(found(new BruteForceIndex(storedRowsOf(withPrecision(g, 'i8')), d)), truth);
-  const hf16 = recall(found(HnswIndex.build(storedRowsOf(withPrecision(g, 'f16')), d)), truth);
-  const hi8 = recall(found(HnswIndex.build(storedRowsOf(withPrecision(g, 'i8')), d)), truth);
-  const hi4 = recall(found(HnswIndex.build({ precision: 'i8', data: quantizeRows(rows, d, 7) }, d)), truth);
+  const hf16 = recall(found(HnswIndex.build(storedRowsOf(withPrecision(g, 'f16')), d, DEFAULT_HNSW, 1)), truth);
+  const hi8 = recall(found(HnswIndex.build(storedRowsOf(withPrecision(g, 'i8')), d, DEFAULT_HNSW, 1)), truth);
+  const hi4 = recall(
+    found(HnswIndex.build({ precision: 'i8', data: quantizeRows(rows, d, 7) }, d, DEFAULT_HNSW, 1)),
+    truth,
+  );
   console.log(`usearch recall@1: i8 exact ${bf}, HNSW f16 ${hf16}, HNSW i8 ${hi8}, HNSW i4-like ${hi4}`);
   assert.ok(bf >= 0.95 && hi8 >= 0.95, `i8: exact ${bf}, HNSW ${hi8}`);
   assert.ok(hf16 >= 0.99, `HNSW f16 ${hf16}`);
@@ -310,10 +314,10 @@ test('f16/i8 galleries above the approximate threshold: the graph is saved per p
     g.meta.search = { approximateFrom: 100 };
     const path = join(work, `approx-${p}.gallery`);
     writeGallery(path, g);
-    const built = openGalleryIndex(readGallery(path), { path });
+    const built = openGalleryIndex(readGallery(path), { path, threads: 1 }); // one thread: a reproducible graph
     assert.equal(built.kind, 'approximate');
     assert.ok(existsSync(hnswPathFor(path, storedRowsOf(g))), 'saved under the name of its stored rows');
-    const loaded = openGalleryIndex(readGallery(path), { path }); // loads the saved graph
+    const loaded = openGalleryIndex(readGallery(path), { path, threads: 1 }); // loads the saved graph
     const a = built.searchRows(queries, 5);
     const b = loaded.searchRows(queries, 5);
     assert.deepEqual(b, a, `${p}: the reloaded graph answers as the built one`);
