@@ -289,7 +289,7 @@ test('recall@1 against exact f32 search: f16 and i8 above the bound, an i4-like 
   assert.ok(hi4 < 0.95, `HNSW over the coarse grid must fail: ${hi4}`);
 });
 
-test('gallery list shows the precision; build refuses an unknown one', () => {
+test('gallery list shows the precision, convert changes it; build refuses an unknown one', () => {
   const d = 16;
   const { rows } = clustered(40, 1, d, 9);
   const path = join(work, 'listed.gallery');
@@ -301,6 +301,16 @@ test('gallery list shows the precision; build refuses an unknown one', () => {
   assert.match(r.stdout, /16-d pooled embeddings, i8 vectors/);
   writeGallery(path, gallery(rows, d));
   assert.equal(JSON.parse(runCli(['gallery', 'list', path, '--json']).stdout).vectors, 'f32', 'an old file: f32');
+  r = runCli(['gallery', 'convert', path, '--vectors', 'f16', '--out', join(work, 'converted.gallery')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /40 vectors f32 -> f16/);
+  const converted = readGallery(join(work, 'converted.gallery'));
+  assert.deepEqual(storedRowsOf(converted), storedRowsOf(withPrecision(gallery(rows, d), 'f16')));
+  assert.deepEqual(converted.meta.entries, readGallery(path).meta.entries);
+  r = runCli(['gallery', 'convert', join(work, 'converted.gallery'), '--vectors', 'f32']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /the f32 rows are the decoded f16 ones/);
+  assert.equal(readGallery(join(work, 'converted.gallery')).meta.vectors, 'f32');
   r = runCli(['gallery', 'build', work, '--data', work, '--out', path, '--vectors', 'i4']);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /--vectors: expected 'f32', 'f16' or 'i8' but received 'i4'/);

@@ -149,6 +149,33 @@ const remove = defineCliCommand({
   },
 });
 
+const convert = defineCliCommand({
+  name: 'gallery convert',
+  description: 'Rewrite a gallery with its vectors in another precision (no photo is embedded again).',
+  positionals: { gallery: { description: 'gallery file', required: true, exists: 'file' } },
+  options: {
+    vectors: {
+      type: 'enum',
+      values: ['f32', 'f16', 'i8'],
+      required: true,
+      description: 'precision to store the vectors in (docs/gallery.md, "Vector precision")',
+    },
+    out: { type: 'path', description: 'write the converted gallery here (default: over the gallery)' },
+  },
+  async run({ options: o, args }) {
+    const { readGallery, galleryPrecision, withPrecision } = await import('../../gallery/format.js');
+    const { saveGallery } = await import('../../gallery/session.js');
+    const path = resolve(args.gallery);
+    const g = readGallery(path);
+    const from = galleryPrecision(g);
+    const out = resolve(o.out ?? path);
+    saveGallery(out, withPrecision(g, o.vectors), (m) => console.log(m));
+    console.log(`${out}: ${g.meta.entries.length} vectors ${from} -> ${o.vectors}`);
+    if (from !== 'f32' && o.vectors === 'f32')
+      console.warn(`warning: the f32 rows are the decoded ${from} ones: the precision ${from} dropped is not restored`);
+  },
+});
+
 const list = defineCliCommand({
   name: 'gallery list',
   description: 'Classes of a gallery with their photo counts, model and threshold.',
@@ -299,7 +326,7 @@ export default defineCommand({
     description:
       'Product gallery: enrol products from a few photos, recognise by nearest neighbours, reject unknown ones.',
   },
-  subCommands: { build, add, remove, list, calibrate },
+  subCommands: { build, add, remove, list, calibrate, convert },
 });
 
 /** `goodsrec predict RUN --gallery G photos...`: nearest-neighbour answers instead of the classifier's. */
