@@ -94,7 +94,8 @@ export function storedRowsOf(g: Gallery): StoredRows {
 
 /**
  * A gallery over stored rows: f32 rows are its embeddings; f16/i8 rows are decoded to `embeddings` only when
- * that is read (a lazy, non-enumerable property: copies to a worker carry `stored` only, see reviveGallery).
+ * that is read. The property is lazy and non-enumerable, so that a copy sent to a worker carries `stored`
+ * only (see reviveGallery); for the same reason a spread copy ({ ...g }) lacks it: build copies with this.
  */
 export function galleryFromStored(meta: GalleryMeta, stored: StoredRows): Gallery {
   if (stored.precision === 'f32') return { meta, embeddings: stored.data };
