@@ -145,12 +145,20 @@ test('f16 and i8 galleries are served: GET /v1/gallery names the precision, enro
   } finally {
     await f32.close();
   }
-  for (const p of ['f16', 'i8'] as const) {
-    const path = galleryFile(`served-${p}.gallery`, withPrecision(base, p));
+  for (const [p, approximateFrom] of [
+    ['f16', undefined],
+    ['i8', undefined],
+    ['f16', 10], // searched through the HNSW graph (built in the write worker from the stored rows)
+    ['i8', 10],
+  ] as const) {
+    const g = withPrecision(base, p);
+    if (approximateFrom) g.meta.search = { approximateFrom };
+    const path = galleryFile(`served-${p}-${approximateFrom ?? 'exact'}.gallery`, g);
     const app = await server(path);
     try {
       let r = await app.inject({ method: 'GET', url: '/v1/gallery' });
       assert.equal(r.json().vectors, p);
+      assert.equal(r.json().search, approximateFrom ? 'approximate' : 'exact');
       const m = multipart(heldPhotos.slice(0, 2));
       r = await app.inject({
         method: 'POST',
@@ -163,6 +171,8 @@ test('f16 and i8 galleries are served: GET /v1/gallery names the precision, enro
       assert.equal(onDisk.meta.vectors, p, 'the worker wrote the same precision');
       assert.equal(storedRowsOf(onDisk).precision, p);
       assert.equal(onDisk.meta.entries.length, 17);
+      if (approximateFrom)
+        assert.ok(existsSync(hnswPathFor(path, storedRowsOf(onDisk))), `${p}: the graph of the written rows`);
       const enrolled = resolveSamplePath(ds, ds.samples[4]!);
       r = await app.inject({ method: 'POST', url: '/v1/predict', ...multipart([heldPhotos[1]!, enrolled]) });
       assert.equal(r.statusCode, 200, r.body);
