@@ -5,16 +5,28 @@
 // them). Recall@1: the approximate top-1 is the exact top-1. Latency: median of
 // single queries and of 32-query batches on the configured threads.
 // GOODSREC_BENCH_SIZES=10000,100000,1000000 GOODSREC_BENCH_DIM=512 GOODSREC_BENCH_THREADS=2
-// GOODSREC_BENCH_LIBS=exact,usearch,hnswlib GOODSREC_BENCH_SETS=random,clustered GOODSREC_BENCH_EF=64,128
+// GOODSREC_BENCH_LIBS=exact,usearch,hnswlib GOODSREC_BENCH_SETS=random,clustered GOODSREC_BENCH_EF=64,128 GOODSREC_BENCH_QUERIES=200
 // usearch's graph: GOODSREC_BENCH_M=16 (connectivity) GOODSREC_BENCH_EF_ADD=128 GOODSREC_BENCH_QUANT=f32|f16|i8; it is
 // built once and reloaded for each search ef (saved to GOODSREC_BENCH_TMP, default the OS temp folder), and the build
 // prints its rate to stderr every 5 % so a build stopped by a time limit still leaves a measured rate.
+//
+// Gallery vector precisions (issue 27 item 5): GOODSREC_BENCH_VECTORS=f32,f16,i8 instead compares goodsrec's own
+// indexes (src/gallery/hnsw-index.ts: usearch brute force and HNSW graph, holding the vectors in each precision,
+// candidates re-scored against the stored rows) against exact f32 search (libtorch): recall@1, recall@1 up to
+// ties (the row found is within 1e-4 of the best f32 similarity), same product@1, the bytes of the vectors and of
+// the whole index (the HNSW graph as saved: vectors + links), and ms per query. GOODSREC_BENCH_SETS may name
+// `real:<gallery file>`: its rows, every (N/1000)-th held out as a query (1000 queries), classes from its entries.
 import { createRequire } from 'node:module';
-import { rmSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { ExactIndex } from '../src/gallery/search.js';
+import { readGallery } from '../src/gallery/format.js';
+import { BruteForceIndex, HnswIndex } from '../src/gallery/hnsw-index.js';
+import type { NeighbourIndex } from '../src/gallery/neighbour-index.js';
+import { encodeRows, isVectorPrecision } from '../src/gallery/vectors.js';
+import { machineLine } from './machine.js';
 
 const sizes = (process.env.GOODSREC_BENCH_SIZES ?? '10000,100000').split(',').map(Number);
 const dim = Number(process.env.GOODSREC_BENCH_DIM ?? 512);
@@ -26,7 +38,7 @@ const connectivity = Number(process.env.GOODSREC_BENCH_M ?? 16);
 const efAdd = Number(process.env.GOODSREC_BENCH_EF_ADD ?? 128);
 const quant = process.env.GOODSREC_BENCH_QUANT ?? 'f32';
 const tmp = process.env.GOODSREC_BENCH_TMP ?? tmpdir();
-const nQueries = 200;
+const nQueries = Number(process.env.GOODSREC_BENCH_QUERIES ?? 200);
 T.setNumThreads(threads);
 const require = createRequire(import.meta.url);
 
@@ -189,6 +201,12 @@ function hnswlib(rows: Float32Array, n: number, ef: number): Searcher {
   };
 }
 
+const precisions = (process.env.GOODSREC_BENCH_VECTORS ?? '').split(',').filter(Boolean);
+if (precisions.length) {
+  precisionTable(precisions);
+  process.exit(0);
+}
+
 console.log(
   `D=${dim}, k=5, ${threads} threads, ${nQueries} queries for recall@1 (approximate top-1 = exact top-1); ` +
     `usearch ${quant}, connectivity ${connectivity}, expansion_add ${efAdd}`,
@@ -236,5 +254,143 @@ for (const n of sizes) {
     }
     ex.free?.();
     if (built) rmSync((built as { file: string }).file, { force: true });
+  }
+}
+
+/** A real gallery's rows: every (N/1000)-th row held out as a query, the rest the gallery; classes per row. */
+function realSet(path: string): {
+  rows: Float32Array;
+  queries: Float32Array;
+  d: number;
+  rowClass: string[];
+  queryClass: string[];
+} {
+  const g = readGallery(path);
+  const d = g.meta.dim;
+  const n = g.meta.entries.length;
+  const nq = Math.min(1000, Math.floor(n / 10));
+  const step = Math.floor(n / nq);
+  const isQuery = (i: number): boolean => i % step === 0 && i / step < nq;
+  const rows = new Float32Array((n - nq) * d);
+  const queries = new Float32Array(nq * d);
+  const rowClass: string[] = [];
+  const queryClass: string[] = [];
+  for (let i = 0, r = 0, q = 0; i < n; i++) {
+    const v = g.embeddings.subarray(i * d, (i + 1) * d);
+    if (isQuery(i)) {
+      queries.set(v, q++ * d);
+      queryClass.push(g.meta.entries[i]!.class);
+    } else {
+      rows.set(v, r++ * d);
+      rowClass.push(g.meta.entries[i]!.class);
+    }
+  }
+  return { rows, queries, d, rowClass, queryClass };
+}
+
+/** Rows per precision and index: recall against exact f32 search, memory and time. */
+function precisionTable(names: string[]): void {
+  const ps = names.map((p) => {
+    if (!isVectorPrecision(p)) throw new Error(`GOODSREC_BENCH_VECTORS: '${p}' is not f32, f16 or i8`);
+    return p;
+  });
+  console.log(machineLine({ threads }));
+  console.log(
+    `k=5, ${threads} threads; HNSW connectivity ${connectivity}, expansion_add ${efAdd}, expansion_search ${efs.join('/')}; ` +
+      'recall@1 against exact f32 search (libtorch); ties: the row found is within 1e-4 of the best f32 similarity',
+  );
+  console.log(
+    '| set | vectors | D | precision | search | recall@1 | recall@1 up to ties | same product@1 | vectors (MB) | index (MB) | build (s) | 1 query (ms) | 32 queries (ms per batch) |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
+  for (const set of sets) {
+    for (const n0 of set.startsWith('real:') ? [0] : sizes) {
+      let rows: Float32Array;
+      let queries: Float32Array;
+      let d = dim;
+      let same: (q: number, row: number) => boolean;
+      if (set.startsWith('real:')) {
+        const r = realSet(set.slice(5));
+        ({ rows, queries, d } = r);
+        same = (q, row) => r.queryClass[q] === r.rowClass[row];
+      } else {
+        const v = vectors(set, n0, 1);
+        ({ rows, queries } = v);
+        same = (q, row) => v.queryProducts !== null && row % v.products === v.queryProducts[q];
+      }
+      const n = rows.length / d;
+      const nq = queries.length / d;
+      const ex = new ExactIndex(rows, d);
+      const truth = ex.searchRows(queries, 1);
+      ex.dispose();
+      const f32Sim = (q: number, row: number): number => {
+        let s = 0;
+        for (let i = 0; i < d; i++) s += queries[q * d + i]! * rows[row * d + i]!;
+        return s;
+      };
+      const label = set.startsWith('real:') ? `real (${set.slice(5).split('/').slice(-3).join('/')})` : set;
+      for (const p of ps) {
+        const stored = encodeRows(rows, d, p);
+        const kinds: { name: string; make: () => { index: NeighbourIndex; bytes: number; buildS: number } }[] = [];
+        if (libs.includes('exact'))
+          kinds.push({
+            name: 'exact (usearch brute force)',
+            make: () => ({
+              index: new BruteForceIndex(stored, d, threads),
+              // f16 is searched decoded to f32 (usearch's exact search takes no f16)
+              bytes: stored.data.length * (p === 'f16' ? 4 : p === 'i8' ? 1 : 4),
+              buildS: 0,
+            }),
+          });
+        if (libs.includes('usearch'))
+          for (const ef of efs)
+            kinds.push({
+              name: `HNSW ef=${ef}`,
+              make: () => {
+                const t0 = performance.now();
+                const settings = { connectivity, expansionAdd: efAdd, expansionSearch: ef };
+                const index = HnswIndex.build(stored, d, settings, threads);
+                const buildS = (performance.now() - t0) / 1000;
+                const file = join(tmp, `gallery-precision-bench-${process.pid}.hnsw`);
+                index.save(file);
+                const bytes = statSync(file).size;
+                rmSync(file, { force: true });
+                return { index, bytes, buildS };
+              },
+            });
+        for (const k of kinds) {
+          const { index, bytes, buildS } = k.make();
+          const res = index.searchRows(queries, 5);
+          let hit = 0;
+          let tie = 0;
+          let sameP = 0;
+          for (let q = 0; q < nq; q++) {
+            const row = res.indices[q * res.k]!;
+            const best = truth.indices[q]!;
+            if (row === best) hit++;
+            if (row >= 0 && f32Sim(q, row) >= f32Sim(q, best) - 1e-4) tie++;
+            if (row >= 0 && same(q, row)) sameP++;
+          }
+          const time = (r: number): number => {
+            index.searchRows(queries.subarray(0, r * d), 5);
+            const ts: number[] = [];
+            for (let i = 0; i < 30; i++) {
+              const o = ((i * 37) % Math.max(1, nq - r)) * d;
+              const t0 = performance.now();
+              index.searchRows(queries.subarray(o, o + r * d), 5);
+              ts.push(performance.now() - t0);
+            }
+            return median(ts);
+          };
+          console.log(
+            `| ${label} | ${n} | ${d} | ${p} | ${k.name} | ${(hit / nq).toFixed(3)} | ${(tie / nq).toFixed(3)} | ` +
+              `${(sameP / nq).toFixed(3)} | ${mb(stored.data.byteLength)} | ${mb(bytes)} | ${buildS.toFixed(1)} | ` +
+              `${time(1).toFixed(3)} | ${time(32).toFixed(2)} |`,
+          );
+          index.dispose();
+        }
+      }
+    }
   }
 }

@@ -16,7 +16,14 @@ import { loadDataset, processFile, resolveSamplePath, selectSplits, type Dataset
 import { evalPipeline } from '../src/run/pipelines.js';
 import { buildGallery } from '../src/gallery/session.js';
 import { embedFiles } from '../src/gallery/embed.js';
-import { GALLERY_FORMAT, readGallery, writeGallery, type Gallery } from '../src/gallery/format.js';
+import {
+  GALLERY_FORMAT,
+  readGallery,
+  storedRowsOf,
+  withPrecision,
+  writeGallery,
+  type Gallery,
+} from '../src/gallery/format.js';
 import { ExactIndex } from '../src/gallery/search.js';
 import { BruteForceIndex, HnswIndex, hnswPathFor } from '../src/gallery/hnsw-index.js';
 import { openServedModel, type ServedModel } from '../src/serve/model.js';
@@ -128,6 +135,55 @@ test('predictions name the nearest enrolled product; an unenrolled product is no
     assert.notEqual(p[1]!.gallery!.class, held);
   } finally {
     await app.close();
+  }
+});
+
+test('f16 and i8 galleries are served: GET /v1/gallery names the precision, enrolling keeps it, answers hold', async () => {
+  const f32 = await server(galleryFile('f32.gallery'));
+  try {
+    assert.equal((await f32.inject({ method: 'GET', url: '/v1/gallery' })).json().vectors, 'f32');
+  } finally {
+    await f32.close();
+  }
+  for (const [p, approximateFrom] of [
+    ['f16', undefined],
+    ['i8', undefined],
+    ['f16', 10], // searched through the HNSW graph (built in the write worker from the stored rows)
+    ['i8', 10],
+  ] as const) {
+    const g = withPrecision(base, p);
+    if (approximateFrom) g.meta.search = { approximateFrom };
+    const path = galleryFile(`served-${p}-${approximateFrom ?? 'exact'}.gallery`, g);
+    const app = await server(path);
+    try {
+      let r = await app.inject({ method: 'GET', url: '/v1/gallery' });
+      assert.equal(r.json().vectors, p);
+      assert.equal(r.json().search, approximateFrom ? 'approximate' : 'exact');
+      const m = multipart(heldPhotos.slice(0, 2));
+      r = await app.inject({
+        method: 'POST',
+        url: `/v1/gallery/classes/${encodeURIComponent(held)}`,
+        payload: m.payload,
+        headers: { ...m.headers, authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(r.statusCode, 201, r.body);
+      const onDisk = readGallery(path);
+      assert.equal(onDisk.meta.vectors, p, 'the worker wrote the same precision');
+      assert.equal(storedRowsOf(onDisk).precision, p);
+      assert.equal(onDisk.meta.entries.length, 17);
+      if (approximateFrom)
+        assert.ok(existsSync(hnswPathFor(path, storedRowsOf(onDisk))), `${p}: the graph of the written rows`);
+      const enrolled = resolveSamplePath(ds, ds.samples[4]!);
+      r = await app.inject({ method: 'POST', url: '/v1/predict', ...multipart([heldPhotos[1]!, enrolled]) });
+      assert.equal(r.statusCode, 200, r.body);
+      const [a, b] = (r.json() as PredictResponse).predictions.map((x) => x.gallery!);
+      assert.equal(a!.class, held, `${p}: the photo just enrolled`);
+      assert.ok(a!.similarity > 0.999, `${p}: its own (quantized) row: ${a!.similarity}`);
+      assert.equal(b!.class, ds.classes[ds.samples[4]!.label]);
+      assert.ok(b!.similarity > 0.999, `${p}: ${b!.similarity}`);
+    } finally {
+      await app.close();
+    }
   }
 });
 

@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { makeRun, repoRoot, sample } from './fixres-helpers.js';
-import { GALLERY_FORMAT, readGallery, writeGallery, filterGallery, type Gallery } from '../src/gallery/format.js';
+import {
+  GALLERY_FORMAT,
+  readGallery,
+  storedRowsOf,
+  writeGallery,
+  filterGallery,
+  type Gallery,
+} from '../src/gallery/format.js';
 import { ExactIndex } from '../src/gallery/search.js';
 import { GalleryMatcher, auroc, thresholdForFar } from '../src/gallery/recognize.js';
 
@@ -218,6 +225,20 @@ test('CLI: build, enrol a new class, predict, eval, calibrate, remove; another m
   }[];
   assert.equal(p[0]!.class, c0);
   assert.ok(p[0]!.similarity > 0.9999, `similarity ${p[0]!.similarity}`);
+
+  // Built with i8 vectors: recorded in the file, a byte a value, and the copy still finds its own (quantized) row.
+  const gal8 = join(work, 'shop-i8.gallery');
+  r = run(['gallery', 'build', runDir, '--data', data, '--out', gal8, '--k', '3', '--vectors', 'i8']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /512-d pooled embeddings of resnet18 \(i8 vectors\)/);
+  const g8 = readGallery(gal8);
+  assert.equal(g8.meta.vectors, 'i8');
+  assert.equal(storedRowsOf(g8).data.byteLength, 30 * 512);
+  r = run(['predict', runDir, copy, '--gallery', gal8, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const p8 = JSON.parse(r.stdout) as { class: string | null; similarity: number }[];
+  assert.equal(p8[0]!.class, c0);
+  assert.ok(p8[0]!.similarity > 0.999 && p8[0]!.similarity < 1.000001, `i8 similarity ${p8[0]!.similarity}`);
 
   // Enrol the held-back class from 3 photos; a copy of one of them is recognised as that class.
   const heldPhotos = readdirSync(join(sample, 'train', held))

@@ -1,13 +1,24 @@
 // The gallery file: one safetensors file holding the L2-normalised embeddings
-// [N, D] (float32) and, in its metadata, JSON with each row's class and source
-// photo plus the hash of the weights that made them. One file renamed into
-// place (src/io's atomic writer) means a kill leaves the old or the new gallery,
-// never a mix.
+// [N, D] (float32, or float16 / int8 when the gallery was built with
+// `--vectors f16|i8`: meta.vectors, see vectors.ts) and, in its metadata, JSON
+// with each row's class and source photo plus the hash of the weights that made
+// them. Files from before meta.vectors hold float32 and read as before. One file
+// renamed into place (src/io's atomic writer) means a kill leaves the old or the
+// new gallery, never a mix.
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { SafetensorsReader, writeSafetensorsSync } from '../io/safetensors.js';
 import { checkpointWeightsFile } from '../run/layout.js';
 import type { PreprocessConfig } from '../run/pipelines.js';
+import {
+  concatRows,
+  decodeRows,
+  encodeRows,
+  isVectorPrecision,
+  selectRows,
+  type StoredRows,
+  type VectorPrecision,
+} from './vectors.js';
 
 export const GALLERY_FORMAT = 'goodsrec-gallery-1';
 
@@ -53,18 +64,74 @@ export interface GalleryMeta {
   calibration?: Calibration;
   /** Search settings: approximate (HNSW) from this many photos on (default open-index.ts), graph settings. */
   search?: { approximateFrom?: number; hnsw?: Partial<import('./hnsw-index.js').HnswSettings> };
+  /** Precision of the stored vectors, in the file and in the search index (absent, as in older files: f32). */
+  vectors?: VectorPrecision;
 }
 
 export interface Gallery {
   meta: GalleryMeta;
-  /** Row-major [entries.length, dim], each row of unit length. */
+  /**
+   * Row-major [entries.length, dim], each row of unit length: as computed for an f32 gallery, decoded from
+   * `stored` for an f16/i8 one (on first read, which allocates entries x dim x 4 bytes; search does not read it).
+   */
   embeddings: Float32Array;
+  /** The rows in the gallery's precision (meta.vectors) when it is not f32: what the file and the index hold. */
+  stored?: StoredRows;
+}
+
+/** The precision a gallery stores its vectors in. */
+export function galleryPrecision(g: Gallery): VectorPrecision {
+  return g.meta.vectors ?? 'f32';
+}
+
+/** The gallery's rows in its precision (an f32 gallery's embeddings, not copied). */
+export function storedRowsOf(g: Gallery): StoredRows {
+  const p = galleryPrecision(g);
+  if (g.stored?.precision === p) return g.stored;
+  if (p === 'f32') return { precision: 'f32', data: g.embeddings };
+  return encodeRows(g.embeddings, g.meta.dim, p); // meta.vectors set on an f32 gallery by hand
+}
+
+/**
+ * A gallery over stored rows: f32 rows are its embeddings; f16/i8 rows are decoded to `embeddings` only when
+ * that is read. The property is lazy and non-enumerable, so that a copy sent to a worker carries `stored`
+ * only (see reviveGallery); for the same reason a spread copy ({ ...g }) lacks it: build copies with this.
+ */
+export function galleryFromStored(meta: GalleryMeta, stored: StoredRows): Gallery {
+  if (stored.precision === 'f32') return { meta, embeddings: stored.data };
+  let decoded: Float32Array | null = null;
+  const g = { meta, stored } as Gallery;
+  Object.defineProperty(g, 'embeddings', {
+    get: () => (decoded ??= decodeRows(stored, meta.dim)),
+    enumerable: false,
+    configurable: true,
+  });
+  return g;
+}
+
+/** A gallery received by structured clone (worker_threads), with its lazy `embeddings` restored. */
+export function reviveGallery(g: Gallery): Gallery {
+  return g.stored ? galleryFromStored(g.meta, g.stored) : g;
+}
+
+/**
+ * The gallery with its vectors in another precision (rows quantized from its current embeddings; to f32 from
+ * f16/i8 gives the decoded rows, not the lost precision back). The result's embeddings are what a file
+ * written from it reads back.
+ */
+export function withPrecision(g: Gallery, p: VectorPrecision): Gallery {
+  const meta = { ...g.meta, vectors: p };
+  if (galleryPrecision(g) === p) return galleryFromStored(meta, storedRowsOf(g));
+  return galleryFromStored(meta, encodeRows(g.embeddings, g.meta.dim, p));
 }
 
 /** Sorted class names of a gallery. */
 export function galleryClasses(g: Gallery): string[] {
   return [...new Set(g.meta.entries.map((e) => e.class))].sort();
 }
+
+/** The safetensors dtype of each precision's embeddings tensor. */
+const FILE_DTYPE = { f32: 'float32', f16: 'float16', i8: 'int8' } as const satisfies Record<VectorPrecision, string>;
 
 /** sha256 of a file, streamed (weights files can be large). */
 export function hashFile(path: string): string {
@@ -96,8 +163,11 @@ function check(g: Gallery, where: string): void {
   if (m.format !== GALLERY_FORMAT)
     throw new GalleryError(`${where}: not a goodsrec gallery (format ${JSON.stringify(m.format)})`);
   if (!Number.isInteger(m.dim) || m.dim < 1) throw new GalleryError(`${where}: bad embedding width ${m.dim}`);
-  if (!Array.isArray(m.entries) || g.embeddings.length !== m.entries.length * m.dim) {
-    throw new GalleryError(`${where}: ${m.entries?.length} entries but ${g.embeddings.length / m.dim} embedding rows`);
+  if (m.vectors !== undefined && !isVectorPrecision(m.vectors))
+    throw new GalleryError(`${where}: unknown vector precision ${JSON.stringify(m.vectors)} (expected f32, f16 or i8)`);
+  const values = (g.stored ?? { data: g.embeddings }).data.length; // never decodes a lazy gallery
+  if (!Array.isArray(m.entries) || values !== m.entries.length * m.dim) {
+    throw new GalleryError(`${where}: ${m.entries?.length} entries but ${values / m.dim} embedding rows`);
   }
   if (typeof m.model?.hash !== 'string') throw new GalleryError(`${where}: no model hash`);
 }
@@ -114,12 +184,20 @@ export function readGallery(path: string): Gallery {
     const text = r.metadata?.gallery;
     if (typeof text !== 'string') throw new GalleryError(`${path}: a safetensors file without gallery metadata`);
     const meta = JSON.parse(text) as GalleryMeta;
+    const p = meta.vectors ?? 'f32';
+    if (!isVectorPrecision(p))
+      throw new GalleryError(`${path}: unknown vector precision ${JSON.stringify(p)} (expected f32, f16 or i8)`);
     const raw = r.readSync('embeddings');
-    if (raw.dtype !== 'float32') throw new GalleryError(`${path}: embeddings are ${raw.dtype}, expected float32`);
-    const embeddings = new Float32Array(
-      raw.data.buffer.slice(raw.data.byteOffset, raw.data.byteOffset + raw.data.byteLength),
-    );
-    const g = { meta, embeddings };
+    if (raw.dtype !== FILE_DTYPE[p])
+      throw new GalleryError(`${path}: embeddings are ${raw.dtype}, expected ${FILE_DTYPE[p]} (vectors ${p})`);
+    const bytes = raw.data.buffer.slice(raw.data.byteOffset, raw.data.byteOffset + raw.data.byteLength);
+    const stored: StoredRows =
+      p === 'f32'
+        ? { precision: p, data: new Float32Array(bytes) }
+        : p === 'f16'
+          ? { precision: p, data: new Uint16Array(bytes) }
+          : { precision: p, data: new Int8Array(bytes) };
+    const g = galleryFromStored(meta, stored);
     check(g, path);
     return g;
   } finally {
@@ -131,10 +209,11 @@ export function readGallery(path: string): Gallery {
 export function writeGallery(path: string, g: Gallery): void {
   check(g, path);
   const n = g.meta.entries.length;
-  const data = new Uint8Array(g.embeddings.buffer, g.embeddings.byteOffset, g.embeddings.byteLength);
+  const s = storedRowsOf(g);
+  const data = new Uint8Array(s.data.buffer, s.data.byteOffset, s.data.byteLength);
   writeSafetensorsSync(
     path,
-    { embeddings: { dtype: 'float32', shape: [n, g.meta.dim], data } },
+    { embeddings: { dtype: FILE_DTYPE[s.precision], shape: [n, g.meta.dim], data } },
     { format: GALLERY_FORMAT, gallery: JSON.stringify(g.meta) },
   );
 }
@@ -149,21 +228,18 @@ export function checkSameModel(g: Gallery, hash: string, galleryPath: string, mo
   }
 }
 
-/** A copy with rows kept where keep(entry) is true. */
+/** A copy with rows kept where keep(entry) is true (in the gallery's precision, without decoding). */
 export function filterGallery(g: Gallery, keep: (e: GalleryEntry) => boolean): Gallery {
-  const d = g.meta.dim;
   const idx = g.meta.entries.flatMap((e, i) => (keep(e) ? [i] : []));
-  const emb = new Float32Array(idx.length * d);
-  idx.forEach((i, j) => emb.set(g.embeddings.subarray(i * d, (i + 1) * d), j * d));
-  return { meta: { ...g.meta, entries: idx.map((i) => g.meta.entries[i]!) }, embeddings: emb };
+  const rows = selectRows(storedRowsOf(g), g.meta.dim, idx);
+  return galleryFromStored({ ...g.meta, entries: idx.map((i) => g.meta.entries[i]!) }, rows);
 }
 
-/** A copy with rows appended. */
+/** A copy with rows appended (unit f32 rows, quantized to the gallery's precision). */
 export function appendToGallery(g: Gallery, entries: readonly GalleryEntry[], embeddings: Float32Array): Gallery {
   if (embeddings.length !== entries.length * g.meta.dim)
     throw new GalleryError(`appendToGallery: ${entries.length} entries, ${embeddings.length / g.meta.dim} rows`);
-  const emb = new Float32Array(g.embeddings.length + embeddings.length);
-  emb.set(g.embeddings);
-  emb.set(embeddings, g.embeddings.length);
-  return { meta: { ...g.meta, entries: [...g.meta.entries, ...entries] }, embeddings: emb };
+  const mine = storedRowsOf(g);
+  const rows = concatRows(mine, encodeRows(embeddings, g.meta.dim, mine.precision));
+  return galleryFromStored({ ...g.meta, entries: [...g.meta.entries, ...entries] }, rows);
 }

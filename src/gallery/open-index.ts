@@ -1,7 +1,7 @@
 // Which index answers a gallery: exact search below a size (libtorch's matmul
 // where libtorch is loaded, usearch's brute force in the server), usearch's
 // HNSW graph from that size on (persisted next to the gallery file).
-import type { Gallery } from './format.js';
+import { storedRowsOf, type Gallery } from './format.js';
 import type { NeighbourIndex } from './neighbour-index.js';
 import { BruteForceIndex, DEFAULT_HNSW, galleryHnsw } from './hnsw-index.js';
 
@@ -13,7 +13,7 @@ export interface OpenIndexOptions {
   path?: string | null;
   /** Overrides the gallery's own setting (meta.search.approximateFrom). */
   approximateFrom?: number;
-  /** The exact index to use below the size (default usearch's brute force). */
+  /** The exact index to use below the size (default usearch's brute force over the stored rows); gets f32 rows (decoded for f16/i8). */
   exact?: (rows: Float32Array, dim: number) => NeighbourIndex;
   threads?: number;
   log?: (m: string) => void;
@@ -29,9 +29,9 @@ export function isApproximate(g: Gallery, approximateFrom?: number): boolean {
 export function openGalleryIndex(g: Gallery, o: OpenIndexOptions = {}): NeighbourIndex {
   const { dim } = g.meta;
   if (!isApproximate(g, o.approximateFrom))
-    return o.exact ? o.exact(g.embeddings, dim) : new BruteForceIndex(g.embeddings, dim, o.threads ?? 0);
+    return o.exact ? o.exact(g.embeddings, dim) : new BruteForceIndex(storedRowsOf(g), dim, o.threads ?? 0);
   const settings = { ...DEFAULT_HNSW, ...(g.meta.search?.hnsw ?? {}) };
-  return galleryHnsw(g.embeddings, dim, o.path ?? null, {
+  return galleryHnsw(storedRowsOf(g), dim, o.path ?? null, {
     settings,
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.graph ? { graph: o.graph } : {}),

@@ -13,6 +13,7 @@ import {
   checkSameModel,
   hashFile,
   weightsFileOf,
+  withPrecision,
   GalleryError,
   type Gallery,
   type GalleryEntry,
@@ -21,6 +22,7 @@ import { GalleryMatcher, auroc, type GalleryAnswer } from './recognize.js';
 import { ExactIndex } from './search.js';
 import { isApproximate, openGalleryIndex } from './open-index.js';
 import type { Device } from '../tensor/index.js';
+import type { VectorPrecision } from './vectors.js';
 
 /**
  * A matcher for a gallery: exact search on libtorch (on the model's device) below the gallery's size
@@ -49,6 +51,8 @@ export function recognizerHash(r: LoadedRecognizer): string {
 
 export interface BuildOptions {
   k?: number;
+  /** Precision of the stored vectors (recorded as meta.vectors; absent: f32 without the field). */
+  vectors?: VectorPrecision;
   tta?: TtaView[];
   batchSize?: number;
   onBatch?: (done: number, total: number) => void;
@@ -92,7 +96,7 @@ export async function buildGallery(
     },
     embeddings: emb,
   };
-  return { gallery, badFiles: e.badFiles };
+  return { gallery: o.vectors ? withPrecision(gallery, o.vectors) : gallery, badFiles: e.badFiles };
 }
 
 /** The gallery with photos of one class appended (bad photos are reported, not enrolled). */

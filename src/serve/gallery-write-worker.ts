@@ -2,7 +2,7 @@
 // new gallery needs, then writes the gallery file atomically. The server loads the saved graph and
 // swaps its snapshot only after this has succeeded (served-gallery.ts).
 import { parentPort, workerData } from 'node:worker_threads';
-import { writeGallery, type Gallery } from '../gallery/format.js';
+import { reviveGallery, storedRowsOf, writeGallery, type Gallery } from '../gallery/format.js';
 import { hnswPathFor } from '../gallery/hnsw-index.js';
 import { isApproximate, openGalleryIndex } from '../gallery/open-index.js';
 
@@ -12,14 +12,16 @@ export interface GalleryWriteJob {
 }
 export type GalleryWriteReply = { ok: true; graph: string | null; buildMs: number } | { ok: false; message: string };
 
-const { path, gallery } = workerData as GalleryWriteJob;
+const job = workerData as GalleryWriteJob;
+const path = job.path;
+const gallery = reviveGallery(job.gallery); // structured clone drops an f16/i8 gallery's lazy embeddings
 try {
   const t0 = performance.now();
   const approximate = isApproximate(gallery);
   if (approximate) openGalleryIndex(gallery, { path }); // built and saved under hnswPathFor
   const buildMs = performance.now() - t0;
   writeGallery(path, gallery);
-  const graph = approximate ? hnswPathFor(path, gallery.embeddings) : null;
+  const graph = approximate ? hnswPathFor(path, storedRowsOf(gallery)) : null;
   const reply: GalleryWriteReply = { ok: true, graph, buildMs };
   parentPort!.postMessage(reply);
 } catch (e) {

@@ -41,6 +41,13 @@ const build = defineCliCommand({
       default: 50000,
       description: 'photos from which search uses an HNSW graph (kept next to the gallery) instead of exact search',
     },
+    vectors: {
+      type: 'enum',
+      values: ['f32', 'f16', 'i8'],
+      default: 'f32',
+      description:
+        'precision of the stored vectors (file and search index): f16 halves them, i8 (one scale per vector) quarters them; docs/gallery.md',
+    },
     device: deviceOption,
     'max-pixels': maxPixelsOption,
   },
@@ -57,13 +64,17 @@ const build = defineCliCommand({
     if (!ds.samples.length) throw new Error(`dataset ${o.data}: split '${o.split}' has no photos`);
     const r = loadRecognizer(args.model, { device: resolveDevice(o.device), maxPixels: o['max-pixels'] });
     try {
-      const { gallery, badFiles } = await buildGallery(r, ds, { k: o.k, onBatch: progress('embedding') });
+      const { gallery, badFiles } = await buildGallery(r, ds, {
+        k: o.k,
+        vectors: o.vectors,
+        onBatch: progress('embedding'),
+      });
       gallery.meta.search = { approximateFrom: o['approximate-from'] };
       saveGallery(resolve(o.out), gallery, (m) => console.log(m));
       for (const b of badFiles) console.log(`skipped ${b.path}: ${b.message}`);
       console.log(
         `${resolve(o.out)}: ${gallery.meta.entries.length} photos of ${galleryClasses(gallery).length} classes, ` +
-          `${gallery.meta.dim}-d ${gallery.meta.model.embedding} embeddings of ${r.modelName}`,
+          `${gallery.meta.dim}-d ${gallery.meta.model.embedding} embeddings of ${r.modelName} (${o.vectors} vectors)`,
       );
       return badFiles.length || ds.skipped?.length ? EXIT.partial : EXIT.ok;
     } finally {
@@ -138,6 +149,33 @@ const remove = defineCliCommand({
   },
 });
 
+const convert = defineCliCommand({
+  name: 'gallery convert',
+  description: 'Rewrite a gallery with its vectors in another precision (no photo is embedded again).',
+  positionals: { gallery: { description: 'gallery file', required: true, exists: 'file' } },
+  options: {
+    vectors: {
+      type: 'enum',
+      values: ['f32', 'f16', 'i8'],
+      required: true,
+      description: 'precision to store the vectors in (docs/gallery.md, "Vector precision")',
+    },
+    out: { type: 'path', description: 'write the converted gallery here (default: over the gallery)' },
+  },
+  async run({ options: o, args }) {
+    const { readGallery, galleryPrecision, withPrecision } = await import('../../gallery/format.js');
+    const { saveGallery } = await import('../../gallery/session.js');
+    const path = resolve(args.gallery);
+    const g = readGallery(path);
+    const from = galleryPrecision(g);
+    const out = resolve(o.out ?? path);
+    saveGallery(out, withPrecision(g, o.vectors), (m) => console.log(m));
+    console.log(`${out}: ${g.meta.entries.length} vectors ${from} -> ${o.vectors}`);
+    if (from !== 'f32' && o.vectors === 'f32')
+      console.warn(`warning: the f32 rows are the decoded ${from} ones: the precision ${from} dropped is not restored`);
+  },
+});
+
 const list = defineCliCommand({
   name: 'gallery list',
   description: 'Classes of a gallery with their photo counts, model and threshold.',
@@ -170,6 +208,7 @@ const list = defineCliCommand({
           {
             model: m.model,
             dim: m.dim,
+            vectors: m.vectors ?? 'f32',
             k: m.k,
             threshold: m.threshold,
             calibration: m.calibration ?? null,
@@ -183,7 +222,7 @@ const list = defineCliCommand({
       return;
     }
     console.log(
-      `model ${m.model.name} (${m.model.checkpoint}, weights sha256 ${m.model.hash.slice(0, 12)}), ${m.dim}-d ${m.model.embedding} embeddings`,
+      `model ${m.model.name} (${m.model.checkpoint}, weights sha256 ${m.model.hash.slice(0, 12)}), ${m.dim}-d ${m.model.embedding} embeddings, ${m.vectors ?? 'f32'} vectors`,
     );
     console.log(
       `k ${m.k}, threshold ${m.threshold ?? 'none (never answers unknown)'}` +
@@ -287,7 +326,7 @@ export default defineCommand({
     description:
       'Product gallery: enrol products from a few photos, recognise by nearest neighbours, reject unknown ones.',
   },
-  subCommands: { build, add, remove, list, calibrate },
+  subCommands: { build, add, remove, list, calibrate, convert },
 });
 
 /** `goodsrec predict RUN --gallery G photos...`: nearest-neighbour answers instead of the classifier's. */

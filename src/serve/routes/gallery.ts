@@ -43,6 +43,7 @@ const GALLERY_INFO = answer({
   k: { type: 'integer' },
   threshold: { type: ['number', 'null'] },
   search: { enum: ['exact', 'approximate'] },
+  vectors: { enum: ['f32', 'f16', 'i8'] },
   model: { type: 'string' },
   classes: { type: 'array', items: answer({ class: { type: 'string' }, photos: { type: 'integer' } }) },
 });
@@ -58,6 +59,7 @@ function galleryInfo(g: ServedGallery): object {
     k: gallery.meta.k,
     threshold: gallery.meta.threshold,
     search: g.searchKind,
+    vectors: gallery.meta.vectors ?? 'f32',
     model: gallery.meta.model.name,
     classes: galleryClasses(gallery).map((c) => ({ class: c, photos: counts.get(c)! })),
   };

@@ -1,0 +1,345 @@
+// Gallery vectors in f16 and i8 (issue 27 item 5): the half-precision conversion against exact cases, each
+// precision's round trip through the gallery file (and an old f32 file without meta.vectors), recall@1 of
+// f16/i8 search against exact f32 search on a seeded clustered set (float64 scores, so the same on every
+// CPU) with an i4-like grid as the control that must fail the bound, the same through usearch's indexes,
+// and the precision shown by `gallery list`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  GALLERY_FORMAT,
+  appendToGallery,
+  filterGallery,
+  readGallery,
+  reviveGallery,
+  storedRowsOf,
+  withPrecision,
+  writeGallery,
+  type Gallery,
+} from '../src/gallery/format.js';
+import { BruteForceIndex, DEFAULT_HNSW, HnswIndex, hnswPathFor } from '../src/gallery/hnsw-index.js';
+import { openGalleryIndex } from '../src/gallery/open-index.js';
+import { decodeF16, decodeI8, encodeF16, quantizeRows, toHalf } from '../src/gallery/vectors.js';
+import { runCli } from './helpers/cli.js';
+
+const work = mkdtempSync(join(tmpdir(), 'goodsrec-gallery-vectors-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+
+/** Seeded gaussian rows (LCG + Box-Muller: V8's Math is the same on every x86 CPU). */
+function gaussian(seed: number): () => number {
+  let s = seed >>> 0;
+  const u = (): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s + 0.5) / 2 ** 32;
+  };
+  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+}
+
+function normaliseRows(x: Float32Array, d: number): Float32Array {
+  for (let o = 0; o < x.length; o += d) {
+    let n = 0;
+    for (let i = o; i < o + d; i++) n += x[i]! * x[i]!;
+    const inv = 1 / Math.sqrt(n);
+    for (let i = o; i < o + d; i++) x[i]! *= inv;
+  }
+  return x;
+}
+
+/** Gallery-like rows: `products` centres, 20 noisy photos each; queries are new photos of random products. */
+function clustered(n: number, nq: number, d: number, seed: number): { rows: Float32Array; queries: Float32Array } {
+  const g = gaussian(seed);
+  const products = n / 20;
+  const centres = normaliseRows(Float32Array.from({ length: products * d }, g), d);
+  const noise = 0.6 / Math.sqrt(d);
+  const photo = (out: Float32Array, row: number, p: number): void => {
+    for (let i = 0; i < d; i++) out[row * d + i] = centres[p * d + i]! + g() * noise;
+  };
+  const rows = new Float32Array(n * d);
+  for (let r = 0; r < n; r++) photo(rows, r, r % products);
+  const queries = new Float32Array(nq * d);
+  for (let r = 0; r < nq; r++) photo(queries, r, Math.floor(((g() + 10) * 7919) % products));
+  return { rows: normaliseRows(rows, d), queries: normaliseRows(queries, d) };
+}
+
+/** Exact top-1 of each query in float64. */
+function top1(rows: Float32Array, queries: Float32Array, d: number): Int32Array {
+  const n = rows.length / d;
+  const out = new Int32Array(queries.length / d);
+  for (let q = 0; q < out.length; q++) {
+    let best = -Infinity;
+    for (let r = 0; r < n; r++) {
+      let s = 0;
+      for (let i = 0; i < d; i++) s += queries[q * d + i]! * rows[r * d + i]!;
+      if (s > best) {
+        best = s;
+        out[q] = r;
+      }
+    }
+  }
+  return out;
+}
+
+const recall = (found: ArrayLike<number>, truth: Int32Array): number => {
+  let hit = 0;
+  for (let i = 0; i < truth.length; i++) if (found[i] === truth[i]) hit++;
+  return hit / truth.length;
+};
+
+function gallery(rows: Float32Array, d: number): Gallery {
+  const n = rows.length / d;
+  return {
+    meta: {
+      format: GALLERY_FORMAT,
+      model: {
+        hash: 'f'.repeat(64),
+        checkpoint: '/nowhere',
+        name: 'stand-in',
+        embedding: 'pooled',
+        preprocess: {} as Gallery['meta']['model']['preprocess'],
+      },
+      dim: d,
+      entries: Array.from({ length: n }, (_, i) => ({ class: `c${i % 7}`, path: `/photos/${i}.jpg` })),
+      k: 5,
+      threshold: null,
+    },
+    embeddings: rows,
+  };
+}
+
+test('f16: exact cases, round to nearest even, overflow and subnormals', () => {
+  const cases: [number, number][] = [
+    [0, 0x0000],
+    [-0, 0x8000],
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [65504, 0x7bff],
+    [65520, 0x7c00], // halfway above the largest half: rounds to infinity
+    [2 ** -24, 0x0001], // smallest subnormal
+    [2 ** -25, 0x0000], // halfway to it: ties to even (zero)
+    [3 * 2 ** -25, 0x0002], // 1.5 ulp: ties to even (2)
+    [1 + 2 ** -11, 0x3c00], // halfway between 1 and the next half: ties to even (1)
+    [1 + 3 * 2 ** -11, 0x3c02], // halfway between 1+2^-10 and 1+2^-9: to even (1+2^-9)
+    [1 + 2 ** -11 + 2 ** -20, 0x3c01], // above halfway: up
+    [0.1, 0x2e66],
+  ];
+  for (const [x, h] of cases) assert.equal(toHalf(x), h, `toHalf(${x})`);
+  const back = decodeF16(Uint16Array.from(cases.map(([, h]) => h)));
+  assert.deepEqual(
+    Array.from(back.subarray(0, 7)),
+    [0, -0, 1, -2, 65504, Infinity, 2 ** -24],
+    'decoding the exact ones gives them back',
+  );
+  // Any float: relative error within half an ulp of f16 (2^-11) in the normal range.
+  const g = gaussian(3);
+  const x = Float32Array.from({ length: 10000 }, () => g() * 10);
+  const y = decodeF16(encodeF16(x));
+  let worst = 0;
+  for (let i = 0; i < x.length; i++)
+    if (Math.abs(x[i]!) > 2 ** -14) worst = Math.max(worst, Math.abs(y[i]! / x[i]! - 1));
+  assert.ok(worst <= 2 ** -11 && worst > 2 ** -13, `worst relative error ${worst}`);
+});
+
+test('i8: per-vector max-abs codes, decoded to unit rows; re-quantizing them gives the same codes', () => {
+  const d = 48;
+  const { rows } = clustered(200, 1, d, 11);
+  const codes = quantizeRows(rows, d);
+  for (let r = 0; r < 200; r++) {
+    let max = 0;
+    for (let i = 0; i < d; i++) max = Math.max(max, Math.abs(codes[r * d + i]!));
+    assert.equal(max, 127, `row ${r}: its largest component maps to 127`);
+  }
+  const decoded = decodeI8(codes, d);
+  let worstNorm = 0;
+  let worstCos = 1;
+  for (let r = 0; r < 200; r++) {
+    let n = 0;
+    let c = 0;
+    for (let i = 0; i < d; i++) {
+      n += decoded[r * d + i]! ** 2;
+      c += decoded[r * d + i]! * rows[r * d + i]!;
+    }
+    worstNorm = Math.max(worstNorm, Math.abs(Math.sqrt(n) - 1));
+    worstCos = Math.min(worstCos, c);
+  }
+  assert.ok(worstNorm < 1e-6, `decoded rows are unit (${worstNorm})`);
+  assert.ok(worstCos > 0.9999, `and keep their direction (worst cosine ${worstCos})`);
+  assert.deepEqual(quantizeRows(decoded, d), codes, 'idempotent: a written i8 gallery reads back to the same codes');
+  assert.deepEqual(Array.from(quantizeRows(new Float32Array(4), 4)), [0, 0, 0, 0], 'a zero row stays zero');
+  assert.throws(() => quantizeRows(rows, d, 128), /levels must be an integer in \[1, 127\]/);
+});
+
+test('each precision round-trips through the gallery file; an old f32 file reads as before', () => {
+  const d = 32;
+  const { rows } = clustered(100, 1, d, 5);
+  // An old file: no meta.vectors, float32 embeddings.
+  const oldPath = join(work, 'old.gallery');
+  writeGallery(oldPath, gallery(rows, d));
+  const old = readGallery(oldPath);
+  assert.equal(old.meta.vectors, undefined);
+  assert.equal(storedRowsOf(old).precision, 'f32');
+  assert.deepEqual(old.embeddings, rows);
+  const header = (p: string): { embeddings: { dtype: string; shape: number[] } } => {
+    const b = readFileSync(p);
+    return JSON.parse(b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString());
+  };
+  assert.equal(header(oldPath).embeddings.dtype, 'F32');
+
+  const sizes: Record<string, number> = {};
+  for (const [p, dtype] of [
+    ['f32', 'F32'],
+    ['f16', 'F16'],
+    ['i8', 'I8'],
+  ] as const) {
+    const g = withPrecision(old, p);
+    assert.equal(g.meta.vectors, p);
+    const path = join(work, `${p}.gallery`);
+    writeGallery(path, g);
+    assert.equal(header(path).embeddings.dtype, dtype);
+    assert.deepEqual(header(path).embeddings.shape, [100, d]);
+    const back = readGallery(path);
+    assert.equal(back.meta.vectors, p, 'the precision is recorded in the file');
+    assert.deepEqual(storedRowsOf(back), storedRowsOf(g), `${p}: the stored rows come back bit for bit`);
+    assert.deepEqual(back.embeddings, g.embeddings, `${p}: and decode to what the written gallery held`);
+    let worst = 1;
+    for (let r = 0; r < 100; r++) {
+      let c = 0;
+      for (let i = 0; i < d; i++) c += back.embeddings[r * d + i]! * rows[r * d + i]!;
+      worst = Math.min(worst, c);
+    }
+    assert.ok(worst > 0.9995, `${p}: worst inner product with the f32 row ${worst}`);
+    sizes[p] = storedRowsOf(back).data.byteLength;
+    // Writes keep the precision without decoding: remove a class, enrol rows, write, read.
+    const next = appendToGallery(
+      filterGallery(back, (e) => e.class !== 'c3'),
+      [{ class: 'new', path: '/photos/new.jpg' }],
+      rows.subarray(0, d),
+    );
+    assert.equal(storedRowsOf(next).precision, p);
+    writeGallery(path, next);
+    const again = readGallery(path);
+    assert.equal(again.meta.entries.length, 100 - 14 + 1);
+    assert.deepEqual(storedRowsOf(again), storedRowsOf(next));
+    assert.deepEqual(
+      again.embeddings.subarray(-d),
+      back.embeddings.subarray(0, d),
+      'enrolled rows are quantized alike',
+    );
+    // A copy sent to a worker thread carries the stored rows only; revived, it decodes the same.
+    const cloned = reviveGallery(structuredClone(again));
+    assert.deepEqual(cloned.embeddings, again.embeddings);
+    assert.equal(hnswPathFor(path, storedRowsOf(cloned)), hnswPathFor(path, storedRowsOf(again)));
+  }
+  assert.deepEqual(sizes, { f32: 100 * d * 4, f16: 100 * d * 2, i8: 100 * d });
+  assert.equal(hnswPathFor(oldPath, rows), hnswPathFor(oldPath, storedRowsOf(old)), 'f32 graph names are unchanged');
+  assert.notEqual(
+    hnswPathFor(oldPath, storedRowsOf(withPrecision(old, 'f16'))),
+    hnswPathFor(oldPath, rows),
+    'a graph of another precision is another file',
+  );
+
+  // A file whose tensor does not match its recorded precision is refused, naming both.
+  const lying = withPrecision(old, 'f32');
+  const liar = join(work, 'liar.gallery');
+  writeGallery(liar, lying);
+  const b = readFileSync(liar);
+  const json = b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString();
+  const patched = json.replace('\\"vectors\\":\\"f32\\"', '\\"vectors\\":\\"f16\\"');
+  assert.notEqual(patched, json);
+  writeFileSync(liar, Buffer.concat([b.subarray(0, 8), Buffer.from(patched), b.subarray(8 + Buffer.byteLength(json))]));
+  assert.throws(() => readGallery(liar), /embeddings are float32, expected float16 \(vectors f16\)/);
+  const unknown = json.replace('\\"vectors\\":\\"f32\\"', '\\"vectors\\":\\"f64\\"');
+  writeFileSync(liar, Buffer.concat([b.subarray(0, 8), Buffer.from(unknown), b.subarray(8 + Buffer.byteLength(json))]));
+  assert.throws(() => readGallery(liar), /unknown vector precision "f64" \(expected f32, f16 or i8\)/);
+});
+
+test('recall@1 against exact f32 search: f16 and i8 above the bound, an i4-like grid below it', () => {
+  const d = 64;
+  const { rows, queries } = clustered(6000, 400, d, 7);
+  const truth = top1(rows, queries, d);
+  const decoded = {
+    f16: decodeF16(encodeF16(rows)),
+    i8: decodeI8(quantizeRows(rows, d), d),
+    i4: decodeI8(quantizeRows(rows, d, 7), d), // the control: 15 levels instead of 255
+  };
+  const r = Object.fromEntries(Object.entries(decoded).map(([k, v]) => [k, recall(top1(v, queries, d), truth)]));
+  console.log(`recall@1 (float64 scores): ${JSON.stringify(r)}`);
+  assert.ok(r.f16! >= 0.99, `f16 ${r.f16}`);
+  assert.ok(r.i8! >= 0.95, `i8 ${r.i8}`);
+  assert.ok(r.i4! < 0.95, `the coarse grid must fail the i8 bound: ${r.i4}`);
+
+  // Through usearch: i8 brute force (integer cosine, queries quantized too) and the graphs holding f16 / i8
+  // (built on one thread: a parallel build inserts in a varying order, so its recall varies a little).
+  const g = gallery(rows, d);
+  const found = (index: { searchRows(q: Float32Array, k: number): { indices: Int32Array; k: number } }) => {
+    const res = index.searchRows(queries, 1);
+    return Array.from({ length: truth.length }, (_, i) => res.indices[i * res.k]!);
+  };
+  const bf = recall(found(new BruteForceIndex(storedRowsOf(withPrecision(g, 'i8')), d)), truth);
+  const hf16 = recall(found(HnswIndex.build(storedRowsOf(withPrecision(g, 'f16')), d, DEFAULT_HNSW, 1)), truth);
+  const hi8 = recall(found(HnswIndex.build(storedRowsOf(withPrecision(g, 'i8')), d, DEFAULT_HNSW, 1)), truth);
+  const hi4 = recall(
+    found(HnswIndex.build({ precision: 'i8', data: quantizeRows(rows, d, 7) }, d, DEFAULT_HNSW, 1)),
+    truth,
+  );
+  console.log(`usearch recall@1: i8 exact ${bf}, HNSW f16 ${hf16}, HNSW i8 ${hi8}, HNSW i4-like ${hi4}`);
+  assert.ok(bf >= 0.95 && hi8 >= 0.95, `i8: exact ${bf}, HNSW ${hi8}`);
+  assert.ok(hf16 >= 0.99, `HNSW f16 ${hf16}`);
+  assert.ok(hi4 < 0.95, `HNSW over the coarse grid must fail: ${hi4}`);
+});
+
+test('gallery list shows the precision, convert changes it; build refuses an unknown one', () => {
+  const d = 16;
+  const { rows } = clustered(40, 1, d, 9);
+  const path = join(work, 'listed.gallery');
+  writeGallery(path, withPrecision(gallery(rows, d), 'i8'));
+  let r = runCli(['gallery', 'list', path, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).vectors, 'i8');
+  r = runCli(['gallery', 'list', path]);
+  assert.match(r.stdout, /16-d pooled embeddings, i8 vectors/);
+  writeGallery(path, gallery(rows, d));
+  assert.equal(JSON.parse(runCli(['gallery', 'list', path, '--json']).stdout).vectors, 'f32', 'an old file: f32');
+  r = runCli(['gallery', 'convert', path, '--vectors', 'f16', '--out', join(work, 'converted.gallery')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /40 vectors f32 -> f16/);
+  const converted = readGallery(join(work, 'converted.gallery'));
+  assert.deepEqual(storedRowsOf(converted), storedRowsOf(withPrecision(gallery(rows, d), 'f16')));
+  assert.deepEqual(converted.meta.entries, readGallery(path).meta.entries);
+  r = runCli(['gallery', 'convert', join(work, 'converted.gallery'), '--vectors', 'f32']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /the f32 rows are the decoded f16 ones/);
+  assert.equal(readGallery(join(work, 'converted.gallery')).meta.vectors, 'f32');
+  r = runCli(['gallery', 'build', work, '--data', work, '--out', path, '--vectors', 'i4']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--vectors: expected 'f32', 'f16' or 'i8' but received 'i4'/);
+});
+
+test('f16/i8 galleries above the approximate threshold: the graph is saved per precision, reloaded, and scores as exact search', () => {
+  const d = 32;
+  const { rows, queries } = clustered(2000, 50, d, 13);
+  for (const p of ['f16', 'i8'] as const) {
+    const g = withPrecision(gallery(rows, d), p);
+    g.meta.search = { approximateFrom: 100 };
+    const path = join(work, `approx-${p}.gallery`);
+    writeGallery(path, g);
+    const built = openGalleryIndex(readGallery(path), { path, threads: 1 }); // one thread: a reproducible graph
+    assert.equal(built.kind, 'approximate');
+    assert.ok(existsSync(hnswPathFor(path, storedRowsOf(g))), 'saved under the name of its stored rows');
+    const loaded = openGalleryIndex(readGallery(path), { path, threads: 1 }); // loads the saved graph
+    const a = built.searchRows(queries, 5);
+    const b = loaded.searchRows(queries, 5);
+    assert.deepEqual(b, a, `${p}: the reloaded graph answers as the built one`);
+    // Scores are the f32 query against the decoded row, as exact search over the decoded rows gives them.
+    const exact = new BruteForceIndex(g.embeddings, d).searchRows(queries, 5);
+    let same = 0;
+    for (let i = 0; i < 50; i++) {
+      if (a.indices[i * 5] === exact.indices[i * 5]) {
+        same++;
+        assert.ok(Math.abs(a.scores[i * 5]! - exact.scores[i * 5]!) < 1e-5, `${p}: query ${i}`);
+      }
+    }
+    assert.ok(same >= 48, `${p}: ${same}/50 top-1 as exact search over the decoded rows`);
+  }
+});
