@@ -7,6 +7,9 @@ import { Linear } from '../src/nn/index.js';
 import { SGD } from '../src/optim/index.js';
 import { scaledOptimizerStep } from '../src/train/amp-step.js';
 import { runCli } from './helpers/cli.js';
+import { OP_CASES, f } from './helpers/op-cases.js';
+import { runOnDevice } from './helpers/op-device.js';
+import type { OpCase } from './helpers/op-oracle.js';
 
 const hasGpu = T.cuda.deviceCount() > 0;
 
@@ -139,5 +142,40 @@ test('the CLI: --device cuda without a GPU exits 2 with one sentence; --nproc-pe
   assert.match(
     v.stdout,
     new RegExp(`libtorch ${b.torchVersion.replace(/[.+]/g, '\\$&')} \\((CUDA compiled in.*, 0 devices|no CUDA)`),
+  );
+});
+
+// The op-parity step of scripts/device-check.sh: the oracle's cases on a device against the CPU in float64.
+test('op parity against the CPU in float64: every oracle case within its bound on the CPU; an op off by 1e-4 is caught', () => {
+  const r = runOnDevice(OP_CASES, 'cpu');
+  assert.equal(r.length, OP_CASES.length);
+  assert.deepEqual(
+    r.filter((x) => x.problem !== null).map((x) => `${x.name}: ${x.problem}`),
+    [],
+  );
+  // Negative controls: a float32 result 1e-4 off (10x the float32 bound) fails, as does a wrong gradient.
+  const off: OpCase = {
+    name: 'off by 1e-4',
+    inputs: [f([3, 4])],
+    js: ([a]) => (a!.dtype === 'float64' ? a!.mul(2) : a!.mul(2 * (1 + 1e-4))),
+    py: '',
+  };
+  const detached: OpCase = {
+    name: 'gradient differs',
+    inputs: [f([3, 4])],
+    js: ([a]) => (a!.dtype === 'float64' ? a!.mul(a!) : a!.mul(a!.detach())),
+    py: '',
+  };
+  const [o, d] = runOnDevice([off, detached], 'cpu');
+  assert.match(o!.problem ?? '', /output 0: element/);
+  assert.match(d!.problem ?? '', /grad of input 0: element/);
+});
+
+test('op parity on CUDA against the CPU in float64', (t) => {
+  if (!hasGpu) return t.skip('needs a CUDA device');
+  const r = runOnDevice(OP_CASES, 'cuda');
+  assert.deepEqual(
+    r.filter((x) => x.problem !== null).map((x) => `${x.name}: ${x.problem}`),
+    [],
   );
 });
