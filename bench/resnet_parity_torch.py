@@ -5,7 +5,7 @@
 
 Reads DIR/in.{bin,json} (goodsrec's float32 state dict under torchvision's names, and the batch x) and
 DIR/labels.json; runs torchvision's resnet50(num_classes=10) in train mode on DEVICE: forward, cross entropy,
-backward. Writes DIR/out.{bin,json} (logits and the gradients goodsrec compares) and DIR/out-loss.json.
+backward, then the forward under autocast (fp16 on CUDA, bf16 on the CPU). Writes DIR/out.{bin,json} (logits and the gradients goodsrec compares) and DIR/out-loss.json.
 Nothing but torch, torchvision and the standard library (the GPU machine has no safetensors).
 """
 import json
@@ -42,6 +42,10 @@ def main():
     loss = torch.nn.functional.cross_entropy(logits, y.to(device))
     loss.backward()
     params = dict(model.named_parameters())
+    # The same forward under autocast (fp16 on CUDA, bf16 on the CPU), as goodsrec's AMP.
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype):
+        amp_loss = torch.nn.functional.cross_entropy(model(x.to(device)), y.to(device)).item()
     out = [("logits", logits.detach())] + [(f"grad.{n}", params[n].grad) for n in GRADS]
     parts, manifest, offset = [], [], 0
     for name, t in out:
@@ -51,7 +55,7 @@ def main():
         offset += len(b)
     open(os.path.join(d, "out.bin"), "wb").write(b"".join(parts))
     json.dump(manifest, open(os.path.join(d, "out.json"), "w"))
-    json.dump({"loss": loss.item(), "torch": torch.__version__, "torchvision": torchvision.__version__},
+    json.dump({"loss": loss.item(), "ampLoss": amp_loss, "ampDtype": str(amp_dtype).replace("torch.", ""), "torch": torch.__version__, "torchvision": torchvision.__version__},
               open(os.path.join(d, "out-loss.json"), "w"))
 
 

@@ -179,3 +179,54 @@ test('op parity on CUDA against the CPU in float64', (t) => {
     [],
   );
 });
+
+// The trainer's input path (src/train/trainer.ts): batch i + 1 is fetched and moved while step i runs.
+test('DevicePrefetcher: batch i + 1 is moved before step i reads its loss; values, order and early close', async () => {
+  const events: string[] = [];
+  let returned = false;
+  async function* source(): AsyncGenerator<Float32Array> {
+    try {
+      for (let i = 0; i < 4; i++) {
+        events.push(`load ${i}`);
+        yield Float32Array.from([i, i + 0.5, -i]);
+      }
+    } finally {
+      returned = true;
+    }
+  }
+  const run = async (stopAfter: number): Promise<number[][]> => {
+    events.length = 0;
+    returned = false;
+    const pf = new T.DevicePrefetcher(source(), (b: Float32Array) => {
+      events.push(`move ${b[0]}`);
+      return T.batchToDevice(T.tensor(b, [3]), 'cpu').keep();
+    });
+    const seen: number[][] = [];
+    let next = await pf.fetch();
+    try {
+      for (let step = 0; next; step++) {
+        const cur = next;
+        events.push(`queue ${step}`);
+        next = await pf.fetch();
+        events.push(`read ${step}`);
+        seen.push(cur.onDevice.toArray());
+        cur.onDevice.dispose();
+        if (step + 1 === stopAfter) break;
+      }
+    } finally {
+      next?.onDevice.dispose();
+      await pf.close();
+    }
+    return seen;
+  };
+  assert.deepEqual(
+    await run(Infinity),
+    [0, 1, 2, 3].map((i) => [i, i + 0.5, -i]),
+  );
+  assert.deepEqual(events.slice(0, 7), ['load 0', 'move 0', 'queue 0', 'load 1', 'move 1', 'read 0', 'queue 1']);
+  assert.ok(returned);
+  // Stopped after two steps: the third batch was already moved (the prefetch), and the source is closed.
+  assert.equal((await run(2)).length, 2);
+  assert.ok(events.includes('move 2') && !events.includes('load 3'), events.join(', '));
+  assert.ok(returned, 'the source was returned (a loader stops its workers there)');
+});
