@@ -230,3 +230,25 @@ test('DevicePrefetcher: batch i + 1 is moved before step i reads its loss; value
   assert.ok(events.includes('move 2') && !events.includes('load 3'), events.join(', '));
   assert.ok(returned, 'the source was returned (a loader stops its workers there)');
 });
+
+test('DevicePrefetcher on CUDA: batches arrive on the GPU with their values, pinned copies, in order', async (t) => {
+  if (!hasGpu) return t.skip('needs a CUDA device');
+  async function* source(): AsyncGenerator<Float32Array> {
+    for (let i = 0; i < 3; i++) yield Float32Array.from([i, -i, i / 4]);
+  }
+  const pf = new T.DevicePrefetcher(source(), (b: Float32Array) =>
+    T.tidy(() => T.batchToDevice(T.tensor(b, [3]), 'cuda').keep()),
+  );
+  const seen: number[][] = [];
+  for (let next = await pf.fetch(); next; ) {
+    const cur = next;
+    assert.ok(cur.onDevice.device.startsWith('cuda'), cur.onDevice.device);
+    next = await pf.fetch();
+    seen.push(cur.onDevice.to('cpu').toArray());
+    cur.onDevice.dispose();
+  }
+  assert.deepEqual(
+    seen,
+    [0, 1, 2].map((i) => [i, -i, i / 4]),
+  );
+});

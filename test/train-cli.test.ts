@@ -177,7 +177,26 @@ test("serve --device: libtorch rows (logits, embedding) equal onnxruntime's for 
     await lt.release();
     await ort.release();
   }
-  if (T.cuda.deviceCount() === 0) {
+  if (T.cuda.deviceCount() > 0) {
+    // On a GPU: the same rows from CUDA (cuDNN may convolve in TF32: a 1e-2 norm-scaled bound).
+    const ort2 = await openServedModel(dir, { threads: 2 });
+    const gpu = await openTorchServedModel(dir, { device: 'cuda' });
+    try {
+      T.manualSeed(4);
+      const x = T.tidy(() =>
+        T.randn([2 * ort2.itemSize])
+          .data<'float32'>()
+          .slice(),
+      );
+      const a = await gpu.run(x.slice(), 2);
+      const b = await ort2.run(x.slice(), 2);
+      const d = Math.hypot(...a.map((v, i) => v - b[i]!)) / Math.hypot(...b);
+      assert.ok(d < 1e-2, `CUDA vs onnxruntime ${d}`);
+    } finally {
+      await gpu.release();
+      await ort2.release();
+    }
+  } else {
     const d = run(['serve', dir, '--device', 'cuda', '--port', '0']);
     assert.equal(d.code, 2, d.stderr);
     assert.match(d.stderr.trim(), /^goodsrec: device cuda: [^\n]*(without CUDA|0 devices)[^\n]*$/);

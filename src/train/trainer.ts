@@ -296,12 +296,16 @@ async function runEpoch(
     epochRecord(epoch, lossSum, lossN, images, epochStart, optimizer.paramGroups[0]!.lr);
   // Batch i + 1 is taken and its host-to-device copy issued while the device runs step i (a prefetch of one
   // batch); on the CPU the same path runs with the copy a no-op.
-  const prefetch = new T.DevicePrefetcher(loader[Symbol.asyncIterator](), (b: Batch) => ({
-    x: T.batchToDevice(T.tensor(b.data as Float32Array, b.shape), device, {
-      channelsLast: c.model.channelsLast,
-    }).keep(),
-    y: T.batchToDevice(T.tensor(b.labels, [b.labels.length]).long(), device).keep(),
-  }));
+  // In a scope: on CUDA the host tensor and its pinned copy are freed once the copy is queued (libtorch's
+  // pinned allocator keeps the block until the copy has run).
+  const prefetch = new T.DevicePrefetcher(loader[Symbol.asyncIterator](), (b: Batch) =>
+    T.tidy(() => ({
+      x: T.batchToDevice(T.tensor(b.data as Float32Array, b.shape), device, {
+        channelsLast: c.model.channelsLast,
+      }).keep(),
+      y: T.batchToDevice(T.tensor(b.labels, [b.labels.length]).long(), device).keep(),
+    })),
+  );
   let next = await prefetch.fetch();
   try {
     while (next) {
