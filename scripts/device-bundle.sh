@@ -14,9 +14,11 @@ b=$stage/goodsrec
 mkdir -p "$b/node_modules" "$b/vendor/node-api" "$b/bin" "$b/scripts"
 [[ -f dist/src/cli/main.js ]] || npx tsc -p tsconfig.json
 cp -r dist native examples package.json "$b/"
-rm -rf "$b/examples/"*.ts "$b/dist/test"
+rm -rf "$b/examples/"*.ts
+# dist/test: only the op cases and the device runner that bench/device-check.ts imports.
+find "$b/dist/test" -type f ! -path '*/helpers/op-cases.js' ! -path '*/helpers/op-oracle.js' ! -path '*/helpers/op-device.js' -delete
 cp scripts/build-addon.sh scripts/find-libtorch.mjs scripts/device-check.sh "$b/scripts/"
-mkdir -p "$b/bench" && cp bench/train_step_torch.py "$b/bench/"
+mkdir -p "$b/bench" && cp bench/train_step_torch.py bench/resnet_parity_torch.py "$b/bench/"
 napi=$(dirname "$(command -v node)")/../include/node
 cp "$napi"/node_api.h "$napi"/node_api_types.h "$napi"/js_native_api.h "$napi"/js_native_api_types.h "$b/vendor/node-api/"
 for p in node-addon-api citty yaml cli-progress string-width strip-ansi ansi-regex emoji-regex \

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The one-command GPU check (issue 26 item 4), run from the unpacked `npm run device-bundle` on a machine with a
 # compiler and a CUDA PyTorch for Python but no Node or network. It builds the addon against that torch, then:
-# --version, `bench train-step` goodsrec vs PyTorch eager (fp32 and AMP, NCHW and channels_last; prints the
-# ratio), 2 epochs on the photo sample with a SIGKILL after the first checkpoint and --resume, eval of the run
-# counting every test photo. Writes results.json and device-check.log into $OUT (or ./device-results).
+# --version; op parity on the device against the CPU in float64 (the op cases and bounds of the PyTorch oracle
+# tests); ResNet-50 forward/backward against torchvision on the same device with the same weights; AMP losses
+# against fp32 (fp16 + GradScaler on CUDA, bf16 on the CPU); `bench train-step` goodsrec vs PyTorch eager
+# (fp32 and AMP, NCHW and channels_last; prints the ratio); the loader's images/s against what the step
+# consumes; 2 epochs on the photo sample with a SIGKILL after the first checkpoint and --resume; eval of the run
+# counting every test photo (bench/device-check.ts has the numeric steps). Writes results.json (each step: ok,
+# seconds and its figures) and device-check.log into $OUT (or ./device-results).
 #   bash scripts/device-check.sh             here: the GPU when one is visible, else the CPU
 #   bash scripts/device-check.sh --rehearse  in a repository checkout: makes the bundle, unpacks it into an
 #       empty folder and runs the check there on the CPU with no node/npm on PATH and LIBTORCH = the torch of
@@ -74,7 +78,23 @@ dev=cpu
 echo "device: $dev ($devices GPUs)"
 step version true
 
-# 3. bench train-step: goodsrec against PyTorch eager on the same device, fp32 and AMP, both layouts.
+# 3. Numerics on the device: op parity against the CPU in float64, ResNet-50 against torchvision, AMP against fp32.
+if [[ $dev == cuda ]]; then
+  resnet_args=(224 8) amp_args=(224 16 3) loader_args=(224 64 10)
+else # the rehearsal: the same code, sized for a 2-core CPU
+  resnet_args=(64 2) amp_args=(64 4 3) loader_args=(64 4 8)
+fi
+check() { # check NAME ARGS...: one step of bench/device-check.ts, its figures in $OUT/NAME.json
+  local name=$1 ok=true
+  shift
+  node dist/bench/device-check.js "$name" $dev "$OUT/$name.json" "$@" || ok=false
+  step "$name" $ok
+}
+check ops
+check resnet "$PY" "${resnet_args[@]}"
+check amp "${amp_args[@]}"
+
+# 4. bench train-step: goodsrec against PyTorch eager on the same device, fp32 and AMP, both layouts.
 if [[ $dev == cuda ]]; then
   bench_env=(GOODSREC_BENCH_DEVICE=cuda GOODSREC_BENCH_AMP=both GOODSREC_BENCH_SIZE=224 GOODSREC_BENCH_BATCH=64
     GOODSREC_BENCH_STEPS=10 GOODSREC_BENCH_WARMUP=5 GOODSREC_BENCH_ROUNDS=1)
@@ -87,7 +107,10 @@ env "${bench_env[@]}" GOODSREC_BENCH_PYTHON="$PY" GOODSREC_BENCH_JSON="$OUT/trai
   node dist/bench/train-step.js || bench_ok=false
 step bench-train-step $bench_ok
 
-# 4. Two epochs on the sample, SIGKILL after the first checkpoint, --resume to the end.
+# 5. The training loader's images/s against the images/s the step above consumes.
+check loader examples/grocery-sample "${loader_args[@]}" "$OUT/train-step.json"
+
+# 6. Two epochs on the sample, SIGKILL after the first checkpoint, --resume to the end.
 runs=$OUT/runs
 rm -rf "$runs"
 args=(--data examples/grocery-sample --model resnet18 --epochs 2 --batch-size 16 --size 96 --device $dev --out "$runs" --name check)
@@ -109,7 +132,7 @@ train_ok=false
 CI=1 g train --resume "$runs/check" && train_ok=true
 step train-kill-resume $train_ok
 
-# 5. eval: every test photo counted.
+# 7. eval: every test photo counted.
 eval_ok=false
 expected=$(find examples/grocery-sample/test -name '*.jpg' | wc -l)
 if CI=1 g eval "$runs/check" --data examples/grocery-sample --split test --device $dev --json >"$OUT/eval.json"; then
@@ -123,11 +146,12 @@ total=$(($(date +%s) - t0))
 node -e '
 const fs = require("fs");
 const [out, version, dev, total, killed, ...steps] = process.argv.slice(1);
-let bench = null;
-try { bench = JSON.parse(fs.readFileSync(out + "/train-step.json", "utf8")); } catch {}
+const read = (f) => { try { return JSON.parse(fs.readFileSync(out + "/" + f, "utf8")); } catch { return null; } };
+// Each step with its figures (the JSON a bench/device-check.ts step wrote, without its own ok/seconds).
+const withFigures = (s) => { const f = read(s.step + ".json"); if (f) { delete f.ok; delete f.seconds; s.figures = f; } return s; };
 const r = { date: new Date().toISOString(), rehearsal: process.env.GOODSREC_REHEARSAL === "1", device: dev, version,
-  totalSeconds: Number(total), killedAfterFirstCheckpoint: killed === "true", steps: steps.map((s) => JSON.parse(s)), trainStep: bench,
-  notImplemented: ["op parity against CPU float64", "ResNet-50 fwd/bwd against PyTorch CUDA", "AMP loss bounds", "loader images/s against the step"] };
+  totalSeconds: Number(total), killedAfterFirstCheckpoint: killed === "true", steps: steps.map((s) => withFigures(JSON.parse(s))),
+  trainStep: read("train-step.json") };
 fs.writeFileSync(out + "/results.json", JSON.stringify(r, null, 2) + "\n");
 ' "$OUT" "$version" "$dev" "$total" "$killed" "${steps[@]}"
 echo "device-check: $total s; results in $OUT/results.json"

@@ -79,8 +79,17 @@ test('npm pack + npm install in a fresh project builds or takes the addon, and g
       "console.log(JSON.stringify({ from: import.meta.resolve('goodsrec'), shape: y.shape,",
       '  finite: y.toArray().every(Number.isFinite), models: listModels().length }));',
     ].join('\n');
+    // The installed package's own addons, not an override this test run may carry (GOODSREC_NATIVE: e.g. the
+    // suite run against the CUDA build), which would also defeat the negative control below.
+    const runEnv: NodeJS.ProcessEnv = { ...process.env };
+    delete runEnv.GOODSREC_NATIVE;
+    delete runEnv.GOODSREC_NATIVE_IMAGE;
     const run = (): ReturnType<typeof spawnSync> =>
-      spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, encoding: 'utf8' });
+      spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: project,
+        encoding: 'utf8',
+        env: runEnv,
+      });
     const ok = run();
     assert.equal(ok.status, 0, String(ok.stderr));
     const out = JSON.parse(String(ok.stdout).trim().split('\n').pop()!) as {

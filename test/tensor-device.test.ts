@@ -7,6 +7,9 @@ import { Linear } from '../src/nn/index.js';
 import { SGD } from '../src/optim/index.js';
 import { scaledOptimizerStep } from '../src/train/amp-step.js';
 import { runCli } from './helpers/cli.js';
+import { OP_CASES, f } from './helpers/op-cases.js';
+import { runOnDevice } from './helpers/op-device.js';
+import type { OpCase } from './helpers/op-oracle.js';
 
 const hasGpu = T.cuda.deviceCount() > 0;
 
@@ -139,5 +142,113 @@ test('the CLI: --device cuda without a GPU exits 2 with one sentence; --nproc-pe
   assert.match(
     v.stdout,
     new RegExp(`libtorch ${b.torchVersion.replace(/[.+]/g, '\\$&')} \\((CUDA compiled in.*, 0 devices|no CUDA)`),
+  );
+});
+
+// The op-parity step of scripts/device-check.sh: the oracle's cases on a device against the CPU in float64.
+test('op parity against the CPU in float64: every oracle case within its bound on the CPU; an op off by 1e-4 is caught', () => {
+  const r = runOnDevice(OP_CASES, 'cpu');
+  assert.equal(r.length, OP_CASES.length);
+  assert.deepEqual(
+    r.filter((x) => x.problem !== null).map((x) => `${x.name}: ${x.problem}`),
+    [],
+  );
+  // Negative controls: a float32 result 1e-4 off (10x the float32 bound) fails, as does a wrong gradient.
+  const off: OpCase = {
+    name: 'off by 1e-4',
+    inputs: [f([3, 4])],
+    js: ([a]) => (a!.dtype === 'float64' ? a!.mul(2) : a!.mul(2 * (1 + 1e-4))),
+    py: '',
+  };
+  const detached: OpCase = {
+    name: 'gradient differs',
+    inputs: [f([3, 4])],
+    js: ([a]) => (a!.dtype === 'float64' ? a!.mul(a!) : a!.mul(a!.detach())),
+    py: '',
+  };
+  const [o, d] = runOnDevice([off, detached], 'cpu');
+  assert.match(o!.problem ?? '', /output 0: element/);
+  assert.match(d!.problem ?? '', /grad of input 0: element/);
+});
+
+test('op parity on CUDA against the CPU in float64', (t) => {
+  if (!hasGpu) return t.skip('needs a CUDA device');
+  const r = runOnDevice(OP_CASES, 'cuda');
+  assert.deepEqual(
+    r.filter((x) => x.problem !== null).map((x) => `${x.name}: ${x.problem}`),
+    [],
+  );
+});
+
+// The trainer's input path (src/train/trainer.ts): batch i + 1 is fetched and moved while step i runs.
+test('DevicePrefetcher: batch i + 1 is moved before step i reads its loss; values, order and early close', async () => {
+  const events: string[] = [];
+  let returned = false;
+  async function* source(): AsyncGenerator<Float32Array> {
+    try {
+      for (let i = 0; i < 4; i++) {
+        events.push(`load ${i}`);
+        yield Float32Array.from([i, i + 0.5, -i]);
+      }
+    } finally {
+      returned = true;
+    }
+  }
+  const run = async (stopAfter: number): Promise<number[][]> => {
+    events.length = 0;
+    returned = false;
+    const pf = new T.DevicePrefetcher(source(), (b: Float32Array) => {
+      events.push(`move ${b[0]}`);
+      return T.batchToDevice(T.tensor(b, [3]), 'cpu').keep();
+    });
+    const seen: number[][] = [];
+    let next = await pf.fetch();
+    try {
+      for (let step = 0; next; step++) {
+        const cur = next;
+        events.push(`queue ${step}`);
+        next = await pf.fetch();
+        events.push(`read ${step}`);
+        seen.push(cur.onDevice.toArray());
+        cur.onDevice.dispose();
+        if (step + 1 === stopAfter) break;
+      }
+    } finally {
+      next?.onDevice.dispose();
+      await pf.close();
+    }
+    return seen;
+  };
+  assert.deepEqual(
+    await run(Infinity),
+    [0, 1, 2, 3].map((i) => [i, i + 0.5, -i]),
+  );
+  assert.deepEqual(events.slice(0, 7), ['load 0', 'move 0', 'queue 0', 'load 1', 'move 1', 'read 0', 'queue 1']);
+  assert.ok(returned);
+  // Stopped after two steps: the third batch was already moved (the prefetch), and the source is closed.
+  assert.equal((await run(2)).length, 2);
+  assert.ok(events.includes('move 2') && !events.includes('load 3'), events.join(', '));
+  assert.ok(returned, 'the source was returned (a loader stops its workers there)');
+});
+
+test('DevicePrefetcher on CUDA: batches arrive on the GPU with their values, pinned copies, in order', async (t) => {
+  if (!hasGpu) return t.skip('needs a CUDA device');
+  async function* source(): AsyncGenerator<Float32Array> {
+    for (let i = 0; i < 3; i++) yield Float32Array.from([i, -i, i / 4]);
+  }
+  const pf = new T.DevicePrefetcher(source(), (b: Float32Array) =>
+    T.tidy(() => T.batchToDevice(T.tensor(b, [3]), 'cuda').keep()),
+  );
+  const seen: number[][] = [];
+  for (let next = await pf.fetch(); next; ) {
+    const cur = next;
+    assert.ok(cur.onDevice.device.startsWith('cuda'), cur.onDevice.device);
+    next = await pf.fetch();
+    seen.push(cur.onDevice.to('cpu').toArray());
+    cur.onDevice.dispose();
+  }
+  assert.deepEqual(
+    seen,
+    [0, 1, 2].map((i) => [i, -i, i / 4]),
   );
 });

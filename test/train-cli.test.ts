@@ -57,7 +57,7 @@ function tensorsOf(file: string): Map<string, Buffer> {
   return new Map([...m].map(([k, t]) => [k, Buffer.from(t.data)]));
 }
 
-test('train 2 epochs, then eval and predict the run', () => {
+test('train 2 epochs, then eval and predict the run', async () => {
   const r = run(['train', ...tiny, '--out', work, '--name', 'basic']);
   assert.equal(r.code, 0, r.stderr);
   const dir = join(work, 'basic');
@@ -115,6 +115,92 @@ test('train 2 epochs, then eval and predict the run', () => {
   const bad = run(['predict', dir, join(work, 'missing.jpg')]);
   assert.equal(bad.code, 3);
   assert.match(bad.stdout, /missing\.jpg\n {2}error: missing \(no such file or folder\)/);
+  // eval, predict, FixRes and gallery embedding resolve --device through the device module: CUDA where it
+  // cannot be used is a usage error (exit 2, one sentence) before any work; on a GPU they run there.
+  const { cuda } = await import('../src/tensor/index.js');
+  if (cuda.deviceCount() === 0) {
+    for (const args of [
+      ['eval', dir, '--split', 'test', '--device', 'cuda'],
+      ['predict', dir, img, '--device', 'cuda:0'],
+      ['fixres', dir, '--size', '40', '--device', 'cuda'],
+      ['gallery', 'build', dir, '--data', sample, '--out', join(work, 'g.gallery'), '--device', 'cuda'],
+    ]) {
+      const d = run(args);
+      assert.equal(d.code, 2, `${args.slice(0, 2).join(' ')}: ${d.stderr}`);
+      assert.match(d.stderr.trim(), /^goodsrec: device cuda(:0)?: [^\n]*(without CUDA|0 devices)[^\n]*$/, args[0]);
+    }
+    assert.ok(!existsSync(join(work, 'g.gallery')));
+  }
+});
+
+test("serve --device: libtorch rows (logits, embedding) equal onnxruntime's for the same batch; CUDA without a GPU exits 2", async () => {
+  const dir = join(work, 'basic');
+  assert.ok(existsSync(dir), 'needs the run of the first test');
+  const T = await import('../src/tensor/index.js');
+  const { openServedModel } = await import('../src/serve/model.js');
+  const { openTorchServedModel } = await import('../src/serve/torch-model.js');
+  const ort = await openServedModel(dir, { threads: 2, embedding: true });
+  const lt = await openTorchServedModel(dir, { embedding: true, device: 'cpu' });
+  try {
+    assert.equal(lt.itemSize, ort.itemSize);
+    assert.equal(lt.embeddingDim, ort.embeddingDim);
+    assert.ok(lt.embeddingDim > 0);
+    T.manualSeed(3);
+    const n = 3;
+    const x = T.tidy(() =>
+      T.randn([n * ort.itemSize])
+        .data<'float32'>()
+        .slice(),
+    );
+    const other = T.tidy(() =>
+      T.randn([n * ort.itemSize])
+        .data<'float32'>()
+        .slice(),
+    );
+    const a = await lt.run(x.slice(), n);
+    const b = await ort.run(x.slice(), n);
+    const c = await lt.run(other, n);
+    assert.equal(a.length, n * (6 + lt.embeddingDim)); // 6 classes in the sample
+    const rel = (u: Float32Array, v: Float32Array): number => {
+      let d = 0;
+      let m = 0;
+      for (let i = 0; i < v.length; i++) {
+        d += (u[i]! - v[i]!) ** 2;
+        m += v[i]! ** 2;
+      }
+      return Math.sqrt(d / m);
+    };
+    // float32 through two engines: summation order only (norm-scaled); another batch is far (the control).
+    assert.ok(rel(a, b) < 1e-4, `libtorch vs onnxruntime ${rel(a, b)}`);
+    assert.ok(rel(c, b) > 1e-2, `another batch ${rel(c, b)}`);
+  } finally {
+    await lt.release();
+    await ort.release();
+  }
+  if (T.cuda.deviceCount() > 0) {
+    // On a GPU: the same rows from CUDA (cuDNN may convolve in TF32: a 1e-2 norm-scaled bound).
+    const ort2 = await openServedModel(dir, { threads: 2 });
+    const gpu = await openTorchServedModel(dir, { device: 'cuda' });
+    try {
+      T.manualSeed(4);
+      const x = T.tidy(() =>
+        T.randn([2 * ort2.itemSize])
+          .data<'float32'>()
+          .slice(),
+      );
+      const a = await gpu.run(x.slice(), 2);
+      const b = await ort2.run(x.slice(), 2);
+      const d = Math.hypot(...a.map((v, i) => v - b[i]!)) / Math.hypot(...b);
+      assert.ok(d < 1e-2, `CUDA vs onnxruntime ${d}`);
+    } finally {
+      await gpu.release();
+      await ort2.release();
+    }
+  } else {
+    const d = run(['serve', dir, '--device', 'cuda', '--port', '0']);
+    assert.equal(d.code, 2, d.stderr);
+    assert.match(d.stderr.trim(), /^goodsrec: device cuda: [^\n]*(without CUDA|0 devices)[^\n]*$/);
+  }
 });
 
 test('bad options give clear errors', () => {

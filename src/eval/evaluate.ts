@@ -125,9 +125,7 @@ export async function evaluate(
         let x = T.tensor(batch.data as Float32Array, batch.shape);
         x = T.batchToDevice(x, o.device ?? 'cpu', { channelsLast: o.channelsLast });
         const logits = batchLogits(model, x, o.tta ?? [], o.ttaMean ?? 'logits');
-        const y = T.tensor(batch.labels, [batch.labels.length])
-          .long()
-          .to((o.device ?? 'cpu') as T.Device);
+        const y = T.batchToDevice(T.tensor(batch.labels, [batch.labels.length]).long(), o.device ?? 'cpu');
         const loss = T.F.crossEntropy(logits, y, { reduction: 'sum' });
         acc.addLoss(loss.item(), batch.labels.length);
         return logits.cpu().data<'float32'>();

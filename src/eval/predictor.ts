@@ -192,7 +192,7 @@ export async function scoreFiles(
       good.forEach((g, j) => data.set(g.img.data as Float32Array, j * 3 * s * s));
       scores = T.tidy(() => {
         let x = T.tensor(data, [good.length, 3, s, s]);
-        if (r.device !== 'cpu') x = x.to(r.device);
+        x = T.batchToDevice(x, r.device); // pinned, non-blocking on CUDA
         const y = run(x);
         c = y.shape[1]!;
         return y.cpu().data<'float32'>();

@@ -98,7 +98,7 @@ export async function embedDataset(
     for await (const batch of loader) {
       const rows = T.tidy(() => {
         let x = T.tensor(batch.data as Float32Array, batch.shape);
-        if (r.device !== 'cpu') x = x.to(r.device);
+        x = T.batchToDevice(x, r.device); // pinned, non-blocking on CUDA
         const e = embedBatch(r.model, x, o.tta ?? []);
         return { d: e.shape[1]!, data: e.cpu().data<'float32'>() };
       });

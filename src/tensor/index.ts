@@ -62,7 +62,7 @@ export {
   cudaSummary,
   checkLocalRanks,
 } from './device.js';
-export { batchToDevice, type ToDeviceOptions } from './transfer.js';
+export { batchToDevice, DevicePrefetcher, type Prefetched, type ToDeviceOptions } from './transfer.js';
 export * as F from './functional.js';
 export { cat, stack, where, einsum } from './functional.js';
 export { fromRaw, toRaw } from './raw.js';

@@ -16,3 +16,44 @@ export function batchToDevice(x: Tensor, device: Device, o: ToDeviceOptions = {}
   if (o.channelsLast && y.ndim === 4) y = y.contiguous('channelsLast');
   return y;
 }
+
+/** A batch taken from the host side and the tensors it became on the device. */
+export interface Prefetched<B, D> {
+  batch: B;
+  onDevice: D;
+}
+
+/**
+ * A prefetch of one batch onto the device (as the input prefetchers of PyTorch's fast training loops): the
+ * step calls `fetch()` for the next batch after queueing its own forward and backward and before it waits for
+ * its loss, so the next batch is pinned and its non-blocking copy issued while the device still works on the
+ * current step. On the CPU the copy is a plain tensor (the same code path, nothing to overlap). `move` turns a
+ * host batch into kept device tensors; the caller disposes them after their step, and calls `close()` when it
+ * stops early (the source's return(), e.g. a loader's workers).
+ */
+export class DevicePrefetcher<B, D> {
+  private done = false;
+
+  constructor(
+    private readonly source: AsyncIterator<B>,
+    private readonly move: (b: B) => D,
+  ) {}
+
+  /** The next batch, moved onto the device (its copy issued now), or null when the source is exhausted. */
+  async fetch(): Promise<Prefetched<B, D> | null> {
+    if (this.done) return null;
+    const r = await this.source.next();
+    if (r.done) {
+      this.done = true;
+      return null;
+    }
+    return { batch: r.value, onDevice: this.move(r.value) };
+  }
+
+  /** Stops the source early (a stop request, an error); harmless after it ended. */
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.source.return?.();
+  }
+}

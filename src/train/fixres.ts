@@ -166,9 +166,9 @@ export function evaluateFeatures(
     const labels = ids.map((i) => fs.labels[i]!);
     const scores = T.tidy(() =>
       T.noGrad(() => {
-        const x = T.tensor(gather(fs, ids), [ids.length, fs.dim]).to(device);
+        const x = T.batchToDevice(T.tensor(gather(fs, ids), [ids.length, fs.dim]), device);
         const logits = cls.forward(x).float();
-        const y = T.tensor(Int32Array.from(labels), [ids.length]).long().to(device);
+        const y = T.batchToDevice(T.tensor(Int32Array.from(labels), [ids.length]).long(), device);
         acc.addLoss(T.F.crossEntropy(logits, y, { reduction: 'sum' }).item(), ids.length);
         return logits.cpu().data<'float32'>().slice();
       }),
@@ -228,13 +228,14 @@ export function fitClassifier(
         const ids = perm.slice(s, s + o.batchSize);
         const useFlip = fs.flipped ? ids.map(() => (rng.bernoulli(0.5) ? 1 : 0)) : undefined;
         sum += T.tidy(() => {
-          const x = T.tensor(gather(fs, ids, useFlip), [ids.length, fs.dim]).to(o.device);
-          const y = T.tensor(
-            Int32Array.from(ids, (i) => fs.labels[i]!),
-            [ids.length],
-          )
-            .long()
-            .to(o.device);
+          const x = T.batchToDevice(T.tensor(gather(fs, ids, useFlip), [ids.length, fs.dim]), o.device);
+          const y = T.batchToDevice(
+            T.tensor(
+              Int32Array.from(ids, (i) => fs.labels[i]!),
+              [ids.length],
+            ).long(),
+            o.device,
+          );
           const loss = lossFn(cls.forward(x), y);
           loss.backward();
           return loss.item() * ids.length;

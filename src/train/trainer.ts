@@ -5,7 +5,7 @@
 // what a checkpoint holds; data-setup.ts the data.
 import { availableParallelism } from 'node:os';
 import * as T from '../tensor/index.js';
-import { classCounts, type DataLoader, type Dataset } from '../data/index.js';
+import { classCounts, type Batch, type DataLoader, type Dataset } from '../data/index.js';
 import { deriveSeed } from '../util/rng.js';
 import { cpuFeatures, cpuHasNativeBf16 } from '../util/cpu-features.js';
 import { chooseAmp } from './amp-choice.js';
@@ -294,71 +294,95 @@ async function runEpoch(
   let step = epoch === pr.pos.epoch ? pr.pos.step : 0;
   const record = (): EpochRecord =>
     epochRecord(epoch, lossSum, lossN, images, epochStart, optimizer.paramGroups[0]!.lr);
-  for await (const batch of loader) {
-    // Seeded per step so dropout/drop-path repeat exactly after a resume.
-    T.manualSeed(deriveSeed(c.seed, epoch, step, 0x7a11));
-    dist?.beginStep(epoch, step, (step + 1) % c.accumulate === 0 || step + 1 === stepsPerEpoch);
-    const lossValue = T.tidy(() => {
-      const x = T.batchToDevice(T.tensor(batch.data as Float32Array, batch.shape), device, {
+  // Batch i + 1 is taken and its host-to-device copy issued while the device runs step i (a prefetch of one
+  // batch); on the CPU the same path runs with the copy a no-op.
+  // In a scope: on CUDA the host tensor and its pinned copy are freed once the copy is queued (libtorch's
+  // pinned allocator keeps the block until the copy has run).
+  const prefetch = new T.DevicePrefetcher(loader[Symbol.asyncIterator](), (b: Batch) =>
+    T.tidy(() => ({
+      x: T.batchToDevice(T.tensor(b.data as Float32Array, b.shape), device, {
         channelsLast: c.model.channelsLast,
+      }).keep(),
+      y: T.batchToDevice(T.tensor(b.labels, [b.labels.length]).long(), device).keep(),
+    })),
+  );
+  let next = await prefetch.fetch();
+  try {
+    while (next) {
+      const { batch, onDevice } = next;
+      // Seeded per step so dropout/drop-path repeat exactly after a resume.
+      T.manualSeed(deriveSeed(c.seed, epoch, step, 0x7a11));
+      dist?.beginStep(epoch, step, (step + 1) % c.accumulate === 0 || step + 1 === stepsPerEpoch);
+      // Forward and backward are queued before the loss is read (reading it waits for the device); a
+      // non-finite loss is caught below, before any optimizer step.
+      const lossT = T.tidy(() => {
+        const forward = (): T.Tensor => l.loss(model.forward(onDevice.x), onDevice.y);
+        const loss =
+          amp === 'off' ? forward() : T.autocast(autocastDevice, forward, amp === 'bf16' ? 'bfloat16' : 'float16');
+        const scaled = scaler ? scaler.scaleLoss(loss) : loss;
+        (c.accumulate > 1 ? scaled.div(c.accumulate) : scaled).backward();
+        return loss.keep();
       });
-      const y = T.batchToDevice(T.tensor(batch.labels, [batch.labels.length]).long(), device);
-      const forward = (): T.Tensor => l.loss(model.forward(x), y);
-      const loss =
-        amp === 'off' ? forward() : T.autocast(autocastDevice, forward, amp === 'bf16' ? 'bfloat16' : 'float16');
-      const v = loss.item();
-      if (!Number.isFinite(v)) return v;
-      const scaled = scaler ? scaler.scaleLoss(loss) : loss;
-      (c.accumulate > 1 ? scaled.div(c.accumulate) : scaled).backward();
-      return v;
-    });
-    if (!Number.isFinite(lossValue)) {
-      const last = folder.pointer('latest');
-      throw new TrainingDivergedError(
-        `loss became ${lossValue} at epoch ${epoch + 1}, step ${step + 1}: stopping. ` +
-          (last
-            ? `The last good checkpoint is ${last}; lower optim.lr or enable a warmup and resume from it.`
-            : 'No checkpoint was saved yet; lower optim.lr or enable a warmup.'),
+      next = await prefetch.fetch();
+      const lossValue = lossT.item();
+      lossT.dispose();
+      onDevice.x.dispose();
+      onDevice.y.dispose();
+      if (!Number.isFinite(lossValue)) {
+        const last = folder.pointer('latest');
+        throw new TrainingDivergedError(
+          `loss became ${lossValue} at epoch ${epoch + 1}, step ${step + 1}: stopping. ` +
+            (last
+              ? `The last good checkpoint is ${last}; lower optim.lr or enable a warmup and resume from it.`
+              : 'No checkpoint was saved yet; lower optim.lr or enable a warmup.'),
+        );
+      }
+      step++;
+      pr.stepsDone++;
+      if (step % c.accumulate === 0 || step === stepsPerEpoch) {
+        dist?.averageGradients();
+        scaledOptimizerStep(optimizer, model.parameters(), scaler);
+        optimizer.zeroGrad();
+        pr.globalStep++;
+        ema?.update(model);
+        if (c.schedule.perIteration) scheduler.step();
+      }
+      lossSum += lossValue * batch.labels.length;
+      lossN += batch.labels.length;
+      images += batch.labels.length;
+      const secs = (Date.now() - epochStart) / 1000;
+      const currentLr = optimizer.paramGroups[0]!.lr;
+      o.events?.onStep?.(
+        {
+          epoch,
+          epochs: c.schedule.epochs,
+          step,
+          steps: stepsPerEpoch,
+          loss: lossValue,
+          lr: currentLr,
+          imagesPerSec: images / Math.max(secs, 1e-9),
+        },
+        totalSteps,
+        pr.stepsDone,
       );
-    }
-    step++;
-    pr.stepsDone++;
-    if (step % c.accumulate === 0 || step === stepsPerEpoch) {
-      dist?.averageGradients();
-      scaledOptimizerStep(optimizer, model.parameters(), scaler);
-      optimizer.zeroGrad();
-      pr.globalStep++;
-      ema?.update(model);
-      if (c.schedule.perIteration) scheduler.step();
-    }
-    lossSum += lossValue * batch.labels.length;
-    lossN += batch.labels.length;
-    images += batch.labels.length;
-    const secs = (Date.now() - epochStart) / 1000;
-    const currentLr = optimizer.paramGroups[0]!.lr;
-    o.events?.onStep?.(
-      {
-        epoch,
-        epochs: c.schedule.epochs,
-        step,
-        steps: stepsPerEpoch,
-        loss: lossValue,
-        lr: currentLr,
-        imagesPerSec: images / Math.max(secs, 1e-9),
-      },
-      totalSteps,
-      pr.stepsDone,
-    );
-    if (ctx.isMain && pr.globalStep % 50 === 0 && step % c.accumulate === 0)
-      folder.appendMetric({ type: 'step', epoch, step, globalStep: pr.globalStep, loss: lossValue, lr: currentLr });
-    if (ctx.policy.dueAtStep(step, stepsPerEpoch)) await saveCheckpointAt(ctx, l, pr, { epoch, step });
-    if (stopRequested(ctx)) {
-      if (step < stepsPerEpoch) {
-        const n = await saveCheckpointAt(ctx, l, pr, { epoch, step });
-        log(n ? `stopped: checkpoint ${n} saved; continue with --resume ${folder.root}` : 'stopped');
-        return { stopped: true, record: record() };
+      if (ctx.isMain && pr.globalStep % 50 === 0 && step % c.accumulate === 0)
+        folder.appendMetric({ type: 'step', epoch, step, globalStep: pr.globalStep, loss: lossValue, lr: currentLr });
+      if (ctx.policy.dueAtStep(step, stepsPerEpoch)) await saveCheckpointAt(ctx, l, pr, { epoch, step });
+      if (stopRequested(ctx)) {
+        if (step < stepsPerEpoch) {
+          const n = await saveCheckpointAt(ctx, l, pr, { epoch, step });
+          log(n ? `stopped: checkpoint ${n} saved; continue with --resume ${folder.root}` : 'stopped');
+          return { stopped: true, record: record() };
+        }
       }
     }
+  } finally {
+    // A stop or an error leaves the prefetched batch and the loader's workers: release both.
+    if (next) {
+      next.onDevice.x.dispose();
+      next.onDevice.y.dispose();
+    }
+    await prefetch.close();
   }
   if (!c.schedule.perIteration) scheduler.step();
   return { stopped: false, record: record() };

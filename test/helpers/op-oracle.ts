@@ -68,7 +68,7 @@ interface PyResult {
   trace?: string;
 }
 
-interface Values {
+export interface Values {
   shape: number[];
   dtype: string;
   channelsLast: boolean;
@@ -88,7 +88,7 @@ export interface CaseResult {
 
 const isFloat = (d: T.DType): boolean => T.isFloating(d);
 
-function generate(spec: InputSpec, baseShape: number[]): T.Tensor {
+export function generate(spec: InputSpec, baseShape: number[]): T.Tensor {
   const gen = spec.gen ?? 'randn';
   let t: T.Tensor;
   if (typeof gen === 'function') return gen();
@@ -104,7 +104,7 @@ function generate(spec: InputSpec, baseShape: number[]): T.Tensor {
   return t.dtype === dtype ? t : t.to({ dtype });
 }
 
-function baseShapeOf(spec: InputSpec): number[] {
+export function baseShapeOf(spec: InputSpec): number[] {
   const s = [...spec.shape];
   const n = s.length;
   if (spec.layout === 'T') [s[n - 2], s[n - 1]] = [s[n - 1]!, s[n - 2]!];
@@ -112,7 +112,7 @@ function baseShapeOf(spec: InputSpec): number[] {
   return s;
 }
 
-function values(t: T.Tensor): Values {
+export function values(t: T.Tensor): Values {
   const channelsLast = t.ndim === 4 && t.isContiguous('channelsLast') && !t.isContiguous();
   return { shape: [...t.shape], dtype: t.dtype, channelsLast, values: Float64Array.from(t.toArray()) };
 }
@@ -242,7 +242,7 @@ export function runOracle(cases: OpCase[], seed = 1234): Map<string, CaseResult>
 }
 
 /** Largest violation of the tolerance (<= 0 means within), for the message. */
-function compareValues(what: string, a: Values, b: Values, tol: Tolerance, exact: boolean): string | null {
+export function compareValues(what: string, a: Values, b: Values, tol: Tolerance, exact: boolean): string | null {
   if (a.shape.join(',') !== b.shape.join(',')) return `${what}: shape [${a.shape}] vs PyTorch [${b.shape}]`;
   if (a.dtype !== b.dtype) return `${what}: dtype ${a.dtype} vs PyTorch ${b.dtype}`;
   let maxAbs = 0;

@@ -1,6 +1,6 @@
-// goodsrec serve: HTTP inference server (fastify + onnxruntime-node) with a browser page.
+// goodsrec serve: HTTP inference server (fastify + onnxruntime-node, or libtorch with --device) with a browser page.
 import { resolve } from 'node:path';
-import { defineCliCommand, maxPixelsOption } from '../options.js';
+import { defineCliCommand, deviceOption, maxPixelsOption } from '../options.js';
 import { UsageError } from '../errors.js';
 
 export default defineCliCommand({
@@ -18,6 +18,12 @@ export default defineCliCommand({
     port: { type: 'integer', min: 0, max: 65535, default: 8080, description: 'TCP port (0: any free port)' },
     host: { type: 'string', default: '127.0.0.1', description: 'address to listen on' },
     threads: { type: 'integer', min: 1, description: 'onnxruntime intra-op threads (default: all cores)' },
+    device: {
+      ...deviceOption,
+      default: undefined,
+      description:
+        "run inference through libtorch on this device ('cuda', 'cuda:N', 'cpu', 'auto') instead of onnxruntime (default)",
+    },
     'max-batch': { type: 'integer', min: 1, default: 16, description: 'images per onnxruntime run at most' },
     'batch-delay': { type: 'integer', min: 0, default: 4, description: 'micro-batching window in ms' },
     'max-queue': {
@@ -63,11 +69,20 @@ export default defineCliCommand({
     const adminToken = o['admin-token'] ?? process.env.GOODSREC_ADMIN_TOKEN;
     if (adminToken !== undefined && adminToken.length < 16)
       throw new UsageError('--admin-token: expected at least 16 characters');
-    const model = await openServedModel(args.model, {
+    const open = {
       ...(o.threads ? { threads: o.threads } : {}),
       embedding: Boolean(o.gallery),
-      log: (m) => console.log(m),
-    });
+      log: (m: string) => console.log(m),
+    };
+    // --device: libtorch on that device (resolved first: CUDA without a GPU is a usage error, exit 2).
+    const model = o.device
+      ? await (async () => {
+          const T = await import('../../tensor/index.js');
+          const device = T.resolveDevice(o.device!);
+          const { openTorchServedModel } = await import('../../serve/torch-model.js');
+          return openTorchServedModel(args.model, { ...open, device });
+        })()
+      : await openServedModel(args.model, open);
     let gallery: import('../../serve/served-gallery.js').ServedGallery | undefined;
     if (o.gallery) {
       const { readGallery } = await import('../../gallery/format.js');
