@@ -16,7 +16,7 @@ import {
   type TtaMean,
   type TtaView,
 } from './evaluate.js';
-import { MetricsAccumulator, softmaxRow, topk, type EvalMetrics } from './metrics.js';
+import { MetricsAccumulator, softmaxRow, topKPrediction, type EvalMetrics } from './metrics.js';
 
 export const ENSEMBLE_FORMAT = 'goodsrec-ensemble-1';
 
@@ -167,10 +167,7 @@ export async function evaluateEnsemble(
     // The ensemble's loss: cross-entropy of its mean scores.
     const p = softmaxRow(row);
     acc.addLoss(-Math.log(Math.max(p[label]!, 1e-45)), 1);
-    if (k > 0) {
-      const top = topk(row, k);
-      predictions.push({ index: i, path: ds.samples[i]!.path, label, top, probs: top.map((j) => p[j]!) });
-    }
+    if (k > 0) predictions.push(topKPrediction(row, p, k, { index: i, path: ds.samples[i]!.path, label }));
   }
   return { members: results, ensemble: { metrics: acc.result(), predictions, logits } };
 }

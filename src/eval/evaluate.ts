@@ -4,7 +4,7 @@ import * as T from '../tensor/index.js';
 import type { Module } from '../nn/index.js';
 import { DataLoader, type Dataset, type PipelineConfig } from '../data/index.js';
 import { shardLength, type Shard } from '../data/shard.js';
-import { MetricsAccumulator, softmaxRow, topk, type EvalMetrics } from './metrics.js';
+import { MetricsAccumulator, softmaxRow, topKPrediction, type EvalMetrics } from './metrics.js';
 import type { ClassifierPrediction } from '../run/eval-file.js';
 
 /** One sample's top-k classes and probabilities (as the eval file stores them). */
@@ -136,16 +136,9 @@ export async function evaluate(
       if (k > 0) {
         for (let i = 0; i < batch.labels.length; i++) {
           const row = scores.subarray(i * c, (i + 1) * c);
-          const p = softmaxRow(row);
-          const top = topk(row, k);
           const idx = batch.indices[i]!;
-          predictions.push({
-            index: idx,
-            path: ds.samples[idx]!.path,
-            label: batch.labels[i]!,
-            top,
-            probs: top.map((j) => p[j]!),
-          });
+          const sample = { index: idx, path: ds.samples[idx]!.path, label: batch.labels[i]! };
+          predictions.push(topKPrediction(row, softmaxRow(row), k, sample));
         }
       }
       done += batch.labels.length;

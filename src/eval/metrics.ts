@@ -1,6 +1,11 @@
 // Classification metrics from per-sample scores: every sample counts exactly
 // once (the original code dropped the last partial batch).
-import type { ClassifierMetrics, ClassMetricsRecord, FrequencyGroupRecord } from '../run/eval-file.js';
+import type {
+  ClassifierMetrics,
+  ClassifierPrediction,
+  ClassMetricsRecord,
+  FrequencyGroupRecord,
+} from '../run/eval-file.js';
 
 /** One class's numbers (as the eval file stores them). */
 export type ClassMetrics = ClassMetricsRecord;
@@ -113,6 +118,17 @@ export function topk(row: ArrayLike<number>, k: number): number[] {
     }
   }
   return idx;
+}
+
+/** One photo's answer as eval files keep it: its k best classes by `row` and their probabilities `p` (softmax of row). */
+export function topKPrediction(
+  row: ArrayLike<number>,
+  p: ArrayLike<number>,
+  k: number,
+  sample: { index: number; path: string; label: number },
+): ClassifierPrediction {
+  const top = topk(row, k);
+  return { ...sample, top, probs: top.map((j) => p[j]!) };
 }
 
 /** Softmax of one row of logits (numerically stable). */

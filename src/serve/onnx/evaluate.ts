@@ -5,7 +5,7 @@
 import ort from 'onnxruntime-node';
 import { DataLoader, type Dataset } from '../../data/index.js';
 import type { EvaluateResult, SamplePrediction, TtaMean } from '../../eval/evaluate.js';
-import { MetricsAccumulator, softmaxRow, topk } from '../../eval/metrics.js';
+import { MetricsAccumulator, softmaxRow, topKPrediction } from '../../eval/metrics.js';
 import { evalPipeline } from '../../run/pipelines.js';
 import type { OnnxSidecar } from './export.js';
 
@@ -82,27 +82,18 @@ export async function evaluateOnnx(
           }
         scores = mean;
       }
+      // One softmax per photo serves its loss and its top-k probabilities.
       let loss = 0;
       for (let i = 0; i < n; i++) {
         const row = scores.subarray(i * c, (i + 1) * c);
-        loss -= Math.log(Math.max(softmaxRow(row)[batch.labels[i]!]!, Number.MIN_VALUE));
+        const p = softmaxRow(row);
+        const label = batch.labels[i]!;
+        loss -= Math.log(Math.max(p[label]!, Number.MIN_VALUE));
+        const idx = batch.indices[i]!;
+        if (k > 0) predictions.push(topKPrediction(row, p, k, { index: idx, path: ds.samples[idx]!.path, label }));
       }
       acc.addLoss(loss, n);
       acc.add(scores, batch.labels, batch.indices);
-      if (k > 0)
-        for (let i = 0; i < n; i++) {
-          const row = scores.subarray(i * c, (i + 1) * c);
-          const p = softmaxRow(row);
-          const top = topk(row, k);
-          const idx = batch.indices[i]!;
-          predictions.push({
-            index: idx,
-            path: ds.samples[idx]!.path,
-            label: batch.labels[i]!,
-            top,
-            probs: top.map((j) => p[j]!),
-          });
-        }
       done += n;
       o.onBatch?.(done, ds.samples.length);
     }
