@@ -97,25 +97,37 @@ export function disposeTensors(value: unknown): void {
 }
 
 /** Writes checkpoints/<name>/ atomically and returns its path. The caller still owns the tensors. */
-export async function saveCheckpoint(checkpointsDir: string, name: string, c: CheckpointContent): Promise<string> {
+export async function saveCheckpoint(
+  checkpointsDir: string,
+  name: string,
+  c: CheckpointContent,
+  o: { createParent?: boolean } = {},
+): Promise<string> {
   const dir = join(checkpointsDir, name);
   const optTensors = new Map<string, Tensor>();
   const optTree = splitTensors(c.optimizer, optTensors);
-  await writeDirAtomic(dir, (tmp) => {
-    writeSafetensorsSync(join(tmp, CHECKPOINT_FILE.model), tensorsToRaw(c.model), {
-      format: 'pt',
-      producer: 'goodsrec',
-    });
-    if (c.ema)
-      writeSafetensorsSync(join(tmp, CHECKPOINT_FILE.ema), tensorsToRaw(c.ema), { format: 'pt', producer: 'goodsrec' });
-    writeSafetensorsSync(join(tmp, CHECKPOINT_FILE.optimizer), tensorsToRaw(optTensors), { producer: 'goodsrec' });
-    writeJsonAtomic(join(tmp, CHECKPOINT_FILE.state), {
-      format: CHECKPOINT_FORMAT,
-      savedAt: new Date().toISOString(),
-      optimizer: optTree,
-      ...c.state,
-    });
-  });
+  await writeDirAtomic(
+    dir,
+    (tmp) => {
+      writeSafetensorsSync(join(tmp, CHECKPOINT_FILE.model), tensorsToRaw(c.model), {
+        format: 'pt',
+        producer: 'goodsrec',
+      });
+      if (c.ema)
+        writeSafetensorsSync(join(tmp, CHECKPOINT_FILE.ema), tensorsToRaw(c.ema), {
+          format: 'pt',
+          producer: 'goodsrec',
+        });
+      writeSafetensorsSync(join(tmp, CHECKPOINT_FILE.optimizer), tensorsToRaw(optTensors), { producer: 'goodsrec' });
+      writeJsonAtomic(join(tmp, CHECKPOINT_FILE.state), {
+        format: CHECKPOINT_FORMAT,
+        savedAt: new Date().toISOString(),
+        optimizer: optTree,
+        ...c.state,
+      });
+    },
+    o,
+  );
   return dir;
 }
 

@@ -267,7 +267,8 @@ export class RunFolder {
   async saveCheckpoint(name: string, content: CheckpointContent): Promise<string> {
     const root = this.here();
     try {
-      return await saveCheckpoint(join(root, CHECKPOINTS_DIR), name, content);
+      // The checkpoints folder exists (create()); not re-creating it keeps a moved folder from reappearing here.
+      return await saveCheckpoint(join(root, CHECKPOINTS_DIR), name, content, { createParent: false });
     } catch (e) {
       if (this.here() === root) throw e;
       // Moved while writing: the temp folder went with it (its cleanup looked at the old path).

@@ -44,14 +44,20 @@ export function writeJsonAtomic(path: string, value: unknown): void {
 /**
  * Fills a temp folder with fill(tmpDir) and renames it to finalDir in one
  * step. An existing finalDir is replaced only after the new one is complete.
+ * `createParent: false` fails when finalDir's parent is gone instead of creating
+ * it again (a folder moved meanwhile must not reappear at its old path).
  */
-export async function writeDirAtomic(finalDir: string, fill: (tmpDir: string) => Promise<void> | void): Promise<void> {
+export async function writeDirAtomic(
+  finalDir: string,
+  fill: (tmpDir: string) => Promise<void> | void,
+  o: { createParent?: boolean } = {},
+): Promise<void> {
   const parent = dirname(finalDir);
   const tmp = join(parent, `.${basename(finalDir)}.tmp-${process.pid}-${Date.now()}`);
   const nth = faultWriteNumber('dir');
   try {
     recoverDirAtomic(finalDir, true);
-    mkdirSync(tmp, { recursive: true });
+    mkdirSync(tmp, { recursive: o.createParent ?? true });
     await fill(tmp);
     faultPoint('dir', nth, 'before-rename');
     if (existsSync(finalDir)) {
