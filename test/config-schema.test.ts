@@ -12,6 +12,7 @@ import {
   DEFAULT_CONFIG,
   configHelp,
   configKeys,
+  parseOverride,
   readStoredConfig,
   resolveConfig,
   validateConfig,
@@ -195,6 +196,18 @@ test('the cases the issue found: classBalanced=no and model.dropRate=7 fail; mes
   ];
   for (const [key, v, msg] of cases)
     assert.throws(() => resolveConfig([base, layer(`--set ${key}`, key, v)]), says(msg), `${key}=${JSON.stringify(v)}`);
+});
+
+test("--set key= gives the empty string, which turns validation off; 'null' stays null", () => {
+  assert.deepEqual(parseOverride('data.valSplit='), { data: { valSplit: '' } });
+  const cfg = resolveConfig([base, { source: '--set data.valSplit=', values: parseOverride('data.valSplit=') }]);
+  assert.equal(cfg.data.valSplit, '');
+  // control: an explicit null is still YAML's null, which a string key refuses
+  assert.deepEqual(parseOverride('model.pretrained=null'), { model: { pretrained: null } });
+  assert.throws(
+    () => resolveConfig([base, { source: '--set data.valSplit=null', values: parseOverride('data.valSplit=null') }]),
+    says(/expected a string but received null/),
+  );
 });
 
 test('checks across options and layers: warmup below epochs, the missing dataset, unknown keys, sections', () => {

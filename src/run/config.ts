@@ -162,12 +162,16 @@ export function optionLayer(source: string, key: string, value: unknown): Config
   return { source, values };
 }
 
-/** Parses a `key=value` override; the value is read as YAML (numbers, booleans, lists, null). */
+/**
+ * Parses a `key=value` override; the value is read as YAML (numbers, booleans, lists, null). An empty value is the
+ * empty string (`data.valSplit=` turns validation off, as the option's doc says), not YAML's null.
+ */
 export function parseOverride(s: string): Record<string, unknown> {
   const eq = s.indexOf('=');
   if (eq <= 0) throw new ConfigError(`override '${s}': expected key=value, e.g. optim.lr=0.05`);
   const key = s.slice(0, eq).trim();
   const raw = s.slice(eq + 1);
+  if (raw.trim() === '') return optionLayer(s, key, '').values;
   let value: unknown;
   try {
     value = parseYaml(raw) as unknown;
