@@ -146,10 +146,18 @@ const done = readdirSync(out)
 const counts = Object.values(key.trainCounts);
 const nClasses = (lo, hi) => counts.filter((n) => n >= lo && n <= hi).length;
 const pct = (x) => (100 * x).toFixed(1);
+/** 'balanced, n per class' or the range of test photos per class, from the test split's folders. */
+function testShape() {
+  const dir = join(data, 'all', 'test');
+  const n = readdirSync(dir).map((c) => readdirSync(join(dir, c)).length);
+  const lo = Math.min(...n);
+  const hi = Math.max(...n);
+  return lo === hi ? `balanced, ${lo} per class` : `${lo}-${hi} per class`;
+}
 const lines = [
   `${o.model}, ${o.size} px, batch ${o.batch}, ${o.epochs} epochs, 1 thread per run; ${data}: ${counts.length} classes ` +
     `(${nClasses(101, Infinity)} many, ${nClasses(20, 100)} medium, ${nClasses(0, 19)} few), ` +
-    `${key.photos.train} train photos, test ${key.photos.test} (balanced)`,
+    `${key.photos.train} train photos, test ${key.photos.test} (${testShape()})`,
   '',
   '| loss | seeds | overall top-1 (%) | many (%) | medium (%) | few (%) |',
   '|---|---|---|---|---|---|',
