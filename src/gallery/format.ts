@@ -16,11 +16,14 @@ import {
   appendRefine,
   bindRefineFile,
   materialiseRefine,
+  openGalleryFile,
+  refineFileOf,
   pinRefineFile,
   REFINE_TENSOR,
   refineInMemory,
   refineLength,
   selectRefine,
+  type OpenedGallery,
   type RefineFile,
   type RefineRows,
 } from './refine.js';
@@ -224,9 +227,17 @@ function check(g: Gallery, where: string): void {
 
 export function readGallery(path: string): Gallery {
   if (!existsSync(path)) throw new GalleryError(`${path}: no such gallery`);
+  // opened first: refine rows are bound to the file whose header and rows are read below
+  let opened: OpenedGallery | null;
   let r: SafetensorsReader;
   try {
-    r = SafetensorsReader.openSync(path);
+    opened = openGalleryFile(path);
+    try {
+      r = SafetensorsReader.openSync(path);
+    } catch (e) {
+      closeSync(opened.fd);
+      throw e;
+    }
   } catch (e) {
     throw new GalleryError(`${path}: not a gallery file: ${(e as Error).message}`);
   }
@@ -250,14 +261,19 @@ export function readGallery(path: string): Gallery {
     if (meta.refine !== undefined && meta.refine !== 'f32')
       throw new GalleryError(`${path}: unknown refine rows ${JSON.stringify(meta.refine)} (expected f32)`);
     // the f32 rows stay on disk: only their place and the file's identity are kept (and this thread's fd)
-    const refine: RefineRows | undefined = meta.refine
-      ? { file: bindRefineFile(path, meta.entries?.length ?? 0, meta.dim), map: null, extra: null }
-      : undefined;
+    let refine: RefineRows | undefined;
+    if (meta.refine) {
+      const info = r.has(REFINE_TENSOR) ? r.info(REFINE_TENSOR) : null;
+      const o = opened;
+      opened = null; // refineFileOf keeps or closes it
+      refine = { file: refineFileOf(o, info, meta.entries?.length ?? 0, meta.dim), map: null, extra: null };
+    }
     const g = galleryFromStored(meta, stored, refine);
     check(g, path);
     return g;
   } finally {
     r.close();
+    if (opened) closeSync(opened.fd);
   }
 }
 

@@ -8,7 +8,7 @@
 // later and finds another file refuses. Rows appended since the file was read are held in memory until the
 // gallery is written.
 import { closeSync, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
-import { SafetensorsReader } from '../io/safetensors.js';
+import { SafetensorsReader, type SafetensorsTensorInfo } from '../io/safetensors.js';
 import { GalleryError } from './format.js';
 
 /** Name of the tensor holding the f32 rows. */
@@ -115,42 +115,74 @@ export function closeRefineFiles(): void {
   open.clear();
 }
 
-/**
- * Binds a gallery file's refine tensor: opens the file, records its identity and the tensor's place, and keeps
- * the fd (pinned: `keep`) or closes it (a writer that returns the descriptor to another thread). Throws when
- * the path was replaced while it was being read.
- */
-export function bindRefineFile(path: string, rows: number, dim: number, keep = true): RefineFile {
+/** A gallery file opened before its header is read, so that its identity is the file that was read. */
+export interface OpenedGallery {
+  path: string;
+  fd: number;
+  identity: string;
+}
+
+export function openGalleryFile(path: string): OpenedGallery {
   const fd = openSync(path, 'r');
-  let f: RefineFile;
   try {
-    const identity = identityOf(fstatSync(fd, { bigint: true }));
-    const r = SafetensorsReader.openSync(path);
-    let offset: number;
-    try {
-      if (!r.has(REFINE_TENSOR)) throw new GalleryError(`${path}: meta.refine is set but there is no refine tensor`);
-      const i = r.info(REFINE_TENSOR);
-      if (i.dtype !== 'float32' || i.shape.length !== 2 || i.shape[0] !== rows || i.shape[1] !== dim)
-        throw new GalleryError(
-          `${path}: the refine tensor is ${i.dtype} [${i.shape.join(', ')}], expected float32 [${rows}, ${dim}]`,
-        );
-      offset = i.offset;
-    } finally {
-      r.close();
-    }
-    if (identityOf(statSync(path, { bigint: true })) !== identity)
-      throw new GalleryError(`${path}: replaced while it was being read; read it again`);
-    f = { path, identity, offset, rows, dim };
+    return { path, fd, identity: identityOf(fstatSync(fd, { bigint: true })) };
   } catch (e) {
     closeSync(fd);
     throw e;
   }
+}
+
+/**
+ * The refine tensor of a gallery file opened with openGalleryFile and read since (`info`: its header entry,
+ * null when it has none): checked against rows x dim, and against the path still naming the opened file (a
+ * file once replaced never comes back, so the header read in between was this file's). The fd is kept for
+ * this thread (`keep`) or closed (a writer that hands the descriptor to another thread); closed on errors.
+ */
+export function refineFileOf(
+  o: OpenedGallery,
+  info: SafetensorsTensorInfo | null,
+  rows: number,
+  dim: number,
+  keep = true,
+): RefineFile {
+  let f: RefineFile;
+  try {
+    if (!info) throw new GalleryError(`${o.path}: meta.refine is set but there is no refine tensor`);
+    if (info.dtype !== 'float32' || info.shape.length !== 2 || info.shape[0] !== rows || info.shape[1] !== dim)
+      throw new GalleryError(
+        `${o.path}: the refine tensor is ${info.dtype} [${info.shape.join(', ')}], expected float32 [${rows}, ${dim}]`,
+      );
+    if (identityOf(statSync(o.path, { bigint: true })) !== o.identity)
+      throw new GalleryError(`${o.path}: replaced while it was being read; read it again`);
+    f = { path: o.path, identity: o.identity, offset: info.offset, rows, dim };
+  } catch (e) {
+    closeSync(o.fd);
+    throw e;
+  }
   if (!keep) {
-    closeSync(fd);
+    closeSync(o.fd);
     return f;
   }
-  fdOf(f, fd);
+  fdOf(f, o.fd);
   return f;
+}
+
+/** The refine tensor of the gallery file at `path` now (a writer binding the file it has just written). */
+export function bindRefineFile(path: string, rows: number, dim: number, keep = true): RefineFile {
+  const o = openGalleryFile(path);
+  let info: SafetensorsTensorInfo | null;
+  try {
+    const r = SafetensorsReader.openSync(path);
+    try {
+      info = r.has(REFINE_TENSOR) ? r.info(REFINE_TENSOR) : null;
+    } finally {
+      r.close();
+    }
+  } catch (e) {
+    closeSync(o.fd);
+    throw e;
+  }
+  return refineFileOf(o, info, rows, dim, keep);
 }
 
 function readFull(fd: number, f: RefineFile, buf: Uint8Array, position: number): void {
