@@ -83,7 +83,10 @@ function openChecked(f: RefineFile): number {
 /** This thread's fd for the file (opened and checked on first use, then kept while the gallery lives). */
 function fdOf(f: RefineFile, opened?: number): number {
   const mine = held.get(f);
-  if (mine && !mine.closed) return mine.fd;
+  if (mine && !mine.closed) {
+    if (opened !== undefined && opened !== mine.fd) closeSync(opened);
+    return mine.fd;
+  }
   const key = keyOf(f);
   let e = open.get(key);
   if (e && opened !== undefined) closeSync(opened); // this thread already holds the same file
@@ -246,6 +249,7 @@ function readRun(fd: number, f: RefineFile, out: Float32Array, to: number, from:
  * checks the file for the duration (a write worker leaves no fd behind).
  */
 export function materialiseRefine(r: RefineRows, dim: number): Float32Array {
+  if (!r.file && !r.map && r.extra) return r.extra; // all in memory already (not copied)
   const n = refineLength(r, dim);
   const out = new Float32Array(n * dim);
   const f = r.file;
