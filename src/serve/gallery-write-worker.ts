@@ -3,7 +3,7 @@
 // swaps its snapshot only after this has succeeded (served-gallery.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { reviveGallery, storedRowsOf, writeGallery, type Gallery } from '../gallery/format.js';
-import type { RefineFile } from '../gallery/refine.js';
+import { closeRefineFiles, type RefineFile } from '../gallery/refine.js';
 import { hnswPathFor } from '../gallery/hnsw-index.js';
 import { isApproximate, openGalleryIndex } from '../gallery/open-index.js';
 
@@ -30,4 +30,6 @@ try {
   parentPort!.postMessage(reply);
 } catch (e) {
   parentPort!.postMessage({ ok: false, message: (e as Error).message } satisfies GalleryWriteReply);
+} finally {
+  closeRefineFiles(); // fds a worker opened outlive it (they are the process's): none should be left, close any
 }
