@@ -16,16 +16,20 @@
 // ties (the row found is within 1e-4 of the best f32 similarity), same product@1, the bytes of the vectors and of
 // the whole index (the HNSW graph as saved: vectors + links), and ms per query. GOODSREC_BENCH_SETS may name
 // `real:<gallery file>`: its rows, every (N/1000)-th held out as a query (1000 queries), classes from its entries.
+// A precision may be given as `i8+refine` or `f16+refine`: the gallery is written to a file (GOODSREC_BENCH_TMP) with
+// its f32 rows as the refine tensor and read back, so candidates are re-scored from the file (positioned reads);
+// its HNSW graph is the plain precision's (built once, reloaded). Columns then add the file's bytes on disk.
 import { createRequire } from 'node:module';
 import { rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { ExactIndex } from '../src/gallery/search.js';
-import { readGallery } from '../src/gallery/format.js';
-import { BruteForceIndex, HnswIndex } from '../src/gallery/hnsw-index.js';
+import { GALLERY_FORMAT, readGallery, withPrecision, writeGallery, type Gallery } from '../src/gallery/format.js';
+import { BruteForceIndex, HnswIndex, type HnswSettings } from '../src/gallery/hnsw-index.js';
+import type { RefineRows } from '../src/gallery/refine.js';
 import type { NeighbourIndex } from '../src/gallery/neighbour-index.js';
-import { encodeRows, isVectorPrecision } from '../src/gallery/vectors.js';
+import { encodeRows, isVectorPrecision, type StoredRows } from '../src/gallery/vectors.js';
 import { machineLine } from './machine.js';
 
 const sizes = (process.env.GOODSREC_BENCH_SIZES ?? '10000,100000').split(',').map(Number);
@@ -290,9 +294,11 @@ function realSet(path: string): {
 
 /** Rows per precision and index: recall against exact f32 search, memory and time. */
 function precisionTable(names: string[]): void {
-  const ps = names.map((p) => {
-    if (!isVectorPrecision(p)) throw new Error(`GOODSREC_BENCH_VECTORS: '${p}' is not f32, f16 or i8`);
-    return p;
+  const ps = names.map((name) => {
+    const [p, extra] = name.split('+');
+    if (!isVectorPrecision(p) || (extra !== undefined && (extra !== 'refine' || p === 'f32')))
+      throw new Error(`GOODSREC_BENCH_VECTORS: '${name}' is not f32, f16, i8, f16+refine or i8+refine`);
+    return { p, refine: extra === 'refine', name };
   });
   console.log(machineLine({ threads }));
   console.log(
@@ -300,9 +306,9 @@ function precisionTable(names: string[]): void {
       'recall@1 against exact f32 search (libtorch); ties: the row found is within 1e-4 of the best f32 similarity',
   );
   console.log(
-    '| set | vectors | D | precision | search | recall@1 | recall@1 up to ties | same product@1 | vectors (MB) | index (MB) | build (s) | 1 query (ms) | 32 queries (ms per batch) |',
+    '| set | vectors | D | precision | search | recall@1 | recall@1 up to ties | same product@1 | vectors (MB) | index (MB) | file (MB) | build (s) | 1 query (ms) | 32 queries (ms per batch) |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
   for (const set of sets) {
     for (const n0 of set.startsWith('real:') ? [0] : sizes) {
@@ -330,14 +336,26 @@ function precisionTable(names: string[]): void {
         return s;
       };
       const label = set.startsWith('real:') ? `real (${set.slice(5).split('/').slice(-3).join('/')})` : set;
-      for (const p of ps) {
-        const stored = encodeRows(rows, d, p);
+      // one graph per precision and ef, shared by its +refine row (the graph holds the same rows)
+      const graphs = new Map<string, { file: string; buildS: number }>();
+      for (const { p, refine: withRefine, name } of ps) {
+        let stored: StoredRows = encodeRows(rows, d, p);
+        let refine: RefineRows | null = null;
+        let fileBytes = stored.data.byteLength;
+        if (withRefine) {
+          const path = join(tmp, `gallery-precision-bench-${process.pid}-${p}.gallery`);
+          writeGallery(path, withPrecision(benchGallery(rows, d), p, true));
+          const g = readGallery(path);
+          stored = g.stored!;
+          refine = g.refine!;
+          fileBytes = statSync(path).size;
+        }
         const kinds: { name: string; make: () => { index: NeighbourIndex; bytes: number; buildS: number } }[] = [];
         if (libs.includes('exact'))
           kinds.push({
             name: 'exact (usearch brute force)',
             make: () => ({
-              index: new BruteForceIndex(stored, d, threads),
+              index: new BruteForceIndex(stored, d, threads, refine),
               // f16 is searched decoded to f32 (usearch's exact search takes no f16)
               bytes: stored.data.length * (p === 'f16' ? 4 : p === 'i8' ? 1 : 4),
               buildS: 0,
@@ -348,15 +366,29 @@ function precisionTable(names: string[]): void {
             kinds.push({
               name: `HNSW ef=${ef}`,
               make: () => {
-                const t0 = performance.now();
-                const settings = { connectivity, expansionAdd: efAdd, expansionSearch: ef };
-                const index = HnswIndex.build(stored, d, settings, threads);
-                const buildS = (performance.now() - t0) / 1000;
-                const file = join(tmp, `gallery-precision-bench-${process.pid}.hnsw`);
-                index.save(file);
-                const bytes = statSync(file).size;
-                rmSync(file, { force: true });
-                return { index, bytes, buildS };
+                const settings: HnswSettings = { connectivity, expansionAdd: efAdd, expansionSearch: ef };
+                const key = `${p} ${ef}`;
+                let g = graphs.get(key);
+                if (!g) {
+                  const t0 = performance.now();
+                  const built = HnswIndex.build(stored, d, settings, threads);
+                  const buildS = (performance.now() - t0) / 1000;
+                  const file = join(tmp, `gallery-precision-bench-${process.pid}-${p}-${ef}.hnsw`);
+                  built.save(file);
+                  g = { file, buildS };
+                  graphs.set(key, g);
+                }
+                const n0 = stored.data.length / d;
+                const index = HnswIndex.load(
+                  g.file,
+                  d,
+                  n0,
+                  settings,
+                  threads,
+                  p === 'f32' ? undefined : stored,
+                  refine,
+                );
+                return { index, bytes: statSync(g.file).size, buildS: g.buildS };
               },
             });
         for (const k of kinds) {
@@ -384,13 +416,37 @@ function precisionTable(names: string[]): void {
             return median(ts);
           };
           console.log(
-            `| ${label} | ${n} | ${d} | ${p} | ${k.name} | ${(hit / nq).toFixed(3)} | ${(tie / nq).toFixed(3)} | ` +
-              `${(sameP / nq).toFixed(3)} | ${mb(stored.data.byteLength)} | ${mb(bytes)} | ${buildS.toFixed(1)} | ` +
-              `${time(1).toFixed(3)} | ${time(32).toFixed(2)} |`,
+            `| ${label} | ${n} | ${d} | ${name} | ${k.name} | ${(hit / nq).toFixed(3)} | ${(tie / nq).toFixed(3)} | ` +
+              `${(sameP / nq).toFixed(3)} | ${mb(stored.data.byteLength)} | ${mb(bytes)} | ${mb(fileBytes)} | ` +
+              `${buildS.toFixed(1)} | ${time(1).toFixed(3)} | ${time(32).toFixed(2)} |`,
           );
           index.dispose();
         }
       }
+      for (const g of graphs.values()) rmSync(g.file, { force: true });
+      for (const { p } of ps) rmSync(join(tmp, `gallery-precision-bench-${process.pid}-${p}.gallery`), { force: true });
     }
   }
+}
+
+/** A gallery over bench rows (for writing an f16/i8 file with its refine rows). */
+function benchGallery(rows: Float32Array, d: number): Gallery {
+  const n = rows.length / d;
+  return {
+    meta: {
+      format: GALLERY_FORMAT,
+      model: {
+        hash: '0'.repeat(64),
+        checkpoint: '-',
+        name: 'bench',
+        embedding: 'pooled',
+        preprocess: {} as Gallery['meta']['model']['preprocess'],
+      },
+      dim: d,
+      entries: Array.from({ length: n }, (_, i) => ({ class: `p${i}`, path: `-/${i}` })),
+      k: 5,
+      threshold: null,
+    },
+    embeddings: rows,
+  };
 }

@@ -1,7 +1,8 @@
 // The gallery's look-alike guard: class centroids and the closest pairs against a float64 brute force, the
 // threshold it judges by (calibrated, or the own-class median), which existing classes new photos lie
 // within it, and the CLI: `gallery add` of a planted look-alike warns, of a distinct product does not, and
-// `gallery list --lookalikes` lists the planted pair first.
+// `gallery list --lookalikes` lists the planted pair first; `gallery build --vectors i8 --refine` + `gallery add`
+// keep every row's f32 row in the rewritten file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, readdirSync } from 'node:fs';
@@ -10,7 +11,8 @@ import { join } from 'node:path';
 import { makeRun } from './fixres-helpers.js';
 import { runCli } from './helpers/cli.js';
 import { colourDataset } from './helpers/colour-photos.js';
-import { GALLERY_FORMAT, type Gallery } from '../src/gallery/format.js';
+import { GALLERY_FORMAT, readGallery, type Gallery } from '../src/gallery/format.js';
+import { materialiseRefine } from '../src/gallery/refine.js';
 import {
   checkNewClass,
   classCentroids,
@@ -221,4 +223,30 @@ test('CLI: gallery add of a planted look-alike warns, of a distinct product does
     r.stdout.split('\n')[1]!,
     /^\s+0\.\d{4}\s+crimson <-> red\s+best photo pair 0\.\d{4}, within: \d\/4 and \d\/8$/,
   );
+  // An i8 gallery with refine rows: built, then `gallery add` rewrites the file it reads its f32 rows from;
+  // every row's f32 row (read from the new file) is the photo's f32 embedding (as in the f32 gallery).
+  const gal8 = join(work, 'shop-i8.gallery');
+  r = run(['gallery', 'build', runDir, '--data', data, '--out', gal8, '--vectors', 'i8', '--refine']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\(i8 vectors, f32 refine rows in the file\)/);
+  r = run(['gallery', 'add', gal8, '--class', 'purple', purple]);
+  assert.equal(r.code, 0, r.stderr);
+  const g8 = readGallery(gal8);
+  const g32 = readGallery(gal);
+  assert.equal(g8.meta.refine, 'f32');
+  const exact = materialiseRefine(g8.refine!, g8.meta.dim);
+  const d = g8.meta.dim;
+  const rowOf = new Map(g32.meta.entries.map((e, i) => [e.path, i]));
+  let worst = 0;
+  let worstI8 = 0;
+  g8.meta.entries.forEach((e, i) => {
+    const j = rowOf.get(e.path)!;
+    for (let k = 0; k < d; k++) {
+      worst = Math.max(worst, Math.abs(exact[i * d + k]! - g32.embeddings[j * d + k]!));
+      worstI8 = Math.max(worstI8, Math.abs(g8.embeddings[i * d + k]! - g32.embeddings[j * d + k]!));
+    }
+  });
+  assert.equal(g8.meta.entries.length, 46);
+  assert.ok(worst < 1e-5, `refine rows are the f32 embeddings: ${worst}`);
+  assert.ok(worstI8 > 1e-4, `control: the i8 rows are not: ${worstI8}`);
 });

@@ -145,19 +145,21 @@ test('f16 and i8 galleries are served: GET /v1/gallery names the precision, enro
   } finally {
     await f32.close();
   }
-  for (const [p, approximateFrom] of [
-    ['f16', undefined],
-    ['i8', undefined],
-    ['f16', 10], // searched through the HNSW graph (built in the write worker from the stored rows)
-    ['i8', 10],
+  for (const [p, approximateFrom, refine] of [
+    ['f16', undefined, false],
+    ['i8', undefined, false],
+    ['f16', 10, false], // searched through the HNSW graph (built in the write worker from the stored rows)
+    ['i8', 10, false],
+    ['i8', 10, true], // f32 refine rows in the file re-score the candidates
   ] as const) {
-    const g = withPrecision(base, p);
+    const g = withPrecision(base, p, refine);
     if (approximateFrom) g.meta.search = { approximateFrom };
-    const path = galleryFile(`served-${p}-${approximateFrom ?? 'exact'}.gallery`, g);
+    const path = galleryFile(`served-${p}-${approximateFrom ?? 'exact'}${refine ? '-refine' : ''}.gallery`, g);
     const app = await server(path);
     try {
       let r = await app.inject({ method: 'GET', url: '/v1/gallery' });
       assert.equal(r.json().vectors, p);
+      assert.equal(r.json().refine, refine ? 'f32' : null);
       assert.equal(r.json().search, approximateFrom ? 'approximate' : 'exact');
       const m = multipart(heldPhotos.slice(0, 2));
       r = await app.inject({
@@ -171,6 +173,7 @@ test('f16 and i8 galleries are served: GET /v1/gallery names the precision, enro
       assert.equal(onDisk.meta.vectors, p, 'the worker wrote the same precision');
       assert.equal(storedRowsOf(onDisk).precision, p);
       assert.equal(onDisk.meta.entries.length, 17);
+      assert.equal(onDisk.meta.refine, refine ? 'f32' : undefined, 'the worker kept the refine rows');
       if (approximateFrom)
         assert.ok(existsSync(hnswPathFor(path, storedRowsOf(onDisk))), `${p}: the graph of the written rows`);
       const enrolled = resolveSamplePath(ds, ds.samples[4]!);
@@ -179,6 +182,8 @@ test('f16 and i8 galleries are served: GET /v1/gallery names the precision, enro
       const [a, b] = (r.json() as PredictResponse).predictions.map((x) => x.gallery!);
       assert.equal(a!.class, held, `${p}: the photo just enrolled`);
       assert.ok(a!.similarity > 0.999, `${p}: its own (quantized) row: ${a!.similarity}`);
+      // refine: its own f32 row, read from the file the worker wrote (served vs libtorch embedding: > 0.99999)
+      if (refine) assert.ok(a!.similarity > 0.99999, `${p}+refine: its own f32 row: ${a!.similarity}`);
       assert.equal(b!.class, ds.classes[ds.samples[4]!.label]);
       assert.ok(b!.similarity > 0.999, `${p}: ${b!.similarity}`);
     } finally {

@@ -2,7 +2,8 @@
 // precision's round trip through the gallery file (and an old f32 file without meta.vectors), recall@1 of
 // f16/i8 search against exact f32 search on a seeded clustered set (float64 scores, so the same on every
 // CPU) with an i4-like grid as the control that must fail the bound, the same through usearch's indexes,
-// and the precision shown by `gallery list`.
+// and the precision shown by `gallery list`. Refine rows (f32 rows kept in the file, read on demand to
+// re-rank): their round trip, recall, derived galleries, a file replaced under a gallery, the server's writes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,8 @@ import {
 import { BruteForceIndex, DEFAULT_HNSW, HnswIndex, hnswPathFor } from '../src/gallery/hnsw-index.js';
 import { openGalleryIndex } from '../src/gallery/open-index.js';
 import { decodeF16, decodeI8, encodeF16, quantizeRows, toHalf } from '../src/gallery/vectors.js';
+import { closeRefineFiles, materialiseRefine } from '../src/gallery/refine.js';
+import { ServedGallery } from '../src/serve/served-gallery.js';
 import { runCli } from './helpers/cli.js';
 
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-gallery-vectors-'));
@@ -342,4 +345,217 @@ test('f16/i8 galleries above the approximate threshold: the graph is saved per p
     }
     assert.ok(same >= 48, `${p}: ${same}/50 top-1 as exact search over the decoded rows`);
   }
+});
+
+const bytesOf = (x: Float32Array): Buffer => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+/** Float64 inner product of query q with row r. */
+const dot = (rows: Float32Array, r: number, queries: Float32Array, q: number, d: number): number => {
+  let s = 0;
+  for (let i = 0; i < d; i++) s += queries[q * d + i]! * rows[r * d + i]!;
+  return s;
+};
+
+test('i8 + refine rows: one file, i8 resident, the f32 rows read back bit for bit; derived galleries keep them', () => {
+  const d = 32;
+  const { rows, queries } = clustered(100, 4, d, 21);
+  const path = join(work, 'refine.gallery');
+  const g = withPrecision(gallery(rows, d), 'i8', true);
+  assert.equal(g.meta.refine, 'f32');
+  writeGallery(path, g);
+  const b = readFileSync(path);
+  const header = JSON.parse(b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString());
+  assert.deepEqual(
+    [header.embeddings.dtype, header.embeddings.shape, header.refine.dtype, header.refine.shape],
+    ['I8', [100, d], 'F32', [100, d]],
+  );
+  const back = readGallery(path);
+  assert.equal(back.meta.refine, 'f32');
+  assert.deepEqual(storedRowsOf(back), storedRowsOf(g), 'the resident rows are the i8 codes');
+  // Not loaded: the gallery holds the file's identity and the tensor's place, no f32 rows.
+  assert.equal(back.refine!.extra, null);
+  assert.equal(back.refine!.map, null);
+  assert.equal(back.refine!.file!.path, path);
+  assert.ok(bytesOf(materialiseRefine(back.refine!, d)).equals(bytesOf(rows)), 'the f32 rows, bit for bit');
+  // Search scores are the f32 inner products (float64), not the i8 ones.
+  const res = new BruteForceIndex(storedRowsOf(back), d, 0, back.refine!).searchRows(queries, 3);
+  const plain = new BruteForceIndex(storedRowsOf(back), d).searchRows(queries, 3);
+  for (let q = 0; q < 4; q++) {
+    const r = res.indices[q * 3]!;
+    assert.ok(Math.abs(res.scores[q * 3]! - dot(rows, r, queries, q, d)) < 1e-6, `query ${q}`);
+    assert.ok(Math.abs(plain.scores[q * 3]! - dot(rows, plain.indices[q * 3]!, queries, q, d)) > 1e-6, 'control');
+  }
+  // To f32: the exact rows again (not the decoded codes); to f16: quantized from them, refine rows kept.
+  assert.ok(bytesOf(withPrecision(back, 'f32').embeddings).equals(bytesOf(rows)));
+  const f16 = withPrecision(back, 'f16');
+  assert.deepEqual(storedRowsOf(f16), storedRowsOf(withPrecision(gallery(rows, d), 'f16')));
+  assert.equal(f16.meta.refine, 'f32');
+  assert.equal(withPrecision(back, 'i8', false).meta.refine, undefined, '--no-refine drops them');
+  assert.throws(() => withPrecision(withPrecision(back, 'i8', false), 'i8', true), /has no f32 rows to keep/);
+
+  // Remove a class, enrol two rows, write over the very file the rows are read from, read again.
+  const added = rows.subarray(5 * d, 7 * d);
+  const next = appendToGallery(
+    filterGallery(back, (e) => e.class !== 'c3'),
+    [
+      { class: 'new', path: '/photos/new0.jpg' },
+      { class: 'new', path: '/photos/new1.jpg' },
+    ],
+    added,
+  );
+  const kept = Array.from({ length: 100 }, (_, i) => i).filter((i) => i % 7 !== 3);
+  const expected = new Float32Array((kept.length + 2) * d);
+  kept.forEach((i, j) => expected.set(rows.subarray(i * d, (i + 1) * d), j * d));
+  expected.set(added, kept.length * d);
+  assert.ok(bytesOf(materialiseRefine(next.refine!, d)).equals(bytesOf(expected)), 'filter + append, before writing');
+  const written = writeGallery(path, next);
+  const again = readGallery(path);
+  assert.equal(again.meta.entries.length, kept.length + 2);
+  assert.ok(bytesOf(materialiseRefine(again.refine!, d)).equals(bytesOf(expected)), 'and in the file written');
+  assert.equal(written.refine!.file!.identity, again.refine!.file!.identity, 'the written gallery names the new file');
+  // A structured clone (what a worker thread gets) carries the plain descriptor and reads the same rows.
+  const cloned = reviveGallery(structuredClone(again));
+  assert.ok(bytesOf(materialiseRefine(cloned.refine!, d)).equals(bytesOf(expected)));
+  // Old files and files without refine rows read as before.
+  writeGallery(path, withPrecision(gallery(rows, d), 'i8'));
+  assert.equal(readGallery(path).refine, undefined);
+  assert.equal(readGallery(path).meta.refine, undefined);
+  // meta.refine without its tensor, or with a tensor of another shape, is refused.
+  const lie = (from: string, to: string): void => {
+    const f = readFileSync(path);
+    const json = f.subarray(8, 8 + Number(f.readBigUInt64LE(0))).toString();
+    const patched = json.replace(from, to);
+    assert.notEqual(patched, json);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(Buffer.byteLength(patched)));
+    writeFileSync(path, Buffer.concat([len, Buffer.from(patched), f.subarray(8 + Buffer.byteLength(json))]));
+  };
+  lie('\\"vectors\\":\\"i8\\"', '\\"vectors\\":\\"i8\\",\\"refine\\":\\"f32\\"');
+  assert.throws(() => readGallery(path), /meta.refine is set but there is no refine tensor/);
+  writeGallery(path, withPrecision(gallery(rows, d), 'i8', true));
+  lie('"refine":{"dtype":"F32","shape":[100,32]', '"refine":{"dtype":"F32","shape":[32,100]');
+  assert.throws(() => readGallery(path), /the refine tensor is float32 \[32, 100\], expected float32 \[100, 32\]/);
+});
+
+test('recall@1 with refine rows: 1.0 on the clustered set where plain i8 is below it (exact and HNSW)', () => {
+  const d = 64;
+  const { rows, queries } = clustered(6000, 400, d, 7);
+  const truth = top1(rows, queries, d);
+  const path = join(work, 'recall-refine.gallery');
+  writeGallery(path, withPrecision(gallery(rows, d), 'i8', true));
+  const g = readGallery(path);
+  const found = (index: { searchRows(q: Float32Array, k: number): { indices: Int32Array; k: number } }) => {
+    const res = index.searchRows(queries, 5);
+    return Array.from({ length: truth.length }, (_, i) => res.indices[i * res.k]!);
+  };
+  const plain = recall(found(new BruteForceIndex(storedRowsOf(g), d)), truth);
+  const exact = recall(found(new BruteForceIndex(storedRowsOf(g), d, 0, g.refine!)), truth);
+  const hnsw = recall(found(HnswIndex.build(storedRowsOf(g), d, DEFAULT_HNSW, 1, g.refine!)), truth);
+  const f16 = withPrecision(g, 'f16');
+  const f16r = recall(found(new BruteForceIndex(storedRowsOf(f16), d, 0, f16.refine!)), truth);
+  console.log(`recall@1: i8 ${plain}, i8+refine exact ${exact}, HNSW ${hnsw}; f16+refine exact ${f16r}`);
+  assert.ok(plain < 1, `the control: plain i8 misses some (${plain})`);
+  assert.equal(exact, 1, 'i8 + refine, exact');
+  assert.equal(hnsw, 1, 'i8 + refine, HNSW');
+  assert.equal(f16r, 1, 'f16 + refine, exact');
+  // openGalleryIndex uses them too, even where the CLI hands it libtorch's exact search.
+  const viaOpen = openGalleryIndex(g, { exact: () => assert.fail('refine rows need usearch + re-scoring') });
+  assert.equal(recall(found(viaOpen), truth), 1);
+});
+
+test('a gallery whose file is replaced (gallery add) keeps reading its own rows, or refuses; never the new file', () => {
+  const d = 16;
+  const { rows, queries } = clustered(60, 3, d, 33);
+  const path = join(work, 'replaced.gallery');
+  writeGallery(path, withPrecision(gallery(rows, d), 'i8', true));
+  const g = readGallery(path);
+  const index = new BruteForceIndex(storedRowsOf(g), d, 0, g.refine!);
+  const before = index.searchRows(queries, 3);
+  // What `gallery add` does: read, filter/append, write atomically over the same path. The new file's first
+  // rows differ (class c0 removed), so reading the old offsets from it would give other rows.
+  const other = normaliseRows(
+    Float32Array.from(rows, (x, i) => x + (i % 3) * 0.1),
+    d,
+  );
+  writeGallery(
+    path,
+    appendToGallery(
+      filterGallery(g, (e) => e.class !== 'c0'),
+      [{ class: 'n', path: '/n' }],
+      other.subarray(0, d),
+    ),
+  );
+  const now = readGallery(path);
+  assert.ok(!bytesOf(materialiseRefine(now.refine!, d).subarray(0, 60 * d)).equals(bytesOf(rows)), 'control');
+  assert.deepEqual(index.searchRows(queries, 3), before, 'its fd still reads the file it was read from');
+  assert.ok(bytesOf(materialiseRefine(g.refine!, d)).equals(bytesOf(rows)));
+  // A thread without that fd (a worker; here: fds closed) opens the path, finds another file, and refuses.
+  closeRefineFiles();
+  assert.throws(() => index.searchRows(queries, 3), /replaced.gallery: changed on disk since it was read; reload it/);
+  assert.throws(() => materialiseRefine(g.refine!, d), /changed on disk since it was read/);
+  assert.throws(() => writeGallery(join(work, 'copy.gallery'), g), /changed on disk since it was read/);
+  assert.ok(!existsSync(join(work, 'copy.gallery')), 'nothing written');
+  // Reloaded, it reads the new file.
+  const reloaded = readGallery(path);
+  const res = new BruteForceIndex(storedRowsOf(reloaded), d, 0, reloaded.refine!).searchRows(queries, 1);
+  const all = materialiseRefine(reloaded.refine!, d);
+  assert.ok(Math.abs(res.scores[0]! - dot(all, res.indices[0]!, queries, 0, d)) < 1e-6);
+});
+
+test('a served i8 + refine gallery answers with exact f32 scores after an enrol (written by the worker thread)', async () => {
+  const d = 32;
+  const { rows, queries } = clustered(200, 4, d, 41);
+  for (const approximateFrom of [undefined, 50]) {
+    const g = withPrecision(gallery(rows.subarray(0, 180 * d), d), 'i8', true);
+    if (approximateFrom) g.meta.search = { approximateFrom };
+    const path = join(work, `served-refine-${approximateFrom ?? 'exact'}.gallery`);
+    writeGallery(path, g);
+    const sg = new ServedGallery(path, readGallery(path));
+    const old = sg.current;
+    const added = rows.subarray(180 * d);
+    const entries = Array.from({ length: 20 }, (_, i) => ({ class: 'added', path: `/added/${i}.jpg` }));
+    const snap = await sg.enrol('added', entries, added);
+    assert.equal(
+      snap.gallery.refine!.file!.identity,
+      readGallery(path).refine!.file!.identity,
+      'bound to the new file',
+    );
+    assert.equal(snap.gallery.refine!.extra, null, 'the enrolled f32 rows are read from the file, not held');
+    const res = snap.matcher.index.searchRows(queries, 5);
+    for (let q = 0; q < 4; q++)
+      for (let j = 0; j < res.k; j++) {
+        const r = res.indices[q * res.k + j]!;
+        assert.ok(Math.abs(res.scores[q * res.k + j]! - dot(rows, r, queries, q, d)) < 1e-6, `query ${q} row ${r}`);
+      }
+    // A query equal to an enrolled row finds it with similarity 1 (its f32 row), not the i8 one's 0.9999.
+    const own = snap.matcher.index.searchRows(rows.subarray(190 * d, 191 * d), 1);
+    assert.equal(own.indices[0], 190);
+    assert.ok(Math.abs(own.scores[0]! - dot(rows, 190, rows, 190, d)) < 1e-6, `${own.scores[0]}`);
+    // The snapshot before the enrol still answers from its own (replaced) file.
+    const was = old.matcher.index.searchRows(queries, 1);
+    assert.ok(Math.abs(was.scores[0]! - dot(rows, was.indices[0]!, queries, 0, d)) < 1e-6);
+  }
+});
+
+test('gallery list and convert: refine rows shown, added and dropped', () => {
+  const d = 16;
+  const { rows } = clustered(40, 1, d, 9);
+  const path = join(work, 'listed-refine.gallery');
+  writeGallery(path, gallery(rows, d));
+  let r = runCli(['gallery', 'convert', path, '--vectors', 'i8', '--refine']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /40 vectors f32 -> i8\+refine/);
+  assert.equal(JSON.parse(runCli(['gallery', 'list', path, '--json']).stdout).refine, 'f32');
+  assert.match(runCli(['gallery', 'list', path]).stdout, /i8 vectors \(f32 refine rows in the file\)/);
+  r = runCli(['gallery', 'convert', path, '--vectors', 'f32']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /decoded/, 'back to f32 from the refine rows: nothing lost');
+  assert.ok(bytesOf(readGallery(path).embeddings).equals(bytesOf(rows)));
+  runCli(['gallery', 'convert', path, '--vectors', 'i8', '--refine']);
+  r = runCli(['gallery', 'convert', path, '--vectors', 'i8', '--no-refine']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /i8\+refine -> i8$/m);
+  assert.equal(JSON.parse(runCli(['gallery', 'list', path, '--json']).stdout).refine, null);
+  r = runCli(['gallery', 'convert', path, '--vectors', 'f32', '--refine']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /with --vectors f32 the rows are already exact/);
 });

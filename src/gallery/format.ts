@@ -2,14 +2,31 @@
 // [N, D] (float32, or float16 / int8 when the gallery was built with
 // `--vectors f16|i8`: meta.vectors, see vectors.ts) and, in its metadata, JSON
 // with each row's class and source photo plus the hash of the weights that made
-// them. Files from before meta.vectors hold float32 and read as before. One file
-// renamed into place (src/io's atomic writer) means a kill leaves the old or the
-// new gallery, never a mix.
+// them. Files from before meta.vectors hold float32 and read as before. An f16/i8
+// gallery may also keep its f32 rows as a second tensor, `refine` (float32 [N, D],
+// meta.refine 'f32'), which is never loaded: search re-scores its candidates
+// from it with positioned reads (refine.ts). One file renamed into place (src/io's
+// atomic writer) means a kill leaves the old or the new gallery, never a mix.
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { SafetensorsReader, writeSafetensorsSync } from '../io/safetensors.js';
 import { checkpointWeightsFile } from '../run/layout.js';
 import type { PreprocessConfig } from '../run/pipelines.js';
+import {
+  appendRefine,
+  bindRefineFile,
+  materialiseRefine,
+  openGalleryFile,
+  refineFileOf,
+  pinRefineFile,
+  REFINE_TENSOR,
+  refineInMemory,
+  refineLength,
+  selectRefine,
+  type OpenedGallery,
+  type RefineFile,
+  type RefineRows,
+} from './refine.js';
 import {
   concatRows,
   decodeRows,
@@ -66,6 +83,8 @@ export interface GalleryMeta {
   search?: { approximateFrom?: number; hnsw?: Partial<import('./hnsw-index.js').HnswSettings> };
   /** Precision of the stored vectors, in the file and in the search index (absent, as in older files: f32). */
   vectors?: VectorPrecision;
+  /** 'f32': the file also holds the f32 rows (tensor `refine`) that search re-scores candidates with (f16/i8 only). */
+  refine?: 'f32';
 }
 
 export interface Gallery {
@@ -77,6 +96,13 @@ export interface Gallery {
   embeddings: Float32Array;
   /** The rows in the gallery's precision (meta.vectors) when it is not f32: what the file and the index hold. */
   stored?: StoredRows;
+  /** Where the f32 rows are when meta.refine is set: plain data (a file's identity, row map, unwritten rows). */
+  refine?: RefineRows;
+}
+
+/** Whether the gallery keeps f32 rows to re-rank with. */
+export function hasRefine(g: Gallery): boolean {
+  return g.refine !== undefined;
 }
 
 /** The precision a gallery stores its vectors in. */
@@ -97,10 +123,15 @@ export function storedRowsOf(g: Gallery): StoredRows {
  * that is read. The property is lazy and non-enumerable, so that a copy sent to a worker carries `stored`
  * only (see reviveGallery); for the same reason a spread copy ({ ...g }) lacks it: build copies with this.
  */
-export function galleryFromStored(meta: GalleryMeta, stored: StoredRows): Gallery {
-  if (stored.precision === 'f32') return { meta, embeddings: stored.data };
+export function galleryFromStored(meta0: GalleryMeta, stored: StoredRows, refine?: RefineRows): Gallery {
+  const { refine: _, ...rest } = meta0;
+  const meta: GalleryMeta = refine ? { ...rest, refine: 'f32' } : rest;
+  if (stored.precision === 'f32') {
+    if (refine) throw new GalleryError('refine rows are for f16/i8 galleries: f32 rows are already exact');
+    return { meta, embeddings: stored.data };
+  }
   let decoded: Float32Array | null = null;
-  const g = { meta, stored } as Gallery;
+  const g = (refine ? { meta, stored, refine } : { meta, stored }) as Gallery;
   Object.defineProperty(g, 'embeddings', {
     get: () => (decoded ??= decodeRows(stored, meta.dim)),
     enumerable: false,
@@ -111,18 +142,30 @@ export function galleryFromStored(meta: GalleryMeta, stored: StoredRows): Galler
 
 /** A gallery received by structured clone (worker_threads), with its lazy `embeddings` restored. */
 export function reviveGallery(g: Gallery): Gallery {
-  return g.stored ? galleryFromStored(g.meta, g.stored) : g;
+  return g.stored ? galleryFromStored(g.meta, g.stored, g.refine) : g;
 }
 
 /**
- * The gallery with its vectors in another precision (rows quantized from its current embeddings; to f32 from
- * f16/i8 gives the decoded rows, not the lost precision back). The result's embeddings are what a file
- * written from it reads back.
+ * The gallery with its vectors in another precision, with or without f32 refine rows (`refine` undefined: kept
+ * if it has them, never for f32). Rows are quantized from the f32 rows when it has refine rows (to f32: those
+ * rows, exactly), else from its current embeddings (to f32 from f16/i8: the decoded rows, not the lost
+ * precision back). The result's embeddings are what a file written from it reads back.
  */
-export function withPrecision(g: Gallery, p: VectorPrecision): Gallery {
+export function withPrecision(g: Gallery, p: VectorPrecision, refine?: boolean): Gallery {
   const meta = { ...g.meta, vectors: p };
-  if (galleryPrecision(g) === p) return galleryFromStored(meta, storedRowsOf(g));
-  return galleryFromStored(meta, encodeRows(g.embeddings, g.meta.dim, p));
+  const from = galleryPrecision(g);
+  const want = p !== 'f32' && (refine ?? hasRefine(g));
+  if (p === 'f32' && refine) throw new GalleryError('refine rows are for f16/i8 galleries: f32 rows are already exact');
+  if (want && !g.refine && from !== 'f32')
+    throw new GalleryError(
+      `a ${from} gallery without refine rows has no f32 rows to keep (build it again with --refine, or convert an f32 gallery)`,
+    );
+  // f32 rows: read from the refine rows only when quantizing from them (the stored rows otherwise stay as they are)
+  const exact = (): Float32Array => (g.refine ? materialiseRefine(g.refine, g.meta.dim) : g.embeddings);
+  if (p === 'f32') return galleryFromStored(meta, { precision: 'f32', data: from === 'f32' ? g.embeddings : exact() });
+  const rows = from === p ? storedRowsOf(g) : encodeRows(exact(), g.meta.dim, p);
+  const keep = want ? (g.refine ?? refineInMemory(g.embeddings)) : undefined;
+  return galleryFromStored(meta, rows, keep);
 }
 
 /** Sorted class names of a gallery. */
@@ -169,14 +212,32 @@ function check(g: Gallery, where: string): void {
   if (!Array.isArray(m.entries) || values !== m.entries.length * m.dim) {
     throw new GalleryError(`${where}: ${m.entries?.length} entries but ${values / m.dim} embedding rows`);
   }
+  if (m.refine !== undefined && m.refine !== 'f32')
+    throw new GalleryError(`${where}: unknown refine rows ${JSON.stringify(m.refine)} (expected f32)`);
+  if ((m.refine === 'f32') !== (g.refine !== undefined))
+    throw new GalleryError(
+      `${where}: meta.refine ${m.refine === 'f32' ? 'is set without' : 'is not set with'} refine rows`,
+    );
+  if (g.refine && (m.vectors ?? 'f32') === 'f32')
+    throw new GalleryError(`${where}: refine rows are for f16/i8 galleries: f32 rows are already exact`);
+  if (g.refine && refineLength(g.refine, m.dim) !== m.entries.length)
+    throw new GalleryError(`${where}: ${m.entries.length} entries but ${refineLength(g.refine, m.dim)} refine rows`);
   if (typeof m.model?.hash !== 'string') throw new GalleryError(`${where}: no model hash`);
 }
 
 export function readGallery(path: string): Gallery {
   if (!existsSync(path)) throw new GalleryError(`${path}: no such gallery`);
+  // opened first: refine rows are bound to the file whose header and rows are read below
+  let opened: OpenedGallery | null;
   let r: SafetensorsReader;
   try {
-    r = SafetensorsReader.openSync(path);
+    opened = openGalleryFile(path);
+    try {
+      r = SafetensorsReader.openSync(path);
+    } catch (e) {
+      closeSync(opened.fd);
+      throw e;
+    }
   } catch (e) {
     throw new GalleryError(`${path}: not a gallery file: ${(e as Error).message}`);
   }
@@ -197,25 +258,69 @@ export function readGallery(path: string): Gallery {
         : p === 'f16'
           ? { precision: p, data: new Uint16Array(bytes) }
           : { precision: p, data: new Int8Array(bytes) };
-    const g = galleryFromStored(meta, stored);
+    if (meta.refine !== undefined && meta.refine !== 'f32')
+      throw new GalleryError(`${path}: unknown refine rows ${JSON.stringify(meta.refine)} (expected f32)`);
+    // the f32 rows stay on disk: only their place and the file's identity are kept (and this thread's fd)
+    let refine: RefineRows | undefined;
+    if (meta.refine) {
+      const info = r.has(REFINE_TENSOR) ? r.info(REFINE_TENSOR) : null;
+      const o = opened;
+      opened = null; // refineFileOf keeps or closes it
+      refine = { file: refineFileOf(o, info, meta.entries?.length ?? 0, meta.dim), map: null, extra: null };
+    }
+    const g = galleryFromStored(meta, stored, refine);
     check(g, path);
     return g;
   } finally {
     r.close();
+    if (opened) closeSync(opened.fd);
   }
 }
 
-/** Writes the gallery atomically: the previous file stays intact until the new one is complete and synced. */
-export function writeGallery(path: string, g: Gallery): void {
+/**
+ * Writes the gallery atomically: the previous file stays intact until the new one is complete and synced.
+ * Refine rows are materialised only while writing (rows of the file it was read from, which may be `path`
+ * itself, are read before the rename). Returns the gallery as written: its refine rows bound to the new file
+ * (`pin` false: without keeping an fd in this thread, for a writer that hands the gallery to another thread).
+ */
+export function writeGallery(path: string, g: Gallery, o: { pin?: boolean } = {}): Gallery {
   check(g, path);
   const n = g.meta.entries.length;
   const s = storedRowsOf(g);
   const data = new Uint8Array(s.data.buffer, s.data.byteOffset, s.data.byteLength);
+  const { refine } = g;
   writeSafetensorsSync(
     path,
-    { embeddings: { dtype: FILE_DTYPE[s.precision], shape: [n, g.meta.dim], data } },
+    {
+      embeddings: { dtype: FILE_DTYPE[s.precision], shape: [n, g.meta.dim], data },
+      ...(refine
+        ? {
+            [REFINE_TENSOR]: {
+              dtype: 'float32' as const,
+              shape: [n, g.meta.dim],
+              load: () => {
+                const rows = materialiseRefine(refine, g.meta.dim);
+                return new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength);
+              },
+            },
+          }
+        : {}),
+    },
     { format: GALLERY_FORMAT, gallery: JSON.stringify(g.meta) },
   );
+  if (!refine) return g;
+  const file = bindRefineFile(path, n, g.meta.dim, o.pin ?? true);
+  return galleryFromStored(g.meta, s, { file, map: null, extra: null });
+}
+
+/**
+ * The gallery with its refine rows bound to `file`, the descriptor a writer in another thread returned for the
+ * file it wrote; the file is opened and checked now (pinned in this thread).
+ */
+export function withRefineFile(g: Gallery, file: RefineFile | null): Gallery {
+  if (!g.refine || !file) return g;
+  pinRefineFile(file);
+  return galleryFromStored(g.meta, storedRowsOf(g), { file, map: null, extra: null });
 }
 
 /** Throws unless the gallery was made by the weights with this hash. */
@@ -232,7 +337,8 @@ export function checkSameModel(g: Gallery, hash: string, galleryPath: string, mo
 export function filterGallery(g: Gallery, keep: (e: GalleryEntry) => boolean): Gallery {
   const idx = g.meta.entries.flatMap((e, i) => (keep(e) ? [i] : []));
   const rows = selectRows(storedRowsOf(g), g.meta.dim, idx);
-  return galleryFromStored({ ...g.meta, entries: idx.map((i) => g.meta.entries[i]!) }, rows);
+  const refine = g.refine ? selectRefine(g.refine, idx) : undefined;
+  return galleryFromStored({ ...g.meta, entries: idx.map((i) => g.meta.entries[i]!) }, rows, refine);
 }
 
 /** A copy with rows appended (unit f32 rows, quantized to the gallery's precision). */
@@ -241,5 +347,6 @@ export function appendToGallery(g: Gallery, entries: readonly GalleryEntry[], em
     throw new GalleryError(`appendToGallery: ${entries.length} entries, ${embeddings.length / g.meta.dim} rows`);
   const mine = storedRowsOf(g);
   const rows = concatRows(mine, encodeRows(embeddings, g.meta.dim, mine.precision));
-  return galleryFromStored({ ...g.meta, entries: [...g.meta.entries, ...entries] }, rows);
+  const refine = g.refine ? appendRefine(g.refine, g.meta.dim, embeddings) : undefined;
+  return galleryFromStored({ ...g.meta, entries: [...g.meta.entries, ...entries] }, rows, refine);
 }

@@ -7,19 +7,23 @@
 // An f16/i8 gallery's graph holds its vectors in that precision (usearch's own
 // quantization: the memory is the point): f16 by inner product (queries rounded
 // to f16), i8 by usearch's integer cosine of per-vector scaled codes (vectors.ts),
-// each query quantized the same way. No f32 copy is kept: the few candidates
-// usearch returns (2k + 8) are re-scored against the gallery's own stored rows
-// (f32 query against the decoded row, float64), because usearch's i8 cosine in
-// the graph is coarse (measured: the exact top-1 was among its top 10 every
-// time, but first only 93.5 % of the time, against 99 % for the same codes
-// scored exactly); the scores are then the same as exact search over the
-// decoded rows gives.
+// each query quantized the same way. No f32 copy is kept in memory: the few
+// candidates usearch returns (2k + 8) are re-scored against the gallery's own
+// stored rows (f32 query against the decoded row, float64), because usearch's
+// i8 cosine in the graph is coarse (measured: the exact top-1 was among its top
+// 10 every time, but first only 93.5 % of the time, against 99 % for the same
+// codes scored exactly); the scores are then the same as exact search over the
+// decoded rows gives. A gallery with refine rows (refine.ts: its f32 rows kept
+// in the file) re-scores the same candidates against those instead, read from
+// the file one row at a time: exact f32 scores (recall@1 1.000 exact, 0.998
+// through the graph at 100k x 512, docs/gallery.md), 2k + 8 reads per query.
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Index, MetricKind, ScalarKind, exactSearch, type BatchMatches } from 'usearch';
 import { syncDirQuietly } from '../util/atomic-file.js';
 import type { NeighbourIndex, SearchResult } from './neighbour-index.js';
+import { refineSimilarities, type RefineRows } from './refine.js';
 import { decodeF16, quantizeRows, rowSimilarity, type StoredRows, type VectorPrecision } from './vectors.js';
 
 /** Rows given to an index: f32 unit rows, or a gallery's stored rows. */
@@ -80,18 +84,32 @@ function toResult(
 /** Candidates usearch is asked for when they are re-scored: enough that its coarse order rarely drops the best. */
 const candidatesFor = (k: number, size: number): number => Math.min(size, 2 * k + 8);
 
-/** The k best of each query's candidates, re-scored exactly against the stored rows (missing ones stay -1). */
-function rescore(c: SearchResult, queries: Float32Array, rows: StoredRows, dim: number, k: number): SearchResult {
+/**
+ * The k best of each query's candidates, re-scored exactly against the stored rows, or against the f32 refine
+ * rows when the gallery has them (one positioned read per candidate row); missing ones stay -1.
+ */
+function rescore(
+  c: SearchResult,
+  queries: Float32Array,
+  rows: StoredRows,
+  dim: number,
+  k: number,
+  refine: RefineRows | null,
+): SearchResult {
   const q = queries.length / dim;
   const kk = Math.min(k, c.k);
   const scores = new Float32Array(q * kk).fill(-Infinity);
   const indices = new Int32Array(q * kk).fill(-1);
   for (let i = 0; i < q; i++) {
-    const found: { row: number; s: number }[] = [];
+    const cand: number[] = [];
     for (let j = 0; j < c.k; j++) {
       const row = c.indices[i * c.k + j]!;
-      if (row >= 0) found.push({ row, s: rowSimilarity(rows, dim, row, queries, i * dim) });
+      if (row >= 0) cand.push(row);
     }
+    const sims = refine
+      ? refineSimilarities(refine, dim, cand, queries, i * dim)
+      : cand.map((row) => rowSimilarity(rows, dim, row, queries, i * dim));
+    const found = cand.map((row, j) => ({ row, s: sims[j]! }));
     found.sort((a, b) => b.s - a.s || a.row - b.row);
     for (let j = 0; j < Math.min(kk, found.length); j++) {
       scores[i * kk + j] = found[j]!.s;
@@ -115,6 +133,8 @@ export class BruteForceIndex implements NeighbourIndex {
     rows: IndexRows,
     readonly dim: number,
     private readonly threads = 0,
+    /** The gallery's f32 refine rows (on disk), which re-score the candidates. */
+    private readonly refine: RefineRows | null = null,
   ) {
     const s = stored(rows);
     this.stored = s;
@@ -129,19 +149,21 @@ export class BruteForceIndex implements NeighbourIndex {
     const q = queries.length / this.dim;
     const kk = Math.min(k, this.size);
     if (kk === 0 || q === 0) return { scores: new Float32Array(0), indices: new Int32Array(0), k: 0 };
-    if (this.precision !== 'i8') {
+    if (this.precision === 'f32' || (this.precision === 'f16' && !this.refine)) {
       const m = exactSearch(this.rows, queries, this.dim, kk, MetricKind.IP, this.threads);
       if ('counts' in m) return toResult(m.keys, m.distances, m.counts, q, kk, this.size);
       return toResult(m.keys, m.distances, [m.keys.length], 1, kk, this.size);
     }
-    // i8: usearch's integer cosine picks the candidates, the stored codes score them (see the top of the file).
+    // i8: usearch's integer cosine picks the candidates, the stored codes (or the refine rows) score them (see
+    // the top of the file); f16 with refine rows: the decoded rows pick them, the refine rows score them.
     const kc = candidatesFor(kk, this.size);
-    const m = exactSearch(this.rows, queriesFor('i8', queries, this.dim), this.dim, kc, MetricKind.Cos, this.threads);
+    const metric = this.precision === 'i8' ? MetricKind.Cos : MetricKind.IP;
+    const m = exactSearch(this.rows, queriesFor(this.precision, queries, this.dim), this.dim, kc, metric, this.threads);
     const c =
       'counts' in m
         ? toResult(m.keys, m.distances, m.counts, q, kc, this.size)
         : toResult(m.keys, m.distances, [m.keys.length], 1, kc, this.size);
-    return rescore(c, queries, this.stored, this.dim, kk);
+    return rescore(c, queries, this.stored, this.dim, kk, this.refine);
   }
 
   dispose(): void {
@@ -159,6 +181,8 @@ export class HnswIndex implements NeighbourIndex {
     private readonly threads: number,
     /** The rows the graph holds (f16/i8: candidates are re-scored against them); null for f32. */
     private readonly rows: StoredRows | null,
+    /** The gallery's f32 refine rows (on disk): they re-score the candidates instead. */
+    private readonly refine: RefineRows | null = null,
   ) {}
 
   get precision(): VectorPrecision {
@@ -180,7 +204,13 @@ export class HnswIndex implements NeighbourIndex {
    * Builds the graph over row-major unit rows (row i gets key i), holding them in their precision
    * (f16 rows are handed over in decoded slices, so no whole f32 copy is made); threads 0: all cores.
    */
-  static build(rows: IndexRows, dim: number, s: HnswSettings = DEFAULT_HNSW, threads = 0): HnswIndex {
+  static build(
+    rows: IndexRows,
+    dim: number,
+    s: HnswSettings = DEFAULT_HNSW,
+    threads = 0,
+    refine: RefineRows | null = null,
+  ): HnswIndex {
     const st = stored(rows);
     const n = st.data.length / dim;
     if (!Number.isInteger(n)) throw new RangeError(`HnswIndex: ${st.data.length} values are not rows of ${dim}`);
@@ -195,7 +225,7 @@ export class HnswIndex implements NeighbourIndex {
         index.add(keys, decodeF16(st.data.subarray(a * dim, b * dim)), threads); // exact: f16 -> f32 -> f16
       }
     }
-    return new HnswIndex(index, dim, n, threads, st.precision === 'f32' ? null : st);
+    return new HnswIndex(index, dim, n, threads, st.precision === 'f32' ? null : st, refine);
   }
 
   /**
@@ -209,6 +239,7 @@ export class HnswIndex implements NeighbourIndex {
     s: HnswSettings = DEFAULT_HNSW,
     threads = 0,
     rows?: StoredRows,
+    refine: RefineRows | null = null,
   ): HnswIndex {
     const p = rows?.precision ?? 'f32';
     if (rows && rows.data.length !== size * dim)
@@ -216,7 +247,7 @@ export class HnswIndex implements NeighbourIndex {
     const index = HnswIndex.empty(dim, s, p);
     index.load(path);
     if (index.size() !== size) throw new Error(`${path}: an HNSW graph of ${index.size()} rows, expected ${size}`);
-    return new HnswIndex(index, dim, size, threads, p === 'f32' ? null : rows!);
+    return new HnswIndex(index, dim, size, threads, p === 'f32' ? null : rows!, refine);
   }
 
   /** Saves atomically: a temp file, fsynced, renamed over `path`. */
@@ -252,7 +283,7 @@ export class HnswIndex implements NeighbourIndex {
       const m = this.index.search(qs, kc, this.threads) as BatchMatches;
       c = toResult(m.keys, m.distances, m.counts, q, kc, this.size);
     }
-    return this.rows ? rescore(c, queries, this.rows, this.dim, kk) : c;
+    return this.rows ? rescore(c, queries, this.rows, this.dim, kk, this.refine) : c;
   }
 
   dispose(): void {
@@ -280,7 +311,14 @@ export function galleryHnsw(
   rows: IndexRows,
   dim: number,
   galleryPath: string | null,
-  o: { settings?: HnswSettings; threads?: number; log?: (m: string) => void; graph?: string } = {},
+  o: {
+    settings?: HnswSettings;
+    threads?: number;
+    log?: (m: string) => void;
+    graph?: string;
+    /** The gallery's f32 refine rows, which re-score the graph's candidates. */
+    refine?: RefineRows | null;
+  } = {},
 ): HnswIndex {
   const s = o.settings ?? DEFAULT_HNSW;
   const st = stored(rows);
@@ -288,13 +326,13 @@ export function galleryHnsw(
   const file = o.graph ?? (galleryPath ? hnswPathFor(galleryPath, st) : null);
   if (file && existsSync(file)) {
     try {
-      return HnswIndex.load(file, dim, n, s, o.threads ?? 0, st.precision === 'f32' ? undefined : st);
+      return HnswIndex.load(file, dim, n, s, o.threads ?? 0, st.precision === 'f32' ? undefined : st, o.refine);
     } catch (e) {
       o.log?.(`${(e as Error).message}; rebuilding it`);
     }
   }
   const t0 = performance.now();
-  const index = HnswIndex.build(st, dim, s, o.threads ?? 0);
+  const index = HnswIndex.build(st, dim, s, o.threads ?? 0, o.refine);
   o.log?.(`HNSW graph (${st.precision}) over ${n} photos built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (file && galleryPath) {
     index.save(file);

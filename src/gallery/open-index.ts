@@ -13,7 +13,10 @@ export interface OpenIndexOptions {
   path?: string | null;
   /** Overrides the gallery's own setting (meta.search.approximateFrom). */
   approximateFrom?: number;
-  /** The exact index to use below the size (default usearch's brute force over the stored rows); gets f32 rows (decoded for f16/i8). */
+  /**
+   * The exact index to use below the size (default usearch's brute force over the stored rows); gets f32 rows
+   * (decoded for f16/i8). Not used for a gallery with refine rows (they re-score usearch's candidates).
+   */
   exact?: (rows: Float32Array, dim: number) => NeighbourIndex;
   threads?: number;
   log?: (m: string) => void;
@@ -28,13 +31,18 @@ export function isApproximate(g: Gallery, approximateFrom?: number): boolean {
 
 export function openGalleryIndex(g: Gallery, o: OpenIndexOptions = {}): NeighbourIndex {
   const { dim } = g.meta;
+  const refine = g.refine ?? null;
+  // with refine rows, usearch's brute force (its candidates re-scored from the file), not the caller's exact search
   if (!isApproximate(g, o.approximateFrom))
-    return o.exact ? o.exact(g.embeddings, dim) : new BruteForceIndex(storedRowsOf(g), dim, o.threads ?? 0);
+    return o.exact && !refine
+      ? o.exact(g.embeddings, dim)
+      : new BruteForceIndex(storedRowsOf(g), dim, o.threads ?? 0, refine);
   const settings = { ...DEFAULT_HNSW, ...(g.meta.search?.hnsw ?? {}) };
   return galleryHnsw(storedRowsOf(g), dim, o.path ?? null, {
     settings,
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.graph ? { graph: o.graph } : {}),
     ...(o.log ? { log: o.log } : {}),
+    refine,
   });
 }

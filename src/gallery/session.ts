@@ -37,10 +37,14 @@ export function openMatcher(
   return new GalleryMatcher(g, openGalleryIndex(g, { path, exact, ...(o.log ? { log: o.log } : {}) }));
 }
 
-/** Writes a gallery atomically, then its HNSW graph when it is searched approximately (so queries find it ready). */
-export function saveGallery(path: string, g: Gallery, log?: (m: string) => void): void {
-  writeGallery(path, g);
-  if (isApproximate(g)) openGalleryIndex(g, { path, ...(log ? { log } : {}) }).dispose();
+/**
+ * Writes a gallery atomically, then its HNSW graph when it is searched approximately (so queries find it ready).
+ * Returns the gallery as written (refine rows bound to the new file).
+ */
+export function saveGallery(path: string, g: Gallery, log?: (m: string) => void): Gallery {
+  const written = writeGallery(path, g);
+  if (isApproximate(written)) openGalleryIndex(written, { path, ...(log ? { log } : {}) }).dispose();
+  return written;
 }
 
 /** sha256 of the weights the recognizer loaded. */
@@ -53,6 +57,8 @@ export interface BuildOptions {
   k?: number;
   /** Precision of the stored vectors (recorded as meta.vectors; absent: f32 without the field). */
   vectors?: VectorPrecision;
+  /** f16/i8: also keep the f32 rows in the file, to re-rank search candidates with (meta.refine). */
+  refine?: boolean;
   tta?: TtaView[];
   batchSize?: number;
   onBatch?: (done: number, total: number) => void;
@@ -96,7 +102,7 @@ export async function buildGallery(
     },
     embeddings: emb,
   };
-  return { gallery: o.vectors ? withPrecision(gallery, o.vectors) : gallery, badFiles: e.badFiles };
+  return { gallery: o.vectors ? withPrecision(gallery, o.vectors, o.refine) : gallery, badFiles: e.badFiles };
 }
 
 /** The gallery with photos of one class appended (bad photos are reported, not enrolled). */

@@ -12,11 +12,13 @@ import {
   appendToGallery,
   filterGallery,
   galleryClasses,
+  withRefineFile,
   type Gallery,
   type GalleryEntry,
 } from '../gallery/format.js';
 import { GalleryMatcher } from '../gallery/recognize.js';
 import { isApproximate, openGalleryIndex } from '../gallery/open-index.js';
+import type { RefineFile } from '../gallery/refine.js';
 import type { GalleryWriteJob, GalleryWriteReply } from './gallery-write-worker.js';
 import type { ServedModel } from './model.js';
 
@@ -69,8 +71,10 @@ export class ServedGallery {
   /** Serialised copy-on-write: next = change(current); index and file made off the event loop; then the swap. */
   private write(change: (g: Gallery) => Gallery): Promise<GallerySnapshot> {
     const run = async (): Promise<GallerySnapshot> => {
-      const next = change(this.snap.gallery);
-      const { graph, buildMs } = await writeInWorker({ path: this.path, gallery: next });
+      const changed = change(this.snap.gallery);
+      const { graph, buildMs, refine } = await writeInWorker({ path: this.path, gallery: changed });
+      // refine rows: the new gallery reads them from the file just written (pinned now), not from the old one
+      const next = withRefineFile(changed, refine);
       const n = next.meta.entries.length;
       if (graph) this.log?.(`${this.path}: HNSW graph over ${n} photos built in ${(buildMs / 1000).toFixed(1)} s`);
       const matcher = this.matcher(next, graph ?? undefined); // loads the saved graph (no build on this thread)
@@ -85,13 +89,15 @@ export class ServedGallery {
 }
 
 /** Runs gallery-write-worker.ts on one job. */
-function writeInWorker(job: GalleryWriteJob): Promise<{ graph: string | null; buildMs: number }> {
+function writeInWorker(
+  job: GalleryWriteJob,
+): Promise<{ graph: string | null; buildMs: number; refine: RefineFile | null }> {
   return new Promise((resolve, reject) => {
     const w = new Worker(new URL('./gallery-write-worker.js', import.meta.url), { workerData: job });
     let done = false;
     w.once('message', (m: GalleryWriteReply) => {
       done = true;
-      if (m.ok) resolve({ graph: m.graph, buildMs: m.buildMs });
+      if (m.ok) resolve({ graph: m.graph, buildMs: m.buildMs, refine: m.refine });
       else reject(new Error(`${job.path}: ${m.message}`));
     });
     w.once('error', (e) => {

@@ -48,6 +48,11 @@ const build = defineCliCommand({
       description:
         'precision of the stored vectors (file and search index): f16 halves them, i8 (one scale per vector) quarters them; docs/gallery.md',
     },
+    refine: {
+      type: 'boolean',
+      description:
+        'with --vectors f16|i8: also keep the f32 vectors in the file (not in memory) to re-rank search candidates exactly',
+    },
     device: deviceOption,
     'max-pixels': maxPixelsOption,
   },
@@ -57,6 +62,8 @@ const build = defineCliCommand({
     const { buildGallery } = await import('../../gallery/session.js');
     const { galleryClasses } = await import('../../gallery/format.js');
     const { saveGallery } = await import('../../gallery/session.js');
+    if (o.refine && o.vectors === 'f32')
+      throw new UsageError('--refine keeps f32 rows beside f16/i8 ones; with --vectors f32 the rows are already exact');
     const ds = selectSplits(
       loadDataset(o.data),
       o.split.split(',').map((x) => x.trim()),
@@ -67,6 +74,7 @@ const build = defineCliCommand({
       const { gallery, badFiles } = await buildGallery(r, ds, {
         k: o.k,
         vectors: o.vectors,
+        ...(o.refine ? { refine: true } : {}),
         onBatch: progress('embedding'),
       });
       gallery.meta.search = { approximateFrom: o['approximate-from'] };
@@ -74,7 +82,8 @@ const build = defineCliCommand({
       for (const b of badFiles) console.log(`skipped ${b.path}: ${b.message}`);
       console.log(
         `${resolve(o.out)}: ${gallery.meta.entries.length} photos of ${galleryClasses(gallery).length} classes, ` +
-          `${gallery.meta.dim}-d ${gallery.meta.model.embedding} embeddings of ${r.modelName} (${o.vectors} vectors)`,
+          `${gallery.meta.dim}-d ${gallery.meta.model.embedding} embeddings of ${r.modelName} ` +
+          `(${o.vectors} vectors${gallery.meta.refine ? ', f32 refine rows in the file' : ''})`,
       );
       return badFiles.length || ds.skipped?.length ? EXIT.partial : EXIT.ok;
     } finally {
@@ -160,18 +169,28 @@ const convert = defineCliCommand({
       required: true,
       description: 'precision to store the vectors in (docs/gallery.md, "Vector precision")',
     },
+    refine: {
+      type: 'boolean',
+      description:
+        'f16/i8: keep (--refine) or drop (--no-refine) the f32 vectors in the file that re-rank search candidates (default: as the gallery has)',
+    },
     out: { type: 'path', description: 'write the converted gallery here (default: over the gallery)' },
   },
   async run({ options: o, args }) {
     const { readGallery, galleryPrecision, withPrecision } = await import('../../gallery/format.js');
     const { saveGallery } = await import('../../gallery/session.js');
+    if (o.refine && o.vectors === 'f32')
+      throw new UsageError('--refine keeps f32 rows beside f16/i8 ones; with --vectors f32 the rows are already exact');
     const path = resolve(args.gallery);
     const g = readGallery(path);
     const from = galleryPrecision(g);
     const out = resolve(o.out ?? path);
-    saveGallery(out, withPrecision(g, o.vectors), (m) => console.log(m));
-    console.log(`${out}: ${g.meta.entries.length} vectors ${from} -> ${o.vectors}`);
-    if (from !== 'f32' && o.vectors === 'f32')
+    const next = saveGallery(out, withPrecision(g, o.vectors, o.refine), (m) => console.log(m));
+    const tag = (p: string, refine: boolean): string => `${p}${refine ? '+refine' : ''}`;
+    console.log(
+      `${out}: ${g.meta.entries.length} vectors ${tag(from, !!g.meta.refine)} -> ${tag(o.vectors, !!next.meta.refine)}`,
+    );
+    if (from !== 'f32' && o.vectors === 'f32' && !g.meta.refine)
       console.warn(`warning: the f32 rows are the decoded ${from} ones: the precision ${from} dropped is not restored`);
   },
 });
@@ -209,6 +228,7 @@ const list = defineCliCommand({
             model: m.model,
             dim: m.dim,
             vectors: m.vectors ?? 'f32',
+            refine: m.refine ?? null,
             k: m.k,
             threshold: m.threshold,
             calibration: m.calibration ?? null,
@@ -222,7 +242,7 @@ const list = defineCliCommand({
       return;
     }
     console.log(
-      `model ${m.model.name} (${m.model.checkpoint}, weights sha256 ${m.model.hash.slice(0, 12)}), ${m.dim}-d ${m.model.embedding} embeddings, ${m.vectors ?? 'f32'} vectors`,
+      `model ${m.model.name} (${m.model.checkpoint}, weights sha256 ${m.model.hash.slice(0, 12)}), ${m.dim}-d ${m.model.embedding} embeddings, ${m.vectors ?? 'f32'} vectors${m.refine ? ' (f32 refine rows in the file)' : ''}`,
     );
     console.log(
       `k ${m.k}, threshold ${m.threshold ?? 'none (never answers unknown)'}` +

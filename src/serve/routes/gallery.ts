@@ -44,6 +44,8 @@ const GALLERY_INFO = answer({
   threshold: { type: ['number', 'null'] },
   search: { enum: ['exact', 'approximate'] },
   vectors: { enum: ['f32', 'f16', 'i8'] },
+  /** 'f32': the file keeps the f32 rows that re-rank search candidates (f16/i8 galleries); null: none. */
+  refine: { type: ['string', 'null'], enum: ['f32', null] },
   model: { type: 'string' },
   classes: { type: 'array', items: answer({ class: { type: 'string' }, photos: { type: 'integer' } }) },
 });
@@ -60,6 +62,7 @@ function galleryInfo(g: ServedGallery): object {
     threshold: gallery.meta.threshold,
     search: g.searchKind,
     vectors: gallery.meta.vectors ?? 'f32',
+    refine: gallery.meta.refine ?? null,
     model: gallery.meta.model.name,
     classes: galleryClasses(gallery).map((c) => ({ class: c, photos: counts.get(c)! })),
   };
