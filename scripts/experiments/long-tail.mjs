@@ -104,26 +104,27 @@ async function runJob(j) {
     await spawnLogged(train, log);
     await spawnLogged(['eval', runDir, '--split', 'test'], log);
   }
-  const ev = JSON.parse(readFileSync(join(runDir, 'eval-test.json'), 'utf8'));
+  const fig = figures(JSON.parse(readFileSync(join(runDir, 'eval-test.json'), 'utf8')));
   log.end();
-  writeFileSync(`${result}.partial`, JSON.stringify({ ...j, minutes: (Date.now() - t0) / 60000, ...figures(ev) }));
+  if (!fig) throw new Error(`${join(runDir, 'eval-test.json')}: no metrics.byFrequency (written by an older goodsrec)`);
+  writeFileSync(`${result}.partial`, JSON.stringify({ ...j, minutes: (Date.now() - t0) / 60000, ...fig }));
   renameSync(`${result}.partial`, result);
   console.log(`${j.name}: finished in ${((Date.now() - t0) / 60000).toFixed(1)} min`);
 }
 
-/** Accuracy over all test photos and per training-frequency bucket, from the eval file's per-class numbers. */
+/**
+ * Accuracy over all test photos and per training-frequency bucket (top-1 over photos, and the mean of the
+ * classes' accuracies), as `goodsrec eval` writes them (metrics.byFrequency: src/eval/frequency.ts).
+ */
 function figures(ev) {
-  const bucket = (n) => (n > 100 ? 'many' : n >= 20 ? 'medium' : 'few');
-  const acc = { all: [0, 0], many: [0, 0], medium: [0, 0], few: [0, 0] };
-  for (const c of ev.metrics.perClass) {
-    const n = key.trainCounts[c.name];
-    if (n === undefined) throw new Error(`class '${c.name}' is not in ${join(data, 'key.json')}`);
-    for (const b of ['all', bucket(n)]) {
-      acc[b][0] += c.correct;
-      acc[b][1] += c.support;
-    }
+  const f = ev.metrics.byFrequency;
+  if (!f) return null; // an eval file from before byFrequency existed
+  const out = { all: ev.metrics.top1, allClassMean: ev.metrics.meanClassAccuracy };
+  for (const b of ['many', 'medium', 'few']) {
+    out[b] = f[b].top1;
+    out[`${b}ClassMean`] = f[b].meanClassAccuracy;
   }
-  return Object.fromEntries(Object.entries(acc).map(([b, [k, n]]) => [b, n ? k / n : null]));
+  return out;
 }
 
 const queue = [...jobs];
@@ -140,9 +141,14 @@ const stats = (xs) => {
   const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : Number.NaN;
   return { mean, sd, min: Math.min(...xs), max: Math.max(...xs) };
 };
+// Figures are re-read from each run's eval file where it is at hand (older result files lack the class means).
 const done = readdirSync(out)
   .filter((f) => /^tau[\d.]+-s\d+\.json$/.test(f))
-  .map((f) => JSON.parse(readFileSync(join(out, f), 'utf8')));
+  .map((f) => {
+    const r = JSON.parse(readFileSync(join(out, f), 'utf8'));
+    const ev = join(out, r.name, 'eval-test.json');
+    return { ...r, ...(existsSync(ev) ? figures(JSON.parse(readFileSync(ev, 'utf8'))) : null) };
+  });
 const counts = Object.values(key.trainCounts);
 const nClasses = (lo, hi) => counts.filter((n) => n >= lo && n <= hi).length;
 const pct = (x) => (100 * x).toFixed(1);
@@ -162,18 +168,33 @@ const lines = [
   '| loss | seeds | overall top-1 (%) | many (%) | medium (%) | few (%) |',
   '|---|---|---|---|---|---|',
 ];
+const BUCKETS = ['all', 'many', 'medium', 'few'];
 const summary = {};
+const tables = { photos: [], classMean: [] };
 for (const tau of [...new Set(done.map((r) => r.tau))].sort((a, b) => a - b)) {
   const rs = done.filter((r) => r.tau === tau).sort((a, b) => a.seed - b.seed);
-  const s = Object.fromEntries(['all', 'many', 'medium', 'few'].map((b) => [b, stats(rs.map((r) => r[b]))]));
-  summary[`tau=${tau}`] = { runs: rs, ...s };
-  const cell = (b) =>
-    `${pct(s[b].mean)} ± ${rs.length > 1 ? pct(s[b].sd) : '-'} (${rs.map((r) => pct(r[b])).join(', ')})`;
-  lines.push(
-    `| ${tau === 0 ? 'cross-entropy' : `logit-adjusted, tau ${tau}`} | ${rs.map((r) => r.seed).join(',')} | ` +
-      `${cell('all')} | ${cell('many')} | ${cell('medium')} | ${cell('few')} |`,
-  );
+  const side = { runs: rs };
+  for (const [table, suffix] of [
+    ['photos', ''],
+    ['classMean', 'ClassMean'],
+  ]) {
+    // a bucket without classes (none with > 100 photos at 10 % scale) or a figure an old result file lacks: '-'
+    const cell = (b) => {
+      const xs = rs.map((r) => r[b + suffix]);
+      if (xs.some((x) => typeof x !== 'number')) return '-';
+      const st = stats(xs);
+      side[b + suffix] = st;
+      return `${pct(st.mean)} ± ${rs.length > 1 ? pct(st.sd) : '-'} (${xs.map(pct).join(', ')})`;
+    };
+    tables[table].push(
+      `| ${tau === 0 ? 'cross-entropy' : `logit-adjusted, tau ${tau}`} | ${rs.map((r) => r.seed).join(',')} | ` +
+        `${BUCKETS.map(cell).join(' | ')} |`,
+    );
+  }
+  summary[`tau=${tau}`] = side;
 }
+lines.push(...tables.photos, '', "Mean of the classes' accuracies (each class counts once):", '');
+lines.push('| loss | seeds | overall (%) | many (%) | medium (%) | few (%) |', lines[3], ...tables.classMean);
 writeFileSync(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
 writeFileSync(join(out, 'summary.md'), lines.join('\n') + '\n');
 console.log(lines.join('\n'));
