@@ -25,11 +25,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { ExactIndex } from '../src/gallery/search.js';
-import { GALLERY_FORMAT, readGallery, withPrecision, writeGallery, type Gallery } from '../src/gallery/format.js';
+import { readGallery, withPrecision, writeGallery } from '../src/gallery/format.js';
 import { BruteForceIndex, HnswIndex, type HnswSettings } from '../src/gallery/hnsw-index.js';
 import type { RefineRows } from '../src/gallery/refine.js';
 import type { NeighbourIndex } from '../src/gallery/neighbour-index.js';
 import { encodeRows, isVectorPrecision, type StoredRows } from '../src/gallery/vectors.js';
+import { standInGallery } from '../test/helpers/stand-in-gallery.js';
 import { machineLine } from './machine.js';
 
 const sizes = (process.env.GOODSREC_BENCH_SIZES ?? '10000,100000').split(',').map(Number);
@@ -344,7 +345,14 @@ function precisionTable(names: string[]): void {
         let fileBytes = stored.data.byteLength;
         if (withRefine) {
           const path = join(tmp, `gallery-precision-bench-${process.pid}-${p}.gallery`);
-          writeGallery(path, withPrecision(benchGallery(rows, d), p, true));
+          writeGallery(
+            path,
+            withPrecision(
+              standInGallery(rows, d, (i) => ({ class: `p${i}`, path: `-/${i}` })),
+              p,
+              true,
+            ),
+          );
           const g = readGallery(path);
           stored = g.stored!;
           refine = g.refine!;
@@ -427,26 +435,4 @@ function precisionTable(names: string[]): void {
       for (const { p } of ps) rmSync(join(tmp, `gallery-precision-bench-${process.pid}-${p}.gallery`), { force: true });
     }
   }
-}
-
-/** A gallery over bench rows (for writing an f16/i8 file with its refine rows). */
-function benchGallery(rows: Float32Array, d: number): Gallery {
-  const n = rows.length / d;
-  return {
-    meta: {
-      format: GALLERY_FORMAT,
-      model: {
-        hash: '0'.repeat(64),
-        checkpoint: '-',
-        name: 'bench',
-        embedding: 'pooled',
-        preprocess: {} as Gallery['meta']['model']['preprocess'],
-      },
-      dim: d,
-      entries: Array.from({ length: n }, (_, i) => ({ class: `p${i}`, path: `-/${i}` })),
-      k: 5,
-      threshold: null,
-    },
-    embeddings: rows,
-  };
 }

@@ -10,7 +10,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  GALLERY_FORMAT,
   appendToGallery,
   filterGallery,
   readGallery,
@@ -26,6 +25,7 @@ import { decodeF16, decodeI8, encodeF16, quantizeRows, toHalf } from '../src/gal
 import { closeRefineFiles, materialiseRefine } from '../src/gallery/refine.js';
 import { ServedGallery } from '../src/serve/served-gallery.js';
 import { runCli } from './helpers/cli.js';
+import { standInGallery } from './helpers/stand-in-gallery.js';
 
 const work = mkdtempSync(join(tmpdir(), 'goodsrec-gallery-vectors-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -90,26 +90,7 @@ const recall = (found: ArrayLike<number>, truth: Int32Array): number => {
   return hit / truth.length;
 };
 
-function gallery(rows: Float32Array, d: number): Gallery {
-  const n = rows.length / d;
-  return {
-    meta: {
-      format: GALLERY_FORMAT,
-      model: {
-        hash: 'f'.repeat(64),
-        checkpoint: '/nowhere',
-        name: 'stand-in',
-        embedding: 'pooled',
-        preprocess: {} as Gallery['meta']['model']['preprocess'],
-      },
-      dim: d,
-      entries: Array.from({ length: n }, (_, i) => ({ class: `c${i % 7}`, path: `/photos/${i}.jpg` })),
-      k: 5,
-      threshold: null,
-    },
-    embeddings: rows,
-  };
-}
+const gallery = (rows: Float32Array, d: number): Gallery => standInGallery(rows, d);
 
 test('f16: exact cases, round to nearest even, overflow and subnormals', () => {
   const cases: [number, number][] = [
