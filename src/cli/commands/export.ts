@@ -50,7 +50,7 @@ export default defineCliCommand({
       values: CALIBRATION_METHODS,
       default: 'percentile',
       description:
-        '--int8: activation ranges from the central 99.99 % of values (percentile) or their extremes (minmax)',
+        '--int8: activation ranges from the central 99.99 % of values (percentile), their extremes (minmax) or the least squared uint8 error (mse)',
     },
     'calibration-data': {
       type: 'path',

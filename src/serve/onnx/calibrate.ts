@@ -2,20 +2,25 @@
 // (BatchNorm already folded) in onnxruntime on calibration photos with every
 // tensor to quantize fetched as an extra output.
 //
-// Methods: 'minmax' (the extremes seen) and 'percentile' (the central
-// `percentile` % of the values seen, from a 2048-bin histogram over the
-// min-max range). Percentile is the default: a handful of extreme activations
-// would otherwise set a coarse uint8 step for every value of a tensor.
+// Methods: 'minmax' (the extremes seen), 'percentile' (the central
+// `percentile` % of the values seen) and 'mse' (the range whose uint8 grid
+// gives the least squared error over the values seen: rounding inside, clipping
+// outside), the last two from a 2048-bin histogram over the min-max range.
+// Not min-max alone: a handful of extreme activations would set a coarse uint8
+// step for every value of a tensor.
 import ort from 'onnxruntime-node';
 import type { CalibrationBatch, CalibrationMethod, Range } from './quantize.js';
 
 const BINS = 2048;
 
-class TensorStats {
+/** One tensor's values over the calibration photos: extremes, then a histogram over them. */
+export class TensorStats {
   min = Infinity;
   max = -Infinity;
   hist: Float64Array | null = null;
   count = 0;
+  /** Values exactly 0 (ReLU outputs, padding): exact on every grid, so they cost 'mse' nothing. */
+  zeros = 0;
 
   addRange(d: Float32Array): void {
     let lo = this.min;
@@ -34,14 +39,21 @@ class TensorStats {
     const w = this.max - this.min;
     if (!(w > 0)) return;
     const k = BINS / w;
-    for (let i = 0; i < d.length; i++) h[Math.min(BINS - 1, Math.floor((d[i]! - this.min) * k))]! += 1;
+    let zeros = 0;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (v === 0) zeros++;
+      h[Math.min(BINS - 1, Math.floor((v - this.min) * k))]! += 1;
+    }
     this.count += d.length;
+    this.zeros += zeros;
   }
 
   /** min-max, or the values between the lower (100 - p) % and the upper p % quantiles (to whole bins). */
   range(method: CalibrationMethod, percentile: number): Range {
     if (method === 'minmax' || !this.hist || this.count === 0 || !(this.max > this.min))
       return { min: this.min, max: this.max };
+    if (method === 'mse') return this.mseRange();
     const tail = this.count * (1 - percentile / 100);
     const w = (this.max - this.min) / BINS;
     let acc = 0;
@@ -51,6 +63,53 @@ class TensorStats {
     let hi = BINS - 1;
     while (hi > 0 && acc + this.hist[hi]! <= tail) acc += this.hist[hi--]!;
     return { min: this.min + lo * w, max: this.min + (hi + 1) * w };
+  }
+
+  /**
+   * The range [lo, hi] (ends on bin edges, lo <= 0 <= hi as the uint8 grid always holds 0) with the least
+   * expected squared error: step^2 / 12 for each non-zero value inside (step = (hi - lo) / 255), the squared
+   * distance to the nearer end for each value outside; a bin's values taken at its centre. Every pair of
+   * ends is tried, each in O(1) from prefix sums.
+   */
+  mseRange(): Range {
+    const h = this.hist!;
+    const w = (this.max - this.min) / BINS;
+    const n = new Float64Array(BINS + 1);
+    const s1 = new Float64Array(BINS + 1);
+    const s2 = new Float64Array(BINS + 1);
+    const zeroBin = this.min <= 0 && this.max >= 0 ? Math.min(BINS - 1, Math.floor(-this.min / w)) : -1;
+    for (let j = 0; j < BINS; j++) {
+      const c = h[j]! - (j === zeroBin ? this.zeros : 0);
+      const x = this.min + (j + 0.5) * w;
+      n[j + 1] = n[j]! + c;
+      s1[j + 1] = s1[j]! + c * x;
+      s2[j + 1] = s2[j]! + c * x * x;
+    }
+    const edge = (k: number): number => this.min + k * w;
+    // Edges that may end the range: lo at or below 0, hi at or above it (the grid's ends are min(lo, 0), max(hi, 0)).
+    const loLast = this.min >= 0 ? 0 : Math.min(BINS, Math.floor(-this.min / w));
+    const hiFirst = this.max <= 0 ? BINS : Math.max(0, Math.ceil(-this.min / w));
+    // Squared distance of the values of bins [a, b) to x.
+    const dist2 = (a: number, b: number, x: number): number =>
+      s2[b]! - s2[a]! - 2 * x * (s1[b]! - s1[a]!) + x * x * (n[b]! - n[a]!);
+    let best = Infinity;
+    let bestA = 0;
+    let bestB = BINS;
+    for (let a = 0; a <= loLast; a++) {
+      const lo = Math.min(edge(a), 0);
+      const below = dist2(0, a, lo);
+      for (let b = Math.max(hiFirst, a + 1); b <= BINS; b++) {
+        const hi = Math.max(edge(b), 0);
+        const step = (hi - lo) / 255;
+        const e = below + ((n[b]! - n[a]!) * step * step) / 12 + dist2(b, BINS, hi);
+        if (e < best) {
+          best = e;
+          bestA = a;
+          bestB = b;
+        }
+      }
+    }
+    return { min: edge(bestA), max: edge(bestB) };
   }
 }
 
@@ -91,7 +150,7 @@ export async function calibrateRanges(o: CalibrateOptions): Promise<Map<string, 
       }
     };
     await pass((s, d) => s.addRange(d));
-    if (o.method === 'percentile') await pass((s, d) => s.addHistogram(d));
+    if (o.method !== 'minmax') await pass((s, d) => s.addHistogram(d));
   } finally {
     await session.release();
   }

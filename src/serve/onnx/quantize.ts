@@ -10,7 +10,7 @@
 import type { GraphBuilder, OnnxNode } from './graph.js';
 
 /** How activation ranges are calibrated (calibrate.ts). */
-export const CALIBRATION_METHODS = ['percentile', 'minmax'] as const;
+export const CALIBRATION_METHODS = ['percentile', 'minmax', 'mse'] as const;
 export type CalibrationMethod = (typeof CALIBRATION_METHODS)[number];
 
 /** A calibration batch: `n` images, float32 NCHW through the evaluation pre-processing. */
