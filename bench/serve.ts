@@ -5,7 +5,9 @@
  *    end to end (HTTP upload, decode + evalPipeline, micro-batched onnxruntime, top-5 JSON);
  *  - onnxruntime-node alone on pre-processed batches of 8;
  *  - PyTorch 1.13 eager (torchvision resnet50, PIL pre-processing, batches of 8), end to end and
- *    inference alone.
+ *    inference alone, and inference through torch.jit.optimize_for_inference (PyTorch's fastest fp32 path);
+ *  - the fp32 ceiling: the threads' fp32 matrix-product rate over the model's FLOPs per image, which no
+ *    fp32 engine passes by much (it bounds the fp32 goal on a small machine).
  * The server and onnxruntime rows are measured for the fp32 graph and the int8 one (`export --int8`,
  * calibrated on 32 training photos).
  * Prints the ratios server / PyTorch eager (goal >= 2 fp32, >= 4 int8), int8 / fp32 onnxruntime (goal >= 3)
@@ -215,13 +217,34 @@ export async function run(): Promise<void> {
         .trim()
         .split('\n')
         .pop()!,
-    ) as { images: number; seconds: number; infer_images: number; infer_seconds: number };
+    ) as {
+      images: number;
+      seconds: number;
+      infer_images: number;
+      infer_seconds: number;
+      frozen_images: number;
+      frozen_seconds: number;
+      gemm_gflops: number;
+      model_gflop: number;
+    };
     const torchE2e = py.images / py.seconds;
     const torchInfer = py.infer_images / py.infer_seconds;
+    const torchFrozen = py.frozen_images / py.frozen_seconds;
+    const ceiling = py.gemm_gflops / py.model_gflop;
     console.log(
       `PyTorch eager end to end, b8:   ${torchE2e.toFixed(1)} images/s (PIL decode + pre-processing + inference)`,
     );
     console.log(`PyTorch eager inference, b8:    ${torchInfer.toFixed(1)} images/s`);
+    console.log(
+      `PyTorch optimize_for_inference, b8: ${torchFrozen.toFixed(1)} images/s (BN folded, oneDNN pre-packed)`,
+    );
+    const pct = (v: number): string => `${((100 * v) / ceiling).toFixed(0)} %`;
+    console.log(
+      `fp32 ceiling: ${ceiling.toFixed(1)} images/s (${py.gemm_gflops.toFixed(0)} GFLOP/s in a 2048^2 fp32 matrix ` +
+        `product on ${threads} threads / ${py.model_gflop.toFixed(2)} GFLOP per image); of it: server fp32 ` +
+        `${pct(rates.fp32!.served)}, onnxruntime fp32 ${pct(rates.fp32!.ort)}, PyTorch optimized ${pct(torchFrozen)}, ` +
+        `eager ${pct(torchInfer)}; 2x PyTorch end to end needs ${pct(2 * torchE2e)}`,
+    );
     const r = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
     console.log(`ratio server fp32 / PyTorch eager end to end: ${r(rates.fp32!.served, torchE2e)} (goal >= 2x)`);
     console.log(`ratio server int8 / PyTorch eager end to end: ${r(rates.int8!.served, torchE2e)} (goal >= 4x)`);

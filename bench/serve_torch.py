@@ -3,7 +3,11 @@
 the serving pre-processing (PIL decode, letterbox to round(224/0.875) with black, center crop 224,
 normalize), batches of 8 images (what 8 concurrent clients give the server), for SECONDS seconds.
 Prints one JSON line: {"images", "seconds", "infer_images", "infer_seconds"} (end to end, and inference
-alone on pre-processed batches).
+alone on pre-processed batches), "frozen_images", "frozen_seconds" (inference through
+torch.jit.optimize_for_inference: BatchNorm folded, oneDNN weights pre-packed: PyTorch's fastest fp32 CPU
+path), "gemm_gflops" (a 2048 x 2048 fp32 matrix product on the same threads: what these cores sustain)
+and "model_gflop" (2 x the multiply-adds of one 224 px image, counted over the convolutions and the
+linear layer).
 
 Usage: /usr/bin/python3 bench/serve_torch.py THREADS SECONDS MEAN_JSON STD_JSON IMAGE...
 """
@@ -60,7 +64,35 @@ def main():
             model(x)
             m += BATCH
         inf = time.perf_counter() - t1
-    print(json.dumps({"images": n, "seconds": e2e, "infer_images": m, "infer_seconds": inf}))
+        frozen = torch.jit.optimize_for_inference(torch.jit.trace(model, x))
+        frozen(x)
+        k, t2 = 0, time.perf_counter()
+        while time.perf_counter() - t2 < seconds / 2:
+            frozen(x)
+            k += BATCH
+        fro = time.perf_counter() - t2
+        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+        a @ b
+        g, t3 = 0, time.perf_counter()
+        while time.perf_counter() - t3 < min(seconds / 2, 4):
+            a @ b
+            g += 1
+        gemm = 2 * 2048**3 * g / (time.perf_counter() - t3) / 1e9
+        macs = [0]
+
+        def count(mod, _inp, out):
+            if isinstance(mod, torch.nn.Conv2d):
+                macs[0] += out.numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+            elif isinstance(mod, torch.nn.Linear):
+                macs[0] += out.numel() * mod.in_features
+
+        hooks = [mod.register_forward_hook(count) for mod in model.modules()]
+        model(x[:1])
+        for h in hooks:
+            h.remove()
+    print(json.dumps({"images": n, "seconds": e2e, "infer_images": m, "infer_seconds": inf,
+                      "frozen_images": k, "frozen_seconds": fro, "gemm_gflops": gemm,
+                      "model_gflop": 2 * macs[0] / 1e9}))
 
 
 if __name__ == "__main__":
