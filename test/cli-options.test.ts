@@ -86,6 +86,14 @@ test('every command: bad option values exit 2 and name the option and what it ac
     [['report', join(work, 'none.json')], /EVAL: '.*none\.json' not found/],
     [['fixres', sample, '--sizes', '224,abc'], /--sizes: expected a comma-separated list of integers >= 16/],
     [['export', sample, '--format', 'tflite'], /--format: expected 'onnx' but received 'tflite'/],
+    [
+      ['export', sample, '--int8', '--calibration-percentile', '101'],
+      /--calibration-percentile: expected a number >= 50/,
+    ],
+    [
+      ['export', sample, '--int8', '--calibration-method', 'mse', '--calibration-percentile', '99.9'],
+      /--calibration-percentile applies to --calibration-method percentile, not mse/,
+    ],
     [['ensemble', sample, sample, '--mean', 'median'], /--mean: expected 'logits' or 'probs'/],
     [['average', sample, '--last', '-1'], /--last: expected an integer >= 1/],
     [['train', '--data', join(work, 'nope')], /--data \(data\.root\): '.*nope' not found/],

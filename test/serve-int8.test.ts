@@ -12,8 +12,14 @@ import onnxProto from 'onnx-proto';
 import { processFile } from '../src/data/index.js';
 import { evalPipeline } from '../src/run/pipelines.js';
 import { calibrationPhotos, exportLoaded, exportLoadedInt8 } from '../src/serve/onnx/export.js';
-import { activationQParams, quantizeWeightsPerChannel, type Range } from '../src/serve/onnx/quantize.js';
-import { TensorStats } from '../src/serve/onnx/calibrate.js';
+import {
+  activationQParams,
+  planQuantization,
+  quantizeWeightsPerChannel,
+  type Range,
+} from '../src/serve/onnx/quantize.js';
+import { klOfLogits, TensorStats } from '../src/serve/onnx/calibrate.js';
+import { GraphBuilder } from '../src/serve/onnx/graph.js';
 import { disposeRecognizer } from '../src/eval/predictor.js';
 import { openServedModel, precisionNote, readSidecar } from '../src/serve/model.js';
 import { cpuFeatures, cpuHasVnni } from '../src/util/cpu-features.js';
@@ -25,7 +31,7 @@ import { SAMPLE, repoRoot, standInRecognizer } from './serve-helpers.js';
 
 const { onnx } = onnxProto;
 
-async function run(path: string, x: Float32Array, n: number, level: 'disabled' | 'extended' = 'extended') {
+async function run(path: string, x: Float32Array, n: number, level: 'disabled' | 'extended' | 'all' = 'extended') {
   const s = await ort.InferenceSession.create(path, { graphOptimizationLevel: level, intraOpNumThreads: 1 });
   try {
     const size = SAMPLE.preprocess.size;
@@ -66,6 +72,10 @@ test('quantization helpers: per-channel weights and uint8 ranges', () => {
   const p = activationQParams({ min: -1, max: 3 });
   assert.equal(p.zeroPoint, Math.round(1 / p.scale));
 });
+
+/** 24 training photos of the embedded sample, class by class, in batches of 8. */
+const sampleCalibration = () =>
+  calibrationPhotos(join(repoRoot, 'examples', 'grocery-sample'), 'train', SAMPLE.preprocess, 24, 8);
 
 /** Mean squared error, in float64, of the values through the uint8 grid of range r (as the graph quantizes). */
 function gridMse(d: Float32Array, r: Range, relu: boolean): number {
@@ -120,17 +130,97 @@ test("mse calibration: the range's uint8 grid errs less than min-max's, percenti
   }
 });
 
+test('entropy calibration: exact zeros do not drag the threshold to 0; KL of logits by hand', () => {
+  let seed = 7;
+  const u = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
+  const relu = new Float32Array(200_000).map(() => (u() < 0.6 ? 0 : -Math.log(u())));
+  const s = statsOf(relu);
+  const sorted = relu.filter((v) => v > 0).sort();
+  const p99 = sorted[Math.floor(0.99 * sorted.length)]!;
+  const r = s.range('entropy', 99.99);
+  assert.equal(r.min, 0);
+  assert.ok(r.max >= p99 && r.max <= s.max, `entropy keeps the body: ${r.max} against the 99th percentile ${p99}`);
+  // Negative control: the same histogram with its zeros counted as ordinary values collapses the range.
+  s.zeros = 0;
+  const collapsed = s.range('entropy', 99.99);
+  assert.ok(collapsed.max < p99 / 2, `zeros left in: ${collapsed.max}`);
+  // KL(softmax(p) || softmax(q)): (1/2, 1/2) against (1/4, 3/4) is ln(4/3) / 2; a shift of the logits changes nothing.
+  const want = Math.log(4 / 3) / 2;
+  assert.ok(Math.abs(klOfLogits(Float32Array.of(0, 0), Float32Array.of(0, Math.log(3))) - want) < 1e-7);
+  assert.ok(Math.abs(klOfLogits(Float32Array.of(5, 5), Float32Array.of(100, 100 + Math.log(3))) - want) < 1e-6);
+  assert.ok(klOfLogits(Float32Array.of(1, 2, 3), Float32Array.of(1, 2, 3)) < 1e-12);
+});
+
+test("int8 plan: squeeze-and-excitation's 1 x 1 convs on pooled tensors stay float", () => {
+  const g = new GraphBuilder();
+  const w = (o: number, i: number, k: number): string =>
+    g.initializer(g.fresh('w'), [o, i, k, k], new Float32Array(o * i * k * k).fill(0.1));
+  const c1 = g.node('Conv', ['input', w(8, 3, 3)], { pads: [1, 1, 1, 1] });
+  const r1 = g.node('Relu', [c1]);
+  const pooled = g.node('GlobalAveragePool', [r1]);
+  const se1 = g.node('Conv', [pooled, w(2, 8, 1)]);
+  const se1a = g.node('Relu', [se1]);
+  const se2 = g.node('Conv', [se1a, w(8, 2, 1)]);
+  const gate = g.node('Sigmoid', [se2]);
+  const scaled = g.node('Mul', [r1, gate]);
+  g.node('Conv', [scaled, w(4, 8, 1)], {}, ['logits']);
+  const plan = planQuantization(g, new Set(['logits']));
+  assert.deepEqual(
+    plan.convs.map((n) => n.output![0]),
+    [c1, 'logits'],
+    'the spatial convs are quantized, the two on the pooled branch are not',
+  );
+  assert.ok(!plan.tensors.includes(pooled) && !plan.tensors.includes(se1a), 'no QDQ on the pooled branch');
+  assert.ok(plan.tensors.includes(scaled), 'the gated map (spatial) is quantized as a conv input');
+});
+
+test("export --int8 --calibration-method auto: each method's divergence recorded, the least kept and true", async () => {
+  const work = mkdtempSync(join(tmpdir(), 'goodsrec-int8-auto-'));
+  const { recognizer } = await standInRecognizer(work);
+  try {
+    const batches = await sampleCalibration();
+    const fp = exportLoaded(recognizer, { outDir: join(work, 'fp32') });
+    const lines: string[] = [];
+    const q = await exportLoadedInt8(recognizer, {
+      outDir: join(work, 'int8'),
+      int8: { batches, method: 'auto', onProgress: (l) => lines.push(l) },
+    });
+    const cal = q.sidecar.quantization!.calibration;
+    const div = cal.auto!.divergence;
+    assert.deepEqual(Object.keys(div).sort(), ['entropy', 'minmax', 'mse', 'percentile']);
+    for (const v of Object.values(div)) assert.ok(Number.isFinite(v) && v >= 0);
+    assert.equal(div[cal.method], Math.min(...Object.values(div)), `kept ${cal.method} of ${JSON.stringify(div)}`);
+    assert.match(lines.join('\n'), new RegExp(`auto calibration: .*: ${cal.method}`));
+    // The recorded divergence is the written graph's: recomputed from both exports on the same photos.
+    const c = SAMPLE.classes.length;
+    let sum = 0;
+    let shiftedSum = 0;
+    let photos = 0;
+    for (const b of batches) {
+      const a = await run(fp.onnxPath, b.data, b.n);
+      const y = await run(q.onnxPath, b.data, b.n, 'all'); // as the server runs it
+      for (let i = 0; i < b.n; i++) {
+        const j = (i + 1) % b.n;
+        sum += klOfLogits(a.subarray(i * c, (i + 1) * c), y.subarray(i * c, (i + 1) * c));
+        shiftedSum += klOfLogits(a.subarray(i * c, (i + 1) * c), y.subarray(j * c, (j + 1) * c));
+        photos++;
+      }
+    }
+    const mine = sum / photos;
+    assert.ok(Math.abs(mine - div[cal.method]) <= 0.02 * div[cal.method] + 1e-9, `${mine} against ${div[cal.method]}`);
+    // Negative control: another photo's int8 answers are far from each photo's float ones.
+    assert.ok(shiftedSum / photos > 10 * mine, `shifted ${shiftedSum / photos} against ${mine}`);
+  } finally {
+    disposeRecognizer(recognizer);
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
 test('export --int8: QDQ graph, BatchNorm folded, logits close to float32 on real photos', async () => {
   const work = mkdtempSync(join(tmpdir(), 'goodsrec-int8-'));
   const { recognizer } = await standInRecognizer(work);
   try {
-    const batches = await calibrationPhotos(
-      join(repoRoot, 'examples', 'grocery-sample'),
-      'train',
-      SAMPLE.preprocess,
-      24,
-      8,
-    );
+    const batches = await sampleCalibration();
     assert.equal(
       batches.reduce((a, b) => a + b.n, 0),
       24,

@@ -1,8 +1,9 @@
 // goodsrec export: a run or checkpoint -> model.onnx + model.json sidecar.
 import { join } from 'node:path';
 import { defineCliCommand } from '../options.js';
+import { UsageError } from '../errors.js';
 import { TTA_MEANS, TTA_VIEWS } from '../../eval/evaluate.js';
-import { CALIBRATION_METHODS } from '../../serve/onnx/quantize.js';
+import { CALIBRATION_CHOICES } from '../../serve/onnx/quantize.js';
 
 export default defineCliCommand({
   name: 'export',
@@ -47,10 +48,16 @@ export default defineCliCommand({
     },
     'calibration-method': {
       type: 'enum',
-      values: CALIBRATION_METHODS,
-      default: 'percentile',
+      values: CALIBRATION_CHOICES,
+      default: 'auto',
       description:
-        '--int8: activation ranges from the central 99.99 % of values (percentile), their extremes (minmax) or the least squared uint8 error (mse)',
+        '--int8: activation ranges from the central 99.99 % of values (percentile), their extremes (minmax), the least squared uint8 error (mse), the least KL divergence (entropy), or each tried and the int8 graph closest to float kept (auto)',
+    },
+    'calibration-percentile': {
+      type: 'number',
+      min: 50,
+      max: 100,
+      description: "--int8: the percentile method's share of the values kept, in % (default 99.99)",
     },
     'calibration-data': {
       type: 'path',
@@ -63,6 +70,10 @@ export default defineCliCommand({
     },
   },
   async run({ options: o, args }) {
+    if (o['calibration-percentile'] !== undefined && !['percentile', 'auto'].includes(o['calibration-method']))
+      throw new UsageError(
+        `--calibration-percentile applies to --calibration-method percentile, not ${o['calibration-method']}`,
+      );
     const { exportRecognizer, exportRecognizerInt8 } = await import('../../serve/onnx/export.js');
     const { resolveCheckpoint } = await import('../../run/checkpoint.js');
     const { isEnsembleFile } = await import('../../eval/ensemble.js');
@@ -86,6 +97,7 @@ export default defineCliCommand({
           ...common,
           calibration: o.calibration,
           method: o['calibration-method'],
+          ...(o['calibration-percentile'] !== undefined ? { percentile: o['calibration-percentile'] } : {}),
           ...(o['calibration-data'] ? { data: o['calibration-data'] } : {}),
           ...(o['calibration-split'] ? { split: o['calibration-split'] } : {}),
           onProgress: (line) => console.log(line),
@@ -99,7 +111,7 @@ export default defineCliCommand({
     const q = s.quantization;
     if (q)
       console.log(
-        `int8: ${q.convs} convolutions quantized, ${q.bnFolded} BatchNorms folded, ranges by ${q.calibration.method} on ${q.calibration.photos} photos`,
+        `int8: ${q.convs} convolutions quantized, ${q.bnFolded} BatchNorms folded, ranges by ${q.calibration.method}${q.calibration.auto ? ' (chosen by auto)' : ''} on ${q.calibration.photos} photos`,
       );
     console.log(`wrote ${r.onnxPath}`);
     console.log(`wrote ${r.sidecarPath}`);

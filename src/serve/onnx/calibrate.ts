@@ -5,7 +5,9 @@
 // Methods: 'minmax' (the extremes seen), 'percentile' (the central
 // `percentile` % of the values seen) and 'mse' (the range whose uint8 grid
 // gives the least squared error over the values seen: rounding inside, clipping
-// outside), the last two from a 2048-bin histogram over the min-max range.
+// outside), the last two from a 2048-bin histogram over the min-max range,
+// and 'entropy' (TensorRT's: the |x| threshold whose 128-level quantization
+// loses the least information) from a histogram of |x|.
 // Not min-max alone: a handful of extreme activations would set a coarse uint8
 // step for every value of a tensor.
 import ort from 'onnxruntime-node';
@@ -21,6 +23,8 @@ export class TensorStats {
   count = 0;
   /** Values exactly 0 (ReLU outputs, padding): exact on every grid, so they cost 'mse' nothing. */
   zeros = 0;
+  /** 'entropy': histogram of |x| over [0, max |x|]. */
+  absHist: Float64Array | null = null;
 
   addRange(d: Float32Array): void {
     let lo = this.min;
@@ -39,11 +43,14 @@ export class TensorStats {
     const w = this.max - this.min;
     if (!(w > 0)) return;
     const k = BINS / w;
+    const a = (this.absHist ??= new Float64Array(BINS));
+    const ka = BINS / Math.max(-this.min, this.max);
     let zeros = 0;
     for (let i = 0; i < d.length; i++) {
       const v = d[i]!;
       if (v === 0) zeros++;
       h[Math.min(BINS - 1, Math.floor((v - this.min) * k))]! += 1;
+      a[Math.min(BINS - 1, Math.floor(Math.abs(v) * ka))]! += 1;
     }
     this.count += d.length;
     this.zeros += zeros;
@@ -54,6 +61,7 @@ export class TensorStats {
     if (method === 'minmax' || !this.hist || this.count === 0 || !(this.max > this.min))
       return { min: this.min, max: this.max };
     if (method === 'mse') return this.mseRange();
+    if (method === 'entropy') return this.entropyRange();
     const tail = this.count * (1 - percentile / 100);
     const w = (this.max - this.min) / BINS;
     let acc = 0;
@@ -111,48 +119,180 @@ export class TensorStats {
     }
     return { min: edge(bestA), max: edge(bestB) };
   }
+
+  /**
+   * TensorRT's entropy calibration (as MXNet and onnxruntime implement it): the threshold T on |x| whose
+   * 128-level quantization of the histogram's first bins (the values beyond T folded into the last kept bin)
+   * loses the least information, KL(P || Q); the range is [-T, T] cut to the values seen.
+   */
+  entropyRange(): Range {
+    // Exact zeros (ReLU outputs) are exact on every grid; left in, their spike in the first bin would make
+    // any merging of that bin look costly and drive the threshold towards 0.
+    const h = this.absHist!.slice();
+    h[0] = Math.max(0, h[0]! - this.zeros);
+    const top = Math.max(-this.min, this.max);
+    const LEVELS = 128;
+    const beyond = new Float64Array(BINS + 1); // beyond[i] = values in bins i..end
+    for (let j = BINS - 1; j >= 0; j--) beyond[j] = beyond[j + 1]! + h[j]!;
+    const p = new Float64Array(BINS);
+    const q = new Float64Array(BINS);
+    let best = Infinity;
+    let bestI = BINS;
+    for (let i = LEVELS; i <= BINS; i++) {
+      for (let j = 0; j < i; j++) p[j] = h[j]!;
+      p[i - 1]! += beyond[i]!;
+      // Q: the first i bins (without the folded values) merged into LEVELS groups, each group's count spread
+      // evenly over the bins that P has non-empty.
+      for (let g = 0; g < LEVELS; g++) {
+        const a = Math.floor((g * i) / LEVELS);
+        const b = g === LEVELS - 1 ? i : Math.floor(((g + 1) * i) / LEVELS);
+        let sum = 0;
+        let nz = 0;
+        for (let j = a; j < b; j++) {
+          sum += h[j]!;
+          if (p[j]! > 0) nz++;
+        }
+        for (let j = a; j < b; j++) q[j] = p[j]! > 0 ? sum / nz : 0;
+      }
+      let ps = 0;
+      let qs = 0;
+      for (let j = 0; j < i; j++) {
+        ps += p[j]!;
+        qs += q[j]!;
+      }
+      let kl = 0;
+      for (let j = 0; j < i; j++) {
+        const pj = p[j]! / ps;
+        if (pj > 0) kl += pj * Math.log(pj / Math.max(q[j]! / qs, 1e-12));
+      }
+      if (kl < best) {
+        best = kl;
+        bestI = i;
+      }
+    }
+    const t = (bestI / BINS) * top;
+    return { min: Math.max(this.min, -t), max: Math.min(this.max, t) };
+  }
 }
 
 export interface CalibrateOptions {
-  /** The float graph with `tensors` reachable (serialised by GraphBuilder.encode with them as outputs). */
+  /** The float graph with `tensors` (and `reference`) reachable (serialised with them as outputs). */
   graph: Uint8Array;
   inputName: string;
   inputDims: readonly number[];
   /** Tensors to measure; the graph input among them is measured from the batches themselves. */
   tensors: readonly string[];
   batches: readonly CalibrationBatch[];
-  method: CalibrationMethod;
+  /** The methods whose ranges will be asked for (min-max alone needs no histogram pass). */
+  methods: readonly CalibrationMethod[];
   /** Percentile kept by 'percentile' (default 99.99). */
   percentile?: number;
+  /** An output whose float values on each batch are kept (what int8 graphs are compared with). */
+  reference?: string;
   threads?: number;
 }
 
-/** Calibrated range of every tensor in o.tensors. */
-export async function calibrateRanges(o: CalibrateOptions): Promise<Map<string, Range>> {
+/** What calibration measured: every tensor's statistics, and the float reference output per batch. */
+export interface Calibration {
+  /** Calibrated range of every tensor, by a method. */
+  ranges(method: CalibrationMethod): Map<string, Range>;
+  /** `reference`'s values, one array per batch (empty when none was asked for). */
+  reference: Float32Array[];
+}
+
+/** Runs the float graph over the batches (two passes: extremes, then histograms) and keeps the statistics. */
+export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
   if (!o.batches.length) throw new Error('int8 export: no calibration photos');
   const percentile = o.percentile ?? 99.99;
   const fetched = o.tensors.filter((t) => t !== o.inputName);
   const stats = new Map(o.tensors.map((t) => [t, new TensorStats()]));
+  const reference: Float32Array[] = [];
   const session = await ort.InferenceSession.create(o.graph, {
     graphOptimizationLevel: 'basic',
     ...(o.threads ? { intraOpNumThreads: o.threads } : {}),
   });
   try {
-    const pass = async (add: (s: TensorStats, d: Float32Array) => void): Promise<void> => {
+    const pass = async (add: (s: TensorStats, d: Float32Array) => void, keep: boolean): Promise<void> => {
       for (const b of o.batches) {
         const feeds = { [o.inputName]: new ort.Tensor('float32', b.data, [b.n, ...o.inputDims]) };
-        const r = fetched.length ? await session.run(feeds, fetched) : {};
+        const names = keep && o.reference ? [...fetched, o.reference] : fetched;
+        const r = names.length ? await session.run(feeds, names) : {};
         for (const t of o.tensors) {
           const d = t === o.inputName ? b.data : (r[t]?.data as Float32Array | undefined);
           if (!d) throw new Error(`int8 export: onnxruntime returned no value for tensor '${t}'`);
           add(stats.get(t)!, d);
         }
+        if (keep && o.reference) reference.push((r[o.reference]!.data as Float32Array).slice());
       }
     };
-    await pass((s, d) => s.addRange(d));
-    if (o.method !== 'minmax') await pass((s, d) => s.addHistogram(d));
+    await pass((s, d) => s.addRange(d), true);
+    if (o.methods.some((m) => m !== 'minmax')) await pass((s, d) => s.addHistogram(d), false);
   } finally {
     await session.release();
   }
-  return new Map([...stats].map(([t, s]) => [t, s.range(o.method, percentile)]));
+  return {
+    ranges: (method) => new Map([...stats].map(([t, s]) => [t, s.range(method, percentile)])),
+    reference,
+  };
+}
+
+/**
+ * How far an int8 graph's answers are from the float graph's on the calibration batches: the mean over
+ * photos of KL(softmax(float logits) || softmax(int8 logits)), in float64, the int8 graph run by
+ * onnxruntime as the server runs it (integer convolutions fused).
+ */
+export async function int8Divergence(o: {
+  graph: Uint8Array;
+  inputName: string;
+  inputDims: readonly number[];
+  output: string;
+  batches: readonly CalibrationBatch[];
+  reference: readonly Float32Array[];
+  threads?: number;
+}): Promise<number> {
+  const session = await ort.InferenceSession.create(o.graph, {
+    graphOptimizationLevel: 'all',
+    ...(o.threads ? { intraOpNumThreads: o.threads } : {}),
+  });
+  try {
+    let sum = 0;
+    let photos = 0;
+    for (const [k, b] of o.batches.entries()) {
+      const feeds = { [o.inputName]: new ort.Tensor('float32', b.data, [b.n, ...o.inputDims]) };
+      const q = (await session.run(feeds, [o.output]))[o.output]!.data as Float32Array;
+      const p = o.reference[k]!;
+      const c = p.length / b.n;
+      for (let i = 0; i < b.n; i++) {
+        sum += klOfLogits(p.subarray(i * c, (i + 1) * c), q.subarray(i * c, (i + 1) * c));
+        photos++;
+      }
+    }
+    return sum / photos;
+  } finally {
+    await session.release();
+  }
+}
+
+/** KL(softmax(p) || softmax(q)) in float64. */
+export function klOfLogits(p: Float32Array, q: Float32Array): number {
+  let mp = -Infinity;
+  let mq = -Infinity;
+  for (let j = 0; j < p.length; j++) {
+    mp = Math.max(mp, p[j]!);
+    mq = Math.max(mq, q[j]!);
+  }
+  let zp = 0;
+  let zq = 0;
+  for (let j = 0; j < p.length; j++) {
+    zp += Math.exp(p[j]! - mp);
+    zq += Math.exp(q[j]! - mq);
+  }
+  const lzp = Math.log(zp) + mp;
+  const lzq = Math.log(zq) + mq;
+  let kl = 0;
+  for (let j = 0; j < p.length; j++) {
+    const lp = p[j]! - lzp;
+    kl += Math.exp(lp) * (lp - (q[j]! - lzq));
+  }
+  return Math.max(0, kl);
 }

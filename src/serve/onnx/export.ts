@@ -17,6 +17,8 @@ import {
   foldBatchNorm,
   planQuantization,
   quantizeGraph,
+  CALIBRATION_METHODS,
+  type CalibrationChoice,
   type CalibrationBatch,
   type CalibrationMethod,
 } from './quantize.js';
@@ -214,9 +216,15 @@ export interface QuantizationRecord {
   /** Convolutions quantized (linear layers stay float32). */
   convs: number;
   calibration: {
+    /** The method whose ranges the graph has. */
     method: CalibrationMethod;
     /** 'percentile': the central share of the values kept. */
     percentile?: number;
+    /** Present when the method was chosen by --calibration-method auto. */
+    auto?: {
+      /** Each method's mean KL(float || int8) over the calibration photos; the least was kept. */
+      divergence: Record<CalibrationMethod, number>;
+    };
     photos: number;
     data: string | null;
     split: string | null;
@@ -225,7 +233,9 @@ export interface QuantizationRecord {
 
 /**
  * Quantizes a traced scorer in place: BatchNorm folded, ranges calibrated in onnxruntime on the
- * batches, QDQ nodes inserted around every convolution.
+ * batches, QDQ nodes inserted around every convolution. 'auto': the graph is quantized with each
+ * method's ranges and the one whose logits are closest to the float graph's (KL of the softmax, over
+ * the calibration photos) is kept.
  */
 export async function quantizeScorer(
   t: TracedScorer,
@@ -234,28 +244,54 @@ export async function quantizeScorer(
   const outputs = new Set(t.outputs.map((o) => o.name));
   const bnFolded = foldBatchNorm(t.graph, outputs);
   const plan = planQuantization(t.graph, outputs);
-  const { calibrateRanges } = await import('./calibrate.js');
-  const ranges = await calibrateRanges({
-    graph: encodeScorer(
-      t,
-      plan.tensors.filter((n) => n !== t.input.name).map((name) => ({ name })),
-    ),
+  const { calibrate, int8Divergence } = await import('./calibrate.js');
+  const logits = t.outputs[0]!.name;
+  const auto = c.method === 'auto';
+  const common = {
     inputName: t.input.name,
     inputDims: t.input.dims,
-    tensors: plan.tensors,
     batches: c.batches,
-    method: c.method,
-    ...(c.percentile !== undefined ? { percentile: c.percentile } : {}),
     ...(c.threads ? { threads: c.threads } : {}),
+  };
+  const cal = await calibrate({
+    ...common,
+    graph: encodeScorer(t, [
+      ...plan.tensors.filter((n) => n !== t.input.name).map((name) => ({ name })),
+      ...(auto ? [{ name: logits }] : []),
+    ]),
+    tensors: plan.tensors,
+    methods: auto ? CALIBRATION_METHODS : [c.method as CalibrationMethod],
+    ...(c.percentile !== undefined ? { percentile: c.percentile } : {}),
+    ...(auto ? { reference: logits } : {}),
   });
-  const q = quantizeGraph(t.graph, plan, ranges);
+  let method: CalibrationMethod;
+  let divergence: Record<CalibrationMethod, number> | undefined;
+  if (c.method === 'auto') {
+    divergence = {} as Record<CalibrationMethod, number>;
+    for (const m of CALIBRATION_METHODS) {
+      const g = t.graph.clone();
+      quantizeGraph(g, plan, cal.ranges(m));
+      divergence[m] = await int8Divergence({
+        ...common,
+        graph: encodeScorer({ ...t, graph: g }),
+        output: logits,
+        reference: cal.reference,
+      });
+    }
+    method = CALIBRATION_METHODS.reduce((a, b) => (divergence![b] < divergence![a] ? b : a));
+    c.onProgress?.(
+      `auto calibration: mean KL(float || int8) ${CALIBRATION_METHODS.map((m) => `${m} ${divergence![m].toPrecision(3)}`).join(', ')}: ${method}`,
+    );
+  } else method = c.method;
+  const q = quantizeGraph(t.graph, plan, cal.ranges(method));
   const photos = c.batches.reduce((a, b) => a + b.n, 0);
   return {
     bnFolded,
     convs: q.convs,
     calibration: {
-      method: c.method,
-      ...(c.method === 'percentile' ? { percentile: c.percentile ?? 99.99 } : {}),
+      method,
+      ...(method === 'percentile' ? { percentile: c.percentile ?? 99.99 } : {}),
+      ...(divergence ? { auto: { divergence } } : {}),
       photos,
       data: c.source?.data ?? null,
       split: c.source?.split ?? null,
@@ -266,11 +302,13 @@ export async function quantizeScorer(
 /** int8 export: the calibration photos (through the evaluation pre-processing) and the range method. */
 export interface Int8Options {
   batches: readonly CalibrationBatch[];
-  method: CalibrationMethod;
+  method: CalibrationChoice;
   percentile?: number;
   threads?: number;
   /** Where the photos came from, for the sidecar. */
   source?: { data: string | null; split: string | null };
+  /** Lines worth printing ('auto': each method's divergence and the choice). */
+  onProgress?: (line: string) => void;
 }
 
 export interface ExportRecognizerOptions {
@@ -364,7 +402,7 @@ export async function exportRecognizerInt8(
   path: string,
   o: ExportRecognizerOptions & {
     calibration: number;
-    method: CalibrationMethod;
+    method: CalibrationChoice;
     percentile?: number;
     /** Calibration photos: this dataset's split (default: the run's dataset and training split). */
     data?: string;
@@ -397,6 +435,7 @@ export async function exportRecognizerInt8(
         method: o.method,
         ...(o.percentile !== undefined ? { percentile: o.percentile } : {}),
         source: { data: resolve(data), split },
+        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       },
     });
   } finally {

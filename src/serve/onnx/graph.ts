@@ -41,6 +41,16 @@ export class GraphBuilder {
   private readonly initNames = new Set<string>();
   private counter = 0;
 
+  /** An independent copy (nodes copied; initializer data shared, as passes replace it rather than write it). */
+  clone(): GraphBuilder {
+    const g = new GraphBuilder();
+    g.nodes = this.nodes.map((n) => ({ ...n, input: [...(n.input ?? [])], output: [...(n.output ?? [])] }));
+    g.inits.push(...this.inits.map((i) => ({ ...i, dims: [...i.dims] })));
+    for (const n of this.initNames) g.initNames.add(n);
+    g.counter = this.counter;
+    return g;
+  }
+
   /** A fresh value name. */
   fresh(hint: string): string {
     return `${hint}_${this.counter++}`;

@@ -10,8 +10,11 @@
 import type { GraphBuilder, OnnxNode } from './graph.js';
 
 /** How activation ranges are calibrated (calibrate.ts). */
-export const CALIBRATION_METHODS = ['percentile', 'minmax', 'mse'] as const;
+export const CALIBRATION_METHODS = ['percentile', 'minmax', 'mse', 'entropy'] as const;
 export type CalibrationMethod = (typeof CALIBRATION_METHODS)[number];
+/** What export --int8 accepts: a method, or 'auto' (each method tried; the int8 graph closest to float kept). */
+export const CALIBRATION_CHOICES = ['auto', ...CALIBRATION_METHODS] as const;
+export type CalibrationChoice = (typeof CALIBRATION_CHOICES)[number];
 
 /** A calibration batch: `n` images, float32 NCHW through the evaluation pre-processing. */
 export interface CalibrationBatch {
@@ -119,7 +122,22 @@ export interface QuantPlan {
 export function planQuantization(g: GraphBuilder, outputs: ReadonlySet<string> = new Set()): QuantPlan {
   const nodes = g.nodeList;
   const consumers = consumersOf(nodes);
-  const convs = nodes.filter((n) => n.opType === 'Conv' && g.initializerOf(n.input![1]!)?.data instanceof Float32Array);
+  // Tensors computed from globally pooled ones alone (squeeze-and-excitation's 1 x 1 convs and their
+  // activations): a negligible share of the work, and quantizing them per tensor costs accuracy.
+  const pooled = new Set<string>();
+  for (const n of nodes) {
+    const acts = (n.input ?? []).filter((i) => i && !g.initializerOf(i));
+    if (
+      n.opType === 'GlobalAveragePool' ||
+      n.opType === 'GlobalMaxPool' ||
+      (acts.length && acts.every((i) => pooled.has(i)))
+    )
+      for (const o of n.output ?? []) pooled.add(o);
+  }
+  const convs = nodes.filter(
+    (n) =>
+      n.opType === 'Conv' && g.initializerOf(n.input![1]!)?.data instanceof Float32Array && !pooled.has(n.input![0]!),
+  );
   const tensors = new Set<string>();
   const reluOutputs = new Set<string>();
   for (const c of convs) {
@@ -205,13 +223,20 @@ export function quantizeGraph(g: GraphBuilder, plan: QuantPlan, ranges: Readonly
   };
   const weightDq = new Map<string, { name: string; scales: Float32Array }>();
   const biasDq = new Map<string, string>();
-  const convSet = new Set(plan.convs);
+  // By name, not identity: the plan also serves copies of the graph (GraphBuilder.clone).
+  const convSet = new Set(
+    plan.convs.map((n) => {
+      if (!n.name) throw new Error('int8 export: a planned convolution has no name');
+      return n.name;
+    }),
+  );
+  if (convSet.size !== plan.convs.length) throw new Error('int8 export: two planned convolutions share a name');
   // The graph input is quantized before any node.
   const produced = new Set(g.nodeList.flatMap((n) => n.output ?? []));
   for (const t of plan.tensors) if (!produced.has(t)) out.push(...qdq(t));
   for (const n of g.nodeList) {
     n.input = (n.input ?? []).map((i) => dq.get(i) ?? i);
-    if (convSet.has(n)) {
+    if (n.name && convSet.has(n.name)) {
       const x = n.input[0]!;
       const xt = dqOf.get(x);
       if (xt === undefined) throw new Error(`int8 export: conv ${n.name} input '${x}' is not quantized`);

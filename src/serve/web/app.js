@@ -19,7 +19,7 @@ async function loadMeta() {
   const q = meta.quantization?.calibration;
   const precision =
     meta.precision === 'int8'
-      ? `, int8${q ? ` (ranges by ${q.method} on ${q.photos} photos)` : ''}`
+      ? `, int8${q ? ` (ranges by ${q.method}${q.auto ? ' (auto)' : ''} on ${q.photos} photos)` : ''}`
       : `, ${meta.precision ?? 'fp32'}`;
   $('model-info').textContent =
     `${meta.model}, ${meta.classes.length} classes, input ${meta.input.dims.join('x')}${precision}${from}`;
