@@ -14,11 +14,12 @@ import { evalPipeline } from '../src/run/pipelines.js';
 import { calibrationPhotos, exportLoaded, exportLoadedInt8 } from '../src/serve/onnx/export.js';
 import {
   activationQParams,
+  CALIBRATION_METHODS,
   planQuantization,
   quantizeWeightsPerChannel,
   type Range,
 } from '../src/serve/onnx/quantize.js';
-import { klOfLogits, TensorStats } from '../src/serve/onnx/calibrate.js';
+import { calibrate, klOfLogits, TensorStats } from '../src/serve/onnx/calibrate.js';
 import { GraphBuilder } from '../src/serve/onnx/graph.js';
 import { disposeRecognizer } from '../src/eval/predictor.js';
 import { openServedModel, precisionNote, readSidecar } from '../src/serve/model.js';
@@ -172,6 +173,46 @@ test("int8 plan: squeeze-and-excitation's 1 x 1 convs on pooled tensors stay flo
   );
   assert.ok(!plan.tensors.includes(pooled) && !plan.tensors.includes(se1a), 'no QDQ on the pooled branch');
   assert.ok(plan.tensors.includes(scaled), 'the gated map (spatial) is quantized as a conv input');
+});
+
+test('calibration: a batch of 24 photos gives the same statistics and reference as three of 8', async () => {
+  const g = new GraphBuilder();
+  const wData = new Float32Array(4 * 3 * 3 * 3).map((_, i) => Math.sin(i));
+  const c = g.node('Conv', ['input', g.initializer('w', [4, 3, 3, 3], wData)], { pads: [1, 1, 1, 1] });
+  const r = g.node('Relu', [c]);
+  g.node('GlobalAveragePool', [r], {}, ['pooled']);
+  const graph = g.encode({
+    input: 'input',
+    inputDims: [3, 6, 6],
+    outputs: [{ name: c }, { name: r }, { name: 'pooled' }],
+    producer: 'test',
+    producerVersion: '0',
+  });
+  const data = new Float32Array(24 * 3 * 36).map((_, i) => Math.cos(i * 0.37) * (1 + (i % 7)));
+  const whole = [{ data, n: 24 }];
+  const thirds = [0, 1, 2].map((k) => ({ data: data.slice(k * 8 * 108, (k + 1) * 8 * 108), n: 8 }));
+  const o = { graph, inputName: 'input', inputDims: [3, 6, 6], tensors: ['input', c, r], methods: CALIBRATION_METHODS };
+  const a = await calibrate({ ...o, batches: whole, reference: 'pooled' });
+  const b = await calibrate({ ...o, batches: thirds, reference: 'pooled' });
+  // Equal up to float rounding: onnxruntime may sum a conv differently at another batch size on some CPUs, which
+  // can move a value across a histogram bin (one bin = 1/2048 of a tensor's min-max range).
+  for (const t of ['input', c, r]) {
+    const mm = a.ranges('minmax').get(t)!;
+    const bin = (mm.max - mm.min) / 2048;
+    for (const m of CALIBRATION_METHODS) {
+      const [x, y] = [a.ranges(m).get(t)!, b.ranges(m).get(t)!];
+      assert.ok(Math.abs(x.min - y.min) <= 2 * bin && Math.abs(x.max - y.max) <= 2 * bin, `${m} ${t}`);
+    }
+  }
+  const flat = (x: Float32Array[]): number[] => x.flatMap((v) => [...v]);
+  const [ra, rb] = [flat(a.reference), flat(b.reference)];
+  assert.equal(ra.length, 24 * 4);
+  assert.equal(rb.length, 24 * 4);
+  const diff = Math.hypot(...ra.map((v, i) => v - rb[i]!));
+  assert.ok(diff <= 1e-5 * Math.hypot(...ra), `reference differs by ${diff}`);
+  // Negative control: other photos give other ranges.
+  const other = await calibrate({ ...o, batches: [{ data: data.map((v) => v * 2), n: 24 }] });
+  assert.notDeepEqual(other.ranges('minmax'), a.ranges('minmax'));
 });
 
 test("export --int8 --calibration-method auto: each method's divergence recorded, the least kept and true", async () => {
