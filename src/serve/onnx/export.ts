@@ -260,7 +260,7 @@ export async function quantizeScorer(
       ...(auto ? [{ name: logits }] : []),
     ]),
     tensors: plan.tensors,
-    methods: auto ? CALIBRATION_METHODS : [c.method as CalibrationMethod],
+    methods: c.method === 'auto' ? CALIBRATION_METHODS : [c.method],
     ...(c.percentile !== undefined ? { percentile: c.percentile } : {}),
     ...(auto ? { reference: logits } : {}),
   });
