@@ -42,7 +42,7 @@ export class TensorStats {
     const h = (this.hist ??= new Float64Array(BINS));
     const w = this.max - this.min;
     if (!(w > 0)) return;
-    const k = BINS / w;
+    const k = this.binsPerUnit();
     const a = (this.absHist ??= new Float64Array(BINS));
     const ka = BINS / Math.max(-this.min, this.max);
     let zeros = 0;
@@ -54,6 +54,11 @@ export class TensorStats {
     }
     this.count += d.length;
     this.zeros += zeros;
+  }
+
+  /** Histogram bins per unit of value: bin of v = min(BINS - 1, floor((v - min) * binsPerUnit)). */
+  private binsPerUnit(): number {
+    return BINS / (this.max - this.min);
   }
 
   /** min-max, or the values between the lower (100 - p) % and the upper p % quantiles (to whole bins). */
@@ -85,7 +90,9 @@ export class TensorStats {
     const n = new Float64Array(BINS + 1);
     const s1 = new Float64Array(BINS + 1);
     const s2 = new Float64Array(BINS + 1);
-    const zeroBin = this.min <= 0 && this.max >= 0 ? Math.min(BINS - 1, Math.floor(-this.min / w)) : -1;
+    // The bin addHistogram put the exact zeros in (the same formula, so never a neighbour).
+    const zeroBin =
+      this.min <= 0 && this.max >= 0 ? Math.min(BINS - 1, Math.floor((0 - this.min) * this.binsPerUnit())) : -1;
     for (let j = 0; j < BINS; j++) {
       const c = h[j]! - (j === zeroBin ? this.zeros : 0);
       const x = this.min + (j + 0.5) * w;
@@ -192,11 +199,13 @@ export interface CalibrateOptions {
   threads?: number;
 }
 
-/** What calibration measured: every tensor's statistics, and the float reference output per batch. */
+/** What calibration measured: every tensor's statistics, and the float reference output per run. */
 export interface Calibration {
   /** Calibrated range of every tensor, by a method. */
   ranges(method: CalibrationMethod): Map<string, Range>;
-  /** `reference`'s values, one array per run of at most PHOTOS_PER_RUN photos (empty when none was asked for). */
+  /** The photos as they were run: at most PHOTOS_PER_RUN at a time. */
+  runs: CalibrationBatch[];
+  /** `reference`'s values, one array per run (empty when none was asked for). */
   reference: Float32Array[];
 }
 
@@ -204,7 +213,7 @@ export interface Calibration {
 // (and onnxruntime's arena) small, e.g. EfficientNet-B0 at 128 px needed 2.4 GB in batches of 32.
 const PHOTOS_PER_RUN = 8;
 
-/** The batches cut into runs of at most PHOTOS_PER_RUN photos (the same cut for the reference and the int8 runs). */
+/** The batches cut into runs of at most PHOTOS_PER_RUN photos. */
 function runsOf(batches: readonly CalibrationBatch[], inputDims: readonly number[]): CalibrationBatch[] {
   const per = inputDims.reduce((a, b) => a * b, 1);
   return batches.flatMap((b) => {
@@ -250,24 +259,26 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
   }
   return {
     ranges: (method) => new Map([...stats].map(([t, s]) => [t, s.range(method, percentile)])),
+    runs,
     reference,
   };
 }
 
 /**
- * How far an int8 graph's answers are from the float graph's on the calibration batches: the mean over
- * photos of KL(softmax(float logits) || softmax(int8 logits)), in float64, the int8 graph run by
- * onnxruntime as the server runs it (integer convolutions fused).
+ * How far an int8 graph's answers are from the float graph's on the calibration photos (`calibration`
+ * with its `reference` kept): the mean over photos of KL(softmax(float logits) || softmax(int8 logits)),
+ * in float64, the int8 graph run by onnxruntime as the server runs it (integer convolutions fused).
  */
 export async function int8Divergence(o: {
   graph: Uint8Array;
   inputName: string;
   inputDims: readonly number[];
   output: string;
-  batches: readonly CalibrationBatch[];
-  reference: readonly Float32Array[];
+  calibration: Calibration;
   threads?: number;
 }): Promise<number> {
+  const { runs, reference } = o.calibration;
+  if (reference.length !== runs.length) throw new Error('int8Divergence: the calibration kept no reference output');
   const session = await ort.InferenceSession.create(o.graph, {
     graphOptimizationLevel: 'all',
     ...(o.threads ? { intraOpNumThreads: o.threads } : {}),
@@ -275,10 +286,10 @@ export async function int8Divergence(o: {
   try {
     let sum = 0;
     let photos = 0;
-    for (const [k, b] of runsOf(o.batches, o.inputDims).entries()) {
+    for (const [k, b] of runs.entries()) {
       const feeds = { [o.inputName]: new ort.Tensor('float32', b.data, [b.n, ...o.inputDims]) };
       const q = (await session.run(feeds, [o.output]))[o.output]!.data as Float32Array;
-      const p = o.reference[k]!;
+      const p = reference[k]!;
       const c = p.length / b.n;
       for (let i = 0; i < b.n; i++) {
         sum += klOfLogits(p.subarray(i * c, (i + 1) * c), q.subarray(i * c, (i + 1) * c));

@@ -250,11 +250,11 @@ export async function quantizeScorer(
   const common = {
     inputName: t.input.name,
     inputDims: t.input.dims,
-    batches: c.batches,
     ...(c.threads ? { threads: c.threads } : {}),
   };
   const cal = await calibrate({
     ...common,
+    batches: c.batches,
     graph: encodeScorer(t, [
       ...plan.tensors.filter((n) => n !== t.input.name).map((name) => ({ name })),
       ...(auto ? [{ name: logits }] : []),
@@ -269,13 +269,14 @@ export async function quantizeScorer(
   if (c.method === 'auto') {
     divergence = {} as Record<CalibrationMethod, number>;
     for (const m of CALIBRATION_METHODS) {
+      // A plan holds its graph's nodes: each copy is planned again (same tensors, so the same ranges apply).
       const g = t.graph.clone();
-      quantizeGraph(g, plan, cal.ranges(m));
+      quantizeGraph(g, planQuantization(g, outputs), cal.ranges(m));
       divergence[m] = await int8Divergence({
         ...common,
         graph: encodeScorer({ ...t, graph: g }),
         output: logits,
-        reference: cal.reference,
+        calibration: cal,
       });
     }
     method = CALIBRATION_METHODS.reduce((a, b) => (divergence![b] < divergence![a] ? b : a));

@@ -126,7 +126,7 @@ export function planQuantization(g: GraphBuilder, outputs: ReadonlySet<string> =
   // activations): a negligible share of the work, and quantizing them per tensor costs accuracy.
   const pooled = new Set<string>();
   for (const n of nodes) {
-    const acts = (n.input ?? []).filter((i) => i && !g.initializerOf(i));
+    const acts = (n.input ?? []).filter((i) => i && !g.hasInitializer(i));
     if (
       n.opType === 'GlobalAveragePool' ||
       n.opType === 'GlobalMaxPool' ||
@@ -223,20 +223,13 @@ export function quantizeGraph(g: GraphBuilder, plan: QuantPlan, ranges: Readonly
   };
   const weightDq = new Map<string, { name: string; scales: Float32Array }>();
   const biasDq = new Map<string, string>();
-  // By name, not identity: the plan also serves copies of the graph (GraphBuilder.clone).
-  const convSet = new Set(
-    plan.convs.map((n) => {
-      if (!n.name) throw new Error('int8 export: a planned convolution has no name');
-      return n.name;
-    }),
-  );
-  if (convSet.size !== plan.convs.length) throw new Error('int8 export: two planned convolutions share a name');
+  const convSet = new Set(plan.convs);
   // The graph input is quantized before any node.
   const produced = new Set(g.nodeList.flatMap((n) => n.output ?? []));
   for (const t of plan.tensors) if (!produced.has(t)) out.push(...qdq(t));
   for (const n of g.nodeList) {
     n.input = (n.input ?? []).map((i) => dq.get(i) ?? i);
-    if (n.name && convSet.has(n.name)) {
+    if (convSet.has(n)) {
       const x = n.input[0]!;
       const xt = dqOf.get(x);
       if (xt === undefined) throw new Error(`int8 export: conv ${n.name} input '${x}' is not quantized`);
