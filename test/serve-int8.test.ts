@@ -21,6 +21,7 @@ import {
 } from '../src/serve/onnx/quantize.js';
 import { calibrate, klOfLogits, TensorStats } from '../src/serve/onnx/calibrate.js';
 import { GraphBuilder } from '../src/serve/onnx/graph.js';
+import { Rng } from '../src/util/rng.js';
 import { disposeRecognizer } from '../src/eval/predictor.js';
 import { openServedModel, precisionNote, readSidecar } from '../src/serve/model.js';
 import { cpuFeatures, cpuHasVnni } from '../src/util/cpu-features.js';
@@ -97,9 +98,9 @@ function statsOf(d: Float32Array): TensorStats {
 }
 
 test("mse calibration: the range's uint8 grid errs less than min-max's, percentile's and any other tried", () => {
-  // Deterministic values (LCG): a Laplace-like body with 3 far outliers; a ReLU-like tensor, 60 % exact zeros, long tail.
-  let seed = 12345;
-  const u = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
+  // Deterministic values (seeded Rng): a Laplace-like body with 3 far outliers; a ReLU-like tensor, 60 % exact zeros, long tail.
+  const rng = new Rng(12345);
+  const u = (): number => 1 - rng.random(); // (0, 1]: log() stays finite
   const signed = new Float32Array(200_000).map(() => (u() < 0.5 ? -1 : 1.5) * -Math.log(u()));
   for (let i = 0; i < 3; i++) signed[i * 997] = i === 1 ? -60 : 100 + 50 * u();
   const relu = new Float32Array(200_000).map(() => (u() < 0.6 ? 0 : Math.log(u()) ** 2));
@@ -132,8 +133,8 @@ test("mse calibration: the range's uint8 grid errs less than min-max's, percenti
 });
 
 test('entropy calibration: exact zeros do not drag the threshold to 0; KL of logits by hand', () => {
-  let seed = 7;
-  const u = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
+  const rng = new Rng(7);
+  const u = (): number => 1 - rng.random(); // (0, 1]: log() stays finite
   const relu = new Float32Array(200_000).map(() => (u() < 0.6 ? 0 : -Math.log(u())));
   const s = statsOf(relu);
   const sorted = relu.filter((v) => v > 0).sort();
